@@ -1,0 +1,174 @@
+//! OCI image-spec v1.1 JSON types, serialised exactly like Go's `encoding/json`
+//! does for `github.com/opencontainers/image-spec/specs-go/v1`.
+//!
+//! Why it matters: the soci-snapshotter decodes a SOCI index, re-marshals it with
+//! Go and stores the result under the *original* digest. Any byte of difference
+//! (field order, a dropped `omitempty`, escaping) makes the digest wrong and the
+//! runtime silently falls back to a full pull. So field order here is the Go
+//! struct declaration order, `omitempty` fields are `skip_serializing_if`, maps are
+//! `BTreeMap` (Go sorts map keys bytewise) and [`to_go_json`] applies Go's string
+//! escaping on top of serde_json's compact output.
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const MEDIA_TYPE_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MEDIA_TYPE_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const MEDIA_TYPE_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const MEDIA_TYPE_DOCKER_MANIFEST_LIST: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MEDIA_TYPE_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const MEDIA_TYPE_OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const MEDIA_TYPE_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const MEDIA_TYPE_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub const MEDIA_TYPE_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const MEDIA_TYPE_DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+
+pub type Annotations = BTreeMap<String, String>;
+
+
+/// `ocispec.Platform`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Platform {
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(rename = "os.version", default, skip_serializing_if = "String::is_empty")]
+    pub os_version: String,
+    #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
+    pub os_features: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub variant: String,
+}
+
+/// `ocispec.Descriptor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    pub media_type: String,
+    pub digest: String,
+    #[serde(default)]
+    pub size: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: Annotations,
+    /// Base64 in JSON; kept as the string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    #[serde(rename = "artifactType", default, skip_serializing_if = "String::is_empty")]
+    pub artifact_type: String,
+}
+
+/// `ocispec.Manifest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Manifest {
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: i64,
+    #[serde(rename = "mediaType", default, skip_serializing_if = "String::is_empty")]
+    pub media_type: String,
+    #[serde(rename = "artifactType", default, skip_serializing_if = "String::is_empty")]
+    pub artifact_type: String,
+    pub config: Descriptor,
+    /// Go: `Layers []Descriptor json:"layers"` (no omitempty, but nil marshals as
+    /// `null`); SOCI always sets it, so we always write an array.
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: Annotations,
+}
+
+/// `ocispec.Index`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Index {
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: i64,
+    #[serde(rename = "mediaType", default, skip_serializing_if = "String::is_empty")]
+    pub media_type: String,
+    #[serde(rename = "artifactType", default, skip_serializing_if = "String::is_empty")]
+    pub artifact_type: String,
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: Annotations,
+}
+
+
+/// Serialise like Go's `json.Marshal`: compact, then Go's HTML-safe escaping of
+/// `<`, `>`, `&`, U+2028 and U+2029 (serde_json leaves them raw; they can only
+/// appear inside strings, so replacing them in the output is exact).
+pub fn to_go_json<T: Serialize>(value: &T) -> Vec<u8> {
+    let raw = serde_json::to_string(value).expect("serialising plain data cannot fail");
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out.into_bytes()
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_is_go_canonical() {
+        let mut ann = Annotations::new();
+        ann.insert("b".into(), "x<y>&z".into());
+        ann.insert("a".into(), "1".into());
+        let m = Manifest {
+            schema_version: 2,
+            media_type: MEDIA_TYPE_OCI_MANIFEST.into(),
+            config: Descriptor {
+                media_type: "application/vnd.amazon.soci.index.v2+json".into(),
+                digest: "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a".into(),
+                size: 2,
+                ..Default::default()
+            },
+            layers: vec![],
+            annotations: ann,
+            ..Default::default()
+        };
+        let s = String::from_utf8(to_go_json(&m)).unwrap();
+        assert_eq!(
+            s,
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.amazon.soci.index.v2+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[],"annotations":{"a":"1","b":"x\u003cy\u003e\u0026z"}}"#
+        );
+    }
+
+    #[test]
+    fn descriptor_field_order() {
+        let d = Descriptor {
+            media_type: "m".into(),
+            digest: "d".into(),
+            size: 1,
+            platform: Some(Platform { architecture: "amd64".into(), os: "linux".into(), ..Default::default() }),
+            artifact_type: "t".into(),
+            annotations: [("k".to_string(), "v".to_string())].into_iter().collect(),
+            ..Default::default()
+        };
+        assert_eq!(
+            String::from_utf8(to_go_json(&d)).unwrap(),
+            r#"{"mediaType":"m","digest":"d","size":1,"annotations":{"k":"v"},"platform":{"architecture":"amd64","os":"linux"},"artifactType":"t"}"#
+        );
+    }
+}
