@@ -1,0 +1,334 @@
+//! The one-pass zTOC builder.
+//!
+//! A layer blob is read once, in chunks. On the calling thread each chunk is
+//! inflated by the checkpoint engine (gzip) and the uncompressed bytes go straight
+//! into the tar walk; the chunk itself, together with the checkpoints found while
+//! it was consumed, is then handed to a hashing thread that computes the blob's
+//! sha256 and the per-span digests. Nothing is buffered beyond a few chunks, the
+//! 32 KiB windows of the checkpoints (which are part of the output) and the file
+//! table.
+//!
+//! ```text
+//!  reader ──chunk──> GzipCheckpointer ──uncompressed──> TarWalker ──> TocEntry…
+//!                         │ checkpoints (in, bits)
+//!                         └──chunk + boundaries──> hash thread: sha256(blob), sha256(span i)
+//! ```
+use crate::model::{CompressionAlgorithm, CompressionInfo, Toc, TocEntry, Ztoc, ZTOC_VERSION};
+use crate::tar_walk::{TarError, TarWalker};
+use sha2::{Digest as _, Sha256};
+use soci_zinfo::{GzipCheckpointer, TarZinfo, ZinfoError};
+use std::io::Read;
+use std::sync::mpsc;
+
+/// Default span size of the reference (4 MiB).
+pub const DEFAULT_SPAN_SIZE: u64 = 1 << 22;
+
+/// Size of the chunks read from the layer.
+const CHUNK_SIZE: usize = 256 * 1024;
+
+/// How the layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerCompression {
+    Gzip,
+    /// A plain tar (OCI `…layer.v1.tar`, Docker `…rootfs.diff.tar`).
+    Uncompressed,
+}
+
+impl LayerCompression {
+    /// Guess from the first bytes of a blob: gzip magic `1f 8b`, else a tar.
+    pub fn sniff(head: &[u8]) -> LayerCompression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            LayerCompression::Gzip
+        } else {
+            LayerCompression::Uncompressed
+        }
+    }
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub span_size: u64,
+    pub compression: LayerCompression,
+    pub build_tool_identifier: String,
+    /// `sha256:<hex>` the blob must have (the layer descriptor's digest).
+    pub expected_digest: Option<String>,
+    /// Size the blob must have (the layer descriptor's size).
+    pub expected_size: Option<u64>,
+}
+
+impl BuildOptions {
+    pub fn new(compression: LayerCompression) -> Self {
+        BuildOptions {
+            span_size: DEFAULT_SPAN_SIZE,
+            compression,
+            build_tool_identifier: default_build_tool_identifier(),
+            expected_digest: None,
+            expected_size: None,
+        }
+    }
+}
+
+/// Our own build tool identifier, written into zTOCs we build unless told otherwise.
+pub fn default_build_tool_identifier() -> String {
+    format!("soci-rs v{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Progress callbacks; called from the building thread after each chunk.
+pub trait BuildReporter {
+    fn progress(&mut self, _p: &BuildProgress) {}
+}
+
+/// A reporter that ignores everything.
+pub struct NoProgress;
+impl BuildReporter for NoProgress {}
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildProgress {
+    pub compressed_read: u64,
+    pub uncompressed: u64,
+    pub spans: u64,
+    pub files: u64,
+}
+
+/// The result of a build.
+#[derive(Debug, Clone)]
+pub struct BuiltZtoc {
+    pub ztoc: Ztoc,
+    /// `sha256:<hex>` of the whole blob as read.
+    pub blob_digest: String,
+    pub blob_size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("reading the layer failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Zinfo(#[from] ZinfoError),
+    #[error("{0}")]
+    Tar(#[from] TarError),
+    #[error("span size must be greater than 0")]
+    ZeroSpanSize,
+    #[error("layer digest mismatch: expected {expected}, read {actual}")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("layer size mismatch: expected {expected} bytes, read {actual}")]
+    SizeMismatch { expected: u64, actual: u64 },
+    #[error("the layer's uncompressed data ended before its tar archive did")]
+    TarNotEnded,
+}
+
+/// A boundary between two spans, at compressed offset `at`: the previous span ends
+/// at `at`; the next one starts at `at - 1` when `overlap` (the checkpoint's first
+/// bits are in byte `at - 1`), else at `at`.
+#[derive(Debug, Clone, Copy)]
+struct Boundary {
+    at: u64,
+    overlap: bool,
+}
+
+struct HashJob {
+    chunk: Vec<u8>,
+    boundaries: Vec<Boundary>,
+}
+
+struct HashResult {
+    blob_digest: String,
+    span_digests: Vec<String>,
+}
+
+/// Digests the blob and its spans from chunks in stream order. Span `i` is open
+/// from its boundary until the next one; bytes before the first boundary (the gzip
+/// header) belong to no span; the last span runs to the end of the blob.
+fn hash_thread(jobs: mpsc::Receiver<HashJob>, recycle: mpsc::Sender<Vec<u8>>) -> HashResult {
+    let mut blob = Sha256::new();
+    let mut span: Option<Sha256> = None;
+    let mut spans = Vec::new();
+    let mut pos = 0u64; // stream offset of the next byte
+    let mut last_byte = 0u8;
+    for job in jobs {
+        let chunk = &job.chunk;
+        let start = pos;
+        blob.update(chunk);
+        let mut done = 0usize; // bytes of `chunk` already given to the current span
+        for b in &job.boundaries {
+            let cut = (b.at - start) as usize; // at >= start: checkpoints never go back
+            if let Some(h) = span.as_mut() {
+                h.update(&chunk[done..cut]);
+            }
+            done = cut;
+            if let Some(h) = span.take() {
+                spans.push(format!("sha256:{}", hex::encode(h.finalize())));
+            }
+            let mut h = Sha256::new();
+            if b.overlap {
+                let byte = if cut > 0 { chunk[cut - 1] } else { last_byte };
+                h.update([byte]);
+            }
+            span = Some(h);
+        }
+        if let Some(h) = span.as_mut() {
+            h.update(&chunk[done..]);
+        }
+        if let Some(&b) = chunk.last() {
+            last_byte = b;
+        }
+        pos += chunk.len() as u64;
+        let _ = recycle.send(job.chunk);
+    }
+    if let Some(h) = span.take() {
+        spans.push(format!("sha256:{}", hex::encode(h.finalize())));
+    }
+    HashResult { blob_digest: format!("sha256:{}", hex::encode(blob.finalize())), span_digests: spans }
+}
+
+/// Builds the zTOC of one layer blob, reading it exactly once.
+pub fn build_ztoc<R: Read>(
+    mut reader: R,
+    opts: &BuildOptions,
+    reporter: &mut dyn BuildReporter,
+) -> Result<BuiltZtoc, BuildError> {
+    if opts.span_size == 0 {
+        return Err(BuildError::ZeroSpanSize);
+    }
+    let (job_tx, job_rx) = mpsc::sync_channel::<HashJob>(4);
+    let (recycle_tx, recycle_rx) = mpsc::channel::<Vec<u8>>();
+    let hasher = std::thread::Builder::new()
+        .name("soci-hash".into())
+        .spawn(move || hash_thread(job_rx, recycle_tx))?;
+
+    let result = drive(&mut reader, opts, reporter, &job_tx, &recycle_rx);
+    drop(job_tx);
+    let hashes = hasher.join().expect("hash thread does not panic");
+    let (toc_entries, uncompressed_size, blob_size, checkpoints_blob, algorithm) = result?;
+
+    if let Some(expected) = opts.expected_size {
+        if expected != blob_size {
+            return Err(BuildError::SizeMismatch { expected, actual: blob_size });
+        }
+    }
+    if let Some(expected) = &opts.expected_digest {
+        if *expected != hashes.blob_digest {
+            return Err(BuildError::DigestMismatch {
+                expected: expected.clone(),
+                actual: hashes.blob_digest,
+            });
+        }
+    }
+    let span_digests = hashes.span_digests;
+    let ztoc = Ztoc {
+        version: ZTOC_VERSION.to_string(),
+        build_tool_identifier: opts.build_tool_identifier.clone(),
+        compressed_archive_size: blob_size as i64,
+        uncompressed_archive_size: uncompressed_size as i64,
+        toc: Toc { entries: toc_entries },
+        compression_info: CompressionInfo {
+            compression_algorithm: algorithm,
+            max_span_id: span_digests.len() as i32 - 1,
+            span_digests,
+            checkpoints: checkpoints_blob,
+        },
+    };
+    Ok(BuiltZtoc { ztoc, blob_digest: hashes.blob_digest, blob_size })
+}
+
+type DriveOutput = (Vec<TocEntry>, u64, u64, Vec<u8>, CompressionAlgorithm);
+
+fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn drive<R: Read>(
+    reader: &mut R,
+    opts: &BuildOptions,
+    reporter: &mut dyn BuildReporter,
+    jobs: &mpsc::SyncSender<HashJob>,
+    recycled: &mpsc::Receiver<Vec<u8>>,
+) -> Result<DriveOutput, BuildError> {
+    let mut walker = TarWalker::new();
+    let mut entries = Vec::new();
+    let mut progress = BuildProgress::default();
+    let mut total_in = 0u64;
+    let span = opts.span_size;
+    let mut gz = match opts.compression {
+        LayerCompression::Gzip => Some(GzipCheckpointer::new(span)?),
+        LayerCompression::Uncompressed => None,
+    };
+    let mut tar_error: Option<TarError> = None;
+    let mut seen_checkpoints = 0usize;
+    loop {
+        let mut chunk = recycled.try_recv().unwrap_or_default();
+        chunk.resize(CHUNK_SIZE, 0);
+        let n = read_full(reader, &mut chunk)?;
+        chunk.truncate(n);
+        if n == 0 {
+            break;
+        }
+        let mut boundaries = Vec::new();
+        match gz.as_mut() {
+            Some(gz) => {
+                let mut out_bytes = 0u64;
+                gz.feed(&chunk, &mut |data: &[u8]| {
+                    out_bytes += data.len() as u64;
+                    if tar_error.is_none() && !walker.is_done() {
+                        if let Err(e) = walker.feed(data) {
+                            tar_error = Some(e);
+                        }
+                    }
+                })?;
+                progress.uncompressed += out_bytes;
+                for cp in &gz.checkpoints()[seen_checkpoints..] {
+                    boundaries.push(Boundary { at: cp.compressed_offset, overlap: cp.bits != 0 });
+                }
+                seen_checkpoints = gz.checkpoints().len();
+                progress.spans = seen_checkpoints as u64;
+            }
+            None => {
+                // Fixed spans: a boundary at every multiple of the span size.
+                let end = total_in + n as u64;
+                let mut next = total_in.div_ceil(span) * span;
+                while next < end {
+                    boundaries.push(Boundary { at: next, overlap: false });
+                    next += span;
+                }
+                if tar_error.is_none() && !walker.is_done() {
+                    if let Err(e) = walker.feed(&chunk) {
+                        tar_error = Some(e);
+                    }
+                }
+                progress.uncompressed += n as u64;
+                progress.spans = end.div_ceil(span);
+            }
+        }
+        if let Some(e) = tar_error.take() {
+            return Err(e.into());
+        }
+        total_in += n as u64;
+        entries.extend(walker.take_entries());
+        progress.compressed_read = total_in;
+        progress.files = entries.len() as u64;
+        reporter.progress(&progress);
+        if jobs.send(HashJob { chunk, boundaries }).is_err() {
+            break;
+        }
+    }
+    let (checkpoints, algorithm) = match gz {
+        Some(gz) => (gz.finish()?.to_blob(), CompressionAlgorithm::Gzip),
+        None => (
+            TarZinfo { span_size: span as i64, size: total_in as i64 }.to_blob(),
+            CompressionAlgorithm::Uncompressed,
+        ),
+    };
+    let uncompressed_size = walker.finish()?;
+    entries.extend(walker.take_entries());
+    Ok((entries, uncompressed_size, total_in, checkpoints, algorithm))
+}

@@ -1,0 +1,105 @@
+//! Reading files back out of a layer through its zTOC.
+use crate::model::{CompressionAlgorithm, TocEntry, Ztoc};
+use soci_zinfo::{GzipZinfo, TarZinfo, Zinfo, ZinfoError};
+use std::io::{Read, Seek, SeekFrom};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("no file named {0:?} in the zTOC")]
+    NotFound(String),
+    #[error("{name:?} is a {kind}, not a regular file")]
+    NotRegular { name: String, kind: String },
+    #[error("hardlink {name:?} points to {target:?}, which is not in the zTOC")]
+    DanglingHardlink { name: String, target: String },
+    #[error("the zTOC's entry for {name:?} is invalid: {why}")]
+    BadEntry { name: String, why: String },
+    #[error("unsupported compression algorithm {0} in the zTOC")]
+    UnsupportedAlgorithm(String),
+    #[error("{0}")]
+    Zinfo(#[from] ZinfoError),
+    #[error("reading the layer failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the layer is {actual} bytes but the zTOC was built from a {expected}-byte blob")]
+    WrongLayerSize { expected: i64, actual: u64 },
+}
+
+impl Ztoc {
+    /// Decodes the zinfo blob (`checkpoints`) according to the compression algorithm.
+    pub fn zinfo(&self) -> Result<Zinfo, ZinfoError> {
+        let blob = &self.compression_info.checkpoints;
+        match self.compression_info.compression_algorithm {
+            CompressionAlgorithm::Gzip => Ok(Zinfo::Gzip(GzipZinfo::from_blob(blob)?)),
+            CompressionAlgorithm::Uncompressed => Ok(Zinfo::Tar(TarZinfo::from_blob(blob)?)),
+            CompressionAlgorithm::Other(v) => Err(ZinfoError::Unsupported(format!(
+                "compression algorithm {v}"
+            ))),
+        }
+    }
+
+    /// Finds an entry by its exact raw name; a hardlink resolves to its target.
+    pub fn find_regular(&self, name: &[u8]) -> Result<&TocEntry, ExtractError> {
+        let lossy = || String::from_utf8_lossy(name).into_owned();
+        let entry = self
+            .toc
+            .entries
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| ExtractError::NotFound(lossy()))?;
+        let entry = if entry.entry_type == "hardlink" {
+            self.toc.entries.iter().find(|e| e.name == entry.linkname).ok_or_else(|| {
+                ExtractError::DanglingHardlink {
+                    name: lossy(),
+                    target: String::from_utf8_lossy(&entry.linkname).into_owned(),
+                }
+            })?
+        } else {
+            entry
+        };
+        if entry.entry_type != "reg" {
+            return Err(ExtractError::NotRegular { name: lossy(), kind: entry.entry_type.clone() });
+        }
+        Ok(entry)
+    }
+
+    /// Reads `entry`'s data from the layer blob: for gzip, decompression starts at
+    /// the checkpoint of the span holding the first byte, so only the spans that
+    /// hold the file are read and inflated.
+    pub fn extract_entry<R: Read + Seek>(
+        &self,
+        zinfo: &Zinfo,
+        entry: &TocEntry,
+        blob: &mut R,
+    ) -> Result<Vec<u8>, ExtractError> {
+        let name = || entry.name_lossy().into_owned();
+        if entry.uncompressed_offset < 0 || entry.uncompressed_size < 0 {
+            return Err(ExtractError::BadEntry { name: name(), why: "negative offset or size".into() });
+        }
+        let (off, len) = (entry.uncompressed_offset as u64, entry.uncompressed_size as u64);
+        if off.checked_add(len).is_none_or(|end| end > self.uncompressed_archive_size.max(0) as u64) {
+            return Err(ExtractError::BadEntry {
+                name: name(),
+                why: format!("data [{off}, +{len}) ends past the archive's {} bytes", self.uncompressed_archive_size),
+            });
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| ExtractError::BadEntry { name: name(), why: "too large".into() })?;
+        match zinfo {
+            Zinfo::Gzip(gz) => {
+                let data = soci_zinfo::extract_range(gz, blob, off, len)?;
+                if data.len() != len {
+                    return Err(ExtractError::BadEntry {
+                        name: name(),
+                        why: format!("the layer ended after {} of {len} bytes", data.len()),
+                    });
+                }
+                Ok(data)
+            }
+            Zinfo::Tar(_) => {
+                blob.seek(SeekFrom::Start(off))?;
+                let mut data = vec![0u8; len];
+                blob.read_exact(&mut data)?;
+                Ok(data)
+            }
+        }
+    }
+}
