@@ -184,8 +184,16 @@ pub fn encode(z: &Ztoc) -> Vec<u8> {
     b.push_slot_always(slot::ZTOC_VERSION, version);
     b.push_slot_always(slot::ZTOC_BUILD_TOOL_IDENTIFIER, build_tool);
     b.push_slot_always(slot::ZTOC_TOC, toc);
-    b.push_slot(slot::ZTOC_COMPRESSED_ARCHIVE_SIZE, z.compressed_archive_size, 0);
-    b.push_slot(slot::ZTOC_UNCOMPRESSED_ARCHIVE_SIZE, z.uncompressed_archive_size, 0);
+    b.push_slot(
+        slot::ZTOC_COMPRESSED_ARCHIVE_SIZE,
+        z.compressed_archive_size,
+        0,
+    );
+    b.push_slot(
+        slot::ZTOC_UNCOMPRESSED_ARCHIVE_SIZE,
+        z.uncompressed_archive_size,
+        0,
+    );
     b.push_slot_always(slot::ZTOC_COMPRESSION_INFO, compression_info);
     let root = b.end_table(root_start);
 
@@ -209,8 +217,11 @@ fn encode_entry<'a>(
     let mod_time = b.create_string(&e.mod_time);
 
     // Go goes through a map: one value per key (the last one), keys sorted bytewise.
-    let records: BTreeMap<&[u8], &[u8]> =
-        e.pax_records.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    let records: BTreeMap<&[u8], &[u8]> = e
+        .pax_records
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
     let mut xattr_offsets = Vec::with_capacity(records.len());
     for (key, value) in records {
         let key = b.create_byte_string(key);
@@ -253,8 +264,11 @@ fn estimate_size(z: &Ztoc) -> usize {
         .entries
         .iter()
         .map(|e| {
-            let pax: usize =
-                e.pax_records.iter().map(|(k, v)| strings(k.len()) + strings(v.len()) + 16).sum();
+            let pax: usize = e
+                .pax_records
+                .iter()
+                .map(|(k, v)| strings(k.len()) + strings(v.len()) + 16)
+                .sum();
             128 + strings(e.name.len())
                 + strings(e.linkname.len())
                 + strings(e.uname.len())
@@ -266,7 +280,10 @@ fn estimate_size(z: &Ztoc) -> usize {
     let ci = &z.compression_info;
     256 + entries
         + ci.checkpoints.len()
-        + ci.span_digests.iter().map(|d| strings(d.len()) + 4).sum::<usize>()
+        + ci.span_digests
+            .iter()
+            .map(|d| strings(d.len()) + 4)
+            .sum::<usize>()
         + z.version.len()
         + z.build_tool_identifier.len()
 }
@@ -323,18 +340,18 @@ impl Verifiable for FileMetadataV {
 impl Verifiable for CompressionInfoV {
     fn run_verifier(v: &mut Verifier, pos: usize) -> Result<(), InvalidFlatbuffer> {
         v.visit_table(pos)?
-            .visit_field::<i8>("compression_algorithm", slot::CI_COMPRESSION_ALGORITHM, false)?
+            .visit_field::<i8>(
+                "compression_algorithm",
+                slot::CI_COMPRESSION_ALGORITHM,
+                false,
+            )?
             .visit_field::<i32>("max_span_id", slot::CI_MAX_SPAN_ID, false)?
             .visit_field::<ForwardsUOffset<Vector<ForwardsUOffset<RawString>>>>(
                 "span_digests",
                 slot::CI_SPAN_DIGESTS,
                 false,
             )?
-            .visit_field::<ForwardsUOffset<Vector<u8>>>(
-                "checkpoints",
-                slot::CI_CHECKPOINTS,
-                false,
-            )?
+            .visit_field::<ForwardsUOffset<Vector<u8>>>("checkpoints", slot::CI_CHECKPOINTS, false)?
             .finish();
         Ok(())
     }
@@ -358,7 +375,11 @@ impl Verifiable for ZtocV {
         type S<'a> = ForwardsUOffset<RawString<'a>>;
         v.visit_table(pos)?
             .visit_field::<S>("version", slot::ZTOC_VERSION, false)?
-            .visit_field::<S>("build_tool_identifier", slot::ZTOC_BUILD_TOOL_IDENTIFIER, false)?
+            .visit_field::<S>(
+                "build_tool_identifier",
+                slot::ZTOC_BUILD_TOOL_IDENTIFIER,
+                false,
+            )?
             .visit_field::<i64>(
                 "compressed_archive_size",
                 slot::ZTOC_COMPRESSED_ARCHIVE_SIZE,
@@ -429,13 +450,18 @@ fn read_u32(buf: &[u8], pos: usize) -> ReadResult<u32> {
 /// Follows the uoffset stored at `pos`.
 fn follow_uoffset(buf: &[u8], pos: usize) -> ReadResult<usize> {
     let off = read_u32(buf, pos)? as usize;
-    pos.checked_add(off).ok_or(CodecError::Malformed("offset overflow"))
+    pos.checked_add(off)
+        .ok_or(CodecError::Malformed("offset overflow"))
 }
 
 /// A vector whose length prefix is at `pos`: (first element position, length).
 fn vector_at(buf: &[u8], pos: usize) -> ReadResult<(usize, usize)> {
     let len = read_u32(buf, pos)? as usize;
-    Ok((pos.checked_add(4).ok_or(CodecError::Malformed("offset overflow"))?, len))
+    Ok((
+        pos.checked_add(4)
+            .ok_or(CodecError::Malformed("offset overflow"))?,
+        len,
+    ))
 }
 
 /// The bytes of a string or `[ubyte]` whose length prefix is at `pos`.
@@ -449,7 +475,10 @@ fn bytes_at(buf: &[u8], pos: usize) -> ReadResult<&[u8]> {
 
 impl<'a> TableRef<'a> {
     fn root(buf: &'a [u8]) -> ReadResult<Self> {
-        Ok(TableRef { buf, pos: follow_uoffset(buf, 0)? })
+        Ok(TableRef {
+            buf,
+            pos: follow_uoffset(buf, 0)?,
+        })
     }
 
     /// Absolute position of a field, or `None` when absent (default value).
@@ -468,7 +497,9 @@ impl<'a> TableRef<'a> {
     }
 
     fn i64(&self, slot: u16) -> ReadResult<i64> {
-        self.field(slot)?.map_or(Ok(0), |p| read_bytes::<8>(self.buf, p).map(i64::from_le_bytes))
+        self.field(slot)?.map_or(Ok(0), |p| {
+            read_bytes::<8>(self.buf, p).map(i64::from_le_bytes)
+        })
     }
 
     fn u32(&self, slot: u16) -> ReadResult<u32> {
@@ -476,11 +507,14 @@ impl<'a> TableRef<'a> {
     }
 
     fn i32(&self, slot: u16) -> ReadResult<i32> {
-        self.field(slot)?.map_or(Ok(0), |p| read_u32(self.buf, p).map(|v| v as i32))
+        self.field(slot)?
+            .map_or(Ok(0), |p| read_u32(self.buf, p).map(|v| v as i32))
     }
 
     fn i8(&self, slot: u16, default: i8) -> ReadResult<i8> {
-        self.field(slot)?.map_or(Ok(default), |p| read_bytes::<1>(self.buf, p).map(|b| b[0] as i8))
+        self.field(slot)?.map_or(Ok(default), |p| {
+            read_bytes::<1>(self.buf, p).map(|b| b[0] as i8)
+        })
     }
 
     /// A string or `[ubyte]` field as raw bytes (empty when absent).
@@ -499,7 +533,10 @@ impl<'a> TableRef<'a> {
     fn table(&self, slot: u16) -> ReadResult<Option<TableRef<'a>>> {
         match self.field(slot)? {
             None => Ok(None),
-            Some(p) => Ok(Some(TableRef { buf: self.buf, pos: follow_uoffset(self.buf, p)? })),
+            Some(p) => Ok(Some(TableRef {
+                buf: self.buf,
+                pos: follow_uoffset(self.buf, p)?,
+            })),
         }
     }
 
@@ -535,14 +572,19 @@ pub fn decode(bytes: &[u8]) -> Result<Ztoc, CodecError> {
     <ForwardsUOffset<ZtocV>>::run_verifier(&mut verifier, 0)?;
 
     let root = TableRef::root(bytes)?;
-    let toc = root.table(slot::ZTOC_TOC)?.ok_or(CodecError::MissingTable("toc"))?;
+    let toc = root
+        .table(slot::ZTOC_TOC)?
+        .ok_or(CodecError::MissingTable("toc"))?;
     let ci = root
         .table(slot::ZTOC_COMPRESSION_INFO)?
         .ok_or(CodecError::MissingTable("compression_info"))?;
 
     let mut entries = Vec::new();
     for pos in toc.offsets(slot::TOC_METADATA)? {
-        entries.push(decode_entry(TableRef { buf: bytes, pos: pos? })?);
+        entries.push(decode_entry(TableRef {
+            buf: bytes,
+            pos: pos?,
+        })?);
     }
     entries.sort_by_key(|e| e.uncompressed_offset);
     check_entry_offsets(&entries)?;
@@ -559,9 +601,10 @@ pub fn decode(bytes: &[u8]) -> Result<Ztoc, CodecError> {
         uncompressed_archive_size: root.i64(slot::ZTOC_UNCOMPRESSED_ARCHIVE_SIZE)?,
         toc: Toc { entries },
         compression_info: CompressionInfo {
-            compression_algorithm: CompressionAlgorithm::from_i8(
-                ci.i8(slot::CI_COMPRESSION_ALGORITHM, DEFAULT_COMPRESSION_ALGORITHM)?,
-            ),
+            compression_algorithm: CompressionAlgorithm::from_i8(ci.i8(
+                slot::CI_COMPRESSION_ALGORITHM,
+                DEFAULT_COMPRESSION_ALGORITHM,
+            )?),
             max_span_id: ci.i32(slot::CI_MAX_SPAN_ID)?,
             span_digests,
             checkpoints: ci.bytes(slot::CI_CHECKPOINTS)?.to_vec(),
@@ -572,8 +615,14 @@ pub fn decode(bytes: &[u8]) -> Result<Ztoc, CodecError> {
 fn decode_entry(t: TableRef<'_>) -> ReadResult<TocEntry> {
     let mut records = BTreeMap::new();
     for pos in t.offsets(slot::FM_XATTRS)? {
-        let x = TableRef { buf: t.buf, pos: pos? };
-        records.insert(x.bytes(slot::XATTR_KEY)?.to_vec(), x.bytes(slot::XATTR_VALUE)?.to_vec());
+        let x = TableRef {
+            buf: t.buf,
+            pos: pos?,
+        };
+        records.insert(
+            x.bytes(slot::XATTR_KEY)?.to_vec(),
+            x.bytes(slot::XATTR_VALUE)?.to_vec(),
+        );
     }
     Ok(TocEntry {
         name: t.bytes(slot::FM_NAME)?.to_vec(),

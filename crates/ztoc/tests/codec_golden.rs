@@ -141,21 +141,43 @@ fn check_summary(g: &Golden, z: &Ztoc) {
     assert_eq!(z.build_tool_identifier, "AWS SOCI CLI v0.2", "{f}");
     assert_eq!(z.toc.entries.len(), g.files, "{f}: files");
     assert_eq!(z.compression_info.span_digests.len(), g.spans, "{f}: spans");
-    assert_eq!(z.compression_info.max_span_id as usize, g.spans - 1, "{f}: max_span_id");
-    assert_eq!(z.compression_info.compression_algorithm, g.algorithm, "{f}: algorithm");
-    assert_eq!(z.compressed_archive_size, g.layer_size, "{f}: compressed size");
+    assert_eq!(
+        z.compression_info.max_span_id as usize,
+        g.spans - 1,
+        "{f}: max_span_id"
+    );
+    assert_eq!(
+        z.compression_info.compression_algorithm, g.algorithm,
+        "{f}: algorithm"
+    );
+    assert_eq!(
+        z.compressed_archive_size, g.layer_size,
+        "{f}: compressed size"
+    );
     let u = z.uncompressed_archive_size;
-    assert!(u > 0 && u <= g.tar_size && u % 512 == 0, "{f}: uncompressed size {u}");
+    assert!(
+        u > 0 && u <= g.tar_size && u % 512 == 0,
+        "{f}: uncompressed size {u}"
+    );
     if let Some(want) = g.uncompressed_archive_size {
         assert_eq!(u, want, "{f}: uncompressed size");
     }
-    assert!(!z.compression_info.checkpoints.is_empty(), "{f}: checkpoints");
+    assert!(
+        !z.compression_info.checkpoints.is_empty(),
+        "{f}: checkpoints"
+    );
     for d in &z.compression_info.span_digests {
-        assert!(d.starts_with("sha256:") && d.len() == 71, "{f}: span digest {d}");
+        assert!(
+            d.starts_with("sha256:") && d.len() == 71,
+            "{f}: span digest {d}"
+        );
     }
     // Entries come back in offset order, each after the previous one.
     for w in z.toc.entries.windows(2) {
-        assert!(w[0].uncompressed_offset < w[1].uncompressed_offset, "{f}: order");
+        assert!(
+            w[0].uncompressed_offset < w[1].uncompressed_offset,
+            "{f}: order"
+        );
     }
     for e in &z.toc.entries {
         assert!(
@@ -173,7 +195,12 @@ fn goldens_have_the_readme_digests() {
     for g in GOLDENS {
         let bytes = read_golden(g.file);
         assert_eq!(bytes.len(), g.size, "{}", g.file);
-        assert_eq!(sha256_digest(&bytes), format!("sha256:{}", g.sha256), "{}", g.file);
+        assert_eq!(
+            sha256_digest(&bytes),
+            format!("sha256:{}", g.sha256),
+            "{}",
+            g.file
+        );
     }
 }
 
@@ -210,7 +237,10 @@ fn same_layer_same_toc_whatever_the_span() {
     // The span size changes only the zinfo part.
     for (a, b) in [
         ("app.tar.gz.span-4194304.ztoc", "app.tar.gz.span-65536.ztoc"),
-        ("edge-pax.tar.gz.span-4194304.ztoc", "edge-pax.tar.gz.span-65536.ztoc"),
+        (
+            "edge-pax.tar.gz.span-4194304.ztoc",
+            "edge-pax.tar.gz.span-65536.ztoc",
+        ),
     ] {
         let za = decode(&read_golden(a)).unwrap();
         let zb = decode(&read_golden(b)).unwrap();
@@ -230,33 +260,56 @@ fn edge_pax_details_decode_as_go_wrote_them() {
 
     // PAX records of every entry: all of them, sorted by key.
     for e in entries {
-        assert!(e.pax_records.windows(2).all(|w| w[0].0 < w[1].0), "{}", e.name_lossy());
+        assert!(
+            e.pax_records.windows(2).all(|w| w[0].0 < w[1].0),
+            "{}",
+            e.name_lossy()
+        );
         // GNU tar writes atime/ctime for every entry; mtime only when it has a fraction
         // (usr/share/doc/pkg/README.txt has a whole-second mtime and no record).
-        assert!(e.pax_records.iter().any(|(k, _)| k == b"atime"), "{}", e.name_lossy());
+        assert!(
+            e.pax_records.iter().any(|(k, _)| k == b"atime"),
+            "{}",
+            e.name_lossy()
+        );
     }
 
-    let readme = entries.iter().find(|e| e.name == b"./usr/share/doc/pkg/README.txt").unwrap();
+    let readme = entries
+        .iter()
+        .find(|e| e.name == b"./usr/share/doc/pkg/README.txt")
+        .unwrap();
     assert_eq!(readme.mod_time, "2023-01-01T00:00:00Z");
     assert_eq!(readme.uncompressed_size, 300_000);
 
     let big = entries.last().unwrap();
     assert_eq!((big.uid, big.gid), (3_000_000, 3_000_001));
-    assert_eq!((big.uname.as_slice(), big.gname.as_slice()), (&b"bigowner"[..], &b"biggroup"[..]));
+    assert_eq!(
+        (big.uname.as_slice(), big.gname.as_slice()),
+        (&b"bigowner"[..], &b"biggroup"[..])
+    );
 
-    let chr = entries.iter().find(|e| e.entry_type == "char").expect("char device");
+    let chr = entries
+        .iter()
+        .find(|e| e.entry_type == "char")
+        .expect("char device");
     assert_eq!((chr.devmajor, chr.devminor), (1, 3));
     assert!(entries.iter().any(|e| e.entry_type == "fifo"));
     assert!(entries.iter().any(|e| e.entry_type == "hardlink"));
 
-    let with_xattrs: Vec<_> = entries.iter().filter(|e| e.xattrs().next().is_some()).collect();
+    let with_xattrs: Vec<_> = entries
+        .iter()
+        .filter(|e| e.xattrs().next().is_some())
+        .collect();
     assert!(!with_xattrs.is_empty());
     assert!(with_xattrs
         .iter()
-        .any(|e| e.xattrs().any(|(k, _)| k == b"user.test") && e.xattrs().any(|(k, _)| k == b"user.other")));
+        .any(|e| e.xattrs().any(|(k, _)| k == b"user.test")
+            && e.xattrs().any(|(k, _)| k == b"user.other")));
 
     assert!(entries.iter().any(|e| e.name.len() > 100), "long PAX path");
-    assert!(entries.iter().any(|e| e.linkname.len() > 100), "long PAX linkpath");
+    assert!(
+        entries.iter().any(|e| e.linkname.len() > 100),
+        "long PAX linkpath"
+    );
     assert!(entries.iter().any(|e| e.name.ends_with(b".wh..wh..opq")));
 }
-

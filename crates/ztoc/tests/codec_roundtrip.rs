@@ -10,14 +10,16 @@ use soci_ztoc::codec::{decode, encode, CodecError};
 use soci_ztoc::{CompressionAlgorithm, CompressionInfo, Toc, TocEntry, Ztoc, ZTOC_VERSION};
 
 fn golden(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("SOCI_GOLDEN_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let in_repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden");
-        if in_repo.join("README.md").exists() {
-            in_repo
-        } else {
-            PathBuf::from("/work/shared/golden")
-        }
-    });
+    let dir = std::env::var_os("SOCI_GOLDEN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let in_repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden");
+            if in_repo.join("README.md").exists() {
+                in_repo
+            } else {
+                PathBuf::from("/work/shared/golden")
+            }
+        });
     let path = dir.join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read golden {}: {e}", path.display()))
 }
@@ -90,10 +92,15 @@ fn tricky_entries() -> Vec<TocEntry> {
 
     let mut e = entry(b"x/many-xattrs", 2048, 70_000);
     for i in (0..40).rev() {
-        e.pax_records.push((format!("SCHILY.xattr.user.k{i:02}").into_bytes(), vec![i as u8; i]));
+        e.pax_records.push((
+            format!("SCHILY.xattr.user.k{i:02}").into_bytes(),
+            vec![i as u8; i],
+        ));
     }
-    e.pax_records.push((b"path".to_vec(), b"x/many-xattrs".to_vec()));
-    e.pax_records.push((b"SCHILY.xattr.user.\xff".to_vec(), b"\x00\x01\x02".to_vec()));
+    e.pax_records
+        .push((b"path".to_vec(), b"x/many-xattrs".to_vec()));
+    e.pax_records
+        .push((b"SCHILY.xattr.user.\xff".to_vec(), b"\x00\x01\x02".to_vec()));
     e.pax_records.push((b"".to_vec(), b"".to_vec()));
     e.pax_records.push((b"mtime".to_vec(), b"1.5".to_vec()));
     e.pax_records.push((b"mtime".to_vec(), b"2.5".to_vec())); // duplicate: last wins
@@ -132,7 +139,12 @@ fn round_trip_sorts_entries_by_offset() {
     entries.reverse();
     let z = ztoc(entries, CompressionAlgorithm::Gzip);
     let back = decode(&encode(&z)).unwrap();
-    let offsets: Vec<_> = back.toc.entries.iter().map(|e| e.uncompressed_offset).collect();
+    let offsets: Vec<_> = back
+        .toc
+        .entries
+        .iter()
+        .map(|e| e.uncompressed_offset)
+        .collect();
     assert_eq!(offsets, [512, 1024, 2048, 72_704]);
     assert_eq!(back, normalized(z));
 }
@@ -177,7 +189,10 @@ fn default_scalars_are_not_written() {
 #[test]
 fn overlapping_entries_are_rejected_like_go() {
     // 512 + 1000 ends at 1512, so the next header is at 1536: data at 1024 is inside.
-    let z = ztoc(vec![entry(b"a", 512, 1000), entry(b"b", 1024, 1)], CompressionAlgorithm::Gzip);
+    let z = ztoc(
+        vec![entry(b"a", 512, 1000), entry(b"b", 1024, 1)],
+        CompressionAlgorithm::Gzip,
+    );
     let err = decode(&encode(&z)).unwrap_err();
     match err {
         CodecError::OverlappingEntry { offset, min_offset } => {
@@ -191,25 +206,40 @@ fn overlapping_entries_are_rejected_like_go() {
     );
 
     // Exactly at the derived header is fine (Go compares header <= offset) ...
-    let z = ztoc(vec![entry(b"a", 512, 1000), entry(b"b", 1536, 1)], CompressionAlgorithm::Gzip);
+    let z = ztoc(
+        vec![entry(b"a", 512, 1000), entry(b"b", 1536, 1)],
+        CompressionAlgorithm::Gzip,
+    );
     decode(&encode(&z)).unwrap();
     // ... and so is a first entry at 0 or a zero-size entry followed by one at its offset.
-    let z = ztoc(vec![entry(b"a", 0, 0), entry(b"b", 0, 0)], CompressionAlgorithm::Gzip);
+    let z = ztoc(
+        vec![entry(b"a", 0, 0), entry(b"b", 0, 0)],
+        CompressionAlgorithm::Gzip,
+    );
     decode(&encode(&z)).unwrap();
 
     // A negative offset starts before the first header (0).
     let z = ztoc(vec![entry(b"a", -1, 0)], CompressionAlgorithm::Gzip);
     assert!(matches!(
         decode(&encode(&z)),
-        Err(CodecError::OverlappingEntry { offset: -1, min_offset: 0 })
+        Err(CodecError::OverlappingEntry {
+            offset: -1,
+            min_offset: 0
+        })
     ));
 
     // Sorting happens before the check: out-of-order but valid entries are fine.
-    let z = ztoc(vec![entry(b"b", 2048, 1), entry(b"a", 512, 1)], CompressionAlgorithm::Gzip);
+    let z = ztoc(
+        vec![entry(b"b", 2048, 1), entry(b"a", 512, 1)],
+        CompressionAlgorithm::Gzip,
+    );
     decode(&encode(&z)).unwrap();
 
     // Offsets + sizes that overflow i64 wrap like Go instead of panicking.
-    let z = ztoc(vec![entry(b"a", 512, i64::MAX), entry(b"b", 1024, 0)], CompressionAlgorithm::Gzip);
+    let z = ztoc(
+        vec![entry(b"a", 512, i64::MAX), entry(b"b", 1024, 0)],
+        CompressionAlgorithm::Gzip,
+    );
     decode(&encode(&z)).unwrap();
 }
 
@@ -245,7 +275,10 @@ fn root_only(with_toc: bool, with_ci: bool) -> Vec<u8> {
 #[test]
 fn missing_tables() {
     // Go panics (and recovers into an error) on a missing toc or compression_info.
-    assert!(matches!(decode(&root_only(false, true)), Err(CodecError::MissingTable("toc"))));
+    assert!(matches!(
+        decode(&root_only(false, true)),
+        Err(CodecError::MissingTable("toc"))
+    ));
     assert!(matches!(
         decode(&root_only(true, false)),
         Err(CodecError::MissingTable("compression_info"))
@@ -265,7 +298,10 @@ fn garbage_is_an_error() {
     assert!(decode(&[0xff; 4]).is_err());
     assert!(decode(&[4, 0, 0, 0]).is_err());
     let msg = decode(&[1, 2, 3, 4]).unwrap_err().to_string();
-    assert!(msg.starts_with("invalid zTOC: not a valid flatbuffer ("), "{msg}");
+    assert!(
+        msg.starts_with("invalid zTOC: not a valid flatbuffer ("),
+        "{msg}"
+    );
 }
 
 /// Decoding `bytes` must not panic; when it succeeds, the result must survive a
@@ -290,7 +326,10 @@ fn truncated_goldens_are_rejected() {
         let bytes = golden(name);
         // Every prefix: the root offset points near the end, so none of them can verify ...
         for len in 0..bytes.len() - 1 {
-            assert!(!decode_never_panics(&bytes[..len]), "{name}: prefix {len} decoded");
+            assert!(
+                !decode_never_panics(&bytes[..len]),
+                "{name}: prefix {len} decoded"
+            );
         }
         // ... except the one that loses only the NUL after the last string (`version`,
         // created first, so it ends the blob): like Go we do not require the terminator.
@@ -423,17 +462,32 @@ fn shared_tables_are_bounded() {
     // 160 KB that would expand to 400 million Xattr tables.
     let started = Instant::now();
     let res = decode(bytes);
-    assert!(matches!(res, Err(CodecError::InvalidFlatbuffer(_))), "{:?}", res.map(|_| ()));
-    eprintln!("hostile {} B blob rejected in {:?}", bytes.len(), started.elapsed());
+    assert!(
+        matches!(res, Err(CodecError::InvalidFlatbuffer(_))),
+        "{:?}",
+        res.map(|_| ())
+    );
+    eprintln!(
+        "hostile {} B blob rejected in {:?}",
+        bytes.len(),
+        started.elapsed()
+    );
 }
 
 #[test]
 fn timing_100k_entries() {
     // SOCI_CODEC_TIMING_ENTRIES overrides the count (e.g. to check that time is linear).
-    let n: i64 = std::env::var("SOCI_CODEC_TIMING_ENTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let n: i64 = std::env::var("SOCI_CODEC_TIMING_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let entries: Vec<TocEntry> = (0..n)
         .map(|i| {
-            let mut e = entry(format!("usr/share/doc/pkg{}/file-{i}.txt", i % 977).as_bytes(), 512 + i * 1024, 300);
+            let mut e = entry(
+                format!("usr/share/doc/pkg{}/file-{i}.txt", i % 977).as_bytes(),
+                512 + i * 1024,
+                300,
+            );
             e.uname = b"root".to_vec();
             e.gname = b"root".to_vec();
             if i % 10 == 0 {
@@ -455,7 +509,11 @@ fn timing_100k_entries() {
     eprintln!(
         "{n} entries: {} bytes, encode {encoded:?}, decode {decoded:?} ({} build)",
         bytes.len(),
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     assert_eq!(back, z);
 }
