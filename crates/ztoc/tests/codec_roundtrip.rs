@@ -517,3 +517,83 @@ fn timing_100k_entries() {
     );
     assert_eq!(back, z);
 }
+
+/// Decode reads the schema, not Go's layout: a blob with fields in another order,
+/// forced defaults, a shared string, a file identifier, unsorted and duplicate PAX keys
+/// and a NUL-less string decodes to what Go's reader would make of it.
+#[test]
+fn decodes_any_valid_layout() {
+    let mut e = entry(b"etc/\xffpasswd", 512, 7);
+    e.pax_records = vec![
+        (b"b".to_vec(), b"2".to_vec()),
+        (b"a".to_vec(), b"1".to_vec()),
+    ];
+    let want = normalized(ztoc(vec![e.clone()], CompressionAlgorithm::Uncompressed));
+
+    let mut b = FlatBufferBuilder::new();
+    b.force_defaults(true);
+    // Created first, so it ends the blob: its NUL is cut off below.
+    let version = b.create_string(&want.version);
+    let mut xattrs = Vec::new();
+    for (k, v) in [(&b"b"[..], &b"2"[..]), (b"a", b"0"), (b"a", b"1")] {
+        let k = b.create_byte_string(k);
+        let v = b.create_byte_string(v);
+        let t = b.start_table();
+        b.push_slot_always(6, v);
+        b.push_slot_always(4, k);
+        xattrs.push(b.end_table(t));
+    }
+    let xattrs = b.create_vector(&xattrs);
+    let empty = b.create_shared_string("");
+    let mod_time = b.create_string(&e.mod_time);
+    let name = b.create_byte_string(&e.name);
+    let kind = b.create_string("reg");
+    let t = b.start_table();
+    b.push_slot_always(30, xattrs);
+    b.push_slot(28, e.devminor, 0);
+    b.push_slot(26, e.devmajor, 0);
+    b.push_slot_always(24, mod_time);
+    b.push_slot_always(22, empty); // gname
+    b.push_slot_always(20, empty); // uname
+    b.push_slot(18, e.gid, 0);
+    b.push_slot(16, e.uid, 0);
+    b.push_slot(14, e.mode, 0);
+    b.push_slot_always(12, empty); // linkname
+    b.push_slot(10, e.uncompressed_size, 0);
+    b.push_slot(8, e.uncompressed_offset, 0);
+    b.push_slot_always(6, kind);
+    b.push_slot_always(4, name);
+    let fm = b.end_table(t);
+    let metadata = b.create_vector(&[fm]);
+    let t = b.start_table();
+    b.push_slot_always(4, metadata);
+    let toc = b.end_table(t);
+    let ci = &want.compression_info;
+    let digests: Vec<_> = ci.span_digests.iter().map(|d| b.create_string(d)).collect();
+    let digests = b.create_vector(&digests);
+    let checkpoints = b.create_vector(&ci.checkpoints);
+    let t = b.start_table();
+    b.push_slot_always(10, checkpoints);
+    b.push_slot_always(8, digests);
+    b.push_slot(6, ci.max_span_id, 0);
+    b.push_slot(4, 2i8, 1);
+    let ci = b.end_table(t);
+    let tool = b.create_string(&want.build_tool_identifier);
+    let t = b.start_table();
+    b.push_slot_always(14, ci);
+    b.push_slot_always(12, toc);
+    b.push_slot(10, want.uncompressed_archive_size, 0);
+    b.push_slot(8, want.compressed_archive_size, 0);
+    b.push_slot_always(6, tool);
+    b.push_slot_always(4, version);
+    let root = b.end_table(t);
+    b.finish(root, Some("ZTOC"));
+    let mut bytes = b.finished_data().to_vec();
+    assert_eq!(&bytes[bytes.len() - 4..], b"0.9\0");
+    bytes.pop();
+
+    let got = decode(&bytes).unwrap();
+    assert_eq!(got, want);
+    // Our encoder does not keep that layout, of course.
+    assert_ne!(encode(&got), bytes);
+}
