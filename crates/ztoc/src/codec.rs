@@ -425,11 +425,13 @@ pub fn verifier_options(len: usize) -> VerifierOptions {
 
 type ReadResult<T> = Result<T, CodecError>;
 
-/// A table in the blob: position of its vtable offset.
+/// A table in the blob: its position and its vtable (the field offsets).
 #[derive(Clone, Copy)]
 struct TableRef<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// The vtable's field slots (without its two-entry header).
+    vtable: &'a [u8],
 }
 
 fn read_bytes<const N: usize>(buf: &[u8], pos: usize) -> ReadResult<[u8; N]> {
@@ -474,25 +476,32 @@ fn bytes_at(buf: &[u8], pos: usize) -> ReadResult<&[u8]> {
 }
 
 impl<'a> TableRef<'a> {
+    /// The table whose vtable offset is at `pos`.
+    fn at(buf: &'a [u8], pos: usize) -> ReadResult<Self> {
+        let soffset = read_u32(buf, pos)? as i32 as i64;
+        let start = usize::try_from(pos as i64 - soffset)
+            .map_err(|_| CodecError::Malformed("vtable out of bounds"))?;
+        let len = read_u16(buf, start)? as usize;
+        let vtable = start
+            .checked_add(len)
+            .and_then(|end| buf.get(start..end))
+            .map(|vt| vt.get(4..).unwrap_or_default())
+            .ok_or(CodecError::Malformed("vtable out of bounds"))?;
+        Ok(TableRef { buf, pos, vtable })
+    }
+
     fn root(buf: &'a [u8]) -> ReadResult<Self> {
-        Ok(TableRef {
-            buf,
-            pos: follow_uoffset(buf, 0)?,
-        })
+        Self::at(buf, follow_uoffset(buf, 0)?)
     }
 
     /// Absolute position of a field, or `None` when absent (default value).
     fn field(&self, slot: u16) -> ReadResult<Option<usize>> {
-        let soffset = read_u32(self.buf, self.pos)? as i32 as i64;
-        let vtable = usize::try_from(self.pos as i64 - soffset)
-            .map_err(|_| CodecError::Malformed("vtable out of bounds"))?;
-        let vtable_len = read_u16(self.buf, vtable)?;
-        if slot + 2 > vtable_len {
-            return Ok(None);
-        }
-        match read_u16(self.buf, vtable + slot as usize)? {
-            0 => Ok(None),
-            off => Ok(Some(self.pos + off as usize)),
+        let i = slot as usize - 4;
+        match self.vtable.get(i..i + 2) {
+            None | Some([0, 0]) => Ok(None),
+            Some(off) => Ok(Some(
+                self.pos + u16::from_le_bytes([off[0], off[1]]) as usize,
+            )),
         }
     }
 
@@ -533,10 +542,7 @@ impl<'a> TableRef<'a> {
     fn table(&self, slot: u16) -> ReadResult<Option<TableRef<'a>>> {
         match self.field(slot)? {
             None => Ok(None),
-            Some(p) => Ok(Some(TableRef {
-                buf: self.buf,
-                pos: follow_uoffset(self.buf, p)?,
-            })),
+            Some(p) => Ok(Some(TableRef::at(self.buf, follow_uoffset(self.buf, p)?)?)),
         }
     }
 
@@ -581,10 +587,7 @@ pub fn decode(bytes: &[u8]) -> Result<Ztoc, CodecError> {
 
     let mut entries = Vec::new();
     for pos in toc.offsets(slot::TOC_METADATA)? {
-        entries.push(decode_entry(TableRef {
-            buf: bytes,
-            pos: pos?,
-        })?);
+        entries.push(decode_entry(TableRef::at(bytes, pos?)?)?);
     }
     entries.sort_by_key(|e| e.uncompressed_offset);
     check_entry_offsets(&entries)?;
@@ -615,10 +618,7 @@ pub fn decode(bytes: &[u8]) -> Result<Ztoc, CodecError> {
 fn decode_entry(t: TableRef<'_>) -> ReadResult<TocEntry> {
     let mut records = BTreeMap::new();
     for pos in t.offsets(slot::FM_XATTRS)? {
-        let x = TableRef {
-            buf: t.buf,
-            pos: pos?,
-        };
+        let x = TableRef::at(t.buf, pos?)?;
         records.insert(
             x.bytes(slot::XATTR_KEY)?.to_vec(),
             x.bytes(slot::XATTR_VALUE)?.to_vec(),
