@@ -123,7 +123,9 @@ impl GzipZinfo {
             )));
         };
         if n <= 0 {
-            return Err(ZinfoError::InvalidBlob(format!("length {len} with {n} checkpoints: no checkpoints")));
+            return Err(ZinfoError::InvalidBlob(format!(
+                "length {len} with {n} checkpoints: no checkpoints"
+            )));
         }
         let mut checkpoints = Vec::with_capacity(n as usize);
         if legacy_v1 {
@@ -134,7 +136,10 @@ impl GzipZinfo {
                 window: vec![0u8; WINDOW_SIZE].into_boxed_slice(),
             });
         }
-        for (k, rec) in b[HEADER_SIZE..].chunks_exact(PACKED_CHECKPOINT_SIZE).enumerate() {
+        for (k, rec) in b[HEADER_SIZE..]
+            .chunks_exact(PACKED_CHECKPOINT_SIZE)
+            .enumerate()
+        {
             let i = k + usize::from(legacy_v1);
             let cin = i64::from_le_bytes(rec[0..8].try_into().unwrap());
             let cout = i64::from_le_bytes(rec[8..16].try_into().unwrap());
@@ -145,7 +150,9 @@ impl GzipZinfo {
                 )));
             }
             if bits > 7 {
-                return Err(ZinfoError::InvalidBlob(format!("length {len}: checkpoint {i} has bits {bits} > 7")));
+                return Err(ZinfoError::InvalidBlob(format!(
+                    "length {len}: checkpoint {i} has bits {bits} > 7"
+                )));
             }
             if bits != 0 && cin == 0 {
                 return Err(ZinfoError::InvalidBlob(format!(
@@ -159,7 +166,11 @@ impl GzipZinfo {
                 window: rec[17..].to_vec().into_boxed_slice(),
             });
         }
-        Ok(GzipZinfo { span_size, checkpoints, legacy_v1 })
+        Ok(GzipZinfo {
+            span_size,
+            checkpoints,
+            legacy_v1,
+        })
     }
 
     /// Index of the checkpoint to start from for `uncompressed_offset`: the

@@ -86,7 +86,9 @@ impl GzipCheckpointer {
     /// 0 puts a checkpoint at every block boundary.
     pub fn new(span_size: u64) -> Result<Self, ZinfoError> {
         if span_size > i64::MAX as u64 {
-            return Err(ZinfoError::InvalidArgument(format!("span size {span_size} does not fit in an i64")));
+            return Err(ZinfoError::InvalidArgument(format!(
+                "span size {span_size} does not fit in an i64"
+            )));
         }
         let inflater = Inflater::new(ffi::WBITS_AUTO).map_err(|code| zlib_error(code, 0))?;
         Ok(GzipCheckpointer {
@@ -123,11 +125,17 @@ impl GzipCheckpointer {
         r
     }
 
-    fn feed_inner(&mut self, mut input: &[u8], out: &mut dyn FnMut(&[u8])) -> Result<(), ZinfoError> {
+    fn feed_inner(
+        &mut self,
+        mut input: &[u8],
+        out: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), ZinfoError> {
         while !input.is_empty() {
             if self.member_ended {
                 // More input after a member's end: it must be another member.
-                self.inflater.reset(ffi::WBITS_AUTO).map_err(|c| zlib_error(c, self.total_in))?;
+                self.inflater
+                    .reset(ffi::WBITS_AUTO)
+                    .map_err(|c| zlib_error(c, self.total_in))?;
                 self.member_ended = false;
                 self.header_done = false;
                 self.member_start = self.total_in;
@@ -139,7 +147,9 @@ impl GzipCheckpointer {
                 self.pos = WINDOW_SIZE;
             }
 
-            let step = self.inflater.inflate(input, &mut self.buf[self.pos..], ffi::Z_BLOCK);
+            let step = self
+                .inflater
+                .inflate(input, &mut self.buf[self.pos..], ffi::Z_BLOCK);
             input = &input[step.consumed..];
             self.total_in += step.consumed as u64;
             if step.produced > 0 {
@@ -183,7 +193,10 @@ impl GzipCheckpointer {
         let msg = self.inflater.message(code);
         let offset = self.total_in;
         if self.members > 1 && !self.header_done {
-            return ZinfoError::TrailingData { offset: self.member_start, msg };
+            return ZinfoError::TrailingData {
+                offset: self.member_start,
+                msg,
+            };
         }
         match code {
             ffi::Z_DATA_ERROR => ZinfoError::Corrupt { offset, msg },
@@ -193,7 +206,11 @@ impl GzipCheckpointer {
             },
             ffi::Z_BUF_ERROR => {
                 debug_assert!(step.consumed == 0 && step.produced == 0);
-                ZinfoError::Zlib { code, what: "made no progress", offset }
+                ZinfoError::Zlib {
+                    code,
+                    what: "made no progress",
+                    offset,
+                }
             }
             _ => zlib_error(code, offset),
         }
@@ -230,11 +247,17 @@ impl GzipCheckpointer {
                     msg: "incomplete gzip header".to_string(),
                 });
             }
-            return Err(ZinfoError::Truncated { offset: self.total_in });
+            return Err(ZinfoError::Truncated {
+                offset: self.total_in,
+            });
         }
         if self.checkpoints.is_empty() {
             // Cannot happen: the point after the first header always qualifies.
-            return Err(ZinfoError::Zlib { code: 0, what: "produced no checkpoint", offset: self.total_in });
+            return Err(ZinfoError::Zlib {
+                code: 0,
+                what: "produced no checkpoint",
+                offset: self.total_in,
+            });
         }
         Ok(GzipZinfo {
             span_size: self.span as i64,
@@ -245,5 +268,9 @@ impl GzipCheckpointer {
 }
 
 pub(crate) fn zlib_error(code: i32, offset: u64) -> ZinfoError {
-    ZinfoError::Zlib { code, what: ffi::code_name(code), offset }
+    ZinfoError::Zlib {
+        code,
+        what: ffi::code_name(code),
+        offset,
+    }
 }

@@ -86,7 +86,9 @@ pub fn extract_range<R: Read + Seek>(
     len: usize,
 ) -> Result<Vec<u8>, ZinfoError> {
     if z.checkpoints.is_empty() {
-        return Err(ZinfoError::InvalidArgument("zinfo has no checkpoints".to_string()));
+        return Err(ZinfoError::InvalidArgument(
+            "zinfo has no checkpoints".to_string(),
+        ));
     }
     let cp = &z.checkpoints[z.checkpoint_index_for(offset)];
     if offset < cp.uncompressed_offset {
@@ -97,15 +99,26 @@ pub fn extract_range<R: Read + Seek>(
     }
     blob.seek(SeekFrom::Start(cp.span_start()))?;
     let mut out = vec![0u8; len];
-    let mut src = ReaderSource { reader: blob, buf: vec![0u8; READ_SIZE] };
+    let mut src = ReaderSource {
+        reader: blob,
+        buf: vec![0u8; READ_SIZE],
+    };
     let n = extract(cp, &mut src, offset - cp.uncompressed_offset, &mut out)?;
     out.truncate(n);
     Ok(out)
 }
 
-fn extract(cp: &Checkpoint, src: &mut dyn Source, skip: u64, out: &mut [u8]) -> Result<usize, ZinfoError> {
+fn extract(
+    cp: &Checkpoint,
+    src: &mut dyn Source,
+    skip: u64,
+    out: &mut [u8],
+) -> Result<usize, ZinfoError> {
     if cp.bits > 7 {
-        return Err(ZinfoError::InvalidArgument(format!("checkpoint bits {} > 7", cp.bits)));
+        return Err(ZinfoError::InvalidArgument(format!(
+            "checkpoint bits {} > 7",
+            cp.bits
+        )));
     }
     if cp.window.len() != WINDOW_SIZE {
         return Err(ZinfoError::InvalidArgument(format!(
@@ -135,9 +148,14 @@ fn extract(cp: &Checkpoint, src: &mut dyn Source, skip: u64, out: &mut [u8]) -> 
         input = &input[1..];
         pos += 1;
     }
-    inf.set_dictionary(&cp.window).map_err(|c| zlib_error(c, pos))?;
+    inf.set_dictionary(&cp.window)
+        .map_err(|c| zlib_error(c, pos))?;
 
-    let mut discard = if skip > 0 { vec![0u8; (skip as usize).min(DISCARD_SIZE)] } else { Vec::new() };
+    let mut discard = if skip > 0 {
+        vec![0u8; (skip as usize).min(DISCARD_SIZE)]
+    } else {
+        Vec::new()
+    };
     let mut to_skip = skip;
     let mut written = 0usize;
     // Still inflating the checkpoint's own member in raw mode.
@@ -195,14 +213,25 @@ fn extract(cp: &Checkpoint, src: &mut dyn Source, skip: u64, out: &mut [u8]) -> 
                     trailer_left = GZIP_TRAILER_SIZE;
                 }
             }
-            ffi::Z_DATA_ERROR => return Err(ZinfoError::Corrupt { offset: pos, msg: inf.message(step.code) }),
+            ffi::Z_DATA_ERROR => {
+                return Err(ZinfoError::Corrupt {
+                    offset: pos,
+                    msg: inf.message(step.code),
+                })
+            }
             ffi::Z_NEED_DICT => {
                 return Err(ZinfoError::Corrupt {
                     offset: pos,
                     msg: "zlib stream needs a preset dictionary".to_string(),
                 })
             }
-            ffi::Z_BUF_ERROR => return Err(ZinfoError::Zlib { code: step.code, what: "made no progress", offset: pos }),
+            ffi::Z_BUF_ERROR => {
+                return Err(ZinfoError::Zlib {
+                    code: step.code,
+                    what: "made no progress",
+                    offset: pos,
+                })
+            }
             code => return Err(zlib_error(code, pos)),
         }
     }

@@ -13,15 +13,18 @@
 //!   calls on a moved stream);
 //! - it is initialised exactly once in [`Inflater::new`] and ended exactly
 //!   once in `Drop`;
-//! - `next_in`/`next_out` only ever point into the slices passed to
-//!   [`Inflater::inflate`] during that call; they are reset to null-length
-//!   state afterwards by never being read again until the next call sets them.
+//! - `next_in`/`next_out` are set from the slices passed to
+//!   [`Inflater::inflate`] right before each `inflate` call; stale values left
+//!   in the stream afterwards are never dereferenced (reset, prime, set
+//!   dictionary and end do not read them).
 
 use std::ffi::{c_int, CStr};
 
 use libz_rs_sys as z;
 
-pub(crate) use z::{Z_BLOCK, Z_BUF_ERROR, Z_DATA_ERROR, Z_NEED_DICT, Z_NO_FLUSH, Z_OK, Z_STREAM_END};
+pub(crate) use z::{
+    Z_BLOCK, Z_BUF_ERROR, Z_DATA_ERROR, Z_NEED_DICT, Z_NO_FLUSH, Z_OK, Z_STREAM_END,
+};
 
 /// `inflateInit2` window bits: 15-bit window, automatic gzip or zlib header
 /// detection (32 + 15).
@@ -68,9 +71,8 @@ impl Inflater {
             )
         };
         if ret != Z_OK {
-            // Nothing was allocated (zlib frees its state on failure), so the
-            // stream must not reach `inflateEnd`: forget it through a plain
-            // Box drop, which does not run our Drop impl.
+            // zlib frees its state on failure; dropping the plain Box (no
+            // `Inflater` exists yet, so no `inflateEnd`) is all that is left.
             return Err(ret);
         }
         Ok(Inflater { strm })
@@ -94,7 +96,8 @@ impl Inflater {
     pub(crate) fn prime(&mut self, bits: u8, value: u8) -> Result<(), c_int> {
         // SAFETY: initialised, boxed stream; `inflatePrime` only touches the
         // stream's own state (bits <= 16 is checked by the library).
-        let ret = unsafe { z::inflatePrime(&mut *self.strm, c_int::from(bits), c_int::from(value)) };
+        let ret =
+            unsafe { z::inflatePrime(&mut *self.strm, c_int::from(bits), c_int::from(value)) };
         if ret == Z_OK {
             Ok(())
         } else {
@@ -153,6 +156,13 @@ impl Inflater {
         code_name(code).to_string()
     }
 }
+
+// SAFETY: the stream and its zlib-rs state are exclusively owned by this
+// value (no thread-local or shared state inside); moving it to another thread
+// is fine. `&Inflater` only allows reading `msg`, a pointer to a static string.
+unsafe impl Send for Inflater {}
+// SAFETY: see above; no interior mutability is reachable through `&Inflater`.
+unsafe impl Sync for Inflater {}
 
 impl Drop for Inflater {
     fn drop(&mut self) {

@@ -37,9 +37,12 @@
 //! # assert_eq!(bytes.len(), 12 + 32785);
 //! ```
 
+#![deny(unsafe_code)]
+
 mod blob;
 mod checkpointer;
 mod extract;
+#[allow(unsafe_code)] // the only unsafe code: the zlib FFI wrapper
 mod ffi;
 mod tar;
 
@@ -71,7 +74,11 @@ pub enum ZinfoError {
     Empty,
     /// An unexpected zlib failure (out of memory, inconsistent stream state).
     #[error("zlib {what} ({code}) at compressed offset {offset}")]
-    Zlib { code: i32, what: &'static str, offset: u64 },
+    Zlib {
+        code: i32,
+        what: &'static str,
+        offset: u64,
+    },
     /// A serialized gzip zinfo (the zTOC `checkpoints` bytes) is malformed.
     #[error("invalid zinfo blob: {0}")]
     InvalidBlob(String),
@@ -127,7 +134,11 @@ impl Zinfo {
         match self {
             Zinfo::Gzip(g) => {
                 let cp = &g.checkpoints[span as usize];
-                let end = if last { blob_size } else { g.checkpoints[span as usize + 1].compressed_offset };
+                let end = if last {
+                    blob_size
+                } else {
+                    g.checkpoints[span as usize + 1].compressed_offset
+                };
                 cp.span_start()..end
             }
             Zinfo::Tar(t) => {
@@ -150,12 +161,20 @@ impl Zinfo {
         match self {
             Zinfo::Gzip(g) => {
                 let start = g.checkpoints[span as usize].uncompressed_offset;
-                let end = if last { uncompressed_size } else { g.checkpoints[span as usize + 1].uncompressed_offset };
+                let end = if last {
+                    uncompressed_size
+                } else {
+                    g.checkpoints[span as usize + 1].uncompressed_offset
+                };
                 start..end
             }
             Zinfo::Tar(t) => {
                 let s = t.span();
-                let end = if last { uncompressed_size } else { (span + 1) * s };
+                let end = if last {
+                    uncompressed_size
+                } else {
+                    (span + 1) * s
+                };
                 span * s..end
             }
         }

@@ -48,10 +48,14 @@ impl TarZinfo {
         let span_size = i64::from_le_bytes(read_field::<8>(b, table, SLOT_SPAN_SIZE)?);
         let size = i64::from_le_bytes(read_field::<8>(b, table, SLOT_SIZE)?);
         if span_size <= 0 {
-            return Err(ZinfoError::InvalidTarZinfo(format!("span size {span_size} is not positive")));
+            return Err(ZinfoError::InvalidTarZinfo(format!(
+                "span size {span_size} is not positive"
+            )));
         }
         if size < 0 {
-            return Err(ZinfoError::InvalidTarZinfo(format!("size {size} is negative")));
+            return Err(ZinfoError::InvalidTarZinfo(format!(
+                "size {size} is negative"
+            )));
         }
         Ok(TarZinfo { span_size, size })
     }
@@ -69,7 +73,7 @@ impl TarZinfo {
     /// `ceil(size / S)`; Go's `MaxSpanID` is this minus one.
     pub(crate) fn num_spans(&self) -> u64 {
         let size = self.size.max(0) as u64;
-        size / self.span() + u64::from(size % self.span() != 0)
+        size.div_ceil(self.span())
     }
 }
 
@@ -81,7 +85,12 @@ fn read_bytes<const N: usize>(b: &[u8], pos: usize) -> Result<[u8; N], ZinfoErro
     pos.checked_add(N)
         .and_then(|end| b.get(pos..end))
         .map(|s| s.try_into().unwrap())
-        .ok_or_else(|| invalid(format!("length {}: read of {N} bytes at {pos} out of bounds", b.len())))
+        .ok_or_else(|| {
+            invalid(format!(
+                "length {}: read of {N} bytes at {pos} out of bounds",
+                b.len()
+            ))
+        })
 }
 
 /// Position of the root table.
@@ -111,7 +120,9 @@ fn read_field<const N: usize>(b: &[u8], table: usize, slot: u16) -> Result<[u8; 
         return Ok([0; N]);
     }
     if field + N > tbl_len {
-        return Err(invalid(format!("field at vtable slot {slot} lies outside its table")));
+        return Err(invalid(format!(
+            "field at vtable slot {slot} lies outside its table"
+        )));
     }
     read_bytes::<N>(b, table + field)
 }

@@ -6,8 +6,8 @@ use std::io::{Cursor, Write};
 
 use common::{build, flate2_decompress, golden, gzip, sample_data};
 use soci_zinfo::{
-    extract_from_checkpoint, extract_range, Checkpoint, GzipCheckpointer, GzipZinfo, TarZinfo, Zinfo, ZinfoError,
-    PACKED_CHECKPOINT_SIZE, WINDOW_SIZE,
+    extract_from_checkpoint, extract_range, Checkpoint, GzipCheckpointer, GzipZinfo, TarZinfo,
+    Zinfo, ZinfoError, PACKED_CHECKPOINT_SIZE, WINDOW_SIZE,
 };
 
 /// A multi-member gzip: a member with FNAME+FEXTRA+FCOMMENT+mtime, an empty
@@ -47,7 +47,10 @@ fn expected_window(data: &[u8], out: u64) -> Vec<u8> {
 fn check_windows(z: &GzipZinfo, data: &[u8]) {
     for (i, cp) in z.checkpoints.iter().enumerate() {
         assert_eq!(cp.window.len(), WINDOW_SIZE);
-        assert!(&cp.window[..] == &expected_window(data, cp.uncompressed_offset)[..], "window of checkpoint {i}");
+        assert!(
+            cp.window[..] == expected_window(data, cp.uncompressed_offset)[..],
+            "window of checkpoint {i}"
+        );
     }
 }
 
@@ -83,17 +86,27 @@ fn checkpoint_rules() {
     assert_eq!(z.span_size, span as i64);
     // checkpoint 0 after the first header (10 + FEXTRA 2+8 + "layer.tar\0" + "a comment\0")
     assert_eq!(z.checkpoints[0].compressed_offset, 10 + 10 + 10 + 10);
-    assert_eq!((z.checkpoints[0].uncompressed_offset, z.checkpoints[0].bits), (0, 0));
+    assert_eq!(
+        (z.checkpoints[0].uncompressed_offset, z.checkpoints[0].bits),
+        (0, 0)
+    );
     for w in z.checkpoints.windows(2) {
         // strictly more than `span` bytes between checkpoints
-        assert!(w[1].uncompressed_offset - w[0].uncompressed_offset > span, "{:?}", w);
+        assert!(
+            w[1].uncompressed_offset - w[0].uncompressed_offset > span,
+            "{:?}",
+            w
+        );
         assert!(w[1].compressed_offset > w[0].compressed_offset);
     }
     assert!(z.checkpoints.iter().all(|c| c.bits <= 7));
     check_windows(&z, &data);
     // the window is not reset between members: a checkpoint in member 2 or 3
     // close to its start carries data of the previous member.
-    assert!(z.checkpoints.iter().any(|c| c.uncompressed_offset > bounds[1]));
+    assert!(z
+        .checkpoints
+        .iter()
+        .any(|c| c.uncompressed_offset > bounds[1]));
 
     // span 0: a checkpoint at every block boundary
     let (all, _) = build(&gz, 0, 1 << 20).unwrap();
@@ -111,13 +124,20 @@ fn empty_leading_block_gives_two_checkpoints_at_zero() {
     let (z, data) = build(&gz, 65536, 1000).unwrap();
     assert_eq!(z.checkpoints[0].compressed_offset, 10);
     assert_eq!(z.checkpoints[0].uncompressed_offset, 0);
-    assert_eq!(z.checkpoints[1].uncompressed_offset, 0, "{:?}", z.checkpoints);
+    assert_eq!(
+        z.checkpoints[1].uncompressed_offset, 0,
+        "{:?}",
+        z.checkpoints
+    );
     assert!(z.checkpoints[1].compressed_offset > 10);
     // like the reference, offset 0 maps to the last checkpoint at out 0
     let zi = Zinfo::Gzip(z.clone());
     assert_eq!(zi.span_of(0), 1);
     assert_eq!(zi.span_uncompressed_range(0, data.len() as u64), 0..0);
-    assert_eq!(extract_range(&z, &mut Cursor::new(&gz), 0, 5000).unwrap(), &data[..5000]);
+    assert_eq!(
+        extract_range(&z, &mut Cursor::new(&gz), 0, 5000).unwrap(),
+        &data[..5000]
+    );
 }
 
 #[test]
@@ -145,12 +165,22 @@ fn errors_never_panic() {
             Err(ZinfoError::Truncated { .. }) | Err(ZinfoError::TrailingData { .. }) => {}
             // a few flips (e.g. in the code lengths of unused symbols) do not
             // change the data; the CRC guarantees the output is the same then
-            Ok((_, out)) => assert!(out == flate2_decompress(&gz), "flip at {i} changed the output undetected"),
+            Ok((_, out)) => assert!(
+                out == flate2_decompress(&gz),
+                "flip at {i} changed the output undetected"
+            ),
             Err(other) => panic!("flip at {i}: {other:?}"),
         }
     }
     // trailing garbage and zero padding
-    for tail in [&b"garbage"[..], &[0u8][..], &[0u8; 8][..], &[0u8; 512][..], &[0x1f][..], &[0x1f, 0x8b, 8][..]] {
+    for tail in [
+        &b"garbage"[..],
+        &[0u8][..],
+        &[0u8; 8][..],
+        &[0u8; 512][..],
+        &[0x1f][..],
+        &[0x1f, 0x8b, 8][..],
+    ] {
         let mut t = gz.clone();
         t.extend_from_slice(tail);
         let e = build(&t, 65536, 1000).unwrap_err();
@@ -158,16 +188,31 @@ fn errors_never_panic() {
             ZinfoError::TrailingData { offset, .. } => assert_eq!(*offset, gz.len() as u64),
             other => panic!("tail {tail:?}: {other:?}"),
         }
-        assert!(e.to_string().contains(&format!("offset {}", gz.len())), "{e}");
+        assert!(
+            e.to_string().contains(&format!("offset {}", gz.len())),
+            "{e}"
+        );
     }
     let e = build(&gz[..gz.len() - 3], 65536, 1000).unwrap_err();
-    assert_eq!(e.to_string(), format!("gzip stream truncated at compressed offset {}", gz.len() - 3));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "gzip stream truncated at compressed offset {}",
+            gz.len() - 3
+        )
+    );
     // not gzip at all
-    assert!(matches!(build(b"hello world, not gzip", 65536, 4), Err(ZinfoError::Corrupt { .. })));
+    assert!(matches!(
+        build(b"hello world, not gzip", 65536, 4),
+        Err(ZinfoError::Corrupt { .. })
+    ));
     // poisoned after an error
     let mut cp = GzipCheckpointer::new(65536).unwrap();
     assert!(cp.feed(b"not gzip at all", &mut |_| {}).is_err());
-    assert!(matches!(cp.feed(&gz, &mut |_| {}), Err(ZinfoError::Poisoned)));
+    assert!(matches!(
+        cp.feed(&gz, &mut |_| {}),
+        Err(ZinfoError::Poisoned)
+    ));
     assert!(GzipCheckpointer::new(u64::MAX).is_err());
 }
 
@@ -189,7 +234,12 @@ fn fake_checkpoint(i: u64) -> Checkpoint {
     for (k, b) in w.iter_mut().enumerate() {
         *b = (k as u64 * 31 + i) as u8;
     }
-    Checkpoint { compressed_offset: 100 * i + 10, uncompressed_offset: 1000 * i, bits: (i % 8) as u8, window: w.into() }
+    Checkpoint {
+        compressed_offset: 100 * i + 10,
+        uncompressed_offset: 1000 * i,
+        bits: (i % 8) as u8,
+        window: w.into(),
+    }
 }
 
 #[test]
@@ -203,8 +253,14 @@ fn blob_v2_round_trip_and_layout() {
     assert_eq!(i64::from_le_bytes(b[4..12].try_into().unwrap()), 65536);
     // record 1: in, out, bits, window
     let r = &b[12 + PACKED_CHECKPOINT_SIZE..12 + 2 * PACKED_CHECKPOINT_SIZE];
-    assert_eq!(u64::from_le_bytes(r[0..8].try_into().unwrap()), z.checkpoints[1].compressed_offset);
-    assert_eq!(u64::from_le_bytes(r[8..16].try_into().unwrap()), z.checkpoints[1].uncompressed_offset);
+    assert_eq!(
+        u64::from_le_bytes(r[0..8].try_into().unwrap()),
+        z.checkpoints[1].compressed_offset
+    );
+    assert_eq!(
+        u64::from_le_bytes(r[8..16].try_into().unwrap()),
+        z.checkpoints[1].uncompressed_offset
+    );
     assert_eq!(r[16], z.checkpoints[1].bits);
     assert_eq!(&r[17..], &z.checkpoints[1].window[..]);
     let back = GzipZinfo::from_blob(&b).unwrap();
@@ -221,28 +277,47 @@ fn blob_v1_round_trip() {
         window: vec![0u8; WINDOW_SIZE].into(),
     }];
     cps.extend((1..4).map(fake_checkpoint));
-    let v1 = GzipZinfo { span_size: 4194304, checkpoints: cps, legacy_v1: true };
+    let v1 = GzipZinfo {
+        span_size: 4194304,
+        checkpoints: cps,
+        legacy_v1: true,
+    };
     let b = v1.to_blob();
     assert_eq!(b.len(), 12 + PACKED_CHECKPOINT_SIZE * 3);
-    assert_eq!(i32::from_le_bytes(b[0..4].try_into().unwrap()), 4, "N counts the omitted checkpoint 0");
+    assert_eq!(
+        i32::from_le_bytes(b[0..4].try_into().unwrap()),
+        4,
+        "N counts the omitted checkpoint 0"
+    );
     let back = GzipZinfo::from_blob(&b).unwrap();
     assert!(back.legacy_v1);
     assert_eq!(back, v1);
     assert_eq!(back.to_blob(), b);
     // v1 with only checkpoint 0: just the header
-    let one = GzipZinfo { span_size: 7, checkpoints: v1.checkpoints[..1].to_vec(), legacy_v1: true };
+    let one = GzipZinfo {
+        span_size: 7,
+        checkpoints: v1.checkpoints[..1].to_vec(),
+        legacy_v1: true,
+    };
     let b1 = one.to_blob();
     assert_eq!(b1.len(), 12);
     assert_eq!(GzipZinfo::from_blob(&b1).unwrap(), one);
     // the same checkpoints written as v2 are one record longer
-    let v2 = GzipZinfo { legacy_v1: false, ..v1.clone() };
+    let v2 = GzipZinfo {
+        legacy_v1: false,
+        ..v1.clone()
+    };
     assert_eq!(v2.to_blob().len(), b.len() + PACKED_CHECKPOINT_SIZE);
     assert_eq!(GzipZinfo::from_blob(&v2.to_blob()).unwrap(), v2);
 }
 
 #[test]
 fn blob_invalid_lengths_and_values() {
-    let z = GzipZinfo { span_size: 65536, checkpoints: (0..3).map(fake_checkpoint).collect(), legacy_v1: false };
+    let z = GzipZinfo {
+        span_size: 65536,
+        checkpoints: (0..3).map(fake_checkpoint).collect(),
+        legacy_v1: false,
+    };
     let good = z.to_blob();
     let invalid = |b: &[u8]| match GzipZinfo::from_blob(b) {
         Err(ZinfoError::InvalidBlob(m)) => m,
@@ -269,7 +344,10 @@ fn blob_invalid_lengths_and_values() {
     let mut hdr = vec![0u8; 12];
     invalid(&hdr);
     hdr[0] = 1; // N = 1, 12 bytes: v1 with only the synthesised checkpoint
-    assert_eq!(GzipZinfo::from_blob(&hdr).unwrap().checkpoints[0].compressed_offset, 10);
+    assert_eq!(
+        GzipZinfo::from_blob(&hdr).unwrap().checkpoints[0].compressed_offset,
+        10
+    );
     // bad values
     let mut bad_bits = good.clone();
     bad_bits[12 + 16] = 8;
@@ -314,14 +392,11 @@ fn expect_slice(data: &[u8], off: u64, len: usize) -> &[u8] {
 #[test]
 fn extract_matches_full_decompression() {
     let (gz, data, bounds) = multi_member();
-    let inputs = vec![
-        (gz, data, bounds),
-        {
-            let g = golden("multimember-gnu.tar.gz");
-            let d = flate2_decompress(&g);
-            (g, d, vec![0, 333333])
-        },
-    ];
+    let inputs = vec![(gz, data, bounds), {
+        let g = golden("multimember-gnu.tar.gz");
+        let d = flate2_decompress(&g);
+        (g, d, vec![0, 333333])
+    }];
     for (gz, data, bounds) in &inputs {
         for span in [0u64, 20_000, 65536, 1 << 22] {
             let (z, _) = build(gz, span, 1 << 16).unwrap();
@@ -338,7 +413,10 @@ fn extract_matches_full_decompression() {
             checks.push((3, 0));
             for &(off, len) in &checks {
                 let got = extract_range(&z, &mut Cursor::new(gz), off, len).unwrap();
-                assert!(got == expect_slice(data, off, len), "span {span}: extract_range({off}, {len})");
+                assert!(
+                    got == expect_slice(data, off, len),
+                    "span {span}: extract_range({off}, {len})"
+                );
 
                 // the same through extract_from_checkpoint with the compressed
                 // bytes of the spans covering the range
@@ -350,9 +428,19 @@ fn extract_matches_full_decompression() {
                 let end = zi.span_compressed_range(last, gz.len() as u64).end;
                 let cp = &z.checkpoints[first as usize];
                 let mut out = vec![0u8; len];
-                let n = extract_from_checkpoint(cp, &gz[start as usize..end as usize], off - cp.uncompressed_offset, &mut out)
-                    .unwrap_or_else(|e| panic!("span {span}: extract_from_checkpoint({off}, {len}): {e}"));
-                assert!(&out[..n] == expect_slice(data, off, len), "span {span}: extract_from_checkpoint({off}, {len})");
+                let n = extract_from_checkpoint(
+                    cp,
+                    &gz[start as usize..end as usize],
+                    off - cp.uncompressed_offset,
+                    &mut out,
+                )
+                .unwrap_or_else(|e| {
+                    panic!("span {span}: extract_from_checkpoint({off}, {len}): {e}")
+                });
+                assert!(
+                    &out[..n] == expect_slice(data, off, len),
+                    "span {span}: extract_from_checkpoint({off}, {len})"
+                );
             }
         }
     }
@@ -380,8 +468,14 @@ fn extract_errors() {
     }
     let off = cp.uncompressed_offset;
     match extract_range(&z, &mut Cursor::new(&bad), off, 50_000) {
-        Ok(v) => assert!(v != expect_slice(&data, off, 50_000), "corruption went unnoticed"),
-        Err(e) => assert!(matches!(e, ZinfoError::Corrupt { .. } | ZinfoError::Truncated { .. }), "{e}"),
+        Ok(v) => assert!(
+            v != expect_slice(&data, off, 50_000),
+            "corruption went unnoticed"
+        ),
+        Err(e) => assert!(
+            matches!(e, ZinfoError::Corrupt { .. } | ZinfoError::Truncated { .. }),
+            "{e}"
+        ),
     }
     // an invalid block type (BTYPE 11) right at checkpoint 0
     match extract_from_checkpoint(&z.checkpoints[0], &[0xff; 100], 0, &mut out) {
@@ -396,7 +490,10 @@ fn extract_errors() {
     trailing.extend_from_slice(b"garbage!!");
     assert!(extract_range(&z, &mut Cursor::new(&trailing), data.len() as u64 - 10, 100).is_err());
     // but a request ending inside the data is fine
-    assert_eq!(extract_range(&z, &mut Cursor::new(&trailing), data.len() as u64 - 10, 10).unwrap(), &data[data.len() - 10..]);
+    assert_eq!(
+        extract_range(&z, &mut Cursor::new(&trailing), data.len() as u64 - 10, 10).unwrap(),
+        &data[data.len() - 10..]
+    );
     // invalid checkpoints are rejected, not panicking
     let mut weird = cp.clone();
     weird.bits = 9;
@@ -408,7 +505,11 @@ fn extract_errors() {
     let mut zeroed = cp.clone();
     zeroed.window = vec![0u8; WINDOW_SIZE].into();
     let _ = extract_from_checkpoint(&zeroed, &gz[start..], 0, &mut out);
-    let empty = GzipZinfo { span_size: 1, checkpoints: vec![], legacy_v1: false };
+    let empty = GzipZinfo {
+        span_size: 1,
+        checkpoints: vec![],
+        legacy_v1: false,
+    };
     assert!(extract_range(&empty, &mut Cursor::new(&gz), 0, 10).is_err());
 }
 
@@ -416,7 +517,14 @@ fn extract_errors() {
 
 #[test]
 fn tar_zinfo_blob_and_spans() {
-    for (s, size) in [(65536i64, 0i64), (65536, 1), (65536, 65536), (65536, 65537), (4194304, 10 << 20), (1, 5)] {
+    for (s, size) in [
+        (65536i64, 0i64),
+        (65536, 1),
+        (65536, 65536),
+        (65536, 65537),
+        (4194304, 10 << 20),
+        (1, 5),
+    ] {
         let t = TarZinfo { span_size: s, size };
         let b = t.to_blob();
         assert_eq!(TarZinfo::from_blob(&b).unwrap(), t);
@@ -438,10 +546,26 @@ fn tar_zinfo_blob_and_spans() {
     }
     // Go's builder output for {version 2, span 65536, size 378880} (app.tar)
     // is checked byte for byte in tests/golden.rs; here: size omitted when 0.
-    let zero = TarZinfo { span_size: 4, size: 0 }.to_blob();
-    assert!(zero.len() < TarZinfo { span_size: 4, size: 1 }.to_blob().len());
+    let zero = TarZinfo {
+        span_size: 4,
+        size: 0,
+    }
+    .to_blob();
+    assert!(
+        zero.len()
+            < TarZinfo {
+                span_size: 4,
+                size: 1
+            }
+            .to_blob()
+            .len()
+    );
     // invalid blobs: errors, never panics
-    let good = TarZinfo { span_size: 65536, size: 378880 }.to_blob();
+    let good = TarZinfo {
+        span_size: 65536,
+        size: 378880,
+    }
+    .to_blob();
     for len in 0..good.len() {
         let _ = TarZinfo::from_blob(&good[..len]);
     }
@@ -454,18 +578,51 @@ fn tar_zinfo_blob_and_spans() {
     }
     assert!(TarZinfo::from_blob(&[]).is_err());
     assert!(TarZinfo::from_blob(&[0xff; 16]).is_err());
-    assert!(TarZinfo::from_blob(&TarZinfo { span_size: 0, size: 5 }.to_blob()).is_err());
-    assert!(TarZinfo::from_blob(&TarZinfo { span_size: 5, size: -1 }.to_blob()).is_err());
+    assert!(TarZinfo::from_blob(
+        &TarZinfo {
+            span_size: 0,
+            size: 5
+        }
+        .to_blob()
+    )
+    .is_err());
+    assert!(TarZinfo::from_blob(
+        &TarZinfo {
+            span_size: 5,
+            size: -1
+        }
+        .to_blob()
+    )
+    .is_err());
 }
 
 #[test]
 fn gzip_span_math() {
     let cps = vec![
-        Checkpoint { compressed_offset: 10, uncompressed_offset: 0, bits: 0, window: vec![0; WINDOW_SIZE].into() },
-        Checkpoint { compressed_offset: 500, uncompressed_offset: 7000, bits: 3, window: vec![0; WINDOW_SIZE].into() },
-        Checkpoint { compressed_offset: 900, uncompressed_offset: 14000, bits: 0, window: vec![0; WINDOW_SIZE].into() },
+        Checkpoint {
+            compressed_offset: 10,
+            uncompressed_offset: 0,
+            bits: 0,
+            window: vec![0; WINDOW_SIZE].into(),
+        },
+        Checkpoint {
+            compressed_offset: 500,
+            uncompressed_offset: 7000,
+            bits: 3,
+            window: vec![0; WINDOW_SIZE].into(),
+        },
+        Checkpoint {
+            compressed_offset: 900,
+            uncompressed_offset: 14000,
+            bits: 0,
+            window: vec![0; WINDOW_SIZE].into(),
+        },
     ];
-    let z = Zinfo::Gzip(GzipZinfo { span_size: 6000, checkpoints: cps, legacy_v1: false });
+    let z = Zinfo::Gzip(GzipZinfo {
+        span_size: 6000,
+        checkpoints: cps,
+        legacy_v1: false,
+    });
     assert_eq!(z.num_spans(), 3);
     assert_eq!(z.max_span_id(), 2);
     assert_eq!(z.span_compressed_range(0, 1200), 10..500);
@@ -479,4 +636,20 @@ fn gzip_span_math() {
     assert_eq!(z.span_of(13999), 1);
     assert_eq!(z.span_of(14000), 2);
     assert_eq!(z.span_of(u64::MAX), 2);
+}
+
+#[test]
+fn checkpointer_can_move_across_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<GzipCheckpointer>();
+    let gz = gzip(&sample_data(100_000, 8), 6);
+    let mut cp = GzipCheckpointer::new(32768).unwrap();
+    cp.feed(&gz[..5000], &mut |_| {}).unwrap();
+    let z = std::thread::spawn(move || {
+        cp.feed(&gz[5000..], &mut |_| {}).unwrap();
+        cp.finish().unwrap()
+    })
+    .join()
+    .unwrap();
+    assert!(z.checkpoints.len() > 1);
 }

@@ -28,7 +28,11 @@ fn gzip_checkpoints_match_reference_bytes() {
         assert_eq!(ztoc.algorithm, 1, "{layer}");
         let (ours, tar) = build(&gz, span, 16 * 1024).unwrap();
         let blob = ours.to_blob();
-        assert_eq!(blob.len(), ztoc.checkpoints.len(), "{layer} span {span}: blob length");
+        assert_eq!(
+            blob.len(),
+            ztoc.checkpoints.len(),
+            "{layer} span {span}: blob length"
+        );
         if blob != ztoc.checkpoints {
             let theirs = GzipZinfo::from_blob(&ztoc.checkpoints).unwrap();
             panic!(
@@ -52,7 +56,10 @@ fn gzip_checkpoints_match_reference_bytes() {
                 sha256_digest(&gz[r.start as usize..r.end as usize])
             })
             .collect();
-        assert_eq!(digests, ztoc.span_digests, "{layer} span {span}: span digests");
+        assert_eq!(
+            digests, ztoc.span_digests,
+            "{layer} span {span}: span digests"
+        );
 
         // Uncompressed ranges tile [0, uncompressed size).
         let usize_ = ztoc.uncompressed_archive_size as u64;
@@ -60,7 +67,11 @@ fn gzip_checkpoints_match_reference_bytes() {
         for i in 0..z.num_spans() {
             let r = z.span_uncompressed_range(i, usize_);
             assert_eq!(r.start, next);
-            assert_eq!(z.span_of(r.start), i, "{layer} span {span}: span_of start of span {i}");
+            assert_eq!(
+                z.span_of(r.start),
+                i,
+                "{layer} span {span}: span_of start of span {i}"
+            );
             next = r.end;
         }
         assert_eq!(next, usize_);
@@ -72,9 +83,9 @@ fn gzip_checkpoints_match_reference_bytes() {
 fn golden_readme_facts() {
     let (mm, _) = build(&golden("multimember-gnu.tar.gz"), 65536, 1 << 20).unwrap();
     assert!(
-        mm.checkpoints
-            .iter()
-            .any(|c| c.compressed_offset == 120240 && c.uncompressed_offset == 333333 && c.bits == 0),
+        mm.checkpoints.iter().any(|c| c.compressed_offset == 120240
+            && c.uncompressed_offset == 333333
+            && c.bits == 0),
         "multimember-gnu: checkpoint at the start of member 2 expected: {:?}",
         mm.checkpoints
     );
@@ -92,7 +103,10 @@ fn tar_zinfo_matches_reference_bytes() {
         let tar = golden(layer);
         let ztoc = read_ztoc(&golden(&format!("{layer}.span-65536.ztoc")));
         assert_eq!(ztoc.algorithm, 2, "{layer}");
-        let ours = TarZinfo { span_size: 65536, size: tar.len() as i64 };
+        let ours = TarZinfo {
+            span_size: 65536,
+            size: tar.len() as i64,
+        };
         assert_eq!(ours.to_blob(), ztoc.checkpoints, "{layer}: tar zinfo bytes");
         assert_eq!(TarZinfo::from_blob(&ztoc.checkpoints).unwrap(), ours);
         let z = Zinfo::Tar(ours);

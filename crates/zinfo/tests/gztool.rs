@@ -17,7 +17,8 @@ use common::{build, gzip, sample_data};
 /// gztool lists zran's `in` (our `compressed_offset`, the first *full* byte
 /// after the block boundary) unchanged, even when `bits != 0`; it is not the
 /// span start `in - 1`.
-const GZTOOL_OFFSET_MEANING: &str = "gztool's compressed offset == checkpoint.compressed_offset (zran `in`)";
+const GZTOOL_OFFSET_MEANING: &str =
+    "gztool's compressed offset == checkpoint.compressed_offset (zran `in`)";
 
 fn gztool_available() -> bool {
     Command::new("gztool").arg("-h").output().is_ok()
@@ -35,15 +36,30 @@ fn gztool_points(dir: &Path, gz: &[u8], span_mib: u32) -> Vec<(u64, u64)> {
         .arg(&file)
         .output()
         .unwrap();
-    assert!(st.status.success(), "gztool -i failed: {}", String::from_utf8_lossy(&st.stderr));
-    let ll = Command::new("gztool").args(["-ll", "-I"]).arg(&idx).arg(&file).output().unwrap();
+    assert!(
+        st.status.success(),
+        "gztool -i failed: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let ll = Command::new("gztool")
+        .args(["-ll", "-I"])
+        .arg(&idx)
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(ll.status.success(), "gztool -ll failed");
     // The listing goes to stderr or stdout depending on the version.
-    let text = format!("{}{}", String::from_utf8_lossy(&ll.stdout), String::from_utf8_lossy(&ll.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&ll.stdout),
+        String::from_utf8_lossy(&ll.stderr)
+    );
     let mut points = Vec::new();
     for part in text.split('#').skip(1) {
         // "<k>: @ <in> / <out> L..."
-        let Some(rest) = part.split_once(": @ ").map(|(_, r)| r) else { continue };
+        let Some(rest) = part.split_once(": @ ").map(|(_, r)| r) else {
+            continue;
+        };
         let mut it = rest.split_whitespace();
         let cin = it.next().and_then(|s| s.parse::<u64>().ok());
         let slash = it.next();
@@ -52,7 +68,10 @@ fn gztool_points(dir: &Path, gz: &[u8], span_mib: u32) -> Vec<(u64, u64)> {
             points.push((cin, cout));
         }
     }
-    assert!(!points.is_empty(), "could not parse gztool -ll output:\n{text}");
+    assert!(
+        !points.is_empty(),
+        "could not parse gztool -ll output:\n{text}"
+    );
     points
 }
 
@@ -73,12 +92,18 @@ fn access_points_match_gztool() {
             let span = u64::from(span_mib) << 20;
             let (ours, _) = build(gz, span, 1 << 16).unwrap();
             let theirs = gztool_points(dir.path(), gz, span_mib);
-            let ours_pairs: Vec<(u64, u64)> =
-                ours.checkpoints.iter().map(|c| (c.compressed_offset, c.uncompressed_offset)).collect();
+            let ours_pairs: Vec<(u64, u64)> = ours
+                .checkpoints
+                .iter()
+                .map(|c| (c.compressed_offset, c.uncompressed_offset))
+                .collect();
             println!("{name}, span {span_mib} MiB: ours {ours_pairs:?}\n  gztool {theirs:?}");
             assert_eq!(ours_pairs, theirs, "{name}, span {span_mib} MiB");
             saw_bits |= ours.checkpoints.iter().any(|c| c.bits != 0);
         }
     }
-    assert!(saw_bits, "no checkpoint with bits != 0: the offset meaning was not exercised");
+    assert!(
+        saw_bits,
+        "no checkpoint with bits != 0: the offset meaning was not exercised"
+    );
 }

@@ -70,7 +70,7 @@ proptest! {
             let o = cp.uncompressed_offset as usize;
             let n = o.min(WINDOW_SIZE);
             prop_assert!(cp.window[..WINDOW_SIZE - n].iter().all(|&b| b == 0));
-            prop_assert!(&cp.window[WINDOW_SIZE - n..] == &data[o - n..o]);
+            prop_assert!(cp.window[WINDOW_SIZE - n..] == data[o - n..o]);
         }
 
         // blob round trip
@@ -82,7 +82,7 @@ proptest! {
             let off = probe.0.index(data.len()) as u64;
             let len = probe.1.index(data.len() - off as usize + 1);
             let got = extract_range(&whole, &mut Cursor::new(&gz), off, len).unwrap();
-            prop_assert!(got == &data[off as usize..off as usize + len]);
+            prop_assert!(got == data[off as usize..off as usize + len]);
 
             let z = Zinfo::Gzip(whole.clone());
             let i = z.span_of(off);
@@ -91,7 +91,7 @@ proptest! {
             let mut buf = vec![0u8; len];
             let n = extract_from_checkpoint(cp, &gz[r.start as usize..], off - cp.uncompressed_offset, &mut buf).unwrap();
             prop_assert_eq!(n, len);
-            prop_assert!(buf == &data[off as usize..off as usize + len]);
+            prop_assert!(buf == data[off as usize..off as usize + len]);
         }
     }
 }

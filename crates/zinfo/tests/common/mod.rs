@@ -41,7 +41,9 @@ pub fn read_ztoc(buf: &[u8]) -> ZtocZinfo {
     // the reference Go code; the slots read have the types of ztoc.fbs.
     unsafe {
         let ztoc = Table::new(buf, root);
-        let ci = ztoc.get::<ForwardsUOffset<Table>>(14, None).expect("compression_info");
+        let ci = ztoc
+            .get::<ForwardsUOffset<Table>>(14, None)
+            .expect("compression_info");
         let digests = ci
             .get::<ForwardsUOffset<Vector<ForwardsUOffset<&str>>>>(8, None)
             .map(|v| v.iter().map(|s| s.to_string()).collect())
@@ -92,13 +94,22 @@ pub fn gzip(data: &[u8], level: u32) -> Vec<u8> {
 /// repeated words), `n` bytes.
 pub fn sample_data(n: usize, seed: u64) -> Vec<u8> {
     let mut s = seed | 1;
-    let words: [&[u8]; 8] = [b"layer ", b"span ", b"checkpoint ", b"tar ", b"\0\0\0\0", b"zran ", b"\n", b"0123456789"];
+    let words: [&[u8]; 8] = [
+        b"layer ",
+        b"span ",
+        b"checkpoint ",
+        b"tar ",
+        b"\0\0\0\0",
+        b"zran ",
+        b"\n",
+        b"0123456789",
+    ];
     let mut v = Vec::with_capacity(n + 16);
     while v.len() < n {
         s ^= s << 13;
         s ^= s >> 7;
         s ^= s << 17;
-        if s % 4 == 0 {
+        if s & 3 == 0 {
             v.extend_from_slice(&s.to_le_bytes()[..(s >> 60) as usize % 8 + 1]);
         } else {
             v.extend_from_slice(words[(s >> 33) as usize % 8]);
