@@ -23,15 +23,18 @@
 //! 6. `Finish` without file identifier or size prefix (`finish_minimal`).
 //!
 //! Scalars equal to their schema default are not written (Go's `forceDefaults` is off),
-//! so a gzip zTOC has no `compression_algorithm` field. The Rust builder's padding
+//! so a gzip zTOC has no `compression_algorithm` field. Compared with the Go runtime
+//! soci pins (flatbuffers `go/builder.go` at v25.12.19), the Rust builder's padding
 //! (`Prep`/`align`), vtable trimming (trailing absent slots dropped) and finish
 //! alignment (`minalign`) are the same algorithms as Go's. Vtable de-duplication
 //! differs in one detail: Go compares only the field offsets, Rust the whole vtable
-//! including the object's inline size. For this schema that never matters: every
-//! table's first pushed field is an offset that is always present, and the builder
-//! head is 4-aligned when a table starts, so the inline size is always "offset of the
-//! first pushed field + 4" and equal field offsets imply equal vtables. The golden
-//! tests (`tests/codec_golden.rs`) check all of this against Go-made blobs.
+//! including the object's inline size. For this schema that never matters: the five
+//! tables have vtables of different lengths (their last slot is always written), so
+//! only tables of one type can share; `Xattr` and `FileMetadata`, the only types with
+//! several instances, first push an offset that is always present (`key`, `name`)
+//! while the builder head is 4-aligned, so their inline size is "offset of the first
+//! pushed field + 4" and equal field offsets imply equal vtables. The golden tests
+//! (`tests/codec_golden.rs`) check all of this against Go-made blobs.
 //!
 //! # Decoding
 //!
