@@ -64,7 +64,11 @@ pub enum TarError {
     InvalidHeader { offset: u64, reason: String },
     /// Go's `archive/tar: header field too long` for PAX / GNU long name data over 1 MiB.
     #[error("tar {what} at offset {offset} is larger than 1 MiB (size {size})")]
-    FieldTooLong { offset: u64, what: &'static str, size: i64 },
+    FieldTooLong {
+        offset: u64,
+        what: &'static str,
+        size: i64,
+    },
     /// Go's `io.ErrUnexpectedEOF`: the input ended inside a header, special data or
     /// entry data.
     #[error("tar stream truncated at offset {offset} in {context}")]
@@ -120,7 +124,10 @@ enum State {
     /// Read one zero block; reading the next block into `blk`.
     SecondZero,
     /// Skipping the rest of an entry's data, then its padding.
-    Skip { data: u64, pad: u64 },
+    Skip {
+        data: u64,
+        pad: u64,
+    },
     /// Collecting the data of an `x`/`g`/`L`/`K` header.
     Special {
         hdr: Box<Hdr>,
@@ -283,7 +290,10 @@ impl TarWalker {
     }
 
     fn truncated(&self, context: String) -> TarError {
-        TarError::Truncated { offset: self.pos, context }
+        TarError::Truncated {
+            offset: self.pos,
+            context,
+        }
     }
 
     fn check(&mut self, r: Result<(), TarError>) -> Result<(), TarError> {
@@ -363,8 +373,9 @@ impl TarWalker {
     }
 
     fn finish_special(&mut self) -> Result<(), TarError> {
-        let State::Special { hdr, buf, nb, pad, .. } =
-            std::mem::replace(&mut self.state, State::Header)
+        let State::Special {
+            hdr, buf, nb, pad, ..
+        } = std::mem::replace(&mut self.state, State::Header)
         else {
             unreachable!()
         };
@@ -399,7 +410,10 @@ impl TarWalker {
             b'K' => self.gnu_long_link = parse_string(&buf).to_vec(),
             _ => unreachable!(),
         }
-        self.state = State::Skip { data: nb - buf.len() as u64, pad };
+        self.state = State::Skip {
+            data: nb - buf.len() as u64,
+            pad,
+        };
         Ok(())
     }
 
@@ -455,7 +469,10 @@ impl TarWalker {
         if !size.is_empty() {
             hdr.size = go_parse_int(size).ok_or_else(|| TarError::InvalidHeader {
                 offset: hdr.offset,
-                reason: format!("invalid GNU sparse size {:?}", String::from_utf8_lossy(size)),
+                reason: format!(
+                    "invalid GNU sparse size {:?}",
+                    String::from_utf8_lossy(size)
+                ),
             })?;
         }
         if is1x0 {
@@ -481,7 +498,9 @@ impl TarWalker {
 
     /// One block of a GNU sparse 1.0 map (Go's `readGNUSparseMap1x0` `feedTokens`).
     fn on_sparse_map_block(&mut self) -> Result<(), TarError> {
-        let State::SparseMap(sm) = &mut self.state else { unreachable!() };
+        let State::SparseMap(sm) = &mut self.state else {
+            unreachable!()
+        };
         sm.nb -= BLOCK as u64;
         sm.buf.extend_from_slice(&self.blk[..]);
         sm.newlines += self.blk.iter().filter(|&&c| c == b'\n').count() as u64;
@@ -524,7 +543,13 @@ impl TarWalker {
     }
 
     /// Go's `next()` returned `hdr`: record it (or reject its type, as `getType` does).
-    fn emit(&mut self, hdr: Hdr, pax: Option<PaxRecords>, nb: u64, pad: u64) -> Result<(), TarError> {
+    fn emit(
+        &mut self,
+        hdr: Hdr,
+        pax: Option<PaxRecords>,
+        nb: u64,
+        pad: u64,
+    ) -> Result<(), TarError> {
         let entry_type = match hdr.typeflag {
             b'0' => "reg",
             b'1' => "hardlink",
@@ -558,12 +583,20 @@ impl TarWalker {
 }
 
 fn unsupported(hdr: &Hdr) -> TarError {
-    TarError::Unsupported { typeflag: hdr.typeflag, name: hdr.name.clone(), offset: hdr.offset }
+    TarError::Unsupported {
+        typeflag: hdr.typeflag,
+        name: hdr.name.clone(),
+        offset: hdr.offset,
+    }
 }
 
 /// Go's `handleRegularFile`: the physical data size of the entry.
 fn regular_file_size(hdr: &Hdr) -> Result<u64, TarError> {
-    let nb = if is_header_only_type(hdr.typeflag) { 0 } else { hdr.size };
+    let nb = if is_header_only_type(hdr.typeflag) {
+        0
+    } else {
+        hdr.size
+    };
     if nb < 0 {
         return Err(TarError::InvalidHeader {
             offset: hdr.offset,
@@ -585,7 +618,10 @@ fn block_padding(n: u64) -> u64 {
 fn next_token(sm: &mut SparseMap) -> Vec<u8> {
     sm.newlines -= 1;
     let rest = &sm.buf[sm.cursor..];
-    let i = rest.iter().position(|&c| c == b'\n').expect("a newline is counted");
+    let i = rest
+        .iter()
+        .position(|&c| c == b'\n')
+        .expect("a newline is counted");
     let tok = rest[..i].to_vec();
     sm.cursor += i + 1;
     tok
@@ -596,7 +632,10 @@ fn validate_sparse(hdr: &Hdr, spd: &[(i64, i64)]) -> Result<(), TarError> {
     if is_header_only_type(hdr.typeflag) || !validate_sparse_entries(spd, hdr.size) {
         return Err(TarError::InvalidHeader {
             offset: hdr.offset,
-            reason: format!("invalid sparse map for {:?}", String::from_utf8_lossy(&hdr.name)),
+            reason: format!(
+                "invalid sparse map for {:?}",
+                String::from_utf8_lossy(&hdr.name)
+            ),
         });
     }
     Ok(())
@@ -619,14 +658,20 @@ fn validate_sparse_entries(sp: &[(i64, i64)], size: i64) -> bool {
 
 /// Go's `readGNUSparseMap0x1`; `None` is `ErrHeader`.
 fn read_sparse_map_0x1(recs: &PaxRecords) -> Option<Vec<(i64, i64)>> {
-    let num = recs.get(GNU_SPARSE_NUMBLOCKS).map(Vec::as_slice).unwrap_or(b"");
+    let num = recs
+        .get(GNU_SPARSE_NUMBLOCKS)
+        .map(Vec::as_slice)
+        .unwrap_or(b"");
     let n = go_parse_int(num)?;
     if n < 0 || n.wrapping_mul(2) < n {
         return None;
     }
     let map = recs.get(GNU_SPARSE_MAP).map(Vec::as_slice).unwrap_or(b"");
-    let parts: Vec<&[u8]> =
-        if map.is_empty() { Vec::new() } else { map.split(|&c| c == b',').collect() };
+    let parts: Vec<&[u8]> = if map.is_empty() {
+        Vec::new()
+    } else {
+        map.split(|&c| c == b',').collect()
+    };
     if parts.len() as u64 != 2 * n as u64 {
         return None;
     }
@@ -711,7 +756,7 @@ fn parse_pax(mut s: &[u8]) -> Result<PaxRecords, String> {
         let (k, v, rest) = parse_pax_record(s)?;
         s = rest;
         if k == GNU_SPARSE_OFFSET || k == GNU_SPARSE_NUMBYTES {
-            let even = sparse_map.len() % 2 == 0;
+            let even = sparse_map.len() & 1 == 0;
             if (even && k != GNU_SPARSE_OFFSET)
                 || (!even && k != GNU_SPARSE_NUMBYTES)
                 || v.contains(&b',')
@@ -729,13 +774,19 @@ fn parse_pax(mut s: &[u8]) -> Result<PaxRecords, String> {
     Ok(recs)
 }
 
+/// (key, value, rest of the PAX data)
+type PaxRecordSplit<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
 /// Go's `parsePAXRecord`: `"%d %s=%s\n"`.
-fn parse_pax_record(s: &[u8]) -> Result<(&[u8], &[u8], &[u8]), String> {
+fn parse_pax_record(s: &[u8]) -> Result<PaxRecordSplit<'_>, String> {
     let bad = |why: &str| {
         let shown = String::from_utf8_lossy(&s[..s.len().min(40)]).into_owned();
         format!("invalid PAX record ({why}) at {shown:?}")
     };
-    let sp = s.iter().position(|&c| c == b' ').ok_or_else(|| bad("no length"))?;
+    let sp = s
+        .iter()
+        .position(|&c| c == b' ')
+        .ok_or_else(|| bad("no length"))?;
     let (n_str, rest) = (&s[..sp], &s[sp + 1..]);
     let n = go_parse_int(n_str).ok_or_else(|| bad("bad length"))?;
     if n < 5 || n > s.len() as i64 {
@@ -750,7 +801,10 @@ fn parse_pax_record(s: &[u8]) -> Result<(&[u8], &[u8], &[u8]), String> {
     if nl != b'\n' {
         return Err(bad("no newline"));
     }
-    let eq = rec.iter().position(|&c| c == b'=').ok_or_else(|| bad("no '='"))?;
+    let eq = rec
+        .iter()
+        .position(|&c| c == b'=')
+        .ok_or_else(|| bad("no '='"))?;
     let (k, v) = (&rec[..eq], &rec[eq + 1..]);
     // validPAXRecord
     let valid = !k.is_empty()
@@ -961,7 +1015,10 @@ fn parse_header(blk: &[u8; BLOCK], offset: u64) -> Result<Hdr, TarError> {
         }
     }
     if p.err {
-        return Err(TarError::InvalidHeader { offset, reason: "invalid numeric field".into() });
+        return Err(TarError::InvalidHeader {
+            offset,
+            reason: "invalid numeric field".into(),
+        });
     }
     Ok(hdr)
 }
@@ -1019,16 +1076,34 @@ mod tests {
         assert_eq!(go_parse_int(b"007"), Some(7));
         assert_eq!(go_parse_int(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(go_parse_int(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [&b""[..], b"+", b"-", b"9223372036854775808", b"1_000", b" 1", b"1 ", b"0x1"] {
+        for bad in [
+            &b""[..],
+            b"+",
+            b"-",
+            b"9223372036854775808",
+            b"1_000",
+            b" 1",
+            b"1 ",
+            b"0x1",
+        ] {
             assert_eq!(go_parse_int(bad), None, "{bad:?}");
         }
     }
 
     #[test]
     fn pax_time_cases() {
-        assert_eq!(parse_pax_time(b"1350244992.023960108"), Some((1350244992, 23960108)));
-        assert_eq!(parse_pax_time(b"1350244992.02396010"), Some((1350244992, 23960100)));
-        assert_eq!(parse_pax_time(b"1350244992.3"), Some((1350244992, 300000000)));
+        assert_eq!(
+            parse_pax_time(b"1350244992.023960108"),
+            Some((1350244992, 23960108))
+        );
+        assert_eq!(
+            parse_pax_time(b"1350244992.02396010"),
+            Some((1350244992, 23960100))
+        );
+        assert_eq!(
+            parse_pax_time(b"1350244992.3"),
+            Some((1350244992, 300000000))
+        );
         assert_eq!(parse_pax_time(b"1350244992"), Some((1350244992, 0)));
         assert_eq!(parse_pax_time(b"1350244992."), Some((1350244992, 0)));
         assert_eq!(parse_pax_time(b"-1.000000001"), Some((-1, -1)));
@@ -1065,7 +1140,13 @@ mod tests {
         // empty value is kept
         assert_eq!(parse_pax(b"5 k=\n").unwrap().get(&b"k"[..]).unwrap(), b"");
         // duplicates: last wins
-        assert_eq!(parse_pax(b"6 k=1\n6 k=2\n").unwrap().get(&b"k"[..]).unwrap(), b"2");
+        assert_eq!(
+            parse_pax(b"6 k=1\n6 k=2\n")
+                .unwrap()
+                .get(&b"k"[..])
+                .unwrap(),
+            b"2"
+        );
         // sparse 0.0 records fold into GNU.sparse.map
         let data = [
             rec("GNU.sparse.offset", "0"),
@@ -1076,7 +1157,7 @@ mod tests {
         .concat();
         let r = parse_pax(&data).unwrap();
         assert_eq!(r.get(GNU_SPARSE_MAP).unwrap(), b"0,5,9,1");
-        assert!(r.get(GNU_SPARSE_OFFSET).is_none());
+        assert!(!r.contains_key(GNU_SPARSE_OFFSET));
         let bad_cases: Vec<Vec<u8>> = vec![
             b"6 k=1".to_vec(),     // too short
             b"6 k=1\n\n".to_vec(), // trailing junk
@@ -1086,14 +1167,18 @@ mod tests {
             b"x k=1\n".to_vec(),
             b"4 k=\n".to_vec(), // n < 5
             b"-6 k=1\n".to_vec(),
-            b"9 path=\0\n".to_vec(), // NUL in path value
-            b"8 a\0b=1\n".to_vec(),  // NUL in key
+            b"9 path=\0\n".to_vec(),         // NUL in path value
+            b"8 a\0b=1\n".to_vec(),          // NUL in key
             rec("GNU.sparse.numbytes", "5"), // numbytes before offset
             rec("GNU.sparse.offset", "1,2"),
             b"00000000006 k=1\n".to_vec(), // length shorter than its own digits
         ];
         for bad in &bad_cases {
-            assert!(parse_pax(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_pax(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         // NUL allowed in other values
         assert!(parse_pax(b"6 k=\0\n").is_ok());

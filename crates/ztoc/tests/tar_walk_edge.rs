@@ -88,7 +88,11 @@ fn rec(k: &str, v: &str) -> String {
 /// An `x` header block followed by its padded records.
 fn pax(records: &[(&str, &str)]) -> Vec<u8> {
     let data: String = records.iter().map(|(k, v)| rec(k, v)).collect();
-    [H::ustar(b"PaxHeaders/x", b'x', data.len() as u64).block(), padded(data.as_bytes())].concat()
+    [
+        H::ustar(b"PaxHeaders/x", b'x', data.len() as u64).block(),
+        padded(data.as_bytes()),
+    ]
+    .concat()
 }
 
 fn eof() -> Vec<u8> {
@@ -153,7 +157,12 @@ fn empty_tar_two_zero_blocks() {
 
 #[test]
 fn end_after_one_zero_block_is_eof() {
-    let data = [H::ustar(b"a", b'0', 3).block(), padded(b"abc"), vec![0; 512]].concat();
+    let data = [
+        H::ustar(b"a", b'0', 3).block(),
+        padded(b"abc"),
+        vec![0; 512],
+    ]
+    .concat();
     let (entries, size) = ok(&data);
     assert_eq!(entries.len(), 1);
     assert_eq!(size, 1536);
@@ -172,19 +181,31 @@ fn end_inside_padding_is_eof() {
     let (entries, size) = ok(&data);
     assert_eq!(entries.len(), 1);
     assert_eq!(size, 515);
-    let data = [H::ustar(b"a", b'0', 3).block(), b"abc".to_vec(), vec![0; 100]].concat();
+    let data = [
+        H::ustar(b"a", b'0', 3).block(),
+        b"abc".to_vec(),
+        vec![0; 100],
+    ]
+    .concat();
     assert_eq!(ok(&data).1, 615);
 }
 
 #[test]
 fn zero_block_then_nonzero_block_is_an_error() {
     let data = [vec![0; 512], H::ustar(b"a", b'0', 0).block(), eof()].concat();
-    assert!(matches!(err(&data), TarError::InvalidHeader { offset: 512, .. }));
+    assert!(matches!(
+        err(&data),
+        TarError::InvalidHeader { offset: 512, .. }
+    ));
 }
 
 #[test]
 fn truncated_header() {
-    let data = [H::ustar(b"a", b'0', 0).block(), H::ustar(b"b", b'0', 0).block()[..100].to_vec()].concat();
+    let data = [
+        H::ustar(b"a", b'0', 0).block(),
+        H::ustar(b"b", b'0', 0).block()[..100].to_vec(),
+    ]
+    .concat();
     let e = err(&data);
     assert!(matches!(e, TarError::Truncated { offset: 612, .. }), "{e}");
     // partial second zero block
@@ -200,7 +221,10 @@ fn truncated_data() {
     assert!(e.to_string().contains("\"big\""), "{e}");
     // exactly at the end of the header
     let data = H::ustar(b"big", b'0', 1).block();
-    assert!(matches!(err(&data), TarError::Truncated { offset: 512, .. }));
+    assert!(matches!(
+        err(&data),
+        TarError::Truncated { offset: 512, .. }
+    ));
 }
 
 #[test]
@@ -227,11 +251,17 @@ fn bad_checksum() {
     let mut bad = H::ustar(b"a", b'0', 0).block();
     bad[148..156].copy_from_slice(b"0000001\0");
     let e = err(&[H::ustar(b"ok", b'0', 0).block(), bad, eof()].concat());
-    assert_eq!(e.to_string(), "invalid tar header at offset 512: checksum mismatch");
+    assert_eq!(
+        e.to_string(),
+        "invalid tar header at offset 512: checksum mismatch"
+    );
     // unparsable checksum field
     let mut bad = H::ustar(b"a", b'0', 0).block();
     bad[148..156].copy_from_slice(b"12x4567\0");
-    assert!(matches!(err(&bad), TarError::InvalidHeader { offset: 0, .. }));
+    assert!(matches!(
+        err(&bad),
+        TarError::InvalidHeader { offset: 0, .. }
+    ));
 }
 
 #[test]
@@ -264,11 +294,18 @@ fn ustar_prefix_and_v7_and_gnu_fields() {
     assert_eq!(size, 512 * 6);
     assert_eq!(e[0].name, b"some/prefix/name");
     assert_eq!((e[0].devmajor, e[0].devminor), (7, 9));
-    assert_eq!((e[0].uname.as_slice(), e[0].gname.as_slice()), (&b"user"[..], &b"group"[..]));
+    assert_eq!(
+        (e[0].uname.as_slice(), e[0].gname.as_slice()),
+        (&b"user"[..], &b"group"[..])
+    );
     assert_eq!(e[1].name, b"notaprefix/gname");
     assert_eq!(e[2].name, b"g2");
     assert_eq!(e[3].name, b"v7name");
-    assert_eq!((e[3].uname.len(), e[3].devmajor), (0, 0), "V7 has no uname/devmajor");
+    assert_eq!(
+        (e[3].uname.len(), e[3].devmajor),
+        (0, 0),
+        "V7 has no uname/devmajor"
+    );
     for (i, x) in e.iter().enumerate() {
         assert_eq!(x.uncompressed_offset, 512 * (i as i64 + 1));
         assert_eq!((x.uid, x.gid, x.mode), (1000, 1000, 0o644));
@@ -285,28 +322,39 @@ fn star_format_prefix() {
     assert_eq!(e[0].name, b"starprefix/file");
     // STAR atime that does not parse is fatal (same parser as the other fields).
     s.set(476, b"zz");
-    assert!(matches!(err(&[s.block(), eof()].concat()), TarError::InvalidHeader { .. }));
+    assert!(matches!(
+        err(&[s.block(), eof()].concat()),
+        TarError::InvalidHeader { .. }
+    ));
 }
 
 #[test]
 fn invalid_numeric_field_is_an_error() {
     let mut h = H::ustar(b"a", b'0', 0);
     h.set(124, b"12345678901z");
-    assert!(matches!(err(&[h.block(), eof()].concat()), TarError::InvalidHeader { offset: 0, .. }));
+    assert!(matches!(
+        err(&[h.block(), eof()].concat()),
+        TarError::InvalidHeader { offset: 0, .. }
+    ));
     // devmajor is only parsed for non-V7 headers
     let mut v = H::v7(b"a", b'0', 0);
     v.set(329, b"zz");
     assert_eq!(ok(&[v.block(), eof()].concat()).0.len(), 1);
     let mut u = H::ustar(b"a", b'0', 0);
     u.set(329, b"zz");
-    assert!(err(&[u.block(), eof()].concat()).to_string().contains("offset 0"));
+    assert!(err(&[u.block(), eof()].concat())
+        .to_string()
+        .contains("offset 0"));
 }
 
 #[test]
 fn negative_size_is_an_error_but_not_for_header_only_types() {
     let mut h = H::gnu(b"a", b'0', 0);
     h.set(124, &[0xff; 12]); // base-256 -1
-    assert!(matches!(err(&[h.block(), eof()].concat()), TarError::InvalidHeader { .. }));
+    assert!(matches!(
+        err(&[h.block(), eof()].concat()),
+        TarError::InvalidHeader { .. }
+    ));
     let mut h = H::gnu(b"d/", b'5', 0);
     h.set(124, &[0xff; 12]);
     let (e, _) = ok(&[h.block(), eof()].concat());
@@ -399,7 +447,10 @@ fn pax_records_override_and_are_all_kept_sorted() {
     assert_eq!(keys, sorted);
     assert_eq!(keys.len(), 10, "all records, including empty ones");
     assert!(e.pax_records.contains(&(b"uname".to_vec(), b"".to_vec())));
-    assert_eq!(e.xattrs().collect::<Vec<_>>(), vec![(&b"user.test"[..], &b"v\0al"[..])]);
+    assert_eq!(
+        e.xattrs().collect::<Vec<_>>(),
+        vec![(&b"user.test"[..], &b"v\0al"[..])]
+    );
 }
 
 #[test]
@@ -411,7 +462,10 @@ fn pax_mtime_negative_and_long_fraction() {
         ("1614834367.100", "2021-03-04T05:06:07.1Z"),
         ("1614834367.", "2021-03-04T05:06:07Z"),
         ("-62167219201", ""),
-        ("253402300799.999999999999", "9999-12-31T23:59:59.999999999Z"),
+        (
+            "253402300799.999999999999",
+            "9999-12-31T23:59:59.999999999Z",
+        ),
     ] {
         let data = [pax(&[("mtime", v)]), H::ustar(b"f", b'5', 0).block(), eof()].concat();
         assert_eq!(ok(&data).0[0].mod_time, want, "mtime={v}");
@@ -420,8 +474,16 @@ fn pax_mtime_negative_and_long_fraction() {
         if bad.is_empty() {
             continue; // empty values are skipped by mergePAX
         }
-        let data = [pax(&[("mtime", bad)]), H::ustar(b"f", b'5', 0).block(), eof()].concat();
-        assert!(matches!(err(&data), TarError::InvalidHeader { .. }), "mtime={bad}");
+        let data = [
+            pax(&[("mtime", bad)]),
+            H::ustar(b"f", b'5', 0).block(),
+            eof(),
+        ]
+        .concat();
+        assert!(
+            matches!(err(&data), TarError::InvalidHeader { .. }),
+            "mtime={bad}"
+        );
     }
 }
 
@@ -440,9 +502,18 @@ fn pax_size_overrides_header_size() {
     assert_eq!(e[0].uncompressed_size, 1000);
     assert_eq!(e[1].uncompressed_offset, 1536 + 1024 + 512);
     // invalid numbers in PAX are fatal
-    for (k, v) in [("size", "x"), ("uid", "1.5"), ("gid", "+"), ("atime", "a"), ("size", "-1")] {
+    for (k, v) in [
+        ("size", "x"),
+        ("uid", "1.5"),
+        ("gid", "+"),
+        ("atime", "a"),
+        ("size", "-1"),
+    ] {
         let data = [pax(&[(k, v)]), H::ustar(b"f", b'0', 0).block(), eof()].concat();
-        assert!(matches!(err(&data), TarError::InvalidHeader { .. }), "{k}={v}");
+        assert!(
+            matches!(err(&data), TarError::InvalidHeader { .. }),
+            "{k}={v}"
+        );
     }
 }
 
@@ -467,18 +538,41 @@ fn only_the_last_x_header_applies_and_records_reset_per_entry() {
 #[test]
 fn malformed_pax_is_an_error() {
     let body = b"10 path=x\n"; // length says 10, record is 10: fine
-    let ok_data = [H::ustar(b"x", b'x', 10).block(), padded(body), H::ustar(b"f", b'0', 0).block(), eof()].concat();
+    let ok_data = [
+        H::ustar(b"x", b'x', 10).block(),
+        padded(body),
+        H::ustar(b"f", b'0', 0).block(),
+        eof(),
+    ]
+    .concat();
     assert_eq!(ok(&ok_data).0[0].name, b"x");
     let body = b"11 path=x\n";
-    let bad = [H::ustar(b"x", b'x', 10).block(), padded(body), H::ustar(b"f", b'0', 0).block(), eof()].concat();
-    assert!(matches!(err(&bad), TarError::InvalidHeader { offset: 0, .. }));
+    let bad = [
+        H::ustar(b"x", b'x', 10).block(),
+        padded(body),
+        H::ustar(b"f", b'0', 0).block(),
+        eof(),
+    ]
+    .concat();
+    assert!(matches!(
+        err(&bad),
+        TarError::InvalidHeader { offset: 0, .. }
+    ));
 }
 
 #[test]
 fn pax_header_over_1mib_is_too_long() {
     let size = (1u64 << 20) + 1;
-    let data = [H::ustar(b"x", b'x', size).block(), vec![b'a'; size as usize + 511], eof()].concat();
-    assert!(matches!(walk_chunked(&data, 65536), Err(TarError::FieldTooLong { offset: 0, .. })));
+    let data = [
+        H::ustar(b"x", b'x', size).block(),
+        vec![b'a'; size as usize + 511],
+        eof(),
+    ]
+    .concat();
+    assert!(matches!(
+        walk_chunked(&data, 65536),
+        Err(TarError::FieldTooLong { offset: 0, .. })
+    ));
 }
 
 #[test]
@@ -492,8 +586,22 @@ fn global_header_is_unsupported() {
     ]
     .concat();
     let e = err(&data);
-    assert!(matches!(e, TarError::Unsupported { typeflag: b'g', offset: 512, .. }), "{e}");
-    assert!(e.to_string().starts_with("unsupported input tar entry 'g' (pax global header)"), "{e}");
+    assert!(
+        matches!(
+            e,
+            TarError::Unsupported {
+                typeflag: b'g',
+                offset: 512,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("unsupported input tar entry 'g' (pax global header)"),
+        "{e}"
+    );
     assert!(e.to_string().ends_with("at offset 512"), "{e}");
 }
 
@@ -524,21 +632,46 @@ fn gnu_long_name_and_link() {
     assert_eq!(e[1].linkname, b"");
     // over 1 MiB
     let size = (1u64 << 20) + 10;
-    let data = [H::gnu(b"././@LongLink", b'L', size).block(), vec![b'a'; 1 << 21]].concat();
-    assert!(matches!(walk_chunked(&data, 1 << 16), Err(TarError::FieldTooLong { .. })));
+    let data = [
+        H::gnu(b"././@LongLink", b'L', size).block(),
+        vec![b'a'; 1 << 21],
+    ]
+    .concat();
+    assert!(matches!(
+        walk_chunked(&data, 1 << 16),
+        Err(TarError::FieldTooLong { .. })
+    ));
 }
 
 #[test]
 fn gnu_old_sparse_is_unsupported() {
-    let e = err(&[H::gnu(b"a", b'0', 0).block(), H::gnu(b"sparse", b'S', 0).block(), eof()].concat());
-    assert!(matches!(e, TarError::Unsupported { typeflag: b'S', offset: 512, .. }), "{e}");
+    let e = err(&[
+        H::gnu(b"a", b'0', 0).block(),
+        H::gnu(b"sparse", b'S', 0).block(),
+        eof(),
+    ]
+    .concat());
+    assert!(
+        matches!(
+            e,
+            TarError::Unsupported {
+                typeflag: b'S',
+                offset: 512,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
 fn other_typeflags() {
     for t in [b'7', b'V', b'M', b'D', b'A', b'N'] {
         let e = err(&[H::gnu(b"x", t, 0).block(), eof()].concat());
-        assert!(matches!(e, TarError::Unsupported { typeflag, .. } if typeflag == t), "{e}");
+        assert!(
+            matches!(e, TarError::Unsupported { typeflag, .. } if typeflag == t),
+            "{e}"
+        );
     }
     // '\0' maps to dir (trailing slash, and then no data even with a size) or reg
     let data = [
@@ -555,7 +688,10 @@ fn other_typeflags() {
     .concat();
     let (e, size) = ok(&data);
     let types: Vec<&str> = e.iter().map(|x| x.entry_type.as_str()).collect();
-    assert_eq!(types, ["dir", "reg", "symlink", "hardlink", "char", "block", "fifo"]);
+    assert_eq!(
+        types,
+        ["dir", "reg", "symlink", "hardlink", "char", "block", "fifo"]
+    );
     let offs: Vec<i64> = e.iter().map(|x| x.uncompressed_offset).collect();
     assert_eq!(offs, [512, 1024, 2048, 2560, 3072, 3584, 4096]);
     assert_eq!(e[0].uncompressed_size, 600);
@@ -586,15 +722,26 @@ fn pax_sparse_0x_records() {
     assert_eq!(e[0].name, b"real/name");
     assert_eq!(e[0].uncompressed_size, 100);
     assert_eq!(e[0].uncompressed_offset, 1536);
-    let keys: Vec<String> =
-        e[0].pax_records.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect();
+    let keys: Vec<String> = e[0]
+        .pax_records
+        .iter()
+        .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+        .collect();
     assert!(keys.contains(&"GNU.sparse.map".to_string()));
     assert!(!keys.contains(&"GNU.sparse.offset".to_string()));
-    let map = e[0].pax_records.iter().find(|(k, _)| k == b"GNU.sparse.map").unwrap();
+    let map = e[0]
+        .pax_records
+        .iter()
+        .find(|(k, _)| k == b"GNU.sparse.map")
+        .unwrap();
     assert_eq!(map.1, b"0,3,50,2");
     // region past the real size -> ErrHeader
     let bad = [
-        pax(&[("GNU.sparse.size", "10"), ("GNU.sparse.numblocks", "1"), ("GNU.sparse.map", "5,6")]),
+        pax(&[
+            ("GNU.sparse.size", "10"),
+            ("GNU.sparse.numblocks", "1"),
+            ("GNU.sparse.map", "5,6"),
+        ]),
         H::ustar(b"f", b'0', 6).block(),
         padded(b"abcdef"),
         eof(),
@@ -602,7 +749,16 @@ fn pax_sparse_0x_records() {
     .concat();
     assert!(matches!(err(&bad), TarError::InvalidHeader { .. }));
     // unknown version: a plain file
-    let other = [pax(&[("GNU.sparse.major", "2"), ("GNU.sparse.minor", "0"), ("GNU.sparse.name", "zz")]), H::ustar(b"f", b'0', 0).block(), eof()].concat();
+    let other = [
+        pax(&[
+            ("GNU.sparse.major", "2"),
+            ("GNU.sparse.minor", "0"),
+            ("GNU.sparse.name", "zz"),
+        ]),
+        H::ustar(b"f", b'0', 0).block(),
+        eof(),
+    ]
+    .concat();
     assert_eq!(ok(&other).0[0].name, b"f");
 }
 
@@ -625,11 +781,19 @@ fn pax_sparse_1x0_map_moves_the_data_offset() {
     let (e, _) = ok(&data);
     assert_eq!(e[0].name, b"sparse.bin");
     assert_eq!(e[0].uncompressed_size, 8192);
-    assert_eq!(e[0].uncompressed_offset, 1536 + 512, "after the header and the map block");
+    assert_eq!(
+        e[0].uncompressed_offset,
+        1536 + 512,
+        "after the header and the map block"
+    );
     assert_eq!(e[1].uncompressed_offset, 1536 + 1024 + 512);
     // map running past the entry's data
     let bad = [
-        pax(&[("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"), ("GNU.sparse.realsize", "10")]),
+        pax(&[
+            ("GNU.sparse.major", "1"),
+            ("GNU.sparse.minor", "0"),
+            ("GNU.sparse.realsize", "10"),
+        ]),
         H::ustar(b"f", b'0', 100).block(),
         padded(&[b'9'; 100]),
         eof(),
@@ -638,7 +802,11 @@ fn pax_sparse_1x0_map_moves_the_data_offset() {
     assert!(err(&bad).to_string().contains("invalid tar header"));
     // bad token
     let bad = [
-        pax(&[("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"), ("GNU.sparse.realsize", "10")]),
+        pax(&[
+            ("GNU.sparse.major", "1"),
+            ("GNU.sparse.minor", "0"),
+            ("GNU.sparse.realsize", "10"),
+        ]),
         H::ustar(b"f", b'0', 512).block(),
         padded(b"1\nx\n1\n"),
         eof(),
@@ -650,8 +818,17 @@ fn pax_sparse_1x0_map_moves_the_data_offset() {
 // ---- GNU tar made archives --------------------------------------------------------------
 
 fn sh(dir: &Path, script: &str) {
-    let out = Command::new("sh").arg("-c").arg(script).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Each regular entry's bytes at its offset must be the file's content on disk.
@@ -659,7 +836,12 @@ fn check_data(tar: &[u8], entries: &[TocEntry], root: &Path) {
     for e in entries.iter().filter(|e| e.entry_type == "reg") {
         let on_disk = std::fs::read(root.join(e.name_lossy().as_ref())).unwrap();
         let off = e.uncompressed_offset as usize;
-        assert_eq!(&tar[off..off + e.uncompressed_size as usize], &on_disk[..], "{}", e.name_lossy());
+        assert_eq!(
+            &tar[off..off + e.uncompressed_size as usize],
+            &on_disk[..],
+            "{}",
+            e.name_lossy()
+        );
     }
 }
 
@@ -684,17 +866,33 @@ fn gnu_tar_formats() {
     for format in ["gnu", "pax", "ustar", "v7"] {
         let file = format!("{format}.tar");
         // V7 cannot store names over 99 bytes.
-        let exclude = if format == "v7" { "--exclude='long_directory*'" } else { "" };
-        sh(dir, &format!("tar --format={format} {exclude} --sort=name --mtime=@1614834367 -cf {file} t"));
+        let exclude = if format == "v7" {
+            "--exclude='long_directory*'"
+        } else {
+            ""
+        };
+        sh(
+            dir,
+            &format!(
+                "tar --format={format} {exclude} --sort=name --mtime=@1614834367 -cf {file} t"
+            ),
+        );
         let tar = std::fs::read(dir.join(&file)).unwrap();
         let (e, size) = ok(&tar);
         assert!(size as usize <= tar.len() && size % 512 == 0, "{format}");
         check_data(&tar, &e, dir);
-        let find = |n: &str| e.iter().find(|x| x.name == n.as_bytes()).unwrap_or_else(|| panic!("{format}: no {n}"));
+        let find = |n: &str| {
+            e.iter()
+                .find(|x| x.name == n.as_bytes())
+                .unwrap_or_else(|| panic!("{format}: no {n}"))
+        };
         assert_eq!(find("t/sym").entry_type, "symlink");
         assert_eq!(find("t/sym").linkname, b"a.txt");
         let hard = e.iter().find(|x| x.entry_type == "hardlink").unwrap();
-        assert!(hard.linkname == b"t/a.txt" || hard.linkname == b"t/hard", "{format}");
+        assert!(
+            hard.linkname == b"t/a.txt" || hard.linkname == b"t/hard",
+            "{format}"
+        );
         assert_eq!(find("t/sub/").entry_type, "dir");
         assert_eq!(find("t/sub/b.bin").uncompressed_size, 3000);
         if format != "v7" {
@@ -706,7 +904,10 @@ fn gnu_tar_formats() {
                 assert!(x.uname.is_empty());
             }
             if format == "pax" {
-                assert!(x.pax_records.iter().all(|(k, _)| k == b"path" || k == b"atime" || k == b"ctime" || k == b"mtime"));
+                assert!(x
+                    .pax_records
+                    .iter()
+                    .all(|(k, _)| k == b"path" || k == b"atime" || k == b"ctime" || k == b"mtime"));
             } else {
                 assert!(x.pax_records.is_empty(), "{format}");
             }
@@ -730,12 +931,20 @@ fn gnu_tar_pax_fraction_fifo_big_ids_xattrs() {
     check_data(&tar, &e, dir);
     for x in &e {
         assert_eq!((x.uid, x.gid), (3_000_000, 3_000_001));
-        assert_eq!((x.uname.as_slice(), x.gname.as_slice()), (&b"big"[..], &b"big"[..]));
+        assert_eq!(
+            (x.uname.as_slice(), x.gname.as_slice()),
+            (&b"big"[..], &b"big"[..])
+        );
         assert_eq!(x.mod_time, "2021-03-04T05:06:07.123456789Z");
     }
-    assert!(e.iter().any(|x| x.name == b"t/fifo" && x.entry_type == "fifo"));
+    assert!(e
+        .iter()
+        .any(|x| x.name == b"t/fifo" && x.entry_type == "fifo"));
 
-    sh(dir, "tar --format=gnu --sort=name --owner=big:3000000 --group=big:3000001 -cf g.tar t");
+    sh(
+        dir,
+        "tar --format=gnu --sort=name --owner=big:3000000 --group=big:3000001 -cf g.tar t",
+    );
     let tar = std::fs::read(dir.join("g.tar")).unwrap();
     let (e, _) = ok(&tar);
     check_data(&tar, &e, dir);
@@ -743,13 +952,22 @@ fn gnu_tar_pax_fraction_fifo_big_ids_xattrs() {
 
     // xattrs (when the filesystem takes user xattrs)
     let set = Command::new("python3")
-        .args(["-c", "import os; os.setxattr('t/a.txt', 'user.test', b'val')"])
+        .args([
+            "-c",
+            "import os; os.setxattr('t/a.txt', 'user.test', b'val')",
+        ])
         .current_dir(dir)
         .status();
     if set.map(|s| s.success()).unwrap_or(false) {
-        sh(dir, "tar --format=pax --xattrs --xattrs-include='*' -cf x.tar t/a.txt");
+        sh(
+            dir,
+            "tar --format=pax --xattrs --xattrs-include='*' -cf x.tar t/a.txt",
+        );
         let (e, _) = ok(&std::fs::read(dir.join("x.tar")).unwrap());
-        assert_eq!(e[0].xattrs().collect::<Vec<_>>(), vec![(&b"user.test"[..], &b"val"[..])]);
+        assert_eq!(
+            e[0].xattrs().collect::<Vec<_>>(),
+            vec![(&b"user.test"[..], &b"val"[..])]
+        );
     } else {
         eprintln!("user xattrs not supported here; xattr part skipped");
     }
@@ -768,19 +986,32 @@ fn gnu_tar_sparse() {
     sh(dir, "tar --format=pax --sparse --sort=name -cf p.tar s");
     let tar = std::fs::read(dir.join("p.tar")).unwrap();
     let (e, _) = ok(&tar);
-    let sp = e.iter().find(|x| x.name == b"s/sp").expect("sparse entry under its real name");
+    let sp = e
+        .iter()
+        .find(|x| x.name == b"s/sp")
+        .expect("sparse entry under its real name");
     assert_eq!(sp.entry_type, "reg");
     assert_eq!(sp.uncompressed_size, 2 << 20);
     let off = sp.uncompressed_offset as usize;
-    assert_eq!(&tar[off..off + 5], b"HELLO", "offset is after the 1.0 sparse map");
-    assert!(sp.pax_records.iter().any(|(k, v)| k == b"GNU.sparse.major" && v == b"1"));
+    assert_eq!(
+        &tar[off..off + 5],
+        b"HELLO",
+        "offset is after the 1.0 sparse map"
+    );
+    assert!(sp
+        .pax_records
+        .iter()
+        .any(|(k, v)| k == b"GNU.sparse.major" && v == b"1"));
     let after = e.iter().find(|x| x.name == b"s/after").unwrap();
     let off = after.uncompressed_offset as usize;
     assert_eq!(&tar[off..off + 4], b"tail");
 
     // PAX sparse 0.1 and 0.0
     for v in ["0.1", "0.0"] {
-        sh(dir, &format!("tar --format=pax --sparse --sparse-version={v} --sort=name -cf p{v}.tar s"));
+        sh(
+            dir,
+            &format!("tar --format=pax --sparse --sparse-version={v} --sort=name -cf p{v}.tar s"),
+        );
         let tar = std::fs::read(dir.join(format!("p{v}.tar"))).unwrap();
         let (e, _) = ok(&tar);
         let sp = e.iter().find(|x| x.name == b"s/sp").expect("real name");
@@ -792,7 +1023,10 @@ fn gnu_tar_sparse() {
     // GNU format sparse is type 'S': rejected like the reference does.
     sh(dir, "tar --format=gnu --sparse --sort=name -cf g.tar s");
     let e = err(&std::fs::read(dir.join("g.tar")).unwrap());
-    assert!(matches!(e, TarError::Unsupported { typeflag: b'S', .. }), "{e}");
+    assert!(
+        matches!(e, TarError::Unsupported { typeflag: b'S', .. }),
+        "{e}"
+    );
 }
 
 // ---- tar crate and scale ----------------------------------------------------------------
@@ -807,22 +1041,25 @@ fn ten_thousand_small_files() {
         h.set_mode(0o600);
         h.set_mtime(1_000_000_000 + i as u64);
         h.set_cksum();
-        b.append_data(&mut h, format!("dir{}/f{i}", i % 10), body.as_bytes()).unwrap();
+        b.append_data(&mut h, format!("dir{}/f{i}", i % 10), body.as_bytes())
+            .unwrap();
     }
     let tar = b.into_inner().unwrap();
     let start = Instant::now();
     let mut w = TarWalker::new();
     let mut n = 0usize;
-    for (ci, c) in tar.chunks(65536).enumerate() {
+    for c in tar.chunks(65536) {
         w.feed(c).unwrap();
         for e in w.take_entries() {
             assert_eq!(e.uncompressed_offset as usize, n * 1024 + 512);
             assert_eq!(e.name, format!("dir{}/f{n}", n % 10).as_bytes());
             let off = e.uncompressed_offset as usize;
-            assert_eq!(&tar[off..off + e.uncompressed_size as usize], format!("file {n}").as_bytes());
+            assert_eq!(
+                &tar[off..off + e.uncompressed_size as usize],
+                format!("file {n}").as_bytes()
+            );
             n += 1;
         }
-        let _ = ci;
     }
     assert_eq!(w.finish().unwrap() as usize, 10_000 * 1024 + 1024);
     assert_eq!(n, 10_000);

@@ -20,7 +20,10 @@ const GOLDENS: &[(&str, &str)] = &[
     ("app.tar.gz", "app.tar.gz.span-4194304.ztoc"),
     ("edge-pax.tar.gz", "edge-pax.tar.gz.span-65536.ztoc"),
     ("edge-pax.tar.gz", "edge-pax.tar.gz.span-4194304.ztoc"),
-    ("multimember-gnu.tar.gz", "multimember-gnu.tar.gz.span-65536.ztoc"),
+    (
+        "multimember-gnu.tar.gz",
+        "multimember-gnu.tar.gz.span-65536.ztoc",
+    ),
     ("fname-ustar.tar.gz", "fname-ustar.tar.gz.span-65536.ztoc"),
 ];
 
@@ -41,7 +44,10 @@ fn u32_at(b: &[u8], p: usize) -> u32 {
 
 impl<'a> Table<'a> {
     fn root(buf: &'a [u8]) -> Self {
-        Table { buf, pos: u32_at(buf, 0) as usize }
+        Table {
+            buf,
+            pos: u32_at(buf, 0) as usize,
+        }
     }
     fn field(&self, slot: usize) -> Option<usize> {
         let soff = i32::from_le_bytes(self.buf[self.pos..self.pos + 4].try_into().unwrap());
@@ -80,13 +86,23 @@ impl<'a> Table<'a> {
         self.field(slot).map(|p| u32_at(self.buf, p)).unwrap_or(0)
     }
     fn table(&self, slot: usize) -> Table<'a> {
-        Table { buf: self.buf, pos: self.indirect(self.field(slot).expect("table field")) }
+        Table {
+            buf: self.buf,
+            pos: self.indirect(self.field(slot).expect("table field")),
+        }
     }
     fn tables(&self, slot: usize) -> Vec<Table<'a>> {
-        let Some(p) = self.field(slot) else { return Vec::new() };
+        let Some(p) = self.field(slot) else {
+            return Vec::new();
+        };
         let v = self.indirect(p);
         let n = u32_at(self.buf, v) as usize;
-        (0..n).map(|i| Table { buf: self.buf, pos: self.indirect(v + 4 + 4 * i) }).collect()
+        (0..n)
+            .map(|i| Table {
+                buf: self.buf,
+                pos: self.indirect(v + 4 + 4 * i),
+            })
+            .collect()
     }
 }
 
@@ -111,7 +127,11 @@ fn decode_golden(ztoc: &[u8]) -> (Vec<TocEntry>, i64) {
             mod_time: m.string(10),
             devmajor: m.i64(11),
             devminor: m.i64(12),
-            pax_records: m.tables(13).iter().map(|x| (x.bytes(0), x.bytes(1))).collect(),
+            pax_records: m
+                .tables(13)
+                .iter()
+                .map(|x| (x.bytes(0), x.bytes(1)))
+                .collect(),
         })
         .collect();
     (entries, root.i64(3))
@@ -127,7 +147,9 @@ fn uncompressed_layer(name: &str) -> Vec<u8> {
     let raw = std::fs::read(golden(name)).unwrap();
     if name.ends_with(".gz") {
         let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap();
         out
     } else {
         raw
@@ -165,7 +187,10 @@ fn golden_layers_whole_and_513_byte_chunks() {
         for chunk in [data.len(), 513, 4096, 65536 + 7] {
             let (got, size) = walk(&data, chunk);
             assert_same(&format!("{layer} (chunk {chunk})"), &got, &want);
-            assert_eq!(size as i64, want_size, "{layer} (chunk {chunk}): archive size");
+            assert_eq!(
+                size as i64, want_size,
+                "{layer} (chunk {chunk}): archive size"
+            );
         }
     }
 }
@@ -185,7 +210,10 @@ fn golden_layers_one_byte_chunks() {
 #[test]
 fn golden_known_values() {
     let (_, size) = walk(&uncompressed_layer("app.tar"), 1 << 20);
-    assert_eq!(size, 376_832, "app.tar stops at the 2nd zero block, before record padding");
+    assert_eq!(
+        size, 376_832,
+        "app.tar stops at the 2nd zero block, before record padding"
+    );
 
     let (entries, _) = walk(&uncompressed_layer("edge-pax.tar"), 1 << 20);
     assert_eq!(entries.len(), 25);
@@ -194,15 +222,24 @@ fn golden_known_values() {
     assert!(entries.iter().any(|e| e.entry_type == "fifo"));
     let chr = entries.iter().find(|e| e.entry_type == "char").unwrap();
     assert_eq!((chr.devmajor, chr.devminor), (1, 3));
-    assert!(entries.iter().any(|e| e.xattrs().any(|(k, _)| k == b"user.test")));
-    assert!(entries.iter().any(|e| e.name.len() > 100 && e.entry_type == "reg"));
+    assert!(entries
+        .iter()
+        .any(|e| e.xattrs().any(|(k, _)| k == b"user.test")));
+    assert!(entries
+        .iter()
+        .any(|e| e.name.len() > 100 && e.entry_type == "reg"));
 
     let (entries, _) = walk(&uncompressed_layer("multimember-gnu.tar.gz"), 1 << 20);
     assert_eq!(entries.len(), 14);
-    assert!(entries.iter().all(|e| (e.uid, e.gid) == (3_000_000, 3_000_001)));
+    assert!(entries
+        .iter()
+        .all(|e| (e.uid, e.gid) == (3_000_000, 3_000_001)));
     assert!(entries.iter().any(|e| e.name.len() > 100));
 
     let (entries, _) = walk(&uncompressed_layer("fname-ustar.tar.gz"), 1 << 20);
     assert_eq!(entries.len(), 11);
-    assert!(entries.iter().any(|e| e.name.len() > 100), "ustar prefix joined");
+    assert!(
+        entries.iter().any(|e| e.name.len() > 100),
+        "ustar prefix joined"
+    );
 }
