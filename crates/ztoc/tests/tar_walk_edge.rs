@@ -1111,3 +1111,68 @@ fn position_is_u64_past_4gib() {
     assert_eq!(e[1].uncompressed_offset as u64, 512 + size + 512);
     assert_eq!(w.finish().unwrap(), 512 + size + 512 + 1024);
 }
+
+// ---- robustness -------------------------------------------------------------------------
+
+/// A small archive that exercises every header path: PAX (+ sparse 1.0 map), GNU long
+/// name and link, '\0' type, header-only types and data with padding.
+fn every_path_archive() -> Vec<u8> {
+    let ln = "L".repeat(120) + "\0";
+    [
+        pax(&[("path", "pax/file"), ("mtime", "1.5"), ("SCHILY.xattr.user.a", "b")]),
+        H::ustar(b"short", b'0', 700).block(),
+        padded(&[b'p'; 700]),
+        H::gnu(b"././@LongLink", b'L', ln.len() as u64).block(),
+        padded(ln.as_bytes()),
+        H::gnu(b"././@LongLink", b'K', 4).block(),
+        padded(b"lnk\0"),
+        H::gnu(b"x", b'2', 0).block(),
+        pax(&[("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"), ("GNU.sparse.realsize", "100")]),
+        H::ustar(b"sp", b'0', 512 + 3).block(),
+        padded(&[padded(b"1\n10\n3\n"), b"abc".to_vec()].concat()),
+        H::v7(b"old/", 0, 0).block(),
+        H::ustar(b"dev", b'3', 0).block(),
+        eof(),
+    ]
+    .concat()
+}
+
+#[test]
+fn every_path_archive_walks() {
+    let (e, size) = ok(&every_path_archive());
+    let names: Vec<String> = e.iter().map(|x| x.name_lossy().into_owned()).collect();
+    assert_eq!(names, ["pax/file", &"L".repeat(120), "sp", "old/", "dev"]);
+    assert_eq!(e[1].linkname, b"lnk");
+    assert_eq!(e[0].mod_time, "1970-01-01T00:00:01.5Z");
+    assert_eq!(size as usize, every_path_archive().len());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Corrupted or truncated input never panics, and the result does not depend on how
+    /// the input is split into feeds.
+    #[test]
+    fn corrupted_input_never_panics_and_chunking_is_irrelevant(
+        muts in proptest::collection::vec((0usize..16384, proptest::num::u8::ANY), 0..6),
+        cut in 0usize..16384,
+        chunk in 1usize..2000,
+    ) {
+        let mut data = every_path_archive();
+        for (i, b) in muts {
+            let n = data.len();
+            data[i % n] = b;
+        }
+        data.truncate(cut.min(data.len()));
+        let whole = walk_chunked(&data, data.len().max(1));
+        proptest::prop_assert_eq!(&walk_chunked(&data, chunk), &whole);
+        if let Ok((entries, size)) = &whole {
+            let mut last = 0;
+            for e in entries {
+                proptest::prop_assert!(e.uncompressed_offset >= last);
+                proptest::prop_assert!(e.uncompressed_offset as u64 <= *size);
+                last = e.uncompressed_offset;
+            }
+        }
+    }
+}
