@@ -30,8 +30,8 @@ impl Ztoc {
         match self.compression_info.compression_algorithm {
             CompressionAlgorithm::Gzip => Ok(Zinfo::Gzip(GzipZinfo::from_blob(blob)?)),
             CompressionAlgorithm::Uncompressed => Ok(Zinfo::Tar(TarZinfo::from_blob(blob)?)),
-            CompressionAlgorithm::Other(v) => Err(ZinfoError::Unsupported(format!(
-                "compression algorithm {v}"
+            CompressionAlgorithm::Other(v) => Err(ZinfoError::InvalidArgument(format!(
+                "unsupported compression algorithm {v}"
             ))),
         }
     }

@@ -1,5 +1,16 @@
-//! soci-ztoc: the zTOC of a layer — model, Go-compatible tar walk, flatbuffers codec.
+//! soci-ztoc: the zTOC of a layer — model, Go-compatible tar walk, flatbuffers
+//! codec, and the one-pass builder that joins the checkpoint engine and the tar walk.
+//!
+//! ```no_run
+//! use soci_ztoc::build::{build_ztoc, BuildOptions, LayerCompression, NoProgress};
+//! let blob = std::fs::File::open("layer.tar.gz").unwrap();
+//! let built = build_ztoc(blob, &BuildOptions::new(LayerCompression::Gzip), &mut NoProgress).unwrap();
+//! let bytes = soci_ztoc::codec::encode(&built.ztoc);
+//! # let _ = bytes;
+//! ```
+pub mod build;
 pub mod codec;
+pub mod extract;
 pub mod gotime;
 pub mod model;
 pub mod tar_walk;
