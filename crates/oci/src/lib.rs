@@ -1,2 +1,41 @@
 //! soci-oci: everything about OCI images that SOCI needs, and nothing about zTOCs.
+//!
+//! - [`ImageRef`]: where an image is (`docker://…`, `oci:DIR[:TAG]`, `docker-archive:FILE`).
+//! - [`Platform`]: containerd-compatible parsing, normalisation and strict matching.
+//! - [`ImageSource`]: read an image's root, small blobs, streamed layers and byte
+//!   ranges, from a registry ([`RegistrySource`]), an OCI layout
+//!   ([`OciLayoutSource`]) or a `docker save` archive ([`DockerArchiveSource`]);
+//!   [`open_source`] picks the right one.
+//! - [`select_manifests`]: the platform image manifests to build SOCI indexes for.
+//! - Writing: [`RegistryTarget`] (blobs, byte-exact manifests, referrers probe)
+//!   and [`OciLayoutWriter`] (atomic blobs and `index.json`).
+//! - [`spec`]: OCI JSON types serialised exactly like Go.
+//!
+//! ```no_run
+//! use soci_oci::{open_source, select_manifests, ImageRef, PlatformChoice, RegistryOptions};
+//! let r: ImageRef = "oci:/tmp/layout:v1".parse()?;
+//! let src = open_source(&r, &RegistryOptions::default())?;
+//! for m in select_manifests(&*src, &PlatformChoice::All)? {
+//!     for layer in &m.manifest.layers {
+//!         let mut stream = src.open_blob(layer)?;
+//!         std::io::copy(&mut stream, &mut std::io::sink()).unwrap();
+//!     }
+//! }
+//! # Ok::<(), soci_oci::Error>(())
+//! ```
+pub mod archive;
+pub mod error;
+pub mod layout;
+pub mod platform;
+pub mod reference;
+pub mod registry;
+pub mod source;
 pub mod spec;
+
+pub use archive::DockerArchiveSource;
+pub use error::{Error, Result};
+pub use layout::{OciLayoutSource, OciLayoutWriter, ANNOTATION_REF_NAME};
+pub use platform::Platform;
+pub use reference::ImageRef;
+pub use registry::{Credentials, RegistryClient, RegistryOptions, RegistrySource, RegistryTarget};
+pub use source::{config_platform, open_source, select_manifests, verify_blob, ImageManifest, ImageSource, PlatformChoice, MAX_IN_MEMORY_BLOB};

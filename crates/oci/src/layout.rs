@@ -1,0 +1,281 @@
+//! OCI image layouts (image-spec `image-layout.md`): reading one as an
+//! [`ImageSource`] and writing blobs and tagged manifests into one.
+use crate::error::{Error, Result};
+use crate::reference::{is_sha256_digest, ImageRef};
+use crate::source::{check_small, sha256_hex_of, verify_blob, ImageSource};
+use crate::spec::{self, Descriptor, Index};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The annotation that tags a manifest in `index.json`.
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// `blobs/sha256/<hex>` under `dir`; refuses anything but a well-formed sha256
+/// digest so a descriptor cannot point outside the layout.
+pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf> {
+    if !is_sha256_digest(digest) {
+        return Err(Error::UnsupportedDigest { digest: digest.into() });
+    }
+    Ok(dir.join("blobs").join("sha256").join(&digest["sha256:".len()..]))
+}
+
+fn read_index(dir: &Path) -> Result<Index> {
+    let p = dir.join("index.json");
+    let raw = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+    serde_json::from_slice(&raw).map_err(|e| Error::json(p.display().to_string(), e))
+}
+
+/// An OCI image layout directory read as an image source.
+pub struct OciLayoutSource {
+    reference: ImageRef,
+    dir: PathBuf,
+    tag: Option<String>,
+}
+
+impl OciLayoutSource {
+    /// Open `oci:DIR[:TAG]`; fails early if `DIR/index.json` is unreadable.
+    pub fn open(reference: ImageRef) -> Result<Self> {
+        let ImageRef::OciLayout { dir, tag } = &reference else {
+            return Err(Error::InvalidReference { input: reference.to_string(), reason: "not an oci: reference".into() });
+        };
+        let (dir, tag) = (dir.clone(), tag.clone());
+        read_index(&dir)?;
+        Ok(OciLayoutSource { reference, dir, tag })
+    }
+
+    /// The layout directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn open_file(&self, d: &Descriptor) -> Result<File> {
+        let p = blob_path(&self.dir, &d.digest)?;
+        File::open(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::BlobNotFound { image: self.reference.to_string(), digest: d.digest.clone() }
+            } else {
+                Error::io(&p, e)
+            }
+        })
+    }
+}
+
+impl ImageSource for OciLayoutSource {
+    fn reference(&self) -> &ImageRef {
+        &self.reference
+    }
+
+    fn resolve_root(&self) -> Result<(Descriptor, Vec<u8>)> {
+        let index = read_index(&self.dir)?;
+        let tag_of = |d: &Descriptor| d.annotations.get(ANNOTATION_REF_NAME).cloned();
+        let root = match &self.tag {
+            Some(t) => index.manifests.iter().find(|d| tag_of(d).as_deref() == Some(t.as_str())),
+            None if index.manifests.len() == 1 => index.manifests.first(),
+            None => None,
+        };
+        let Some(root) = root.cloned() else {
+            let tags: Vec<String> = index.manifests.iter().filter_map(tag_of).collect();
+            let tags = if tags.is_empty() { "none".to_string() } else { tags.join(", ") };
+            let reason = match &self.tag {
+                Some(t) => format!("no manifest tagged {t:?} in index.json; tags: {tags}"),
+                None => format!("index.json has {} manifests: say which one with oci:DIR:TAG; tags: {tags}", index.manifests.len()),
+            };
+            return Err(Error::bad_image(&self.reference, reason));
+        };
+        let raw = self.fetch_blob(&root)?;
+        let mut root = root;
+        if root.media_type.is_empty() {
+            root.media_type = crate::source::sniff_media_type(&raw).unwrap_or_default();
+        }
+        Ok((root, raw))
+    }
+
+    fn fetch_blob(&self, d: &Descriptor) -> Result<Vec<u8>> {
+        check_small(&self.reference, d)?;
+        let mut f = self.open_file(d)?;
+        let mut buf = Vec::with_capacity(d.size.max(0) as usize);
+        Read::by_ref(&mut f)
+            .take(crate::source::MAX_IN_MEMORY_BLOB + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(blob_path(&self.dir, &d.digest).unwrap_or_default(), e))?;
+        verify_blob(&format!("{}: blob", self.reference), d, &buf)?;
+        Ok(buf)
+    }
+
+    fn open_blob(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>> {
+        Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, self.open_file(d)?)))
+    }
+
+    fn read_blob_range(&self, d: &Descriptor, range: Range<u64>) -> Result<Vec<u8>> {
+        let mut f = self.open_file(d)?;
+        let path = blob_path(&self.dir, &d.digest)?;
+        let len = file_len(&f, &path)?;
+        read_range_from(&mut f, &path, 0, len, range, &self.reference, &d.digest)
+    }
+}
+
+pub(crate) fn file_len(f: &File, path: &Path) -> Result<u64> {
+    Ok(f.metadata().map_err(|e| Error::io(path, e))?.len())
+}
+
+/// Read `range` of a blob stored at `base..base+len` of an open file.
+pub(crate) fn read_range_from(
+    f: &mut File,
+    path: &Path,
+    base: u64,
+    len: u64,
+    range: Range<u64>,
+    image: &ImageRef,
+    digest: &str,
+) -> Result<Vec<u8>> {
+    if range.start > range.end || range.end > len {
+        return Err(Error::bad_image(image, format!("range {}..{} is outside blob {digest} of {len} bytes", range.start, range.end)));
+    }
+    f.seek(SeekFrom::Start(base + range.start)).map_err(|e| Error::io(path, e))?;
+    let mut buf = vec![0u8; (range.end - range.start) as usize];
+    f.read_exact(&mut buf).map_err(|e| Error::io(path, e))?;
+    Ok(buf)
+}
+
+/// Writes blobs and tags into an OCI image layout. Every write is atomic
+/// (temporary file in the same directory, then rename), so readers never see
+/// a partial blob or `index.json`.
+pub struct OciLayoutWriter {
+    dir: PathBuf,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn tmp_path(dir: &Path) -> PathBuf {
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(".tmp-{}-{n}", std::process::id()))
+}
+
+fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(dir);
+    let res = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dest)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(dest, e));
+    }
+    Ok(())
+}
+
+impl OciLayoutWriter {
+    /// Open a layout for writing, creating `oci-layout`, `blobs/sha256/` and an
+    /// empty `index.json` when absent.
+    pub fn create(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        let blobs = dir.join("blobs").join("sha256");
+        std::fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
+        let layout = dir.join("oci-layout");
+        if !layout.exists() {
+            write_atomic(&dir, &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        let index = dir.join("index.json");
+        if !index.exists() {
+            let empty = Index { schema_version: 2, media_type: spec::MEDIA_TYPE_OCI_INDEX.into(), ..Default::default() };
+            write_atomic(&dir, &index, &spec::to_go_json(&empty))?;
+        }
+        Ok(OciLayoutWriter { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn has_blob(&self, digest: &str) -> Result<bool> {
+        Ok(blob_path(&self.dir, digest)?.exists())
+    }
+
+    /// Store `bytes` as a blob; returns its digest. Existing blobs are kept.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<String> {
+        let digest = spec::sha256_digest(bytes);
+        let dest = blob_path(&self.dir, &digest)?;
+        if !dest.exists() {
+            write_atomic(dest.parent().expect("blob path has a parent"), &dest, bytes)?;
+        }
+        Ok(digest)
+    }
+
+    /// Stream a blob into the layout, verifying it against `d` before it
+    /// becomes visible (a mismatch leaves nothing behind).
+    pub fn put_blob_from_reader(&self, d: &Descriptor, reader: impl Read) -> Result<()> {
+        let dest = blob_path(&self.dir, &d.digest)?;
+        if dest.exists() {
+            return Ok(());
+        }
+        let parent = dest.parent().expect("blob path has a parent");
+        let tmp = tmp_path(parent);
+        let res = (|| -> Result<()> {
+            let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            struct Tee<'a, R> {
+                r: R,
+                w: &'a mut File,
+            }
+            impl<R: Read> Read for Tee<'_, R> {
+                fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                    let n = self.r.read(buf)?;
+                    self.w.write_all(&buf[..n])?;
+                    Ok(n)
+                }
+            }
+            let (digest, n) = sha256_hex_of(Tee { r: reader, w: &mut f }).map_err(|e| Error::io(&tmp, e))?;
+            if digest != d.digest {
+                return Err(Error::DigestMismatch { what: format!("blob written to {}", self.dir.display()), expected: d.digest.clone(), actual: digest });
+            }
+            if d.size > 0 && n != d.size as u64 {
+                return Err(Error::SizeMismatch { what: format!("blob {}", d.digest), expected: d.size as u64, actual: n });
+            }
+            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))
+        })();
+        if res.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        res
+    }
+
+    /// The current `index.json`.
+    pub fn index(&self) -> Result<Index> {
+        read_index(&self.dir)
+    }
+
+    /// Replace `index.json` (written Go-canonical, atomically).
+    pub fn write_index(&self, index: &Index) -> Result<()> {
+        write_atomic(&self.dir, &self.dir.join("index.json"), &spec::to_go_json(index))
+    }
+
+    /// Point `tag` at `desc` in `index.json`: entries already carrying that tag
+    /// are removed, `desc` is appended with the `ref.name` annotation.
+    pub fn tag(&self, tag: &str, desc: &Descriptor) -> Result<()> {
+        let mut index = self.index()?;
+        index.manifests.retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag));
+        let mut d = desc.clone();
+        d.annotations.insert(ANNOTATION_REF_NAME.into(), tag.into());
+        index.manifests.push(d);
+        if index.schema_version == 0 {
+            index.schema_version = 2;
+        }
+        self.write_index(&index)
+    }
+
+    /// Store a manifest (or index) byte-exact and tag it; returns its descriptor
+    /// (without the tag annotation).
+    pub fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
+        let digest = self.put_blob(raw)?;
+        let desc = Descriptor { media_type: media_type.into(), digest, size: raw.len() as i64, ..Default::default() };
+        if let Some(t) = tag {
+            self.tag(t, &desc)?;
+        }
+        Ok(desc)
+    }
+}

@@ -1,0 +1,252 @@
+//! Reading images: the [`ImageSource`] trait, implemented for registries,
+//! OCI layouts and `docker save` archives, and [`select_manifests`], which
+//! picks the platform image manifests SOCI indexes are built for.
+use crate::error::{Error, Result};
+use crate::platform::Platform;
+use crate::reference::ImageRef;
+use crate::spec::{self, Descriptor, Index, Manifest};
+use std::io::Read;
+use std::ops::Range;
+
+/// Blobs read whole into memory (manifests, configs) may not be larger than this.
+pub const MAX_IN_MEMORY_BLOB: u64 = 16 << 20;
+
+/// Read access to one image. Implementations are cheap to share between threads.
+pub trait ImageSource: Send + Sync {
+    /// The reference this source was opened with.
+    fn reference(&self) -> &ImageRef;
+
+    /// The tagged or digested root (an index/manifest list or a single manifest):
+    /// its descriptor (media type, digest, size) and raw bytes, digest verified.
+    fn resolve_root(&self) -> Result<(Descriptor, Vec<u8>)>;
+
+    /// A small blob (manifest, config) read whole, size-limited to
+    /// [`MAX_IN_MEMORY_BLOB`], digest verified.
+    fn fetch_blob(&self, d: &Descriptor) -> Result<Vec<u8>>;
+
+    /// A blob as a stream, without a temporary copy and with bounded memory.
+    /// The digest is NOT verified here: the caller hashes what it reads.
+    fn open_blob(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>>;
+
+    /// Bytes `range` of a blob (not verified: a range cannot be).
+    fn read_blob_range(&self, d: &Descriptor, range: Range<u64>) -> Result<Vec<u8>>;
+}
+
+/// One platform's image manifest, chosen by [`select_manifests`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageManifest {
+    /// Descriptor of the image manifest, with `platform` set.
+    pub descriptor: Descriptor,
+    pub manifest: Manifest,
+    /// The manifest's bytes as stored (what `descriptor.digest` is the digest of).
+    pub raw: Vec<u8>,
+    pub platform: Platform,
+}
+
+/// Which platforms to build for (`--all-platforms`, `--platform`, or the default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlatformChoice {
+    /// Every platform of the image except `unknown` ones (attestations).
+    All,
+    /// These platforms, each of which must exist (duplicates dropped).
+    List(Vec<Platform>),
+    /// The host platform (containerd `DefaultSpec`).
+    Host,
+}
+
+pub(crate) fn is_index_type(mt: &str) -> bool {
+    mt == spec::MEDIA_TYPE_OCI_INDEX || mt == spec::MEDIA_TYPE_DOCKER_MANIFEST_LIST
+}
+
+pub(crate) fn is_manifest_type(mt: &str) -> bool {
+    mt == spec::MEDIA_TYPE_OCI_MANIFEST || mt == spec::MEDIA_TYPE_DOCKER_MANIFEST
+}
+
+/// The media type of a manifest/index document: from its `mediaType` field, else
+/// guessed from its shape (OCI allows the field to be absent).
+pub(crate) fn sniff_media_type(raw: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        #[serde(rename = "mediaType", default)]
+        media_type: String,
+        #[serde(rename = "schemaVersion", default)]
+        schema_version: i64,
+        manifests: Option<serde_json::Value>,
+        config: Option<serde_json::Value>,
+        #[serde(rename = "fsLayers")]
+        fs_layers: Option<serde_json::Value>,
+    }
+    let doc: Doc = serde_json::from_slice(raw).ok()?;
+    if !doc.media_type.is_empty() {
+        return Some(doc.media_type);
+    }
+    if doc.fs_layers.is_some() || doc.schema_version == 1 {
+        return Some("application/vnd.docker.distribution.manifest.v1+json".into());
+    }
+    if doc.manifests.is_some() {
+        Some(spec::MEDIA_TYPE_OCI_INDEX.into())
+    } else if doc.config.is_some() {
+        Some(spec::MEDIA_TYPE_OCI_MANIFEST.into())
+    } else {
+        None
+    }
+}
+
+/// Streaming sha256 of what passes through.
+pub(crate) fn sha256_hex_of(mut r: impl Read) -> std::io::Result<(String, u64)> {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0u64;
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((format!("sha256:{}", hex::encode(h.finalize())), n))
+}
+
+/// Check `bytes` against descriptor `d` (digest and, when known, size).
+pub fn verify_blob(what: &str, d: &Descriptor, bytes: &[u8]) -> Result<()> {
+    if !crate::reference::is_sha256_digest(&d.digest) {
+        return Err(Error::UnsupportedDigest { digest: d.digest.clone() });
+    }
+    let actual = spec::sha256_digest(bytes);
+    if actual != d.digest {
+        return Err(Error::DigestMismatch { what: what.into(), expected: d.digest.clone(), actual });
+    }
+    if d.size > 0 && d.size as u64 != bytes.len() as u64 {
+        return Err(Error::SizeMismatch { what: what.into(), expected: d.size as u64, actual: bytes.len() as u64 });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_small(image: &ImageRef, d: &Descriptor) -> Result<()> {
+    if d.size as u64 > MAX_IN_MEMORY_BLOB {
+        return Err(Error::BlobTooLarge { image: image.to_string(), digest: d.digest.clone(), size: d.size as u64, limit: MAX_IN_MEMORY_BLOB });
+    }
+    Ok(())
+}
+
+/// Open any [`ImageRef`] with the registry options used for registry references.
+pub fn open_source(r: &ImageRef, opts: &crate::registry::RegistryOptions) -> Result<Box<dyn ImageSource>> {
+    Ok(match r {
+        ImageRef::Registry { .. } => Box::new(crate::registry::RegistrySource::new(r.clone(), opts)?),
+        ImageRef::OciLayout { .. } => Box::new(crate::layout::OciLayoutSource::open(r.clone())?),
+        ImageRef::DockerArchive { .. } => Box::new(crate::archive::DockerArchiveSource::open(r.clone())?),
+    })
+}
+
+fn parse_manifest(image: &ImageRef, d: &Descriptor, raw: &[u8]) -> Result<Manifest> {
+    let m: Manifest = serde_json::from_slice(raw).map_err(|e| Error::json(format!("{image}: manifest {}", d.digest), e))?;
+    if m.schema_version != 2 {
+        return Err(Error::bad_image(image, format!("manifest {}: schemaVersion {} is not supported", d.digest, m.schema_version)));
+    }
+    Ok(m)
+}
+
+/// The platform recorded in an image config (`os`, `architecture`, `variant`,
+/// `os.version`, `os.features`).
+pub fn config_platform(source: &dyn ImageSource, manifest: &Manifest) -> Result<Platform> {
+    let raw = source.fetch_blob(&manifest.config)?;
+    let p: Platform = serde_json::from_slice(&raw)
+        .map_err(|e| Error::json(format!("{}: config {}", source.reference(), manifest.config.digest), e))?;
+    Ok(p)
+}
+
+/// Choose the image manifests to index (soci-format.md §2.2 step 1, §5):
+/// a single-manifest image is used whatever the choice, with its platform read
+/// from its config; for an index/manifest list, `All` takes every child whose
+/// platform is not `unknown` (deduplicated, index order), `List`/`Host` take for
+/// each wanted platform the first child that matches it strictly (containerd
+/// `OnlyStrict`), failing with the list of available platforms when none does.
+pub fn select_manifests(source: &dyn ImageSource, choice: &PlatformChoice) -> Result<Vec<ImageManifest>> {
+    let image = source.reference();
+    let (root, raw) = source.resolve_root()?;
+    let mt = if root.media_type.is_empty() { sniff_media_type(&raw).unwrap_or_default() } else { root.media_type.clone() };
+    if is_manifest_type(&mt) {
+        let manifest = parse_manifest(image, &root, &raw)?;
+        let platform = config_platform(source, &manifest)?.normalize();
+        let descriptor = Descriptor {
+            media_type: mt,
+            digest: root.digest.clone(),
+            size: root.size,
+            platform: Some(platform.clone()),
+            ..Default::default()
+        };
+        return Ok(vec![ImageManifest { descriptor, manifest, raw, platform }]);
+    }
+    if !is_index_type(&mt) {
+        return Err(Error::bad_image(image, format!("root {} has unsupported media type {mt:?}", root.digest)));
+    }
+    let index: Index = serde_json::from_slice(&raw).map_err(|e| Error::json(format!("{image}: index {}", root.digest), e))?;
+
+    // Children with their platform (read from the config when the index has none).
+    let mut children: Vec<(Descriptor, Platform)> = Vec::new();
+    for d in &index.manifests {
+        if !d.media_type.is_empty() && !is_manifest_type(&d.media_type) {
+            continue; // nested indexes, artifacts
+        }
+        let platform = match &d.platform {
+            Some(p) => p.clone(),
+            None => {
+                let raw = source.fetch_blob(d)?;
+                let m = parse_manifest(image, d, &raw)?;
+                config_platform(source, &m)?
+            }
+        };
+        children.push((d.clone(), platform));
+    }
+    let available = || {
+        let v: Vec<String> = children.iter().map(|(_, p)| p.to_string()).collect();
+        if v.is_empty() { "none".to_string() } else { v.join(", ") }
+    };
+
+    let mut chosen: Vec<(Descriptor, Platform)> = Vec::new();
+    match choice {
+        PlatformChoice::All => {
+            for (d, p) in &children {
+                if p.is_unknown() || chosen.iter().any(|(_, q)| q.matches_strict(p)) {
+                    continue;
+                }
+                chosen.push((d.clone(), p.clone()));
+            }
+            if chosen.is_empty() {
+                return Err(Error::PlatformNotFound { image: image.to_string(), wanted: "any".into(), available: available() });
+            }
+        }
+        PlatformChoice::List(_) | PlatformChoice::Host => {
+            let wanted = match choice {
+                PlatformChoice::List(l) => l.clone(),
+                _ => vec![Platform::host()],
+            };
+            let mut seen: Vec<Platform> = Vec::new();
+            for w in wanted {
+                if seen.iter().any(|s| s.matches_strict(&w)) {
+                    continue;
+                }
+                seen.push(w.clone());
+                let Some((d, p)) = children.iter().find(|(_, p)| w.matches_strict(p)) else {
+                    return Err(Error::PlatformNotFound { image: image.to_string(), wanted: w.to_string(), available: available() });
+                };
+                chosen.push((d.clone(), p.clone()));
+            }
+        }
+    }
+
+    chosen
+        .into_iter()
+        .map(|(mut d, platform)| {
+            let raw = source.fetch_blob(&d)?;
+            let manifest = parse_manifest(image, &d, &raw)?;
+            if d.media_type.is_empty() {
+                d.media_type = sniff_media_type(&raw).unwrap_or_else(|| spec::MEDIA_TYPE_OCI_MANIFEST.into());
+            }
+            d.platform = Some(platform.clone());
+            Ok(ImageManifest { descriptor: d, manifest, raw, platform })
+        })
+        .collect()
+}

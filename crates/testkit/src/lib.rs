@@ -1,0 +1,13 @@
+//! Test support for soci-rs: a real registry on 127.0.0.1 (Debian's
+//! `docker-registry`), skopeo helpers, and deterministic image fixtures (OCI
+//! layouts, single- and multi-platform, and `docker save` archives).
+//!
+//! Nothing here is mocked: tests that need a registry fail (they are not
+//! skipped) when `docker-registry` or `skopeo` is missing.
+pub mod fixture;
+pub mod registry;
+pub mod skopeo;
+
+pub use fixture::{make_docker_archive, make_multiplatform_layout, make_oci_layout, Blob, Fixture, FixtureImage};
+pub use registry::Registry;
+pub use skopeo::{skopeo_copy, skopeo_copy_all, skopeo_inspect_raw};
