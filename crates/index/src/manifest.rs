@@ -205,7 +205,16 @@ pub fn parse_index_manifest(bytes: &[u8]) -> Result<ParsedIndex> {
         serde_json::from_slice(bytes).map_err(|e| Error::json("SOCI index manifest", e))?;
     let version = IndexVersion::from_artifact_type(&manifest.config.media_type)
         .ok_or_else(|| Error::UnknownIndexVersion(manifest.config.media_type.clone()))?;
-    let go_canonical = spec::to_go_json(&manifest) == bytes;
+    // The snapshotter re-marshals with `MarshalIndex`, which rebuilds the manifest
+    // from the SOCI index fields only: schemaVersion 2, OCI manifest mediaType, no
+    // top-level artifactType.
+    let remarshalled = Manifest {
+        schema_version: 2,
+        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
+        artifact_type: String::new(),
+        ..manifest.clone()
+    };
+    let go_canonical = spec::to_go_json(&remarshalled) == bytes;
     Ok(ParsedIndex { manifest, version, go_canonical })
 }
 
