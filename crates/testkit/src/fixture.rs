@@ -6,7 +6,49 @@
 //!   and an `unknown/unknown` attestation manifest, as Docker buildx makes.
 //! - [`make_docker_archive`]: a `docker save` tarball (manifest.json,
 //!   `<id>/layer.tar`, a duplicate layer as a symlink).
+use serde::Serialize;
 use serde_json::json;
+use std::collections::BTreeMap;
+
+/// Descriptor with the OCI Go field order (mediaType, digest, size, annotations, platform).
+#[derive(Serialize, Clone)]
+struct Desc {
+    #[serde(rename = "mediaType")]
+    media_type: String,
+    digest: String,
+    size: u64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct ManifestDoc {
+    #[serde(rename = "schemaVersion")]
+    schema_version: u32,
+    #[serde(rename = "mediaType")]
+    media_type: &'static str,
+    config: Desc,
+    layers: Vec<Desc>,
+}
+
+#[derive(Serialize)]
+struct IndexDoc {
+    #[serde(rename = "schemaVersion")]
+    schema_version: u32,
+    #[serde(rename = "mediaType")]
+    media_type: &'static str,
+    manifests: Vec<Desc>,
+}
+
+fn manifest_doc(config: Desc, layers: Vec<Desc>) -> Vec<u8> {
+    serde_json::to_vec(&ManifestDoc { schema_version: 2, media_type: OCI_MANIFEST, config, layers }).unwrap()
+}
+
+fn index_doc(manifests: Vec<Desc>) -> Vec<u8> {
+    serde_json::to_vec(&IndexDoc { schema_version: 2, media_type: OCI_INDEX, manifests }).unwrap()
+}
 use sha2::Digest as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,8 +75,15 @@ impl Blob {
     pub fn size(&self) -> u64 {
         self.bytes.len() as u64
     }
-    fn descriptor(&self) -> serde_json::Value {
-        json!({"mediaType": self.media_type, "digest": self.digest, "size": self.size()})
+    fn descriptor(&self) -> Desc {
+        Desc { media_type: self.media_type.clone(), digest: self.digest.clone(), size: self.size(), annotations: BTreeMap::new(), platform: None }
+    }
+
+    fn descriptor_with(&self, annotations: &[(&str, &str)], platform: Option<serde_json::Value>) -> Desc {
+        let mut d = self.descriptor();
+        d.annotations = annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        d.platform = platform;
+        d
     }
 }
 
@@ -181,13 +230,8 @@ fn image(dir: &Path, os: &str, arch: &str, variant: &str, seed: u64) -> FixtureI
         config["variant"] = json!(variant);
     }
     let config = Blob::new(OCI_CONFIG, serde_json::to_vec(&config).unwrap());
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": config.descriptor(),
-        "layers": ls.iter().map(|(b, _)| b.descriptor()).collect::<Vec<_>>(),
-    });
-    let manifest = Blob::new(OCI_MANIFEST, serde_json::to_vec(&manifest).unwrap());
+    let manifest = manifest_doc(config.descriptor(), ls.iter().map(|(b, _)| b.descriptor()).collect());
+    let manifest = Blob::new(OCI_MANIFEST, manifest);
     write_blob(dir, &config);
     write_blob(dir, &manifest);
     for (b, _) in &ls {
@@ -200,15 +244,8 @@ fn image(dir: &Path, os: &str, arch: &str, variant: &str, seed: u64) -> FixtureI
 
 fn write_index_json(dir: &Path, root: &Blob, tag: &str) {
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [{
-            "mediaType": root.media_type, "digest": root.digest, "size": root.size(),
-            "annotations": {"org.opencontainers.image.ref.name": tag},
-        }],
-    });
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let index = index_doc(vec![root.descriptor_with(&[("org.opencontainers.image.ref.name", tag)], None)]);
+    std::fs::write(dir.join("index.json"), index).unwrap();
 }
 
 /// A single linux/amd64 image tagged `tag` in a new OCI layout at `dir`.
@@ -228,31 +265,20 @@ pub fn make_multiplatform_layout(dir: &Path, tag: &str) -> Fixture {
     // Attestation as Docker buildx writes it.
     let statement = Blob::new("application/vnd.in-toto+json", br#"{"_type":"https://in-toto.io/Statement/v0.1"}"#.to_vec());
     let att_config = Blob::new(OCI_CONFIG, br#"{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec());
-    let att = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": att_config.descriptor(),
-        "layers": [{"mediaType": statement.media_type, "digest": statement.digest, "size": statement.size(),
-                    "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}],
-    });
-    let att = Blob::new(OCI_MANIFEST, serde_json::to_vec(&att).unwrap());
+    let att = manifest_doc(att_config.descriptor(), vec![statement.descriptor_with(&[("in-toto.io/predicate-type", "https://slsa.dev/provenance/v0.2")], None)]);
+    let att = Blob::new(OCI_MANIFEST, att);
     for b in [&statement, &att_config, &att] {
         write_blob(dir, b);
     }
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": amd.manifest.digest, "size": amd.manifest.size(),
-             "platform": {"architecture": "amd64", "os": "linux"}},
-            {"mediaType": OCI_MANIFEST, "digest": arm.manifest.digest, "size": arm.manifest.size(),
-             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
-            {"mediaType": OCI_MANIFEST, "digest": att.digest, "size": att.size(),
-             "annotations": {"vnd.docker.reference.digest": amd.manifest.digest, "vnd.docker.reference.type": "attestation-manifest"},
-             "platform": {"architecture": "unknown", "os": "unknown"}},
-        ],
-    });
-    let index = Blob::new(OCI_INDEX, serde_json::to_vec(&index).unwrap());
+    let index = index_doc(vec![
+        amd.manifest.descriptor_with(&[], Some(json!({"architecture": "amd64", "os": "linux"}))),
+        arm.manifest.descriptor_with(&[], Some(json!({"architecture": "arm64", "os": "linux", "variant": "v8"}))),
+        att.descriptor_with(
+            &[("vnd.docker.reference.digest", &amd.manifest.digest), ("vnd.docker.reference.type", "attestation-manifest")],
+            Some(json!({"architecture": "unknown", "os": "unknown"})),
+        ),
+    ]);
+    let index = Blob::new(OCI_INDEX, index);
     write_blob(dir, &index);
     write_index_json(dir, &index, tag);
     Fixture { dir: dir.into(), tag: tag.into(), root: index, images: vec![amd, arm], extra_manifests: vec![att] }

@@ -16,15 +16,17 @@ fn skopeo(args: &[&str]) -> std::io::Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
-/// `skopeo copy SRC DST` without TLS verification (plain-HTTP test registries)
-/// and without a signature policy.
+/// `skopeo copy --preserve-digests SRC DST` without TLS verification
+/// (plain-HTTP test registries) and without a signature policy. Preserving
+/// digests matters: by default skopeo gzips uncompressed layers on the way to
+/// a registry, which rewrites the manifest.
 pub fn skopeo_copy(src: &str, dst: &str) -> std::io::Result<()> {
-    skopeo(&["--insecure-policy", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false", src, dst]).map(drop)
+    skopeo(&["--insecure-policy", "copy", "--quiet", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false", src, dst]).map(drop)
 }
 
 /// Like [`skopeo_copy`] with `--all`: every image of an index, byte-exact.
 pub fn skopeo_copy_all(src: &str, dst: &str) -> std::io::Result<()> {
-    skopeo(&["--insecure-policy", "copy", "--quiet", "--all", "--src-tls-verify=false", "--dest-tls-verify=false", src, dst]).map(drop)
+    skopeo(&["--insecure-policy", "copy", "--quiet", "--all", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false", src, dst]).map(drop)
 }
 
 /// `skopeo inspect --raw REF`: the manifest bytes exactly as stored.
