@@ -1,0 +1,334 @@
+//! The local store: atomic blobs, records, reuse, removal, index.json, concurrency.
+use soci_index::store::IndexEntry;
+use soci_index::*;
+use soci_oci::spec::{self, Descriptor, Index, Platform};
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+fn blob_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn tmp_files(dir: &Path) -> usize {
+    fs::read_dir(dir.join("soci/tmp")).unwrap().count()
+}
+
+fn read_index_json(dir: &Path) -> Index {
+    serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn open_creates_layout() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let s = Store::open(&dir).unwrap();
+    assert_eq!(fs::read(dir.join("oci-layout")).unwrap(), br#"{"imageLayoutVersion":"1.0.0"}"#);
+    assert_eq!(
+        fs::read_to_string(dir.join("index.json")).unwrap(),
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert!(blob_files(&dir).is_empty());
+    assert_eq!(s.dir(), dir);
+    // Reopen is harmless.
+    Store::open(&dir).unwrap();
+}
+
+#[test]
+fn put_blob_is_atomic_and_verified() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let mut w = s.blob_writer().unwrap();
+    w.write_all(b"hello ").unwrap();
+    w.write_all(b"world").unwrap();
+    // Not visible before commit; only the temp file exists (outside blobs/).
+    assert!(blob_files(t.path()).is_empty());
+    assert_eq!(tmp_files(t.path()), 1);
+    assert!(w.temp_path().starts_with(t.path().join("soci/tmp")));
+    let r = w.commit().unwrap();
+    assert_eq!(r.digest, spec::sha256_digest(b"hello world"));
+    assert_eq!(r.size, 11);
+    assert_eq!(blob_files(t.path()), vec![r.digest["sha256:".len()..].to_string()]);
+    assert_eq!(tmp_files(t.path()), 0);
+    assert_eq!(s.get_blob(&r.digest).unwrap(), b"hello world");
+    assert!(s.has_blob(&r.digest));
+
+    // Wrong expected digest: nothing stored, temp removed, error names both digests.
+    let mut w = s.blob_writer().unwrap();
+    w.write_all(b"other").unwrap();
+    let exp = format!("sha256:{}", "0".repeat(64));
+    match w.commit_expecting(&exp) {
+        Err(Error::DigestMismatch { expected, actual }) => {
+            assert_eq!(expected, exp);
+            assert_eq!(actual, spec::sha256_digest(b"other"));
+        }
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(blob_files(t.path()).len(), 1);
+    assert_eq!(tmp_files(t.path()), 0);
+    assert!(matches!(s.put_blob_expecting(b"x", &exp), Err(Error::DigestMismatch { .. })));
+
+    // Abandoned writer: temp removed on drop.
+    let mut w = s.blob_writer().unwrap();
+    w.write_all(b"abandoned").unwrap();
+    drop(w);
+    assert_eq!(tmp_files(t.path()), 0);
+    assert_eq!(blob_files(t.path()).len(), 1);
+
+    // put_blob dedups; put_blob_from_file copies.
+    assert_eq!(s.put_blob(b"hello world").unwrap(), r);
+    let f = t.path().join("src.bin");
+    fs::write(&f, vec![7u8; 200_000]).unwrap();
+    let r2 = s.put_blob_from_file(&f).unwrap();
+    assert_eq!(r2.digest, spec::sha256_digest(&vec![7u8; 200_000]));
+    assert_eq!(r2.size, 200_000);
+    assert!(f.exists());
+    assert!(matches!(s.get_blob(&exp), Err(Error::BlobNotFound(d)) if d == exp));
+    assert!(matches!(s.get_blob("md5:abc"), Err(Error::InvalidDigest(_))));
+}
+
+#[test]
+fn crash_leftover_temp_files_are_ignored_and_cleaned() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    // A crashed writer: a pid that cannot exist, and a garbage name.
+    fs::write(t.path().join("soci/tmp/2147483600-0-0.tmp"), b"partial").unwrap();
+    fs::write(t.path().join("soci/tmp/garbage"), b"partial").unwrap();
+    // A live writer of this process must survive cleaning.
+    let mut live = s.blob_writer().unwrap();
+    live.write_all(b"in progress").unwrap();
+    assert!(blob_files(t.path()).is_empty());
+    assert!(s.list_ztocs(&ZtocFilter::default()).unwrap().is_empty());
+    Store::open(t.path()).unwrap();
+    assert_eq!(tmp_files(t.path()), 1);
+    let r = live.commit().unwrap();
+    assert!(s.has_blob(&r.digest));
+    assert_eq!(tmp_files(t.path()), 0);
+}
+
+fn ztoc_in(s: &Store, content: &[u8], layer: &str, span: u64) -> ZtocRecord {
+    let b = s.put_blob(content).unwrap();
+    ZtocRecord {
+        ztoc_digest: b.digest,
+        ztoc_size: b.size,
+        layer_digest: layer.into(),
+        layer_media_type: spec::MEDIA_TYPE_OCI_LAYER_GZIP.into(),
+        span_size: span,
+        disable_xattrs: true,
+    }
+}
+
+fn layer(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
+#[test]
+fn ztoc_reuse_lookup() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let z = ztoc_in(&s, b"ztoc-1", &layer('1'), 4194304);
+    assert!(s.find_ztoc(&layer('1'), 4194304, "xattr").unwrap().is_none());
+    let rec = s.record_ztoc(&z, "xattr").unwrap();
+    assert_eq!(rec.kind, ArtifactKind::Layer);
+    assert!(rec.created_at.ends_with('Z') && rec.created_at.len() == 30, "{}", rec.created_at);
+    let found = s.find_ztoc(&layer('1'), 4194304, "xattr").unwrap().unwrap();
+    assert_eq!(found.to_ztoc_record().unwrap(), z);
+    // Other span size, options or layer: no reuse.
+    assert!(s.find_ztoc(&layer('1'), 1 << 20, "xattr").unwrap().is_none());
+    assert!(s.find_ztoc(&layer('1'), 4194304, "").unwrap().is_none());
+    assert!(s.find_ztoc(&layer('2'), 4194304, "xattr").unwrap().is_none());
+    // Same ztoc recorded without options is a separate row.
+    s.record_ztoc(&z, "").unwrap();
+    assert_eq!(s.list_ztocs(&ZtocFilter { layer_digest: Some(layer('1')), ..Default::default() }).unwrap().len(), 2);
+    // A record whose blob is gone is not offered for reuse.
+    fs::remove_file(s.blob_path(&z.ztoc_digest).unwrap()).unwrap();
+    assert!(s.find_ztoc(&layer('1'), 4194304, "xattr").unwrap().is_none());
+    // Recording a ztoc whose blob is absent fails, naming it.
+    assert!(matches!(s.record_ztoc(&z, ""), Err(Error::BlobNotFound(d)) if d == z.ztoc_digest));
+}
+
+fn index_for(s: &Store, ztocs: &[ZtocRecord], manifest: char, image_ref: &str) -> (BuiltIndex, ArtifactRecord) {
+    let subject = Descriptor {
+        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
+        digest: layer(manifest),
+        size: 500,
+        ..Default::default()
+    };
+    let built = build_index_manifest(IndexVersion::V1, ztocs, &[], Some(subject), DEFAULT_BUILD_TOOL_IDENTIFIER).unwrap();
+    s.put_blob_expecting(&built.bytes, &built.descriptor.digest).unwrap();
+    let rec = s
+        .record_index(&IndexEntry {
+            digest: built.descriptor.digest.clone(),
+            size: built.descriptor.size as u64,
+            version: IndexVersion::V1,
+            image_ref: Some(image_ref.into()),
+            image_digest: Some(layer(manifest)),
+            manifest_digest: layer(manifest),
+            platform: Some(Platform { architecture: "amd64".into(), os: "linux".into(), ..Default::default() }),
+        })
+        .unwrap();
+    (built, rec)
+}
+
+#[test]
+fn indexes_listing_and_index_json() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let z = ztoc_in(&s, b"z", &layer('1'), 4194304);
+    s.record_ztoc(&z, "").unwrap();
+    let (b1, r1) = index_for(&s, &[z.clone()], 'a', "docker.io/library/a:1");
+    let (b2, _r2) = index_for(&s, &[z.clone()], 'b', "docker.io/library/b:1");
+    assert!(s.has_blob(EMPTY_CONFIG_DIGEST));
+    assert_eq!(s.get_blob(EMPTY_CONFIG_DIGEST).unwrap(), b"{}");
+    assert_eq!(r1.artifact_type, SOCI_INDEX_ARTIFACT_TYPE_V1);
+    assert_eq!(r1.manifest_version, Some(IndexVersion::V1));
+
+    let all = s.list_indexes(&IndexFilter::default()).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].digest, b2.descriptor.digest, "newest first");
+    let only_a = s
+        .list_indexes(&IndexFilter { image_ref: Some("docker.io/library/a:1".into()), ..Default::default() })
+        .unwrap();
+    assert_eq!(only_a.len(), 1);
+    assert_eq!(only_a[0].digest, b1.descriptor.digest);
+    let by_manifest = s.list_indexes(&IndexFilter { manifest_digest: Some(layer('b')), ..Default::default() }).unwrap();
+    assert_eq!(by_manifest[0].digest, b2.descriptor.digest);
+
+    // index.json lists both index manifests with artifactType, Go-JSON.
+    let idx = read_index_json(t.path());
+    let digests: Vec<_> = idx.manifests.iter().map(|d| d.digest.clone()).collect();
+    assert_eq!(digests, vec![b1.descriptor.digest.clone(), b2.descriptor.digest.clone()]);
+    assert_eq!(idx.manifests[0], b1.descriptor);
+    assert_eq!(fs::read(t.path().join("index.json")).unwrap(), spec::to_go_json(&idx));
+
+    // Re-recording updates the row, does not duplicate.
+    index_for(&s, &[z.clone()], 'a', "docker.io/library/a:2");
+    assert_eq!(s.list_indexes(&IndexFilter::default()).unwrap().len(), 2);
+    assert_eq!(read_index_json(t.path()).manifests.len(), 2);
+    assert_eq!(
+        s.list_indexes(&IndexFilter { image_ref: Some("docker.io/library/a:2".into()), ..Default::default() })
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // add_root with a ref name; replaced when the tag moves.
+    let tagged = |d: &str| Descriptor {
+        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
+        digest: d.into(),
+        size: s.get_blob(d).unwrap().len() as i64,
+        annotations: [(soci_index::store::ANNOTATION_REF_NAME.to_string(), "img:soci".to_string())].into_iter().collect(),
+        ..Default::default()
+    };
+    s.add_root(&tagged(&b1.descriptor.digest)).unwrap();
+    s.add_root(&tagged(&b2.descriptor.digest)).unwrap();
+    assert_eq!(s.roots().unwrap().len(), 3);
+    s.remove_root(&b2.descriptor.digest).unwrap();
+    assert_eq!(s.roots().unwrap().len(), 1);
+}
+
+#[test]
+fn remove_index_keeps_shared_ztocs() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let shared = ztoc_in(&s, b"shared", &layer('1'), 4194304);
+    let own = ztoc_in(&s, b"own", &layer('2'), 4194304);
+    s.record_ztoc(&shared, "").unwrap();
+    s.record_ztoc(&own, "").unwrap();
+    let (b1, _) = index_for(&s, &[shared.clone(), own.clone()], 'a', "a");
+    let (b2, _) = index_for(&s, &[shared.clone()], 'b', "b");
+
+    let removed = s.remove_index(&b1.descriptor.digest).unwrap();
+    assert_eq!(removed, vec![b1.descriptor.digest.clone(), own.ztoc_digest.clone()]);
+    assert!(!s.has_blob(&b1.descriptor.digest));
+    assert!(!s.has_blob(&own.ztoc_digest));
+    assert!(s.has_blob(&shared.ztoc_digest));
+    assert!(s.has_blob(&b2.descriptor.digest));
+    assert!(s.has_blob(EMPTY_CONFIG_DIGEST));
+    assert!(s.list_ztocs(&ZtocFilter { ztoc_digest: Some(own.ztoc_digest.clone()), ..Default::default() }).unwrap().is_empty());
+    assert_eq!(s.list_ztocs(&ZtocFilter::default()).unwrap().len(), 1);
+    let idx = read_index_json(t.path());
+    assert_eq!(idx.manifests.len(), 1);
+    assert_eq!(idx.manifests[0].digest, b2.descriptor.digest);
+
+    // Not an index / unknown digest.
+    assert!(matches!(s.remove_index(&shared.ztoc_digest), Err(Error::NotAnIndex { .. })));
+    assert!(matches!(s.remove_index(&b1.descriptor.digest), Err(Error::ArtifactNotFound(_))));
+
+    // Last index gone: the shared ztoc goes too.
+    let removed = s.remove_index(&b2.descriptor.digest).unwrap();
+    assert_eq!(removed, vec![b2.descriptor.digest.clone(), shared.ztoc_digest.clone()]);
+    assert!(s.list_ztocs(&ZtocFilter::default()).unwrap().is_empty());
+    assert_eq!(read_index_json(t.path()).manifests.len(), 0);
+}
+
+#[test]
+fn prefetch_records() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let bytes = PrefetchArtifact::new(vec![PrefetchSpan { start_span: 0, end_span: 1, priority: 0 }]).to_json().unwrap();
+    let b = s.put_blob(&bytes).unwrap();
+    // The same blob for two layers: two rows.
+    for l in ['1', '2'] {
+        s.record_prefetch(&PrefetchRecord { digest: b.digest.clone(), size: b.size, layer_digest: layer(l) }).unwrap();
+    }
+    let v = s.list_prefetches().unwrap();
+    assert_eq!(v.len(), 2);
+    assert!(v.iter().all(|r| r.media_type == SOCI_PREFETCH_MEDIA_TYPE));
+    assert!(matches!(
+        s.record_prefetch(&PrefetchRecord { digest: b.digest.clone(), size: b.size + 1, layer_digest: layer('1') }),
+        Err(Error::SizeMismatch { .. })
+    ));
+}
+
+#[test]
+fn parallel_handles_do_not_corrupt() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().to_path_buf();
+    Store::open(&dir).unwrap();
+    let threads: Vec<_> = (0..2)
+        .map(|th| {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let s = Store::open(&dir).unwrap();
+                for i in 0..25 {
+                    let z = ztoc_in(&s, format!("ztoc {th} {i}").as_bytes(), &format!("sha256:{:064x}", th * 1000 + i), 1024);
+                    s.record_ztoc(&z, "").unwrap();
+                    let (_b, _r) = index_for(&s, &[z], if th == 0 { 'a' } else { 'b' }, &format!("img{th}:{i}"));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = Store::open(&dir).unwrap();
+    assert_eq!(s.list_ztocs(&ZtocFilter::default()).unwrap().len(), 50);
+    let indexes = s.list_indexes(&IndexFilter::default()).unwrap();
+    assert_eq!(indexes.len(), 50);
+    let idx = read_index_json(&dir);
+    assert_eq!(idx.manifests.len(), 50);
+    for r in &indexes {
+        assert!(idx.manifests.iter().any(|d| d.digest == r.digest));
+        assert!(parse_index_manifest(&s.get_blob(&r.digest).unwrap()).unwrap().go_canonical);
+    }
+    assert_eq!(tmp_files(&dir), 0);
+}
+
+#[test]
+fn default_dir_uses_xdg_or_home() {
+    // Only reads the environment; both branches are pure path joins.
+    let d = Store::default_dir();
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| Path::new(x).is_absolute()) {
+        assert_eq!(d.unwrap(), Path::new(&x).join("soci-rs"));
+    } else if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        assert_eq!(d.unwrap(), Path::new(&h).join(".local/share/soci-rs"));
+    }
+}
