@@ -193,3 +193,26 @@ fn layout_writer_is_atomic_and_tags() {
     let e = OciLayoutSource::open(ImageRef::OciLayout { dir: out.clone(), tag: None }).unwrap().resolve_root().unwrap_err().to_string();
     assert!(e.contains("a, b") || e.contains("b, a"), "{e}");
 }
+
+#[test]
+fn docker_archive_written_by_skopeo() {
+    // An independent writer of the docker-archive format.
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout_opts(&tmp.path().join("img"), "v1", false);
+    let file = tmp.path().join("skopeo.tar");
+    // (Not digest-preserving: skopeo converts the manifest to Docker schema2.)
+    let dst = format!("docker-archive:{}:example.com/app:v1", file.display());
+    soci_testkit::skopeo(&["--insecure-policy", "copy", "--quiet", &fx.oci_ref(), &dst]).unwrap();
+    let src = open_source(&format!("docker-archive:{}", file.display()).parse().unwrap(), &RegistryOptions::default()).unwrap();
+    let ms = select_manifests(&*src, &PlatformChoice::Host).unwrap();
+    assert_eq!(ms[0].platform, p("linux/amd64"));
+    assert_eq!(ms[0].manifest.config.digest, fx.images[0].config.digest);
+    assert_eq!(ms[0].manifest.layers.len(), 3);
+    for (d, tar) in ms[0].manifest.layers.iter().zip(&fx.images[0].layer_tars) {
+        let (digest, bytes) = stream_sha256(&*src, d);
+        assert_eq!(digest, d.digest);
+        // skopeo stores layers uncompressed, as docker save does.
+        assert_eq!(d.media_type, spec::MEDIA_TYPE_DOCKER_LAYER_TAR, "{}", String::from_utf8_lossy(&bytes[..8.min(bytes.len())]));
+        assert_eq!(&bytes, tar);
+    }
+}

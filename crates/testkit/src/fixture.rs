@@ -196,7 +196,7 @@ fn write_blob(dir: &Path, b: &Blob) {
 }
 
 /// The four layers of an image; `seed` varies the content per platform.
-fn layers(seed: u64) -> Vec<(Blob, Vec<u8>)> {
+fn layers(seed: u64, with_zstd: bool) -> Vec<(Blob, Vec<u8>)> {
     let hello = format!("hello from layer 1, seed {seed}\n");
     let l1 = make_tar(&[
         ("etc/", b""),
@@ -208,16 +208,19 @@ fn layers(seed: u64) -> Vec<(Blob, Vec<u8>)> {
     let l3 = make_tar(&[("usr/", b""), ("usr/share/", b""), ("usr/share/readme", b"an uncompressed layer\n")]);
     let zdata = pseudo_random(seed + 7, 50_000);
     let l4 = make_tar(&[("opt/", b""), ("opt/z.bin", &zdata)]);
-    vec![
+    let mut v = vec![
         (Blob::new(LAYER_GZIP, gzip(&l1)), l1),
         (Blob::new(LAYER_GZIP, gzip(&l2)), l2),
         (Blob::new(LAYER_TAR, l3.clone()), l3),
-        (Blob::new(LAYER_ZSTD, zstd(&l4)), l4),
-    ]
+    ];
+    if with_zstd {
+        v.push((Blob::new(LAYER_ZSTD, zstd(&l4)), l4));
+    }
+    v
 }
 
-fn image(dir: &Path, os: &str, arch: &str, variant: &str, seed: u64) -> FixtureImage {
-    let ls = layers(seed);
+fn image(dir: &Path, os: &str, arch: &str, variant: &str, seed: u64, with_zstd: bool) -> FixtureImage {
+    let ls = layers(seed, with_zstd);
     let diff_ids: Vec<String> = ls.iter().map(|(_, t)| sha256(t)).collect();
     let mut config = json!({
         "architecture": arch,
@@ -250,8 +253,14 @@ fn write_index_json(dir: &Path, root: &Blob, tag: &str) {
 
 /// A single linux/amd64 image tagged `tag` in a new OCI layout at `dir`.
 pub fn make_oci_layout(dir: &Path, tag: &str) -> Fixture {
+    make_oci_layout_opts(dir, tag, true)
+}
+
+/// [`make_oci_layout`], optionally without the zstd layer (Docker schema2
+/// cannot carry zstd, so conversions to `docker-archive:` need this).
+pub fn make_oci_layout_opts(dir: &Path, tag: &str, with_zstd: bool) -> Fixture {
     std::fs::create_dir_all(dir).unwrap();
-    let img = image(dir, "linux", "amd64", "", 1);
+    let img = image(dir, "linux", "amd64", "", 1, with_zstd);
     write_index_json(dir, &img.manifest, tag);
     Fixture { dir: dir.into(), tag: tag.into(), root: img.manifest.clone(), images: vec![img], extra_manifests: vec![] }
 }
@@ -260,8 +269,8 @@ pub fn make_oci_layout(dir: &Path, tag: &str) -> Fixture {
 /// `unknown/unknown` attestation manifest for the amd64 image.
 pub fn make_multiplatform_layout(dir: &Path, tag: &str) -> Fixture {
     std::fs::create_dir_all(dir).unwrap();
-    let amd = image(dir, "linux", "amd64", "", 1);
-    let arm = image(dir, "linux", "arm64", "v8", 2);
+    let amd = image(dir, "linux", "amd64", "", 1, true);
+    let arm = image(dir, "linux", "arm64", "v8", 2, true);
     // Attestation as Docker buildx writes it.
     let statement = Blob::new("application/vnd.in-toto+json", br#"{"_type":"https://in-toto.io/Statement/v0.1"}"#.to_vec());
     let att_config = Blob::new(OCI_CONFIG, br#"{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec());

@@ -1,7 +1,8 @@
 //! skopeo, the independent tool we check our registry and layout code against.
 use std::process::Command;
 
-fn skopeo(args: &[&str]) -> std::io::Result<Vec<u8>> {
+/// Run skopeo with `args`; its stdout, or an error carrying its stderr.
+pub fn skopeo(args: &[&str]) -> std::io::Result<Vec<u8>> {
     let out = Command::new("skopeo").args(args).output().map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot run skopeo ({e}): install skopeo (apt-get install -y skopeo)"))
     })?;
