@@ -75,7 +75,10 @@ fn check_content(desc_digest: &str, bytes: &[u8]) -> Result<()> {
     digest_hex(desc_digest)?;
     let actual = spec::sha256_digest(bytes);
     if actual != desc_digest {
-        return Err(Error::DigestMismatch { expected: desc_digest.to_string(), actual });
+        return Err(Error::DigestMismatch {
+            expected: desc_digest.to_string(),
+            actual,
+        });
     }
     Ok(())
 }
@@ -141,7 +144,12 @@ pub fn normalize_platform(p: &Platform) -> Platform {
         },
         _ => {}
     }
-    Platform { architecture: arch, os, variant, ..p.clone() }
+    Platform {
+        architecture: arch,
+        os,
+        variant,
+        ..p.clone()
+    }
 }
 
 /// containerd `platforms.OnlyStrict(a).Match(b)`: same normalised OS, architecture
@@ -178,11 +186,18 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
             ..Default::default()
         }
     } else {
-        return Err(Error::NotAnImage { digest: root.digest.clone(), media_type: root.media_type.clone() });
+        return Err(Error::NotAnImage {
+            digest: root.digest.clone(),
+            media_type: root.media_type.clone(),
+        });
     };
 
     for pi in input.indexes {
-        if !index.manifests.iter().any(|d| d.digest == pi.image_manifest_digest && !is_soci_index_entry(d)) {
+        if !index
+            .manifests
+            .iter()
+            .any(|d| d.digest == pi.image_manifest_digest && !is_soci_index_entry(d))
+        {
             return Err(Error::ManifestNotInImage {
                 index: pi.index_digest.clone(),
                 manifest: pi.image_manifest_digest.clone(),
@@ -198,7 +213,11 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
         if is_soci_index_entry(entry) || !is_manifest_type(&entry.media_type) {
             continue;
         }
-        let soci = input.indexes.iter().rev().find(|p| p.image_manifest_digest == entry.digest);
+        let soci = input
+            .indexes
+            .iter()
+            .rev()
+            .find(|p| p.image_manifest_digest == entry.digest);
         let raw: &[u8] = match (single, input.manifests.get(&entry.digest)) {
             (_, Some(b)) => b,
             (Some((d, b)), None) if d == entry.digest => b,
@@ -216,7 +235,10 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
         m.media_type = spec::MEDIA_TYPE_OCI_MANIFEST.into();
         m.config.media_type = spec::MEDIA_TYPE_OCI_CONFIG.into();
         if let Some(p) = soci {
-            m.annotations.insert(IMAGE_ANNOTATION_SOCI_INDEX_DIGEST.into(), p.index_digest.clone());
+            m.annotations.insert(
+                IMAGE_ANNOTATION_SOCI_INDEX_DIGEST.into(),
+                p.index_digest.clone(),
+            );
         }
         let bytes = spec::to_go_json(&m);
         let descriptor = Descriptor {
@@ -230,7 +252,11 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
         entry.media_type = spec::MEDIA_TYPE_OCI_MANIFEST.into();
         entry.annotations = m.annotations.clone();
         new_manifest_digest.insert(original_digest.clone(), descriptor.digest.clone());
-        converted.push(ConvertedManifest { original_digest, descriptor, bytes });
+        converted.push(ConvertedManifest {
+            original_digest,
+            descriptor,
+            bytes,
+        });
     }
 
     let mut soci_descriptors = Vec::with_capacity(input.indexes.len());
@@ -243,14 +269,21 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
             media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
             digest: pi.index_digest.clone(),
             size: pi.index_size as i64,
-            annotations: [(ANNOTATION_IMAGE_MANIFEST_DIGEST.to_string(), manifest_digest)].into_iter().collect(),
+            annotations: [(
+                ANNOTATION_IMAGE_MANIFEST_DIGEST.to_string(),
+                manifest_digest,
+            )]
+            .into_iter()
+            .collect(),
             platform: Some(pi.platform.clone()),
             artifact_type: SOCI_INDEX_ARTIFACT_TYPE_V2.into(),
             ..Default::default()
         };
         let existing = index.manifests.iter().position(|d| {
             d.artifact_type == SOCI_INDEX_ARTIFACT_TYPE_V2
-                && d.platform.as_ref().is_some_and(|p| platform_matches_strict(&pi.platform, p))
+                && d.platform
+                    .as_ref()
+                    .is_some_and(|p| platform_matches_strict(&pi.platform, p))
         });
         match existing {
             Some(i) => index.manifests[i] = desc.clone(),
@@ -266,5 +299,11 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
         size: index_bytes.len() as i64,
         ..Default::default()
     };
-    Ok(ConvertOutput { manifests: converted, index, index_bytes, index_descriptor, soci_descriptors })
+    Ok(ConvertOutput {
+        manifests: converted,
+        index,
+        index_bytes,
+        index_descriptor,
+        soci_descriptors,
+    })
 }

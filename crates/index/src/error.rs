@@ -26,7 +26,11 @@ pub enum Error {
     #[error("unsupported prefetch artifact version: {0} (expected 1.0)")]
     UnsupportedPrefetchVersion(String),
     #[error("{digest}: media type {found:?} in the content does not match descriptor media type {expected:?}")]
-    MediaTypeMismatch { digest: String, expected: String, found: String },
+    MediaTypeMismatch {
+        digest: String,
+        expected: String,
+        found: String,
+    },
     #[error("{digest}: {media_type:?} is neither an image manifest nor an image index")]
     NotAnImage { digest: String, media_type: String },
     #[error("image manifest {0} has a SOCI index but is not present locally")]
@@ -38,7 +42,11 @@ pub enum Error {
     #[error("digest mismatch: expected {expected}, content is {actual}")]
     DigestMismatch { expected: String, actual: String },
     #[error("size mismatch for {digest}: expected {expected}, got {actual}")]
-    SizeMismatch { digest: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        digest: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("blob {0} not found in the local store")]
     BlobNotFound(String),
     #[error("artifact {0} not found in the local store")]
@@ -57,10 +65,16 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub(crate) fn json(what: impl Into<String>, source: serde_json::Error) -> Self {
-        Error::Json { what: what.into(), source }
+        Error::Json {
+            what: what.into(),
+            source,
+        }
     }
 }
 
@@ -69,7 +83,11 @@ pub(crate) fn digest_hex(digest: &str) -> Result<&str> {
     let hex = digest
         .strip_prefix("sha256:")
         .ok_or_else(|| Error::InvalidDigest(digest.to_string()))?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(Error::InvalidDigest(digest.to_string()));
     }
     Ok(hex)

@@ -30,7 +30,8 @@ pub fn fallback_entry(index_descriptor: &Descriptor, manifest: &spec::Manifest) 
 /// dropped (as when oras-go rewrites the index).
 pub fn merge_fallback_index(existing: Option<&[u8]>, entry: Descriptor) -> Result<Vec<u8>> {
     let mut index = match existing {
-        Some(b) => serde_json::from_slice::<Index>(b).map_err(|e| Error::json("referrers fallback index", e))?,
+        Some(b) => serde_json::from_slice::<Index>(b)
+            .map_err(|e| Error::json("referrers fallback index", e))?,
         None => Index::default(),
     };
     index.schema_version = 2;

@@ -25,7 +25,9 @@ pub use prefetch::{
     clean_prefetch_path, normalize_prefetch_spans, plan_prefetch, trim_prefetch_paths,
     LayerPrefetch, PrefetchArtifact, PrefetchLayer, PrefetchPlan, PrefetchSpan,
 };
-pub use store::{ArtifactKind, ArtifactRecord, BlobRef, BlobWriter, IndexFilter, Store, ZtocFilter};
+pub use store::{
+    ArtifactKind, ArtifactRecord, BlobRef, BlobWriter, IndexFilter, Store, ZtocFilter,
+};
 
 /// Artifact type (= `config.mediaType`) of a v1 SOCI index (referrers API, `subject`).
 pub const SOCI_INDEX_ARTIFACT_TYPE_V1: &str = "application/vnd.amazon.soci.index.v1+json";

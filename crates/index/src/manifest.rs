@@ -69,8 +69,14 @@ impl ZtocRecord {
     /// The ztoc descriptor as it appears in `layers`.
     pub fn descriptor(&self) -> Descriptor {
         let mut annotations = Annotations::new();
-        annotations.insert(ANNOTATION_IMAGE_LAYER_MEDIA_TYPE.into(), self.layer_media_type.clone());
-        annotations.insert(ANNOTATION_IMAGE_LAYER_DIGEST.into(), self.layer_digest.clone());
+        annotations.insert(
+            ANNOTATION_IMAGE_LAYER_MEDIA_TYPE.into(),
+            self.layer_media_type.clone(),
+        );
+        annotations.insert(
+            ANNOTATION_IMAGE_LAYER_DIGEST.into(),
+            self.layer_digest.clone(),
+        );
         annotations.insert(ANNOTATION_SPAN_SIZE.into(), self.span_size.to_string());
         if self.disable_xattrs {
             annotations.insert(ANNOTATION_DISABLE_XATTRS.into(), "true".into());
@@ -97,7 +103,10 @@ impl PrefetchRecord {
     /// The prefetch descriptor as it appears in `layers`.
     pub fn descriptor(&self) -> Descriptor {
         let mut annotations = Annotations::new();
-        annotations.insert(ANNOTATION_IMAGE_LAYER_DIGEST.into(), self.layer_digest.clone());
+        annotations.insert(
+            ANNOTATION_IMAGE_LAYER_DIGEST.into(),
+            self.layer_digest.clone(),
+        );
         Descriptor {
             media_type: SOCI_PREFETCH_MEDIA_TYPE.into(),
             digest: self.digest.clone(),
@@ -155,7 +164,10 @@ pub fn build_index_manifest(
     }
 
     let mut annotations = Annotations::new();
-    annotations.insert(ANNOTATION_BUILD_TOOL_IDENTIFIER.into(), build_tool_identifier.into());
+    annotations.insert(
+        ANNOTATION_BUILD_TOOL_IDENTIFIER.into(),
+        build_tool_identifier.into(),
+    );
     let manifest = Manifest {
         schema_version: 2,
         media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
@@ -173,7 +185,11 @@ pub fn build_index_manifest(
         artifact_type: version.artifact_type().into(),
         ..Default::default()
     };
-    Ok(BuiltIndex { manifest, bytes, descriptor })
+    Ok(BuiltIndex {
+        manifest,
+        bytes,
+        descriptor,
+    })
 }
 
 /// A parsed SOCI index manifest.
@@ -190,11 +206,17 @@ pub struct ParsedIndex {
 impl ParsedIndex {
     /// Ztoc descriptors (`application/octet-stream` layers), as the snapshotter selects them.
     pub fn ztocs(&self) -> impl Iterator<Item = &Descriptor> {
-        self.manifest.layers.iter().filter(|d| d.media_type == SOCI_LAYER_MEDIA_TYPE)
+        self.manifest
+            .layers
+            .iter()
+            .filter(|d| d.media_type == SOCI_LAYER_MEDIA_TYPE)
     }
     /// Prefetch artifact descriptors.
     pub fn prefetches(&self) -> impl Iterator<Item = &Descriptor> {
-        self.manifest.layers.iter().filter(|d| d.media_type == SOCI_PREFETCH_MEDIA_TYPE)
+        self.manifest
+            .layers
+            .iter()
+            .filter(|d| d.media_type == SOCI_PREFETCH_MEDIA_TYPE)
     }
 }
 
@@ -215,7 +237,11 @@ pub fn parse_index_manifest(bytes: &[u8]) -> Result<ParsedIndex> {
         ..manifest.clone()
     };
     let go_canonical = spec::to_go_json(&remarshalled) == bytes;
-    Ok(ParsedIndex { manifest, version, go_canonical })
+    Ok(ParsedIndex {
+        manifest,
+        version,
+        go_canonical,
+    })
 }
 
 /// The `--optimizations xattr` rule (§5): true iff no entry has a `SCHILY.xattr.*`

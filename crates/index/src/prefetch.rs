@@ -33,7 +33,10 @@ pub struct PrefetchArtifact {
 
 impl PrefetchArtifact {
     pub fn new(prefetch_spans: Vec<PrefetchSpan>) -> Self {
-        PrefetchArtifact { version: PREFETCH_ARTIFACT_VERSION.to_string(), prefetch_spans }
+        PrefetchArtifact {
+            version: PREFETCH_ARTIFACT_VERSION.to_string(),
+            prefetch_spans,
+        }
     }
 
     /// Go-JSON bytes; an empty artifact is an error (as in the reference).
@@ -59,7 +62,10 @@ impl PrefetchArtifact {
 
     /// Number of spans covered (sum of `end - start + 1`).
     pub fn total_spans(&self) -> u64 {
-        self.prefetch_spans.iter().map(|s| s.end_span.saturating_sub(s.start_span) + 1).sum()
+        self.prefetch_spans
+            .iter()
+            .map(|s| s.end_span.saturating_sub(s.start_span) + 1)
+            .sum()
     }
 }
 
@@ -154,11 +160,14 @@ pub fn plan_prefetch<S: AsRef<str>>(paths: &[S], layers: &[PrefetchLayer<'_>]) -
                 if *name == cleaned.as_bytes() {
                     let start = (layer.span_of)(*off);
                     let end = (layer.span_of)(off.saturating_add(*size)).max(start);
-                    per_layer.entry(layer.layer_digest).or_default().push(PrefetchSpan {
-                        start_span: start,
-                        end_span: end,
-                        priority: 0,
-                    });
+                    per_layer
+                        .entry(layer.layer_digest)
+                        .or_default()
+                        .push(PrefetchSpan {
+                            start_span: start,
+                            end_span: end,
+                            priority: 0,
+                        });
                     found = true;
                     break 'layers;
                 }

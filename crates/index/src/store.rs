@@ -198,11 +198,17 @@ pub struct Store {
 }
 
 fn mkdir(path: &Path) -> Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(|e| Error::io(path, e))
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| Error::io(path, e))
 }
 
 fn fsync_dir(path: &Path) -> Result<()> {
-    File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, e))
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(path, e))
 }
 
 fn pid_alive(pid: i32) -> bool {
@@ -220,7 +226,9 @@ impl Store {
     /// Open (creating if needed, mode 0700) a store at `dir`, and remove temp files
     /// left by crashed writers.
     pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
-        let store = Store { dir: dir.as_ref().to_path_buf() };
+        let store = Store {
+            dir: dir.as_ref().to_path_buf(),
+        };
         mkdir(&store.dir)?;
         mkdir(&store.dir.join("blobs").join("sha256"))?;
         mkdir(&store.artifacts_dir())?;
@@ -275,7 +283,11 @@ impl Store {
 
     /// Path of a blob (whether or not it exists).
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
-        Ok(self.dir.join("blobs").join("sha256").join(digest_hex(digest)?))
+        Ok(self
+            .dir
+            .join("blobs")
+            .join("sha256")
+            .join(digest_hex(digest)?))
     }
 
     fn lock(&self) -> Result<LockGuard> {
@@ -313,7 +325,12 @@ impl Store {
                 TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
             );
             let path = dir.join(name);
-            match OpenOptions::new().write(true).create_new(true).mode(0o644).open(&path) {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&path)
+            {
                 Ok(f) => return Ok((f, path)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io(&path, e)),
@@ -350,7 +367,11 @@ impl Store {
         let mut removed = 0;
         for ent in rd.flatten() {
             let name = ent.file_name().to_string_lossy().into_owned();
-            let pid: Option<i32> = name.split('-').next().and_then(|p| p.parse().ok()).filter(|p| *p > 0);
+            let pid: Option<i32> = name
+                .split('-')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .filter(|p| *p > 0);
             let old = ent
                 .metadata()
                 .and_then(|m| m.modified())
@@ -388,7 +409,10 @@ impl Store {
     pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobRef> {
         let digest = spec::sha256_digest(bytes);
         if self.has_blob(&digest) {
-            return Ok(BlobRef { digest, size: bytes.len() as u64 });
+            return Ok(BlobRef {
+                digest,
+                size: bytes.len() as u64,
+            });
         }
         let mut w = self.blob_writer()?;
         w.write_all(bytes).map_err(|e| Error::io(&w.tmp, e))?;
@@ -400,7 +424,10 @@ impl Store {
         digest_hex(expected)?;
         let actual = spec::sha256_digest(bytes);
         if actual != expected {
-            return Err(Error::DigestMismatch { expected: expected.to_string(), actual });
+            return Err(Error::DigestMismatch {
+                expected: expected.to_string(),
+                actual,
+            });
         }
         self.put_blob(bytes)
     }
@@ -466,7 +493,8 @@ impl Store {
             rec.created_at = crate::time::now();
         }
         let path = self.artifacts_dir().join(rec.file_name()?);
-        let bytes = serde_json::to_vec_pretty(&rec).map_err(|e| Error::json(rec.digest.clone(), e))?;
+        let bytes =
+            serde_json::to_vec_pretty(&rec).map_err(|e| Error::json(rec.digest.clone(), e))?;
         self.write_atomic(&path, &bytes)?;
         Ok(rec)
     }
@@ -478,7 +506,11 @@ impl Store {
             _ => Error::io(&p, e),
         })?;
         if meta.len() != size {
-            return Err(Error::SizeMismatch { digest: digest.to_string(), expected: size, actual: meta.len() });
+            return Err(Error::SizeMismatch {
+                digest: digest.to_string(),
+                expected: size,
+                actual: meta.len(),
+            });
         }
         Ok(())
     }
@@ -593,12 +625,21 @@ impl Store {
 
     /// Records of one digest (any kind).
     pub fn get_artifact(&self, digest: &str) -> Result<Vec<ArtifactRecord>> {
-        Ok(self.artifacts()?.into_iter().filter(|r| r.digest == digest).collect())
+        Ok(self
+            .artifacts()?
+            .into_iter()
+            .filter(|r| r.digest == digest)
+            .collect())
     }
 
     /// A reusable ztoc for this layer, span size and options whose blob is present
     /// (newest if several).
-    pub fn find_ztoc(&self, layer_digest: &str, span_size: u64, options: &str) -> Result<Option<ArtifactRecord>> {
+    pub fn find_ztoc(
+        &self,
+        layer_digest: &str,
+        span_size: u64,
+        options: &str,
+    ) -> Result<Option<ArtifactRecord>> {
         let mut found: Vec<ArtifactRecord> = self
             .artifacts()?
             .into_iter()
@@ -620,11 +661,30 @@ impl Store {
             .artifacts()?
             .into_iter()
             .filter(|r| r.kind == ArtifactKind::Index)
-            .filter(|r| filter.image_ref.as_ref().is_none_or(|f| r.image_ref.as_ref() == Some(f)))
-            .filter(|r| filter.manifest_digest.as_ref().is_none_or(|f| r.manifest_digest.as_ref() == Some(f)))
-            .filter(|r| filter.image_digest.as_ref().is_none_or(|f| r.image_digest.as_ref() == Some(f)))
+            .filter(|r| {
+                filter
+                    .image_ref
+                    .as_ref()
+                    .is_none_or(|f| r.image_ref.as_ref() == Some(f))
+            })
+            .filter(|r| {
+                filter
+                    .manifest_digest
+                    .as_ref()
+                    .is_none_or(|f| r.manifest_digest.as_ref() == Some(f))
+            })
+            .filter(|r| {
+                filter
+                    .image_digest
+                    .as_ref()
+                    .is_none_or(|f| r.image_digest.as_ref() == Some(f))
+            })
             .collect();
-        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.digest.cmp(&b.digest)));
+        v.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.digest.cmp(&b.digest))
+        });
         Ok(v)
     }
 
@@ -634,16 +694,28 @@ impl Store {
             .artifacts()?
             .into_iter()
             .filter(|r| r.kind == ArtifactKind::Layer)
-            .filter(|r| filter.layer_digest.as_ref().is_none_or(|f| r.layer_digest.as_ref() == Some(f)))
+            .filter(|r| {
+                filter
+                    .layer_digest
+                    .as_ref()
+                    .is_none_or(|f| r.layer_digest.as_ref() == Some(f))
+            })
             .filter(|r| filter.ztoc_digest.as_ref().is_none_or(|f| &r.digest == f))
             .collect())
     }
 
     /// Prefetch artifact records, newest first.
     pub fn list_prefetches(&self) -> Result<Vec<ArtifactRecord>> {
-        let mut v: Vec<ArtifactRecord> =
-            self.artifacts()?.into_iter().filter(|r| r.kind == ArtifactKind::Prefetch).collect();
-        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.digest.cmp(&b.digest)));
+        let mut v: Vec<ArtifactRecord> = self
+            .artifacts()?
+            .into_iter()
+            .filter(|r| r.kind == ArtifactKind::Prefetch)
+            .collect();
+        v.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.digest.cmp(&b.digest))
+        });
         Ok(v)
     }
 
@@ -670,7 +742,10 @@ impl Store {
             return Err(Error::ArtifactNotFound(digest.to_string()));
         }
         if let Some(r) = rows.iter().find(|r| r.kind != ArtifactKind::Index) {
-            return Err(Error::NotAnIndex { digest: digest.to_string(), kind: r.kind.to_string() });
+            return Err(Error::NotAnIndex {
+                digest: digest.to_string(),
+                kind: r.kind.to_string(),
+            });
         }
         let referenced_by = |index_digest: &str| -> Vec<String> {
             self.get_blob(index_digest)
@@ -681,7 +756,10 @@ impl Store {
         };
         let mine = referenced_by(digest);
         let mut still_used = std::collections::HashSet::new();
-        for r in all.iter().filter(|r| r.kind == ArtifactKind::Index && r.digest != digest) {
+        for r in all
+            .iter()
+            .filter(|r| r.kind == ArtifactKind::Index && r.digest != digest)
+        {
             still_used.extend(referenced_by(&r.digest));
         }
         let mut removed = vec![digest.to_string()];
@@ -706,7 +784,9 @@ impl Store {
     fn read_index_json(&self) -> Result<Index> {
         let p = self.index_json_path();
         match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::json(p.display().to_string(), e)),
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|e| Error::json(p.display().to_string(), e))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index {
                 schema_version: 2,
                 media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
@@ -734,11 +814,13 @@ impl Store {
         let mut idx = self.read_index_json()?;
         let name = desc.annotations.get(ANNOTATION_REF_NAME);
         let pos = match name {
-            Some(n) => idx.manifests.iter().position(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(n)),
-            None => idx
+            Some(n) => idx
                 .manifests
                 .iter()
-                .position(|d| d.digest == desc.digest && !d.annotations.contains_key(ANNOTATION_REF_NAME)),
+                .position(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(n)),
+            None => idx.manifests.iter().position(|d| {
+                d.digest == desc.digest && !d.annotations.contains_key(ANNOTATION_REF_NAME)
+            }),
         };
         match pos {
             Some(i) => idx.manifests[i] = desc.clone(),
@@ -768,7 +850,10 @@ pub struct BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let f = self.file.as_mut().ok_or_else(|| std::io::Error::other("blob writer already committed"))?;
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("blob writer already committed"))?;
         let n = f.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.size += n as u64;
@@ -811,7 +896,10 @@ impl BlobWriter {
             if let Some(exp) = expected {
                 digest_hex(exp)?;
                 if exp != digest {
-                    return Err(Error::DigestMismatch { expected: exp.to_string(), actual: digest.clone() });
+                    return Err(Error::DigestMismatch {
+                        expected: exp.to_string(),
+                        actual: digest.clone(),
+                    });
                 }
             }
             file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
@@ -824,7 +912,10 @@ impl BlobWriter {
             fsync_dir(dest.parent().expect("blob has a parent"))
         })();
         let _ = fs::remove_file(&self.tmp); // no-op after a successful rename
-        result.map(|()| BlobRef { digest, size: self.size })
+        result.map(|()| BlobRef {
+            digest,
+            size: self.size,
+        })
     }
 }
 

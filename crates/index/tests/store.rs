@@ -28,13 +28,19 @@ fn open_creates_layout() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("store");
     let s = Store::open(&dir).unwrap();
-    assert_eq!(fs::read(dir.join("oci-layout")).unwrap(), br#"{"imageLayoutVersion":"1.0.0"}"#);
+    assert_eq!(
+        fs::read(dir.join("oci-layout")).unwrap(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#
+    );
     assert_eq!(
         fs::read_to_string(dir.join("index.json")).unwrap(),
         r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#
     );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     assert!(blob_files(&dir).is_empty());
     assert_eq!(s.dir(), dir);
     // Reopen is harmless.
@@ -55,7 +61,10 @@ fn put_blob_is_atomic_and_verified() {
     let r = w.commit().unwrap();
     assert_eq!(r.digest, spec::sha256_digest(b"hello world"));
     assert_eq!(r.size, 11);
-    assert_eq!(blob_files(t.path()), vec![r.digest["sha256:".len()..].to_string()]);
+    assert_eq!(
+        blob_files(t.path()),
+        vec![r.digest["sha256:".len()..].to_string()]
+    );
     assert_eq!(tmp_files(t.path()), 0);
     assert_eq!(s.get_blob(&r.digest).unwrap(), b"hello world");
     assert!(s.has_blob(&r.digest));
@@ -73,7 +82,10 @@ fn put_blob_is_atomic_and_verified() {
     }
     assert_eq!(blob_files(t.path()).len(), 1);
     assert_eq!(tmp_files(t.path()), 0);
-    assert!(matches!(s.put_blob_expecting(b"x", &exp), Err(Error::DigestMismatch { .. })));
+    assert!(matches!(
+        s.put_blob_expecting(b"x", &exp),
+        Err(Error::DigestMismatch { .. })
+    ));
 
     // Abandoned writer: temp removed on drop.
     let mut w = s.blob_writer().unwrap();
@@ -91,7 +103,10 @@ fn put_blob_is_atomic_and_verified() {
     assert_eq!(r2.size, 200_000);
     assert!(f.exists());
     assert!(matches!(s.get_blob(&exp), Err(Error::BlobNotFound(d)) if d == exp));
-    assert!(matches!(s.get_blob("md5:abc"), Err(Error::InvalidDigest(_))));
+    assert!(matches!(
+        s.get_blob("md5:abc"),
+        Err(Error::InvalidDigest(_))
+    ));
 }
 
 #[test]
@@ -134,35 +149,72 @@ fn ztoc_reuse_lookup() {
     let t = tempfile::tempdir().unwrap();
     let s = Store::open(t.path()).unwrap();
     let z = ztoc_in(&s, b"ztoc-1", &layer('1'), 4194304);
-    assert!(s.find_ztoc(&layer('1'), 4194304, "xattr").unwrap().is_none());
+    assert!(s
+        .find_ztoc(&layer('1'), 4194304, "xattr")
+        .unwrap()
+        .is_none());
     let rec = s.record_ztoc(&z, "xattr").unwrap();
     assert_eq!(rec.kind, ArtifactKind::Layer);
-    assert!(rec.created_at.ends_with('Z') && rec.created_at.len() == 30, "{}", rec.created_at);
+    assert!(
+        rec.created_at.ends_with('Z') && rec.created_at.len() == 30,
+        "{}",
+        rec.created_at
+    );
     let found = s.find_ztoc(&layer('1'), 4194304, "xattr").unwrap().unwrap();
     assert_eq!(found.to_ztoc_record().unwrap(), z);
     // Other span size, options or layer: no reuse.
-    assert!(s.find_ztoc(&layer('1'), 1 << 20, "xattr").unwrap().is_none());
+    assert!(s
+        .find_ztoc(&layer('1'), 1 << 20, "xattr")
+        .unwrap()
+        .is_none());
     assert!(s.find_ztoc(&layer('1'), 4194304, "").unwrap().is_none());
-    assert!(s.find_ztoc(&layer('2'), 4194304, "xattr").unwrap().is_none());
+    assert!(s
+        .find_ztoc(&layer('2'), 4194304, "xattr")
+        .unwrap()
+        .is_none());
     // Same ztoc recorded without options is a separate row.
     s.record_ztoc(&z, "").unwrap();
-    assert_eq!(s.list_ztocs(&ZtocFilter { layer_digest: Some(layer('1')), ..Default::default() }).unwrap().len(), 2);
+    assert_eq!(
+        s.list_ztocs(&ZtocFilter {
+            layer_digest: Some(layer('1')),
+            ..Default::default()
+        })
+        .unwrap()
+        .len(),
+        2
+    );
     // A record whose blob is gone is not offered for reuse.
     fs::remove_file(s.blob_path(&z.ztoc_digest).unwrap()).unwrap();
-    assert!(s.find_ztoc(&layer('1'), 4194304, "xattr").unwrap().is_none());
+    assert!(s
+        .find_ztoc(&layer('1'), 4194304, "xattr")
+        .unwrap()
+        .is_none());
     // Recording a ztoc whose blob is absent fails, naming it.
     assert!(matches!(s.record_ztoc(&z, ""), Err(Error::BlobNotFound(d)) if d == z.ztoc_digest));
 }
 
-fn index_for(s: &Store, ztocs: &[ZtocRecord], manifest: char, image_ref: &str) -> (BuiltIndex, ArtifactRecord) {
+fn index_for(
+    s: &Store,
+    ztocs: &[ZtocRecord],
+    manifest: char,
+    image_ref: &str,
+) -> (BuiltIndex, ArtifactRecord) {
     let subject = Descriptor {
         media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
         digest: layer(manifest),
         size: 500,
         ..Default::default()
     };
-    let built = build_index_manifest(IndexVersion::V1, ztocs, &[], Some(subject), DEFAULT_BUILD_TOOL_IDENTIFIER).unwrap();
-    s.put_blob_expecting(&built.bytes, &built.descriptor.digest).unwrap();
+    let built = build_index_manifest(
+        IndexVersion::V1,
+        ztocs,
+        &[],
+        Some(subject),
+        DEFAULT_BUILD_TOOL_IDENTIFIER,
+    )
+    .unwrap();
+    s.put_blob_expecting(&built.bytes, &built.descriptor.digest)
+        .unwrap();
     let rec = s
         .record_index(&IndexEntry {
             digest: built.descriptor.digest.clone(),
@@ -171,7 +223,11 @@ fn index_for(s: &Store, ztocs: &[ZtocRecord], manifest: char, image_ref: &str) -
             image_ref: Some(image_ref.into()),
             image_digest: Some(layer(manifest)),
             manifest_digest: layer(manifest),
-            platform: Some(Platform { architecture: "amd64".into(), os: "linux".into(), ..Default::default() }),
+            platform: Some(Platform {
+                architecture: "amd64".into(),
+                os: "linux".into(),
+                ..Default::default()
+            }),
         })
         .unwrap();
     (built, rec)
@@ -183,8 +239,8 @@ fn indexes_listing_and_index_json() {
     let s = Store::open(t.path()).unwrap();
     let z = ztoc_in(&s, b"z", &layer('1'), 4194304);
     s.record_ztoc(&z, "").unwrap();
-    let (b1, r1) = index_for(&s, &[z.clone()], 'a', "docker.io/library/a:1");
-    let (b2, _r2) = index_for(&s, &[z.clone()], 'b', "docker.io/library/b:1");
+    let (b1, r1) = index_for(&s, std::slice::from_ref(&z), 'a', "docker.io/library/a:1");
+    let (b2, _r2) = index_for(&s, std::slice::from_ref(&z), 'b', "docker.io/library/b:1");
     assert!(s.has_blob(EMPTY_CONFIG_DIGEST));
     assert_eq!(s.get_blob(EMPTY_CONFIG_DIGEST).unwrap(), b"{}");
     assert_eq!(r1.artifact_type, SOCI_INDEX_ARTIFACT_TYPE_V1);
@@ -194,28 +250,45 @@ fn indexes_listing_and_index_json() {
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].digest, b2.descriptor.digest, "newest first");
     let only_a = s
-        .list_indexes(&IndexFilter { image_ref: Some("docker.io/library/a:1".into()), ..Default::default() })
+        .list_indexes(&IndexFilter {
+            image_ref: Some("docker.io/library/a:1".into()),
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(only_a.len(), 1);
     assert_eq!(only_a[0].digest, b1.descriptor.digest);
-    let by_manifest = s.list_indexes(&IndexFilter { manifest_digest: Some(layer('b')), ..Default::default() }).unwrap();
+    let by_manifest = s
+        .list_indexes(&IndexFilter {
+            manifest_digest: Some(layer('b')),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(by_manifest[0].digest, b2.descriptor.digest);
 
     // index.json lists both index manifests with artifactType, Go-JSON.
     let idx = read_index_json(t.path());
     let digests: Vec<_> = idx.manifests.iter().map(|d| d.digest.clone()).collect();
-    assert_eq!(digests, vec![b1.descriptor.digest.clone(), b2.descriptor.digest.clone()]);
+    assert_eq!(
+        digests,
+        vec![b1.descriptor.digest.clone(), b2.descriptor.digest.clone()]
+    );
     assert_eq!(idx.manifests[0], b1.descriptor);
-    assert_eq!(fs::read(t.path().join("index.json")).unwrap(), spec::to_go_json(&idx));
+    assert_eq!(
+        fs::read(t.path().join("index.json")).unwrap(),
+        spec::to_go_json(&idx)
+    );
 
     // Re-recording updates the row, does not duplicate.
-    index_for(&s, &[z.clone()], 'a', "docker.io/library/a:2");
+    index_for(&s, std::slice::from_ref(&z), 'a', "docker.io/library/a:2");
     assert_eq!(s.list_indexes(&IndexFilter::default()).unwrap().len(), 2);
     assert_eq!(read_index_json(t.path()).manifests.len(), 2);
     assert_eq!(
-        s.list_indexes(&IndexFilter { image_ref: Some("docker.io/library/a:2".into()), ..Default::default() })
-            .unwrap()
-            .len(),
+        s.list_indexes(&IndexFilter {
+            image_ref: Some("docker.io/library/a:2".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .len(),
         1
     );
 
@@ -224,7 +297,12 @@ fn indexes_listing_and_index_json() {
         media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
         digest: d.into(),
         size: s.get_blob(d).unwrap().len() as i64,
-        annotations: [(soci_index::store::ANNOTATION_REF_NAME.to_string(), "img:soci".to_string())].into_iter().collect(),
+        annotations: [(
+            soci_index::store::ANNOTATION_REF_NAME.to_string(),
+            "img:soci".to_string(),
+        )]
+        .into_iter()
+        .collect(),
         ..Default::default()
     };
     s.add_root(&tagged(&b1.descriptor.digest)).unwrap();
@@ -243,28 +321,46 @@ fn remove_index_keeps_shared_ztocs() {
     s.record_ztoc(&shared, "").unwrap();
     s.record_ztoc(&own, "").unwrap();
     let (b1, _) = index_for(&s, &[shared.clone(), own.clone()], 'a', "a");
-    let (b2, _) = index_for(&s, &[shared.clone()], 'b', "b");
+    let (b2, _) = index_for(&s, std::slice::from_ref(&shared), 'b', "b");
 
     let removed = s.remove_index(&b1.descriptor.digest).unwrap();
-    assert_eq!(removed, vec![b1.descriptor.digest.clone(), own.ztoc_digest.clone()]);
+    assert_eq!(
+        removed,
+        vec![b1.descriptor.digest.clone(), own.ztoc_digest.clone()]
+    );
     assert!(!s.has_blob(&b1.descriptor.digest));
     assert!(!s.has_blob(&own.ztoc_digest));
     assert!(s.has_blob(&shared.ztoc_digest));
     assert!(s.has_blob(&b2.descriptor.digest));
     assert!(s.has_blob(EMPTY_CONFIG_DIGEST));
-    assert!(s.list_ztocs(&ZtocFilter { ztoc_digest: Some(own.ztoc_digest.clone()), ..Default::default() }).unwrap().is_empty());
+    assert!(s
+        .list_ztocs(&ZtocFilter {
+            ztoc_digest: Some(own.ztoc_digest.clone()),
+            ..Default::default()
+        })
+        .unwrap()
+        .is_empty());
     assert_eq!(s.list_ztocs(&ZtocFilter::default()).unwrap().len(), 1);
     let idx = read_index_json(t.path());
     assert_eq!(idx.manifests.len(), 1);
     assert_eq!(idx.manifests[0].digest, b2.descriptor.digest);
 
     // Not an index / unknown digest.
-    assert!(matches!(s.remove_index(&shared.ztoc_digest), Err(Error::NotAnIndex { .. })));
-    assert!(matches!(s.remove_index(&b1.descriptor.digest), Err(Error::ArtifactNotFound(_))));
+    assert!(matches!(
+        s.remove_index(&shared.ztoc_digest),
+        Err(Error::NotAnIndex { .. })
+    ));
+    assert!(matches!(
+        s.remove_index(&b1.descriptor.digest),
+        Err(Error::ArtifactNotFound(_))
+    ));
 
     // Last index gone: the shared ztoc goes too.
     let removed = s.remove_index(&b2.descriptor.digest).unwrap();
-    assert_eq!(removed, vec![b2.descriptor.digest.clone(), shared.ztoc_digest.clone()]);
+    assert_eq!(
+        removed,
+        vec![b2.descriptor.digest.clone(), shared.ztoc_digest.clone()]
+    );
     assert!(s.list_ztocs(&ZtocFilter::default()).unwrap().is_empty());
     assert_eq!(read_index_json(t.path()).manifests.len(), 0);
 }
@@ -273,17 +369,32 @@ fn remove_index_keeps_shared_ztocs() {
 fn prefetch_records() {
     let t = tempfile::tempdir().unwrap();
     let s = Store::open(t.path()).unwrap();
-    let bytes = PrefetchArtifact::new(vec![PrefetchSpan { start_span: 0, end_span: 1, priority: 0 }]).to_json().unwrap();
+    let bytes = PrefetchArtifact::new(vec![PrefetchSpan {
+        start_span: 0,
+        end_span: 1,
+        priority: 0,
+    }])
+    .to_json()
+    .unwrap();
     let b = s.put_blob(&bytes).unwrap();
     // The same blob for two layers: two rows.
     for l in ['1', '2'] {
-        s.record_prefetch(&PrefetchRecord { digest: b.digest.clone(), size: b.size, layer_digest: layer(l) }).unwrap();
+        s.record_prefetch(&PrefetchRecord {
+            digest: b.digest.clone(),
+            size: b.size,
+            layer_digest: layer(l),
+        })
+        .unwrap();
     }
     let v = s.list_prefetches().unwrap();
     assert_eq!(v.len(), 2);
     assert!(v.iter().all(|r| r.media_type == SOCI_PREFETCH_MEDIA_TYPE));
     assert!(matches!(
-        s.record_prefetch(&PrefetchRecord { digest: b.digest.clone(), size: b.size + 1, layer_digest: layer('1') }),
+        s.record_prefetch(&PrefetchRecord {
+            digest: b.digest.clone(),
+            size: b.size + 1,
+            layer_digest: layer('1')
+        }),
         Err(Error::SizeMismatch { .. })
     ));
 }
@@ -299,9 +410,19 @@ fn parallel_handles_do_not_corrupt() {
             std::thread::spawn(move || {
                 let s = Store::open(&dir).unwrap();
                 for i in 0..25 {
-                    let z = ztoc_in(&s, format!("ztoc {th} {i}").as_bytes(), &format!("sha256:{:064x}", th * 1000 + i), 1024);
+                    let z = ztoc_in(
+                        &s,
+                        format!("ztoc {th} {i}").as_bytes(),
+                        &format!("sha256:{:064x}", th * 1000 + i),
+                        1024,
+                    );
                     s.record_ztoc(&z, "").unwrap();
-                    let (_b, _r) = index_for(&s, &[z], if th == 0 { 'a' } else { 'b' }, &format!("img{th}:{i}"));
+                    let (_b, _r) = index_for(
+                        &s,
+                        &[z],
+                        if th == 0 { 'a' } else { 'b' },
+                        &format!("img{th}:{i}"),
+                    );
                 }
             })
         })
@@ -317,7 +438,11 @@ fn parallel_handles_do_not_corrupt() {
     assert_eq!(idx.manifests.len(), 50);
     for r in &indexes {
         assert!(idx.manifests.iter().any(|d| d.digest == r.digest));
-        assert!(parse_index_manifest(&s.get_blob(&r.digest).unwrap()).unwrap().go_canonical);
+        assert!(
+            parse_index_manifest(&s.get_blob(&r.digest).unwrap())
+                .unwrap()
+                .go_canonical
+        );
     }
     assert_eq!(tmp_files(&dir), 0);
 }
