@@ -1,0 +1,351 @@
+//! `create`: the zTOCs of an image's layers and one SOCI index per platform.
+//!
+//! Every layer to index is read once, straight from the source (registry stream,
+//! OCI layout blob, docker archive entry): the digest check, inflate, checkpoints
+//! and file table happen in that one pass. Layers are built in parallel by
+//! `jobs` worker threads; a layer already indexed in the local store with the same
+//! span size and build options is reused instead (`force` rebuilds).
+use crate::layers::{plan_layer, LayerKind, LayerPlan};
+use crate::Reporter;
+use anyhow::{anyhow, bail, Context, Result};
+use soci_index::manifest::{build_index_manifest, disable_xattrs_applies, is_xattr_record_key, BuiltIndex, IndexVersion, PrefetchRecord, ZtocRecord};
+use soci_index::prefetch::{plan_prefetch, PrefetchLayer};
+use soci_index::store::{IndexEntry, Store};
+use soci_oci::source::{select_manifests, ImageManifest, ImageSource, PlatformChoice};
+use soci_oci::spec::{Descriptor, Platform};
+use soci_ztoc::build::{build_ztoc, BuildOptions, BuildProgress, BuildReporter, LayerCompression};
+use soci_ztoc::codec;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// What to build, as the `create`/`convert` flags say.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub span_size: u64,
+    pub min_layer_size: u64,
+    /// `--optimizations xattr`.
+    pub xattr_optimization: bool,
+    /// `--prefetch-file` and `--prefetch-files-json` paths.
+    pub prefetch_paths: Vec<String>,
+    /// Rebuild zTOCs even when the store has them.
+    pub force: bool,
+    pub index_version: IndexVersion,
+    /// Layers built at the same time.
+    pub jobs: usize,
+    pub build_tool_identifier: String,
+    pub platforms: PlatformChoice,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            span_size: soci_index::DEFAULT_SPAN_SIZE,
+            min_layer_size: soci_index::DEFAULT_MIN_LAYER_SIZE,
+            xattr_optimization: false,
+            prefetch_paths: Vec::new(),
+            force: false,
+            index_version: IndexVersion::V2,
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            build_tool_identifier: soci_index::DEFAULT_BUILD_TOOL_IDENTIFIER.to_string(),
+            platforms: PlatformChoice::Host,
+        }
+    }
+}
+
+/// What happened to one layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerOutcome {
+    Built { ztoc: ZtocRecord, files: usize, spans: usize },
+    Reused { ztoc: ZtocRecord },
+    Skipped { reason: String },
+}
+
+impl LayerOutcome {
+    pub fn ztoc(&self) -> Option<&ZtocRecord> {
+        match self {
+            LayerOutcome::Built { ztoc, .. } | LayerOutcome::Reused { ztoc } => Some(ztoc),
+            LayerOutcome::Skipped { .. } => None,
+        }
+    }
+    /// The reference's line for this layer.
+    pub fn line(&self, layer: &str) -> String {
+        match self {
+            LayerOutcome::Built { ztoc, .. } => format!("layer {layer} -> ztoc {}", ztoc.ztoc_digest),
+            LayerOutcome::Reused { ztoc } => format!("layer {layer} -> ztoc {} (already exists)", ztoc.ztoc_digest),
+            LayerOutcome::Skipped { reason } => reason.clone(),
+        }
+    }
+}
+
+/// The SOCI index built for one platform image manifest.
+#[derive(Debug, Clone)]
+pub struct PlatformIndexBuilt {
+    pub image: ImageManifest,
+    pub index: BuiltIndex,
+    pub ztocs: Vec<ZtocRecord>,
+    pub prefetches: Vec<PrefetchRecord>,
+}
+
+/// The result of [`create`].
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The image's root (index or manifest) as resolved.
+    pub root: Descriptor,
+    pub root_bytes: Vec<u8>,
+    pub platforms: Vec<PlatformIndexBuilt>,
+    /// Platforms left without an index because none of their layers was indexed.
+    pub skipped_platforms: Vec<(Platform, String)>,
+    /// Every distinct layer of the chosen platforms, in image order, with its fate.
+    pub layers: Vec<(Descriptor, LayerOutcome)>,
+    /// Prefetch paths found in no layer.
+    pub prefetch_not_found: Vec<String>,
+}
+
+/// The store's reuse key: what, besides layer digest and span size, makes two
+/// zTOCs of a layer differ. The build tool identifier is in the zTOC's bytes.
+fn options_key(opts: &CreateOptions) -> String {
+    format!("tool={}", opts.build_tool_identifier)
+}
+
+struct Progress<'a> {
+    reporter: &'a dyn Reporter,
+    digest: &'a str,
+}
+impl BuildReporter for Progress<'_> {
+    fn progress(&mut self, p: &BuildProgress) {
+        self.reporter.layer_progress(self.digest, p);
+    }
+}
+
+/// Builds (or reuses) the zTOC of one layer and stores it.
+fn index_layer(
+    source: &dyn ImageSource,
+    store: &Store,
+    layer: &Descriptor,
+    kind: LayerKind,
+    opts: &CreateOptions,
+    reporter: &dyn Reporter,
+) -> Result<LayerOutcome> {
+    let key = options_key(opts);
+    if !opts.force {
+        if let Some(rec) = store.find_ztoc(&layer.digest, opts.span_size, &key)? {
+            if let Some(ztoc) = rec.to_ztoc_record() {
+                if store.has_blob(&ztoc.ztoc_digest) {
+                    return Ok(LayerOutcome::Reused { ztoc });
+                }
+            }
+        }
+    }
+    reporter.layer_start(&layer.digest, layer.size.max(0) as u64);
+    let reader = source.open_blob(layer).with_context(|| format!("cannot read layer {}", layer.digest))?;
+    let mut bo = BuildOptions::new(match kind {
+        LayerKind::Gzip => LayerCompression::Gzip,
+        _ => LayerCompression::Uncompressed,
+    });
+    bo.span_size = opts.span_size;
+    bo.build_tool_identifier = opts.build_tool_identifier.clone();
+    bo.expected_digest = Some(layer.digest.clone());
+    bo.expected_size = Some(layer.size.max(0) as u64);
+    let built = build_ztoc(reader, &bo, &mut Progress { reporter, digest: &layer.digest })
+        .with_context(|| format!("cannot build the zTOC of layer {}", layer.digest))?;
+    let bytes = codec::encode(&built.ztoc);
+    let blob = store.put_blob(&bytes).context("cannot store the zTOC")?;
+    let applies = disable_xattrs_applies(built.ztoc.toc.entries.iter().map(|e| {
+        (e.name.as_slice(), e.pax_records.iter().any(|(k, _)| is_xattr_record_key(k)))
+    }));
+    let ztoc = ZtocRecord {
+        ztoc_digest: blob.digest,
+        ztoc_size: blob.size,
+        layer_digest: layer.digest.clone(),
+        layer_media_type: layer.media_type.clone(),
+        span_size: opts.span_size,
+        disable_xattrs: applies,
+    };
+    store.record_ztoc(&ztoc, &key)?;
+    Ok(LayerOutcome::Built {
+        files: built.ztoc.toc.entries.len(),
+        spans: built.ztoc.compression_info.span_digests.len(),
+        ztoc,
+    })
+}
+
+/// Runs `work` over `items` on up to `jobs` threads; stops handing out new items
+/// after the first error, which is returned.
+fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<R>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                if failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= items.len() {
+                    break;
+                }
+                let r = work(&items[i]);
+                if r.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                results.lock().expect("no worker panics while holding the lock")[i] = Some(r);
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(items.len());
+    let mut first_err = None;
+    for r in results.into_inner().expect("workers joined") {
+        match r {
+            Some(Ok(v)) => out.push(v),
+            Some(Err(e)) => {
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+            None => {}
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Builds the zTOCs and SOCI indexes of `source` for the chosen platforms into
+/// `store`. Nothing is pushed.
+pub fn create(source: &dyn ImageSource, store: &Store, opts: &CreateOptions, reporter: &dyn Reporter) -> Result<Created> {
+    if opts.span_size == 0 {
+        bail!("the span size must be greater than 0");
+    }
+    let (root, root_bytes) = source.resolve_root()?;
+    let images = select_manifests(source, &opts.platforms)?;
+
+    // Distinct layers across platforms, in image order.
+    let mut layers: Vec<Descriptor> = Vec::new();
+    for img in &images {
+        for l in &img.manifest.layers {
+            if !layers.iter().any(|x| x.digest == l.digest) {
+                layers.push(l.clone());
+            }
+        }
+    }
+    let plans: Vec<(Descriptor, LayerPlan)> = layers
+        .iter()
+        .map(|l| plan_layer(l, opts.min_layer_size).map(|p| (l.clone(), p)).map_err(|e| anyhow!(e)))
+        .collect::<Result<_>>()?;
+    let outcomes = parallel(&plans, opts.jobs, |(layer, plan)| {
+        let outcome = match plan {
+            LayerPlan::Skip(reason) => LayerOutcome::Skipped { reason: reason.clone() },
+            LayerPlan::Index(kind) => index_layer(source, store, layer, *kind, opts, reporter)?,
+        };
+        reporter.layer_done(&layer.digest, &outcome.line(&layer.digest));
+        Ok(outcome)
+    })?;
+    let by_digest: HashMap<&str, &LayerOutcome> =
+        layers.iter().map(|l| l.digest.as_str()).zip(outcomes.iter()).collect();
+
+    let mut platforms = Vec::new();
+    let mut skipped_platforms = Vec::new();
+    let mut not_found_everywhere: Option<Vec<String>> = None;
+    for img in images {
+        let ztocs: Vec<ZtocRecord> = img
+            .manifest
+            .layers
+            .iter()
+            .filter_map(|l| by_digest.get(l.digest.as_str()).and_then(|o| o.ztoc()).cloned())
+            .map(|mut z| {
+                z.disable_xattrs = opts.xattr_optimization && z.disable_xattrs;
+                z
+            })
+            .collect();
+        if ztocs.is_empty() {
+            skipped_platforms.push((img.platform.clone(), "no layer was indexed".to_string()));
+            continue;
+        }
+        let (prefetches, not_found) = prefetch_for(store, &img, &ztocs, opts)?;
+        not_found_everywhere = Some(match not_found_everywhere {
+            None => not_found,
+            Some(prev) => prev.into_iter().filter(|p| not_found.contains(p)).collect(),
+        });
+        let subject = match opts.index_version {
+            IndexVersion::V1 => Some(img.descriptor.clone()),
+            IndexVersion::V2 => None,
+        };
+        let index = build_index_manifest(opts.index_version, &ztocs, &prefetches, subject, &opts.build_tool_identifier)?;
+        store.put_blob_expecting(&index.bytes, &index.descriptor.digest)?;
+        store.record_index(&IndexEntry {
+            digest: index.descriptor.digest.clone(),
+            size: index.bytes.len() as u64,
+            version: opts.index_version,
+            image_ref: Some(source.reference().to_string()),
+            image_digest: Some(root.digest.clone()),
+            manifest_digest: img.descriptor.digest.clone(),
+            platform: Some(img.platform.clone()),
+        })?;
+        platforms.push(PlatformIndexBuilt { image: img, index, ztocs, prefetches });
+    }
+    if platforms.is_empty() {
+        bail!("no ztocs created, all layers either skipped or produced errors");
+    }
+    let layers = layers.into_iter().zip(outcomes).collect();
+    Ok(Created {
+        root,
+        root_bytes,
+        platforms,
+        skipped_platforms,
+        layers,
+        prefetch_not_found: not_found_everywhere.unwrap_or_default(),
+    })
+}
+
+/// Plans and stores the prefetch artifacts of one platform.
+fn prefetch_for(
+    store: &Store,
+    img: &ImageManifest,
+    ztocs: &[ZtocRecord],
+    opts: &CreateOptions,
+) -> Result<(Vec<PrefetchRecord>, Vec<String>)> {
+    if opts.prefetch_paths.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    // Decode each indexed layer's zTOC for its names, offsets and span lookup.
+    let mut decoded = Vec::new();
+    for z in ztocs {
+        let bytes = store.get_blob(&z.ztoc_digest)?;
+        let ztoc = codec::decode(&bytes).with_context(|| format!("stored zTOC {} is invalid", z.ztoc_digest))?;
+        let zinfo = ztoc.zinfo()?;
+        decoded.push((z.layer_digest.clone(), ztoc, zinfo));
+    }
+    let files: Vec<Vec<(&[u8], u64, u64)>> = decoded
+        .iter()
+        .map(|(_, z, _)| {
+            z.toc
+                .entries
+                .iter()
+                .map(|e| (e.name.as_slice(), e.uncompressed_offset.max(0) as u64, e.uncompressed_size.max(0) as u64))
+                .collect()
+        })
+        .collect();
+    let span_fns: Vec<Box<dyn Fn(u64) -> u64 + '_>> =
+        decoded.iter().map(|(_, _, zi)| Box::new(move |off| zi.span_of(off)) as Box<dyn Fn(u64) -> u64>).collect();
+    // Image order of the layers (bottom first), as the planner expects.
+    let layers: Vec<PrefetchLayer> = img
+        .manifest
+        .layers
+        .iter()
+        .filter_map(|l| decoded.iter().position(|(d, _, _)| *d == l.digest))
+        .map(|i| PrefetchLayer { layer_digest: &decoded[i].0, files: &files[i], span_of: &*span_fns[i] })
+        .collect();
+    let plan = plan_prefetch(&opts.prefetch_paths, &layers);
+    let mut records = Vec::new();
+    for lp in plan.layers {
+        let json = lp.artifact.to_json()?;
+        let blob = store.put_blob(&json)?;
+        let rec = PrefetchRecord { digest: blob.digest, size: blob.size, layer_digest: lp.layer_digest };
+        store.record_prefetch(&rec)?;
+        records.push(rec);
+    }
+    Ok((records, plan.not_found))
+}

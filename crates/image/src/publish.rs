@@ -1,0 +1,282 @@
+//! Putting a created SOCI index next to its image: a registry or an OCI layout.
+//!
+//! Order matters for anyone watching the destination: blobs first (image blobs
+//! when the image is copied, zTOCs, prefetch artifacts, the `{}` config), then
+//! manifests by digest (SOCI indexes, rewritten image manifests), and the tag — or
+//! the referrers fallback tag for v1 — last. An interrupted push leaves at most
+//! unreferenced blobs, never a tag pointing at something incomplete.
+use crate::create::Created;
+use crate::Reporter;
+use anyhow::{bail, Context, Result};
+use soci_index::convert::{convert, ConvertInput, PlatformIndex};
+use soci_index::fallback::{fallback_entry, fallback_tag, merge_fallback_index};
+use soci_index::manifest::IndexVersion;
+use soci_index::store::Store;
+use soci_index::{EMPTY_CONFIG_CONTENT, EMPTY_CONFIG_DIGEST};
+use soci_oci::layout::OciLayoutWriter;
+use soci_oci::reference::ImageRef;
+use soci_oci::registry::{RegistryOptions, RegistryTarget};
+use soci_oci::source::ImageSource;
+use soci_oci::spec::{self, Descriptor};
+use std::collections::HashMap;
+use std::io::Read;
+
+/// What [`publish`] did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PublishResult {
+    /// Where the result went (`HOST/REPO:TAG` or `oci:DIR:TAG`).
+    pub destination: String,
+    /// For v2: the SOCI-enabled image index now tagged at the destination.
+    pub image_index: Option<Descriptor>,
+    /// The SOCI index manifests pushed.
+    pub soci_indexes: Vec<String>,
+    /// Blobs uploaded (already present ones not counted).
+    pub blobs_uploaded: usize,
+    /// v1: how the index is discoverable (`referrers API` or `fallback tag sha256-…`).
+    pub referrers: Option<String>,
+}
+
+/// A place blobs and manifests can be put.
+trait Sink {
+    fn has_blob(&self, digest: &str) -> Result<bool>;
+    fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()>;
+    fn put_blob_stream(&self, d: &Descriptor, reader: Box<dyn Read + Send>) -> Result<()>;
+    /// By digest when `tag` is None.
+    fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor>;
+}
+
+struct RegistrySink {
+    target: RegistryTarget,
+    repo: String,
+}
+
+impl Sink for RegistrySink {
+    fn has_blob(&self, digest: &str) -> Result<bool> {
+        Ok(self.target.blob_exists(&self.repo, digest)?)
+    }
+    fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()> {
+        self.target.push_blob(&self.repo, bytes, &d.digest)?;
+        Ok(())
+    }
+    fn put_blob_stream(&self, d: &Descriptor, mut reader: Box<dyn Read + Send>) -> Result<()> {
+        // The registry client uploads from memory; image blobs are copied only
+        // when the destination repository lacks them.
+        let mut bytes = Vec::with_capacity(d.size.max(0) as usize);
+        reader.read_to_end(&mut bytes)?;
+        soci_oci::source::verify_blob("blob", d, &bytes)?;
+        self.put_blob(d, &bytes)
+    }
+    fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
+        let digest = spec::sha256_digest(raw);
+        Ok(self.target.push_manifest(&self.repo, tag.unwrap_or(&digest), raw, media_type)?)
+    }
+}
+
+impl Sink for OciLayoutWriter {
+    fn has_blob(&self, digest: &str) -> Result<bool> {
+        Ok(OciLayoutWriter::has_blob(self, digest)?)
+    }
+    fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()> {
+        self.put_blob_from_reader(d, bytes)?;
+        Ok(())
+    }
+    fn put_blob_stream(&self, d: &Descriptor, reader: Box<dyn Read + Send>) -> Result<()> {
+        self.put_blob_from_reader(d, reader)?;
+        Ok(())
+    }
+    fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
+        Ok(OciLayoutWriter::put_manifest(self, tag, raw, media_type)?)
+    }
+}
+
+fn blob_desc(digest: &str, size: u64, media_type: &str) -> Descriptor {
+    Descriptor { media_type: media_type.into(), digest: digest.into(), size: size as i64, ..Default::default() }
+}
+
+/// Copies what the image needs at the destination (config and layer blobs of the
+/// chosen manifests, the manifests themselves) unless already there.
+fn copy_image(
+    sink: &dyn Sink,
+    source: &dyn ImageSource,
+    created: &Created,
+    reporter: &dyn Reporter,
+) -> Result<usize> {
+    let mut uploaded = 0;
+    for p in &created.platforms {
+        let m = &p.image.manifest;
+        for d in std::iter::once(&m.config).chain(m.layers.iter()) {
+            if sink.has_blob(&d.digest)? {
+                continue;
+            }
+            reporter.message(&format!("copying blob {}", d.digest));
+            let reader = source.open_blob(d).with_context(|| format!("cannot read blob {}", d.digest))?;
+            sink.put_blob_stream(d, reader)?;
+            uploaded += 1;
+        }
+        sink.put_manifest(None, &p.image.raw, &p.image.descriptor.media_type)?;
+    }
+    Ok(uploaded)
+}
+
+/// Pushes the SOCI artifacts (zTOCs, prefetch artifacts, `{}` config, index
+/// manifests) from the store to the sink.
+fn put_soci_artifacts(sink: &dyn Sink, store: &Store, created: &Created) -> Result<usize> {
+    let mut uploaded = 0;
+    let mut blobs: Vec<Descriptor> = vec![blob_desc(EMPTY_CONFIG_DIGEST, EMPTY_CONFIG_CONTENT.len() as u64, "application/json")];
+    for p in &created.platforms {
+        for z in &p.ztocs {
+            blobs.push(blob_desc(&z.ztoc_digest, z.ztoc_size, soci_index::SOCI_LAYER_MEDIA_TYPE));
+        }
+        for f in &p.prefetches {
+            blobs.push(blob_desc(&f.digest, f.size, soci_index::SOCI_PREFETCH_MEDIA_TYPE));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for d in blobs {
+        if !seen.insert(d.digest.clone()) || sink.has_blob(&d.digest)? {
+            continue;
+        }
+        let bytes = if d.digest == EMPTY_CONFIG_DIGEST { EMPTY_CONFIG_CONTENT.to_vec() } else { store.get_blob(&d.digest)? };
+        sink.put_blob(&d, &bytes)?;
+        uploaded += 1;
+    }
+    for p in &created.platforms {
+        sink.put_manifest(None, &p.index.bytes, spec::MEDIA_TYPE_OCI_MANIFEST)?;
+    }
+    Ok(uploaded)
+}
+
+/// Puts `created` at `dest`: for v2 the SOCI-enabled image index (soci-format.md
+/// §2.2) tagged at `dest`; for v1 the index manifests with their `subject`,
+/// discoverable through the referrers API or the fallback tag (§2.3).
+pub fn publish(
+    created: &Created,
+    source: &dyn ImageSource,
+    store: &Store,
+    dest: &ImageRef,
+    version: IndexVersion,
+    registry_opts: &RegistryOptions,
+    reporter: &dyn Reporter,
+) -> Result<PublishResult> {
+    let (sink, tag): (Box<dyn Sink>, Option<String>) = match dest {
+        ImageRef::Registry { registry, repository, tag, digest } => {
+            if digest.is_some() || (tag.is_none() && version == IndexVersion::V2) {
+                bail!("the destination image must be a tagged ref of the form \"registry/repository:tag\", got {dest}");
+            }
+            let target = RegistryTarget::new(registry, registry_opts)?;
+            (Box::new(RegistrySink { target, repo: repository.clone() }), tag.clone())
+        }
+        ImageRef::OciLayout { dir, tag } => {
+            let w = OciLayoutWriter::create(dir.clone())?;
+            (Box::new(w), Some(tag.clone().unwrap_or_else(|| "latest".to_string())))
+        }
+        ImageRef::DockerArchive { .. } => bail!("cannot write to a docker-archive destination: use a registry or oci:DIR"),
+    };
+    let mut uploaded = copy_image(&*sink, source, created, reporter)?;
+    uploaded += put_soci_artifacts(&*sink, store, created)?;
+    let soci_indexes: Vec<String> = created.platforms.iter().map(|p| p.index.descriptor.digest.clone()).collect();
+
+    match version {
+        IndexVersion::V2 => {
+            let tag = tag.expect("checked above");
+            let manifests: HashMap<String, Vec<u8>> =
+                created.platforms.iter().map(|p| (p.image.descriptor.digest.clone(), p.image.raw.clone())).collect();
+            let indexes: Vec<PlatformIndex> = created
+                .platforms
+                .iter()
+                .map(|p| PlatformIndex {
+                    image_manifest_digest: p.image.descriptor.digest.clone(),
+                    platform: p.image.platform.clone(),
+                    index_digest: p.index.descriptor.digest.clone(),
+                    index_size: p.index.bytes.len() as u64,
+                })
+                .collect();
+            let mut root = created.root.clone();
+            if !is_index(&root.media_type) {
+                root.platform = created.platforms.first().map(|p| p.image.platform.clone());
+            }
+            // Children of the source index that we did not index must exist at
+            // the destination too: copy those the source has.
+            copy_untouched_children(&*sink, source, created, &manifests, &mut uploaded)?;
+            let out = convert(&ConvertInput { root, root_bytes: &created.root_bytes, manifests: &manifests, indexes: &indexes })?;
+            for m in &out.manifests {
+                sink.put_manifest(None, &m.bytes, spec::MEDIA_TYPE_OCI_MANIFEST)?;
+            }
+            let desc = sink.put_manifest(Some(&tag), &out.index_bytes, spec::MEDIA_TYPE_OCI_INDEX)?;
+            Ok(PublishResult {
+                destination: dest.to_string(),
+                image_index: Some(desc),
+                soci_indexes,
+                blobs_uploaded: uploaded,
+                referrers: None,
+            })
+        }
+        IndexVersion::V1 => {
+            let ImageRef::Registry { registry, repository, .. } = dest else {
+                bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers)");
+            };
+            let target = RegistryTarget::new(registry, registry_opts)?;
+            let mut how = Vec::new();
+            for p in &created.platforms {
+                let subject = &p.image.descriptor.digest;
+                if target.referrers_api_supported(repository, subject)? {
+                    how.push("referrers API".to_string());
+                    continue;
+                }
+                let ftag = fallback_tag(subject)?;
+                let existing = target.get_manifest_raw(repository, &ftag)?;
+                let merged = merge_fallback_index(
+                    existing.as_ref().map(|(_, b)| b.as_slice()),
+                    fallback_entry(&p.index.descriptor, &p.index.manifest),
+                )?;
+                target.push_manifest(repository, &ftag, &merged, spec::MEDIA_TYPE_OCI_INDEX)?;
+                how.push(format!("fallback tag {ftag}"));
+            }
+            how.dedup();
+            Ok(PublishResult {
+                destination: dest.to_string(),
+                image_index: None,
+                soci_indexes,
+                blobs_uploaded: uploaded,
+                referrers: Some(how.join(", ")),
+            })
+        }
+    }
+}
+
+fn is_index(mt: &str) -> bool {
+    mt == spec::MEDIA_TYPE_OCI_INDEX || mt == spec::MEDIA_TYPE_DOCKER_MANIFEST_LIST
+}
+
+/// For a multi-platform source, the index entries we did not convert stay in the
+/// new index as they are, so the destination needs them (and their blobs).
+fn copy_untouched_children(
+    sink: &dyn Sink,
+    source: &dyn ImageSource,
+    created: &Created,
+    converted: &HashMap<String, Vec<u8>>,
+    uploaded: &mut usize,
+) -> Result<()> {
+    if !is_index(&created.root.media_type) {
+        return Ok(());
+    }
+    let index: spec::Index = serde_json::from_slice(&created.root_bytes).context("cannot parse the image index")?;
+    for child in &index.manifests {
+        if converted.contains_key(&child.digest) {
+            continue;
+        }
+        let raw = source.fetch_blob(child).with_context(|| format!("cannot read manifest {}", child.digest))?;
+        if let Ok(m) = serde_json::from_slice::<spec::Manifest>(&raw) {
+            for d in std::iter::once(&m.config).chain(m.layers.iter()) {
+                if d.digest.is_empty() || sink.has_blob(&d.digest)? {
+                    continue;
+                }
+                let reader = source.open_blob(d).with_context(|| format!("cannot read blob {}", d.digest))?;
+                sink.put_blob_stream(d, reader)?;
+                *uploaded += 1;
+            }
+        }
+        sink.put_manifest(None, &raw, &child.media_type)?;
+    }
+    Ok(())
+}
