@@ -9,5 +9,5 @@ pub mod registry;
 pub mod skopeo;
 
 pub use fixture::{make_docker_archive, make_multiplatform_layout, make_oci_layout, make_oci_layout_opts, Blob, Fixture, FixtureImage};
-pub use registry::Registry;
+pub use registry::{Registry, RegistryConfig};
 pub use skopeo::{skopeo, skopeo_copy, skopeo_copy_all, skopeo_inspect_raw};

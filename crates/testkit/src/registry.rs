@@ -12,6 +12,40 @@ pub struct Registry {
     child: Child,
     addr: SocketAddr,
     dir: tempfile::TempDir,
+    tls: bool,
+}
+
+/// Options for [`Registry::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct RegistryConfig {
+    /// Require HTTP basic auth (htpasswd, bcrypt) with this user and password.
+    pub basic_auth: Option<(String, String)>,
+    /// Serve HTTPS with a leaf certificate for 127.0.0.1 signed by a fresh CA
+    /// (see [`Registry::ca_cert`]); needs the `openssl` command.
+    pub tls: bool,
+}
+
+fn run(cmd: &mut Command) -> std::io::Result<()> {
+    let out = cmd.output().map_err(|e| std::io::Error::new(e.kind(), format!("cannot run {cmd:?}: {e}")))?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr))));
+    }
+    Ok(())
+}
+
+/// A CA (`ca.pem`) and a leaf (`leaf.pem`, `leaf.key`) for IP 127.0.0.1.
+/// rustls refuses a self-signed certificate that is itself a CA, hence two.
+fn make_certs(dir: &Path) -> std::io::Result<()> {
+    let ext = dir.join("leaf.ext");
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n")?;
+    let o = |args: &[&str]| {
+        let mut c = Command::new("openssl");
+        c.current_dir(dir).args(args);
+        run(&mut c)
+    };
+    o(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=soci-testkit CA"])?;
+    o(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"])?;
+    o(&["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext"])
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -34,10 +68,15 @@ pub fn http_get_status(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
 impl Registry {
     /// Start a registry on a free port and wait until `GET /v2/` answers 200.
     pub fn start() -> std::io::Result<Registry> {
+        Self::start_with(&RegistryConfig::default())
+    }
+
+    /// Start a registry with basic auth and/or TLS and wait until it listens.
+    pub fn start_with(config: &RegistryConfig) -> std::io::Result<Registry> {
         let mut last_err = None;
         // The free port can be taken between probing and binding: retry.
         for _ in 0..3 {
-            match Self::try_start() {
+            match Self::try_start(config) {
                 Ok(r) => return Ok(r),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(e),
                 Err(e) => last_err = Some(e),
@@ -46,18 +85,29 @@ impl Registry {
         Err(last_err.expect("at least one attempt"))
     }
 
-    fn try_start() -> std::io::Result<Registry> {
+    fn try_start(opts: &RegistryConfig) -> std::io::Result<Registry> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: {addr}}}\n",
-                dir.path().join("data").display()
-            ),
-        )?;
+        let mut yml = format!(
+            "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        );
+        if opts.tls {
+            make_certs(dir.path())?;
+            yml += &format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("leaf.pem").display(),
+                dir.path().join("leaf.key").display()
+            );
+        }
+        if let Some((user, password)) = &opts.basic_auth {
+            let hash = bcrypt::hash(password, 4).map_err(std::io::Error::other)?;
+            std::fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n"))?;
+            yml += &format!("auth:\n  htpasswd:\n    realm: soci-testkit\n    path: {}\n", dir.path().join("htpasswd").display());
+        }
+        std::fs::write(&config, yml)?;
         let log = std::fs::File::create(dir.path().join("registry.log"))?;
         let child = Command::new("docker-registry")
             .arg("serve")
@@ -73,13 +123,20 @@ impl Registry {
                     std::io::Error::new(e.kind(), format!("cannot run docker-registry: {e}; {INSTALL_HINT}"))
                 }
             })?;
-        let mut reg = Registry { child, addr, dir };
+        let mut reg = Registry { child, addr, dir, tls: opts.tls };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = reg.child.try_wait()? {
                 return Err(std::io::Error::other(format!("docker-registry exited with {status}: {}", reg.log())));
             }
-            if let Ok(200) = http_get_status(addr, "/v2/") {
+            // Over TLS, accepting connections is the sign of life (the
+            // certificates were loaded before the listener opened).
+            let ready = if opts.tls {
+                TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+            } else {
+                matches!(http_get_status(addr, "/v2/"), Ok(200) | Ok(401))
+            };
+            if ready {
                 return Ok(reg);
             }
             if Instant::now() > deadline {
@@ -97,6 +154,12 @@ impl Registry {
     /// `127.0.0.1:PORT` as a string, the registry part of references.
     pub fn host(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// The CA certificate (PEM file) that signed the registry's certificate
+    /// (only with `tls`).
+    pub fn ca_cert(&self) -> Option<std::path::PathBuf> {
+        self.tls.then(|| self.dir.path().join("ca.pem"))
     }
 
     /// The registry's own log (warnings and errors).
