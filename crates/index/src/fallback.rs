@@ -10,42 +10,58 @@ pub fn fallback_tag(subject_digest: &str) -> Result<String> {
 }
 
 /// The fallback-index entry for a SOCI index manifest: `{mediaType, digest, size,
-/// annotations, artifactType = config.mediaType}`.
+/// annotations, artifactType = config.mediaType}` (oras-go prefers a top-level
+/// `artifactType`, which SOCI indexes never have).
 pub fn fallback_entry(index_descriptor: &Descriptor, manifest: &spec::Manifest) -> Descriptor {
     Descriptor {
         media_type: index_descriptor.media_type.clone(),
         digest: index_descriptor.digest.clone(),
         size: index_descriptor.size,
         annotations: manifest.annotations.clone(),
-        artifact_type: manifest.config.media_type.clone(),
+        artifact_type: if manifest.artifact_type.is_empty() {
+            manifest.config.media_type.clone()
+        } else {
+            manifest.artifact_type.clone()
+        },
         ..Default::default()
     }
 }
 
 /// Add `entry` to the existing fallback index (if any) and return the new Go-JSON
-/// bytes. Every existing entry is kept (other SOCI indexes, signatures, ...), in
-/// order, duplicates by digest dropped (first kept); an entry with `entry`'s digest is
-/// replaced in place, else `entry` is appended. Existing top-level `annotations`
-/// and `subject` are kept; fields unknown to `ocispec.Index`/`Descriptor` are
-/// dropped (as when oras-go rewrites the index).
+/// bytes, as oras-go's `applyReferrerChanges` + `generateIndex` do:
+/// - every existing entry is kept, in order (other SOCI indexes, signatures, ...),
+///   except empty descriptors and duplicates (same mediaType+digest+size; first kept);
+/// - `entry` is appended unless an entry with the same mediaType+digest+size is
+///   already there (then the existing one stays as it is);
+/// - the result is a fresh `{"schemaVersion":2,"mediaType":<OCI index>,"manifests":[...]}`:
+///   top-level `annotations`/`subject`/`artifactType` of the old index, and fields
+///   unknown to `ocispec.Descriptor` in its entries, are dropped.
 pub fn merge_fallback_index(existing: Option<&[u8]>, entry: Descriptor) -> Result<Vec<u8>> {
-    let mut index = match existing {
-        Some(b) => serde_json::from_slice::<Index>(b)
-            .map_err(|e| Error::json("referrers fallback index", e))?,
-        None => Index::default(),
-    };
-    index.schema_version = 2;
-    index.media_type = spec::MEDIA_TYPE_OCI_INDEX.into();
-    let mut manifests: Vec<Descriptor> = Vec::with_capacity(index.manifests.len() + 1);
-    for d in index.manifests.drain(..) {
-        if !manifests.iter().any(|m| m.digest == d.digest) {
-            manifests.push(d);
+    let old = match existing {
+        Some(b) => {
+            serde_json::from_slice::<Index>(b)
+                .map_err(|e| Error::json("referrers fallback index", e))?
+                .manifests
         }
+        None => Vec::new(),
+    };
+    let key = |d: &Descriptor| (d.media_type.clone(), d.digest.clone(), d.size);
+    let mut seen = std::collections::HashSet::new();
+    let mut manifests: Vec<Descriptor> = Vec::with_capacity(old.len() + 1);
+    for d in old {
+        if d == Descriptor::default() || !seen.insert(key(&d)) {
+            continue;
+        }
+        manifests.push(d);
     }
-    match manifests.iter().position(|m| m.digest == entry.digest) {
-        Some(i) => manifests[i] = entry,
-        None => manifests.push(entry),
+    if seen.insert(key(&entry)) {
+        manifests.push(entry);
     }
-    index.manifests = manifests;
+    let index = Index {
+        schema_version: 2,
+        media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
+        manifests,
+        ..Default::default()
+    };
     Ok(spec::to_go_json(&index))
 }

@@ -473,6 +473,11 @@ impl Store {
         })
     }
 
+    /// Read and parse a stored SOCI index manifest.
+    pub fn get_index_manifest(&self, digest: &str) -> Result<crate::ParsedIndex> {
+        parse_index_manifest(&self.get_blob(digest)?)
+    }
+
     fn remove_blob(&self, digest: &str) -> Result<()> {
         let p = self.blob_path(digest)?;
         match fs::remove_file(&p) {
