@@ -37,6 +37,10 @@ const ACCEPT_MANIFESTS: &[&str] = &[
     spec::MEDIA_TYPE_DOCKER_MANIFEST,
 ];
 
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Longest silence while reading a response body.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Chunks buffered between the download task and the reader.
 const STREAM_CHANNEL_CHUNKS: usize = 16;
 
@@ -114,9 +118,12 @@ impl RegistryClient {
     pub fn new(registry: &str, opts: &RegistryOptions) -> Result<Arc<Self>> {
         let mut config = ClientConfig {
             protocol: if opts.plain_http { ClientProtocol::Http } else { ClientProtocol::Https },
+            // A stalled connection must end in an error, not a hung build.
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(READ_TIMEOUT),
             ..Default::default()
         };
-        let mut http = reqwest::Client::builder();
+        let mut http = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT);
         if let Some(ca) = &opts.tls_ca {
             let pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
             let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| reg_err(registry, format!("TLS CA {}", ca.display()), e))?;

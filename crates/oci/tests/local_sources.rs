@@ -216,3 +216,50 @@ fn docker_archive_written_by_skopeo() {
         assert_eq!(&bytes, tar);
     }
 }
+
+#[test]
+fn docker_archive_docker25_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = make_oci_layout(&tmp.path().join("img"), "v1");
+    let file = tmp.path().join("d25.tar");
+    soci_testkit::make_docker_archive_oci(&file, &fx, "app:v1");
+    let src = open_source(&format!("docker-archive:{}:app:v1", file.display()).parse().unwrap(), &RegistryOptions::default()).unwrap();
+    let m = &select_manifests(&*src, &PlatformChoice::All).unwrap()[0];
+    assert_eq!(m.manifest.config.digest, fx.images[0].config.digest);
+    let types: Vec<&str> = m.manifest.layers.iter().map(|l| l.media_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [spec::MEDIA_TYPE_DOCKER_LAYER_GZIP, spec::MEDIA_TYPE_DOCKER_LAYER_GZIP, spec::MEDIA_TYPE_DOCKER_LAYER_TAR, spec::MEDIA_TYPE_OCI_LAYER_ZSTD],
+        "compression sniffed from the bytes"
+    );
+    for (d, want) in m.manifest.layers.iter().zip(&fx.images[0].layers) {
+        assert_eq!(d.digest, want.digest, "named by digest");
+        let (digest, bytes) = stream_sha256(&*src, d);
+        assert_eq!((digest, bytes), (want.digest.clone(), want.bytes.clone()));
+    }
+}
+
+#[test]
+fn size_limit_and_index_without_platforms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = make_multiplatform_layout(tmp.path(), "multi");
+    let src = OciLayoutSource::open(fx.oci_ref().parse().unwrap()).unwrap();
+    let huge = Descriptor { digest: fx.images[0].layers[1].digest.clone(), size: 17 << 20, ..Default::default() };
+    let e = src.fetch_blob(&huge).unwrap_err();
+    assert!(matches!(e, soci_oci::Error::BlobTooLarge { .. }), "{e}");
+    assert!(e.to_string().contains(&huge.digest));
+
+    // An index whose entries carry no platform: read from each config.
+    let w = OciLayoutWriter::create(&fx.dir).unwrap();
+    let entries: Vec<Descriptor> = fx
+        .images
+        .iter()
+        .map(|i| Descriptor { media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(), digest: i.manifest.digest.clone(), size: i.manifest.size() as i64, ..Default::default() })
+        .collect();
+    let index = spec::Index { schema_version: 2, media_type: spec::MEDIA_TYPE_OCI_INDEX.into(), manifests: entries, ..Default::default() };
+    w.put_manifest(Some("bare"), &spec::to_go_json(&index), spec::MEDIA_TYPE_OCI_INDEX).unwrap();
+    let src = OciLayoutSource::open(format!("oci:{}:bare", fx.dir.display()).parse().unwrap()).unwrap();
+    let arm = select_manifests(&src, &PlatformChoice::List(vec![p("linux/arm64")])).unwrap();
+    assert_eq!(arm[0].descriptor.digest, fx.images[1].manifest.digest);
+    assert_eq!(arm[0].platform.to_string(), "linux/arm64/v8");
+}

@@ -148,3 +148,17 @@ fn registry_errors_are_clear() {
     let bad = RegistryOptions { tls_ca: Some("/nonexistent/ca.pem".into()), ..opts() };
     assert!(RegistrySource::new(format!("{host}/x:y").parse().unwrap(), &bad).is_err());
 }
+
+#[test]
+fn referrers_api_detected() {
+    let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#.to_vec();
+    let server = soci_testkit::ReferrersServer::start(index).unwrap();
+    let target = RegistryTarget::new(&server.host(), &opts()).unwrap();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    assert!(target.referrers_api_supported("some/repo", &digest).unwrap());
+    // A 200 that is not an index does not count.
+    let server = soci_testkit::ReferrersServer::start(b"not json".to_vec()).unwrap();
+    let target = RegistryTarget::new(&server.host(), &opts()).unwrap();
+    assert!(!target.referrers_api_supported("some/repo", &digest).unwrap());
+    assert!(target.referrers_api_supported("some/repo", "sha256:short").is_err());
+}

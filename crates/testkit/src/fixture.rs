@@ -339,3 +339,37 @@ pub fn make_docker_archive(path: &Path, img: &FixtureImage, repo_tag: &str, dupl
     std::fs::write(path, b.into_inner().unwrap()).unwrap();
     tars
 }
+
+/// Write a Docker 25+ style `docker save` archive of the single-image
+/// fixture `fx`: the OCI layout itself (`oci-layout`, `index.json`,
+/// `blobs/sha256/…`) plus `manifest.json` naming config and layers by their
+/// blob paths. (Docker stores layers uncompressed; the fixture's compressed
+/// layers are kept as they are, which readers must cope with too.)
+pub fn make_docker_archive_oci(path: &Path, fx: &Fixture, repo_tag: &str) {
+    let img = &fx.images[0];
+    let mut b = tar::Builder::new(Vec::new());
+    let add = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_mtime(0);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add(&mut b, "oci-layout", &std::fs::read(fx.dir.join("oci-layout")).unwrap());
+    add(&mut b, "index.json", &std::fs::read(fx.dir.join("index.json")).unwrap());
+    let mut names: Vec<_> = std::fs::read_dir(fx.dir.join("blobs/sha256")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    for n in names {
+        let n = n.to_string_lossy().into_owned();
+        add(&mut b, &format!("blobs/sha256/{n}"), &std::fs::read(fx.dir.join("blobs/sha256").join(&n)).unwrap());
+    }
+    let blob = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
+    let manifest = json!([{
+        "Config": blob(&img.config.digest),
+        "RepoTags": [repo_tag],
+        "Layers": img.layers.iter().map(|l| blob(&l.digest)).collect::<Vec<_>>(),
+    }]);
+    add(&mut b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    std::fs::write(path, b.into_inner().unwrap()).unwrap();
+}
