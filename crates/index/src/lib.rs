@@ -18,8 +18,8 @@ pub use convert::{convert, ConvertInput, ConvertOutput, ConvertedManifest, Platf
 pub use error::{Error, Result};
 pub use fallback::{fallback_entry, fallback_tag, merge_fallback_index};
 pub use manifest::{
-    build_index_manifest, disable_xattrs_applies, parse_index_manifest, BuiltIndex, IndexVersion,
-    ParsedIndex, PrefetchRecord, ZtocRecord,
+    build_index_manifest, disable_xattrs_applies, is_xattr_record_key, parse_index_manifest,
+    BuiltIndex, IndexVersion, ParsedIndex, PrefetchRecord, ZtocRecord,
 };
 pub use prefetch::{
     clean_prefetch_path, normalize_prefetch_spans, plan_prefetch, trim_prefetch_paths,
