@@ -26,7 +26,7 @@ pub use prefetch::{
     LayerPrefetch, PrefetchArtifact, PrefetchLayer, PrefetchPlan, PrefetchSpan,
 };
 pub use store::{
-    ArtifactKind, ArtifactRecord, BlobRef, BlobWriter, IndexFilter, Store, ZtocFilter,
+    ArtifactKind, ArtifactRecord, BlobRef, BlobWriter, IndexEntry, IndexFilter, Store, ZtocFilter,
 };
 
 /// Artifact type (= `config.mediaType`) of a v1 SOCI index (referrers API, `subject`).
