@@ -63,7 +63,10 @@ impl DockerArchiveSource {
     /// synthesise its manifest.
     pub fn open(reference: ImageRef) -> Result<Self> {
         let ImageRef::DockerArchive { file, image } = &reference else {
-            return Err(Error::InvalidReference { input: reference.to_string(), reason: "not a docker-archive: reference".into() });
+            return Err(Error::InvalidReference {
+                input: reference.to_string(),
+                reason: "not a docker-archive: reference".into(),
+            });
         };
         let (path, image) = (file.clone(), image.clone());
         let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
@@ -75,9 +78,18 @@ impl DockerArchiveSource {
             let name = clean(&String::from_utf8_lossy(&e.path_bytes()));
             let kind = e.header().entry_type();
             if kind.is_file() {
-                entries.insert(name, Entry::File { offset: e.raw_file_position(), size: e.size() });
+                entries.insert(
+                    name,
+                    Entry::File {
+                        offset: e.raw_file_position(),
+                        size: e.size(),
+                    },
+                );
             } else if kind.is_symlink() || kind.is_hard_link() {
-                let target = e.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+                let target = e
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
                 let target = if kind.is_symlink() && !target.starts_with('/') {
                     match name.rsplit_once('/') {
                         Some((dir, _)) => clean(&format!("{dir}/{target}")),
@@ -109,18 +121,37 @@ impl DockerArchiveSource {
                 return Err(bad(format!("{name} is {size} bytes, too large")));
             }
             let len = file_len(&file, &path)?;
-            read_range_from(&mut file, &path, off, len.saturating_sub(off), 0..size, &reference, name)
+            read_range_from(
+                &mut file,
+                &path,
+                off,
+                len.saturating_sub(off),
+                0..size,
+                &reference,
+                name,
+            )
         };
         let mj = read_small("manifest.json")
             .map_err(|_| bad("no manifest.json: not a `docker save` archive".into()))?;
-        let images: Vec<ArchiveManifest> = serde_json::from_slice(&mj).map_err(|e| Error::json(format!("{reference}: manifest.json"), e))?;
+        let images: Vec<ArchiveManifest> = serde_json::from_slice(&mj)
+            .map_err(|e| Error::json(format!("{reference}: manifest.json"), e))?;
         let tags_of = |m: &ArchiveManifest| m.repo_tags.clone().unwrap_or_default();
         let all_tags = || {
             let t: Vec<String> = images.iter().flat_map(tags_of).collect();
-            if t.is_empty() { "none".to_string() } else { t.join(", ") }
+            if t.is_empty() {
+                "none".to_string()
+            } else {
+                t.join(", ")
+            }
         };
         let chosen = match &image {
-            Some(want) => images.iter().find(|m| tags_of(m).iter().any(|t| t == want || format!("docker.io/library/{t}") == *want || format!("docker.io/{t}") == *want)),
+            Some(want) => images.iter().find(|m| {
+                tags_of(m).iter().any(|t| {
+                    t == want
+                        || format!("docker.io/library/{t}") == *want
+                        || format!("docker.io/{t}") == *want
+                })
+            }),
             None if images.len() == 1 => images.first(),
             None => None,
         };
@@ -140,9 +171,13 @@ impl DockerArchiveSource {
         for l in &chosen.layers {
             let (off, size) = locate(l)?;
             let mut f = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            f.seek(SeekFrom::Start(off)).map_err(|e| Error::io(&path, e))?;
+            f.seek(SeekFrom::Start(off))
+                .map_err(|e| Error::io(&path, e))?;
             let mut magic = Vec::new();
-            (&mut f).take(size.min(4)).read_to_end(&mut magic).map_err(|e| Error::io(&path, e))?;
+            (&mut f)
+                .take(size.min(4))
+                .read_to_end(&mut magic)
+                .map_err(|e| Error::io(&path, e))?;
             let media_type = if magic.starts_with(&[0x1f, 0x8b]) {
                 spec::MEDIA_TYPE_DOCKER_LAYER_GZIP
             } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -152,22 +187,38 @@ impl DockerArchiveSource {
             };
             // Docker 25+ names layers by digest; trust it (readers verify as
             // they stream). Older archives need the layer hashed.
-            let named = clean(l).strip_prefix("blobs/sha256/").map(|h| format!("sha256:{h}")).filter(|d| crate::reference::is_sha256_digest(d));
+            let named = clean(l)
+                .strip_prefix("blobs/sha256/")
+                .map(|h| format!("sha256:{h}"))
+                .filter(|d| crate::reference::is_sha256_digest(d));
             let digest = match named {
                 Some(d) => d,
                 None => {
-                    f.seek(SeekFrom::Start(off)).map_err(|e| Error::io(&path, e))?;
-                    sha256_hex_of(f.take(size)).map_err(|e| Error::io(&path, e))?.0
+                    f.seek(SeekFrom::Start(off))
+                        .map_err(|e| Error::io(&path, e))?;
+                    sha256_hex_of(f.take(size))
+                        .map_err(|e| Error::io(&path, e))?
+                        .0
                 }
             };
             blobs.insert(digest.clone(), (off, size));
-            layers.push(Descriptor { media_type: media_type.into(), digest, size: size as i64, ..Default::default() });
+            layers.push(Descriptor {
+                media_type: media_type.into(),
+                digest,
+                size: size as i64,
+                ..Default::default()
+            });
         }
 
         let manifest = Manifest {
             schema_version: 2,
             media_type: spec::MEDIA_TYPE_DOCKER_MANIFEST.into(),
-            config: Descriptor { media_type: spec::MEDIA_TYPE_DOCKER_CONFIG.into(), digest: config_digest, size: config_raw.len() as i64, ..Default::default() },
+            config: Descriptor {
+                media_type: spec::MEDIA_TYPE_DOCKER_CONFIG.into(),
+                digest: config_digest,
+                size: config_raw.len() as i64,
+                ..Default::default()
+            },
             layers,
             ..Default::default()
         };
@@ -178,7 +229,13 @@ impl DockerArchiveSource {
             size: manifest_raw.len() as i64,
             ..Default::default()
         };
-        Ok(DockerArchiveSource { reference, file: path, blobs, manifest_desc, manifest_raw })
+        Ok(DockerArchiveSource {
+            reference,
+            file: path,
+            blobs,
+            manifest_desc,
+            manifest_raw,
+        })
     }
 
     /// The synthesised schema2 manifest (also served by `fetch_blob`).
@@ -190,12 +247,16 @@ impl DockerArchiveSource {
         self.blobs
             .get(&d.digest)
             .copied()
-            .ok_or_else(|| Error::BlobNotFound { image: self.reference.to_string(), digest: d.digest.clone() })
+            .ok_or_else(|| Error::BlobNotFound {
+                image: self.reference.to_string(),
+                digest: d.digest.clone(),
+            })
     }
 
     fn open_at(&self, off: u64) -> Result<File> {
         let mut f = File::open(&self.file).map_err(|e| Error::io(&self.file, e))?;
-        f.seek(SeekFrom::Start(off)).map_err(|e| Error::io(&self.file, e))?;
+        f.seek(SeekFrom::Start(off))
+            .map_err(|e| Error::io(&self.file, e))?;
         Ok(f)
     }
 
@@ -220,10 +281,18 @@ impl ImageSource for DockerArchiveSource {
         check_small(&self.reference, d)?;
         let (off, size) = self.locate(d)?;
         if size > crate::source::MAX_IN_MEMORY_BLOB {
-            return Err(Error::BlobTooLarge { image: self.reference.to_string(), digest: d.digest.clone(), size, limit: crate::source::MAX_IN_MEMORY_BLOB });
+            return Err(Error::BlobTooLarge {
+                image: self.reference.to_string(),
+                digest: d.digest.clone(),
+                size,
+                limit: crate::source::MAX_IN_MEMORY_BLOB,
+            });
         }
         let mut buf = Vec::with_capacity(size as usize);
-        self.open_at(off)?.take(size).read_to_end(&mut buf).map_err(|e| Error::io(&self.file, e))?;
+        self.open_at(off)?
+            .take(size)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(&self.file, e))?;
         verify_blob(&format!("{}: blob", self.reference), d, &buf)?;
         Ok(buf)
     }
@@ -233,12 +302,23 @@ impl ImageSource for DockerArchiveSource {
             return Ok(Box::new(std::io::Cursor::new(self.manifest_raw.clone())));
         }
         let (off, size) = self.locate(d)?;
-        Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, self.open_at(off)?.take(size))))
+        Ok(Box::new(std::io::BufReader::with_capacity(
+            1 << 16,
+            self.open_at(off)?.take(size),
+        )))
     }
 
     fn read_blob_range(&self, d: &Descriptor, range: Range<u64>) -> Result<Vec<u8>> {
         let (off, size) = self.locate(d)?;
         let mut f = File::open(&self.file).map_err(|e| Error::io(&self.file, e))?;
-        read_range_from(&mut f, &self.file, off, size, range, &self.reference, &d.digest)
+        read_range_from(
+            &mut f,
+            &self.file,
+            off,
+            size,
+            range,
+            &self.reference,
+            &d.digest,
+        )
     }
 }

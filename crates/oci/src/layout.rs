@@ -17,9 +17,14 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// digest so a descriptor cannot point outside the layout.
 pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf> {
     if !is_sha256_digest(digest) {
-        return Err(Error::UnsupportedDigest { digest: digest.into() });
+        return Err(Error::UnsupportedDigest {
+            digest: digest.into(),
+        });
     }
-    Ok(dir.join("blobs").join("sha256").join(&digest["sha256:".len()..]))
+    Ok(dir
+        .join("blobs")
+        .join("sha256")
+        .join(&digest["sha256:".len()..]))
 }
 
 fn read_index(dir: &Path) -> Result<Index> {
@@ -39,11 +44,18 @@ impl OciLayoutSource {
     /// Open `oci:DIR[:TAG]`; fails early if `DIR/index.json` is unreadable.
     pub fn open(reference: ImageRef) -> Result<Self> {
         let ImageRef::OciLayout { dir, tag } = &reference else {
-            return Err(Error::InvalidReference { input: reference.to_string(), reason: "not an oci: reference".into() });
+            return Err(Error::InvalidReference {
+                input: reference.to_string(),
+                reason: "not an oci: reference".into(),
+            });
         };
         let (dir, tag) = (dir.clone(), tag.clone());
         read_index(&dir)?;
-        Ok(OciLayoutSource { reference, dir, tag })
+        Ok(OciLayoutSource {
+            reference,
+            dir,
+            tag,
+        })
     }
 
     /// The layout directory.
@@ -55,7 +67,10 @@ impl OciLayoutSource {
         let p = blob_path(&self.dir, &d.digest)?;
         File::open(&p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::BlobNotFound { image: self.reference.to_string(), digest: d.digest.clone() }
+                Error::BlobNotFound {
+                    image: self.reference.to_string(),
+                    digest: d.digest.clone(),
+                }
             } else {
                 Error::io(&p, e)
             }
@@ -72,16 +87,26 @@ impl ImageSource for OciLayoutSource {
         let index = read_index(&self.dir)?;
         let tag_of = |d: &Descriptor| d.annotations.get(ANNOTATION_REF_NAME).cloned();
         let root = match &self.tag {
-            Some(t) => index.manifests.iter().find(|d| tag_of(d).as_deref() == Some(t.as_str())),
+            Some(t) => index
+                .manifests
+                .iter()
+                .find(|d| tag_of(d).as_deref() == Some(t.as_str())),
             None if index.manifests.len() == 1 => index.manifests.first(),
             None => None,
         };
         let Some(root) = root.cloned() else {
             let tags: Vec<String> = index.manifests.iter().filter_map(tag_of).collect();
-            let tags = if tags.is_empty() { "none".to_string() } else { tags.join(", ") };
+            let tags = if tags.is_empty() {
+                "none".to_string()
+            } else {
+                tags.join(", ")
+            };
             let reason = match &self.tag {
                 Some(t) => format!("no manifest tagged {t:?} in index.json; tags: {tags}"),
-                None => format!("index.json has {} manifests: say which one with oci:DIR:TAG; tags: {tags}", index.manifests.len()),
+                None => format!(
+                    "index.json has {} manifests: say which one with oci:DIR:TAG; tags: {tags}",
+                    index.manifests.len()
+                ),
             };
             return Err(Error::bad_image(&self.reference, reason));
         };
@@ -106,7 +131,10 @@ impl ImageSource for OciLayoutSource {
     }
 
     fn open_blob(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>> {
-        Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, self.open_file(d)?)))
+        Ok(Box::new(std::io::BufReader::with_capacity(
+            1 << 16,
+            self.open_file(d)?,
+        )))
     }
 
     fn read_blob_range(&self, d: &Descriptor, range: Range<u64>) -> Result<Vec<u8>> {
@@ -132,9 +160,16 @@ pub(crate) fn read_range_from(
     digest: &str,
 ) -> Result<Vec<u8>> {
     if range.start > range.end || range.end > len {
-        return Err(Error::bad_image(image, format!("range {}..{} is outside blob {digest} of {len} bytes", range.start, range.end)));
+        return Err(Error::bad_image(
+            image,
+            format!(
+                "range {}..{} is outside blob {digest} of {len} bytes",
+                range.start, range.end
+            ),
+        ));
     }
-    f.seek(SeekFrom::Start(base + range.start)).map_err(|e| Error::io(path, e))?;
+    f.seek(SeekFrom::Start(base + range.start))
+        .map_err(|e| Error::io(path, e))?;
     let mut buf = vec![0u8; (range.end - range.start) as usize];
     f.read_exact(&mut buf).map_err(|e| Error::io(path, e))?;
     Ok(buf)
@@ -182,7 +217,11 @@ impl OciLayoutWriter {
         }
         let index = dir.join("index.json");
         if !index.exists() {
-            let empty = Index { schema_version: 2, media_type: spec::MEDIA_TYPE_OCI_INDEX.into(), ..Default::default() };
+            let empty = Index {
+                schema_version: 2,
+                media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
+                ..Default::default()
+            };
             write_atomic(&dir, &index, &spec::to_go_json(&empty))?;
         }
         Ok(OciLayoutWriter { dir })
@@ -228,12 +267,24 @@ impl OciLayoutWriter {
                     Ok(n)
                 }
             }
-            let (digest, n) = sha256_hex_of(Tee { r: reader, w: &mut f }).map_err(|e| Error::io(&tmp, e))?;
+            let (digest, n) = sha256_hex_of(Tee {
+                r: reader,
+                w: &mut f,
+            })
+            .map_err(|e| Error::io(&tmp, e))?;
             if digest != d.digest {
-                return Err(Error::DigestMismatch { what: format!("blob written to {}", self.dir.display()), expected: d.digest.clone(), actual: digest });
+                return Err(Error::DigestMismatch {
+                    what: format!("blob written to {}", self.dir.display()),
+                    expected: d.digest.clone(),
+                    actual: digest,
+                });
             }
             if d.size > 0 && n != d.size as u64 {
-                return Err(Error::SizeMismatch { what: format!("blob {}", d.digest), expected: d.size as u64, actual: n });
+                return Err(Error::SizeMismatch {
+                    what: format!("blob {}", d.digest),
+                    expected: d.size as u64,
+                    actual: n,
+                });
             }
             f.sync_all().map_err(|e| Error::io(&tmp, e))?;
             std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))
@@ -251,14 +302,20 @@ impl OciLayoutWriter {
 
     /// Replace `index.json` (written Go-canonical, atomically).
     pub fn write_index(&self, index: &Index) -> Result<()> {
-        write_atomic(&self.dir, &self.dir.join("index.json"), &spec::to_go_json(index))
+        write_atomic(
+            &self.dir,
+            &self.dir.join("index.json"),
+            &spec::to_go_json(index),
+        )
     }
 
     /// Point `tag` at `desc` in `index.json`: entries already carrying that tag
     /// are removed, `desc` is appended with the `ref.name` annotation.
     pub fn tag(&self, tag: &str, desc: &Descriptor) -> Result<()> {
         let mut index = self.index()?;
-        index.manifests.retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag));
+        index
+            .manifests
+            .retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag));
         let mut d = desc.clone();
         d.annotations.insert(ANNOTATION_REF_NAME.into(), tag.into());
         index.manifests.push(d);
@@ -270,9 +327,19 @@ impl OciLayoutWriter {
 
     /// Store a manifest (or index) byte-exact and tag it; returns its descriptor
     /// (without the tag annotation).
-    pub fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
+    pub fn put_manifest(
+        &self,
+        tag: Option<&str>,
+        raw: &[u8],
+        media_type: &str,
+    ) -> Result<Descriptor> {
         let digest = self.put_blob(raw)?;
-        let desc = Descriptor { media_type: media_type.into(), digest, size: raw.len() as i64, ..Default::default() };
+        let desc = Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size: raw.len() as i64,
+            ..Default::default()
+        };
         if let Some(t) = tag {
             self.tag(t, &desc)?;
         }

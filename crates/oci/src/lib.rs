@@ -38,4 +38,7 @@ pub use layout::{OciLayoutSource, OciLayoutWriter, ANNOTATION_REF_NAME};
 pub use platform::Platform;
 pub use reference::ImageRef;
 pub use registry::{Credentials, RegistryClient, RegistryOptions, RegistrySource, RegistryTarget};
-pub use source::{config_platform, open_source, select_manifests, verify_blob, ImageManifest, ImageSource, PlatformChoice, MAX_IN_MEMORY_BLOB};
+pub use source::{
+    config_platform, open_source, select_manifests, verify_blob, ImageManifest, ImageSource,
+    PlatformChoice, MAX_IN_MEMORY_BLOB,
+};

@@ -8,18 +8,59 @@ use std::fmt;
 use std::str::FromStr;
 
 const KNOWN_OS: &[&str] = &[
-    "aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux",
-    "nacl", "netbsd", "openbsd", "plan9", "solaris", "wasip1", "windows", "zos",
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "nacl",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
+    "zos",
 ];
 const KNOWN_ARCH: &[&str] = &[
-    "386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "ppc64", "ppc64le", "loong64",
-    "mips", "mipsle", "mips64", "mips64le", "mips64p32", "mips64p32le", "ppc", "riscv", "riscv64",
-    "s390", "s390x", "sparc", "sparc64", "wasm",
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "armbe",
+    "arm64",
+    "arm64be",
+    "ppc64",
+    "ppc64le",
+    "loong64",
+    "mips",
+    "mipsle",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "ppc",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
 ];
 
 fn normalize_os(os: &str) -> String {
     let os = os.to_ascii_lowercase();
-    if os == "macos" { "darwin".into() } else { os }
+    if os == "macos" {
+        "darwin".into()
+    } else {
+        os
+    }
 }
 
 /// containerd's `normalizeArch`.
@@ -28,9 +69,14 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
     let variant = variant.to_ascii_lowercase();
     match arch.as_str() {
         "i386" => ("386".into(), String::new()),
-        "x86_64" | "x86-64" | "amd64" => {
-            ("amd64".into(), if variant == "v1" { String::new() } else { variant })
-        }
+        "x86_64" | "x86-64" | "amd64" => (
+            "amd64".into(),
+            if variant == "v1" {
+                String::new()
+            } else {
+                variant
+            },
+        ),
         "aarch64" | "arm64" => {
             let v = match variant.as_str() {
                 "8" | "v8" | "v8.0" => String::new(),
@@ -77,14 +123,24 @@ impl Platform {
     /// containerd `platforms.DefaultSpec()`: e.g. linux/amd64, or linux/arm64/v8.
     pub fn host() -> Platform {
         let (os, arch, variant) = host_os_arch();
-        Platform { os: os.into(), architecture: arch.into(), variant: variant.into(), ..Default::default() }
+        Platform {
+            os: os.into(),
+            architecture: arch.into(),
+            variant: variant.into(),
+            ..Default::default()
+        }
     }
 
     /// containerd `platforms.Normalize`: lower case, `x86_64` → `amd64`,
     /// `aarch64` → `arm64`, arm64 `v8` → no variant, arm without variant → `v7`, …
     pub fn normalize(&self) -> Platform {
         let (architecture, variant) = normalize_arch(&self.architecture, &self.variant);
-        Platform { os: normalize_os(&self.os), architecture, variant, ..self.clone() }
+        Platform {
+            os: normalize_os(&self.os),
+            architecture,
+            variant,
+            ..self.clone()
+        }
     }
 
     /// containerd `platforms.OnlyStrict(self).Match(other)`: both sides normalised,
@@ -116,10 +172,20 @@ impl FromStr for Platform {
     type Err = Error;
 
     fn from_str(input: &str) -> Result<Platform> {
-        let bad = |reason: &str| Error::InvalidPlatform { input: input.into(), reason: reason.into() };
+        let bad = |reason: &str| Error::InvalidPlatform {
+            input: input.into(),
+            reason: reason.into(),
+        };
         let parts: Vec<&str> = input.split('/').collect();
-        if parts.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')) {
-            return Err(bad("expected os/arch[/variant] with non-empty alphanumeric parts"));
+        if parts.iter().any(|p| {
+            p.is_empty()
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        }) {
+            return Err(bad(
+                "expected os/arch[/variant] with non-empty alphanumeric parts",
+            ));
         }
         let mut p = Platform::default();
         match parts.as_slice() {
@@ -154,7 +220,11 @@ impl FromStr for Platform {
                     p.variant = "v8".into();
                 }
             }
-            _ => return Err(bad("too many '/'-separated parts (expected os/arch[/variant])")),
+            _ => {
+                return Err(bad(
+                    "too many '/'-separated parts (expected os/arch[/variant])",
+                ))
+            }
         }
         Ok(p)
     }
@@ -163,8 +233,16 @@ impl FromStr for Platform {
 /// `os/arch[/variant]`, like containerd's `platforms.Format`.
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let os = if self.os.is_empty() { "unknown" } else { &self.os };
-        let arch = if self.architecture.is_empty() { "unknown" } else { &self.architecture };
+        let os = if self.os.is_empty() {
+            "unknown"
+        } else {
+            &self.os
+        };
+        let arch = if self.architecture.is_empty() {
+            "unknown"
+        } else {
+            &self.architecture
+        };
         write!(f, "{os}/{arch}")?;
         if !self.variant.is_empty() {
             write!(f, "/{}", self.variant)?;
@@ -196,7 +274,14 @@ mod tests {
         assert_eq!(p("linux").os, "linux");
         assert_eq!(p("linux").architecture, Platform::host().architecture);
         assert_eq!(p("arm64").os, Platform::host().os);
-        for bad in ["", "/", "linux/", "linux/amd64/v1/x", "nonsense", "linux/am d64"] {
+        for bad in [
+            "",
+            "/",
+            "linux/",
+            "linux/amd64/v1/x",
+            "nonsense",
+            "linux/am d64",
+        ] {
             let e = bad.parse::<Platform>().unwrap_err().to_string();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }
@@ -217,20 +302,47 @@ mod tests {
 
     #[test]
     fn strict_matching() {
-        let arm64v8 = Platform { os: "linux".into(), architecture: "arm64".into(), variant: "v8".into(), ..Default::default() };
-        let arm64 = Platform { os: "linux".into(), architecture: "arm64".into(), ..Default::default() };
+        let arm64v8 = Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: "v8".into(),
+            ..Default::default()
+        };
+        let arm64 = Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            ..Default::default()
+        };
         assert!(arm64v8.matches_strict(&arm64));
         assert!(arm64.matches_strict(&arm64v8));
-        assert!(p("linux/amd64").matches_strict(&Platform { os: "linux".into(), architecture: "x86_64".into(), ..Default::default() }));
+        assert!(p("linux/amd64").matches_strict(&Platform {
+            os: "linux".into(),
+            architecture: "x86_64".into(),
+            ..Default::default()
+        }));
         assert!(!p("linux/amd64").matches_strict(&arm64));
         assert!(!p("linux/amd64").matches_strict(&p("windows/amd64")));
         // Strict: no fallback from arm/v7 to arm/v6, nor amd64/v2 to amd64.
         assert!(!p("linux/arm/v7").matches_strict(&p("linux/arm/v6")));
         assert!(!p("linux/amd64/v2").matches_strict(&p("linux/amd64")));
-        assert!(p("linux/arm").matches_strict(&Platform { os: "linux".into(), architecture: "arm".into(), variant: "v7".into(), ..Default::default() }));
-        let unknown = Platform { os: "unknown".into(), architecture: "unknown".into(), ..Default::default() };
+        assert!(p("linux/arm").matches_strict(&Platform {
+            os: "linux".into(),
+            architecture: "arm".into(),
+            variant: "v7".into(),
+            ..Default::default()
+        }));
+        let unknown = Platform {
+            os: "unknown".into(),
+            architecture: "unknown".into(),
+            ..Default::default()
+        };
         assert!(unknown.is_unknown() && !p("linux/amd64").matches_strict(&unknown));
-        let win = |v: &str| Platform { os: "windows".into(), architecture: "amd64".into(), os_version: v.into(), ..Default::default() };
+        let win = |v: &str| Platform {
+            os: "windows".into(),
+            architecture: "amd64".into(),
+            os_version: v.into(),
+            ..Default::default()
+        };
         assert!(win("10.0.17763.1").matches_strict(&win("10.0.17763.5")));
         assert!(!win("10.0.17763.1").matches_strict(&win("10.0.20348.1")));
     }

@@ -26,17 +26,30 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ImageRef {
     /// An image in a registry. At least one of `tag` and `digest` is set.
-    Registry { registry: String, repository: String, tag: Option<String>, digest: Option<String> },
+    Registry {
+        registry: String,
+        repository: String,
+        tag: Option<String>,
+        digest: Option<String>,
+    },
     /// An OCI image layout directory, optionally with the tag
     /// (`org.opencontainers.image.ref.name`) naming the image in `index.json`.
     OciLayout { dir: PathBuf, tag: Option<String> },
     /// A `docker save` archive, optionally with the `RepoTags` entry naming the image.
-    DockerArchive { file: PathBuf, image: Option<String> },
+    DockerArchive {
+        file: PathBuf,
+        image: Option<String>,
+    },
 }
 
 impl ImageRef {
     /// A registry reference, validated.
-    pub fn registry(registry: &str, repository: &str, tag: Option<&str>, digest: Option<&str>) -> Result<ImageRef> {
+    pub fn registry(
+        registry: &str,
+        repository: &str,
+        tag: Option<&str>,
+        digest: Option<&str>,
+    ) -> Result<ImageRef> {
         let mut s = format!("{registry}/{repository}");
         if let Some(t) = tag {
             s = format!("{s}:{t}");
@@ -50,7 +63,11 @@ impl ImageRef {
     /// The `HOST/REPO` part of a registry reference.
     pub fn registry_name(&self) -> Option<String> {
         match self {
-            ImageRef::Registry { registry, repository, .. } => Some(format!("{registry}/{repository}")),
+            ImageRef::Registry {
+                registry,
+                repository,
+                ..
+            } => Some(format!("{registry}/{repository}")),
             _ => None,
         }
     }
@@ -58,12 +75,22 @@ impl ImageRef {
     /// The same registry repository with another tag and no digest.
     pub fn with_tag(&self, new_tag: &str) -> Result<ImageRef> {
         match self {
-            ImageRef::Registry { registry, repository, .. } => ImageRef::registry(registry, repository, Some(new_tag), None),
+            ImageRef::Registry {
+                registry,
+                repository,
+                ..
+            } => ImageRef::registry(registry, repository, Some(new_tag), None),
             ImageRef::OciLayout { dir, .. } => {
                 if !is_tag(new_tag) {
-                    return Err(Error::InvalidReference { input: new_tag.into(), reason: "not a valid tag".into() });
+                    return Err(Error::InvalidReference {
+                        input: new_tag.into(),
+                        reason: "not a valid tag".into(),
+                    });
                 }
-                Ok(ImageRef::OciLayout { dir: dir.clone(), tag: Some(new_tag.into()) })
+                Ok(ImageRef::OciLayout {
+                    dir: dir.clone(),
+                    tag: Some(new_tag.into()),
+                })
             }
             ImageRef::DockerArchive { .. } => Err(Error::InvalidReference {
                 input: self.to_string(),
@@ -74,7 +101,10 @@ impl ImageRef {
 }
 
 fn invalid(input: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidReference { input: input.into(), reason: reason.into() }
+    Error::InvalidReference {
+        input: input.into(),
+        reason: reason.into(),
+    }
 }
 
 /// distribution/reference `tag`: `[\w][\w.-]{0,127}`.
@@ -83,48 +113,43 @@ pub(crate) fn is_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-')
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-')
 }
 
 /// `sha256:` + 64 lower-case hex digits (the only algorithm we verify).
 pub(crate) fn is_sha256_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    })
 }
 
 /// distribution/reference path component: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
 fn is_path_component(c: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     let b = c.as_bytes();
-    if b.is_empty() || !b[0].is_ascii_lowercase() && !b[0].is_ascii_digit() {
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
         return false;
     }
-    let last = b[b.len() - 1];
-    if !last.is_ascii_lowercase() && !last.is_ascii_digit() {
-        return false;
-    }
+    // Split into separator runs between alphanumeric runs and check each.
     let mut i = 0;
     while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+        if alnum(b[i]) {
             i += 1;
             continue;
         }
-        // A separator run: ".", "_", "__" or "-"+.
         let start = i;
-        while i < b.len() && matches!(b[i], b'.' | b'_' | b'-') {
+        while i < b.len() && !alnum(b[i]) {
             i += 1;
         }
-        let sep = &c_slice(b, start, i);
-        let ok = *sep == "." || *sep == "_" || *sep == "__" || sep.bytes().all(|x| x == b'-');
-        if !ok {
+        let sep = &c[start..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
             return false;
         }
     }
     true
-}
-
-fn c_slice(b: &[u8], s: usize, e: usize) -> &str {
-    std::str::from_utf8(&b[s..e]).unwrap_or("")
 }
 
 fn looks_like_host(c: &str) -> bool {
@@ -138,7 +163,12 @@ fn valid_host(h: &str) -> bool {
                 if ip6.is_empty() || !ip6.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
                     return false;
                 }
-                (None, tail.strip_prefix(':').map(Some).unwrap_or(if tail.is_empty() { None } else { Some("") }))
+                (
+                    None,
+                    tail.strip_prefix(':')
+                        .map(Some)
+                        .unwrap_or(if tail.is_empty() { None } else { Some("") }),
+                )
             }
             None => return false,
         }
@@ -174,7 +204,10 @@ fn parse_registry(input: &str, s: &str) -> Result<ImageRef> {
     let (name_tag, digest) = match s.split_once('@') {
         Some((n, d)) => {
             if !is_sha256_digest(d) {
-                return Err(invalid(input, format!("digest {d:?} is not sha256:<64 lower-case hex digits>")));
+                return Err(invalid(
+                    input,
+                    format!("digest {d:?} is not sha256:<64 lower-case hex digits>"),
+                ));
             }
             (n, Some(d.to_string()))
         }
@@ -182,23 +215,35 @@ fn parse_registry(input: &str, s: &str) -> Result<ImageRef> {
     };
     // A tag follows the last ':' if that ':' is after the last '/' (else it is a port).
     let (name, tag) = match name_tag.rfind(':') {
-        Some(i) if i > name_tag.rfind('/').unwrap_or(0) => (&name_tag[..i], Some(name_tag[i + 1..].to_string())),
+        Some(i) if i > name_tag.rfind('/').unwrap_or(0) => {
+            (&name_tag[..i], Some(name_tag[i + 1..].to_string()))
+        }
         _ => (name_tag, None),
     };
     if let Some(t) = &tag {
         if !is_tag(t) {
-            return Err(invalid(input, format!("tag {t:?} is not valid (letters, digits, '_', '.', '-'; at most 128)")));
+            return Err(invalid(
+                input,
+                format!("tag {t:?} is not valid (letters, digits, '_', '.', '-'; at most 128)"),
+            ));
         }
     }
     let Some((host, repository)) = name.split_once('/').filter(|(h, _)| looks_like_host(h)) else {
-        let suggestion = if name.contains('/') { format!("docker.io/{name_tag}") } else { format!("docker.io/library/{name_tag}") };
+        let suggestion = if name.contains('/') {
+            format!("docker.io/{name_tag}")
+        } else {
+            format!("docker.io/library/{name_tag}")
+        };
         return Err(invalid(
             input,
             format!("no registry host; soci-rs never picks a registry implicitly, write it in full, e.g. {suggestion:?}"),
         ));
     };
     if !valid_host(host) {
-        return Err(invalid(input, format!("registry host {host:?} is not a valid host[:port]")));
+        return Err(invalid(
+            input,
+            format!("registry host {host:?} is not a valid host[:port]"),
+        ));
     }
     if repository.is_empty() || !repository.split('/').all(is_path_component) {
         return Err(invalid(
@@ -209,8 +254,23 @@ fn parse_registry(input: &str, s: &str) -> Result<ImageRef> {
     if repository.len() + host.len() + 1 > 255 {
         return Err(invalid(input, "repository name longer than 255 characters"));
     }
-    let tag = if tag.is_none() && digest.is_none() { Some("latest".to_string()) } else { tag };
-    Ok(ImageRef::Registry { registry: host.to_string(), repository: repository.to_string(), tag, digest })
+    let tag = if tag.is_none() && digest.is_none() {
+        Some("latest".to_string())
+    } else {
+        tag
+    };
+    // Docker Hub's official images live under `library/`.
+    let repository = if host == "docker.io" && !repository.contains('/') {
+        format!("library/{repository}")
+    } else {
+        repository.to_string()
+    };
+    Ok(ImageRef::Registry {
+        registry: host.to_string(),
+        repository,
+        tag,
+        digest,
+    })
 }
 
 impl FromStr for ImageRef {
@@ -223,13 +283,16 @@ impl FromStr for ImageRef {
         if let Some(rest) = input.strip_prefix("oci:") {
             let (dir, tag) = match rest.rsplit_once(':') {
                 Some((d, t)) if is_tag(t) && !d.is_empty() => (d, Some(t.to_string())),
-                Some((_, t)) if t.is_empty() => return Err(invalid(input, "empty tag after ':'")),
+                Some((_, "")) => return Err(invalid(input, "empty tag after ':'")),
                 _ => (rest, None),
             };
             if dir.is_empty() {
                 return Err(invalid(input, "missing directory after 'oci:'"));
             }
-            return Ok(ImageRef::OciLayout { dir: PathBuf::from(dir), tag });
+            return Ok(ImageRef::OciLayout {
+                dir: PathBuf::from(dir),
+                tag,
+            });
         }
         if let Some(rest) = input.strip_prefix("docker-archive:") {
             let (file, image) = match rest.split_once(':') {
@@ -242,18 +305,44 @@ impl FromStr for ImageRef {
             let image = match image {
                 None => None,
                 Some(i) => match parse_registry(input, i) {
-                    Ok(_) => Some(if i.rsplit_once(':').is_some_and(|(_, t)| !t.contains('/')) { i.to_string() } else { format!("{i}:latest") }),
+                    Ok(_) => Some(
+                        if i.rsplit_once(':').is_some_and(|(_, t)| !t.contains('/')) {
+                            i.to_string()
+                        } else {
+                            format!("{i}:latest")
+                        },
+                    ),
                     // Docker Hub short names are normal in RepoTags ("busybox:latest").
-                    Err(_) if i.split_once(':').is_none_or(|(_, t)| is_tag(t)) && !i.contains('@') && !i.is_empty() => {
-                        Some(if i.contains(':') { i.to_string() } else { format!("{i}:latest") })
+                    Err(_)
+                        if i.split_once(':').is_none_or(|(_, t)| is_tag(t))
+                            && !i.contains('@')
+                            && !i.is_empty() =>
+                    {
+                        Some(if i.contains(':') {
+                            i.to_string()
+                        } else {
+                            format!("{i}:latest")
+                        })
                     }
                     Err(e) => return Err(e),
                 },
             };
-            return Ok(ImageRef::DockerArchive { file: PathBuf::from(file), image });
+            return Ok(ImageRef::DockerArchive {
+                file: PathBuf::from(file),
+                image,
+            });
         }
         if let Some((transport, _)) = input.split_once(':') {
-            if ["dir", "oci-archive", "docker-daemon", "containers-storage", "ostree", "sif"].contains(&transport) {
+            if [
+                "dir",
+                "oci-archive",
+                "docker-daemon",
+                "containers-storage",
+                "ostree",
+                "sif",
+            ]
+            .contains(&transport)
+            {
                 return Err(invalid(input, format!("transport {transport:?} is not supported (use docker://, oci: or docker-archive:)")));
             }
         }
@@ -264,8 +353,16 @@ impl FromStr for ImageRef {
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ImageRef::Registry { registry, repository, tag, digest } => {
-                if registry == "oci" || registry == "docker-archive" || registry.starts_with("oci:") || registry.starts_with("docker-archive:") {
+            ImageRef::Registry {
+                registry,
+                repository,
+                tag,
+                digest,
+            } => {
+                if registry == "oci"
+                    || registry.starts_with("oci:")
+                    || registry.starts_with("docker-archive:")
+                {
                     write!(f, "docker://")?;
                 }
                 write!(f, "{registry}/{repository}")?;
@@ -302,7 +399,12 @@ mod tests {
     const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn reg(r: &str, repo: &str, tag: Option<&str>, digest: Option<&str>) -> ImageRef {
-        ImageRef::Registry { registry: r.into(), repository: repo.into(), tag: tag.map(Into::into), digest: digest.map(Into::into) }
+        ImageRef::Registry {
+            registry: r.into(),
+            repository: repo.into(),
+            tag: tag.map(Into::into),
+            digest: digest.map(Into::into),
+        }
     }
 
     #[test]
@@ -310,27 +412,119 @@ mod tests {
         let dd = format!("127.0.0.1:5000/a/b@{D}");
         let td = format!("docker://ghcr.io/o/r:v1@{D}");
         let cases: Vec<(&str, ImageRef, &str)> = vec![
-            ("docker://127.0.0.1:5000/repo:tag", reg("127.0.0.1:5000", "repo", Some("tag"), None), "127.0.0.1:5000/repo:tag"),
-            ("127.0.0.1:5000/repo", reg("127.0.0.1:5000", "repo", Some("latest"), None), "127.0.0.1:5000/repo:latest"),
-            ("localhost/a/b-c_d.e:1.0", reg("localhost", "a/b-c_d.e", Some("1.0"), None), "localhost/a/b-c_d.e:1.0"),
-            ("public.ecr.aws/soci-workshop-examples/ffmpeg:latest", reg("public.ecr.aws", "soci-workshop-examples/ffmpeg", Some("latest"), None), "public.ecr.aws/soci-workshop-examples/ffmpeg:latest"),
+            (
+                "docker://127.0.0.1:5000/repo:tag",
+                reg("127.0.0.1:5000", "repo", Some("tag"), None),
+                "127.0.0.1:5000/repo:tag",
+            ),
+            (
+                "127.0.0.1:5000/repo",
+                reg("127.0.0.1:5000", "repo", Some("latest"), None),
+                "127.0.0.1:5000/repo:latest",
+            ),
+            (
+                "localhost/a/b-c_d.e:1.0",
+                reg("localhost", "a/b-c_d.e", Some("1.0"), None),
+                "localhost/a/b-c_d.e:1.0",
+            ),
+            (
+                "localhost/a__b/c---d",
+                reg("localhost", "a__b/c---d", Some("latest"), None),
+                "localhost/a__b/c---d:latest",
+            ),
+            (
+                "public.ecr.aws/soci-workshop-examples/ffmpeg:latest",
+                reg(
+                    "public.ecr.aws",
+                    "soci-workshop-examples/ffmpeg",
+                    Some("latest"),
+                    None,
+                ),
+                "public.ecr.aws/soci-workshop-examples/ffmpeg:latest",
+            ),
             (&dd, reg("127.0.0.1:5000", "a/b", None, Some(D)), &dd),
             (&td, reg("ghcr.io", "o/r", Some("v1"), Some(D)), &td[9..]),
-            ("docker://oci:5000/x:y", reg("oci:5000", "x", Some("y"), None), "docker://oci:5000/x:y"),
-            ("[::1]:5000/x", reg("[::1]:5000", "x", Some("latest"), None), "[::1]:5000/x:latest"),
-            ("oci:/tmp/layout", ImageRef::OciLayout { dir: "/tmp/layout".into(), tag: None }, "oci:/tmp/layout"),
-            ("oci:/tmp/layout:v1", ImageRef::OciLayout { dir: "/tmp/layout".into(), tag: Some("v1".into()) }, "oci:/tmp/layout:v1"),
-            ("oci:rel/a:b:v1", ImageRef::OciLayout { dir: "rel/a:b".into(), tag: Some("v1".into()) }, "oci:rel/a:b:v1"),
-            ("oci:/a:b/c", ImageRef::OciLayout { dir: "/a:b/c".into(), tag: None }, "oci:/a:b/c"),
-            ("docker-archive:/tmp/x.tar", ImageRef::DockerArchive { file: "/tmp/x.tar".into(), image: None }, "docker-archive:/tmp/x.tar"),
-            ("docker-archive:x.tar:busybox", ImageRef::DockerArchive { file: "x.tar".into(), image: Some("busybox:latest".into()) }, "docker-archive:x.tar:busybox:latest"),
-            ("docker-archive:x.tar:localhost:5000/a:v2", ImageRef::DockerArchive { file: "x.tar".into(), image: Some("localhost:5000/a:v2".into()) }, "docker-archive:x.tar:localhost:5000/a:v2"),
+            (
+                "docker.io/ubuntu:22.04",
+                reg("docker.io", "library/ubuntu", Some("22.04"), None),
+                "docker.io/library/ubuntu:22.04",
+            ),
+            (
+                "docker://oci:5000/x:y",
+                reg("oci:5000", "x", Some("y"), None),
+                "docker://oci:5000/x:y",
+            ),
+            (
+                "[::1]:5000/x",
+                reg("[::1]:5000", "x", Some("latest"), None),
+                "[::1]:5000/x:latest",
+            ),
+            (
+                "oci:/tmp/layout",
+                ImageRef::OciLayout {
+                    dir: "/tmp/layout".into(),
+                    tag: None,
+                },
+                "oci:/tmp/layout",
+            ),
+            (
+                "oci:/tmp/layout:v1",
+                ImageRef::OciLayout {
+                    dir: "/tmp/layout".into(),
+                    tag: Some("v1".into()),
+                },
+                "oci:/tmp/layout:v1",
+            ),
+            (
+                "oci:rel/a:b:v1",
+                ImageRef::OciLayout {
+                    dir: "rel/a:b".into(),
+                    tag: Some("v1".into()),
+                },
+                "oci:rel/a:b:v1",
+            ),
+            (
+                "oci:/a:b/c",
+                ImageRef::OciLayout {
+                    dir: "/a:b/c".into(),
+                    tag: None,
+                },
+                "oci:/a:b/c",
+            ),
+            (
+                "docker-archive:/tmp/x.tar",
+                ImageRef::DockerArchive {
+                    file: "/tmp/x.tar".into(),
+                    image: None,
+                },
+                "docker-archive:/tmp/x.tar",
+            ),
+            (
+                "docker-archive:x.tar:busybox",
+                ImageRef::DockerArchive {
+                    file: "x.tar".into(),
+                    image: Some("busybox:latest".into()),
+                },
+                "docker-archive:x.tar:busybox:latest",
+            ),
+            (
+                "docker-archive:x.tar:localhost:5000/a:v2",
+                ImageRef::DockerArchive {
+                    file: "x.tar".into(),
+                    image: Some("localhost:5000/a:v2".into()),
+                },
+                "docker-archive:x.tar:localhost:5000/a:v2",
+            ),
         ];
         for (input, want, shown) in cases {
             let got: ImageRef = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(got, want, "{input}");
             assert_eq!(got.to_string(), shown, "{input}");
-            assert_eq!(shown.parse::<ImageRef>().unwrap(), want, "round trip of {shown}");
+            assert_eq!(
+                shown.parse::<ImageRef>().unwrap(),
+                want,
+                "round trip of {shown}"
+            );
         }
     }
 
@@ -343,9 +537,15 @@ mod tests {
             ("127.0.0.1:5000/repo:ta g", "tag"),
             ("127.0.0.1:5000/repo:-x", "tag"),
             ("127.0.0.1:5000/repo@sha256:abc", "digest"),
-            ("127.0.0.1:5000/repo@md5:0123456789abcdef0123456789abcdef", "digest"),
+            (
+                "127.0.0.1:5000/repo@md5:0123456789abcdef0123456789abcdef",
+                "digest",
+            ),
             ("127.0.0.1:5000/", "repository"),
             ("127.0.0.1:5000/a//b", "repository"),
+            ("127.0.0.1:5000/a/b_", "repository"),
+            ("127.0.0.1:5000/a.-b", "repository"),
+            ("127.0.0.1:5000/a___b", "repository"),
             ("bad_host.io:x/repo", "host"),
             ("docker://", "empty"),
             ("oci:", "directory"),

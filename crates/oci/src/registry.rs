@@ -20,7 +20,9 @@ use crate::source::{check_small, sniff_media_type, verify_blob, ImageSource};
 use crate::spec::{self, Descriptor};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use oci_client::client::{BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::{
+    BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol,
+};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
@@ -99,14 +101,24 @@ pub struct RegistryClient {
 }
 
 fn reg_err(registry: &str, context: impl Into<String>, e: impl std::fmt::Display) -> Error {
-    Error::Registry { registry: registry.into(), context: context.into(), message: e.to_string() }
+    Error::Registry {
+        registry: registry.into(),
+        context: context.into(),
+        message: e.to_string(),
+    }
 }
 
 fn is_not_found(e: &OciDistributionError) -> bool {
     match e {
         OciDistributionError::ImageManifestNotFoundError(_) => true,
         OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
-            matches!(x.code, OciErrorCode::ManifestUnknown | OciErrorCode::BlobUnknown | OciErrorCode::NotFound | OciErrorCode::NameUnknown)
+            matches!(
+                x.code,
+                OciErrorCode::ManifestUnknown
+                    | OciErrorCode::BlobUnknown
+                    | OciErrorCode::NotFound
+                    | OciErrorCode::NameUnknown
+            )
         }),
         OciDistributionError::ServerError { code, .. } => *code == 404,
         _ => false,
@@ -117,34 +129,63 @@ impl RegistryClient {
     /// Connect (lazily: no request is made) to `registry` (`host[:port]`).
     pub fn new(registry: &str, opts: &RegistryOptions) -> Result<Arc<Self>> {
         let mut config = ClientConfig {
-            protocol: if opts.plain_http { ClientProtocol::Http } else { ClientProtocol::Https },
+            protocol: if opts.plain_http {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
             // A stalled connection must end in an error, not a hung build.
             connect_timeout: Some(CONNECT_TIMEOUT),
             read_timeout: Some(READ_TIMEOUT),
             ..Default::default()
         };
-        let mut http = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT);
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT);
         if let Some(ca) = &opts.tls_ca {
             let pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| reg_err(registry, format!("TLS CA {}", ca.display()), e))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| reg_err(registry, format!("TLS CA {}", ca.display()), e))?;
             http = http.add_root_certificate(cert);
-            config.extra_root_certificates.push(Certificate { encoding: CertificateEncoding::Pem, data: pem });
+            config.extra_root_certificates.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: pem,
+            });
         }
-        let client = Client::try_from(config).map_err(|e| reg_err(registry, "creating the client", e))?;
-        let http = http.build().map_err(|e| reg_err(registry, "creating the HTTP client", e))?;
+        let client =
+            Client::try_from(config).map_err(|e| reg_err(registry, "creating the client", e))?;
+        let http = http
+            .build()
+            .map_err(|e| reg_err(registry, "creating the HTTP client", e))?;
         let auth = match &opts.credentials {
             Credentials::Anonymous => RegistryAuth::Anonymous,
-            Credentials::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
+            Credentials::Basic { username, password } => {
+                RegistryAuth::Basic(username.clone(), password.clone())
+            }
             Credentials::DockerConfig => {
-                let key = if registry == "docker.io" || registry == "index.docker.io" { "https://index.docker.io/v1/" } else { registry };
+                let key = if registry == "docker.io" || registry == "index.docker.io" {
+                    "https://index.docker.io/v1/"
+                } else {
+                    registry
+                };
                 match docker_credential::get_credential(key) {
-                    Ok(docker_credential::DockerCredential::UsernamePassword(u, p)) => RegistryAuth::Basic(u, p),
-                    Ok(docker_credential::DockerCredential::IdentityToken(t)) => RegistryAuth::Bearer(t),
+                    Ok(docker_credential::DockerCredential::UsernamePassword(u, p)) => {
+                        RegistryAuth::Basic(u, p)
+                    }
+                    Ok(docker_credential::DockerCredential::IdentityToken(t)) => {
+                        RegistryAuth::Bearer(t)
+                    }
                     Err(_) => RegistryAuth::Anonymous,
                 }
             }
         };
-        let this = RegistryClient { registry: registry.into(), client, auth, http, plain_http: opts.plain_http };
+        let this = RegistryClient {
+            registry: registry.into(),
+            client,
+            auth,
+            http,
+            plain_http: opts.plain_http,
+        };
         let host = this.oci_ref("x", None, None).resolve_registry().to_string();
         runtime().block_on(this.client.store_auth_if_needed(&host, &this.auth));
         Ok(Arc::new(this))
@@ -156,10 +197,17 @@ impl RegistryClient {
 
     fn oci_ref(&self, repo: &str, tag: Option<&str>, digest: Option<&str>) -> Reference {
         match (tag, digest) {
-            (Some(t), Some(d)) => Reference::with_tag_and_digest(self.registry.clone(), repo.into(), t.into(), d.into()),
+            (Some(t), Some(d)) => Reference::with_tag_and_digest(
+                self.registry.clone(),
+                repo.into(),
+                t.into(),
+                d.into(),
+            ),
             (_, Some(d)) => Reference::with_digest(self.registry.clone(), repo.into(), d.into()),
             (Some(t), None) => Reference::with_tag(self.registry.clone(), repo.into(), t.into()),
-            (None, None) => Reference::with_tag(self.registry.clone(), repo.into(), "latest".into()),
+            (None, None) => {
+                Reference::with_tag(self.registry.clone(), repo.into(), "latest".into())
+            }
         }
     }
 
@@ -169,16 +217,26 @@ impl RegistryClient {
         } else if crate::reference::is_tag(reference) {
             Ok(self.oci_ref(repo, Some(reference), None))
         } else {
-            Err(Error::InvalidReference { input: reference.into(), reason: "neither a tag nor a sha256 digest".into() })
+            Err(Error::InvalidReference {
+                input: reference.into(),
+                reason: "neither a tag nor a sha256 digest".into(),
+            })
         }
     }
 
     /// The manifest `reference` (tag or digest) of `repo`: descriptor (media type
     /// from the document, digest verified when `reference` is a digest) and raw
     /// bytes; `None` if the registry says it does not exist.
-    pub fn get_manifest_raw(&self, repo: &str, reference: &str) -> Result<Option<(Descriptor, Vec<u8>)>> {
+    pub fn get_manifest_raw(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<(Descriptor, Vec<u8>)>> {
         let r = self.tag_or_digest_ref(repo, reference)?;
-        match runtime().block_on(self.client.pull_manifest_raw(&r, &self.auth, ACCEPT_MANIFESTS)) {
+        match runtime().block_on(
+            self.client
+                .pull_manifest_raw(&r, &self.auth, ACCEPT_MANIFESTS),
+        ) {
             Ok((body, digest)) => {
                 let raw = body.to_vec();
                 let desc = Descriptor {
@@ -188,22 +246,39 @@ impl RegistryClient {
                     ..Default::default()
                 };
                 if is_sha256_digest(reference) && desc.digest != reference {
-                    return Err(Error::DigestMismatch { what: format!("manifest {}/{repo}@{reference}", self.registry), expected: reference.into(), actual: desc.digest });
+                    return Err(Error::DigestMismatch {
+                        what: format!("manifest {}/{repo}@{reference}", self.registry),
+                        expected: reference.into(),
+                        actual: desc.digest,
+                    });
                 }
                 if digest != desc.digest && is_sha256_digest(&digest) {
-                    return Err(Error::DigestMismatch { what: format!("manifest {}/{repo}:{reference} (Docker-Content-Digest)", self.registry), expected: digest, actual: desc.digest });
+                    return Err(Error::DigestMismatch {
+                        what: format!(
+                            "manifest {}/{repo}:{reference} (Docker-Content-Digest)",
+                            self.registry
+                        ),
+                        expected: digest,
+                        actual: desc.digest,
+                    });
                 }
                 Ok(Some((desc, raw)))
             }
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(reg_err(&self.registry, format!("GET manifest {repo}:{reference}"), e)),
+            Err(e) => Err(reg_err(
+                &self.registry,
+                format!("GET manifest {repo}:{reference}"),
+                e,
+            )),
         }
     }
 
     /// Whether blob `digest` exists in `repo` (HEAD).
     pub fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
         let r = self.oci_ref(repo, None, None);
-        runtime().block_on(self.client.blob_exists(&r, digest)).map_err(|e| reg_err(&self.registry, format!("HEAD blob {repo}@{digest}"), e))
+        runtime()
+            .block_on(self.client.blob_exists(&r, digest))
+            .map_err(|e| reg_err(&self.registry, format!("HEAD blob {repo}@{digest}"), e))
     }
 
     /// Stream blob `digest` of `repo` through a bounded channel.
@@ -227,7 +302,10 @@ impl RegistryClient {
                 }
             }
         });
-        Ok(Box::new(ChannelReader { rx, cur: Bytes::new() }))
+        Ok(Box::new(ChannelReader {
+            rx,
+            cur: Bytes::new(),
+        }))
     }
 
     /// Bytes `range` of blob `digest` of `repo` (HTTP Range; a registry that
@@ -238,9 +316,18 @@ impl RegistryClient {
         }
         let r = self.oci_ref(repo, None, None);
         let len = range.end - range.start;
-        let ctx = || format!("GET blob {repo}@{digest} bytes {}..{}", range.start, range.end);
+        let ctx = || {
+            format!(
+                "GET blob {repo}@{digest} bytes {}..{}",
+                range.start, range.end
+            )
+        };
         runtime().block_on(async {
-            let resp = self.client.pull_blob_stream_partial(&r, digest, range.start, Some(len)).await.map_err(|e| reg_err(&self.registry, ctx(), e))?;
+            let resp = self
+                .client
+                .pull_blob_stream_partial(&r, digest, range.start, Some(len))
+                .await
+                .map_err(|e| reg_err(&self.registry, ctx(), e))?;
             let (mut stream, mut skip) = match resp {
                 BlobResponse::Partial(s) => (s, 0u64),
                 BlobResponse::Full(s) => (s, range.start),
@@ -260,7 +347,11 @@ impl RegistryClient {
                 }
             }
             if (out.len() as u64) < len {
-                return Err(reg_err(&self.registry, ctx(), format!("short read: got {} of {len} bytes", out.len())));
+                return Err(reg_err(
+                    &self.registry,
+                    ctx(),
+                    format!("short read: got {} of {len} bytes", out.len()),
+                ));
             }
             Ok(out)
         })
@@ -271,14 +362,21 @@ impl RegistryClient {
     pub fn push_blob(&self, repo: &str, bytes: &[u8], digest: &str) -> Result<bool> {
         let actual = spec::sha256_digest(bytes);
         if actual != digest {
-            return Err(Error::DigestMismatch { what: format!("blob to push to {}/{repo}", self.registry), expected: digest.into(), actual });
+            return Err(Error::DigestMismatch {
+                what: format!("blob to push to {}/{repo}", self.registry),
+                expected: digest.into(),
+                actual,
+            });
         }
         if self.blob_exists(repo, digest)? {
             return Ok(false);
         }
         let r = self.oci_ref(repo, None, None);
         runtime()
-            .block_on(self.client.push_blob(&r, Bytes::copy_from_slice(bytes), digest))
+            .block_on(
+                self.client
+                    .push_blob(&r, Bytes::copy_from_slice(bytes), digest),
+            )
             .map_err(|e| reg_err(&self.registry, format!("push blob {repo}@{digest}"), e))?;
         Ok(true)
     }
@@ -286,13 +384,23 @@ impl RegistryClient {
     /// Make blob `digest` available in `repo`: nothing if present, a
     /// cross-repository mount from `from_repo` if the registry allows, else an
     /// upload of `bytes`.
-    pub fn mount_or_push(&self, repo: &str, from_repo: &str, bytes: &[u8], digest: &str) -> Result<()> {
+    pub fn mount_or_push(
+        &self,
+        repo: &str,
+        from_repo: &str,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<()> {
         if self.blob_exists(repo, digest)? {
             return Ok(());
         }
         let r = self.oci_ref(repo, None, None);
         let src = self.oci_ref(from_repo, None, None);
-        if runtime().block_on(self.client.mount_blob(&r, &src, digest)).is_ok() && self.blob_exists(repo, digest)? {
+        if runtime()
+            .block_on(self.client.mount_blob(&r, &src, digest))
+            .is_ok()
+            && self.blob_exists(repo, digest)?
+        {
             return Ok(());
         }
         self.push_blob(repo, bytes, digest).map(|_| ())
@@ -300,18 +408,43 @@ impl RegistryClient {
 
     /// PUT `raw` as manifest `reference` (tag or digest) of `repo`, byte-exact,
     /// with Content-Type `media_type`. Returns its descriptor.
-    pub fn push_manifest(&self, repo: &str, reference: &str, raw: &[u8], media_type: &str) -> Result<Descriptor> {
+    pub fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        raw: &[u8],
+        media_type: &str,
+    ) -> Result<Descriptor> {
         let digest = spec::sha256_digest(raw);
         if is_sha256_digest(reference) && reference != digest {
-            return Err(Error::DigestMismatch { what: format!("manifest to push to {}/{repo}", self.registry), expected: reference.into(), actual: digest });
+            return Err(Error::DigestMismatch {
+                what: format!("manifest to push to {}/{repo}", self.registry),
+                expected: reference.into(),
+                actual: digest,
+            });
         }
         let r = self.tag_or_digest_ref(repo, reference)?;
-        let ct = reqwest::header::HeaderValue::from_str(media_type)
-            .map_err(|e| Error::InvalidReference { input: media_type.into(), reason: format!("not a valid media type: {e}") })?;
+        let ct = reqwest::header::HeaderValue::from_str(media_type).map_err(|e| {
+            Error::InvalidReference {
+                input: media_type.into(),
+                reason: format!("not a valid media type: {e}"),
+            }
+        })?;
         runtime()
             .block_on(self.client.push_manifest_raw(&r, raw.to_vec(), ct))
-            .map_err(|e| reg_err(&self.registry, format!("PUT manifest {repo}:{reference}"), e))?;
-        Ok(Descriptor { media_type: media_type.into(), digest, size: raw.len() as i64, ..Default::default() })
+            .map_err(|e| {
+                reg_err(
+                    &self.registry,
+                    format!("PUT manifest {repo}:{reference}"),
+                    e,
+                )
+            })?;
+        Ok(Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size: raw.len() as i64,
+            ..Default::default()
+        })
     }
 
     /// Probe `GET /v2/<repo>/referrers/<digest>`: `true` if the registry answers
@@ -320,26 +453,44 @@ impl RegistryClient {
     /// the `sha256-<hex>` fallback tag is the way to record referrers.
     pub fn referrers_api_supported(&self, repo: &str, digest: &str) -> Result<bool> {
         if !is_sha256_digest(digest) {
-            return Err(Error::UnsupportedDigest { digest: digest.into() });
+            return Err(Error::UnsupportedDigest {
+                digest: digest.into(),
+            });
         }
         let r = self.oci_ref(repo, None, Some(digest));
         let scheme = if self.plain_http { "http" } else { "https" };
-        let url = format!("{scheme}://{}/v2/{repo}/referrers/{digest}", r.resolve_registry());
+        let url = format!(
+            "{scheme}://{}/v2/{repo}/referrers/{digest}",
+            r.resolve_registry()
+        );
         let ctx = format!("GET {url}");
         runtime().block_on(async {
-            let token = self.client.auth(&r, &self.auth, RegistryOperation::Pull).await.map_err(|e| reg_err(&self.registry, &ctx, e))?;
-            let mut req = self.http.get(&url).header(reqwest::header::ACCEPT, spec::MEDIA_TYPE_OCI_INDEX);
+            let token = self
+                .client
+                .auth(&r, &self.auth, RegistryOperation::Pull)
+                .await
+                .map_err(|e| reg_err(&self.registry, &ctx, e))?;
+            let mut req = self
+                .http
+                .get(&url)
+                .header(reqwest::header::ACCEPT, spec::MEDIA_TYPE_OCI_INDEX);
             req = match (&token, &self.auth) {
                 (Some(t), _) => req.bearer_auth(t),
                 (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
                 (None, RegistryAuth::Bearer(t)) => req.bearer_auth(t),
                 (None, RegistryAuth::Anonymous) => req,
             };
-            let resp = req.send().await.map_err(|e| reg_err(&self.registry, &ctx, e))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| reg_err(&self.registry, &ctx, e))?;
             let status = resp.status().as_u16();
             match status {
                 200 => {
-                    let body = resp.bytes().await.map_err(|e| reg_err(&self.registry, &ctx, e))?;
+                    let body = resp
+                        .bytes()
+                        .await
+                        .map_err(|e| reg_err(&self.registry, &ctx, e))?;
                     let idx: std::result::Result<spec::Index, _> = serde_json::from_slice(&body);
                     Ok(idx.is_ok_and(|i| i.schema_version == 2))
                 }
@@ -380,7 +531,10 @@ pub struct RegistrySource {
 impl RegistrySource {
     pub fn new(reference: ImageRef, opts: &RegistryOptions) -> Result<Self> {
         let ImageRef::Registry { registry, .. } = &reference else {
-            return Err(Error::InvalidReference { input: reference.to_string(), reason: "not a registry reference".into() });
+            return Err(Error::InvalidReference {
+                input: reference.to_string(),
+                reason: "not a registry reference".into(),
+            });
         };
         let client = RegistryClient::new(registry, opts)?;
         Self::with_client(reference, client)
@@ -389,9 +543,16 @@ impl RegistrySource {
     /// Share a client (and its token cache) between sources of the same registry.
     pub fn with_client(reference: ImageRef, client: Arc<RegistryClient>) -> Result<Self> {
         let ImageRef::Registry { repository, .. } = &reference else {
-            return Err(Error::InvalidReference { input: reference.to_string(), reason: "not a registry reference".into() });
+            return Err(Error::InvalidReference {
+                input: reference.to_string(),
+                reason: "not a registry reference".into(),
+            });
         };
-        Ok(RegistrySource { repository: repository.clone(), reference, client })
+        Ok(RegistrySource {
+            repository: repository.clone(),
+            reference,
+            client,
+        })
     }
 
     pub fn client(&self) -> &Arc<RegistryClient> {
@@ -405,27 +566,41 @@ impl ImageSource for RegistrySource {
     }
 
     fn resolve_root(&self) -> Result<(Descriptor, Vec<u8>)> {
-        let ImageRef::Registry { tag, digest, .. } = &self.reference else { unreachable!("checked in new") };
+        let ImageRef::Registry { tag, digest, .. } = &self.reference else {
+            unreachable!("checked in new")
+        };
         let wanted = digest.as_deref().or(tag.as_deref()).unwrap_or("latest");
         match self.client.get_manifest_raw(&self.repository, wanted)? {
             Some(found) => Ok(found),
-            None => Err(Error::bad_image(&self.reference, "manifest not found in the registry")),
+            None => Err(Error::bad_image(
+                &self.reference,
+                "manifest not found in the registry",
+            )),
         }
     }
 
     fn fetch_blob(&self, d: &Descriptor) -> Result<Vec<u8>> {
         check_small(&self.reference, d)?;
-        let bytes = if crate::source::is_index_type(&d.media_type) || crate::source::is_manifest_type(&d.media_type) {
+        let bytes = if crate::source::is_index_type(&d.media_type)
+            || crate::source::is_manifest_type(&d.media_type)
+        {
             match self.client.get_manifest_raw(&self.repository, &d.digest)? {
                 Some((_, raw)) => raw,
-                None => return Err(Error::BlobNotFound { image: self.reference.to_string(), digest: d.digest.clone() }),
+                None => {
+                    return Err(Error::BlobNotFound {
+                        image: self.reference.to_string(),
+                        digest: d.digest.clone(),
+                    })
+                }
             }
         } else {
             let mut buf = Vec::new();
             self.open_blob(d)?
                 .take(crate::source::MAX_IN_MEMORY_BLOB + 1)
                 .read_to_end(&mut buf)
-                .map_err(|e| reg_err(self.client.registry(), format!("GET blob {}", d.digest), e))?;
+                .map_err(|e| {
+                    reg_err(self.client.registry(), format!("GET blob {}", d.digest), e)
+                })?;
             buf
         };
         verify_blob(&format!("{}: blob", self.reference), d, &bytes)?;
@@ -437,7 +612,8 @@ impl ImageSource for RegistrySource {
     }
 
     fn read_blob_range(&self, d: &Descriptor, range: Range<u64>) -> Result<Vec<u8>> {
-        self.client.read_blob_range(&self.repository, &d.digest, range)
+        self.client
+            .read_blob_range(&self.repository, &d.digest, range)
     }
 }
 
@@ -449,7 +625,9 @@ pub struct RegistryTarget {
 
 impl RegistryTarget {
     pub fn new(registry: &str, opts: &RegistryOptions) -> Result<Self> {
-        Ok(RegistryTarget { client: RegistryClient::new(registry, opts)? })
+        Ok(RegistryTarget {
+            client: RegistryClient::new(registry, opts)?,
+        })
     }
 
     pub fn with_client(client: Arc<RegistryClient>) -> Self {
@@ -466,12 +644,24 @@ impl RegistryTarget {
     }
 
     /// See [`RegistryClient::mount_or_push`].
-    pub fn mount_or_push(&self, repo: &str, from_repo: &str, bytes: &[u8], digest: &str) -> Result<()> {
+    pub fn mount_or_push(
+        &self,
+        repo: &str,
+        from_repo: &str,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<()> {
         self.client.mount_or_push(repo, from_repo, bytes, digest)
     }
 
     /// See [`RegistryClient::push_manifest`].
-    pub fn push_manifest(&self, repo: &str, reference: &str, raw: &[u8], media_type: &str) -> Result<Descriptor> {
+    pub fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        raw: &[u8],
+        media_type: &str,
+    ) -> Result<Descriptor> {
         self.client.push_manifest(repo, reference, raw, media_type)
     }
 
@@ -481,7 +671,11 @@ impl RegistryTarget {
     }
 
     /// See [`RegistryClient::get_manifest_raw`].
-    pub fn get_manifest_raw(&self, repo: &str, reference: &str) -> Result<Option<(Descriptor, Vec<u8>)>> {
+    pub fn get_manifest_raw(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<(Descriptor, Vec<u8>)>> {
         self.client.get_manifest_raw(repo, reference)
     }
 

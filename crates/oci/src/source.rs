@@ -30,6 +30,18 @@ pub trait ImageSource: Send + Sync {
 
     /// Bytes `range` of a blob (not verified: a range cannot be).
     fn read_blob_range(&self, d: &Descriptor, range: Range<u64>) -> Result<Vec<u8>>;
+
+    /// A manifest or index by digest, verified (registries serve manifests on
+    /// their own endpoint; layouts and archives keep them as blobs).
+    fn fetch_manifest(&self, d: &Descriptor) -> Result<Vec<u8>> {
+        self.fetch_blob(d)
+    }
+
+    /// The referrers of a manifest (registry: referrers API, else the
+    /// `sha256-<hex>` fallback tag index); `None` where the source has no such thing.
+    fn referrers(&self, _manifest_digest: &str) -> Result<Option<Vec<Descriptor>>> {
+        Ok(None)
+    }
 }
 
 /// One platform's image manifest, chosen by [`select_manifests`].
@@ -112,38 +124,67 @@ pub(crate) fn sha256_hex_of(mut r: impl Read) -> std::io::Result<(String, u64)> 
 /// Check `bytes` against descriptor `d` (digest and, when known, size).
 pub fn verify_blob(what: &str, d: &Descriptor, bytes: &[u8]) -> Result<()> {
     if !crate::reference::is_sha256_digest(&d.digest) {
-        return Err(Error::UnsupportedDigest { digest: d.digest.clone() });
+        return Err(Error::UnsupportedDigest {
+            digest: d.digest.clone(),
+        });
     }
     let actual = spec::sha256_digest(bytes);
     if actual != d.digest {
-        return Err(Error::DigestMismatch { what: what.into(), expected: d.digest.clone(), actual });
+        return Err(Error::DigestMismatch {
+            what: what.into(),
+            expected: d.digest.clone(),
+            actual,
+        });
     }
     if d.size > 0 && d.size as u64 != bytes.len() as u64 {
-        return Err(Error::SizeMismatch { what: what.into(), expected: d.size as u64, actual: bytes.len() as u64 });
+        return Err(Error::SizeMismatch {
+            what: what.into(),
+            expected: d.size as u64,
+            actual: bytes.len() as u64,
+        });
     }
     Ok(())
 }
 
 pub(crate) fn check_small(image: &ImageRef, d: &Descriptor) -> Result<()> {
     if d.size as u64 > MAX_IN_MEMORY_BLOB {
-        return Err(Error::BlobTooLarge { image: image.to_string(), digest: d.digest.clone(), size: d.size as u64, limit: MAX_IN_MEMORY_BLOB });
+        return Err(Error::BlobTooLarge {
+            image: image.to_string(),
+            digest: d.digest.clone(),
+            size: d.size as u64,
+            limit: MAX_IN_MEMORY_BLOB,
+        });
     }
     Ok(())
 }
 
 /// Open any [`ImageRef`] with the registry options used for registry references.
-pub fn open_source(r: &ImageRef, opts: &crate::registry::RegistryOptions) -> Result<Box<dyn ImageSource>> {
+pub fn open_source(
+    r: &ImageRef,
+    opts: &crate::registry::RegistryOptions,
+) -> Result<Box<dyn ImageSource>> {
     Ok(match r {
-        ImageRef::Registry { .. } => Box::new(crate::registry::RegistrySource::new(r.clone(), opts)?),
+        ImageRef::Registry { .. } => {
+            Box::new(crate::registry::RegistrySource::new(r.clone(), opts)?)
+        }
         ImageRef::OciLayout { .. } => Box::new(crate::layout::OciLayoutSource::open(r.clone())?),
-        ImageRef::DockerArchive { .. } => Box::new(crate::archive::DockerArchiveSource::open(r.clone())?),
+        ImageRef::DockerArchive { .. } => {
+            Box::new(crate::archive::DockerArchiveSource::open(r.clone())?)
+        }
     })
 }
 
 fn parse_manifest(image: &ImageRef, d: &Descriptor, raw: &[u8]) -> Result<Manifest> {
-    let m: Manifest = serde_json::from_slice(raw).map_err(|e| Error::json(format!("{image}: manifest {}", d.digest), e))?;
+    let m: Manifest = serde_json::from_slice(raw)
+        .map_err(|e| Error::json(format!("{image}: manifest {}", d.digest), e))?;
     if m.schema_version != 2 {
-        return Err(Error::bad_image(image, format!("manifest {}: schemaVersion {} is not supported", d.digest, m.schema_version)));
+        return Err(Error::bad_image(
+            image,
+            format!(
+                "manifest {}: schemaVersion {} is not supported",
+                d.digest, m.schema_version
+            ),
+        ));
     }
     Ok(m)
 }
@@ -152,8 +193,12 @@ fn parse_manifest(image: &ImageRef, d: &Descriptor, raw: &[u8]) -> Result<Manife
 /// `os.version`, `os.features`).
 pub fn config_platform(source: &dyn ImageSource, manifest: &Manifest) -> Result<Platform> {
     let raw = source.fetch_blob(&manifest.config)?;
-    let p: Platform = serde_json::from_slice(&raw)
-        .map_err(|e| Error::json(format!("{}: config {}", source.reference(), manifest.config.digest), e))?;
+    let p: Platform = serde_json::from_slice(&raw).map_err(|e| {
+        Error::json(
+            format!("{}: config {}", source.reference(), manifest.config.digest),
+            e,
+        )
+    })?;
     Ok(p)
 }
 
@@ -163,10 +208,17 @@ pub fn config_platform(source: &dyn ImageSource, manifest: &Manifest) -> Result<
 /// platform is not `unknown` (deduplicated, index order), `List`/`Host` take for
 /// each wanted platform the first child that matches it strictly (containerd
 /// `OnlyStrict`), failing with the list of available platforms when none does.
-pub fn select_manifests(source: &dyn ImageSource, choice: &PlatformChoice) -> Result<Vec<ImageManifest>> {
+pub fn select_manifests(
+    source: &dyn ImageSource,
+    choice: &PlatformChoice,
+) -> Result<Vec<ImageManifest>> {
     let image = source.reference();
     let (root, raw) = source.resolve_root()?;
-    let mt = if root.media_type.is_empty() { sniff_media_type(&raw).unwrap_or_default() } else { root.media_type.clone() };
+    let mt = if root.media_type.is_empty() {
+        sniff_media_type(&raw).unwrap_or_default()
+    } else {
+        root.media_type.clone()
+    };
     if is_manifest_type(&mt) {
         let manifest = parse_manifest(image, &root, &raw)?;
         let platform = config_platform(source, &manifest)?.normalize();
@@ -177,12 +229,21 @@ pub fn select_manifests(source: &dyn ImageSource, choice: &PlatformChoice) -> Re
             platform: Some(platform.clone()),
             ..Default::default()
         };
-        return Ok(vec![ImageManifest { descriptor, manifest, raw, platform }]);
+        return Ok(vec![ImageManifest {
+            descriptor,
+            manifest,
+            raw,
+            platform,
+        }]);
     }
     if !is_index_type(&mt) {
-        return Err(Error::bad_image(image, format!("root {} has unsupported media type {mt:?}", root.digest)));
+        return Err(Error::bad_image(
+            image,
+            format!("root {} has unsupported media type {mt:?}", root.digest),
+        ));
     }
-    let index: Index = serde_json::from_slice(&raw).map_err(|e| Error::json(format!("{image}: index {}", root.digest), e))?;
+    let index: Index = serde_json::from_slice(&raw)
+        .map_err(|e| Error::json(format!("{image}: index {}", root.digest), e))?;
 
     // Children with their platform (read from the config when the index has none).
     let mut children: Vec<(Descriptor, Platform)> = Vec::new();
@@ -202,7 +263,11 @@ pub fn select_manifests(source: &dyn ImageSource, choice: &PlatformChoice) -> Re
     }
     let available = || {
         let v: Vec<String> = children.iter().map(|(_, p)| p.to_string()).collect();
-        if v.is_empty() { "none".to_string() } else { v.join(", ") }
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
     };
 
     let mut chosen: Vec<(Descriptor, Platform)> = Vec::new();
@@ -215,7 +280,11 @@ pub fn select_manifests(source: &dyn ImageSource, choice: &PlatformChoice) -> Re
                 chosen.push((d.clone(), p.clone()));
             }
             if chosen.is_empty() {
-                return Err(Error::PlatformNotFound { image: image.to_string(), wanted: "any".into(), available: available() });
+                return Err(Error::PlatformNotFound {
+                    image: image.to_string(),
+                    wanted: "any".into(),
+                    available: available(),
+                });
             }
         }
         PlatformChoice::List(_) | PlatformChoice::Host => {
@@ -230,7 +299,11 @@ pub fn select_manifests(source: &dyn ImageSource, choice: &PlatformChoice) -> Re
                 }
                 seen.push(w.clone());
                 let Some((d, p)) = children.iter().find(|(_, p)| w.matches_strict(p)) else {
-                    return Err(Error::PlatformNotFound { image: image.to_string(), wanted: w.to_string(), available: available() });
+                    return Err(Error::PlatformNotFound {
+                        image: image.to_string(),
+                        wanted: w.to_string(),
+                        available: available(),
+                    });
                 };
                 chosen.push((d.clone(), p.clone()));
             }
@@ -243,10 +316,16 @@ pub fn select_manifests(source: &dyn ImageSource, choice: &PlatformChoice) -> Re
             let raw = source.fetch_blob(&d)?;
             let manifest = parse_manifest(image, &d, &raw)?;
             if d.media_type.is_empty() {
-                d.media_type = sniff_media_type(&raw).unwrap_or_else(|| spec::MEDIA_TYPE_OCI_MANIFEST.into());
+                d.media_type =
+                    sniff_media_type(&raw).unwrap_or_else(|| spec::MEDIA_TYPE_OCI_MANIFEST.into());
             }
             d.platform = Some(platform.clone());
-            Ok(ImageManifest { descriptor: d, manifest, raw, platform })
+            Ok(ImageManifest {
+                descriptor: d,
+                manifest,
+                raw,
+                platform,
+            })
         })
         .collect()
 }

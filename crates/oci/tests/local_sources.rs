@@ -1,8 +1,8 @@
 //! OCI layout and docker-archive sources against fixtures built by soci-testkit.
 use soci_oci::spec::{self, Descriptor};
 use soci_oci::{
-    open_source, select_manifests, DockerArchiveSource, ImageRef, ImageSource, OciLayoutSource, OciLayoutWriter, Platform,
-    PlatformChoice, RegistryOptions,
+    open_source, select_manifests, DockerArchiveSource, ImageRef, ImageSource, OciLayoutSource,
+    OciLayoutWriter, Platform, PlatformChoice, RegistryOptions,
 };
 use soci_testkit::{make_docker_archive, make_multiplatform_layout, make_oci_layout};
 use std::io::Read;
@@ -37,7 +37,11 @@ fn oci_layout_resolves_and_streams() {
     assert_eq!(raw, fx.root.bytes);
 
     // Single-manifest image: used whatever the platform choice, platform from the config.
-    for choice in [PlatformChoice::Host, PlatformChoice::All, PlatformChoice::List(vec![p("linux/s390x")])] {
+    for choice in [
+        PlatformChoice::Host,
+        PlatformChoice::All,
+        PlatformChoice::List(vec![p("linux/s390x")]),
+    ] {
         let ms = select_manifests(&src, &choice).unwrap();
         assert_eq!(ms.len(), 1);
         assert_eq!(ms[0].platform, p("linux/amd64"));
@@ -56,29 +60,58 @@ fn oci_layout_resolves_and_streams() {
         let range = src.read_blob_range(d, 10..(d.size as u64 - 3)).unwrap();
         assert_eq!(range, &want.bytes[10..want.bytes.len() - 3]);
     }
-    assert_eq!(src.fetch_blob(&m.manifest.config).unwrap(), img.config.bytes);
+    assert_eq!(
+        src.fetch_blob(&m.manifest.config).unwrap(),
+        img.config.bytes
+    );
     // Out-of-range reads and digest mismatches are errors.
     let l0 = &m.manifest.layers[0];
     assert!(src.read_blob_range(l0, 0..(l0.size as u64 + 1)).is_err());
     let mut lying = m.manifest.config.clone();
     lying.digest = l0.digest.clone();
-    assert!(src.fetch_blob(&lying).unwrap_err().to_string().contains("size mismatch"));
-    let cfg_path = fx.dir.join("blobs/sha256").join(&m.manifest.config.digest[7..]);
+    assert!(src
+        .fetch_blob(&lying)
+        .unwrap_err()
+        .to_string()
+        .contains("size mismatch"));
+    let cfg_path = fx
+        .dir
+        .join("blobs/sha256")
+        .join(&m.manifest.config.digest[7..]);
     let mut corrupted = img.config.bytes.clone();
     corrupted[0] ^= 1;
     std::fs::write(&cfg_path, &corrupted).unwrap();
     let e = src.fetch_blob(&m.manifest.config).unwrap_err().to_string();
-    assert!(e.contains("digest mismatch") && e.contains(&m.manifest.config.digest), "{e}");
-    let missing = Descriptor { digest: format!("sha256:{}", "0".repeat(64)), size: 1, ..Default::default() };
+    assert!(
+        e.contains("digest mismatch") && e.contains(&m.manifest.config.digest),
+        "{e}"
+    );
+    let missing = Descriptor {
+        digest: format!("sha256:{}", "0".repeat(64)),
+        size: 1,
+        ..Default::default()
+    };
     assert!(src.open_blob(&missing).is_err());
 
     // Untagged reference: the single manifest of index.json; wrong tag: error naming the tags.
-    let untagged = OciLayoutSource::open(ImageRef::OciLayout { dir: fx.dir.clone(), tag: None }).unwrap();
+    let untagged = OciLayoutSource::open(ImageRef::OciLayout {
+        dir: fx.dir.clone(),
+        tag: None,
+    })
+    .unwrap();
     assert_eq!(untagged.resolve_root().unwrap().0.digest, fx.root.digest);
-    let wrong = OciLayoutSource::open(ImageRef::OciLayout { dir: fx.dir.clone(), tag: Some("nope".into()) }).unwrap();
+    let wrong = OciLayoutSource::open(ImageRef::OciLayout {
+        dir: fx.dir.clone(),
+        tag: Some("nope".into()),
+    })
+    .unwrap();
     let e = wrong.resolve_root().unwrap_err().to_string();
     assert!(e.contains("\"nope\"") && e.contains("v1"), "{e}");
-    assert!(OciLayoutSource::open(ImageRef::OciLayout { dir: tmp.path().join("absent"), tag: None }).is_err());
+    assert!(OciLayoutSource::open(ImageRef::OciLayout {
+        dir: tmp.path().join("absent"),
+        tag: None
+    })
+    .is_err());
 }
 
 #[test]
@@ -91,26 +124,49 @@ fn multiplatform_selection() {
 
     let all = select_manifests(&*src, &PlatformChoice::All).unwrap();
     let plats: Vec<String> = all.iter().map(|m| m.platform.to_string()).collect();
-    assert_eq!(plats, ["linux/amd64", "linux/arm64/v8"], "attestation skipped");
+    assert_eq!(
+        plats,
+        ["linux/amd64", "linux/arm64/v8"],
+        "attestation skipped"
+    );
     assert_eq!(all[0].descriptor.digest, fx.images[0].manifest.digest);
     assert_eq!(all[1].descriptor.digest, fx.images[1].manifest.digest);
     assert_eq!(all[1].raw, fx.images[1].manifest.bytes);
 
-    let arm = select_manifests(&*src, &PlatformChoice::List(vec![p("linux/arm64"), p("linux/aarch64/v8")])).unwrap();
+    let arm = select_manifests(
+        &*src,
+        &PlatformChoice::List(vec![p("linux/arm64"), p("linux/aarch64/v8")]),
+    )
+    .unwrap();
     assert_eq!(arm.len(), 1, "duplicates dropped");
     assert_eq!(arm[0].descriptor.digest, fx.images[1].manifest.digest);
     assert_eq!(arm[0].manifest.layers.len(), 4);
 
-    let both = select_manifests(&*src, &PlatformChoice::List(vec![p("linux/arm64"), p("linux/amd64")])).unwrap();
-    assert_eq!(both[0].descriptor.digest, fx.images[1].manifest.digest, "requested order");
+    let both = select_manifests(
+        &*src,
+        &PlatformChoice::List(vec![p("linux/arm64"), p("linux/amd64")]),
+    )
+    .unwrap();
+    assert_eq!(
+        both[0].descriptor.digest, fx.images[1].manifest.digest,
+        "requested order"
+    );
 
     let host = select_manifests(&*src, &PlatformChoice::Host);
     if Platform::host().matches_strict(&p("linux/amd64")) {
-        assert_eq!(host.unwrap()[0].descriptor.digest, fx.images[0].manifest.digest);
+        assert_eq!(
+            host.unwrap()[0].descriptor.digest,
+            fx.images[0].manifest.digest
+        );
     }
 
-    let e = select_manifests(&*src, &PlatformChoice::List(vec![p("linux/arm/v7")])).unwrap_err().to_string();
-    assert!(e.contains("linux/arm") && e.contains("linux/amd64, linux/arm64/v8, unknown/unknown"), "{e}");
+    let e = select_manifests(&*src, &PlatformChoice::List(vec![p("linux/arm/v7")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("linux/arm") && e.contains("linux/amd64, linux/arm64/v8, unknown/unknown"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -120,7 +176,9 @@ fn docker_archive_resolves_and_streams() {
     let file = tmp.path().join("saved.tar");
     let tars = make_docker_archive(&file, &fx.images[0], "example.com/app:1.0", true);
 
-    let r: ImageRef = format!("docker-archive:{}", file.display()).parse().unwrap();
+    let r: ImageRef = format!("docker-archive:{}", file.display())
+        .parse()
+        .unwrap();
     let src = DockerArchiveSource::open(r).unwrap();
     let (root, raw) = src.resolve_root().unwrap();
     assert_eq!(root.media_type, spec::MEDIA_TYPE_DOCKER_MANIFEST);
@@ -131,7 +189,10 @@ fn docker_archive_resolves_and_streams() {
     let m = &ms[0].manifest;
     assert_eq!(m.config.media_type, spec::MEDIA_TYPE_DOCKER_CONFIG);
     assert_eq!(m.config.digest, fx.images[0].config.digest);
-    assert_eq!(src.fetch_blob(&m.config).unwrap(), fx.images[0].config.bytes);
+    assert_eq!(
+        src.fetch_blob(&m.config).unwrap(),
+        fx.images[0].config.bytes
+    );
     assert_eq!(m.layers.len(), tars.len());
     for (d, tar) in m.layers.iter().zip(&tars) {
         assert_eq!(d.media_type, spec::MEDIA_TYPE_DOCKER_LAYER_TAR);
@@ -144,17 +205,34 @@ fn docker_archive_resolves_and_streams() {
     // The symlinked duplicate layer is the first layer.
     assert_eq!(m.layers[0].digest, m.layers[4].digest);
     // Also through open_source, selecting the image by its RepoTag.
-    let named = open_source(&format!("docker-archive:{}:example.com/app:1.0", file.display()).parse().unwrap(), &RegistryOptions::default()).unwrap();
+    let named = open_source(
+        &format!("docker-archive:{}:example.com/app:1.0", file.display())
+            .parse()
+            .unwrap(),
+        &RegistryOptions::default(),
+    )
+    .unwrap();
     assert_eq!(named.resolve_root().unwrap().0.digest, root.digest);
-    let e = open_source(&format!("docker-archive:{}:other:2", file.display()).parse().unwrap(), &RegistryOptions::default())
-        .err()
-        .unwrap()
-        .to_string();
+    let e = open_source(
+        &format!("docker-archive:{}:other:2", file.display())
+            .parse()
+            .unwrap(),
+        &RegistryOptions::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(e.contains("example.com/app:1.0"), "{e}");
     // Not an archive.
     let junk = tmp.path().join("junk.tar");
     std::fs::write(&junk, soci_testkit::fixture::make_tar(&[("x", b"y")])).unwrap();
-    let e = DockerArchiveSource::open(ImageRef::DockerArchive { file: junk, image: None }).err().unwrap().to_string();
+    let e = DockerArchiveSource::open(ImageRef::DockerArchive {
+        file: junk,
+        image: None,
+    })
+    .err()
+    .unwrap()
+    .to_string();
     assert!(e.contains("manifest.json"), "{e}");
 }
 
@@ -167,30 +245,49 @@ fn layout_writer_is_atomic_and_tags() {
     let src = OciLayoutSource::open(fx.oci_ref().parse().unwrap()).unwrap();
     let m = &select_manifests(&src, &PlatformChoice::All).unwrap()[0];
     for l in &m.manifest.layers {
-        w.put_blob_from_reader(l, src.open_blob(l).unwrap()).unwrap();
+        w.put_blob_from_reader(l, src.open_blob(l).unwrap())
+            .unwrap();
     }
     // A lying descriptor leaves nothing behind.
     let mut lying = m.manifest.layers[0].clone();
     lying.digest = format!("sha256:{}", "1".repeat(64));
-    assert!(w.put_blob_from_reader(&lying, src.open_blob(&m.manifest.layers[0]).unwrap()).is_err());
+    assert!(w
+        .put_blob_from_reader(&lying, src.open_blob(&m.manifest.layers[0]).unwrap())
+        .is_err());
     assert!(!w.has_blob(&lying.digest).unwrap());
-    let leftovers: Vec<_> = std::fs::read_dir(out.join("blobs/sha256")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(out.join("blobs/sha256"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .collect();
     assert!(leftovers.is_empty());
 
     let cfg = w.put_blob(&fx.images[0].config.bytes).unwrap();
     assert_eq!(cfg, fx.images[0].config.digest);
-    let d1 = w.put_manifest(Some("a"), &m.raw, &m.descriptor.media_type).unwrap();
-    w.put_manifest(Some("b"), &m.raw, &m.descriptor.media_type).unwrap();
-    w.put_manifest(Some("a"), &m.raw, &m.descriptor.media_type).unwrap();
+    let d1 = w
+        .put_manifest(Some("a"), &m.raw, &m.descriptor.media_type)
+        .unwrap();
+    w.put_manifest(Some("b"), &m.raw, &m.descriptor.media_type)
+        .unwrap();
+    w.put_manifest(Some("a"), &m.raw, &m.descriptor.media_type)
+        .unwrap();
     let idx = w.index().unwrap();
     assert_eq!(idx.manifests.len(), 2, "re-tagging replaces");
-    let read_back = OciLayoutSource::open(format!("oci:{}:a", out.display()).parse().unwrap()).unwrap();
+    let read_back =
+        OciLayoutSource::open(format!("oci:{}:a", out.display()).parse().unwrap()).unwrap();
     let (root, raw) = read_back.resolve_root().unwrap();
     assert_eq!((root.digest, raw), (d1.digest, m.raw.clone()));
     let again = select_manifests(&read_back, &PlatformChoice::Host).unwrap();
     assert_eq!(again[0].manifest, m.manifest);
     // No tag and two manifests: an error listing the tags.
-    let e = OciLayoutSource::open(ImageRef::OciLayout { dir: out.clone(), tag: None }).unwrap().resolve_root().unwrap_err().to_string();
+    let e = OciLayoutSource::open(ImageRef::OciLayout {
+        dir: out.clone(),
+        tag: None,
+    })
+    .unwrap()
+    .resolve_root()
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("a, b") || e.contains("b, a"), "{e}");
 }
 
@@ -203,7 +300,13 @@ fn docker_archive_written_by_skopeo() {
     // (Not digest-preserving: skopeo converts the manifest to Docker schema2.)
     let dst = format!("docker-archive:{}:example.com/app:v1", file.display());
     soci_testkit::skopeo(&["--insecure-policy", "copy", "--quiet", &fx.oci_ref(), &dst]).unwrap();
-    let src = open_source(&format!("docker-archive:{}", file.display()).parse().unwrap(), &RegistryOptions::default()).unwrap();
+    let src = open_source(
+        &format!("docker-archive:{}", file.display())
+            .parse()
+            .unwrap(),
+        &RegistryOptions::default(),
+    )
+    .unwrap();
     let ms = select_manifests(&*src, &PlatformChoice::Host).unwrap();
     assert_eq!(ms[0].platform, p("linux/amd64"));
     assert_eq!(ms[0].manifest.config.digest, fx.images[0].config.digest);
@@ -212,7 +315,12 @@ fn docker_archive_written_by_skopeo() {
         let (digest, bytes) = stream_sha256(&*src, d);
         assert_eq!(digest, d.digest);
         // skopeo stores layers uncompressed, as docker save does.
-        assert_eq!(d.media_type, spec::MEDIA_TYPE_DOCKER_LAYER_TAR, "{}", String::from_utf8_lossy(&bytes[..8.min(bytes.len())]));
+        assert_eq!(
+            d.media_type,
+            spec::MEDIA_TYPE_DOCKER_LAYER_TAR,
+            "{}",
+            String::from_utf8_lossy(&bytes[..8.min(bytes.len())])
+        );
         assert_eq!(&bytes, tar);
     }
 }
@@ -223,13 +331,29 @@ fn docker_archive_docker25_layout() {
     let fx = make_oci_layout(&tmp.path().join("img"), "v1");
     let file = tmp.path().join("d25.tar");
     soci_testkit::make_docker_archive_oci(&file, &fx, "app:v1");
-    let src = open_source(&format!("docker-archive:{}:app:v1", file.display()).parse().unwrap(), &RegistryOptions::default()).unwrap();
+    let src = open_source(
+        &format!("docker-archive:{}:app:v1", file.display())
+            .parse()
+            .unwrap(),
+        &RegistryOptions::default(),
+    )
+    .unwrap();
     let m = &select_manifests(&*src, &PlatformChoice::All).unwrap()[0];
     assert_eq!(m.manifest.config.digest, fx.images[0].config.digest);
-    let types: Vec<&str> = m.manifest.layers.iter().map(|l| l.media_type.as_str()).collect();
+    let types: Vec<&str> = m
+        .manifest
+        .layers
+        .iter()
+        .map(|l| l.media_type.as_str())
+        .collect();
     assert_eq!(
         types,
-        [spec::MEDIA_TYPE_DOCKER_LAYER_GZIP, spec::MEDIA_TYPE_DOCKER_LAYER_GZIP, spec::MEDIA_TYPE_DOCKER_LAYER_TAR, spec::MEDIA_TYPE_OCI_LAYER_ZSTD],
+        [
+            spec::MEDIA_TYPE_DOCKER_LAYER_GZIP,
+            spec::MEDIA_TYPE_DOCKER_LAYER_GZIP,
+            spec::MEDIA_TYPE_DOCKER_LAYER_TAR,
+            spec::MEDIA_TYPE_OCI_LAYER_ZSTD
+        ],
         "compression sniffed from the bytes"
     );
     for (d, want) in m.manifest.layers.iter().zip(&fx.images[0].layers) {
@@ -244,7 +368,11 @@ fn size_limit_and_index_without_platforms() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = make_multiplatform_layout(tmp.path(), "multi");
     let src = OciLayoutSource::open(fx.oci_ref().parse().unwrap()).unwrap();
-    let huge = Descriptor { digest: fx.images[0].layers[1].digest.clone(), size: 17 << 20, ..Default::default() };
+    let huge = Descriptor {
+        digest: fx.images[0].layers[1].digest.clone(),
+        size: 17 << 20,
+        ..Default::default()
+    };
     let e = src.fetch_blob(&huge).unwrap_err();
     assert!(matches!(e, soci_oci::Error::BlobTooLarge { .. }), "{e}");
     assert!(e.to_string().contains(&huge.digest));
@@ -254,11 +382,27 @@ fn size_limit_and_index_without_platforms() {
     let entries: Vec<Descriptor> = fx
         .images
         .iter()
-        .map(|i| Descriptor { media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(), digest: i.manifest.digest.clone(), size: i.manifest.size() as i64, ..Default::default() })
+        .map(|i| Descriptor {
+            media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
+            digest: i.manifest.digest.clone(),
+            size: i.manifest.size() as i64,
+            ..Default::default()
+        })
         .collect();
-    let index = spec::Index { schema_version: 2, media_type: spec::MEDIA_TYPE_OCI_INDEX.into(), manifests: entries, ..Default::default() };
-    w.put_manifest(Some("bare"), &spec::to_go_json(&index), spec::MEDIA_TYPE_OCI_INDEX).unwrap();
-    let src = OciLayoutSource::open(format!("oci:{}:bare", fx.dir.display()).parse().unwrap()).unwrap();
+    let index = spec::Index {
+        schema_version: 2,
+        media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
+        manifests: entries,
+        ..Default::default()
+    };
+    w.put_manifest(
+        Some("bare"),
+        &spec::to_go_json(&index),
+        spec::MEDIA_TYPE_OCI_INDEX,
+    )
+    .unwrap();
+    let src =
+        OciLayoutSource::open(format!("oci:{}:bare", fx.dir.display()).parse().unwrap()).unwrap();
     let arm = select_manifests(&src, &PlatformChoice::List(vec![p("linux/arm64")])).unwrap();
     assert_eq!(arm[0].descriptor.digest, fx.images[1].manifest.digest);
     assert_eq!(arm[0].platform.to_string(), "linux/arm64/v8");

@@ -1,12 +1,22 @@
 //! Against a real registry (Debian's docker-registry) and skopeo. These tests
 //! fail, not skip, when either is missing.
 use soci_oci::spec::{self, Descriptor, Manifest};
-use soci_oci::{select_manifests, Credentials, ImageRef, ImageSource, PlatformChoice, RegistryOptions, RegistrySource, RegistryTarget};
-use soci_testkit::{make_multiplatform_layout, make_oci_layout, skopeo_copy, skopeo_copy_all, skopeo_inspect_raw, Registry};
+use soci_oci::{
+    select_manifests, Credentials, ImageRef, ImageSource, PlatformChoice, RegistryOptions,
+    RegistrySource, RegistryTarget,
+};
+use soci_testkit::{
+    make_multiplatform_layout, make_oci_layout, skopeo_copy, skopeo_copy_all, skopeo_inspect_raw,
+    Registry,
+};
 use std::io::Read;
 
 fn opts() -> RegistryOptions {
-    RegistryOptions { credentials: Credentials::Anonymous, plain_http: true, tls_ca: None }
+    RegistryOptions {
+        credentials: Credentials::Anonymous,
+        plain_http: true,
+        tls_ca: None,
+    }
 }
 
 fn start() -> Registry {
@@ -18,12 +28,21 @@ fn pull_from_registry() {
     let reg = start();
     let tmp = tempfile::tempdir().unwrap();
     let fx = make_oci_layout(&tmp.path().join("img"), "v1");
-    skopeo_copy(&fx.oci_ref(), &format!("docker://{}/app/one:v1", reg.host())).unwrap();
+    skopeo_copy(
+        &fx.oci_ref(),
+        &format!("docker://{}/app/one:v1", reg.host()),
+    )
+    .unwrap();
 
-    let r: ImageRef = format!("docker://{}/app/one:v1", reg.host()).parse().unwrap();
+    let r: ImageRef = format!("docker://{}/app/one:v1", reg.host())
+        .parse()
+        .unwrap();
     let src = RegistrySource::new(r, &opts()).unwrap();
     let (root, raw) = src.resolve_root().unwrap();
-    assert_eq!(root.digest, fx.root.digest, "skopeo keeps the OCI manifest byte-exact");
+    assert_eq!(
+        root.digest, fx.root.digest,
+        "skopeo keeps the OCI manifest byte-exact"
+    );
     assert_eq!(raw, fx.root.bytes);
     let ms = select_manifests(&src, &PlatformChoice::Host).unwrap();
     assert_eq!(ms.len(), 1);
@@ -35,21 +54,47 @@ fn pull_from_registry() {
         assert_eq!(spec::sha256_digest(&bytes), d.digest);
         assert_eq!(bytes, want.bytes);
         let (a, b) = (d.size as u64 / 3, d.size as u64 / 3 * 2);
-        assert_eq!(src.read_blob_range(d, a..b).unwrap(), &want.bytes[a as usize..b as usize]);
+        assert_eq!(
+            src.read_blob_range(d, a..b).unwrap(),
+            &want.bytes[a as usize..b as usize]
+        );
     }
     // Byte range of the big layer, across chunk boundaries.
     let big = &ms[0].manifest.layers[1];
     let want = fx.blob(&big.digest);
-    assert_eq!(src.read_blob_range(big, 1..want.len() as u64).unwrap(), &want[1..]);
-    assert_eq!(src.fetch_blob(&ms[0].manifest.config).unwrap(), fx.images[0].config.bytes);
+    assert_eq!(
+        src.read_blob_range(big, 1..want.len() as u64).unwrap(),
+        &want[1..]
+    );
+    assert_eq!(
+        src.fetch_blob(&ms[0].manifest.config).unwrap(),
+        fx.images[0].config.bytes
+    );
 
     // Digest reference, and an unknown tag.
-    let by_digest: ImageRef = format!("{}/app/one@{}", reg.host(), fx.root.digest).parse().unwrap();
-    assert_eq!(RegistrySource::new(by_digest, &opts()).unwrap().resolve_root().unwrap().1, fx.root.bytes);
+    let by_digest: ImageRef = format!("{}/app/one@{}", reg.host(), fx.root.digest)
+        .parse()
+        .unwrap();
+    assert_eq!(
+        RegistrySource::new(by_digest, &opts())
+            .unwrap()
+            .resolve_root()
+            .unwrap()
+            .1,
+        fx.root.bytes
+    );
     let missing: ImageRef = format!("{}/app/one:nope", reg.host()).parse().unwrap();
-    let e = RegistrySource::new(missing, &opts()).unwrap().resolve_root().unwrap_err().to_string();
+    let e = RegistrySource::new(missing, &opts())
+        .unwrap()
+        .resolve_root()
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("nope") && e.contains("not found"), "{e}");
-    let absent_blob = Descriptor { digest: format!("sha256:{}", "0".repeat(64)), size: 5, ..Default::default() };
+    let absent_blob = Descriptor {
+        digest: format!("sha256:{}", "0".repeat(64)),
+        size: 5,
+        ..Default::default()
+    };
     assert!(src.open_blob(&absent_blob).is_err());
 
     // Dropping a reader half-way does not hang or leak the download.
@@ -65,11 +110,21 @@ fn pull_multiplatform_from_registry() {
     let reg = start();
     let tmp = tempfile::tempdir().unwrap();
     let fx = make_multiplatform_layout(tmp.path(), "multi");
-    skopeo_copy_all(&fx.oci_ref(), &format!("docker://{}/multi:latest", reg.host())).unwrap();
-    let src = RegistrySource::new(format!("{}/multi", reg.host()).parse().unwrap(), &opts()).unwrap();
+    skopeo_copy_all(
+        &fx.oci_ref(),
+        &format!("docker://{}/multi:latest", reg.host()),
+    )
+    .unwrap();
+    let src =
+        RegistrySource::new(format!("{}/multi", reg.host()).parse().unwrap(), &opts()).unwrap();
     assert_eq!(src.resolve_root().unwrap().0.digest, fx.root.digest);
     let all = select_manifests(&src, &PlatformChoice::All).unwrap();
-    assert_eq!(all.iter().map(|m| m.platform.to_string()).collect::<Vec<_>>(), ["linux/amd64", "linux/arm64/v8"]);
+    assert_eq!(
+        all.iter()
+            .map(|m| m.platform.to_string())
+            .collect::<Vec<_>>(),
+        ["linux/amd64", "linux/arm64/v8"]
+    );
     for (m, img) in all.iter().zip(&fx.images) {
         assert_eq!(m.raw, img.manifest.bytes);
         for d in &m.manifest.layers {
@@ -90,48 +145,101 @@ fn push_artifact_with_subject() {
     let target = RegistryTarget::new(&reg.host(), &opts()).unwrap();
     let blob = b"a ztoc, say".to_vec();
     let blob_digest = spec::sha256_digest(&blob);
-    assert!(target.push_blob("app", &blob, &blob_digest).unwrap(), "first push uploads");
-    assert!(!target.push_blob("app", &blob, &blob_digest).unwrap(), "second push skips (HEAD)");
-    assert!(target.push_blob("app", &blob, &format!("sha256:{}", "2".repeat(64))).is_err());
+    assert!(
+        target.push_blob("app", &blob, &blob_digest).unwrap(),
+        "first push uploads"
+    );
+    assert!(
+        !target.push_blob("app", &blob, &blob_digest).unwrap(),
+        "second push skips (HEAD)"
+    );
+    assert!(target
+        .push_blob("app", &blob, &format!("sha256:{}", "2".repeat(64)))
+        .is_err());
     let config = b"{}".to_vec();
     let config_digest = spec::sha256_digest(&config);
-    target.mount_or_push("app", "elsewhere", &config, &config_digest).unwrap();
+    target
+        .mount_or_push("app", "elsewhere", &config, &config_digest)
+        .unwrap();
     // Cross-repository mount into a new repository.
-    target.mount_or_push("other", "app", &blob, &blob_digest).unwrap();
+    target
+        .mount_or_push("other", "app", &blob, &blob_digest)
+        .unwrap();
     assert!(target.blob_exists("other", &blob_digest).unwrap());
 
     let manifest = Manifest {
         schema_version: 2,
         media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
         artifact_type: "application/vnd.amazon.soci.index.v1+json".into(),
-        config: Descriptor { media_type: "application/vnd.amazon.soci.index.v1+json".into(), digest: config_digest, size: 2, ..Default::default() },
+        config: Descriptor {
+            media_type: "application/vnd.amazon.soci.index.v1+json".into(),
+            digest: config_digest,
+            size: 2,
+            ..Default::default()
+        },
         layers: vec![Descriptor {
             media_type: "application/octet-stream".into(),
             digest: blob_digest.clone(),
             size: blob.len() as i64,
-            annotations: [("com.amazon.soci.image-layer-digest".to_string(), fx.images[0].layers[0].digest.clone())].into(),
+            annotations: [(
+                "com.amazon.soci.image-layer-digest".to_string(),
+                fx.images[0].layers[0].digest.clone(),
+            )]
+            .into(),
             ..Default::default()
         }],
-        subject: Some(Descriptor { media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(), digest: fx.root.digest.clone(), size: fx.root.size() as i64, ..Default::default() }),
-        annotations: [("com.amazon.soci.build-tool-identifier".to_string(), "soci-rs <test> & co".to_string())].into(),
+        subject: Some(Descriptor {
+            media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
+            digest: fx.root.digest.clone(),
+            size: fx.root.size() as i64,
+            ..Default::default()
+        }),
+        annotations: [(
+            "com.amazon.soci.build-tool-identifier".to_string(),
+            "soci-rs <test> & co".to_string(),
+        )]
+        .into(),
     };
     let raw = spec::to_go_json(&manifest);
-    let d = target.push_manifest("app", &spec::sha256_digest(&raw), &raw, spec::MEDIA_TYPE_OCI_MANIFEST).unwrap();
+    let d = target
+        .push_manifest(
+            "app",
+            &spec::sha256_digest(&raw),
+            &raw,
+            spec::MEDIA_TYPE_OCI_MANIFEST,
+        )
+        .unwrap();
     assert_eq!(d.digest, spec::sha256_digest(&raw));
     let got = skopeo_inspect_raw(&format!("docker://{}/app@{}", reg.host(), d.digest)).unwrap();
     assert_eq!(got, raw, "stored byte-exact");
     let (gd, graw) = target.get_manifest_raw("app", &d.digest).unwrap().unwrap();
-    assert_eq!((gd.digest.as_str(), gd.media_type.as_str(), graw), (d.digest.as_str(), spec::MEDIA_TYPE_OCI_MANIFEST, raw.clone()));
+    assert_eq!(
+        (gd.digest.as_str(), gd.media_type.as_str(), graw),
+        (
+            d.digest.as_str(),
+            spec::MEDIA_TYPE_OCI_MANIFEST,
+            raw.clone()
+        )
+    );
 
     // By tag as well; and a missing tag is None.
-    target.push_manifest("app", "soci-index", &raw, spec::MEDIA_TYPE_OCI_MANIFEST).unwrap();
-    assert_eq!(skopeo_inspect_raw(&format!("docker://{}/app:soci-index", reg.host())).unwrap(), raw);
+    target
+        .push_manifest("app", "soci-index", &raw, spec::MEDIA_TYPE_OCI_MANIFEST)
+        .unwrap();
+    assert_eq!(
+        skopeo_inspect_raw(&format!("docker://{}/app:soci-index", reg.host())).unwrap(),
+        raw
+    );
     assert!(target.get_manifest_raw("app", "absent").unwrap().is_none());
     // Pushing with a digest that is not the content's is refused before any request.
-    assert!(target.push_manifest("app", &fx.root.digest, &raw, spec::MEDIA_TYPE_OCI_MANIFEST).is_err());
+    assert!(target
+        .push_manifest("app", &fx.root.digest, &raw, spec::MEDIA_TYPE_OCI_MANIFEST)
+        .is_err());
 
     // docker-registry 2.8 has no referrers API.
-    assert!(!target.referrers_api_supported("app", &fx.root.digest).unwrap());
+    assert!(!target
+        .referrers_api_supported("app", &fx.root.digest)
+        .unwrap());
 }
 
 #[test]
@@ -145,7 +253,10 @@ fn registry_errors_are_clear() {
     let e = src.resolve_root().unwrap_err().to_string();
     assert!(e.contains(&host), "{e}");
     // A CA file that does not exist is reported, not silently ignored.
-    let bad = RegistryOptions { tls_ca: Some("/nonexistent/ca.pem".into()), ..opts() };
+    let bad = RegistryOptions {
+        tls_ca: Some("/nonexistent/ca.pem".into()),
+        ..opts()
+    };
     assert!(RegistrySource::new(format!("{host}/x:y").parse().unwrap(), &bad).is_err());
 }
 
@@ -155,10 +266,16 @@ fn referrers_api_detected() {
     let server = soci_testkit::ReferrersServer::start(index).unwrap();
     let target = RegistryTarget::new(&server.host(), &opts()).unwrap();
     let digest = format!("sha256:{}", "a".repeat(64));
-    assert!(target.referrers_api_supported("some/repo", &digest).unwrap());
+    assert!(target
+        .referrers_api_supported("some/repo", &digest)
+        .unwrap());
     // A 200 that is not an index does not count.
     let server = soci_testkit::ReferrersServer::start(b"not json".to_vec()).unwrap();
     let target = RegistryTarget::new(&server.host(), &opts()).unwrap();
-    assert!(!target.referrers_api_supported("some/repo", &digest).unwrap());
-    assert!(target.referrers_api_supported("some/repo", "sha256:short").is_err());
+    assert!(!target
+        .referrers_api_supported("some/repo", &digest)
+        .unwrap());
+    assert!(target
+        .referrers_api_supported("some/repo", "sha256:short")
+        .is_err());
 }

@@ -43,11 +43,22 @@ struct IndexDoc {
 }
 
 fn manifest_doc(config: Desc, layers: Vec<Desc>) -> Vec<u8> {
-    serde_json::to_vec(&ManifestDoc { schema_version: 2, media_type: OCI_MANIFEST, config, layers }).unwrap()
+    serde_json::to_vec(&ManifestDoc {
+        schema_version: 2,
+        media_type: OCI_MANIFEST,
+        config,
+        layers,
+    })
+    .unwrap()
 }
 
 fn index_doc(manifests: Vec<Desc>) -> Vec<u8> {
-    serde_json::to_vec(&IndexDoc { schema_version: 2, media_type: OCI_INDEX, manifests }).unwrap()
+    serde_json::to_vec(&IndexDoc {
+        schema_version: 2,
+        media_type: OCI_INDEX,
+        manifests,
+    })
+    .unwrap()
 }
 use sha2::Digest as _;
 use std::io::Write;
@@ -70,18 +81,35 @@ pub struct Blob {
 
 impl Blob {
     fn new(media_type: &str, bytes: Vec<u8>) -> Blob {
-        Blob { media_type: media_type.into(), digest: sha256(&bytes), bytes }
+        Blob {
+            media_type: media_type.into(),
+            digest: sha256(&bytes),
+            bytes,
+        }
     }
     pub fn size(&self) -> u64 {
         self.bytes.len() as u64
     }
     fn descriptor(&self) -> Desc {
-        Desc { media_type: self.media_type.clone(), digest: self.digest.clone(), size: self.size(), annotations: BTreeMap::new(), platform: None }
+        Desc {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size(),
+            annotations: BTreeMap::new(),
+            platform: None,
+        }
     }
 
-    fn descriptor_with(&self, annotations: &[(&str, &str)], platform: Option<serde_json::Value>) -> Desc {
+    fn descriptor_with(
+        &self,
+        annotations: &[(&str, &str)],
+        platform: Option<serde_json::Value>,
+    ) -> Desc {
         let mut d = self.descriptor();
-        d.annotations = annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        d.annotations = annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         d.platform = platform;
         d
     }
@@ -120,7 +148,8 @@ impl Fixture {
 
     /// A blob's bytes as stored in the layout.
     pub fn blob(&self, digest: &str) -> Vec<u8> {
-        std::fs::read(blob_path(&self.dir, digest)).unwrap_or_else(|e| panic!("blob {digest} in {}: {e}", self.dir.display()))
+        std::fs::read(blob_path(&self.dir, digest))
+            .unwrap_or_else(|e| panic!("blob {digest} in {}: {e}", self.dir.display()))
     }
 }
 
@@ -129,7 +158,8 @@ pub fn sha256(bytes: &[u8]) -> String {
 }
 
 fn blob_path(dir: &Path, digest: &str) -> PathBuf {
-    dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+    dir.join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
 }
 
 /// Deterministic pseudo-random bytes (xorshift), mixed with text so it compresses some.
@@ -168,7 +198,8 @@ pub fn make_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_mode(0o777);
             h.set_size(0);
-            b.append_link(&mut h, path, std::str::from_utf8(target).unwrap()).unwrap();
+            b.append_link(&mut h, path, std::str::from_utf8(target).unwrap())
+                .unwrap();
         } else {
             h.set_entry_type(tar::EntryType::Regular);
             h.set_mode(0o644);
@@ -180,7 +211,9 @@ pub fn make_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::new(6));
+    let mut e = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::new(6));
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
@@ -204,8 +237,16 @@ fn layers(seed: u64, with_zstd: bool) -> Vec<(Blob, Vec<u8>)> {
         ("etc/hello-link", b"->hello.txt"),
     ]);
     let data = pseudo_random(seed, 300_000);
-    let l2 = make_tar(&[("bin/", b""), ("bin/data", &data), ("bin/small", b"small file\n")]);
-    let l3 = make_tar(&[("usr/", b""), ("usr/share/", b""), ("usr/share/readme", b"an uncompressed layer\n")]);
+    let l2 = make_tar(&[
+        ("bin/", b""),
+        ("bin/data", &data),
+        ("bin/small", b"small file\n"),
+    ]);
+    let l3 = make_tar(&[
+        ("usr/", b""),
+        ("usr/share/", b""),
+        ("usr/share/readme", b"an uncompressed layer\n"),
+    ]);
     let zdata = pseudo_random(seed + 7, 50_000);
     let l4 = make_tar(&[("opt/", b""), ("opt/z.bin", &zdata)]);
     let mut v = vec![
@@ -219,7 +260,14 @@ fn layers(seed: u64, with_zstd: bool) -> Vec<(Blob, Vec<u8>)> {
     v
 }
 
-fn image(dir: &Path, os: &str, arch: &str, variant: &str, seed: u64, with_zstd: bool) -> FixtureImage {
+fn image(
+    dir: &Path,
+    os: &str,
+    arch: &str,
+    variant: &str,
+    seed: u64,
+    with_zstd: bool,
+) -> FixtureImage {
     let ls = layers(seed, with_zstd);
     let diff_ids: Vec<String> = ls.iter().map(|(_, t)| sha256(t)).collect();
     let mut config = json!({
@@ -233,21 +281,38 @@ fn image(dir: &Path, os: &str, arch: &str, variant: &str, seed: u64, with_zstd: 
         config["variant"] = json!(variant);
     }
     let config = Blob::new(OCI_CONFIG, serde_json::to_vec(&config).unwrap());
-    let manifest = manifest_doc(config.descriptor(), ls.iter().map(|(b, _)| b.descriptor()).collect());
+    let manifest = manifest_doc(
+        config.descriptor(),
+        ls.iter().map(|(b, _)| b.descriptor()).collect(),
+    );
     let manifest = Blob::new(OCI_MANIFEST, manifest);
     write_blob(dir, &config);
     write_blob(dir, &manifest);
     for (b, _) in &ls {
         write_blob(dir, b);
     }
-    let platform = if variant.is_empty() { format!("{os}/{arch}") } else { format!("{os}/{arch}/{variant}") };
+    let platform = if variant.is_empty() {
+        format!("{os}/{arch}")
+    } else {
+        format!("{os}/{arch}/{variant}")
+    };
     let (layers, layer_tars) = ls.into_iter().unzip();
-    FixtureImage { platform, manifest, config, layers, layer_tars }
+    FixtureImage {
+        platform,
+        manifest,
+        config,
+        layers,
+        layer_tars,
+    }
 }
 
 fn write_index_json(dir: &Path, root: &Blob, tag: &str) {
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let index = index_doc(vec![root.descriptor_with(&[("org.opencontainers.image.ref.name", tag)], None)]);
+    let index =
+        index_doc(vec![root.descriptor_with(
+            &[("org.opencontainers.image.ref.name", tag)],
+            None,
+        )]);
     std::fs::write(dir.join("index.json"), index).unwrap();
 }
 
@@ -262,7 +327,13 @@ pub fn make_oci_layout_opts(dir: &Path, tag: &str, with_zstd: bool) -> Fixture {
     std::fs::create_dir_all(dir).unwrap();
     let img = image(dir, "linux", "amd64", "", 1, with_zstd);
     write_index_json(dir, &img.manifest, tag);
-    Fixture { dir: dir.into(), tag: tag.into(), root: img.manifest.clone(), images: vec![img], extra_manifests: vec![] }
+    Fixture {
+        dir: dir.into(),
+        tag: tag.into(),
+        root: img.manifest.clone(),
+        images: vec![img],
+        extra_manifests: vec![],
+    }
 }
 
 /// An index (tagged `tag`) with linux/amd64, linux/arm64/v8 and an
@@ -272,32 +343,62 @@ pub fn make_multiplatform_layout(dir: &Path, tag: &str) -> Fixture {
     let amd = image(dir, "linux", "amd64", "", 1, true);
     let arm = image(dir, "linux", "arm64", "v8", 2, true);
     // Attestation as Docker buildx writes it.
-    let statement = Blob::new("application/vnd.in-toto+json", br#"{"_type":"https://in-toto.io/Statement/v0.1"}"#.to_vec());
+    let statement = Blob::new(
+        "application/vnd.in-toto+json",
+        br#"{"_type":"https://in-toto.io/Statement/v0.1"}"#.to_vec(),
+    );
     let att_config = Blob::new(OCI_CONFIG, br#"{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec());
-    let att = manifest_doc(att_config.descriptor(), vec![statement.descriptor_with(&[("in-toto.io/predicate-type", "https://slsa.dev/provenance/v0.2")], None)]);
+    let att = manifest_doc(
+        att_config.descriptor(),
+        vec![statement.descriptor_with(
+            &[(
+                "in-toto.io/predicate-type",
+                "https://slsa.dev/provenance/v0.2",
+            )],
+            None,
+        )],
+    );
     let att = Blob::new(OCI_MANIFEST, att);
     for b in [&statement, &att_config, &att] {
         write_blob(dir, b);
     }
     let index = index_doc(vec![
-        amd.manifest.descriptor_with(&[], Some(json!({"architecture": "amd64", "os": "linux"}))),
-        arm.manifest.descriptor_with(&[], Some(json!({"architecture": "arm64", "os": "linux", "variant": "v8"}))),
+        amd.manifest
+            .descriptor_with(&[], Some(json!({"architecture": "amd64", "os": "linux"}))),
+        arm.manifest.descriptor_with(
+            &[],
+            Some(json!({"architecture": "arm64", "os": "linux", "variant": "v8"})),
+        ),
         att.descriptor_with(
-            &[("vnd.docker.reference.digest", &amd.manifest.digest), ("vnd.docker.reference.type", "attestation-manifest")],
+            &[
+                ("vnd.docker.reference.digest", &amd.manifest.digest),
+                ("vnd.docker.reference.type", "attestation-manifest"),
+            ],
             Some(json!({"architecture": "unknown", "os": "unknown"})),
         ),
     ]);
     let index = Blob::new(OCI_INDEX, index);
     write_blob(dir, &index);
     write_index_json(dir, &index, tag);
-    Fixture { dir: dir.into(), tag: tag.into(), root: index, images: vec![amd, arm], extra_manifests: vec![att] }
+    Fixture {
+        dir: dir.into(),
+        tag: tag.into(),
+        root: index,
+        images: vec![amd, arm],
+        extra_manifests: vec![att],
+    }
 }
 
 /// Write a `docker save`-style archive of `img` at `path` (old layout:
 /// `<id>/layer.tar`; the uncompressed layer tars, with the last one repeated
 /// as a symlink to the first when `duplicate_layer`). Returns the archive's
 /// layer tars in manifest order.
-pub fn make_docker_archive(path: &Path, img: &FixtureImage, repo_tag: &str, duplicate_layer: bool) -> Vec<Vec<u8>> {
+pub fn make_docker_archive(
+    path: &Path,
+    img: &FixtureImage,
+    repo_tag: &str,
+    duplicate_layer: bool,
+) -> Vec<Vec<u8>> {
     let mut tars: Vec<Vec<u8>> = img.layer_tars.clone();
     let mut b = tar::Builder::new(Vec::new());
     let add = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
@@ -329,13 +430,22 @@ pub fn make_docker_archive(path: &Path, img: &FixtureImage, repo_tag: &str, dupl
         h.set_mode(0o777);
         h.set_size(0);
         h.set_entry_type(tar::EntryType::Symlink);
-        b.append_link(&mut h, format!("{id}/layer.tar"), format!("../{:064x}/layer.tar", 1)).unwrap();
+        b.append_link(
+            &mut h,
+            format!("{id}/layer.tar"),
+            format!("../{:064x}/layer.tar", 1),
+        )
+        .unwrap();
         layer_names.push(format!("{id}/layer.tar"));
         tars.push(tars[0].clone());
     }
     add(&mut b, &config_name, &img.config.bytes);
     let manifest = json!([{"Config": config_name, "RepoTags": [repo_tag], "Layers": layer_names}]);
-    add(&mut b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    add(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
     std::fs::write(path, b.into_inner().unwrap()).unwrap();
     tars
 }
@@ -356,13 +466,28 @@ pub fn make_docker_archive_oci(path: &Path, fx: &Fixture, repo_tag: &str) {
         h.set_entry_type(tar::EntryType::Regular);
         b.append_data(&mut h, name, data).unwrap();
     };
-    add(&mut b, "oci-layout", &std::fs::read(fx.dir.join("oci-layout")).unwrap());
-    add(&mut b, "index.json", &std::fs::read(fx.dir.join("index.json")).unwrap());
-    let mut names: Vec<_> = std::fs::read_dir(fx.dir.join("blobs/sha256")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    add(
+        &mut b,
+        "oci-layout",
+        &std::fs::read(fx.dir.join("oci-layout")).unwrap(),
+    );
+    add(
+        &mut b,
+        "index.json",
+        &std::fs::read(fx.dir.join("index.json")).unwrap(),
+    );
+    let mut names: Vec<_> = std::fs::read_dir(fx.dir.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     for n in names {
         let n = n.to_string_lossy().into_owned();
-        add(&mut b, &format!("blobs/sha256/{n}"), &std::fs::read(fx.dir.join("blobs/sha256").join(&n)).unwrap());
+        add(
+            &mut b,
+            &format!("blobs/sha256/{n}"),
+            &std::fs::read(fx.dir.join("blobs/sha256").join(&n)).unwrap(),
+        );
     }
     let blob = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
     let manifest = json!([{
@@ -370,6 +495,10 @@ pub fn make_docker_archive_oci(path: &Path, fx: &Fixture, repo_tag: &str) {
         "RepoTags": [repo_tag],
         "Layers": img.layers.iter().map(|l| blob(&l.digest)).collect::<Vec<_>>(),
     }]);
-    add(&mut b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    add(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
     std::fs::write(path, b.into_inner().unwrap()).unwrap();
 }

@@ -9,7 +9,10 @@ pub mod referrers;
 pub mod registry;
 pub mod skopeo;
 
-pub use fixture::{make_docker_archive, make_docker_archive_oci, make_multiplatform_layout, make_oci_layout, make_oci_layout_opts, Blob, Fixture, FixtureImage};
+pub use fixture::{
+    make_docker_archive, make_docker_archive_oci, make_multiplatform_layout, make_oci_layout,
+    make_oci_layout_opts, Blob, Fixture, FixtureImage,
+};
 pub use referrers::ReferrersServer;
 pub use registry::{Registry, RegistryConfig};
 pub use skopeo::{skopeo, skopeo_copy, skopeo_copy_all, skopeo_inspect_raw};

@@ -37,18 +37,34 @@ impl ReferrersServer {
                     h.clear();
                 }
                 let path = line.split_whitespace().nth(1).unwrap_or("");
-                let (status, ctype, body): (&str, &str, &[u8]) = if line.starts_with("GET ") && path == "/v2/" {
-                    ("200 OK", "application/json", b"{}")
-                } else if line.starts_with("GET ") && path.starts_with("/v2/") && path.contains("/referrers/sha256:") {
-                    ("200 OK", "application/vnd.oci.image.index.v1+json", &index_json)
-                } else {
-                    ("404 Not Found", "application/json", br#"{"errors":[{"code":"NOT_FOUND","message":"not found"}]}"#)
-                };
+                let (status, ctype, body): (&str, &str, &[u8]) =
+                    if line.starts_with("GET ") && path == "/v2/" {
+                        ("200 OK", "application/json", b"{}")
+                    } else if line.starts_with("GET ")
+                        && path.starts_with("/v2/")
+                        && path.contains("/referrers/sha256:")
+                    {
+                        (
+                            "200 OK",
+                            "application/vnd.oci.image.index.v1+json",
+                            &index_json,
+                        )
+                    } else {
+                        (
+                            "404 Not Found",
+                            "application/json",
+                            br#"{"errors":[{"code":"NOT_FOUND","message":"not found"}]}"#,
+                        )
+                    };
                 let _ = write!(conn, "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
                 let _ = conn.write_all(body);
             }
         });
-        Ok(ReferrersServer { addr, stop, thread: Some(thread) })
+        Ok(ReferrersServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     pub fn host(&self) -> String {

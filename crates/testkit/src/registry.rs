@@ -26,9 +26,14 @@ pub struct RegistryConfig {
 }
 
 fn run(cmd: &mut Command) -> std::io::Result<()> {
-    let out = cmd.output().map_err(|e| std::io::Error::new(e.kind(), format!("cannot run {cmd:?}: {e}")))?;
+    let out = cmd
+        .output()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot run {cmd:?}: {e}")))?;
     if !out.status.success() {
-        return Err(std::io::Error::other(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr))));
+        return Err(std::io::Error::other(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
     }
     Ok(())
 }
@@ -43,9 +48,50 @@ fn make_certs(dir: &Path) -> std::io::Result<()> {
         c.current_dir(dir).args(args);
         run(&mut c)
     };
-    o(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=soci-testkit CA"])?;
-    o(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"])?;
-    o(&["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext"])
+    o(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=soci-testkit CA",
+    ])?;
+    o(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ])?;
+    o(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ])
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -105,7 +151,10 @@ impl Registry {
         if let Some((user, password)) = &opts.basic_auth {
             let hash = bcrypt::hash(password, 4).map_err(std::io::Error::other)?;
             std::fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n"))?;
-            yml += &format!("auth:\n  htpasswd:\n    realm: soci-testkit\n    path: {}\n", dir.path().join("htpasswd").display());
+            yml += &format!(
+                "auth:\n  htpasswd:\n    realm: soci-testkit\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            );
         }
         std::fs::write(&config, yml)?;
         let log = std::fs::File::create(dir.path().join("registry.log"))?;
@@ -118,16 +167,30 @@ impl Registry {
             .spawn()
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
-                    std::io::Error::new(e.kind(), format!("`docker-registry` not found: {INSTALL_HINT}"))
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("`docker-registry` not found: {INSTALL_HINT}"),
+                    )
                 } else {
-                    std::io::Error::new(e.kind(), format!("cannot run docker-registry: {e}; {INSTALL_HINT}"))
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("cannot run docker-registry: {e}; {INSTALL_HINT}"),
+                    )
                 }
             })?;
-        let mut reg = Registry { child, addr, dir, tls: opts.tls };
+        let mut reg = Registry {
+            child,
+            addr,
+            dir,
+            tls: opts.tls,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = reg.child.try_wait()? {
-                return Err(std::io::Error::other(format!("docker-registry exited with {status}: {}", reg.log())));
+                return Err(std::io::Error::other(format!(
+                    "docker-registry exited with {status}: {}",
+                    reg.log()
+                )));
             }
             // Over TLS, accepting connections is the sign of life (the
             // certificates were loaded before the listener opened).
@@ -140,7 +203,10 @@ impl Registry {
                 return Ok(reg);
             }
             if Instant::now() > deadline {
-                return Err(std::io::Error::other(format!("docker-registry did not answer GET /v2/ on {addr} within 15 s: {}", reg.log())));
+                return Err(std::io::Error::other(format!(
+                    "docker-registry did not answer GET /v2/ on {addr} within 15 s: {}",
+                    reg.log()
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
