@@ -381,6 +381,112 @@ impl RegistryClient {
         Ok(true)
     }
 
+    /// Upload the blob `d` from `reader` into `repo` without holding it in
+    /// memory (chunked upload fed through a bounded channel), unless it is
+    /// already there. The bytes are hashed on the way: a reader that does not
+    /// produce `d`'s digest and size fails the upload. Returns `true` if uploaded.
+    pub fn push_blob_stream(
+        &self,
+        repo: &str,
+        d: &Descriptor,
+        mut reader: impl Read,
+    ) -> Result<bool> {
+        use sha2::Digest as _;
+        if !is_sha256_digest(&d.digest) {
+            return Err(Error::UnsupportedDigest {
+                digest: d.digest.clone(),
+            });
+        }
+        if self.blob_exists(repo, &d.digest)? {
+            return Ok(false);
+        }
+        if d.size == 0 {
+            let mut bytes = Vec::new();
+            reader
+                .read_to_end(&mut bytes)
+                .map_err(|e| reg_err(&self.registry, format!("reading blob {}", d.digest), e))?;
+            return self.push_blob(repo, &bytes, &d.digest);
+        }
+        let what = format!("blob {} pushed to {}/{repo}", d.digest, self.registry);
+        let (tx, rx) =
+            tokio::sync::mpsc::channel::<oci_client::errors::Result<Bytes>>(STREAM_CHANNEL_CHUNKS);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let client = self.client.clone();
+        let r = self.oci_ref(repo, None, None);
+        let digest = d.digest.clone();
+        let size = d.size as u64;
+        let upload = runtime().spawn(async move {
+            client
+                .push_blob_stream(&r, stream, &digest, Some(size))
+                .await
+        });
+
+        // Feed the upload from this thread; a failed send means it already ended.
+        let mut hasher = sha2::Sha256::new();
+        let mut sent = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut read_error = None;
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    sent += n as u64;
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(OciDistributionError::GenericError(Some(
+                        format!("reading {what}: {e}"),
+                    ))));
+                    read_error = Some(e);
+                    break;
+                }
+            }
+        }
+        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        // Content that does not match aborts the upload instead of committing it.
+        if read_error.is_none() && (actual != d.digest || sent != size) {
+            let _ = tx.blocking_send(Err(OciDistributionError::GenericError(Some(format!(
+                "{what}: content does not match"
+            )))));
+        }
+        drop(tx);
+        let result = runtime()
+            .block_on(upload)
+            .map_err(|e| reg_err(&self.registry, &what, e))?;
+        if let Some(e) = read_error {
+            return Err(reg_err(
+                &self.registry,
+                &what,
+                format!("reading the blob: {e}"),
+            ));
+        }
+        if actual != d.digest {
+            return Err(Error::DigestMismatch {
+                what,
+                expected: d.digest.clone(),
+                actual,
+            });
+        }
+        if sent != size {
+            return Err(Error::SizeMismatch {
+                what,
+                expected: size,
+                actual: sent,
+            });
+        }
+        result.map_err(|e| reg_err(&self.registry, &what, e))?;
+        Ok(true)
+    }
+
     /// Make blob `digest` available in `repo`: nothing if present, a
     /// cross-repository mount from `from_repo` if the registry allows, else an
     /// upload of `bytes`.
@@ -641,6 +747,11 @@ impl RegistryTarget {
     /// See [`RegistryClient::push_blob`].
     pub fn push_blob(&self, repo: &str, bytes: &[u8], digest: &str) -> Result<bool> {
         self.client.push_blob(repo, bytes, digest)
+    }
+
+    /// See [`RegistryClient::push_blob_stream`].
+    pub fn push_blob_stream(&self, repo: &str, d: &Descriptor, reader: impl Read) -> Result<bool> {
+        self.client.push_blob_stream(repo, d, reader)
     }
 
     /// See [`RegistryClient::mount_or_push`].

@@ -279,3 +279,58 @@ fn referrers_api_detected() {
         .referrers_api_supported("some/repo", "sha256:short")
         .is_err());
 }
+
+#[test]
+fn push_blob_streaming() {
+    let reg = start();
+    let target = RegistryTarget::new(&reg.host(), &opts()).unwrap();
+    // Larger than oci-client's chunk size, so several PATCH requests.
+    let data = soci_testkit::fixture::pseudo_random(42, 9 << 20);
+    let d = Descriptor {
+        media_type: spec::MEDIA_TYPE_OCI_LAYER_TAR.into(),
+        digest: spec::sha256_digest(&data),
+        size: data.len() as i64,
+        ..Default::default()
+    };
+    assert!(target.push_blob_stream("streamed", &d, &data[..]).unwrap());
+    assert!(
+        !target.push_blob_stream("streamed", &d, &data[..]).unwrap(),
+        "already there"
+    );
+    let src = RegistrySource::new(
+        format!("{}/streamed:x", reg.host()).parse().unwrap(),
+        &opts(),
+    )
+    .unwrap();
+    let mut back = Vec::new();
+    src.open_blob(&d).unwrap().read_to_end(&mut back).unwrap();
+    assert!(back == data, "round trip");
+
+    // A reader whose content does not match the descriptor leaves nothing behind.
+    let mut other = data.clone();
+    other[5_000_000] ^= 1;
+    let lying = Descriptor {
+        digest: spec::sha256_digest(&data[..1000]),
+        size: data.len() as i64,
+        ..d.clone()
+    };
+    let e = target
+        .push_blob_stream("streamed2", &lying, &other[..])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("digest mismatch"), "{e}");
+    assert!(!target.blob_exists("streamed2", &lying.digest).unwrap());
+    assert!(!target
+        .blob_exists("streamed2", &spec::sha256_digest(&other))
+        .unwrap());
+    // Empty blob.
+    let empty = Descriptor {
+        digest: spec::sha256_digest(b""),
+        size: 0,
+        ..Default::default()
+    };
+    target
+        .push_blob_stream("streamed", &empty, &b""[..])
+        .unwrap();
+    assert!(target.blob_exists("streamed", &empty.digest).unwrap());
+}
