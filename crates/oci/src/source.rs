@@ -52,6 +52,12 @@ pub struct ImageManifest {
     pub manifest: Manifest,
     /// The manifest's bytes as stored (what `descriptor.digest` is the digest of).
     pub raw: Vec<u8>,
+    /// The platform this manifest is built for, as Go `soci` records it on the
+    /// SOCI index descriptor: the requested platform as given (after
+    /// `os/arch[/variant]` parsing) for [`PlatformChoice::List`] and
+    /// [`PlatformChoice::Host`], the index entry's platform for
+    /// [`PlatformChoice::All`], and the normalised config platform for a
+    /// single-manifest image. (`descriptor.platform` is the index entry's own.)
     pub platform: Platform,
 }
 
@@ -270,14 +276,15 @@ pub fn select_manifests(
         }
     };
 
-    let mut chosen: Vec<(Descriptor, Platform)> = Vec::new();
+    // (index entry, its platform, build platform)
+    let mut chosen: Vec<(Descriptor, Platform, Platform)> = Vec::new();
     match choice {
         PlatformChoice::All => {
             for (d, p) in &children {
-                if p.is_unknown() || chosen.iter().any(|(_, q)| q.matches_strict(p)) {
+                if p.is_unknown() || chosen.iter().any(|(_, q, _)| q.matches_strict(p)) {
                     continue;
                 }
-                chosen.push((d.clone(), p.clone()));
+                chosen.push((d.clone(), p.clone(), p.clone()));
             }
             if chosen.is_empty() {
                 return Err(Error::PlatformNotFound {
@@ -305,21 +312,21 @@ pub fn select_manifests(
                         available: available(),
                     });
                 };
-                chosen.push((d.clone(), p.clone()));
+                chosen.push((d.clone(), p.clone(), w));
             }
         }
     }
 
     chosen
         .into_iter()
-        .map(|(mut d, platform)| {
+        .map(|(mut d, entry_platform, platform)| {
             let raw = source.fetch_blob(&d)?;
             let manifest = parse_manifest(image, &d, &raw)?;
             if d.media_type.is_empty() {
                 d.media_type =
                     sniff_media_type(&raw).unwrap_or_else(|| spec::MEDIA_TYPE_OCI_MANIFEST.into());
             }
-            d.platform = Some(platform.clone());
+            d.platform.get_or_insert(entry_platform);
             Ok(ImageManifest {
                 descriptor: d,
                 manifest,

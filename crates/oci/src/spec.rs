@@ -26,7 +26,6 @@ pub const MEDIA_TYPE_DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.root
 
 pub type Annotations = BTreeMap<String, String>;
 
-
 /// `ocispec.Platform`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct Platform {
@@ -34,7 +33,11 @@ pub struct Platform {
     pub architecture: String,
     #[serde(default)]
     pub os: String,
-    #[serde(rename = "os.version", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub os_version: String,
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
@@ -59,7 +62,11 @@ pub struct Descriptor {
     pub data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
-    #[serde(rename = "artifactType", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub artifact_type: String,
 }
 
@@ -68,9 +75,17 @@ pub struct Descriptor {
 pub struct Manifest {
     #[serde(rename = "schemaVersion")]
     pub schema_version: i64,
-    #[serde(rename = "mediaType", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "mediaType",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub media_type: String,
-    #[serde(rename = "artifactType", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub artifact_type: String,
     pub config: Descriptor,
     /// Go: `Layers []Descriptor json:"layers"` (no omitempty, but nil marshals as
@@ -88,9 +103,17 @@ pub struct Manifest {
 pub struct Index {
     #[serde(rename = "schemaVersion")]
     pub schema_version: i64,
-    #[serde(rename = "mediaType", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "mediaType",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub media_type: String,
-    #[serde(rename = "artifactType", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub artifact_type: String,
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
@@ -99,7 +122,6 @@ pub struct Index {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: Annotations,
 }
-
 
 /// Serialise like Go's `json.Marshal`: compact, then Go's HTML-safe escaping of
 /// `<`, `>`, `&`, U+2028 and U+2029 (serde_json leaves them raw; they can only
@@ -140,7 +162,8 @@ mod tests {
             media_type: MEDIA_TYPE_OCI_MANIFEST.into(),
             config: Descriptor {
                 media_type: "application/vnd.amazon.soci.index.v2+json".into(),
-                digest: "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a".into(),
+                digest: "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+                    .into(),
                 size: 2,
                 ..Default::default()
             },
@@ -161,7 +184,11 @@ mod tests {
             media_type: "m".into(),
             digest: "d".into(),
             size: 1,
-            platform: Some(Platform { architecture: "amd64".into(), os: "linux".into(), ..Default::default() }),
+            platform: Some(Platform {
+                architecture: "amd64".into(),
+                os: "linux".into(),
+                ..Default::default()
+            }),
             artifact_type: "t".into(),
             annotations: [("k".to_string(), "v".to_string())].into_iter().collect(),
             ..Default::default()

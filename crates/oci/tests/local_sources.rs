@@ -132,6 +132,7 @@ fn multiplatform_selection() {
     assert_eq!(all[0].descriptor.digest, fx.images[0].manifest.digest);
     assert_eq!(all[1].descriptor.digest, fx.images[1].manifest.digest);
     assert_eq!(all[1].raw, fx.images[1].manifest.bytes);
+    assert_eq!(all[1].platform, p("linux/arm64/v8"));
 
     let arm = select_manifests(
         &*src,
@@ -139,6 +140,12 @@ fn multiplatform_selection() {
     )
     .unwrap();
     assert_eq!(arm.len(), 1, "duplicates dropped");
+    assert_eq!(arm[0].platform, p("linux/arm64"), "build platform as given");
+    assert_eq!(
+        arm[0].descriptor.platform,
+        Some(p("linux/arm64/v8")),
+        "index entry's platform"
+    );
     assert_eq!(arm[0].descriptor.digest, fx.images[1].manifest.digest);
     assert_eq!(arm[0].manifest.layers.len(), 4);
 
@@ -405,5 +412,10 @@ fn size_limit_and_index_without_platforms() {
         OciLayoutSource::open(format!("oci:{}:bare", fx.dir.display()).parse().unwrap()).unwrap();
     let arm = select_manifests(&src, &PlatformChoice::List(vec![p("linux/arm64")])).unwrap();
     assert_eq!(arm[0].descriptor.digest, fx.images[1].manifest.digest);
-    assert_eq!(arm[0].platform.to_string(), "linux/arm64/v8");
+    assert_eq!(arm[0].platform.to_string(), "linux/arm64", "as requested");
+    assert_eq!(
+        arm[0].descriptor.platform.as_ref().unwrap().to_string(),
+        "linux/arm64/v8",
+        "from the config"
+    );
 }
