@@ -12,6 +12,10 @@ use std::ops::Range;
 pub const MAX_IN_MEMORY_BLOB: u64 = 16 << 20;
 
 /// Read access to one image. Implementations are cheap to share between threads.
+///
+/// All methods block. Call them from ordinary threads, not from inside a tokio
+/// runtime: the registry implementation drives its own runtime and its
+/// readers wait on a channel fed by it.
 pub trait ImageSource: Send + Sync {
     /// The reference this source was opened with.
     fn reference(&self) -> &ImageRef;
