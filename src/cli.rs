@@ -36,9 +36,205 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build the zTOCs and the SOCI index of an image; with --push or --dest,
+    /// put them next to the image.
+    #[command(after_help = CREATE_HELP)]
+    Create(CreateArgs),
+    /// Make a SOCI-enabled image (index manifest v2) at DST: the image plus its
+    /// SOCI index, as one image index. Same as `create SRC --dest DST`.
+    #[command(after_help = AFTER_HELP)]
+    Convert(ConvertArgs),
+    /// Push the SOCI index that `create` left in the local store next to the image.
+    #[command(after_help = AFTER_HELP)]
+    Push(PushArgs),
+    /// Prove an image's SOCI index works: every zTOC decodes, belongs to a layer of
+    /// the image, and matches the layer (checkpoints, span digests, file table).
+    /// Reads each layer once. Exit code 3 when something does not match.
+    #[command(after_help = AFTER_HELP)]
+    Verify(VerifyArgs),
+    /// SOCI indexes in the local store.
+    #[command(subcommand, after_help = AFTER_HELP)]
+    Index(IndexCommand),
     /// Work with zTOCs: the per-layer table of contents and checkpoints.
     #[command(subcommand, after_help = AFTER_HELP)]
     Ztoc(ZtocCommand),
+}
+
+const CREATE_HELP: &str = "\
+Image references:
+  docker://HOST/REPO:TAG, HOST/REPO[:TAG|@DIGEST]   an image in a registry
+  oci:DIR[:TAG]                                     an OCI image layout
+  docker-archive:FILE                               a `docker save` archive
+
+Examples:
+  soci create --plain-http 127.0.0.1:5000/app:1.0 --push
+  soci create oci:./image:latest --dest oci:./image-soci:latest
+  soci create --index-version v1 registry.example.com/app:1.0 --push
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)
+  3  `--verify` found a mismatch";
+
+/// How to reach registries and which platforms to use.
+#[derive(Debug, Clone, Args)]
+pub struct ImageArgs {
+    /// Platform to use, os/arch[/variant] (repeatable). Default: the host's; a
+    /// single-platform image is used whatever its platform.
+    #[arg(long, short = 'p', value_name = "PLATFORM")]
+    pub platform: Vec<String>,
+    /// Use every platform of a multi-platform image.
+    #[arg(long, conflicts_with = "platform")]
+    pub all_platforms: bool,
+    /// Talk plain HTTP to the registry (local registries).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Trust this extra CA certificate (PEM) for registry TLS.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Registry user name (password from --password-stdin). Default: credentials
+    /// from $DOCKER_CONFIG/config.json, else anonymous.
+    #[arg(long, short = 'u')]
+    pub username: Option<String>,
+    /// Read the registry password from standard input.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// The local store (an OCI image layout plus an artifacts database).
+    /// Default: $XDG_DATA_HOME/soci-rs or ~/.local/share/soci-rs.
+    #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
+    pub store: Option<PathBuf>,
+    /// Layers processed at the same time. Default: the number of CPUs.
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum IndexVersionArg {
+    /// Index manifest v2: linked from a SOCI-enabled image index (Fargate, current snapshotters).
+    V2,
+    /// Legacy index manifest v1: found through the referrers API / fallback tag.
+    V1,
+}
+
+/// What to build (the reference's build flags).
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// Uncompressed bytes between checkpoints.
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = parse_span_size)]
+    pub span_size: u64,
+    /// Layers smaller than this (compressed bytes) get no zTOC and are pulled whole.
+    #[arg(long, default_value_t = 10 * 1024 * 1024, value_parser = parse_size)]
+    pub min_layer_size: u64,
+    /// Optimisations: `xattr` marks layers without extended attributes so the
+    /// snapshotter skips xattr lookups.
+    #[arg(long, value_parser = ["xattr"])]
+    pub optimizations: Vec<String>,
+    /// A file to prefetch when the container starts (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub prefetch_file: Vec<String>,
+    /// A JSON file with an array of paths to prefetch.
+    #[arg(long, value_name = "FILE")]
+    pub prefetch_files_json: Option<PathBuf>,
+    /// Rebuild zTOCs even when the local store has them.
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    /// SOCI index manifest version.
+    #[arg(long, value_enum, default_value_t = IndexVersionArg::V2)]
+    pub index_version: IndexVersionArg,
+    /// The build tool identifier written into zTOCs and the index.
+    #[arg(long, default_value = "AWS SOCI CLI v0.2")]
+    pub build_tool_identifier: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The image to index.
+    pub source: String,
+    /// Push the result next to the image in its registry (v2: re-tag the image as
+    /// a SOCI-enabled image index; v1: referrers).
+    #[arg(long, conflicts_with = "dest")]
+    pub push: bool,
+    /// Put the SOCI-enabled image here (a registry tag or oci:DIR[:TAG]).
+    #[arg(long, value_name = "DST")]
+    pub dest: Option<String>,
+    /// Verify the index against the image right after building it.
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    #[command(flatten)]
+    pub image: ImageArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    pub source: String,
+    /// A tagged registry reference or oci:DIR[:TAG].
+    pub dest: String,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    #[command(flatten)]
+    pub image: ImageArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    pub source: String,
+    /// Where to push (default: the source's tag).
+    #[arg(long, value_name = "DST")]
+    pub dest: Option<String>,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    #[command(flatten)]
+    pub image: ImageArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The (SOCI-enabled) image to check.
+    pub source: String,
+    #[command(flatten)]
+    pub image: ImageArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// List the SOCI indexes in the local store.
+    #[command(alias = "ls")]
+    List(IndexListArgs),
+    /// Print a SOCI index manifest from the local store.
+    Info(IndexInfoArgs),
+    /// Remove SOCI indexes from the local store (zTOCs still used by another
+    /// index are kept).
+    #[command(alias = "remove")]
+    Rm(IndexRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IndexListArgs {
+    /// Only indexes built for this image reference.
+    #[arg(long = "ref")]
+    pub image_ref: Option<String>,
+    /// Only digests.
+    #[arg(long)]
+    pub digests_only: bool,
+    #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexInfoArgs {
+    pub digest: String,
+    #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexRmArgs {
+    pub digests: Vec<String>,
+    #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
+    pub store: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +242,9 @@ pub enum ZtocCommand {
     /// Build the zTOC of one layer blob (a .tar.gz or .tar file), in one pass.
     #[command(after_help = AFTER_HELP)]
     Build(ZtocBuildArgs),
+    /// List the zTOCs in the local store.
+    #[command(alias = "ls", after_help = AFTER_HELP)]
+    List(ZtocListArgs),
     /// Print what a zTOC holds, as JSON (files, spans and their sizes).
     #[command(after_help = AFTER_HELP)]
     Info(ZtocInfoArgs),
@@ -83,22 +282,51 @@ pub struct ZtocBuildArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ZtocInfoArgs {
-    /// A zTOC file.
-    pub ztoc: PathBuf,
+pub struct ZtocListArgs {
+    /// Only the zTOC of this layer.
+    #[arg(long)]
+    pub layer_digest: Option<String>,
+    /// Only digests.
+    #[arg(long)]
+    pub digests_only: bool,
+    #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
+    pub store: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
+pub struct ZtocInfoArgs {
+    /// A zTOC file, or the digest of a zTOC in the local store.
+    pub ztoc: String,
+    #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(override_usage = "soci ztoc get-file ZTOC LAYER_BLOB PATH [-o FILE]\n       soci ztoc get-file ZTOC PATH --image SRC [-o FILE]")]
 pub struct ZtocGetFileArgs {
-    /// A zTOC file.
-    pub ztoc: PathBuf,
-    /// The layer blob the zTOC was built from.
-    pub layer: PathBuf,
-    /// The file's name exactly as stored in the layer (e.g. `etc/passwd`, `./app`).
-    pub path: String,
+    /// A zTOC file, or the digest of a zTOC in the local store.
+    pub ztoc: String,
+    /// The layer blob file, then the file's name exactly as stored in the layer
+    /// (e.g. `etc/passwd`, `./app`); with --image only the name.
+    #[arg(num_args = 1..=2, required = true, value_name = "LAYER_BLOB PATH")]
+    pub rest: Vec<String>,
+    /// Read the layer from this image instead of a file, fetching only the spans
+    /// that hold the file (HTTP range requests for registries).
+    #[arg(long, value_name = "SRC")]
+    pub image: Option<String>,
     /// Write the file here instead of stdout.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub image_args: ImageArgs,
+}
+
+/// Parses a size in bytes with an optional KiB/MiB suffix (0 allowed).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    parse_span_size(s)
 }
 
 /// Parses a span size: plain bytes or with a KiB/MiB suffix (`65536`, `64KiB`, `4MiB`).

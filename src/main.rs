@@ -20,7 +20,6 @@ pub mod exit {
     #[allow(dead_code)]
     pub const USAGE: u8 = 2;
     /// `verify` ran and found a mismatch.
-    #[allow(dead_code)]
     pub const VERIFY_FAILED: u8 = 3;
 }
 

@@ -43,3 +43,64 @@ impl BuildReporter for LayerBar {
         self.bar.set_message(format!("{} spans, {} files", p.spans, p.files));
     }
 }
+
+/// Progress of whole-image jobs: one bar per layer being read, on stderr.
+pub struct ImageProgress {
+    multi: indicatif::MultiProgress,
+    bars: std::sync::Mutex<std::collections::HashMap<String, ProgressBar>>,
+    show: bool,
+    /// Print free-form messages (the reference's lines) on stderr.
+    chatty: bool,
+}
+
+impl ImageProgress {
+    pub fn new(quiet: bool, json: bool) -> Self {
+        let show = enabled(quiet);
+        let multi = indicatif::MultiProgress::new();
+        if !show {
+            multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        ImageProgress { multi, bars: Default::default(), show, chatty: !quiet && !json }
+    }
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
+
+impl soci_image::Reporter for ImageProgress {
+    fn layer_start(&self, layer_digest: &str, size: u64) {
+        if !self.show {
+            return;
+        }
+        let bar = self.multi.add(ProgressBar::new(size));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:25}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(short(layer_digest).to_string());
+        self.bars.lock().expect("progress lock").insert(layer_digest.to_string(), bar);
+    }
+    fn layer_progress(&self, layer_digest: &str, p: &BuildProgress) {
+        if let Some(bar) = self.bars.lock().expect("progress lock").get(layer_digest) {
+            bar.set_position(p.compressed_read);
+            bar.set_message(format!("{} spans, {} files", p.spans, p.files));
+        }
+    }
+    fn layer_done(&self, layer_digest: &str, outcome: &str) {
+        if let Some(bar) = self.bars.lock().expect("progress lock").remove(layer_digest) {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+        if self.chatty {
+            let _ = self.multi.println(outcome);
+        }
+    }
+    fn message(&self, line: &str) {
+        if self.chatty {
+            let _ = self.multi.println(line);
+        }
+    }
+}

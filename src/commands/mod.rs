@@ -1,11 +1,19 @@
 //! One entry point per command.
+mod image;
+mod index;
 mod ztoc;
 
 use crate::cli::{Cli, Command};
 
 /// Runs the parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    let g = &cli.global;
     match cli.command {
-        Command::Ztoc(cmd) => ztoc::run(cmd, &cli.global),
+        Command::Create(a) => image::create_cmd(a, g),
+        Command::Convert(a) => image::convert_cmd(a, g),
+        Command::Push(a) => image::push_cmd(a, g),
+        Command::Verify(a) => image::verify_cmd(a, g),
+        Command::Index(cmd) => index::run(cmd, g),
+        Command::Ztoc(cmd) => ztoc::run(cmd, g),
     }
 }

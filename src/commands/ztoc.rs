@@ -1,5 +1,7 @@
 //! `soci ztoc build|info|get-file` on local files.
-use crate::cli::{CompressionArg, GlobalArgs, ZtocBuildArgs, ZtocCommand, ZtocGetFileArgs, ZtocInfoArgs};
+use super::image::open_store;
+use crate::cli::{CompressionArg, GlobalArgs, ZtocBuildArgs, ZtocCommand, ZtocGetFileArgs, ZtocInfoArgs, ZtocListArgs};
+use soci_index::store::{ArtifactKind, ArtifactRecord, ZtocFilter};
 use crate::output::{print_json, write_atomic, write_stdout};
 use crate::progress::{self, LayerBar};
 use anyhow::{bail, Context, Result};
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 pub fn run(cmd: ZtocCommand, global: &GlobalArgs) -> Result<u8> {
     match cmd {
         ZtocCommand::Build(a) => build(a, global),
+        ZtocCommand::List(a) => list(a, global),
         ZtocCommand::Info(a) => info(a, global),
         ZtocCommand::GetFile(a) => get_file(a, global),
     }
@@ -90,6 +93,50 @@ fn build(args: ZtocBuildArgs, global: &GlobalArgs) -> Result<u8> {
     Ok(crate::exit::OK)
 }
 
+/// Reads a zTOC given as a file path or as the digest of a zTOC in the store.
+fn load_ztoc(arg: &str, store: Option<&Path>) -> Result<(Ztoc, Vec<u8>, Option<ArtifactRecord>)> {
+    let path = Path::new(arg);
+    if arg.starts_with("sha256:") && !path.exists() {
+        let store = open_store(store)?;
+        let rec = store
+            .get_artifact(arg)?
+            .into_iter()
+            .find(|r| r.kind == ArtifactKind::Layer)
+            .ok_or_else(|| anyhow::anyhow!("no zTOC {arg} in the local store {}", store.dir().display()))?;
+        let bytes = store.get_blob(arg)?;
+        let ztoc = codec::decode(&bytes).with_context(|| format!("stored zTOC {arg} is not valid"))?;
+        return Ok((ztoc, bytes, Some(rec)));
+    }
+    let (z, b) = read_ztoc(path)?;
+    Ok((z, b, None))
+}
+
+/// Entry point for `soci ztoc list`.
+fn list(args: ZtocListArgs, global: &GlobalArgs) -> Result<u8> {
+    let store = open_store(args.store.as_deref())?;
+    let filter = ZtocFilter { layer_digest: args.layer_digest.clone(), ..Default::default() };
+    let list = store.list_ztocs(&filter)?;
+    if global.json {
+        print_json(&serde_json::to_value(&list)?)?;
+    } else if args.digests_only {
+        for r in &list {
+            println!("{}", r.digest);
+        }
+    } else {
+        println!("{:<72} {:>10}  {:<72} SPAN SIZE", "DIGEST", "SIZE", "LAYER DIGEST");
+        for r in &list {
+            println!(
+                "{:<72} {:>10}  {:<72} {}",
+                r.digest,
+                r.size,
+                r.layer_digest.as_deref().unwrap_or("-"),
+                r.span_size.map(|s| s.to_string()).unwrap_or_default()
+            );
+        }
+    }
+    Ok(crate::exit::OK)
+}
+
 /// Reads and decodes a zTOC file, with an error naming the file.
 fn read_ztoc(path: &Path) -> Result<(Ztoc, Vec<u8>)> {
     let meta = std::fs::metadata(path).with_context(|| format!("cannot open zTOC {}", path.display()))?;
@@ -127,8 +174,8 @@ impl Stats {
 
 /// Entry point for `soci ztoc info`: the reference's JSON, plus span statistics.
 fn info(args: ZtocInfoArgs, _global: &GlobalArgs) -> Result<u8> {
-    let (z, bytes) = read_ztoc(&args.ztoc)?;
-    let zinfo = z.zinfo().with_context(|| format!("{}: invalid zinfo", args.ztoc.display()))?;
+    let (z, bytes, _) = load_ztoc(&args.ztoc, args.store.as_deref())?;
+    let zinfo = z.zinfo().with_context(|| format!("{}: invalid zinfo", args.ztoc))?;
     let span_size = match &zinfo {
         Zinfo::Gzip(g) => g.span_size,
         Zinfo::Tar(t) => t.span_size,
@@ -181,26 +228,84 @@ fn info(args: ZtocInfoArgs, _global: &GlobalArgs) -> Result<u8> {
 
 /// Entry point for `soci ztoc get-file`.
 fn get_file(args: ZtocGetFileArgs, global: &GlobalArgs) -> Result<u8> {
-    let (z, _) = read_ztoc(&args.ztoc)?;
-    let zinfo = z.zinfo().with_context(|| format!("{}: invalid zinfo", args.ztoc.display()))?;
-    let mut blob = std::fs::File::open(&args.layer)
-        .with_context(|| format!("cannot open layer {}", args.layer.display()))?;
-    let actual = blob.metadata()?.len();
-    if actual != z.compressed_archive_size.max(0) as u64 {
-        bail!(soci_ztoc::extract::ExtractError::WrongLayerSize { expected: z.compressed_archive_size, actual });
-    }
-    let entry = z.find_regular(args.path.as_bytes())?;
-    let data = z
-        .extract_entry(&zinfo, entry, &mut blob)
-        .with_context(|| format!("cannot extract {:?} from {}", args.path, args.layer.display()))?;
+    let (z, _, record) = load_ztoc(&args.ztoc, args.image_args.store.as_deref())?;
+    let zinfo = z.zinfo().with_context(|| format!("{}: invalid zinfo", args.ztoc))?;
+    let (layer_file, path) = match (args.rest.as_slice(), &args.image) {
+        ([layer, path], None) => (Some(PathBuf::from(layer)), path.clone()),
+        ([path], Some(_)) => (None, path.clone()),
+        ([_], None) => bail!("give the layer blob file before PATH, or --image SRC to read the layer from an image"),
+        (_, Some(_)) => bail!("with --image give only the zTOC and PATH"),
+        _ => bail!("give ZTOC LAYER_BLOB PATH"),
+    };
+    let entry = z.find_regular(path.as_bytes())?;
+    let mut fetched = None;
+    let data = match layer_file {
+        Some(layer) => {
+            let mut blob = std::fs::File::open(&layer).with_context(|| format!("cannot open layer {}", layer.display()))?;
+            let actual = blob.metadata()?.len();
+            if actual != z.compressed_archive_size.max(0) as u64 {
+                bail!(soci_ztoc::extract::ExtractError::WrongLayerSize { expected: z.compressed_archive_size, actual });
+            }
+            z.extract_entry(&zinfo, entry, &mut blob)
+                .with_context(|| format!("cannot extract {path:?} from {}", layer.display()))?
+        }
+        None => {
+            let image = args.image.as_deref().expect("checked above");
+            let src = super::image::parse_ref(image)?;
+            let source = super::image::open(&src, &args.image_args)?;
+            let layer = find_layer(&*source, &z, record.as_ref(), &args.image_args)?;
+            let (data, stats) = soci_image::lazy::read_entry(&*source, &layer, &z, &zinfo, entry)
+                .with_context(|| format!("cannot read {path:?} from {image}"))?;
+            if !global.quiet && !global.json {
+                eprintln!(
+                    "fetched {} of {} bytes of layer {} ({:.2}%) in {} request(s), {} span(s)",
+                    stats.bytes,
+                    layer.size,
+                    layer.digest,
+                    100.0 * stats.bytes as f64 / layer.size.max(1) as f64,
+                    stats.requests,
+                    stats.spans
+                );
+            }
+            fetched = Some((stats, layer));
+            data
+        }
+    };
+    let fetched_json = fetched.as_ref().map(|(s, l)| json!({"bytes": s.bytes, "requests": s.requests, "spans": s.spans, "layer": l.digest, "layer_size": l.size}));
     match &args.output {
         Some(out) => {
             write_atomic(out, &data)?;
             if global.json {
-                print_json(&json!({"path": args.path, "output": out.display().to_string(), "size": data.len()}))?;
+                print_json(&json!({"path": path, "output": out.display().to_string(), "size": data.len(), "fetched": fetched_json}))?;
             }
         }
-        None => write_stdout(&data)?,
+        None => {
+            write_stdout(&data)?;
+            if global.json {
+                eprintln!("{}", json!({"path": path, "size": data.len(), "fetched": fetched_json}));
+            }
+        }
     }
     Ok(crate::exit::OK)
+}
+
+/// The layer of `source` a zTOC belongs to: from the store record, else the one
+/// layer whose size matches the zTOC's compressed archive size.
+fn find_layer(
+    source: &dyn soci_oci::source::ImageSource,
+    z: &Ztoc,
+    record: Option<&ArtifactRecord>,
+    image_args: &crate::cli::ImageArgs,
+) -> Result<soci_oci::spec::Descriptor> {
+    let images = soci_oci::source::select_manifests(source, &super::image::platform_choice(image_args)?)?;
+    let layers = images.iter().flat_map(|m| m.manifest.layers.iter());
+    let candidates: Vec<_> = match record.and_then(|r| r.layer_digest.clone()) {
+        Some(d) => layers.filter(|l| l.digest == d).collect(),
+        None => layers.filter(|l| l.size == z.compressed_archive_size).collect(),
+    };
+    match candidates.as_slice() {
+        [one, ..] if candidates.iter().all(|c| c.digest == one.digest) => Ok((*one).clone()),
+        [] => bail!("no layer of {} matches this zTOC", source.reference()),
+        _ => bail!("several layers of {} could match this zTOC: give the zTOC's digest from the local store", source.reference()),
+    }
 }

@@ -35,6 +35,8 @@ pub struct CreateOptions {
     pub jobs: usize,
     pub build_tool_identifier: String,
     pub platforms: PlatformChoice,
+    /// Only use zTOCs already in the store (`soci push`): a missing one is an error.
+    pub require_stored: bool,
 }
 
 impl Default for CreateOptions {
@@ -49,6 +51,7 @@ impl Default for CreateOptions {
             jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             build_tool_identifier: soci_index::DEFAULT_BUILD_TOOL_IDENTIFIER.to_string(),
             platforms: PlatformChoice::Host,
+            require_stored: false,
         }
     }
 }
@@ -136,6 +139,13 @@ fn index_layer(
                 }
             }
         }
+    }
+    if opts.require_stored {
+        bail!(
+            "the local store has no zTOC for layer {} at span size {}: run `soci create` first",
+            layer.digest,
+            opts.span_size
+        );
     }
     reporter.layer_start(&layer.digest, layer.size.max(0) as u64);
     let reader = source.open_blob(layer).with_context(|| format!("cannot read layer {}", layer.digest))?;

@@ -9,6 +9,7 @@
 //! Libraries never draw on the terminal: progress goes through [`Reporter`].
 pub mod create;
 pub mod layers;
+pub mod lazy;
 pub mod publish;
 pub mod verify;
 

@@ -1,0 +1,261 @@
+//! `soci create|convert|push|verify`: whole images.
+use crate::cli::{BuildArgs, ConvertArgs, CreateArgs, GlobalArgs, ImageArgs, IndexVersionArg, PushArgs, VerifyArgs};
+use crate::output::print_json;
+use crate::progress::ImageProgress;
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use soci_image::create::{create, CreateOptions, Created};
+use soci_image::publish::publish;
+use soci_image::verify::{verify, VerifyReport};
+use soci_index::manifest::IndexVersion;
+use soci_index::store::Store;
+use soci_oci::reference::ImageRef;
+use soci_oci::registry::{Credentials, RegistryOptions};
+use soci_oci::source::{open_source, ImageSource, PlatformChoice};
+use std::io::Read;
+
+/// Opens the local store (`--store` or the default directory).
+pub fn open_store(dir: Option<&std::path::Path>) -> Result<Store> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => Store::default_dir()?,
+    };
+    Store::open(&dir).with_context(|| format!("cannot open the local store {}", dir.display()))
+}
+
+pub fn registry_options(a: &ImageArgs) -> Result<RegistryOptions> {
+    let credentials = match &a.username {
+        Some(user) => {
+            let mut password = String::new();
+            if a.password_stdin {
+                std::io::stdin().read_to_string(&mut password).context("cannot read the password from stdin")?;
+            }
+            Credentials::Basic { username: user.clone(), password: password.trim_end_matches(['\n', '\r']).to_string() }
+        }
+        None => Credentials::DockerConfig,
+    };
+    Ok(RegistryOptions { credentials, plain_http: a.plain_http, tls_ca: a.tls_ca.clone() })
+}
+
+pub fn platform_choice(a: &ImageArgs) -> Result<PlatformChoice> {
+    if a.all_platforms {
+        return Ok(PlatformChoice::All);
+    }
+    if a.platform.is_empty() {
+        return Ok(PlatformChoice::Host);
+    }
+    let list = a
+        .platform
+        .iter()
+        .map(|p| p.parse().with_context(|| format!("invalid --platform {p:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(PlatformChoice::List(list))
+}
+
+pub fn parse_ref(s: &str) -> Result<ImageRef> {
+    s.parse::<ImageRef>().with_context(|| format!("invalid image reference {s:?}"))
+}
+
+pub fn open(r: &ImageRef, a: &ImageArgs) -> Result<Box<dyn ImageSource>> {
+    open_source(r, &registry_options(a)?).with_context(|| format!("cannot open image {r}"))
+}
+
+fn jobs(a: &ImageArgs) -> usize {
+    a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1)
+}
+
+fn create_options(b: &BuildArgs, a: &ImageArgs, version: IndexVersion) -> Result<CreateOptions> {
+    let mut prefetch = b.prefetch_file.clone();
+    if let Some(f) = &b.prefetch_files_json {
+        let text = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let list: Vec<String> = serde_json::from_slice(&text)
+            .with_context(|| format!("{} must be a JSON array of paths", f.display()))?;
+        prefetch.extend(list);
+    }
+    Ok(CreateOptions {
+        span_size: b.span_size,
+        min_layer_size: b.min_layer_size,
+        xattr_optimization: b.optimizations.iter().any(|o| o == "xattr"),
+        prefetch_paths: soci_index::prefetch::trim_prefetch_paths(&prefetch),
+        force: b.force,
+        index_version: version,
+        jobs: jobs(a),
+        build_tool_identifier: b.build_tool_identifier.clone(),
+        platforms: platform_choice(a)?,
+        require_stored: false,
+    })
+}
+
+fn version(b: &BuildArgs) -> IndexVersion {
+    match b.index_version {
+        IndexVersionArg::V1 => IndexVersion::V1,
+        IndexVersionArg::V2 => IndexVersion::V2,
+    }
+}
+
+fn created_json(c: &Created) -> serde_json::Value {
+    json!({
+        "image": c.root.digest,
+        "platforms": c.platforms.iter().map(|p| json!({
+            "platform": p.image.platform,
+            "manifest": p.image.descriptor.digest,
+            "index": p.index.descriptor.digest,
+            "index_size": p.index.bytes.len(),
+            "ztocs": p.ztocs.iter().map(|z| json!({"layer": z.layer_digest, "ztoc": z.ztoc_digest, "size": z.ztoc_size})).collect::<Vec<_>>(),
+            "prefetches": p.prefetches.iter().map(|f| json!({"layer": f.layer_digest, "digest": f.digest})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "layers": c.layers.iter().map(|(d, o)| {
+            let (status, ztoc, reason) = match o {
+                soci_image::LayerOutcome::Built { ztoc, .. } => ("built", Some(ztoc.ztoc_digest.clone()), None),
+                soci_image::LayerOutcome::Reused { ztoc } => ("reused", Some(ztoc.ztoc_digest.clone()), None),
+                soci_image::LayerOutcome::Skipped { reason } => ("skipped", None, Some(reason.clone())),
+            };
+            json!({"digest": d.digest, "media_type": d.media_type, "size": d.size, "status": status, "ztoc": ztoc, "reason": reason})
+        }).collect::<Vec<_>>(),
+        "skipped_platforms": c.skipped_platforms.iter().map(|(p, why)| json!({"platform": p, "reason": why})).collect::<Vec<_>>(),
+        "prefetch_not_found": c.prefetch_not_found,
+    })
+}
+
+fn print_created(c: &Created) {
+    for (d, o) in &c.layers {
+        println!("{}", o.line(&d.digest));
+    }
+    for p in &c.platforms {
+        println!("soci index {} for {} ({})", p.index.descriptor.digest, p.image.descriptor.digest, platform_str(&p.image.platform));
+    }
+    for path in &c.prefetch_not_found {
+        eprintln!("warning: prefetch file {path} not found in any layer");
+    }
+}
+
+fn platform_str(p: &soci_oci::spec::Platform) -> String {
+    let mut s = format!("{}/{}", p.os, p.architecture);
+    if !p.variant.is_empty() {
+        s = format!("{s}/{}", p.variant);
+    }
+    s
+}
+
+/// Entry point for `soci create` (and `convert`, `push`).
+fn run_create(
+    source_ref: &str,
+    dest: Option<String>,
+    push: bool,
+    verify_after: bool,
+    mut opts: CreateOptions,
+    image: &ImageArgs,
+    global: &GlobalArgs,
+    require_stored: bool,
+) -> Result<u8> {
+    let src = parse_ref(source_ref)?;
+    let dest = match (dest, push) {
+        (Some(d), _) => Some(parse_ref(&d)?),
+        (None, true) => match &src {
+            ImageRef::Registry { .. } => Some(src.clone()),
+            _ => bail!("--push needs a registry image; for {src} give --dest DST"),
+        },
+        (None, false) => None,
+    };
+    if let (Some(ImageRef::Registry { tag: None, .. }), IndexVersion::V2) = (&dest, opts.index_version) {
+        bail!("the destination image must be a tagged ref of the form \"registry/repository:tag\"");
+    }
+    opts.require_stored = require_stored;
+    let store = open_store(image.store.as_deref())?;
+    let source = open(&src, image)?;
+    let reporter = ImageProgress::new(global.quiet, global.json);
+    let created = create(&*source, &store, &opts, &reporter)?;
+    let mut out = created_json(&created);
+    if !global.json {
+        print_created(&created);
+    }
+    if let Some(dest) = &dest {
+        let result = publish(&created, &*source, &store, dest, opts.index_version, &registry_options(image)?, &reporter)
+            .with_context(|| format!("cannot push to {dest}"))?;
+        if !global.json {
+            match &result.image_index {
+                Some(d) => println!("pushed SOCI-enabled image {} ({})", result.destination, d.digest),
+                None => println!("pushed soci index(es) {} to {} ({})", result.soci_indexes.join(", "), result.destination, result.referrers.clone().unwrap_or_default()),
+            }
+        }
+        out["pushed"] = serde_json::to_value(&result)?;
+    }
+    let mut code = crate::exit::OK;
+    if verify_after {
+        let (vsource, vref) = match &dest {
+            Some(d) => (open(d, image)?, d.clone()),
+            None => (open(&src, image)?, src.clone()),
+        };
+        let report = verify(&*vsource, Some(&store), &opts.platforms, opts.jobs, &reporter)
+            .with_context(|| format!("cannot verify {vref}"))?;
+        if !global.json {
+            print_verify(&report);
+        }
+        out["verify"] = serde_json::to_value(&report)?;
+        if !report.ok {
+            code = crate::exit::VERIFY_FAILED;
+        }
+    }
+    if global.json {
+        print_json(&out)?;
+    }
+    Ok(code)
+}
+
+pub fn create_cmd(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
+    let opts = create_options(&a.build, &a.image, version(&a.build))?;
+    run_create(&a.source, a.dest.clone(), a.push, a.verify, opts, &a.image, global, false)
+}
+
+pub fn convert_cmd(a: ConvertArgs, global: &GlobalArgs) -> Result<u8> {
+    if a.build.index_version != IndexVersionArg::V2 {
+        bail!("convert makes index manifest v2; use `create --index-version v1 --push` for v1");
+    }
+    let opts = create_options(&a.build, &a.image, IndexVersion::V2)?;
+    run_create(&a.source, Some(a.dest.clone()), false, false, opts, &a.image, global, false)
+}
+
+pub fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
+    let opts = create_options(&a.build, &a.image, version(&a.build))?;
+    run_create(&a.source, a.dest.clone(), true, false, opts, &a.image, global, true)
+}
+
+fn print_verify(r: &VerifyReport) {
+    for p in &r.platforms {
+        println!(
+            "{} {}: index {} ({})",
+            platform_str(&p.platform),
+            p.manifest_digest,
+            p.index_digest.as_deref().unwrap_or("-"),
+            p.found_via.as_deref().unwrap_or("not found")
+        );
+        for problem in &p.problems {
+            println!("  PROBLEM {problem}");
+        }
+        for l in &p.layers {
+            println!("  layer {} ztoc {}: {} ({} files, {} spans)", l.layer_digest, l.ztoc_digest, if l.ok { "ok" } else { "MISMATCH" }, l.files, l.spans);
+            for problem in &l.problems {
+                println!("    {problem}");
+            }
+        }
+        for u in &p.unindexed_layers {
+            println!("  layer {u}: no zTOC (pulled in full)");
+        }
+    }
+    println!("{}", if r.ok { "verify: OK" } else { "verify: FAILED" });
+}
+
+/// Entry point for `soci verify`.
+pub fn verify_cmd(a: VerifyArgs, global: &GlobalArgs) -> Result<u8> {
+    let src = parse_ref(&a.source)?;
+    let source = open(&src, &a.image)?;
+    let store = open_store(a.image.store.as_deref()).ok();
+    let reporter = ImageProgress::new(global.quiet, global.json);
+    let report = verify(&*source, store.as_ref(), &platform_choice(&a.image)?, jobs(&a.image), &reporter)?;
+    if global.json {
+        print_json(&serde_json::to_value(&report)?)?;
+    } else {
+        print_verify(&report);
+    }
+    Ok(if report.ok { crate::exit::OK } else { crate::exit::VERIFY_FAILED })
+}

@@ -1,0 +1,75 @@
+//! `soci index list|info|rm`: SOCI indexes in the local store.
+use super::image::open_store;
+use crate::cli::{GlobalArgs, IndexCommand};
+use crate::output::{print_json, write_stdout};
+use anyhow::{bail, Result};
+use serde_json::json;
+use soci_index::store::IndexFilter;
+
+pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
+    match cmd {
+        IndexCommand::List(a) => {
+            let store = open_store(a.store.as_deref())?;
+            let filter = IndexFilter { image_ref: a.image_ref.clone(), ..Default::default() };
+            let list = store.list_indexes(&filter)?;
+            if global.json {
+                print_json(&serde_json::to_value(&list)?)?;
+            } else if a.digests_only {
+                for r in &list {
+                    println!("{}", r.digest);
+                }
+            } else {
+                println!("{:<72} {:>8}  {:<40} {:<14} {:<8} CREATED", "DIGEST", "SIZE", "IMAGE REF", "PLATFORM", "VERSION");
+                for r in &list {
+                    let platform = r.platform.as_ref().map(|p| {
+                        if p.variant.is_empty() { format!("{}/{}", p.os, p.architecture) } else { format!("{}/{}/{}", p.os, p.architecture, p.variant) }
+                    });
+                    println!(
+                        "{:<72} {:>8}  {:<40} {:<14} {:<8} {}",
+                        r.digest,
+                        r.size,
+                        r.image_ref.as_deref().unwrap_or("-"),
+                        platform.as_deref().unwrap_or("-"),
+                        r.manifest_version.map(|v| v.as_str().to_string()).unwrap_or_default(),
+                        r.created_at
+                    );
+                }
+            }
+            Ok(crate::exit::OK)
+        }
+        IndexCommand::Info(a) => {
+            let store = open_store(a.store.as_deref())?;
+            let recs = store.get_artifact(&a.digest)?;
+            if recs.is_empty() {
+                bail!("no SOCI index {} in the local store {}", a.digest, store.dir().display());
+            }
+            if recs.iter().all(|r| r.kind != soci_index::store::ArtifactKind::Index) {
+                bail!("{} is not a SOCI index (it is a {}); use `soci ztoc info` for zTOCs", a.digest, recs[0].kind);
+            }
+            let bytes = store.get_blob(&a.digest)?;
+            let v: serde_json::Value = serde_json::from_slice(&bytes)?;
+            let mut s = serde_json::to_string_pretty(&v)?;
+            s.push('\n');
+            write_stdout(s.as_bytes())?;
+            Ok(crate::exit::OK)
+        }
+        IndexCommand::Rm(a) => {
+            if a.digests.is_empty() {
+                bail!("give the digests of the indexes to remove (see `soci index list`)");
+            }
+            let store = open_store(a.store.as_deref())?;
+            let mut removed = Vec::new();
+            for d in &a.digests {
+                let blobs = store.remove_index(d)?;
+                if !global.json {
+                    println!("removed {d} ({} blobs deleted)", blobs.len());
+                }
+                removed.push(json!({"digest": d, "blobs_deleted": blobs}));
+            }
+            if global.json {
+                print_json(&json!(removed))?;
+            }
+            Ok(crate::exit::OK)
+        }
+    }
+}
