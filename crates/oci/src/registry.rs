@@ -558,6 +558,12 @@ impl RegistryClient {
     /// (and 400/405/501, which some registries use for unknown endpoints): then
     /// the `sha256-<hex>` fallback tag is the way to record referrers.
     pub fn referrers_api_supported(&self, repo: &str, digest: &str) -> Result<bool> {
+        Ok(self.referrers_api(repo, digest)?.is_some())
+    }
+
+    /// The referrers API's answer for `digest`: `Some(index)`, or `None` when
+    /// the registry does not implement the API (see [`Self::referrers_api_supported`]).
+    pub fn referrers_api(&self, repo: &str, digest: &str) -> Result<Option<spec::Index>> {
         if !is_sha256_digest(digest) {
             return Err(Error::UnsupportedDigest {
                 digest: digest.into(),
@@ -590,20 +596,41 @@ impl RegistryClient {
                 .send()
                 .await
                 .map_err(|e| reg_err(&self.registry, &ctx, e))?;
-            let status = resp.status().as_u16();
-            match status {
+            match resp.status().as_u16() {
                 200 => {
                     let body = resp
                         .bytes()
                         .await
                         .map_err(|e| reg_err(&self.registry, &ctx, e))?;
                     let idx: std::result::Result<spec::Index, _> = serde_json::from_slice(&body);
-                    Ok(idx.is_ok_and(|i| i.schema_version == 2))
+                    Ok(idx.ok().filter(|i| i.schema_version == 2))
                 }
-                400 | 404 | 405 | 501 => Ok(false),
+                400 | 404 | 405 | 501 => Ok(None),
                 s => Err(reg_err(&self.registry, &ctx, format!("HTTP {s}"))),
             }
         })
+    }
+
+    /// The manifests that refer to `digest` (their `subject`): from the
+    /// referrers API when the registry has it, else from the distribution-spec
+    /// fallback tag `sha256-<hex>` (an index), else none.
+    pub fn referrers(&self, repo: &str, digest: &str) -> Result<Vec<Descriptor>> {
+        if let Some(index) = self.referrers_api(repo, digest)? {
+            return Ok(index.manifests);
+        }
+        let tag = digest.replacen(':', "-", 1);
+        match self.get_manifest_raw(repo, &tag)? {
+            None => Ok(Vec::new()),
+            Some((_, raw)) => {
+                let index: spec::Index = serde_json::from_slice(&raw).map_err(|e| {
+                    Error::json(
+                        format!("{}/{repo}:{tag} (referrers fallback index)", self.registry),
+                        e,
+                    )
+                })?;
+                Ok(index.manifests)
+            }
+        }
     }
 }
 
@@ -713,6 +740,26 @@ impl ImageSource for RegistrySource {
         Ok(bytes)
     }
 
+    fn fetch_manifest(&self, d: &Descriptor) -> Result<Vec<u8>> {
+        check_small(&self.reference, d)?;
+        match self.client.get_manifest_raw(&self.repository, &d.digest)? {
+            Some((_, raw)) => {
+                verify_blob(&format!("{}: manifest", self.reference), d, &raw)?;
+                Ok(raw)
+            }
+            None => Err(Error::BlobNotFound {
+                image: self.reference.to_string(),
+                digest: d.digest.clone(),
+            }),
+        }
+    }
+
+    fn referrers(&self, manifest_digest: &str) -> Result<Option<Vec<Descriptor>>> {
+        self.client
+            .referrers(&self.repository, manifest_digest)
+            .map(Some)
+    }
+
     fn open_blob(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>> {
         self.client.open_blob(&self.repository, &d.digest)
     }
@@ -788,6 +835,11 @@ impl RegistryTarget {
         reference: &str,
     ) -> Result<Option<(Descriptor, Vec<u8>)>> {
         self.client.get_manifest_raw(repo, reference)
+    }
+
+    /// See [`RegistryClient::referrers`].
+    pub fn referrers(&self, repo: &str, digest: &str) -> Result<Vec<Descriptor>> {
+        self.client.referrers(repo, digest)
     }
 
     /// See [`RegistryClient::blob_exists`].
