@@ -236,10 +236,44 @@ fn push_artifact_with_subject() {
         .push_manifest("app", &fx.root.digest, &raw, spec::MEDIA_TYPE_OCI_MANIFEST)
         .is_err());
 
-    // docker-registry 2.8 has no referrers API.
+    // docker-registry 2.8 has no referrers API: referrers come from the fallback tag.
     assert!(!target
         .referrers_api_supported("app", &fx.root.digest)
         .unwrap());
+    assert!(target.referrers("app", &fx.root.digest).unwrap().is_empty());
+    let entry = Descriptor {
+        artifact_type: manifest.artifact_type.clone(),
+        ..d.clone()
+    };
+    let fallback = spec::Index {
+        schema_version: 2,
+        media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
+        manifests: vec![entry.clone()],
+        ..Default::default()
+    };
+    let ftag = fx.root.digest.replacen(':', "-", 1);
+    target
+        .push_manifest(
+            "app",
+            &ftag,
+            &spec::to_go_json(&fallback),
+            spec::MEDIA_TYPE_OCI_INDEX,
+        )
+        .unwrap();
+    assert_eq!(
+        target.referrers("app", &fx.root.digest).unwrap(),
+        vec![entry.clone()]
+    );
+    let src =
+        RegistrySource::new(format!("{}/app:v1", reg.host()).parse().unwrap(), &opts()).unwrap();
+    assert_eq!(src.referrers(&fx.root.digest).unwrap(), Some(vec![entry]));
+    let probe = Descriptor {
+        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
+        digest: d.digest.clone(),
+        size: 0,
+        ..Default::default()
+    };
+    assert_eq!(src.fetch_manifest(&probe).unwrap(), raw);
 }
 
 #[test]
@@ -269,6 +303,7 @@ fn referrers_api_detected() {
     assert!(target
         .referrers_api_supported("some/repo", &digest)
         .unwrap());
+    assert!(target.referrers("some/repo", &digest).unwrap().is_empty());
     // A 200 that is not an index does not count.
     let server = soci_testkit::ReferrersServer::start(b"not json".to_vec()).unwrap();
     let target = RegistryTarget::new(&server.host(), &opts()).unwrap();
