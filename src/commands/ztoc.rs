@@ -237,19 +237,26 @@ fn get_file(args: ZtocGetFileArgs, global: &GlobalArgs) -> Result<u8> {
         (_, Some(_)) => bail!("with --image give only the zTOC and PATH"),
         _ => bail!("give ZTOC LAYER_BLOB PATH"),
     };
-    let entry = z.find_regular(path.as_bytes())?;
-    let mut fetched = None;
-    let data = match layer_file {
+    // Check the layer file matches before looking anything up in it.
+    let blob = match &layer_file {
         Some(layer) => {
-            let mut blob = std::fs::File::open(&layer).with_context(|| format!("cannot open layer {}", layer.display()))?;
+            let blob = std::fs::File::open(layer).with_context(|| format!("cannot open layer {}", layer.display()))?;
             let actual = blob.metadata()?.len();
             if actual != z.compressed_archive_size.max(0) as u64 {
                 bail!(soci_ztoc::extract::ExtractError::WrongLayerSize { expected: z.compressed_archive_size, actual });
             }
+            Some(blob)
+        }
+        None => None,
+    };
+    let entry = z.find_regular(path.as_bytes())?;
+    let mut fetched = None;
+    let data = match (layer_file, blob) {
+        (Some(layer), Some(mut blob)) => {
             z.extract_entry(&zinfo, entry, &mut blob)
                 .with_context(|| format!("cannot extract {path:?} from {}", layer.display()))?
         }
-        None => {
+        _ => {
             let image = args.image.as_deref().expect("checked above");
             let src = super::image::parse_ref(image)?;
             let source = super::image::open(&src, &args.image_args)?;
