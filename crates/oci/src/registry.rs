@@ -14,22 +14,31 @@
 //!   store the credentials before any call.
 //! - It does not expose the `OCI-Subject` header nor a way to tell the
 //!   referrers API from its tag fallback: the probe is our own request.
+//! - It does not retry, resume or bound manifest sizes: manifest and blob
+//!   downloads are our own requests ([`Fetcher`]), with the token from its
+//!   `auth`.
+//!
+//! Downloads (manifests, blobs, blob ranges) are retried on transport errors
+//! (refused or reset connections, truncated bodies), on 408/429/5xx answers
+//! (honouring `Retry-After`) and on stalls, with exponential backoff; a blob
+//! download resumes with `Range` from the byte reached. A digest mismatch is
+//! never retried. See [`RetryPolicy`] and `docs/reliability.md`.
 use crate::error::{Error, Result};
 use crate::reference::{is_sha256_digest, ImageRef};
 use crate::source::{check_small, sniff_media_type, verify_blob, ImageSource};
 use crate::spec::{self, Descriptor};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use oci_client::client::{
-    BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol,
+    Certificate, CertificateEncoding, ClientConfig, ClientProtocol,
 };
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use std::io::Read;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Manifest media types we ask registries for.
 const ACCEPT_MANIFESTS: &[&str] = &[
@@ -40,8 +49,80 @@ const ACCEPT_MANIFESTS: &[&str] = &[
 ];
 
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-/// Longest silence while reading a response body.
-const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Largest manifest or index we read (refused from its `Content-Length`, or
+/// when the body passes it, before it is held in memory). The distribution
+/// spec asks registries to accept at least 4 MiB.
+pub const MAX_MANIFEST_SIZE: u64 = 8 << 20;
+
+/// Retries and timeouts of registry downloads. Defaults, overridable with
+/// environment variables (seconds may be fractional):
+/// - `SOCI_REGISTRY_RETRIES` (5): retries after the first attempt;
+/// - `SOCI_REGISTRY_STALL_TIMEOUT` (120 s): longest wait for a response or
+///   for the next bytes of a body;
+/// - `SOCI_REGISTRY_TIMEOUT` (3600 s): overall limit for one download,
+///   retries included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    /// First backoff delay; doubled per retry up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Longest `Retry-After` we wait for (longer ones are cut to this).
+    pub max_retry_after: Duration,
+    pub stall_timeout: Duration,
+    pub total_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 5,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(120),
+            total_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The defaults with the `SOCI_REGISTRY_*` environment overrides.
+    pub fn from_env() -> Self {
+        let secs = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .map(Duration::from_secs_f64)
+        };
+        let mut p = RetryPolicy::default();
+        if let Some(n) = std::env::var("SOCI_REGISTRY_RETRIES")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+        {
+            p.retries = n;
+        }
+        if let Some(d) = secs("SOCI_REGISTRY_STALL_TIMEOUT") {
+            p.stall_timeout = d;
+        }
+        if let Some(d) = secs("SOCI_REGISTRY_TIMEOUT") {
+            p.total_timeout = d;
+        }
+        p
+    }
+
+    fn backoff(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        match retry_after {
+            Some(d) => d.min(self.max_retry_after),
+            None => self
+                .base_delay
+                .saturating_mul(1u32 << retry.min(16))
+                .min(self.max_delay),
+        }
+    }
+}
 
 /// Chunks buffered between the download task and the reader.
 const STREAM_CHANNEL_CHUNKS: usize = 16;
@@ -98,6 +179,7 @@ pub struct RegistryClient {
     auth: RegistryAuth,
     http: reqwest::Client,
     plain_http: bool,
+    fetcher: Fetcher,
 }
 
 fn reg_err(registry: &str, context: impl Into<String>, e: impl std::fmt::Display) -> Error {
@@ -108,26 +190,19 @@ fn reg_err(registry: &str, context: impl Into<String>, e: impl std::fmt::Display
     }
 }
 
-fn is_not_found(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::ImageManifestNotFoundError(_) => true,
-        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
-            matches!(
-                x.code,
-                OciErrorCode::ManifestUnknown
-                    | OciErrorCode::BlobUnknown
-                    | OciErrorCode::NotFound
-                    | OciErrorCode::NameUnknown
-            )
-        }),
-        OciDistributionError::ServerError { code, .. } => *code == 404,
-        _ => false,
-    }
-}
-
 impl RegistryClient {
-    /// Connect (lazily: no request is made) to `registry` (`host[:port]`).
+    /// Connect (lazily: no request is made) to `registry` (`host[:port]`),
+    /// with the retry policy of [`RetryPolicy::from_env`].
     pub fn new(registry: &str, opts: &RegistryOptions) -> Result<Arc<Self>> {
+        Self::with_policy(registry, opts, RetryPolicy::from_env())
+    }
+
+    /// [`Self::new`] with an explicit retry policy.
+    pub fn with_policy(
+        registry: &str,
+        opts: &RegistryOptions,
+        policy: RetryPolicy,
+    ) -> Result<Arc<Self>> {
         let mut config = ClientConfig {
             protocol: if opts.plain_http {
                 ClientProtocol::Http
@@ -136,12 +211,12 @@ impl RegistryClient {
             },
             // A stalled connection must end in an error, not a hung build.
             connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
+            read_timeout: Some(policy.stall_timeout),
             ..Default::default()
         };
         let mut http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT);
+            .read_timeout(policy.stall_timeout);
         if let Some(ca) = &opts.tls_ca {
             let pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
             let cert = reqwest::Certificate::from_pem(&pem)
@@ -179,12 +254,22 @@ impl RegistryClient {
                 }
             }
         };
+        let fetcher = Fetcher {
+            registry: registry.into(),
+            client: client.clone(),
+            auth: auth.clone(),
+            http: http.clone(),
+            scheme: if opts.plain_http { "http" } else { "https" },
+            policy,
+            tokens: Default::default(),
+        };
         let this = RegistryClient {
             registry: registry.into(),
             client,
             auth,
             http,
             plain_http: opts.plain_http,
+            fetcher,
         };
         let host = this.oci_ref("x", None, None).resolve_registry().to_string();
         runtime().block_on(this.client.store_auth_if_needed(&host, &this.auth));
@@ -233,12 +318,8 @@ impl RegistryClient {
         reference: &str,
     ) -> Result<Option<(Descriptor, Vec<u8>)>> {
         let r = self.tag_or_digest_ref(repo, reference)?;
-        match runtime().block_on(
-            self.client
-                .pull_manifest_raw(&r, &self.auth, ACCEPT_MANIFESTS),
-        ) {
-            Ok((body, digest)) => {
-                let raw = body.to_vec();
+        match runtime().block_on(self.fetcher.get_manifest(&r, reference))? {
+            Some((raw, digest)) => {
                 let desc = Descriptor {
                     media_type: sniff_media_type(&raw).unwrap_or_default(),
                     digest: spec::sha256_digest(&raw),
@@ -252,24 +333,21 @@ impl RegistryClient {
                         actual: desc.digest,
                     });
                 }
-                if digest != desc.digest && is_sha256_digest(&digest) {
-                    return Err(Error::DigestMismatch {
-                        what: format!(
-                            "manifest {}/{repo}:{reference} (Docker-Content-Digest)",
-                            self.registry
-                        ),
-                        expected: digest,
-                        actual: desc.digest,
-                    });
+                if let Some(digest) = digest.filter(|d| is_sha256_digest(d)) {
+                    if digest != desc.digest {
+                        return Err(Error::DigestMismatch {
+                            what: format!(
+                                "manifest {}/{repo}:{reference} (Docker-Content-Digest)",
+                                self.registry
+                            ),
+                            expected: digest,
+                            actual: desc.digest,
+                        });
+                    }
                 }
                 Ok(Some((desc, raw)))
             }
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(reg_err(
-                &self.registry,
-                format!("GET manifest {repo}:{reference}"),
-                e,
-            )),
+            None => Ok(None),
         }
     }
 
@@ -281,80 +359,55 @@ impl RegistryClient {
             .map_err(|e| reg_err(&self.registry, format!("HEAD blob {repo}@{digest}"), e))
     }
 
-    /// Stream blob `digest` of `repo` through a bounded channel.
+    /// Stream blob `digest` of `repo` through a bounded channel. The download
+    /// is retried and resumed (see [`RetryPolicy`]) and its digest checked:
+    /// content that does not match ends the stream with an error, never EOF.
     pub fn open_blob(&self, repo: &str, digest: &str) -> Result<Box<dyn Read + Send>> {
+        if !is_sha256_digest(digest) {
+            return Err(Error::UnsupportedDigest {
+                digest: digest.into(),
+            });
+        }
         let r = self.oci_ref(repo, None, None);
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(STREAM_CHANNEL_CHUNKS);
-        let client = self.client.clone();
-        let digest = digest.to_string();
-        let what = format!("{}/{repo}@{digest}", self.registry);
-        // Fail fast (404, auth) before handing out a reader.
-        let stream = runtime()
-            .block_on(client.pull_blob_stream(&r, digest.as_str()))
-            .map_err(|e| reg_err(&self.registry, format!("GET blob {repo}@{digest}"), e))?;
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(STREAM_CHANNEL_CHUNKS);
+        let fetcher = self.fetcher.clone();
+        let d = digest.to_string();
         runtime().spawn(async move {
-            let mut stream = stream;
-            while let Some(chunk) = stream.next().await {
-                let failed = chunk.is_err();
-                let chunk = chunk.map_err(|e| std::io::Error::other(format!("{what}: {e}")));
-                if tx.send(chunk).await.is_err() || failed {
-                    break; // reader dropped, or error delivered
-                }
+            let res = fetcher.download(&r, &d, None, Sink::Channel(&tx)).await;
+            if let Err(e) = res {
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
             }
         });
-        Ok(Box::new(ChannelReader {
-            rx,
-            cur: Bytes::new(),
-        }))
+        // Fail fast (404, auth, an unreachable registry) before handing out a reader.
+        let cur = match rx.blocking_recv() {
+            None => Bytes::new(),
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
+                return Err(reg_err(
+                    &self.registry,
+                    format!("GET blob {repo}@{digest}"),
+                    e,
+                ))
+            }
+        };
+        Ok(Box::new(ChannelReader { rx, cur }))
     }
 
     /// Bytes `range` of blob `digest` of `repo` (HTTP Range; a registry that
-    /// ignores Range and sends the whole blob is handled too).
+    /// ignores Range and sends the whole blob is handled too). Retried and
+    /// resumed like [`Self::open_blob`].
     pub fn read_blob_range(&self, repo: &str, digest: &str, range: Range<u64>) -> Result<Vec<u8>> {
         if range.start >= range.end {
             return Ok(Vec::new());
         }
         let r = self.oci_ref(repo, None, None);
-        let len = range.end - range.start;
-        let ctx = || {
-            format!(
-                "GET blob {repo}@{digest} bytes {}..{}",
-                range.start, range.end
-            )
-        };
-        runtime().block_on(async {
-            let resp = self
-                .client
-                .pull_blob_stream_partial(&r, digest, range.start, Some(len))
-                .await
-                .map_err(|e| reg_err(&self.registry, ctx(), e))?;
-            let (mut stream, mut skip) = match resp {
-                BlobResponse::Partial(s) => (s, 0u64),
-                BlobResponse::Full(s) => (s, range.start),
-            };
-            let mut out = Vec::with_capacity(len as usize);
-            while let Some(chunk) = stream.next().await {
-                let mut chunk = chunk.map_err(|e| reg_err(&self.registry, ctx(), e))?;
-                if skip > 0 {
-                    let k = skip.min(chunk.len() as u64) as usize;
-                    let _ = chunk.split_to(k);
-                    skip -= k as u64;
-                }
-                let want = (len - out.len() as u64) as usize;
-                out.extend_from_slice(&chunk[..chunk.len().min(want)]);
-                if out.len() as u64 == len {
-                    break;
-                }
-            }
-            if (out.len() as u64) < len {
-                return Err(reg_err(
-                    &self.registry,
-                    ctx(),
-                    format!("short read: got {} of {len} bytes", out.len()),
-                ));
-            }
-            Ok(out)
-        })
+        let mut out = Vec::with_capacity((range.end - range.start).min(64 << 20) as usize);
+        runtime().block_on(
+            self.fetcher
+                .download(&r, digest, Some(range), Sink::Buffer(&mut out)),
+        )?;
+        Ok(out)
     }
 
     /// Push `bytes` as blob `digest` into `repo`, unless it is already there.
@@ -629,6 +682,470 @@ impl RegistryClient {
                     )
                 })?;
                 Ok(index.manifests)
+            }
+        }
+    }
+}
+
+/// Why one attempt of a download failed.
+enum Failure {
+    /// Worth another attempt (transport error, 408/429/5xx, stall, short body).
+    Retry {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// 404.
+    NotFound,
+    /// Final: retrying cannot help (4xx, digest mismatch, too large).
+    Fatal(Error),
+}
+
+/// `e` and its sources on one line ("error sending request: connection reset").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp.headers().get(reqwest::header::RETRY_AFTER)?;
+    // Seconds; an HTTP date falls back to our own backoff.
+    v.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// `Content-Range: bytes START-END/TOTAL` → (START, TOTAL if known).
+fn content_range(resp: &reqwest::Response) -> Option<(u64, Option<u64>)> {
+    let v = resp.headers().get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (span, total) = rest.split_once('/')?;
+    let (start, _) = span.split_once('-')?;
+    Some((start.trim().parse().ok()?, total.trim().parse().ok()))
+}
+
+/// Where downloaded bytes go.
+enum Sink<'a> {
+    Channel(&'a tokio::sync::mpsc::Sender<std::io::Result<Bytes>>),
+    Buffer(&'a mut Vec<u8>),
+}
+
+impl Sink<'_> {
+    /// `false` when the receiving end has gone.
+    async fn put(&mut self, b: Bytes) -> bool {
+        match self {
+            Sink::Channel(tx) => tx.send(Ok(b)).await.is_ok(),
+            Sink::Buffer(v) => {
+                v.extend_from_slice(&b);
+                true
+            }
+        }
+    }
+}
+
+/// Our own GETs of manifests and blobs, with retries, resume and timeouts.
+#[derive(Clone)]
+struct Fetcher {
+    registry: String,
+    client: Client,
+    auth: RegistryAuth,
+    http: reqwest::Client,
+    scheme: &'static str,
+    policy: RetryPolicy,
+    /// Bearer tokens per repository, briefly cached (`auth` costs two requests).
+    tokens: Arc<tokio::sync::Mutex<std::collections::HashMap<String, (Option<String>, Instant)>>>,
+}
+
+const TOKEN_TTL: Duration = Duration::from_secs(50);
+
+impl Fetcher {
+    async fn token(&self, r: &Reference, fresh: bool) -> std::result::Result<Option<String>, String> {
+        let key = r.repository().to_string();
+        if !fresh {
+            if let Some((t, at)) = self.tokens.lock().await.get(&key) {
+                if at.elapsed() < TOKEN_TTL {
+                    return Ok(t.clone());
+                }
+            }
+        }
+        let t = self
+            .client
+            .auth(r, &self.auth, RegistryOperation::Pull)
+            .await
+            .map_err(|e| format!("authentication: {}", error_chain(&e)))?;
+        self.tokens.lock().await.insert(key, (t.clone(), Instant::now()));
+        Ok(t)
+    }
+
+    /// One GET; `Ok` only for 200/206.
+    async fn get_once(
+        &self,
+        r: &Reference,
+        url: &str,
+        accept: Option<&str>,
+        range: Option<String>,
+        deadline: Instant,
+        fresh_token: bool,
+    ) -> std::result::Result<reqwest::Response, Failure> {
+        let token = self
+            .token(r, fresh_token)
+            .await
+            .map_err(|message| Failure::Retry { message, retry_after: None })?;
+        let mut req = self.http.get(url);
+        if let Some(a) = accept {
+            req = req.header(reqwest::header::ACCEPT, a);
+        }
+        if let Some(range) = range {
+            req = req.header(reqwest::header::RANGE, range);
+        }
+        req = match (&token, &self.auth) {
+            (Some(t), _) => req.bearer_auth(t),
+            (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
+            (None, RegistryAuth::Bearer(t)) => req.bearer_auth(t),
+            (None, RegistryAuth::Anonymous) => req,
+        };
+        let wait = self.wait_limit(deadline);
+        let resp = match tokio::time::timeout(wait, req.send()).await {
+            Err(_) => {
+                return Err(Failure::Retry {
+                    message: format!("no response within {:.1?} (stalled)", wait),
+                    retry_after: None,
+                })
+            }
+            Ok(Err(e)) => {
+                return Err(Failure::Retry {
+                    message: error_chain(&e),
+                    retry_after: None,
+                })
+            }
+            Ok(Ok(resp)) => resp,
+        };
+        let status = resp.status().as_u16();
+        match status {
+            200 | 206 => Ok(resp),
+            404 => Err(Failure::NotFound),
+            408 | 429 | 500 | 502 | 503 | 504 => Err(Failure::Retry {
+                message: format!("HTTP {}", resp.status()),
+                retry_after: retry_after(&resp),
+            }),
+            401 if !fresh_token => Err(Failure::Retry {
+                message: format!("HTTP {}", resp.status()),
+                retry_after: Some(Duration::ZERO),
+            }),
+            _ => {
+                let s = resp.status();
+                let body = tokio::time::timeout(Duration::from_secs(5), resp.bytes())
+                    .await
+                    .ok()
+                    .and_then(|b| b.ok())
+                    .map(|b| String::from_utf8_lossy(&b[..b.len().min(300)]).trim().to_string())
+                    .unwrap_or_default();
+                Err(Failure::Fatal(reg_err(
+                    &self.registry,
+                    format!("GET {url}"),
+                    if body.is_empty() { format!("HTTP {s}") } else { format!("HTTP {s}: {body}") },
+                )))
+            }
+        }
+    }
+
+    /// How long we may wait for the next thing: the stall timeout, cut by the deadline.
+    fn wait_limit(&self, deadline: Instant) -> Duration {
+        self.policy
+            .stall_timeout
+            .min(deadline.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(1))
+    }
+
+    /// After failure number `retry` (1-based): sleep and return `Ok` to try
+    /// again, or the final error.
+    async fn before_retry(
+        &self,
+        ctx: &str,
+        retry: u32,
+        message: &str,
+        retry_after: Option<Duration>,
+        deadline: Instant,
+        started: Instant,
+    ) -> Result<()> {
+        if retry > self.policy.retries {
+            return Err(reg_err(
+                &self.registry,
+                ctx,
+                format!("{message} (gave up after {retry} attempts)"),
+            ));
+        }
+        let delay = self.policy.backoff(retry - 1, retry_after);
+        if Instant::now() + delay >= deadline {
+            return Err(reg_err(
+                &self.registry,
+                ctx,
+                format!(
+                    "{message} (gave up: the overall timeout of {:.1?} was reached after {retry} attempts in {:.1?})",
+                    self.policy.total_timeout,
+                    started.elapsed()
+                ),
+            ));
+        }
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    /// GET manifest `reference`: its bytes and Docker-Content-Digest, `None` on 404.
+    async fn get_manifest(
+        &self,
+        r: &Reference,
+        reference: &str,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>> {
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{reference}",
+            self.scheme,
+            r.resolve_registry(),
+            r.repository()
+        );
+        let ctx = format!("GET manifest {}:{reference}", r.repository());
+        let accept = ACCEPT_MANIFESTS.join(", ");
+        let started = Instant::now();
+        let deadline = started + self.policy.total_timeout;
+        let mut retry = 0u32;
+        let mut fresh = false;
+        loop {
+            let failure = match self.get_once(r, &url, Some(&accept), None, deadline, fresh).await {
+                Err(f) => f,
+                Ok(mut resp) => {
+                    let len = resp.content_length();
+                    if let Some(len) = len.filter(|l| *l > MAX_MANIFEST_SIZE) {
+                        return Err(reg_err(
+                            &self.registry,
+                            &ctx,
+                            format!("the manifest is {len} bytes, more than the {MAX_MANIFEST_SIZE}-byte limit; not read"),
+                        ));
+                    }
+                    let digest = resp
+                        .headers()
+                        .get("Docker-Content-Digest")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let mut body = Vec::with_capacity(len.unwrap_or(0) as usize);
+                    let failure = loop {
+                        match tokio::time::timeout(self.wait_limit(deadline), resp.chunk()).await {
+                            Err(_) => {
+                                break Some(format!(
+                                    "no data for {:.1?} after {} bytes (stalled)",
+                                    self.wait_limit(deadline),
+                                    body.len()
+                                ))
+                            }
+                            Ok(Err(e)) => break Some(error_chain(&e)),
+                            Ok(Ok(None)) => break None,
+                            Ok(Ok(Some(b))) => {
+                                if (body.len() + b.len()) as u64 > MAX_MANIFEST_SIZE {
+                                    return Err(reg_err(
+                                        &self.registry,
+                                        &ctx,
+                                        format!("the manifest is more than the {MAX_MANIFEST_SIZE}-byte limit; not read"),
+                                    ));
+                                }
+                                body.extend_from_slice(&b);
+                            }
+                        }
+                    };
+                    match failure {
+                        None if len.is_none_or(|l| l == body.len() as u64) => {
+                            return Ok(Some((body, digest)))
+                        }
+                        None => Failure::Retry {
+                            message: format!(
+                                "the body ended after {} of {} bytes",
+                                body.len(),
+                                len.unwrap_or(0)
+                            ),
+                            retry_after: None,
+                        },
+                        Some(message) => Failure::Retry { message, retry_after: None },
+                    }
+                }
+            };
+            match failure {
+                Failure::NotFound => return Ok(None),
+                Failure::Fatal(e) => return Err(e),
+                Failure::Retry { message, retry_after } => {
+                    retry += 1;
+                    fresh = message.starts_with("HTTP 401");
+                    self.before_retry(&ctx, retry, &message, retry_after, deadline, started)
+                        .await?;
+                }
+            }
+        }
+    }
+
+    /// Download blob `digest` (whole, digest verified, when `range` is None;
+    /// else bytes `range`, length checked), handing every chunk to `sink`
+    /// (which returns `false` to stop early). Retries and resumes from the
+    /// byte reached.
+    async fn download(
+        &self,
+        r: &Reference,
+        digest: &str,
+        range: Option<Range<u64>>,
+        mut sink: Sink<'_>,
+    ) -> Result<()> {
+        use sha2::Digest as _;
+        if !is_sha256_digest(digest) {
+            return Err(Error::UnsupportedDigest { digest: digest.into() });
+        }
+        let url = format!(
+            "{}://{}/v2/{}/blobs/{digest}",
+            self.scheme,
+            r.resolve_registry(),
+            r.repository()
+        );
+        let ctx = match &range {
+            None => format!("GET blob {}@{digest}", r.repository()),
+            Some(rg) => format!("GET blob {}@{digest} bytes {}..{}", r.repository(), rg.start, rg.end),
+        };
+        let (base, mut want) = match &range {
+            None => (0u64, None),
+            Some(rg) => (rg.start, Some(rg.end - rg.start)),
+        };
+        let mut hasher = sha2::Sha256::new();
+        let mut pos = 0u64; // bytes delivered to `sink`
+        let started = Instant::now();
+        let deadline = started + self.policy.total_timeout;
+        let mut retry = 0u32;
+        let mut fresh = false;
+        loop {
+            let header = match (&range, pos) {
+                (None, 0) => None,
+                (None, p) => Some(format!("bytes={p}-")),
+                (Some(rg), p) => Some(format!("bytes={}-{}", rg.start + p, rg.end - 1)),
+            };
+            let asked = base + pos;
+            let failure = match self.get_once(r, &url, None, header.clone(), deadline, fresh).await {
+                Err(f) => f,
+                Ok(mut resp) => {
+                    // Where this body starts in the blob, and the blob size if told.
+                    let (start, total) = if resp.status().as_u16() == 206 {
+                        match content_range(&resp) {
+                            Some((s, t)) => (s, t),
+                            None if header.is_none() => (0, None),
+                            None => {
+                                return Err(reg_err(
+                                    &self.registry,
+                                    &ctx,
+                                    "206 answer without a valid Content-Range",
+                                ))
+                            }
+                        }
+                    } else {
+                        (0, resp.content_length())
+                    };
+                    if start > asked {
+                        return Err(reg_err(
+                            &self.registry,
+                            &ctx,
+                            format!("asked for bytes from {asked}, the registry sent from {start}"),
+                        ));
+                    }
+                    if want.is_none() {
+                        want = total;
+                    }
+                    let mut skip = asked - start;
+                    let failure = loop {
+                        match tokio::time::timeout(self.wait_limit(deadline), resp.chunk()).await {
+                            Err(_) => {
+                                break Some(format!(
+                                    "no data for {:.1?} after {pos} bytes (stalled)",
+                                    self.wait_limit(deadline)
+                                ))
+                            }
+                            Ok(Err(e)) => break Some(error_chain(&e)),
+                            Ok(Ok(None)) => break None,
+                            Ok(Ok(Some(mut b))) => {
+                                if skip > 0 {
+                                    let k = skip.min(b.len() as u64) as usize;
+                                    let _ = b.split_to(k);
+                                    skip -= k as u64;
+                                }
+                                if let Some(w) = want {
+                                    let left = w.saturating_sub(pos);
+                                    if b.len() as u64 > left {
+                                        if range.is_some() {
+                                            b.truncate(left as usize);
+                                        } else {
+                                            return Err(reg_err(
+                                                &self.registry,
+                                                &ctx,
+                                                format!("the registry sent more than the {w} bytes it announced"),
+                                            ));
+                                        }
+                                    }
+                                }
+                                if b.is_empty() {
+                                    if range.is_some() && want == Some(pos) {
+                                        break None;
+                                    }
+                                    continue;
+                                }
+                                pos += b.len() as u64;
+                                if range.is_none() {
+                                    hasher.update(&b);
+                                }
+                                if !sink.put(b).await {
+                                    return Ok(()); // the reader went away
+                                }
+                                if range.is_some() && want == Some(pos) {
+                                    break None;
+                                }
+                            }
+                        }
+                    };
+                    match failure {
+                        Some(message) => Failure::Retry { message, retry_after: None },
+                        None => match want {
+                            Some(w) if pos < w => Failure::Retry {
+                                message: format!("the body ended after {pos} of {w} bytes"),
+                                retry_after: None,
+                            },
+                            _ => {
+                                if range.is_none() {
+                                    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+                                    if actual != digest {
+                                        return Err(Error::DigestMismatch {
+                                            what: format!("{}: {ctx}", self.registry),
+                                            expected: digest.into(),
+                                            actual,
+                                        });
+                                    }
+                                }
+                                return Ok(());
+                            }
+                        },
+                    }
+                }
+            };
+            match failure {
+                Failure::NotFound => {
+                    return Err(reg_err(&self.registry, &ctx, "blob not found (HTTP 404)"))
+                }
+                Failure::Fatal(e) => return Err(e),
+                Failure::Retry { message, retry_after } => {
+                    retry += 1;
+                    fresh = message.starts_with("HTTP 401");
+                    let message = if pos > 0 {
+                        format!("{message} (resuming from byte {})", base + pos)
+                    } else {
+                        message
+                    };
+                    self.before_retry(&ctx, retry, &message, retry_after, deadline, started)
+                        .await?;
+                }
             }
         }
     }
