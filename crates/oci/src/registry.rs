@@ -820,7 +820,11 @@ impl Fetcher {
             }
             Ok(Err(e)) => {
                 return Err(Failure::Retry {
-                    message: error_chain(&e),
+                    message: if e.is_timeout() {
+                        format!("no response within {:.1?} (stalled): {}", wait, error_chain(&e))
+                    } else {
+                        error_chain(&e)
+                    },
                     retry_after: None,
                 })
             }
@@ -940,6 +944,14 @@ impl Fetcher {
                                     "no data for {:.1?} after {} bytes (stalled)",
                                     self.wait_limit(deadline),
                                     body.len()
+                                ))
+                            }
+                            Ok(Err(e)) if e.is_timeout() => {
+                                break Some(format!(
+                                    "no data for {:.1?} after {} bytes (stalled): {}",
+                                    self.policy.stall_timeout,
+                                    body.len(),
+                                    error_chain(&e)
                                 ))
                             }
                             Ok(Err(e)) => break Some(error_chain(&e)),
@@ -1063,6 +1075,13 @@ impl Fetcher {
                                 break Some(format!(
                                     "no data for {:.1?} after {pos} bytes (stalled)",
                                     self.wait_limit(deadline)
+                                ))
+                            }
+                            Ok(Err(e)) if e.is_timeout() => {
+                                break Some(format!(
+                                    "no data for {:.1?} after {pos} bytes (stalled): {}",
+                                    self.policy.stall_timeout,
+                                    error_chain(&e)
                                 ))
                             }
                             Ok(Err(e)) => break Some(error_chain(&e)),

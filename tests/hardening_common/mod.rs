@@ -1,0 +1,52 @@
+//! Shared by the `hardening_*` tests.
+#![allow(dead_code)]
+pub mod proxy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn soci_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_soci"))
+}
+
+/// `soci ARGS` with fast registry timeouts.
+pub fn soci(args: &[&str]) -> Output {
+    Command::new(soci_bin())
+        .args(args)
+        .env("SOCI_REGISTRY_STALL_TIMEOUT", "2")
+        .env("SOCI_REGISTRY_TIMEOUT", "60")
+        .env_remove("SOCI_STORE")
+        .output()
+        .expect("run soci")
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Every file under `blobs/sha256/` is named by the sha256 of its content;
+/// returns how many there are.
+pub fn check_store_blobs(store: &Path) -> usize {
+    let dir = store.join("blobs").join("sha256");
+    let Ok(rd) = std::fs::read_dir(&dir) else { return 0 };
+    let mut n = 0;
+    for e in rd {
+        let e = e.unwrap();
+        let bytes = std::fs::read(e.path()).unwrap();
+        use sha2::Digest as _;
+        let got = hex::encode(sha2::Sha256::digest(&bytes));
+        assert_eq!(
+            got,
+            e.file_name().to_string_lossy(),
+            "store blob {} does not match its name",
+            e.path().display()
+        );
+        n += 1;
+    }
+    n
+}
