@@ -1,0 +1,157 @@
+//! Interruption: `soci create` and `soci create --push` killed with SIGINT or
+//! SIGKILL at seeded random moments. Afterwards the store holds only whole
+//! blobs, `index list` works, the registry's tag is absent or complete, and
+//! the same command run again succeeds.
+mod hardening_common;
+use hardening_common::{check_store_blobs, soci, soci_bin, text};
+use soci_oci::spec::{self, Descriptor};
+use soci_oci::{Credentials, ImageSource, RegistryOptions, RegistrySource, RegistryTarget};
+use soci_testkit::{skopeo_copy, Registry};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn opts() -> RegistryOptions {
+    RegistryOptions {
+        credentials: Credentials::Anonymous,
+        plain_http: true,
+        tls_ca: None,
+    }
+}
+
+fn example_layout() -> String {
+    format!("oci:{}/fixtures/example-image:latest", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `soci args`, kills it with `sig` after `delay` (if still running).
+/// Returns whether it was killed.
+fn run_and_kill(args: &[&str], sig: i32, delay: Duration) -> bool {
+    let mut child = Command::new(soci_bin())
+        .args(args)
+        .env_remove("SOCI_STORE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while t.elapsed() < delay {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+    let status = child.wait().unwrap();
+    !status.success()
+}
+
+fn check_store(store: &Path) {
+    check_store_blobs(store);
+    let o = soci(&["index", "list", "--store", store.to_str().unwrap()]);
+    assert!(o.status.success(), "index list after an interruption: {}", text(&o));
+    let o = soci(&["ztoc", "list", "--store", store.to_str().unwrap()]);
+    assert!(o.status.success(), "ztoc list after an interruption: {}", text(&o));
+}
+
+/// The tag is absent, or everything it references (recursively: index →
+/// manifests → config and layers; SOCI index → zTOCs) is in the registry.
+fn check_tag_complete(host: &str, repo: &str, tag: &str) {
+    let src = RegistrySource::new(format!("{host}/{repo}:{tag}").parse().unwrap(), &opts()).unwrap();
+    let target = RegistryTarget::new(host, &opts()).unwrap();
+    let Ok((root, raw)) = src.resolve_root() else { return };
+    let mut manifests: Vec<(Descriptor, Vec<u8>)> = Vec::new();
+    if root.media_type == spec::MEDIA_TYPE_OCI_INDEX {
+        let idx: spec::Index = serde_json::from_slice(&raw).unwrap();
+        for d in idx.manifests {
+            let m = src
+                .fetch_manifest(&d)
+                .unwrap_or_else(|e| panic!("tag {tag} references missing manifest {}: {e}", d.digest));
+            manifests.push((d, m));
+        }
+    } else {
+        manifests.push((root, raw));
+    }
+    for (d, raw) in manifests {
+        let m: spec::Manifest = serde_json::from_slice(&raw).unwrap();
+        for b in std::iter::once(&m.config).chain(m.layers.iter()) {
+            assert!(
+                target.blob_exists(repo, &b.digest).unwrap(),
+                "manifest {} references blob {} missing from the registry",
+                d.digest,
+                b.digest
+            );
+        }
+    }
+}
+
+#[test]
+fn create_killed_at_random_moments_then_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let src = example_layout();
+    let args = ["create", "--min-layer-size", "0", "--store", store.to_str().unwrap(), &src];
+    let mut rng = Rng(0x50c1_2026);
+    let mut killed = 0;
+    for i in 0..10 {
+        // Fresh store every other round, so early moments are hit too.
+        if i % 2 == 0 {
+            let _ = std::fs::remove_dir_all(&store);
+        }
+        let sig = if i % 2 == 0 { libc::SIGKILL } else { libc::SIGINT };
+        let delay = Duration::from_millis(rng.below(400));
+        killed += run_and_kill(&args, sig, delay) as usize;
+        check_store(&store);
+        let o = soci(&args);
+        assert!(o.status.success(), "rerun after kill at {delay:?}: {}", text(&o));
+        check_store(&store);
+        let o = soci(&["index", "list", "--digests-only", "--store", store.to_str().unwrap()]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1, "{}", text(&o));
+    }
+    assert!(killed > 0, "no run was interrupted: make the delays shorter");
+}
+
+#[test]
+fn create_push_killed_at_random_moments_then_rerun() {
+    let reg = Registry::start().unwrap_or_else(|e| panic!("test registry: {e}"));
+    let host = reg.host();
+    skopeo_copy(&example_layout(), &format!("docker://{host}/ex/img:v1")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let image = format!("{host}/ex/img:v1");
+    let args = ["create", "--plain-http", "--min-layer-size", "0", "--push", "--store", store.to_str().unwrap(), &image];
+    let mut rng = Rng(0xdead_beef_2026);
+    let mut killed = 0;
+    for i in 0..8 {
+        if i % 2 == 0 {
+            let _ = std::fs::remove_dir_all(&store);
+        }
+        let sig = if i % 3 == 0 { libc::SIGINT } else { libc::SIGKILL };
+        let delay = Duration::from_millis(rng.below(700));
+        killed += run_and_kill(&args, sig, delay) as usize;
+        check_store(&store);
+        check_tag_complete(&host, "ex/img", "v1");
+        let o = soci(&args);
+        assert!(o.status.success(), "rerun after kill at {delay:?}: {}", text(&o));
+        check_store(&store);
+        check_tag_complete(&host, "ex/img", "v1");
+    }
+    assert!(killed > 0, "no run was interrupted");
+    // What was pushed is a SOCI-enabled index whose SOCI index is complete.
+    let src = RegistrySource::new(image.parse().unwrap(), &opts()).unwrap();
+    let (root, raw) = src.resolve_root().unwrap();
+    assert_eq!(root.media_type, spec::MEDIA_TYPE_OCI_INDEX);
+    let idx: spec::Index = serde_json::from_slice(&raw).unwrap();
+    assert!(idx.manifests.len() >= 2, "{}", String::from_utf8_lossy(&raw));
+}
