@@ -218,8 +218,11 @@ pub fn json_docs(data: &[u8]) {
             size: 1,
             ..Default::default()
         };
-        let merged = soci_index::fallback::merge_fallback_index(Some(data), entry.clone())
-            .expect("a parsed index merges");
+        // A document that is not an index is refused (never overwritten).
+        let Ok(merged) = soci_index::fallback::merge_fallback_index(Some(data), entry.clone())
+        else {
+            return;
+        };
         let merged: Index = serde_json::from_slice(&merged).expect("merged index parses");
         for d in &i.manifests {
             if *d != Descriptor::default() {

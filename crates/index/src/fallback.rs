@@ -39,9 +39,23 @@ pub fn fallback_entry(index_descriptor: &Descriptor, manifest: &spec::Manifest) 
 pub fn merge_fallback_index(existing: Option<&[u8]>, entry: Descriptor) -> Result<Vec<u8>> {
     let old = match existing {
         Some(b) => {
-            serde_json::from_slice::<Index>(b)
-                .map_err(|e| Error::json("referrers fallback index", e))?
-                .manifests
+            let index = serde_json::from_slice::<Index>(b)
+                .map_err(|e| Error::json("referrers fallback index", e))?;
+            // Something else under the tag (a manifest, an unknown document) is
+            // not overwritten: refusing keeps whatever it is.
+            let is_index = index.media_type == spec::MEDIA_TYPE_OCI_INDEX
+                || index.media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+                || (index.media_type.is_empty() && has_manifests_field(b));
+            if !is_index {
+                return Err(Error::json(
+                    "referrers fallback index",
+                    serde::de::Error::custom(format!(
+                        "the document under the fallback tag is not an image index (mediaType {:?}); not overwriting it",
+                        index.media_type
+                    )),
+                ));
+            }
+            index.manifests
         }
         None => Vec::new(),
     };
@@ -64,4 +78,10 @@ pub fn merge_fallback_index(existing: Option<&[u8]>, entry: Descriptor) -> Resul
         ..Default::default()
     };
     Ok(spec::to_go_json(&index))
+}
+
+/// Whether the JSON object has a `manifests` member (an index without `mediaType`).
+fn has_manifests_field(b: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(b)
+        .is_ok_and(|m| m.get("manifests").is_some_and(|v| v.is_array()))
 }

@@ -29,6 +29,17 @@ pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf> {
 
 fn read_index(dir: &Path) -> Result<Index> {
     let p = dir.join("index.json");
+    // Refuse an oversized index.json before reading it into memory.
+    let len = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
+    if len > crate::source::MAX_IN_MEMORY_BLOB {
+        return Err(Error::BadImage {
+            image: format!("oci:{}", dir.display()),
+            reason: format!(
+                "index.json is {len} bytes, more than the {}-byte limit",
+                crate::source::MAX_IN_MEMORY_BLOB
+            ),
+        });
+    }
     let raw = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
     serde_json::from_slice(&raw).map_err(|e| Error::json(p.display().to_string(), e))
 }

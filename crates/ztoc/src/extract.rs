@@ -3,6 +3,9 @@ use crate::model::{CompressionAlgorithm, TocEntry, Ztoc};
 use soci_zinfo::{GzipZinfo, TarZinfo, Zinfo, ZinfoError};
 use std::io::{Read, Seek, SeekFrom};
 
+/// Deflate's largest expansion (1032:1), rounded up.
+const MAX_DEFLATE_RATIO: u64 = 1040;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
     #[error("no file named {0:?} in the zTOC")]
@@ -83,6 +86,20 @@ impl Ztoc {
         }
         let len = usize::try_from(len)
             .map_err(|_| ExtractError::BadEntry { name: name(), why: "too large".into() })?;
+        // Bound the output buffer by what the blob can hold before allocating it:
+        // a corrupt zTOC must not make us allocate its claimed size.
+        let blob_len = blob.seek(SeekFrom::End(0))?;
+        let most = match zinfo {
+            Zinfo::Tar(_) => blob_len.saturating_sub(off),
+            // Deflate expands at most ~1032:1.
+            Zinfo::Gzip(_) => blob_len.saturating_mul(MAX_DEFLATE_RATIO),
+        };
+        if len as u64 > most {
+            return Err(ExtractError::BadEntry {
+                name: name(),
+                why: format!("data [{off}, +{len}) cannot come from a {blob_len}-byte layer"),
+            });
+        }
         match zinfo {
             Zinfo::Gzip(gz) => {
                 let data = soci_zinfo::extract_range(gz, blob, off, len)?;
