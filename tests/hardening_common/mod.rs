@@ -15,6 +15,7 @@ pub fn soci(args: &[&str]) -> Output {
         .args(args)
         .env("SOCI_REGISTRY_STALL_TIMEOUT", "2")
         .env("SOCI_REGISTRY_TIMEOUT", "60")
+        .env("SOCI_REGISTRY_RETRIES", "3")
         .env_remove("SOCI_STORE")
         .output()
         .expect("run soci")
