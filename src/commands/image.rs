@@ -26,9 +26,17 @@ pub fn open_store(dir: Option<&std::path::Path>) -> Result<Store> {
 pub fn registry_options(a: &ImageArgs) -> Result<RegistryOptions> {
     let credentials = match &a.username {
         Some(user) => {
+            // Read stdin once: the source and the push destination both ask.
+            static STDIN_PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
             let mut password = String::new();
             if a.password_stdin {
-                std::io::stdin().read_to_string(&mut password).context("cannot read the password from stdin")?;
+                match STDIN_PASSWORD.get() {
+                    Some(p) => password = p.clone(),
+                    None => {
+                        std::io::stdin().read_to_string(&mut password).context("cannot read the password from stdin")?;
+                        let _ = STDIN_PASSWORD.set(password.clone());
+                    }
+                }
             }
             Credentials::Basic { username: user.clone(), password: password.trim_end_matches(['\n', '\r']).to_string() }
         }
