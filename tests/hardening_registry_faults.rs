@@ -283,6 +283,21 @@ fn cli_create_and_push_through_faults() {
     env.proxy.add("GET", "/manifests/", 2, Fault::Status(503, Some("0")));
     let o = soci(&["create", "--plain-http", "--min-layer-size", "0", "--push", "--store", faulty.to_str().unwrap(), &via]);
     assert!(o.status.success(), "{}", text(&o));
+    // Order of the writes: every blob upload before the first manifest PUT,
+    // and the tag last.
+    let log = env.proxy.log();
+    let writes: Vec<_> = log.iter().filter(|s| s.method != "GET" && s.method != "HEAD").collect();
+    // (The source image manifest is re-put first: its blobs are already there.)
+    let image_manifest = &env.fx.images[0].manifest.digest;
+    let last_blob = writes.iter().rposition(|s| s.path.contains("/blobs/")).expect("blobs pushed");
+    let first_new_manifest = writes
+        .iter()
+        .position(|s| s.path.contains("/manifests/") && !s.path.ends_with(image_manifest.as_str()))
+        .expect("manifests pushed");
+    assert!(last_blob < first_new_manifest, "a blob was uploaded after a manifest referencing it: {writes:?}");
+    let last = writes.last().unwrap();
+    assert!(last.method == "PUT" && last.path.ends_with("/manifests/v1"), "the tag is not last: {writes:?}");
+    assert_eq!(writes.iter().filter(|s| s.path.ends_with("/manifests/v1")).count(), 1);
 
     // A corrupt layer: create fails with a digest mismatch and stores nothing bad.
     env.proxy.clear();
