@@ -278,9 +278,14 @@ fn cli_create_and_push_through_faults() {
     assert_eq!(list(&clean), list(&faulty), "same SOCI index with and without faults");
     check_store_blobs(&faulty);
 
-    // --push through faults on GETs and on the HEAD checks' neighbours.
+    // --push through faults on GETs, HEAD checks, uploads and manifest PUTs.
     env.proxy.clear();
     env.proxy.add("GET", "/manifests/", 2, Fault::Status(503, Some("0")));
+    env.proxy.add("HEAD", "/blobs/", 1, Fault::Status(503, None));
+    env.proxy.add("POST", "/blobs/uploads/", 1, Fault::Status(500, None));
+    env.proxy.add("PUT", "/blobs/uploads/", 1, Fault::Status(502, None));
+    env.proxy.add("PUT", "/manifests/", 1, Fault::Status(503, None));
+    env.proxy.add("PUT", "/manifests/v1", 1, Fault::Status(503, None));
     let o = soci(&["create", "--plain-http", "--min-layer-size", "0", "--push", "--store", faulty.to_str().unwrap(), &via]);
     assert!(o.status.success(), "{}", text(&o));
     // Order of the writes: every blob upload before the first manifest PUT,
@@ -297,7 +302,9 @@ fn cli_create_and_push_through_faults() {
     assert!(last_blob < first_new_manifest, "a blob was uploaded after a manifest referencing it: {writes:?}");
     let last = writes.last().unwrap();
     assert!(last.method == "PUT" && last.path.ends_with("/manifests/v1"), "the tag is not last: {writes:?}");
-    assert_eq!(writes.iter().filter(|s| s.path.ends_with("/manifests/v1")).count(), 1);
+    // The tag PUT was retried after its 503; no other tag write.
+    assert!(writes.iter().filter(|s| s.path.ends_with("/manifests/v1")).all(|s| s.method == "PUT"));
+    assert!(env.proxy.log().iter().filter(|s| s.fault.is_some()).count() >= 7);
 
     // A corrupt layer: create fails with a digest mismatch and stores nothing bad.
     env.proxy.clear();

@@ -354,9 +354,27 @@ impl RegistryClient {
     /// Whether blob `digest` exists in `repo` (HEAD).
     pub fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
         let r = self.oci_ref(repo, None, None);
-        runtime()
-            .block_on(self.client.blob_exists(&r, digest))
+        self.retrying(|| runtime().block_on(self.client.blob_exists(&r, digest)))
             .map_err(|e| reg_err(&self.registry, format!("HEAD blob {repo}@{digest}"), e))
+    }
+
+    /// Runs an idempotent oci-client request again on transient failures
+    /// (transport errors, 408/429/5xx), with the download backoff.
+    fn retrying<T>(
+        &self,
+        mut op: impl FnMut() -> std::result::Result<T, OciDistributionError>,
+    ) -> std::result::Result<T, OciDistributionError> {
+        let policy = &self.fetcher.policy;
+        let mut retry = 0;
+        loop {
+            match op() {
+                Err(e) if retry < policy.retries && oci_retryable(&e) => {
+                    std::thread::sleep(policy.backoff(retry, None));
+                    retry += 1;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Stream blob `digest` of `repo` through a bounded channel. The download
@@ -425,12 +443,14 @@ impl RegistryClient {
             return Ok(false);
         }
         let r = self.oci_ref(repo, None, None);
-        runtime()
-            .block_on(
+        // A failed upload is started over (a new upload session): idempotent.
+        self.retrying(|| {
+            runtime().block_on(
                 self.client
                     .push_blob(&r, Bytes::copy_from_slice(bytes), digest),
             )
-            .map_err(|e| reg_err(&self.registry, format!("push blob {repo}@{digest}"), e))?;
+        })
+        .map_err(|e| reg_err(&self.registry, format!("push blob {repo}@{digest}"), e))?;
         Ok(true)
     }
 
@@ -589,9 +609,10 @@ impl RegistryClient {
                 reason: format!("not a valid media type: {e}"),
             }
         })?;
-        runtime()
-            .block_on(self.client.push_manifest_raw(&r, raw.to_vec(), ct))
-            .map_err(|e| {
+        self.retrying(|| {
+            runtime().block_on(self.client.push_manifest_raw(&r, raw.to_vec(), ct.clone()))
+        })
+        .map_err(|e| {
                 reg_err(
                     &self.registry,
                     format!("PUT manifest {repo}:{reference}"),
@@ -698,6 +719,24 @@ enum Failure {
     NotFound,
     /// Final: retrying cannot help (4xx, digest mismatch, too large).
     Fatal(Error),
+}
+
+/// Whether an oci-client error is worth another attempt.
+fn oci_retryable(e: &OciDistributionError) -> bool {
+    const STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
+    match e {
+        OciDistributionError::RequestError(e) => match e.status() {
+            Some(s) => STATUSES.contains(&s.as_u16()),
+            None => e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
+        },
+        OciDistributionError::ServerError { code, .. } => STATUSES.contains(code),
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|x| matches!(x.code, oci_client::errors::OciErrorCode::Toomanyrequests)),
+        OciDistributionError::IoError(_) => true,
+        _ => false,
+    }
 }
 
 /// `e` and its sources on one line ("error sending request: connection reset").
