@@ -1,0 +1,100 @@
+//! Other sources (`docker-archive:`) and the errors a user meets first.
+mod common;
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn docker_archive_to_oci_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout_opts(&dir.path().join("img"), "1.0", false);
+    let img = &fx.images[0];
+    let archive = dir.path().join("app.tar");
+    let tars = soci_testkit::make_docker_archive(&archive, img, "app:1.0", false);
+    let store = dir.path().join("store");
+    let layout = dir.path().join("out");
+    let dst = format!("oci:{}:soci", layout.display());
+    let src = format!("docker-archive:{}", archive.display());
+    let out = soci_json(&["create", &src, "--min-layer-size", "0", "--span-size", "64KiB", "--dest", &dst, "--store", p(&store), "-q"]);
+    // Every layer of a docker save archive is an uncompressed tar.
+    let layers = out["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), tars.len());
+    for (l, t) in layers.iter().zip(&tars) {
+        assert_eq!(l["digest"], sha256(t).as_str(), "layer digest is the tar's (diff id)");
+        assert_eq!(l["status"], "built", "{l}");
+    }
+    // The zTOCs are tar zTOCs.
+    for z in out["platforms"][0]["ztocs"].as_array().unwrap() {
+        let info: Value = serde_json::from_str(&soci_ok(&["ztoc", "info", z["ztoc"].as_str().unwrap(), "--store", p(&store)])).unwrap();
+        assert_eq!(info["compression"], "uncompressed", "{info}");
+    }
+    // The layout holds a SOCI-enabled image that verifies and skopeo reads.
+    let raw = soci_testkit::skopeo(&["inspect", "--raw", &dst]).unwrap();
+    let idx: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(idx["mediaType"], OCI_INDEX);
+    assert_eq!(idx["manifests"][1]["artifactType"], SOCI_V2);
+    let v = soci_ok(&["verify", &dst, "--store", p(&dir.path().join("empty")), "-q"]);
+    assert!(v.contains("verify: OK"), "{v}");
+    assert_eq!(v.matches(": ok (").count(), tars.len(), "{v}");
+}
+
+#[test]
+fn docker_archive_to_registry() {
+    // Pushing an archive's uncompressed layers as they are (no recompression).
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout_opts(&dir.path().join("img"), "1.0", false);
+    let archive = dir.path().join("app.tar");
+    soci_testkit::make_docker_archive(&archive, &fx.images[0], "app:1.0", true);
+    let dst = format!("{}/fromarchive:1", reg.host());
+    let src = format!("docker-archive:{}", archive.display());
+    soci_ok(&["create", &src, "--min-layer-size", "0", "--dest", &dst, "--plain-http", "--store", p(&dir.path().join("s")), "-q"]);
+    let v = soci_ok(&["verify", &dst, "--plain-http", "--store", p(&dir.path().join("empty")), "-q"]);
+    assert!(v.contains("verify: OK"), "{v}");
+    // skopeo can pull the image out again (its blobs are all there). Not
+    // `--preserve-digests`: like Go soci, the converted manifest is OCI while
+    // the layers keep their Docker media types, which skopeo rewrites for oci:.
+    let copy = dir.path().join("copy");
+    soci_testkit::skopeo(&["--insecure-policy", "copy", "--quiet", "--src-tls-verify=false", &docker(&dst), &format!("oci:{}:x", copy.display())]).unwrap();
+    let m: Value = serde_json::from_slice(&soci_testkit::skopeo(&["inspect", "--raw", &format!("oci:{}:x", copy.display())]).unwrap()).unwrap();
+    assert_eq!(m["layers"].as_array().unwrap().len(), 4, "{m}");
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let s = p(&store);
+
+    // An image that does not exist.
+    let missing = format!("{}/nope:1", reg.host());
+    let o = soci(&["create", &missing, "--plain-http", "--store", s, "-q"]);
+    assert_error(&o, &missing);
+    let o = soci(&["verify", &missing, "--plain-http", "--store", s, "-q"]);
+    assert_error(&o, &missing);
+    let o = soci(&["create", &format!("oci:{}:x", dir.path().join("nolayout").display()), "--store", s, "-q"]);
+    assert_error(&o, "nolayout");
+
+    // Every layer below --min-layer-size (default 10 MiB).
+    let fx = soci_testkit::make_oci_layout(&dir.path().join("img"), "1.0");
+    let r = push_fixture(&fx, &reg, "small:1");
+    let o = soci(&["create", &r, "--plain-http", "--store", s, "-q"]);
+    assert_error(&o, "no ztocs created, all layers either skipped or produced errors");
+    assert!(String::from_utf8_lossy(&o.stdout).is_empty() || !String::from_utf8_lossy(&o.stdout).contains("soci index"));
+    // ... and nothing was pushed.
+    let o = soci(&["create", &r, "--push", "--plain-http", "--store", s, "-q"]);
+    assert_error(&o, "no ztocs created");
+    assert_eq!(inspect_raw(&r), fx.images[0].manifest.bytes);
+
+    // --push needs a registry image.
+    let o = soci(&["create", &fx.oci_ref(), "--push", "--min-layer-size", "0", "--store", s, "-q"]);
+    assert_error(&o, "--push needs a registry image");
+    // A v2 destination must be tagged.
+    let o = soci(&["create", &r, "--dest", &format!("{}/x@{}", reg.host(), fx.images[0].manifest.digest), "--plain-http", "--min-layer-size", "0", "--store", s, "-q"]);
+    assert_error(&o, "tagged ref");
+    // With --json the error is JSON on stdout too.
+    let o = soci(&["--json", "create", &missing, "--plain-http", "--store", s, "-q"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["error"].as_str().unwrap().contains(&missing), "{v}");
+}
