@@ -8,36 +8,13 @@
 //! docker-registry on 127.0.0.1. Printed: wall time, peak RSS, and the target
 //! wall <= 1.15 x max(largest layer inflate, total inflate / cores), where the
 //! inflate times are single-thread flate2 + zlib-rs of each layer.
+mod common;
+use common::{data_dir, inflate, make_layer, run_measured};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn data_dir() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn make_layer(dir: &str) -> Option<PathBuf> {
-    if !Path::new("/").join(dir).is_dir() {
-        return None;
-    }
-    let path = data_dir().join(format!("{}.tar.gz", dir.replace('/', "-")));
-    if !path.exists() {
-        eprintln!("generating {} ...", path.display());
-        let tmp = path.with_extension("tmp");
-        let script = format!(
-            "tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --warning=no-file-changed \
-             --ignore-failed-read -C / -cf - {dir} | gzip -6 -n > '{}'",
-            tmp.display()
-        );
-        assert!(Command::new("bash").arg("-c").arg(&script).status().unwrap().success());
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-    Some(path)
-}
+use std::time::Duration;
 
 fn sha256_file(p: &Path) -> String {
     let mut f = std::fs::File::open(p).unwrap();
@@ -86,35 +63,6 @@ fn make_layout(layers: &[PathBuf]) -> PathBuf {
     dir
 }
 
-fn inflate_time(p: &Path) -> (Duration, u64) {
-    let t = Instant::now();
-    let f = std::fs::File::open(p).unwrap();
-    let mut d = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, f));
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = d.read(&mut buf).unwrap();
-        if k == 0 {
-            break;
-        }
-        n += k as u64;
-    }
-    (t.elapsed(), n)
-}
-
-/// Runs a command; returns (wall time, max RSS KiB).
-fn run_measured(cmd: &mut Command) -> (Duration, u64) {
-    let t = Instant::now();
-    let child = cmd.stdout(std::process::Stdio::null()).spawn().expect("spawn");
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pid is our own child, pointers are to live locals.
-    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert!(r > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed");
-    (t.elapsed(), usage.ru_maxrss as u64)
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -123,7 +71,7 @@ fn main() {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let layers: Vec<PathBuf> = ["usr/lib/x86_64-linux-gnu", "usr/lib/jvm", "usr/lib/llvm-14", "usr/bin"]
         .iter()
-        .filter_map(|d| make_layer(d))
+        .filter_map(|d| make_layer(&format!("{}.tar.gz", d.replace('/', "-")), &[d]))
         .collect();
     let layout = make_layout(&layers);
     let store = data_dir().join("create-store");
@@ -154,7 +102,7 @@ fn main() {
     let mut total_bytes = 0u64;
     let mut total_gz = 0u64;
     for l in &layers {
-        let (t, n) = inflate_time(l);
+        let (t, n) = inflate(l);
         total_bytes += n;
         total_gz += std::fs::metadata(l).unwrap().len();
         times.push(t);

@@ -13,62 +13,12 @@
 //!
 //! Set SOCI_BENCH_LAYER=/path/to/layer.tar.gz to use another layer, SOCI_BENCH_RUNS
 //! to change the number of runs (best of N is reported; default 3).
+mod common;
+use common::{data_dir, inflate, make_layer, run_measured};
 use soci_ztoc::build::{build_ztoc, BuildOptions, LayerCompression, NoProgress};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn data_dir() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A deterministic gzip tar of some system directories, made once and cached.
-fn make_layer(name: &str, dirs: &[&str]) -> PathBuf {
-    let path = data_dir().join(name);
-    if path.exists() {
-        return path;
-    }
-    eprintln!("generating {} from /{} ...", path.display(), dirs.join(" /"));
-    let tmp = path.with_extension("tmp");
-    let script = format!(
-        "tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --warning=no-file-changed \
-         --ignore-failed-read -C / -cf - {} | gzip -6 -n > '{}'",
-        dirs.join(" "),
-        tmp.display()
-    );
-    let st = Command::new("bash").arg("-c").arg(&script).status().unwrap();
-    assert!(st.success(), "could not generate the benchmark layer");
-    std::fs::rename(&tmp, &path).unwrap();
-    path
-}
-
-fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
-    let mut best = Duration::MAX;
-    let mut last = None;
-    for _ in 0..runs {
-        let t = Instant::now();
-        let v = f();
-        best = best.min(t.elapsed());
-        last = Some(v);
-    }
-    (best, last.unwrap())
-}
-
-/// Runs a command and returns (wall time, max RSS in KiB) using wait4.
-fn run_measured(cmd: &mut Command) -> (Duration, u64) {
-    let t = Instant::now();
-    let child = cmd.stdout(std::process::Stdio::null()).spawn().expect("spawn");
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pid is our own child, pointers are to live locals.
-    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert!(r > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed");
-    (t.elapsed(), usage.ru_maxrss as u64)
-}
 
 fn mb_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()
@@ -81,9 +31,9 @@ fn main() {
     let runs: usize = std::env::var("SOCI_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let big = match std::env::var_os("SOCI_BENCH_LAYER") {
         Some(p) => PathBuf::from(p),
-        None => make_layer("usr-share-bin-libexec.tar.gz", &["usr/share", "usr/bin", "usr/libexec"]),
+        None => make_layer("usr-share-bin-libexec.tar.gz", &["usr/share", "usr/bin", "usr/libexec"]).expect("no /usr/share"),
     };
-    let small = make_layer("usr-bin.tar.gz", &["usr/bin"]);
+    let small = make_layer("usr-bin.tar.gz", &["usr/bin"]).expect("no /usr/bin");
     let compressed = std::fs::metadata(&big).unwrap().len();
     // Peak memory first, while this process is still small: Linux carries a
     // process's max RSS across exec, so a child forked from a big parent would
@@ -95,19 +45,7 @@ fn main() {
     let small_size = std::fs::metadata(&small).unwrap().len();
 
     // Baseline: plain inflate, same backend (flate2 + zlib-rs), single thread.
-    let (t_inflate, uncompressed) = best_of(runs, || {
-        let f = std::fs::File::open(&big).unwrap();
-        let mut d = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, f));
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n = 0u64;
-        loop {
-            let k = d.read(&mut buf).unwrap();
-            if k == 0 {
-                break n;
-            }
-            n += k as u64;
-        }
-    });
+    let (t_inflate, uncompressed) = best_of(runs, || inflate(&big).1);
 
     // Ours: the full one-pass zTOC build, in process.
     let (t_build, built) = best_of(runs, || {
