@@ -69,3 +69,218 @@ pub fn read_entry(source: &dyn ImageSource, layer: &Descriptor, ztoc: &Ztoc, zin
         }
     }
 }
+
+/// How [`SpanReader`] fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOptions {
+    /// Range requests in flight at once.
+    pub parallel: usize,
+    /// Merge span runs separated by at most this many unneeded spans into one
+    /// request (0: only adjacent spans are merged).
+    pub merge_gap_spans: u64,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions { parallel: 8, merge_gap_spans: 0 }
+    }
+}
+
+/// Sorted, deduplicated span ids as runs `[first, last]` (inclusive), merging runs
+/// separated by at most `gap` missing spans.
+pub fn merge_span_runs(spans: &[u64], gap: u64) -> Vec<(u64, u64)> {
+    let mut s: Vec<u64> = spans.to_vec();
+    s.sort_unstable();
+    s.dedup();
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for x in s {
+        match runs.last_mut() {
+            Some((_, last)) if x <= *last + 1 + gap => *last = x,
+            _ => runs.push((x, x)),
+        }
+    }
+    runs
+}
+
+/// The spans of a layer that hold `[offset, offset+len)` of its uncompressed stream.
+pub fn spans_of_range(zinfo: &Zinfo, offset: u64, len: u64) -> std::ops::RangeInclusive<u64> {
+    let n = zinfo.num_spans();
+    if n == 0 {
+        return 1..=0;
+    }
+    let first = zinfo.span_of(offset).min(n - 1);
+    let last = zinfo.span_of(offset + len.max(1) - 1).min(n - 1);
+    first..=last
+}
+
+/// Lazy reads of many files of one layer through a span cache: spans are fetched
+/// once (adjacent missing spans merged into one HTTP range request, several
+/// requests in parallel) and every read decompresses from its checkpoint.
+/// [`read_entry`] is the one-shot form.
+pub struct SpanReader<'a> {
+    source: &'a dyn ImageSource,
+    layer: &'a Descriptor,
+    ztoc: &'a Ztoc,
+    zinfo: &'a Zinfo,
+    opts: BatchOptions,
+    /// Compressed bytes fetched, by start offset (ranges may overlap by a byte).
+    pieces: std::collections::BTreeMap<u64, Vec<u8>>,
+    have: std::collections::BTreeSet<u64>,
+    pub stats: FetchStats,
+}
+
+impl<'a> SpanReader<'a> {
+    pub fn new(source: &'a dyn ImageSource, layer: &'a Descriptor, ztoc: &'a Ztoc, zinfo: &'a Zinfo, opts: BatchOptions) -> Self {
+        SpanReader { source, layer, ztoc, zinfo, opts, pieces: Default::default(), have: Default::default(), stats: FetchStats::default() }
+    }
+
+    fn blob_size(&self) -> u64 {
+        self.layer.size.max(0) as u64
+    }
+
+    /// Whether span `s` is cached.
+    pub fn has_span(&self, s: u64) -> bool {
+        self.have.contains(&s)
+    }
+
+    /// Fetch every span of `spans` not yet cached: merged runs, `parallel` at a time.
+    pub fn fetch_spans(&mut self, spans: &[u64]) -> Result<()> {
+        let missing: Vec<u64> = spans.iter().copied().filter(|s| !self.have.contains(s) && *s < self.zinfo.num_spans()).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let runs = merge_span_runs(&missing, self.opts.merge_gap_spans);
+        let blob_size = self.blob_size();
+        let ranges: Vec<(u64, u64, std::ops::Range<u64>)> = runs
+            .iter()
+            .map(|&(a, b)| (a, b, self.zinfo.span_compressed_range(a, blob_size).start..self.zinfo.span_compressed_range(b, blob_size).end))
+            .collect();
+        let parallel = self.opts.parallel.max(1);
+        let results: Vec<Result<Vec<u8>>> = if ranges.len() == 1 || parallel == 1 {
+            ranges.iter().map(|(_, _, r)| self.source.read_blob_range(self.layer, r.clone()).map_err(anyhow::Error::from)).collect()
+        } else {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let slots: Vec<std::sync::Mutex<Option<Result<Vec<u8>>>>> = ranges.iter().map(|_| std::sync::Mutex::new(None)).collect();
+            std::thread::scope(|sc| {
+                for _ in 0..parallel.min(ranges.len()) {
+                    sc.spawn(|| loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= ranges.len() {
+                            break;
+                        }
+                        let r = self.source.read_blob_range(self.layer, ranges[i].2.clone()).map_err(anyhow::Error::from);
+                        *slots[i].lock().unwrap() = Some(r);
+                    });
+                }
+            });
+            slots.into_iter().map(|m| m.into_inner().unwrap().expect("every slot filled")).collect()
+        };
+        for ((a, b, range), data) in ranges.into_iter().zip(results) {
+            let data = data?;
+            if data.len() as u64 != range.end - range.start {
+                bail!("the source returned {} bytes for range {range:?}", data.len());
+            }
+            self.stats.requests += 1;
+            self.stats.bytes += data.len() as u64;
+            self.stats.spans += b - a + 1;
+            self.have.extend(a..=b);
+            self.pieces.insert(range.start, data);
+        }
+        Ok(())
+    }
+
+    /// The cached compressed bytes `range` (assembled from pieces), if all there.
+    fn cached(&self, range: std::ops::Range<u64>) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity((range.end - range.start) as usize);
+        let mut pos = range.start;
+        while pos < range.end {
+            let (&start, piece) = self.pieces.range(..=pos).next_back()?;
+            let end = start + piece.len() as u64;
+            if end <= pos {
+                // a later piece may start at pos+0 only if it was inserted; try the exact one
+                return None;
+            }
+            let take_end = end.min(range.end);
+            out.extend_from_slice(&piece[(pos - start) as usize..(take_end - start) as usize]);
+            pos = take_end;
+        }
+        Some(out)
+    }
+
+    /// Bytes `[offset, offset+len)` of the layer's uncompressed stream, fetching
+    /// the spans that hold them if they are not cached.
+    pub fn read_range(&mut self, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        if offset + len > self.ztoc.uncompressed_archive_size.max(0) as u64 {
+            bail!("range {offset}+{len} ends past the archive");
+        }
+        let spans: Vec<u64> = spans_of_range(self.zinfo, offset, len).collect();
+        self.fetch_spans(&spans)?;
+        let size = usize::try_from(len).context("range too large")?;
+        let blob_size = self.blob_size();
+        match self.zinfo {
+            Zinfo::Tar(_) => self.cached(offset..offset + len).context("spans missing from the cache"),
+            Zinfo::Gzip(gz) => {
+                let (first, last) = (spans[0], *spans.last().unwrap());
+                let range = self.zinfo.span_compressed_range(first, blob_size).start..self.zinfo.span_compressed_range(last, blob_size).end;
+                let compressed = self.cached(range).context("spans missing from the cache")?;
+                let cp = &gz.checkpoints[first as usize];
+                let mut out = vec![0u8; size];
+                let n = soci_zinfo::extract_from_checkpoint(cp, &compressed, offset - cp.uncompressed_offset, &mut out)
+                    .with_context(|| format!("cannot inflate from checkpoint {first}"))?;
+                if n != size {
+                    bail!("the layer ended after {n} of {size} bytes");
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// A regular file's data.
+    pub fn read_entry(&mut self, entry: &TocEntry) -> Result<Vec<u8>> {
+        if entry.uncompressed_offset < 0 || entry.uncompressed_size < 0 {
+            bail!("invalid zTOC entry {:?}: negative offset or size", entry.name_lossy());
+        }
+        self.read_range(entry.uncompressed_offset as u64, entry.uncompressed_size as u64)
+            .with_context(|| format!("cannot read {:?}", entry.name_lossy()))
+    }
+
+    /// The spans holding a regular file's data.
+    pub fn entry_spans(&self, entry: &TocEntry) -> Vec<u64> {
+        if entry.uncompressed_size <= 0 {
+            return Vec::new();
+        }
+        spans_of_range(self.zinfo, entry.uncompressed_offset.max(0) as u64, entry.uncompressed_size as u64).collect()
+    }
+}
+
+/// Reads many files of one layer: all their spans first (merged, in parallel),
+/// then each file from the cache. Data in the order of `entries`.
+pub fn read_entries(
+    source: &dyn ImageSource,
+    layer: &Descriptor,
+    ztoc: &Ztoc,
+    zinfo: &Zinfo,
+    entries: &[&TocEntry],
+    opts: BatchOptions,
+) -> Result<(Vec<Vec<u8>>, FetchStats)> {
+    let mut r = SpanReader::new(source, layer, ztoc, zinfo, opts);
+    let spans: Vec<u64> = entries.iter().flat_map(|e| r.entry_spans(e)).collect();
+    r.fetch_spans(&spans)?;
+    let data = entries.iter().map(|e| r.read_entry(e)).collect::<Result<Vec<_>>>()?;
+    Ok((data, r.stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_adjacent_and_gapped_runs() {
+        assert_eq!(merge_span_runs(&[5, 1, 2, 3, 3, 9], 0), vec![(1, 3), (5, 5), (9, 9)]);
+        assert_eq!(merge_span_runs(&[5, 1, 2, 3, 9], 1), vec![(1, 5), (9, 9)]);
+        assert_eq!(merge_span_runs(&[], 0), vec![]);
+    }
+}

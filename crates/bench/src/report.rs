@@ -1,0 +1,160 @@
+//! The report as a terminal table, markdown, JSON and an SVG chart.
+use crate::run::Report;
+use std::fmt::Write;
+
+fn mb(b: u64) -> String {
+    format!("{:.1}", b as f64 / 1e6)
+}
+
+/// The main table (markdown, readable on a terminal too).
+pub fn table(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| image | profile | strategy | ready (s) | MB down | requests | x full time | x full bytes | x floor |");
+    let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---:|---:|");
+    for img in &r.images {
+        for p in &img.results {
+            let row = |s: &mut String, name: &str, m: &crate::run::Measure| {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {:.2} | {} | {} | {:.2} | {:.3} | {:.2} |",
+                    img.name,
+                    p.profile.name,
+                    name,
+                    m.secs,
+                    mb(m.bytes),
+                    m.requests,
+                    m.secs / p.full.secs,
+                    m.bytes as f64 / p.full.bytes.max(1) as f64,
+                    m.bytes as f64 / p.floor_bytes.max(1) as f64
+                );
+            };
+            row(&mut s, "full pull", &p.full);
+            row(&mut s, "lazy", &p.lazy);
+            row(&mut s, "lazy+prefetch", &p.prefetch);
+            if let Some(m) = &p.ranges {
+                row(&mut s, "lazy, read ranges only", m);
+            }
+        }
+    }
+    s
+}
+
+/// Per-image facts: sizes, index build, floor.
+pub fn image_table(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| image | layers (lazy) | image MB | index build (s) | index KB | index / image | traced files | traced MB (files) | traced MB (read ranges) | floor MB |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for img in &r.images {
+        let floor = img.results.first().map(|p| p.floor_bytes).unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "| {} | {} ({}) | {} | {:.2} | {:.0} | {:.2}% | {} | {} | {} | {} |",
+            img.name,
+            img.layers,
+            img.lazy_layers,
+            mb(img.image_bytes),
+            img.index_build_secs,
+            img.index_bytes as f64 / 1e3,
+            img.index_share * 100.0,
+            img.trace_files,
+            mb(img.trace_file_bytes),
+            mb(img.trace_range_bytes),
+            mb(floor)
+        );
+    }
+    s
+}
+
+pub fn sweep_table(r: &Report) -> String {
+    if r.sweeps.is_empty() {
+        return String::new();
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "| image | profile | span | --min-layer-size | lazy layers | index KB | lazy ready (s) | lazy MB | requests | floor MB |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for w in &r.sweeps {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} MiB | {} MiB | {} | {:.0} | {:.2} | {} | {} | {} |",
+            w.image,
+            w.profile,
+            w.span_size >> 20,
+            w.min_layer_size >> 20,
+            w.lazy_layers,
+            w.index_bytes as f64 / 1e3,
+            w.lazy.secs,
+            mb(w.lazy.bytes),
+            w.lazy.requests,
+            mb(w.floor_bytes)
+        );
+    }
+    s
+}
+
+pub fn text(r: &Report) -> String {
+    format!("{}\n{}\n{}", image_table(r), table(r), sweep_table(r))
+}
+
+/// Grouped bars: time to ready and MB transferred per image and profile.
+pub fn svg(r: &Report) -> String {
+    let groups: Vec<(String, [f64; 3], [f64; 3])> = r
+        .images
+        .iter()
+        .flat_map(|i| {
+            i.results.iter().map(move |p| {
+                (
+                    format!("{} {}", i.name, p.profile.name),
+                    [p.full.secs, p.lazy.secs, p.prefetch.secs],
+                    [p.full.bytes as f64 / 1e6, p.lazy.bytes as f64 / 1e6, p.prefetch.bytes as f64 / 1e6],
+                )
+            })
+        })
+        .collect();
+    let colors = ["#8c8c8c", "#2b7bba", "#e08a1e"];
+    let names = ["full pull", "lazy", "lazy + prefetch"];
+    let (w, panel_h, top, left) = (900.0, 260.0, 40.0, 70.0);
+    let gw = (w - left - 20.0) / groups.len().max(1) as f64;
+    let bw = gw * 0.8 / 3.0;
+    let mut s = String::new();
+    let h = top + 2.0 * (panel_h + 90.0);
+    let _ = writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">"#);
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="20" font-size="14">soci-rs startup benchmark: full pull vs lazy start (span {} MiB)</text>"#, r.span_size >> 20);
+    for (k, n) in names.iter().enumerate() {
+        let x = w - 330.0 + k as f64 * 110.0;
+        let _ = writeln!(s, r#"<rect x="{x}" y="28" width="10" height="10" fill="{}"/><text x="{}" y="37">{n}</text>"#, colors[k], x + 14.0);
+    }
+    for (panel, title) in [(0usize, "time to ready (s)"), (1, "MB transferred")] {
+        let y0 = top + panel as f64 * (panel_h + 90.0) + 20.0;
+        let max = groups.iter().flat_map(|g| if panel == 0 { g.1 } else { g.2 }).fold(0.0f64, f64::max).max(1e-9);
+        let _ = writeln!(s, r#"<text x="10" y="{}" >{title}</text>"#, y0 - 6.0);
+        let _ = writeln!(s, r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#, y0 + panel_h, w - 20.0, y0 + panel_h);
+        for t in 0..=4 {
+            let v = max * t as f64 / 4.0;
+            let y = y0 + panel_h - panel_h * t as f64 / 4.0;
+            let _ = writeln!(s, r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#e5e5e5"/><text x="{}" y="{}" text-anchor="end">{v:.1}</text>"##, w - 20.0, left - 4.0, y + 4.0);
+        }
+        for (gi, g) in groups.iter().enumerate() {
+            let vals = if panel == 0 { g.1 } else { g.2 };
+            let gx = left + gi as f64 * gw + gw * 0.1;
+            for (k, v) in vals.iter().enumerate() {
+                let bh = panel_h * v / max;
+                let x = gx + k as f64 * bw;
+                let _ = writeln!(s, r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="{}"><title>{} {}: {v:.2}</title></rect>"#, y0 + panel_h - bh, bw - 1.0, colors[k], g.0, names[k]);
+                let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" font-size="9" text-anchor="middle">{}</text>"#, x + bw / 2.0, y0 + panel_h - bh - 2.0, if *v >= 10.0 { format!("{v:.0}") } else { format!("{v:.1}") });
+            }
+            let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{}</text>"#, gx + gw * 0.4, y0 + panel_h + 14.0, g.0.split(' ').next().unwrap_or(""));
+            let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{}</text>"#, gx + gw * 0.4, y0 + panel_h + 26.0, g.0.split(' ').nth(1).unwrap_or(""));
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Writes `startup.json`, `startup.svg` and `startup.md` into `dir`.
+pub fn write_all(r: &Report, dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("startup.json"), serde_json::to_vec_pretty(r)?)?;
+    std::fs::write(dir.join("startup.svg"), svg(r))?;
+    std::fs::write(dir.join("startup.md"), format!("Command: `{}`\n\n{}", r.command, text(r)))?;
+    Ok(())
+}

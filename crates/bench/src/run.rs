@@ -1,0 +1,304 @@
+//! The benchmark run: index build, publish to a local registry, then for each
+//! network profile a full pull and the lazy starts, through the shaping proxy.
+use crate::proxy::{Profile, Proxy, Traffic};
+use crate::startup::{full_pull, lazy_start, verify_lazy, LazyMode, LazyOptions, LazyOutcome};
+use crate::trace::Trace;
+use anyhow::{anyhow, Context, Result};
+use soci_image::lazy::BatchOptions;
+use soci_image::{create, publish, CreateOptions, Silent};
+use soci_index::manifest::IndexVersion;
+use soci_index::store::Store;
+use soci_oci::reference::ImageRef;
+use soci_oci::registry::RegistryOptions;
+use soci_oci::source::open_source;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// One image to measure.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    pub name: String,
+    /// Any image reference soci reads (`oci:DIR:TAG`, `docker-archive:F`, a registry).
+    pub source: String,
+    pub trace: Trace,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub profiles: Vec<Profile>,
+    pub span_size: u64,
+    pub min_layer_size: u64,
+    pub batch: BatchOptions,
+    /// Span sizes for the sweep (empty: no sweep).
+    pub span_sweep: Vec<u64>,
+    /// `--min-layer-size` values for the sweep (only those that change the lazy layers run).
+    pub min_layer_sweep: Vec<u64>,
+    /// Image the sweeps run on (default: the first).
+    pub sweep_image: Option<String>,
+    pub work_dir: PathBuf,
+    /// Print progress lines on stderr.
+    pub verbose: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            profiles: Profile::defaults(),
+            span_size: soci_index::DEFAULT_SPAN_SIZE,
+            min_layer_size: soci_index::DEFAULT_MIN_LAYER_SIZE,
+            batch: BatchOptions::default(),
+            span_sweep: Vec::new(),
+            min_layer_sweep: Vec::new(),
+            sweep_image: None,
+            work_dir: std::env::temp_dir().join("soci-bench"),
+            verbose: true,
+        }
+    }
+}
+
+/// One strategy's cost, as counted at the proxy.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Measure {
+    pub secs: f64,
+    pub bytes: u64,
+    pub requests: u64,
+    pub connections: u64,
+    /// Files checked byte for byte against the full pull.
+    pub verified_files: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lazy: Option<LazyOutcome>,
+}
+
+impl Measure {
+    fn from(secs: f64, t: Traffic) -> Measure {
+        Measure { secs, bytes: t.bytes_down, requests: t.requests, connections: t.connections, ..Default::default() }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProfileResult {
+    pub profile: Profile,
+    pub full: Measure,
+    pub lazy: Measure,
+    pub prefetch: Measure,
+    /// Lazy start materialising only the traced byte ranges (when the trace has them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranges: Option<Measure>,
+    /// Spans holding the traced data + index bytes + layers pulled in full.
+    pub floor_bytes: u64,
+    pub lazy_over_floor: f64,
+    pub lazy_full_time: f64,
+    pub lazy_full_bytes: f64,
+    pub prefetch_full_time: f64,
+    pub prefetch_full_bytes: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageReport {
+    pub name: String,
+    pub source: String,
+    pub layers: usize,
+    pub lazy_layers: usize,
+    /// Compressed bytes of all layers.
+    pub image_bytes: u64,
+    pub index_build_secs: f64,
+    /// SOCI index manifest + zTOCs.
+    pub index_bytes: u64,
+    pub index_share: f64,
+    pub trace_files: usize,
+    pub trace_file_bytes: u64,
+    pub trace_range_bytes: u64,
+    pub results: Vec<ProfileResult>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SweepRow {
+    pub image: String,
+    pub profile: String,
+    pub span_size: u64,
+    pub min_layer_size: u64,
+    pub lazy_layers: usize,
+    pub index_bytes: u64,
+    pub lazy: Measure,
+    pub floor_bytes: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub command: String,
+    pub machine: String,
+    pub span_size: u64,
+    pub min_layer_size: u64,
+    pub parallel: usize,
+    pub images: Vec<ImageReport>,
+    pub sweeps: Vec<SweepRow>,
+}
+
+struct Published {
+    repo: String,
+    tag: String,
+    build_secs: f64,
+    index_bytes: u64,
+    image_bytes: u64,
+    layers: usize,
+    lazy_layers: usize,
+}
+
+fn log(o: &RunOptions, msg: &str) {
+    if o.verbose {
+        eprintln!("[bench] {msg}");
+    }
+}
+
+fn build_and_publish(img: &ImageSpec, registry: &str, span: u64, min_layer: u64, work: &Path) -> Result<Published> {
+    let src_ref: ImageRef = img.source.parse().map_err(|e| anyhow!("{}: {e}", img.source))?;
+    let source = open_source(&src_ref, &RegistryOptions { plain_http: true, ..Default::default() })?;
+    let store_dir = work.join(format!("store-{}-{span}-{min_layer}", img.name));
+    let _ = std::fs::remove_dir_all(&store_dir);
+    let store = Store::open(&store_dir)?;
+    let opts = CreateOptions {
+        span_size: span,
+        min_layer_size: min_layer,
+        prefetch_paths: img.trace.files.iter().map(|f| format!("/{}", f.path)).collect(),
+        force: true,
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let created = create(&*source, &store, &opts, &Silent).with_context(|| format!("soci create {}", img.source))?;
+    let build_secs = t0.elapsed().as_secs_f64();
+    let repo = format!("bench/{}", img.name);
+    let tag = format!("s{}-m{}", span >> 10, min_layer >> 10);
+    let dest: ImageRef = format!("{registry}/{repo}:{tag}").parse().map_err(|e| anyhow!("{e}"))?;
+    publish(&created, &*source, &store, &dest, IndexVersion::V2, &RegistryOptions { plain_http: true, ..Default::default() }, &Silent)?;
+    let p = created.platforms.first().ok_or_else(|| anyhow!("{}: no layer was indexed (all below --min-layer-size?)", img.name))?;
+    let index_bytes = p.index.bytes.len() as u64 + p.ztocs.iter().map(|z| z.ztoc_size).sum::<u64>();
+    let image_bytes = p.image.manifest.layers.iter().map(|l| l.size as u64).sum();
+    let _ = std::fs::remove_dir_all(&store_dir);
+    Ok(Published { repo, tag, build_secs, index_bytes, image_bytes, layers: p.image.manifest.layers.len(), lazy_layers: p.ztocs.len() })
+}
+
+fn floor_of(l: &LazyOutcome) -> u64 {
+    l.floor_span_bytes + l.index_bytes + l.pulled_bytes
+}
+
+fn measure_lazy(proxy: &Proxy, p: &Published, trace: &Trace, opts: LazyOptions, dir: &Path) -> Result<Measure> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let before = proxy.traffic();
+    let out = lazy_start(&proxy.host(), &p.repo, &p.tag, trace, opts, dir)?;
+    let mut m = Measure::from(out.time.as_secs_f64(), proxy.traffic() - before);
+    m.lazy = Some(out);
+    Ok(m)
+}
+
+/// Runs everything; prints progress; returns the report.
+pub fn run(images: &[ImageSpec], o: &RunOptions, command: &str) -> Result<Report> {
+    std::fs::create_dir_all(&o.work_dir)?;
+    let work = tempfile::tempdir_in(&o.work_dir)?;
+    let registry = soci_testkit::Registry::start().context("starting the local registry (apt-get install -y docker-registry)")?;
+    let proxy = Proxy::start(registry.addr(), o.profiles.first().cloned().unwrap_or_else(|| Profile::new(0, Default::default())))?;
+    let mut reports = Vec::new();
+    let mut sweeps = Vec::new();
+    for img in images {
+        log(o, &format!("{}: soci create + publish to {}", img.name, registry.host()));
+        let p = build_and_publish(img, &registry.host(), o.span_size, o.min_layer_size, work.path())?;
+        log(o, &format!("{}: {} layers ({} lazy), {:.1} MB, index built in {:.2}s", img.name, p.layers, p.lazy_layers, p.image_bytes as f64 / 1e6, p.build_secs));
+        let mut results = Vec::new();
+        for prof in &o.profiles {
+            proxy.set_profile(prof.clone());
+            let full_dir = work.path().join("full");
+            let _ = std::fs::remove_dir_all(&full_dir);
+            let before = proxy.traffic();
+            let full = full_pull(&proxy.host(), &p.repo, &p.tag, &full_dir)?;
+            let fullm = Measure::from(full.time.as_secs_f64(), proxy.traffic() - before);
+            log(o, &format!("{} {}: full pull {:.2}s {:.1} MB", img.name, prof.name, fullm.secs, fullm.bytes as f64 / 1e6));
+            let lazy_dir = work.path().join("lazy");
+            let mut lazy = measure_lazy(&proxy, &p, &img.trace, LazyOptions { mode: LazyMode::OnDemand, ranges: false, batch: o.batch }, &lazy_dir)?;
+            lazy.verified_files = verify_lazy(&img.trace, &lazy_dir, &full, false)?;
+            let mut prefetch = measure_lazy(&proxy, &p, &img.trace, LazyOptions { mode: LazyMode::Prefetch, ranges: false, batch: o.batch }, &lazy_dir)?;
+            prefetch.verified_files = verify_lazy(&img.trace, &lazy_dir, &full, false)?;
+            let ranges = if img.trace.has_ranges() {
+                let mut m = measure_lazy(&proxy, &p, &img.trace, LazyOptions { mode: LazyMode::OnDemand, ranges: true, batch: o.batch }, &lazy_dir)?;
+                m.verified_files = verify_lazy(&img.trace, &lazy_dir, &full, true)?;
+                Some(m)
+            } else {
+                None
+            };
+            let floor = floor_of(lazy.lazy.as_ref().unwrap());
+            log(o, &format!("{} {}: lazy {:.2}s {:.1} MB {} req; prefetch {:.2}s {:.1} MB {} req; floor {:.1} MB",
+                img.name, prof.name, lazy.secs, lazy.bytes as f64 / 1e6, lazy.requests, prefetch.secs, prefetch.bytes as f64 / 1e6, prefetch.requests, floor as f64 / 1e6));
+            let _ = std::fs::remove_dir_all(&full_dir);
+            let _ = std::fs::remove_dir_all(&lazy_dir);
+            results.push(ProfileResult {
+                profile: prof.clone(),
+                lazy_over_floor: lazy.bytes as f64 / floor.max(1) as f64,
+                lazy_full_time: lazy.secs / fullm.secs,
+                lazy_full_bytes: lazy.bytes as f64 / fullm.bytes.max(1) as f64,
+                prefetch_full_time: prefetch.secs / fullm.secs,
+                prefetch_full_bytes: prefetch.bytes as f64 / fullm.bytes.max(1) as f64,
+                floor_bytes: floor,
+                full: fullm,
+                lazy,
+                prefetch,
+                ranges,
+            });
+        }
+        reports.push(ImageReport {
+            name: img.name.clone(),
+            source: img.source.clone(),
+            layers: p.layers,
+            lazy_layers: p.lazy_layers,
+            image_bytes: p.image_bytes,
+            index_build_secs: p.build_secs,
+            index_bytes: p.index_bytes,
+            index_share: p.index_bytes as f64 / p.image_bytes.max(1) as f64,
+            trace_files: img.trace.files.len(),
+            trace_file_bytes: img.trace.files.iter().map(|f| f.size).sum(),
+            trace_range_bytes: img.trace.files.iter().flat_map(|f| f.ranges.iter().map(|r| r.1.min(f.size.saturating_sub(r.0)))).sum(),
+            results,
+        });
+    }
+
+    // sweeps on one image, first profile, on-demand lazy start
+    let sweep_img = match &o.sweep_image {
+        Some(n) => images.iter().find(|i| &i.name == n),
+        None => images.first(),
+    };
+    if let (Some(img), Some(prof)) = (sweep_img, o.profiles.first()) {
+        proxy.set_profile(prof.clone());
+        let mut points: Vec<(u64, u64)> = o.span_sweep.iter().map(|&s| (s, o.min_layer_size)).collect();
+        let mut seen_layer_sets = std::collections::HashSet::new();
+        for &m in &o.min_layer_sweep {
+            points.push((o.span_size, m));
+        }
+        for (span, min_layer) in points {
+            let p = match build_and_publish(img, &registry.host(), span, min_layer, work.path()) {
+                Ok(p) => p,
+                Err(e) => {
+                    log(o, &format!("sweep span {span} min {min_layer}: {e:#}"));
+                    continue;
+                }
+            };
+            if span == o.span_size && o.min_layer_sweep.contains(&min_layer) && !seen_layer_sets.insert((p.lazy_layers, min_layer == o.min_layer_size)) {
+                // same lazy layers as an earlier --min-layer-size point: nothing new
+                if min_layer != o.min_layer_size {
+                    log(o, &format!("sweep --min-layer-size {min_layer}: same {} lazy layers, skipped", p.lazy_layers));
+                    continue;
+                }
+            }
+            let lazy = measure_lazy(&proxy, &p, &img.trace, LazyOptions { mode: LazyMode::OnDemand, ranges: false, batch: o.batch }, &work.path().join("sweep"))?;
+            let floor = floor_of(lazy.lazy.as_ref().unwrap());
+            log(o, &format!("sweep {} span {} KiB min-layer {} KiB: {} lazy layers, {:.2}s {:.1} MB {} req", img.name, span >> 10, min_layer >> 10, p.lazy_layers, lazy.secs, lazy.bytes as f64 / 1e6, lazy.requests));
+            sweeps.push(SweepRow { image: img.name.clone(), profile: prof.name.clone(), span_size: span, min_layer_size: min_layer, lazy_layers: p.lazy_layers, index_bytes: p.index_bytes, lazy, floor_bytes: floor });
+        }
+    }
+    Ok(Report {
+        command: command.to_string(),
+        machine: format!("{} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)),
+        span_size: o.span_size,
+        min_layer_size: o.min_layer_size,
+        parallel: o.batch.parallel,
+        images: reports,
+        sweeps,
+    })
+}

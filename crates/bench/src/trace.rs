@@ -1,0 +1,56 @@
+//! Startup traces: the files a workload opens, in order, and the byte ranges it reads.
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TraceFile {
+    /// Path inside the image, no leading slash, symlinks resolved.
+    pub path: String,
+    #[serde(default)]
+    pub size: u64,
+    /// `[offset, length]` pairs read (read/pread) or mapped (mmap); sorted, merged.
+    #[serde(default)]
+    pub ranges: Vec<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Trace {
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub regenerate: String,
+    pub files: Vec<TraceFile>,
+}
+
+impl Trace {
+    /// A JSON trace (as `scripts/bench-fixtures.py --traces` writes) or a text file
+    /// with one path per line (whole files, no ranges).
+    pub fn load(path: &Path) -> Result<Trace> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read trace {}", path.display()))?;
+        if text.trim_start().starts_with('{') {
+            let mut t: Trace = serde_json::from_str(&text).with_context(|| format!("trace {}", path.display()))?;
+            for f in &mut t.files {
+                f.path = clean(&f.path);
+            }
+            return Ok(t);
+        }
+        Ok(Trace::from_paths(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))))
+    }
+
+    pub fn from_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Trace {
+        Trace { files: paths.into_iter().map(|p| TraceFile { path: clean(p), size: 0, ranges: Vec::new() }).collect(), ..Default::default() }
+    }
+
+    /// Whether any file carries byte ranges.
+    pub fn has_ranges(&self) -> bool {
+        self.files.iter().any(|f| !f.ranges.is_empty())
+    }
+}
+
+/// `./a//b/` -> `a/b`.
+pub fn clean(p: &str) -> String {
+    soci_index::prefetch::clean_prefetch_path(p)
+}

@@ -1,0 +1,421 @@
+#!/usr/bin/env python3
+"""Builds the startup benchmark's realistic images (OCI layouts) and their traces.
+
+    sudo scripts/bench-fixtures.py [--data target/bench-data] [--traces] [--big]
+
+Needs root (debootstrap, chroot), debootstrap and strace (apt-get install -y
+debootstrap strace), the machine's Debian mirror (apt sources) and PyPI (pip).
+Everything is cached under DATA (default target/bench-data, gitignored): a step whose
+output exists is skipped, so a second run is instant and needs no network.
+
+Images (OCI layouts under DATA/images/NAME, tag latest), layers are gzip -n tars
+with sorted names, fixed mtimes and numeric root owners:
+  debian   L1 debootstrap --variant=minbase bookworm (deb.debian.org, as apt is set up)
+  python   L1 + L2: python3 (apt in the chroot) + numpy, pandas, scipy (pip --target
+           /usr/local/lib/python3.11/dist-packages, byte-compiled unchecked-hash)
+  app      python + L3: /app (a small script and a CSV)
+  bigunused app + L4: pyarrow (a large package the workload never imports) -- the
+           "most bytes unused at start" image. torch is behind --big (GBs of wheels).
+
+Traces (--traces; committed under fixtures/traces/): the workload is run in a chroot
+of the unpacked image under `strace -f -y`; the JSON lists, in first-open order, the
+regular files it opened (symlinks resolved inside the image) and the byte ranges it
+read (read/pread64 exact; mmap'd file ranges, an upper bound of what page faults touch).
+"""
+import argparse, hashlib, json, os, re, shutil, stat, subprocess, sys, tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MTIME = 1700000000
+MIRROR = "http://deb.debian.org/debian"
+PYVER = "3.11"
+SITE = f"usr/local/lib/python{PYVER}/dist-packages"
+
+WORKLOADS = {
+    # image -> (trace name, command run in the chroot)
+    "python": ("python-numpy-pandas", ["python3", "-c", "import numpy, pandas; print('ready')"]),
+    "app": ("app-main", ["python3", "/app/main.py"]),
+    "bigunused": ("bigunused-numpy", ["python3", "-c", "import numpy; print('ready')"]),
+    "debian": ("debian-sh", ["/bin/sh", "-c", "ls /etc >/dev/null; echo ready"]),
+}
+
+APP_MAIN = '''import numpy as np
+import pandas as pd
+df = pd.read_csv("/app/data.csv")
+print("ready", len(df), float(np.mean(df["value"])))
+'''
+
+
+def sh(*cmd, **kw):
+    print("+", " ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, check=True, **kw)
+
+
+def fix_mtimes(root):
+    for dirpath, dirs, files in os.walk(root):
+        for n in dirs + files:
+            os.utime(os.path.join(dirpath, n), (MTIME, MTIME), follow_symlinks=False)
+    os.utime(root, (MTIME, MTIME))
+
+
+def snapshot(root):
+    """path -> (kind, mode, uid, gid, size, content hash / link target)."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for n in dirs + files:
+            p = os.path.join(dirpath, n)
+            rel = os.path.relpath(p, root)
+            st = os.lstat(p)
+            if stat.S_ISREG(st.st_mode):
+                h = hashlib.sha256(open(p, "rb").read()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                h = os.readlink(p)
+            else:
+                h = st.st_rdev
+            out[rel] = (stat.S_IFMT(st.st_mode), st.st_mode, st.st_uid, st.st_gid, st.st_size, h)
+    return out
+
+
+def diff_paths(lower, upper_root):
+    """Entries of upper_root that are new or changed against snapshot `lower`."""
+    up = snapshot(upper_root)
+    changed = sorted(p for p, v in up.items() if lower.get(p) != v)
+    removed = sorted(p for p in lower if p not in up)
+    if removed:
+        print(f"note: {len(removed)} paths removed (no whiteouts written): {removed[:5]}", file=sys.stderr)
+    # tar needs parent directories before their children for a clean layer
+    need = set(changed)
+    for p in changed:
+        d = os.path.dirname(p)
+        while d and d not in need:
+            need.add(d)
+            d = os.path.dirname(d)
+    return sorted(need)
+
+
+def make_layer(root, out_gz, paths=None):
+    """A deterministic gzip tar of root (or of `paths` in it, without recursion)."""
+    tmp = out_gz + ".tmp"
+    args = ["tar", "-C", root, "--sort=name", f"--mtime=@{MTIME}", "--owner=0", "--group=0",
+            "--numeric-owner", "--format=gnu", "-cf", "-"]
+    if paths is None:
+        args += ["--exclude=./proc/*", "--exclude=./sys/*", "--exclude=./dev/*", "."]
+        stdin = None
+    else:
+        lst = out_gz + ".list"
+        with open(lst, "w") as f:
+            f.write("\n".join(paths) + "\n")
+        args += ["--no-recursion", "-T", lst]
+    with open(tmp, "wb") as f:
+        tar = subprocess.Popen(args, stdout=subprocess.PIPE)
+        gz = subprocess.Popen(["gzip", "-n", "-6"], stdin=tar.stdout, stdout=f)
+        tar.stdout.close()
+        if gz.wait() or tar.wait():
+            raise SystemExit(f"tar/gzip failed for {out_gz}")
+    os.rename(tmp, out_gz)
+
+
+def go_json(v):
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def write_layout(out, layers, cmd):
+    """An OCI layout at `out` whose layers are the gzip files `layers`."""
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(os.path.join(out, "blobs", "sha256"))
+
+    def put(data=None, path=None):
+        if path:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            d, size = h.hexdigest(), os.path.getsize(path)
+            dst = os.path.join(out, "blobs", "sha256", d)
+            if not os.path.exists(dst):
+                os.link(path, dst)
+        else:
+            d, size = hashlib.sha256(data).hexdigest(), len(data)
+            open(os.path.join(out, "blobs", "sha256", d), "wb").write(data)
+        return "sha256:" + d, size
+
+    descs, diff_ids = [], []
+    for gz in layers:
+        d, size = put(path=gz)
+        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": size})
+        h = hashlib.sha256()
+        p = subprocess.Popen(["gzip", "-dc", gz], stdout=subprocess.PIPE)
+        for chunk in iter(lambda: p.stdout.read(1 << 20), b""):
+            h.update(chunk)
+        p.wait()
+        diff_ids.append("sha256:" + h.hexdigest())
+    config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": cmd, "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"]},
+              "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    cd, cs = put(go_json(config))
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+                "layers": descs}
+    md, ms = put(go_json(manifest))
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+             "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+                            "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}
+    open(os.path.join(out, "index.json"), "wb").write(go_json(index))
+    open(os.path.join(out, "oci-layout"), "wb").write(b'{"imageLayoutVersion":"1.0.0"}')
+    print(f"{out}: {md}", file=sys.stderr)
+
+
+def chroot_run(root, cmd, env=None):
+    sh("mount", "-t", "proc", "proc", os.path.join(root, "proc"))
+    try:
+        sh("chroot", root, *cmd, env=env or {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive", "LANG": "C.UTF-8"})
+    finally:
+        sh("umount", os.path.join(root, "proc"))
+
+
+def build(data, big):
+    rootfs = os.path.join(data, "rootfs")
+    layers = os.path.join(data, "layers")
+    os.makedirs(rootfs, exist_ok=True)
+    os.makedirs(layers, exist_ok=True)
+    base = os.path.join(rootfs, "base")
+    if not os.path.isdir(base):
+        sh("debootstrap", "--variant=minbase", "bookworm", base + ".tmp", MIRROR)
+        os.rename(base + ".tmp", base)
+    # as the official slim images: no package lists or downloaded .debs
+    sh("sh", "-c", f"rm -rf {base}/var/lib/apt/lists/* {base}/var/cache/apt/archives/*.deb {base}/var/cache/apt/*.bin")
+    l1 = os.path.join(layers, "l1-debian.tar.gz")
+    if not os.path.exists(l1):
+        fix_mtimes(base)
+        make_layer(base, l1)
+
+    py = os.path.join(rootfs, "python")
+    if not os.path.isdir(py):
+        tmp = py + ".tmp"
+        sh("rm", "-rf", tmp)
+        sh("cp", "-a", base, tmp)
+        chroot_run(tmp, ["apt-get", "update", "-q"])
+        chroot_run(tmp, ["apt-get", "install", "-y", "-q", "--no-install-recommends", "python3"])
+        chroot_run(tmp, ["apt-get", "clean"])
+        sh("sh", "-c", f"rm -rf {tmp}/var/lib/apt/lists/* {tmp}/var/cache/apt/*.bin {tmp}/var/log/apt {tmp}/var/log/dpkg.log {tmp}/var/cache/ldconfig/aux-cache")
+        os.makedirs(f"{tmp}/var/lib/apt/lists/partial", exist_ok=True)
+        sh(sys.executable, "-m", "pip", "install", "-q", "--no-compile", "--no-cache-dir", "--only-binary=:all:",
+           "--python-version", PYVER, "--platform", "manylinux2014_x86_64", "--implementation", "cp",
+           "--target", os.path.join(tmp, SITE), "numpy==1.26.4", "pandas==2.2.2", "scipy==1.13.1")
+        sh("rm", "-rf", os.path.join(tmp, SITE, "bin"))
+        fix_mtimes(tmp)
+        chroot_run(tmp, ["python3", "-m", "compileall", "-q", "-j", "2", "--invalidation-mode", "unchecked-hash", "/" + SITE])
+        fix_mtimes(tmp)
+        os.rename(tmp, py)
+    l2 = os.path.join(layers, "l2-python.tar.gz")
+    if not os.path.exists(l2):
+        make_layer(py, l2, diff_paths(snapshot(base), py))
+
+    l3 = os.path.join(layers, "l3-app.tar.gz")
+    app = os.path.join(rootfs, "app-layer")
+    if not os.path.exists(l3):
+        shutil.rmtree(app, ignore_errors=True)
+        os.makedirs(os.path.join(app, "app"))
+        open(os.path.join(app, "app", "main.py"), "w").write(APP_MAIN)
+        with open(os.path.join(app, "app", "data.csv"), "w") as f:
+            f.write("id,name,value\n")
+            for i in range(20000):
+                f.write(f"{i},item{i % 97},{(i * 7919) % 1000 / 10}\n")
+        fix_mtimes(app)
+        make_layer(app, l3, ["app", "app/data.csv", "app/main.py"])
+
+    l4 = os.path.join(layers, "l4-pyarrow.tar.gz")
+    big_layer = os.path.join(rootfs, "bigunused-layer")
+    if not os.path.exists(l4):
+        shutil.rmtree(big_layer, ignore_errors=True)
+        target = os.path.join(big_layer, SITE.replace("dist-packages", "big-packages"))
+        pkgs = ["torch==2.3.1"] if big else ["pyarrow==16.1.0"]
+        extra = ["--index-url", "https://download.pytorch.org/whl/cpu"] if big else []
+        sh(sys.executable, "-m", "pip", "install", "-q", "--no-compile", "--no-cache-dir", "--no-deps", "--only-binary=:all:",
+           "--python-version", PYVER, "--platform", "manylinux2014_x86_64", "--implementation", "cp",
+           "--target", target, *extra, *pkgs)
+        fix_mtimes(big_layer)
+        paths = sorted(os.path.relpath(os.path.join(d, n), big_layer)
+                       for d, ds, fs in os.walk(big_layer) for n in ds + fs)
+        make_layer(big_layer, l4, paths)
+
+    images = os.path.join(data, "images")
+    os.makedirs(images, exist_ok=True)
+    plan = {"debian": [l1], "python": [l1, l2], "app": [l1, l2, l3], "bigunused": [l1, l2, l3, l4]}
+    for name, ls in plan.items():
+        out = os.path.join(images, name)
+        if not os.path.exists(os.path.join(out, "index.json")):
+            write_layout(out, ls, WORKLOADS[name][1])
+    return plan
+
+
+def unpack(data, name, layers):
+    """The merged rootfs of image `name` (layers applied in order)."""
+    root = os.path.join(data, "unpacked", name)
+    if not os.path.isdir(root):
+        tmp = root + ".tmp"
+        sh("rm", "-rf", tmp)
+        os.makedirs(tmp)
+        for gz in layers:
+            sh("tar", "-C", tmp, "--numeric-owner", "-xzf", gz)
+        os.rename(tmp, root)
+    return root
+
+
+SYSCALL = re.compile(r'^(?:\[pid\s+\d+\]\s+)?(\d+)?\s*(\w+)\((.*)\)\s+=\s+(-?\d+|0x[0-9a-f]+)')
+
+
+def resolve(root, path):
+    """`path` (absolute, inside the image) with its symlinks resolved in the image."""
+    parts = [p for p in path.split("/") if p]
+    cur, hops = [], 0
+    while parts:
+        p = parts.pop(0)
+        if p == ".":
+            continue
+        if p == "..":
+            if cur:
+                cur.pop()
+            continue
+        full = os.path.join(root, *cur, p)
+        if os.path.islink(full):
+            hops += 1
+            if hops > 40:
+                return None
+            t = os.readlink(full)
+            if t.startswith("/"):
+                cur = []
+            parts = [x for x in t.split("/") if x] + parts
+            continue
+        cur.append(p)
+    return "/".join(cur)
+
+
+def capture_trace(data, name, layers, out_dir):
+    trace_name, cmd = WORKLOADS[name]
+    root = unpack(data, name, layers)
+    log = os.path.join(data, f"strace-{name}.log")
+    sh("mount", "-t", "proc", "proc", os.path.join(root, "proc"))
+    try:
+        strace_cmd = ["strace", "-f", "-y", "-s", "0", "-o", log,
+                      "-e", "trace=%file,read,pread64,mmap,lseek,close",
+                      "chroot", root, *cmd]
+        sh(*strace_cmd, env={"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": "/root", "LANG": "C.UTF-8",
+                             "PYTHONDONTWRITEBYTECODE": "1"})
+    finally:
+        sh("umount", os.path.join(root, "proc"))
+    files, ranges, seen = [], {}, set()
+    fdpath = re.compile(r'^(-?\d+)<([^>]*)>')
+    started = False  # only what happens after chroot() (before it: the host's chroot binary)
+    for line in open(log, errors="replace"):
+        m = SYSCALL.match(line)
+        if not m:
+            continue
+        call, args, ret = m.group(2), m.group(3), m.group(4)
+        if ret.startswith("-"):
+            continue
+        if call == "chroot":
+            started = True
+            continue
+        if not started:
+            continue
+        # strace -y prints fd paths as the host sees them
+        line_args = args.replace(root.rstrip("/") + "/", "/")
+        args = line_args
+        path = None
+        if call in ("open", "openat", "execve"):
+            q = re.search(r'"([^"]*)"', args)
+            if not q:
+                continue
+            rp = resolve(root, q.group(1) if q.group(1).startswith("/") else "/" + q.group(1))
+            if rp and os.path.isfile(os.path.join(root, rp)) and not os.path.islink(os.path.join(root, rp)) and rp not in seen:
+                seen.add(rp)
+                files.append(rp)
+            continue
+        if call in ("read", "pread64"):
+            fm = fdpath.match(args)
+            if not fm:
+                continue
+            path = fm.group(2)
+            n = int(ret)
+            if call == "pread64":
+                off = int(args.rsplit(",", 1)[1])
+            else:
+                off = None  # sequential: offset tracked below
+            key = resolve(root, path) if path.startswith("/") else None
+            if not key or key not in seen:
+                continue
+            r = ranges.setdefault(key, {"pos": 0, "r": []})
+            if off is None:
+                off = r["pos"]
+                r["pos"] = off + n
+            if n:
+                r["r"].append([off, n])
+        elif call == "lseek":
+            fm = fdpath.match(args)
+            if fm:
+                key = resolve(root, fm.group(2)) if fm.group(2).startswith("/") else None
+                if key in seen:
+                    ranges.setdefault(key, {"pos": 0, "r": []})["pos"] = int(ret)
+        elif call == "close":
+            fm = fdpath.match(args)
+            if fm:
+                key = resolve(root, fm.group(2)) if fm.group(2).startswith("/") else None
+                if key in ranges:
+                    ranges[key]["pos"] = 0
+        elif call == "mmap":
+            a = [x.strip() for x in args.split(",")]
+            if len(a) >= 6:
+                fm = fdpath.match(a[4])
+                if fm and fm.group(2).startswith("/"):
+                    key = resolve(root, fm.group(2))
+                    if key in seen:
+                        off = int(a[5], 16) if a[5].startswith("0x") else int(a[5])
+                        ranges.setdefault(key, {"pos": 0, "r": []})["r"].append([off, int(a[1])])
+
+    def merge(rs, size):
+        rs = sorted([o, min(o + n, size)] for o, n in rs if o < size)
+        out = []
+        for s, e in rs:
+            if out and s <= out[-1][1]:
+                out[-1][1] = max(out[-1][1], e)
+            else:
+                out.append([s, e])
+        return out
+
+    entries = []
+    for f in files:
+        size = os.path.getsize(os.path.join(root, f))
+        rs = merge(ranges.get(f, {"r": []})["r"], size)
+        entries.append({"path": f, "size": size, "ranges": [[s, e - s] for s, e in rs]})
+    doc = {
+        "image": name,
+        "command": cmd,
+        "regenerate": f"sudo scripts/bench-fixtures.py --traces  # strace -f -y -e trace=%file,read,pread64,mmap,lseek,close chroot ROOT {' '.join(cmd)}",
+        "note": "files in first-open order, symlinks resolved inside the image; ranges = [offset, length] merged from read/pread64 (exact) and file mmaps (upper bound)",
+        "files": entries,
+    }
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, trace_name + ".json")
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=0)
+        f.write("\n")
+    total = sum(e["size"] for e in entries)
+    read = sum(n for e in entries for _, n in e["ranges"])
+    print(f"{path}: {len(entries)} files, {total} bytes, {read} bytes in read/mmap ranges", file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=os.path.join(ROOT, "target", "bench-data"))
+    ap.add_argument("--traces", action="store_true", help="(re)capture the startup traces into fixtures/traces")
+    ap.add_argument("--big", action="store_true", help="use torch instead of pyarrow for the mostly-unused image")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root (debootstrap, chroot)")
+    plan = build(os.path.abspath(a.data), a.big)
+    if a.traces:
+        for name in ["debian", "python", "app", "bigunused"]:
+            capture_trace(os.path.abspath(a.data), name, plan[name], os.path.join(ROOT, "fixtures", "traces"))
+
+
+if __name__ == "__main__":
+    main()
