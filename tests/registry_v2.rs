@@ -93,7 +93,7 @@ fn create_push_v2_docker_schema2_image() {
     let dir = tempfile::tempdir().unwrap();
     let fx = soci_testkit::make_oci_layout_opts(&dir.path().join("img"), "1.0", false);
     let r = format!("{}/dock:1", reg.host());
-    // skopeo converts to Docker schema2 (and gzips the uncompressed layer).
+    // skopeo converts to Docker schema2.
     soci_testkit::skopeo(&["--insecure-policy", "copy", "--quiet", "--format", "v2s2", "--dest-tls-verify=false", &fx.oci_ref(), &docker(&r)]).unwrap();
     let original = inspect(&r);
     assert_eq!(original["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
@@ -103,7 +103,8 @@ fn create_push_v2_docker_schema2_image() {
         .iter()
         .map(|l| (l["digest"].as_str().unwrap().to_string(), l["mediaType"].as_str().unwrap().to_string()))
         .collect();
-    assert!(layers.iter().all(|(_, mt)| mt == "application/vnd.docker.image.rootfs.diff.tar.gzip"), "{original}");
+    // (gzip, or plain tar when skopeo's blob cache knows the layer uncompressed)
+    assert!(layers.iter().all(|(_, mt)| mt.starts_with("application/vnd.docker.image.rootfs.diff.tar")), "{original}");
     let store = dir.path().join("store");
     soci_ok(&["create", &r, "--push", "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"]);
     let want: Vec<(&str, &str)> = layers.iter().map(|(d, m)| (d.as_str(), m.as_str())).collect();

@@ -133,8 +133,11 @@ fn index_layer(
     let key = options_key(opts);
     if !opts.force {
         if let Some(rec) = store.find_ztoc(&layer.digest, opts.span_size, &key)? {
-            if let Some(ztoc) = rec.to_ztoc_record() {
+            if let Some(mut ztoc) = rec.to_ztoc_record() {
                 if store.has_blob(&ztoc.ztoc_digest) {
+                    // The same layer bytes can be in another image under another
+                    // media type (Docker vs OCI): the index describes this image's.
+                    ztoc.layer_media_type = layer.media_type.clone();
                     return Ok(LayerOutcome::Reused { ztoc });
                 }
             }
