@@ -1,0 +1,89 @@
+//! Edge cases of converting in a registry: converting a converted index with
+//! more platforms, sources by digest, Docker 25 archives, a missing zTOC blob.
+mod common;
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn reconvert_with_more_platforms_replaces_soci_entries() {
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_multiplatform_layout(&dir.path().join("mp"), "1");
+    let r = push_fixture(&fx, &reg, "re:1");
+    let store = dir.path().join("store");
+    let run = |extra: &[&str]| {
+        let mut a = vec!["create", r.as_str(), "--push", "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"];
+        a.extend_from_slice(extra);
+        soci_ok(&a)
+    };
+    run(&["--platform", "linux/arm64"]);
+    run(&["--all-platforms"]);
+    let idx = inspect(&r);
+    let ms = idx["manifests"].as_array().unwrap();
+    let soci: Vec<&Value> = ms.iter().filter(|m| m["artifactType"] == SOCI_V2).collect();
+    assert_eq!(soci.len(), 2, "one SOCI entry per platform, the old arm64 one replaced: {idx}");
+    assert_eq!(ms.len(), 5, "{idx}");
+    for img in &ms[..2] {
+        let d = img["annotations"][ANN_INDEX_DIGEST].as_str().unwrap_or_else(|| panic!("{img}"));
+        assert!(soci.iter().any(|s| s["digest"] == d && s["annotations"][ANN_MANIFEST_DIGEST] == img["digest"]), "{idx}");
+    }
+    let v = soci_ok(&["verify", &r, "--all-platforms", "--plain-http", "--store", p(&dir.path().join("e")), "-q"]);
+    assert!(v.contains("verify: OK"), "{v}");
+    // The host default (linux/amd64 here) on the converted index picks the image, not its SOCI index.
+    if cfg!(target_arch = "x86_64") {
+        let again = soci_json(&["create", &r, "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"]);
+        assert_eq!(again["platforms"].as_array().unwrap().len(), 1);
+        assert_eq!(again["platforms"][0]["manifest"], ms[0]["digest"]);
+    }
+}
+
+#[test]
+fn source_by_digest_to_tagged_dest() {
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout(&dir.path().join("img"), "1");
+    push_fixture(&fx, &reg, "bydigest:1");
+    let src = format!("{}/bydigest@{}", reg.host(), fx.images[0].manifest.digest);
+    let dst = format!("{}/bydigest:soci", reg.host());
+    soci_ok(&["create", &src, "--dest", &dst, "--plain-http", "--store", p(&dir.path().join("s")), "--min-layer-size", "0", "-q"]);
+    let v = soci_ok(&["verify", &dst, "--plain-http", "--store", p(&dir.path().join("e")), "-q"]);
+    assert!(v.contains("verify: OK"), "{v}");
+    // --push on a digest reference has no tag to move.
+    let o = soci(&["create", &src, "--push", "--plain-http", "--store", p(&dir.path().join("s")), "--min-layer-size", "0", "-q"]);
+    assert_error(&o, "tagged ref");
+}
+
+#[test]
+fn docker25_archive_with_gzip_layers() {
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout_opts(&dir.path().join("img"), "1", false);
+    let archive = dir.path().join("d25.tar");
+    soci_testkit::make_docker_archive_oci(&archive, &fx, "app:1");
+    let src = format!("docker-archive:{}", archive.display());
+    let store = dir.path().join("s");
+    let out = soci_json(&["create", &src, "--min-layer-size", "0", "--store", p(&store), "-q"]);
+    let from_layout = soci_json(&["create", &fx.oci_ref(), "--min-layer-size", "0", "--store", p(&dir.path().join("s2")), "-q"]);
+    assert_eq!(out["platforms"][0]["ztocs"], from_layout["platforms"][0]["ztocs"], "same layers, same zTOCs");
+    let dst = format!("{}/d25:1", reg.host());
+    soci_ok(&["create", &src, "--min-layer-size", "0", "--store", p(&store), "--dest", &dst, "--plain-http", "-q"]);
+    let v = soci_ok(&["verify", &dst, "--plain-http", "--store", p(&dir.path().join("e")), "-q"]);
+    assert!(v.contains("verify: OK"), "{v}");
+}
+
+#[test]
+fn verify_reports_a_missing_ztoc_blob() {
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout(&dir.path().join("img"), "1");
+    let r = push_fixture(&fx, &reg, "gone:1");
+    let c = soci_json(&["create", &r, "--push", "--plain-http", "--store", p(&dir.path().join("s")), "--min-layer-size", "0", "-q"]);
+    let z = c["platforms"][0]["ztocs"][0]["ztoc"].as_str().unwrap();
+    let (status, _) = http(&reg, "DELETE", &format!("/v2/gone/blobs/{z}"));
+    assert_eq!(status, 202, "registry allows deletes");
+    let o = soci(&["verify", &r, "--plain-http", "--store", p(&dir.path().join("e")), "-q"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().any(|l| l.contains(z) && l.contains("MISMATCH")), "{out}");
+    assert!(out.contains("cannot fetch the zTOC"), "{out}");
+}
