@@ -58,13 +58,11 @@ impl Sink for RegistrySink {
         self.target.push_blob(&self.repo, bytes, &d.digest)?;
         Ok(())
     }
-    fn put_blob_stream(&self, d: &Descriptor, mut reader: Box<dyn Read + Send>) -> Result<()> {
-        // The registry client uploads from memory; image blobs are copied only
-        // when the destination repository lacks them.
-        let mut bytes = Vec::with_capacity(d.size.max(0) as usize);
-        reader.read_to_end(&mut bytes)?;
-        soci_oci::source::verify_blob("blob", d, &bytes)?;
-        self.put_blob(d, &bytes)
+    fn put_blob_stream(&self, d: &Descriptor, reader: Box<dyn Read + Send>) -> Result<()> {
+        // Streamed (bounded memory, whatever the layer's size), hashed on the
+        // way: a source that does not give `d`'s bytes fails the upload.
+        self.target.push_blob_stream(&self.repo, d, reader)?;
+        Ok(())
     }
     fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
         let digest = spec::sha256_digest(raw);
