@@ -101,3 +101,25 @@ fn get_file_from_registry_fetches_a_fraction() {
     let o = soci(&["ztoc", "get-file", &ztoc, "app/missing", "--image", &r, "--plain-http", "--store", p(&store)]);
     assert_error(&o, "app/missing");
 }
+
+#[test]
+fn get_file_from_a_multiplatform_image_any_platform() {
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_multiplatform_layout(&dir.path().join("mp"), "1");
+    let r = push_fixture(&fx, &reg, "gfmp:1");
+    let store = dir.path().join("store");
+    let c = soci_json(&["create", &r, "--all-platforms", "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"]);
+    for (i, img) in fx.images.iter().enumerate() {
+        let ztoc = c["platforms"][i]["ztocs"][0]["ztoc"].as_str().unwrap();
+        assert_eq!(c["platforms"][i]["ztocs"][0]["layer"], img.layers[0].digest.as_str());
+        let want = format!("hello from layer 1, seed {}\n", i + 1);
+        // The zTOC's layer is found whatever the host platform.
+        let o = soci(&["ztoc", "get-file", ztoc, "etc/hello.txt", "--image", &r, "--plain-http", "--store", p(&store)]);
+        assert_eq!(o.status.code(), Some(0), "{}: {}", img.platform, text(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), want);
+        let o = soci(&["ztoc", "get-file", ztoc, "etc/hello.txt", "--image", &r, "--platform", &img.platform, "--plain-http", "--store", p(&store)]);
+        assert_eq!(o.status.code(), Some(0), "{}: {}", img.platform, text(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), want);
+    }
+}

@@ -304,7 +304,13 @@ fn find_layer(
     record: Option<&ArtifactRecord>,
     image_args: &crate::cli::ImageArgs,
 ) -> Result<soci_oci::spec::Descriptor> {
-    let images = soci_oci::source::select_manifests(source, &super::image::platform_choice(image_args)?)?;
+    // A zTOC belongs to one layer, whatever the platform: without --platform,
+    // look in every platform of a multi-platform image (not just the host's).
+    let choice = match super::image::platform_choice(image_args)? {
+        soci_oci::source::PlatformChoice::Host => soci_oci::source::PlatformChoice::All,
+        c => c,
+    };
+    let images = soci_oci::source::select_manifests(source, &choice)?;
     let layers = images.iter().flat_map(|m| m.manifest.layers.iter());
     let candidates: Vec<_> = match record.and_then(|r| r.layer_digest.clone()) {
         Some(d) => layers.filter(|l| l.digest == d).collect(),
