@@ -119,6 +119,7 @@ fn create_killed_at_random_moments_then_rerun() {
         let o = soci(&["index", "list", "--digests-only", "--store", store.to_str().unwrap()]);
         assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1, "{}", text(&o));
     }
+    eprintln!("create: {killed} of 10 runs interrupted");
     assert!(killed > 0, "no run was interrupted: make the delays shorter");
 }
 
@@ -147,6 +148,7 @@ fn create_push_killed_at_random_moments_then_rerun() {
         check_store(&store);
         check_tag_complete(&host, "ex/img", "v1");
     }
+    eprintln!("create --push: {killed} of 8 runs interrupted");
     assert!(killed > 0, "no run was interrupted");
     // What was pushed is a SOCI-enabled index whose SOCI index is complete.
     let src = RegistrySource::new(image.parse().unwrap(), &opts()).unwrap();
