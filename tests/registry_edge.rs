@@ -87,3 +87,43 @@ fn verify_reports_a_missing_ztoc_blob() {
     assert!(out.lines().any(|l| l.contains(z) && l.contains("MISMATCH")), "{out}");
     assert!(out.contains("cannot fetch the zTOC"), "{out}");
 }
+
+#[test]
+fn v1_dest_from_layout_and_push_v2_from_store() {
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout(&dir.path().join("img"), "1");
+    let img = &fx.images[0];
+    let store = dir.path().join("s");
+    // v1 to another place: the image (by digest) and its referrer; the tag names the image.
+    let dst = format!("{}/v1dest:1", reg.host());
+    let out = soci_ok(&["create", "--index-version", "v1", &fx.oci_ref(), "--dest", &dst, "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"]);
+    assert!(out.contains("fallback tag sha256-"), "{out}");
+    get_manifest(&reg, "v1dest", &img.manifest.digest);
+    assert_eq!(inspect_raw(&dst), img.manifest.bytes, "the destination tag should name the image");
+    let v = soci_ok(&["verify", &dst, "--plain-http", "--store", p(&dir.path().join("e")), "-q"]);
+    assert!(v.contains("referrers (v1)") && v.contains("verify: OK"), "{v}");
+    // v1 --push on a digest reference (no tag needed: nothing is re-tagged).
+    let by_digest = format!("{}/v1dest@{}", reg.host(), img.manifest.digest);
+    let out = soci_ok(&["create", "--index-version", "v1", &by_digest, "--push", "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"]);
+    assert!(out.contains("fallback tag sha256-"), "{out}");
+    let fb = inspect(&format!("{}/v1dest:sha256-{}", reg.host(), img.manifest.digest.trim_start_matches("sha256:")));
+    assert_eq!(fb["manifests"].as_array().unwrap().len(), 1, "{fb}");
+    // v1 cannot go to an OCI layout, and says so before writing anything.
+    let out_dir = dir.path().join("v1layout");
+    let o = soci(&["create", "--index-version", "v1", &fx.oci_ref(), "--dest", &format!("oci:{}:x", out_dir.display()), "--store", p(&store), "--min-layer-size", "0", "-q"]);
+    assert_error(&o, "only be pushed to a registry");
+    assert!(!out_dir.join("index.json").exists(), "the layout was written");
+
+    // `soci push` (v2) from the store after `soci create`: no rebuild.
+    let r = push_fixture(&fx, &reg, "pushv2:1");
+    soci_ok(&["create", &r, "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"]);
+    let out = soci_ok(&["push", &r, "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"]);
+    assert!(out.contains("pushed SOCI-enabled image"), "{out}");
+    let idx = inspect(&r);
+    assert_eq!(idx["manifests"][1]["artifactType"], SOCI_V2);
+    // With an empty store, push refuses to build.
+    let r2 = push_fixture(&fx, &reg, "pushv2:2");
+    let o = soci(&["push", &r2, "--plain-http", "--store", p(&dir.path().join("empty")), "--min-layer-size", "0", "-q"]);
+    assert_error(&o, "run `soci create` first");
+}

@@ -168,6 +168,11 @@ fn run_create(
     if let (Some(ImageRef::Registry { tag: None, .. }), IndexVersion::V2) = (&dest, opts.index_version) {
         bail!("the destination image must be a tagged ref of the form \"registry/repository:tag\"");
     }
+    if let (Some(d), IndexVersion::V1) = (&dest, opts.index_version) {
+        if !matches!(d, ImageRef::Registry { .. }) {
+            bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers), not {d}");
+        }
+    }
     opts.require_stored = require_stored;
     let store = open_store(image.store.as_deref())?;
     let source = open(&src, image)?;

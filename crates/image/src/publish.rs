@@ -156,9 +156,13 @@ pub fn publish(
     registry_opts: &RegistryOptions,
     reporter: &dyn Reporter,
 ) -> Result<PublishResult> {
+    if version == IndexVersion::V1 && !matches!(dest, ImageRef::Registry { .. }) {
+        bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers)");
+    }
     let (sink, tag): (Box<dyn Sink>, Option<String>) = match dest {
         ImageRef::Registry { registry, repository, tag, digest } => {
-            if digest.is_some() || (tag.is_none() && version == IndexVersion::V2) {
+            // v2 moves a tag; v1 only adds referrers, so `--push` on HOST/REPO@DIGEST is fine.
+            if version == IndexVersion::V2 && (digest.is_some() || tag.is_none()) {
                 bail!("the destination image must be a tagged ref of the form \"registry/repository:tag\", got {dest}");
             }
             let target = RegistryTarget::new(registry, registry_opts)?;
@@ -231,6 +235,14 @@ pub fn publish(
                 how.push(format!("fallback tag {ftag}"));
             }
             how.dedup();
+            // Copied elsewhere (`--dest`): the destination tag names the image,
+            // last, once its referrers are in place (with `--push` it already does).
+            if let Some(tag) = tag.as_deref().filter(|_| dest != source.reference()) {
+                let chosen: HashMap<String, Vec<u8>> =
+                    created.platforms.iter().map(|p| (p.image.descriptor.digest.clone(), Vec::new())).collect();
+                copy_untouched_children(&*sink, source, created, &chosen, &mut uploaded)?;
+                sink.put_manifest(Some(tag), &created.root_bytes, &created.root.media_type)?;
+            }
             Ok(PublishResult {
                 destination: dest.to_string(),
                 image_index: None,
