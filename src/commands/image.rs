@@ -7,6 +7,7 @@ use serde_json::json;
 use soci_image::create::{create, CreateOptions, Created};
 use soci_image::publish::publish;
 use soci_image::verify::{verify, VerifyReport};
+use soci_image::Reporter as _;
 use soci_index::manifest::IndexVersion;
 use soci_index::store::Store;
 use soci_oci::reference::ImageRef;
@@ -175,15 +176,25 @@ fn run_create(
     }
     opts.require_stored = require_stored;
     let store = open_store(image.store.as_deref())?;
-    let source = open(&src, image)?;
+    let opened = open(&src, image)?;
     let reporter = ImageProgress::new(global.quiet, global.json);
-    let created = create(&*source, &store, &opts, &reporter)?;
+    // A docker archive holds plain-tar layers; what lands in a registry is
+    // compressed, so index the compressed form we are about to push.
+    let recompressed;
+    let source: &dyn ImageSource = if matches!(src, ImageRef::DockerArchive { .. }) && dest.is_some() {
+        reporter.message("compressing the archive's layers (gzip -6, deterministic) into the local store");
+        recompressed = soci_image::recompress::recompress(&*opened, &store)?;
+        &recompressed
+    } else {
+        &*opened
+    };
+    let created = create(source, &store, &opts, &reporter)?;
     let mut out = created_json(&created);
     if !global.json {
         print_created(&created);
     }
     if let Some(dest) = &dest {
-        let result = publish(&created, &*source, &store, dest, opts.index_version, &registry_options(image)?, &reporter)
+        let result = publish(&created, source, &store, dest, opts.index_version, &registry_options(image)?, &reporter)
             .with_context(|| format!("cannot push to {dest}"))?;
         if !global.json {
             match &result.image_index {

@@ -11,6 +11,7 @@ pub mod create;
 pub mod layers;
 pub mod lazy;
 pub mod publish;
+pub mod recompress;
 pub mod verify;
 
 pub use create::{create, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt};
