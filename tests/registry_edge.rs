@@ -127,3 +127,34 @@ fn v1_dest_from_layout_and_push_v2_from_store() {
     let o = soci(&["push", &r2, "--plain-http", "--store", p(&dir.path().join("empty")), "--min-layer-size", "0", "-q"]);
     assert_error(&o, "run `soci create` first");
 }
+
+#[test]
+fn oci_dest_keeps_other_tags_and_can_be_the_source_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout(&dir.path().join("img"), "1");
+    let mp = soci_testkit::make_multiplatform_layout(&dir.path().join("mp"), "1");
+    let store = dir.path().join("s");
+    let out = dir.path().join("out");
+    let a = format!("oci:{}:a", out.display());
+    let b = format!("oci:{}:b", out.display());
+    soci_ok(&["create", &fx.oci_ref(), "--dest", &a, "--store", p(&store), "--min-layer-size", "0", "-q"]);
+    soci_ok(&["create", &mp.oci_ref(), "--all-platforms", "--dest", &b, "--store", p(&store), "--min-layer-size", "0", "-q"]);
+    let empty = dir.path().join("e");
+    let e = p(&empty);
+    for (r, extra) in [(&a, None), (&b, Some("--all-platforms"))] {
+        let mut args = vec!["verify", r.as_str(), "--store", e, "-q"];
+        args.extend(extra);
+        let v = soci_ok(&args);
+        assert!(v.contains("verify: OK"), "{r}: {v}");
+    }
+    // In place: the SOCI-enabled image next to the original, in the same layout.
+    let inplace = format!("oci:{}:soci", fx.dir.display());
+    soci_ok(&["create", &fx.oci_ref(), "--dest", &inplace, "--store", p(&store), "--min-layer-size", "0", "-q"]);
+    assert_eq!(soci_testkit::skopeo(&["inspect", "--raw", &fx.oci_ref()]).unwrap(), fx.root.bytes, "the original tag moved");
+    let v = soci_ok(&["verify", &inplace, "--store", e, "-q"]);
+    assert!(v.contains("verify: OK"), "{v}");
+    assert_eq!(
+        soci_testkit::skopeo(&["inspect", "--raw", &inplace]).unwrap(),
+        soci_testkit::skopeo(&["inspect", "--raw", &a]).unwrap()
+    );
+}
