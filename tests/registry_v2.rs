@@ -10,6 +10,9 @@ fn check_converted(reg: &Registry, repo: &str, tag: &str, original_manifest: &Va
     let raw = inspect_raw(&format!("{}/{repo}:{tag}", reg.host()));
     let idx: Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(idx["mediaType"], OCI_INDEX, "{idx}");
+    // Go-JSON, as the reference writes it.
+    let typed: soci_oci::spec::Index = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(String::from_utf8(soci_oci::spec::to_go_json(&typed)).unwrap(), String::from_utf8(raw.clone()).unwrap());
     let ms = idx["manifests"].as_array().unwrap();
     assert_eq!(ms.len(), 2, "image manifest + SOCI index: {idx}");
     let (img, soci) = (&ms[0], &ms[1]);
@@ -25,7 +28,10 @@ fn check_converted(reg: &Registry, repo: &str, tag: &str, original_manifest: &Va
     assert_eq!(soci["annotations"][ANN_MANIFEST_DIGEST], manifest_digest.as_str());
     assert_eq!(soci["platform"], img["platform"]);
     // The new image manifest: the old one plus the annotation.
-    let m = manifest_json(reg, repo, &manifest_digest);
+    let m_raw = get_manifest(reg, repo, &manifest_digest);
+    let typed: soci_oci::spec::Manifest = serde_json::from_slice(&m_raw).unwrap();
+    assert_eq!(soci_oci::spec::to_go_json(&typed), m_raw, "the converted manifest is not Go-JSON");
+    let m: Value = serde_json::from_slice(&m_raw).unwrap();
     assert_eq!(m["annotations"][ANN_INDEX_DIGEST], index_digest.as_str());
     assert_eq!(m["layers"], original_manifest["layers"], "layers untouched");
     assert_eq!(m["config"]["digest"], original_manifest["config"]["digest"]);
