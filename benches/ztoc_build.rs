@@ -14,11 +14,11 @@
 //! Set SOCI_BENCH_LAYER=/path/to/layer.tar.gz to use another layer, SOCI_BENCH_RUNS
 //! to change the number of runs (best of N is reported; default 3).
 mod common;
-use common::{data_dir, inflate, make_layer, run_measured};
+use common::{best_of, data_dir, inflate, make_layer, run_measured};
 use soci_ztoc::build::{build_ztoc, BuildOptions, LayerCompression, NoProgress};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn mb_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()

@@ -69,3 +69,16 @@ pub fn run_measured(cmd: &mut Command) -> (Duration, u64) {
     assert!(r > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed");
     (t.elapsed(), usage.ru_maxrss as u64)
 }
+
+/// Runs `f` `runs` times; the best (shortest) time and the last result.
+pub fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut best = Duration::MAX;
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        let v = f();
+        best = best.min(t.elapsed());
+        last = Some(v);
+    }
+    (best, last.expect("at least one run"))
+}

@@ -1,0 +1,43 @@
+//! `cargo bench --bench startup [-- OPTIONS]`: how much sooner a container starts
+//! with a SOCI index than with a full pull, on realistic images and real startup
+//! traces, through a shaping proxy (100 Mbit/s / 20 ms and 1 Gbit/s / 2 ms).
+//!
+//! Images: the cache built once by `sudo scripts/bench-fixtures.py` (needs the
+//! Debian mirror and PyPI; everything afterwards is offline) under
+//! target/bench-data/images; without it a small generated image is used. Traces:
+//! fixtures/traces/*.json (committed). Results: a table on stdout and
+//! target/bench-data/results/startup.{json,svg,md}.
+//!
+//! Options: --images debian,python,app,bigunused  --profiles 100M/20ms,1G/2ms
+//!          --no-sweep  --span-size BYTES  --parallel N  --out DIR
+use soci_bench::{Profile, StartupConfig};
+use std::path::PathBuf;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        return Ok(()); // cargo test --benches probing
+    }
+    let mut cfg = StartupConfig::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let mut it = args.iter().filter(|a| *a != "--bench");
+    while let Some(a) = it.next() {
+        let mut val = || it.next().cloned().ok_or_else(|| anyhow::anyhow!("{a} needs a value"));
+        match a.as_str() {
+            "--images" => cfg.only = val()?.split(',').map(String::from).collect(),
+            "--profiles" => cfg.profiles = val()?.split(',').map(Profile::parse).collect::<anyhow::Result<_>>()?,
+            "--no-sweep" => {
+                cfg.span_sweep.clear();
+                cfg.min_layer_sweep.clear();
+            }
+            "--span-size" => cfg.span_size = val()?.parse()?,
+            "--parallel" => cfg.parallel = val()?.parse()?,
+            "--out" => cfg.out_dir = PathBuf::from(val()?),
+            other => anyhow::bail!("unknown option {other}"),
+        }
+    }
+    cfg.command = format!("cargo bench --bench startup{}", if args.is_empty() { String::new() } else { format!(" -- {}", args.join(" ")) });
+    let r = soci_bench::startup(&cfg)?;
+    println!("{}", soci_bench::report::text(&r));
+    println!("results: {}/startup.{{json,svg,md}}", cfg.out_dir.display());
+    Ok(())
+}
