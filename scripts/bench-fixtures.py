@@ -30,6 +30,34 @@ MIRROR = "http://deb.debian.org/debian"
 PYVER = "3.11"
 SITE = f"usr/local/lib/python{PYVER}/dist-packages"
 
+# Python workloads also run once more (without strace) with PAGEMAP_DUMP appended:
+# at "ready" the process lists the pages of its file mappings present in its page
+# table (what it faulted in, plus the kernel's fault-around neighbours).
+PY_CODE = {
+    "python": "import numpy, pandas; print('ready')",
+    "app": "import runpy; runpy.run_path('/app/main.py', run_name='__main__')",
+    "bigunused": "import numpy; print('ready')",
+}
+
+PAGEMAP_DUMP = """
+import json, struct
+res = {}
+with open('/proc/self/pagemap', 'rb') as pm:
+    for line in open('/proc/self/maps'):
+        parts = line.split()
+        if len(parts) < 6 or not parts[5].startswith('/'):
+            continue
+        a, b = [int(x, 16) for x in parts[0].split('-')]
+        off, path = int(parts[2], 16), parts[5]
+        n = (b - a) // 4096
+        pm.seek(a // 4096 * 8)
+        data = pm.read(n * 8)
+        for i in range(n):
+            if struct.unpack_from('<Q', data, i * 8)[0] >> 63 & 1:
+                res.setdefault(path, []).append(off + i * 4096)
+json.dump(res, open('/tmp/faulted.json', 'w'))
+"""
+
 WORKLOADS = {
     # image -> (trace name, command run in the chroot)
     "python": ("python-numpy-pandas", ["python3", "-c", "import numpy, pandas; print('ready')"]),
@@ -302,7 +330,25 @@ def capture_trace(data, name, layers, out_dir):
                              "PYTHONDONTWRITEBYTECODE": "1"})
     finally:
         sh("umount", os.path.join(root, "proc"))
+    faulted = None
+    if name in PY_CODE:
+        fpath = os.path.join(root, "tmp", "faulted.json")
+        if os.path.exists(fpath):
+            os.unlink(fpath)
+        sh("mount", "-t", "proc", "proc", os.path.join(root, "proc"))
+        try:
+            sh("/usr/sbin/chroot", root, "python3", "-c", PY_CODE[name] + "\n" + PAGEMAP_DUMP,
+               env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"})
+        finally:
+            sh("umount", os.path.join(root, "proc"))
+        faulted = {}
+        for path, pages in json.load(open(fpath)).items():
+            rp = resolve(root, path)
+            if rp:
+                faulted.setdefault(rp, []).extend([p, 4096] for p in pages)
+        os.unlink(fpath)
     files, ranges, seen = [], {}, set()
+    mapped = {}
     fdpath = re.compile(r'^(-?\d+)<([^>]*)>')
     started = False  # only what happens after chroot() (before it: the host's chroot binary)
     for line in open(log, errors="replace"):
@@ -369,7 +415,7 @@ def capture_trace(data, name, layers, out_dir):
                     key = resolve(root, fm.group(2))
                     if key in seen:
                         off = int(a[5], 16) if a[5].startswith("0x") else int(a[5])
-                        ranges.setdefault(key, {"pos": 0, "r": []})["r"].append([off, int(a[1])])
+                        mapped.setdefault(key, []).append([off, int(a[1])])
 
     def merge(rs, size):
         rs = sorted([o, min(o + n, size)] for o, n in rs if o < size)
@@ -384,13 +430,20 @@ def capture_trace(data, name, layers, out_dir):
     entries = []
     for f in files:
         size = os.path.getsize(os.path.join(root, f))
-        rs = merge(ranges.get(f, {"r": []})["r"], size)
-        entries.append({"path": f, "size": size, "ranges": [[s, e - s] for s, e in rs]})
+        reads = ranges.get(f, {"r": []})["r"]
+        maps = merge(mapped.get(f, []), size)
+        # pages present at "ready" when the file is still mapped then; else what was mapped
+        touched = faulted[f] if faulted is not None and f in faulted else mapped.get(f, [])
+        rs = merge(reads + touched, size)
+        e = {"path": f, "size": size, "ranges": [[s, e - s] for s, e in rs]}
+        if maps:
+            e["mapped_bytes"] = sum(e2 - s2 for s2, e2 in maps)
+        entries.append(e)
     doc = {
         "image": name,
         "command": cmd,
         "regenerate": f"sudo scripts/bench-fixtures.py --traces  # strace -f -y -e trace=%file,read,pread64,mmap,lseek,close chroot ROOT {' '.join(cmd)}",
-        "note": "files in first-open order, symlinks resolved inside the image; ranges = [offset, length] merged from read/pread64 (exact) and file mmaps (upper bound)",
+        "note": "files in first-open order, symlinks resolved inside the image; ranges = [offset, length] merged from read/pread64 (exact) and, for mapped files, the pages present in the process's page table at ready (python workloads; faulted pages + kernel fault-around) or else the whole mmap'd ranges (upper bound); mapped_bytes = bytes mmap'd",
         "files": entries,
     }
     os.makedirs(out_dir, exist_ok=True)
@@ -400,7 +453,8 @@ def capture_trace(data, name, layers, out_dir):
         f.write("\n")
     total = sum(e["size"] for e in entries)
     read = sum(n for e in entries for _, n in e["ranges"])
-    print(f"{path}: {len(entries)} files, {total} bytes, {read} bytes in read/mmap ranges", file=sys.stderr)
+    mapped_total = sum(e.get("mapped_bytes", 0) for e in entries)
+    print(f"{path}: {len(entries)} files, {total} bytes, {read} bytes read or faulted, {mapped_total} bytes mapped", file=sys.stderr)
 
 
 def main():
