@@ -212,12 +212,8 @@ fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(&T) -> Res
     for r in results.into_inner().expect("workers joined") {
         match r {
             Some(Ok(v)) => out.push(v),
-            Some(Err(e)) => {
-                if first_err.is_none() {
-                    first_err = Some(e);
-                }
-            }
-            None => {}
+            Some(Err(e)) if first_err.is_none() => first_err = Some(e),
+            Some(Err(_)) | None => {}
         }
     }
     match first_err {
