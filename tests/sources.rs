@@ -14,18 +14,30 @@ fn docker_archive_to_oci_layout() {
     let layout = dir.path().join("out");
     let dst = format!("oci:{}:soci", layout.display());
     let src = format!("docker-archive:{}", archive.display());
-    let out = soci_json(&["create", &src, "--min-layer-size", "0", "--span-size", "64KiB", "--dest", &dst, "--store", p(&store), "-q"]);
-    // Every layer of a docker save archive is an uncompressed tar.
+    // Indexed as it is (no destination): every layer of a docker save archive
+    // is an uncompressed tar, so the zTOCs are tar zTOCs.
+    let out = soci_json(&["create", &src, "--min-layer-size", "0", "--span-size", "64KiB", "--store", p(&store), "-q"]);
     let layers = out["layers"].as_array().unwrap();
     assert_eq!(layers.len(), tars.len());
     for (l, t) in layers.iter().zip(&tars) {
         assert_eq!(l["digest"], sha256(t).as_str(), "layer digest is the tar's (diff id)");
         assert_eq!(l["status"], "built", "{l}");
     }
-    // The zTOCs are tar zTOCs.
     for z in out["platforms"][0]["ztocs"].as_array().unwrap() {
         let info: Value = serde_json::from_str(&soci_ok(&["ztoc", "info", z["ztoc"].as_str().unwrap(), "--store", p(&store)])).unwrap();
         assert_eq!(info["compression"], "uncompressed", "{info}");
+    }
+    // With --dest the layers are gzipped deterministically first (what a
+    // registry would get), then indexed: gzip zTOCs, layers that gunzip to the tars.
+    let out = soci_json(&["create", &src, "--min-layer-size", "0", "--span-size", "64KiB", "--dest", &dst, "--store", p(&store), "-q"]);
+    let layers = out["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), tars.len());
+    for (l, t) in layers.iter().zip(&tars) {
+        assert_eq!(l["media_type"], "application/vnd.oci.image.layer.v1.tar+gzip", "{l}");
+        let gz = std::fs::read(layout.join("blobs/sha256").join(l["digest"].as_str().unwrap().trim_start_matches("sha256:"))).unwrap();
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain).unwrap();
+        assert!(plain == *t, "layer {} does not gunzip to the archive's tar", l["digest"]);
     }
     // The layout holds a SOCI-enabled image that verifies and skopeo reads.
     let raw = soci_testkit::skopeo(&["inspect", "--raw", &dst]).unwrap();
@@ -39,7 +51,7 @@ fn docker_archive_to_oci_layout() {
 
 #[test]
 fn docker_archive_to_registry() {
-    // Pushing an archive's uncompressed layers as they are (no recompression).
+    // An archive with a duplicate layer, to a registry (layers gzipped on the way).
     let reg = Registry::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let fx = soci_testkit::make_oci_layout_opts(&dir.path().join("img"), "1.0", false);
