@@ -92,13 +92,16 @@ fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// Saved crash inputs of a target (committed after a fix).
+/// Saved crash inputs of a target (committed after a fix), and a small
+/// sample of the corpus the real fuzzing runs grew (`fuzz/seeds/<target>`).
 fn regressions(target: &str) -> Vec<Vec<u8>> {
-    let dir = root().join("fuzz").join("regressions").join(target);
     let mut v = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            v.push(read(&e.path()));
+    for kind in ["regressions", "seeds"] {
+        let dir = root().join("fuzz").join(kind).join(target);
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                v.push(read(&e.path()));
+            }
         }
     }
     v
