@@ -58,6 +58,46 @@ pub enum Command {
     /// Work with zTOCs: the per-layer table of contents and checkpoints.
     #[command(subcommand, after_help = AFTER_HELP)]
     Ztoc(ZtocCommand),
+    /// Benchmarks: how much sooner a container starts with the SOCI index.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Full pull vs lazy start of images through a shaping proxy in front of a local
+    /// registry (needs docker-registry and skopeo); prints time to ready, bytes and
+    /// requests; writes startup.json/.svg/.md. Without SRC: the cached fixture images
+    /// (scripts/bench-fixtures.py) and fixtures/traces.
+    Startup(BenchStartupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchStartupArgs {
+    /// Images (any reference soci reads: oci:DIR[:TAG], docker-archive:FILE, HOST/REPO:TAG).
+    pub src: Vec<String>,
+    /// Startup trace(s): JSON (fixtures/traces) or one path per line; one for all SRC or one per SRC.
+    #[arg(long)]
+    pub trace: Vec<PathBuf>,
+    /// Network profiles BANDWIDTH/RTT (repeatable).
+    #[arg(long = "profile", default_values_t = ["100M/20ms".to_string(), "1G/2ms".to_string()])]
+    pub profiles: Vec<String>,
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = parse_span_size)]
+    pub span_size: u64,
+    #[arg(long, default_value_t = 10 * 1024 * 1024, value_parser = parse_size)]
+    pub min_layer_size: u64,
+    /// Range requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub parallel: usize,
+    /// Span sizes to sweep (comma separated); empty for none.
+    #[arg(long, value_delimiter = ',', value_parser = parse_span_size)]
+    pub sweep_span_sizes: Vec<u64>,
+    /// --min-layer-size values to sweep (comma separated).
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    pub sweep_min_layer_sizes: Vec<u64>,
+    /// Where startup.json, startup.svg and startup.md go.
+    #[arg(long, short = 'o', default_value = "soci-bench-results")]
+    pub out: PathBuf,
 }
 
 const CREATE_HELP: &str = "\

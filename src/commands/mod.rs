@@ -1,4 +1,5 @@
 //! One entry point per command.
+mod bench;
 mod image;
 mod index;
 mod ztoc;
@@ -15,5 +16,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Verify(a) => image::verify_cmd(a, g),
         Command::Index(cmd) => index::run(cmd, g),
         Command::Ztoc(cmd) => ztoc::run(cmd, g),
+        Command::Bench(cmd) => bench::run(cmd, g),
     }
 }

@@ -7,6 +7,7 @@
 //! materialised byte checked against the full pull ([`startup`]); results as a
 //! table, JSON and an SVG chart ([`report`]).
 pub mod fixtures;
+pub mod main_entry;
 pub mod proxy;
 pub mod report;
 pub mod run;
@@ -21,3 +22,4 @@ pub use trace::Trace;
 pub(crate) fn ser_secs<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
+pub use main_entry::{startup, StartupConfig};

@@ -9,11 +9,13 @@ fn mb(b: u64) -> String {
 /// The main table (markdown, readable on a terminal too).
 pub fn table(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "| image | profile | strategy | ready (s) | MB down | requests | x full time | x full bytes | x floor |");
+    let _ = writeln!(s, "| image | profile | strategy | ready (s) | MB down | requests | x full time | x full bytes | x own floor |");
     let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---:|---:|");
     for img in &r.images {
         for p in &img.results {
             let row = |s: &mut String, name: &str, m: &crate::run::Measure| {
+                // each lazy strategy against its own floor (ranges-only needs fewer spans)
+                let floor = m.lazy.as_ref().map(|l| l.floor_span_bytes + l.index_bytes + l.pulled_bytes).unwrap_or(p.floor_bytes);
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {:.2} | {} | {} | {:.2} | {:.3} | {:.2} |",
@@ -25,7 +27,7 @@ pub fn table(r: &Report) -> String {
                     m.requests,
                     m.secs / p.full.secs,
                     m.bytes as f64 / p.full.bytes.max(1) as f64,
-                    m.bytes as f64 / p.floor_bytes.max(1) as f64
+                    m.bytes as f64 / floor.max(1) as f64
                 );
             };
             row(&mut s, "full pull", &p.full);

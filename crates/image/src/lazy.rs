@@ -126,12 +126,15 @@ pub struct SpanReader<'a> {
     /// Compressed bytes fetched, by start offset (ranges may overlap by a byte).
     pieces: std::collections::BTreeMap<u64, Vec<u8>>,
     have: std::collections::BTreeSet<u64>,
+    /// Inflated spans (gzip): each span is decompressed once from its checkpoint,
+    /// however many files it holds.
+    inflated: std::collections::HashMap<u64, Vec<u8>>,
     pub stats: FetchStats,
 }
 
 impl<'a> SpanReader<'a> {
     pub fn new(source: &'a dyn ImageSource, layer: &'a Descriptor, ztoc: &'a Ztoc, zinfo: &'a Zinfo, opts: BatchOptions) -> Self {
-        SpanReader { source, layer, ztoc, zinfo, opts, pieces: Default::default(), have: Default::default(), stats: FetchStats::default() }
+        SpanReader { source, layer, ztoc, zinfo, opts, pieces: Default::default(), have: Default::default(), inflated: Default::default(), stats: FetchStats::default() }
     }
 
     fn blob_size(&self) -> u64 {
@@ -223,15 +226,29 @@ impl<'a> SpanReader<'a> {
         match self.zinfo {
             Zinfo::Tar(_) => self.cached(offset..offset + len).context("spans missing from the cache"),
             Zinfo::Gzip(gz) => {
-                let (first, last) = (spans[0], *spans.last().unwrap());
-                let range = self.zinfo.span_compressed_range(first, blob_size).start..self.zinfo.span_compressed_range(last, blob_size).end;
-                let compressed = self.cached(range).context("spans missing from the cache")?;
-                let cp = &gz.checkpoints[first as usize];
-                let mut out = vec![0u8; size];
-                let n = soci_zinfo::extract_from_checkpoint(cp, &compressed, offset - cp.uncompressed_offset, &mut out)
-                    .with_context(|| format!("cannot inflate from checkpoint {first}"))?;
-                if n != size {
-                    bail!("the layer ended after {n} of {size} bytes");
+                let total = self.ztoc.uncompressed_archive_size.max(0) as u64;
+                let mut out = Vec::with_capacity(size);
+                for &sp in &spans {
+                    if !self.inflated.contains_key(&sp) {
+                        let urange = self.zinfo.span_uncompressed_range(sp, total);
+                        let crange = self.zinfo.span_compressed_range(sp, blob_size);
+                        let compressed = self.cached(crange).context("spans missing from the cache")?;
+                        let mut buf = vec![0u8; (urange.end - urange.start) as usize];
+                        let n = soci_zinfo::extract_from_checkpoint(&gz.checkpoints[sp as usize], &compressed, 0, &mut buf)
+                            .with_context(|| format!("cannot inflate span {sp}"))?;
+                        buf.truncate(n);
+                        self.inflated.insert(sp, buf);
+                    }
+                    let data = &self.inflated[&sp];
+                    let ustart = self.zinfo.span_uncompressed_range(sp, total).start;
+                    let from = offset.max(ustart) - ustart;
+                    let to = ((offset + len).min(ustart + data.len() as u64)).saturating_sub(ustart);
+                    if from < to {
+                        out.extend_from_slice(&data[from as usize..to as usize]);
+                    }
+                }
+                if out.len() != size {
+                    bail!("the layer ended after {} of {size} bytes", out.len());
                 }
                 Ok(out)
             }

@@ -1,0 +1,112 @@
+//! The entry point shared by `cargo bench --bench startup` and `soci bench startup`.
+use crate::fixtures;
+use crate::proxy::Profile;
+use crate::report;
+use crate::run::{run, ImageSpec, Report, RunOptions};
+use crate::trace::Trace;
+use anyhow::{bail, Result};
+use soci_image::lazy::BatchOptions;
+use std::path::PathBuf;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct StartupConfig {
+    /// Images given by the user (`SRC`), each with its trace; empty: the fixture images.
+    pub sources: Vec<String>,
+    /// Trace files: one for all sources, or one per source.
+    pub traces: Vec<PathBuf>,
+    /// Restrict the fixture images to these names.
+    pub only: Vec<String>,
+    pub profiles: Vec<Profile>,
+    pub span_size: u64,
+    pub min_layer_size: u64,
+    pub parallel: usize,
+    pub span_sweep: Vec<u64>,
+    pub min_layer_sweep: Vec<u64>,
+    pub sweep_image: Option<String>,
+    /// Where startup.json / .svg / .md go.
+    pub out_dir: PathBuf,
+    /// The repository root (fixtures/traces) and the cache (target/bench-data).
+    pub repo_root: PathBuf,
+    pub data_dir: PathBuf,
+    pub verbose: bool,
+    pub command: String,
+}
+
+impl StartupConfig {
+    pub fn new(repo_root: PathBuf) -> StartupConfig {
+        let data_dir = std::env::var_os("SOCI_BENCH_DATA").map(PathBuf::from).unwrap_or_else(|| repo_root.join("target/bench-data"));
+        StartupConfig {
+            sources: Vec::new(),
+            traces: Vec::new(),
+            only: Vec::new(),
+            profiles: Profile::defaults(),
+            span_size: soci_index::DEFAULT_SPAN_SIZE,
+            min_layer_size: soci_index::DEFAULT_MIN_LAYER_SIZE,
+            parallel: 8,
+            span_sweep: vec![1 << 20, 2 << 20, 4 << 20, 8 << 20],
+            min_layer_sweep: vec![0, 10 << 20, 64 << 20],
+            sweep_image: Some("python".into()),
+            out_dir: data_dir.join("results"),
+            repo_root,
+            data_dir,
+            verbose: true,
+            command: String::new(),
+        }
+    }
+}
+
+/// Picks the images, runs, prints the tables, writes the files; returns the report.
+pub fn startup(cfg: &StartupConfig) -> Result<Report> {
+    let work_dir = cfg.data_dir.join("work");
+    std::fs::create_dir_all(&work_dir)?;
+    let _synthetic_dir;
+    let mut sweep_image = cfg.sweep_image.clone();
+    let images: Vec<ImageSpec> = if !cfg.sources.is_empty() {
+        if cfg.traces.is_empty() {
+            bail!("give a startup trace with --trace FILE (JSON from scripts/bench-fixtures.py, or one path per line)");
+        }
+        if cfg.traces.len() != 1 && cfg.traces.len() != cfg.sources.len() {
+            bail!("give one --trace for all images or one per image ({} images, {} traces)", cfg.sources.len(), cfg.traces.len());
+        }
+        let mut v = Vec::new();
+        for (i, s) in cfg.sources.iter().enumerate() {
+            let t = Trace::load(&cfg.traces[if cfg.traces.len() == 1 { 0 } else { i }])?;
+            let name = s.rsplit(['/', ':']).find(|x| !x.is_empty() && *x != "latest").unwrap_or("image").to_string();
+            v.push(ImageSpec { name: format!("{}{}", name, if cfg.sources.len() > 1 { format!("-{i}") } else { String::new() }), source: s.clone(), trace: t });
+        }
+        if sweep_image.as_deref() == Some("python") {
+            sweep_image = None;
+        }
+        v
+    } else if let Some(v) = fixtures::realistic(&cfg.repo_root, &cfg.data_dir, &cfg.only)? {
+        v
+    } else {
+        eprintln!(
+            "[bench] no cached images under {}: using a generated image. For the realistic ones (Debian, Python data science) run once:\n[bench]   sudo scripts/bench-fixtures.py",
+            cfg.data_dir.display()
+        );
+        _synthetic_dir = tempfile::tempdir_in(&work_dir)?;
+        sweep_image = None;
+        vec![fixtures::synthetic(_synthetic_dir.path())?]
+    };
+    if let Some(s) = &sweep_image {
+        if !images.iter().any(|i| &i.name == s) {
+            sweep_image = None;
+        }
+    }
+    let opts = RunOptions {
+        profiles: cfg.profiles.clone(),
+        span_size: cfg.span_size,
+        min_layer_size: cfg.min_layer_size,
+        batch: BatchOptions { parallel: cfg.parallel, merge_gap_spans: 0 },
+        span_sweep: cfg.span_sweep.clone(),
+        min_layer_sweep: cfg.min_layer_sweep.clone(),
+        sweep_image,
+        work_dir,
+        verbose: cfg.verbose,
+    };
+    let r = run(&images, &opts, &cfg.command)?;
+    report::write_all(&r, &cfg.out_dir)?;
+    Ok(r)
+}
