@@ -31,7 +31,10 @@ fn fallback(t: &RegistryTarget, tag: &str) -> Option<spec::Index> {
 fn fallback_index_keeps_every_entry() {
     let reg = Registry::start().unwrap_or_else(|e| panic!("test registry: {e}"));
     let host = reg.host();
-    let layout = format!("oci:{}/fixtures/example-image:latest", env!("CARGO_MANIFEST_DIR"));
+    let layout = format!(
+        "oci:{}/fixtures/example-image:latest",
+        env!("CARGO_MANIFEST_DIR")
+    );
     skopeo_copy(&layout, &format!("docker://{host}/ex/img:v1")).unwrap();
     let t = RegistryTarget::new(&host, &opts()).unwrap();
     let (subject, _) = t.get_manifest_raw("ex/img", "v1").unwrap().unwrap();
@@ -50,7 +53,12 @@ fn fallback_index_keeps_every_entry() {
     });
     let sig_raw = serde_json::to_vec(&sig).unwrap();
     let sig_d = t
-        .push_manifest("ex/img", &spec::sha256_digest(&sig_raw), &sig_raw, spec::MEDIA_TYPE_OCI_MANIFEST)
+        .push_manifest(
+            "ex/img",
+            &spec::sha256_digest(&sig_raw),
+            &sig_raw,
+            spec::MEDIA_TYPE_OCI_MANIFEST,
+        )
         .unwrap();
     let sig_entry = Descriptor {
         artifact_type: SIG_TYPE.into(),
@@ -62,18 +70,38 @@ fn fallback_index_keeps_every_entry() {
         manifests: vec![sig_entry.clone()],
         ..Default::default()
     };
-    t.push_manifest("ex/img", &tag, &spec::to_go_json(&idx), spec::MEDIA_TYPE_OCI_INDEX)
-        .unwrap();
+    t.push_manifest(
+        "ex/img",
+        &tag,
+        &spec::to_go_json(&idx),
+        spec::MEDIA_TYPE_OCI_INDEX,
+    )
+    .unwrap();
 
     // Through a proxy that fails the first reads of the fallback tag: the
     // read is retried, never taken for "absent".
     let proxy = FaultProxy::start(reg.addr());
-    proxy.add("GET", &format!("/manifests/{tag}"), 2, Fault::Status(503, None));
+    proxy.add(
+        "GET",
+        &format!("/manifests/{tag}"),
+        2,
+        Fault::Status(503, None),
+    );
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("s");
     let via = format!("{}/ex/img:v1", proxy.host());
     let create = |extra: &[&str]| {
-        let mut a = vec!["create", "--plain-http", "--min-layer-size", "0", "--index-version", "v1", "--push", "--store", store.to_str().unwrap()];
+        let mut a = vec![
+            "create",
+            "--plain-http",
+            "--min-layer-size",
+            "0",
+            "--index-version",
+            "v1",
+            "--push",
+            "--store",
+            store.to_str().unwrap(),
+        ];
         a.extend_from_slice(extra);
         a.push(&via);
         soci(&a)
@@ -83,8 +111,16 @@ fn fallback_index_keeps_every_entry() {
     assert!(text(&o).contains("fallback tag"), "{}", text(&o));
     let after = fallback(&t, &tag).unwrap();
     assert_eq!(after.manifests.len(), 2, "{after:?}");
-    assert!(after.manifests.iter().any(|d| d.digest == sig_d.digest && d.artifact_type == SIG_TYPE));
-    let first_soci = after.manifests.iter().find(|d| d.digest != sig_d.digest).unwrap().clone();
+    assert!(after
+        .manifests
+        .iter()
+        .any(|d| d.digest == sig_d.digest && d.artifact_type == SIG_TYPE));
+    let first_soci = after
+        .manifests
+        .iter()
+        .find(|d| d.digest != sig_d.digest)
+        .unwrap()
+        .clone();
 
     // Same command again: no duplicate. Another span size: a second SOCI index, both kept.
     let o = create(&[]);
@@ -95,10 +131,18 @@ fn fallback_index_keeps_every_entry() {
     let after = fallback(&t, &tag).unwrap();
     assert_eq!(after.manifests.len(), 3, "{after:?}");
     assert!(after.manifests.iter().any(|d| d.digest == sig_d.digest));
-    assert!(after.manifests.iter().any(|d| d.digest == first_soci.digest));
+    assert!(after
+        .manifests
+        .iter()
+        .any(|d| d.digest == first_soci.digest));
 
     // Reading the fallback tag keeps failing: create fails, the index is unchanged.
-    proxy.add("GET", &format!("/manifests/{tag}"), usize::MAX, Fault::Status(500, None));
+    proxy.add(
+        "GET",
+        &format!("/manifests/{tag}"),
+        usize::MAX,
+        Fault::Status(500, None),
+    );
     let o = create(&["--span-size", "131072"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("HTTP 500"), "{}", text(&o));
@@ -106,10 +150,14 @@ fn fallback_index_keeps_every_entry() {
     proxy.clear();
 
     // Something that is not an index under the tag is refused, not overwritten.
-    t.push_manifest("ex/img", &tag, &sig_raw, spec::MEDIA_TYPE_OCI_MANIFEST).unwrap();
+    t.push_manifest("ex/img", &tag, &sig_raw, spec::MEDIA_TYPE_OCI_MANIFEST)
+        .unwrap();
     let o = create(&["--span-size", "131072"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("not an image index"), "{}", text(&o));
     let (d, _) = t.get_manifest_raw("ex/img", &tag).unwrap().unwrap();
-    assert_eq!(d.digest, sig_d.digest, "the tag still points at what was there");
+    assert_eq!(
+        d.digest, sig_d.digest,
+        "the tag still points at what was there"
+    );
 }

@@ -33,7 +33,21 @@ impl Rng {
     }
 }
 
-const INTERESTING: &[u64] = &[0, 1, 0x7f, 0x80, 0xff, 0x7fff, 0xffff, 0x7fff_ffff, 0xffff_ffff, u64::MAX, 512, 32768, 32785];
+const INTERESTING: &[u64] = &[
+    0,
+    1,
+    0x7f,
+    0x80,
+    0xff,
+    0x7fff,
+    0xffff,
+    0x7fff_ffff,
+    0xffff_ffff,
+    u64::MAX,
+    512,
+    32768,
+    32785,
+];
 
 fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
     let mut v = seed.to_vec();
@@ -138,7 +152,11 @@ fn run(name: &str, seeds: Vec<Vec<u8>>, target: fn(&[u8]), max_len: usize) {
         }
         n += 1;
     }
-    eprintln!("{name}: {} seeds, {n} mutated inputs in {:?}", all.len(), start.elapsed());
+    eprintln!(
+        "{name}: {} seeds, {n} mutated inputs in {:?}",
+        all.len(),
+        start.elapsed()
+    );
 }
 
 fn golden(name: &str) -> Vec<u8> {

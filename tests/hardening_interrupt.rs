@@ -30,7 +30,10 @@ fn opts() -> RegistryOptions {
 }
 
 fn example_layout() -> String {
-    format!("oci:{}/fixtures/example-image:latest", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "oci:{}/fixtures/example-image:latest",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// Runs `soci args`, kills it with `sig` after `delay` (if still running).
@@ -57,27 +60,52 @@ fn run_and_kill(args: &[&str], sig: i32, delay: Duration) -> bool {
     !status.success()
 }
 
+const ROUNDS: usize = 12;
+
+/// Milliseconds a run of `args` takes into an empty store (then emptied
+/// again), at least 20.
+fn clean_run_ms(args: &[&str], store: &Path) -> u64 {
+    let _ = std::fs::remove_dir_all(store);
+    let t = Instant::now();
+    let o = soci(args);
+    assert!(o.status.success(), "{}", text(&o));
+    let ms = t.elapsed().as_millis() as u64;
+    let _ = std::fs::remove_dir_all(store);
+    ms.max(20)
+}
+
 fn check_store(store: &Path) {
     check_store_blobs(store);
     let o = soci(&["index", "list", "--store", store.to_str().unwrap()]);
-    assert!(o.status.success(), "index list after an interruption: {}", text(&o));
+    assert!(
+        o.status.success(),
+        "index list after an interruption: {}",
+        text(&o)
+    );
     let o = soci(&["ztoc", "list", "--store", store.to_str().unwrap()]);
-    assert!(o.status.success(), "ztoc list after an interruption: {}", text(&o));
+    assert!(
+        o.status.success(),
+        "ztoc list after an interruption: {}",
+        text(&o)
+    );
 }
 
 /// The tag is absent, or everything it references (recursively: index →
 /// manifests → config and layers; SOCI index → zTOCs) is in the registry.
 fn check_tag_complete(host: &str, repo: &str, tag: &str) {
-    let src = RegistrySource::new(format!("{host}/{repo}:{tag}").parse().unwrap(), &opts()).unwrap();
+    let src =
+        RegistrySource::new(format!("{host}/{repo}:{tag}").parse().unwrap(), &opts()).unwrap();
     let target = RegistryTarget::new(host, &opts()).unwrap();
-    let Ok((root, raw)) = src.resolve_root() else { return };
+    let Ok((root, raw)) = src.resolve_root() else {
+        return;
+    };
     let mut manifests: Vec<(Descriptor, Vec<u8>)> = Vec::new();
     if root.media_type == spec::MEDIA_TYPE_OCI_INDEX {
         let idx: spec::Index = serde_json::from_slice(&raw).unwrap();
         for d in idx.manifests {
-            let m = src
-                .fetch_manifest(&d)
-                .unwrap_or_else(|e| panic!("tag {tag} references missing manifest {}: {e}", d.digest));
+            let m = src.fetch_manifest(&d).unwrap_or_else(|e| {
+                panic!("tag {tag} references missing manifest {}: {e}", d.digest)
+            });
             manifests.push((d, m));
         }
     } else {
@@ -101,26 +129,54 @@ fn create_killed_at_random_moments_then_rerun() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let src = example_layout();
-    let args = ["create", "--min-layer-size", "0", "--store", store.to_str().unwrap(), &src];
+    let args = [
+        "create",
+        "--min-layer-size",
+        "0",
+        "--store",
+        store.to_str().unwrap(),
+        &src,
+    ];
     let mut rng = Rng(0x50c1_2026);
     let mut killed = 0;
-    for i in 0..10 {
+    // Kill moments are drawn over the length of a clean run into an empty store.
+    let span = clean_run_ms(&args, &store);
+    for i in 0..ROUNDS {
         // Fresh store every other round, so early moments are hit too.
         if i % 2 == 0 {
             let _ = std::fs::remove_dir_all(&store);
         }
-        let sig = if i % 2 == 0 { libc::SIGKILL } else { libc::SIGINT };
-        let delay = Duration::from_millis(rng.below(400));
+        let sig = if i % 2 == 0 {
+            libc::SIGKILL
+        } else {
+            libc::SIGINT
+        };
+        let delay = Duration::from_millis(rng.below(span));
         killed += run_and_kill(&args, sig, delay) as usize;
         check_store(&store);
         let o = soci(&args);
-        assert!(o.status.success(), "rerun after kill at {delay:?}: {}", text(&o));
+        assert!(
+            o.status.success(),
+            "rerun after kill at {delay:?}: {}",
+            text(&o)
+        );
         check_store(&store);
-        let o = soci(&["index", "list", "--digests-only", "--store", store.to_str().unwrap()]);
-        assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1, "{}", text(&o));
+        let o = soci(&[
+            "index",
+            "list",
+            "--digests-only",
+            "--store",
+            store.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).lines().count(),
+            1,
+            "{}",
+            text(&o)
+        );
     }
-    eprintln!("create: {killed} of 10 runs interrupted");
-    assert!(killed > 0, "no run was interrupted: make the delays shorter");
+    eprintln!("create: {killed} of {ROUNDS} runs interrupted (clean run: {span} ms)");
+    assert!(killed >= ROUNDS / 3, "only {killed} runs were interrupted");
 }
 
 #[test]
@@ -131,29 +187,51 @@ fn create_push_killed_at_random_moments_then_rerun() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let image = format!("{host}/ex/img:v1");
-    let args = ["create", "--plain-http", "--min-layer-size", "0", "--push", "--store", store.to_str().unwrap(), &image];
+    let args = [
+        "create",
+        "--plain-http",
+        "--min-layer-size",
+        "0",
+        "--push",
+        "--store",
+        store.to_str().unwrap(),
+        &image,
+    ];
     let mut rng = Rng(0xdead_beef_2026);
     let mut killed = 0;
-    for i in 0..8 {
+    let span = clean_run_ms(&args, &store);
+    for i in 0..ROUNDS {
         if i % 2 == 0 {
             let _ = std::fs::remove_dir_all(&store);
         }
-        let sig = if i % 3 == 0 { libc::SIGINT } else { libc::SIGKILL };
-        let delay = Duration::from_millis(rng.below(700));
+        let sig = if i % 3 == 0 {
+            libc::SIGINT
+        } else {
+            libc::SIGKILL
+        };
+        let delay = Duration::from_millis(rng.below(span));
         killed += run_and_kill(&args, sig, delay) as usize;
         check_store(&store);
         check_tag_complete(&host, "ex/img", "v1");
         let o = soci(&args);
-        assert!(o.status.success(), "rerun after kill at {delay:?}: {}", text(&o));
+        assert!(
+            o.status.success(),
+            "rerun after kill at {delay:?}: {}",
+            text(&o)
+        );
         check_store(&store);
         check_tag_complete(&host, "ex/img", "v1");
     }
-    eprintln!("create --push: {killed} of 8 runs interrupted");
-    assert!(killed > 0, "no run was interrupted");
+    eprintln!("create --push: {killed} of {ROUNDS} runs interrupted (clean run: {span} ms)");
+    assert!(killed >= ROUNDS / 3, "only {killed} runs were interrupted");
     // What was pushed is a SOCI-enabled index whose SOCI index is complete.
     let src = RegistrySource::new(image.parse().unwrap(), &opts()).unwrap();
     let (root, raw) = src.resolve_root().unwrap();
     assert_eq!(root.media_type, spec::MEDIA_TYPE_OCI_INDEX);
     let idx: spec::Index = serde_json::from_slice(&raw).unwrap();
-    assert!(idx.manifests.len() >= 2, "{}", String::from_utf8_lossy(&raw));
+    assert!(
+        idx.manifests.len() >= 2,
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
 }

@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn golden(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/golden").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/golden")
+        .join(name)
 }
 
 fn p(x: &Path) -> &str {
@@ -33,13 +35,20 @@ fn oversized_inputs_are_refused_before_reading() {
     let tmp = tempfile::tempdir().unwrap();
     // A 2 GiB (sparse) "zTOC".
     let big = tmp.path().join("big.ztoc");
-    std::fs::File::create(&big).unwrap().set_len(2 << 30).unwrap();
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
     let t = Instant::now();
     let o = soci(&["ztoc", "info", p(&big)]);
     assert_clean_error(&o, "larger than any zTOC");
     let o = soci(&["ztoc", "get-file", p(&big), p(&golden("app.tar")), "x"]);
     assert_clean_error(&o, "larger than any zTOC");
-    assert!(t.elapsed() < Duration::from_secs(5), "read instead of refused: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "read instead of refused: {:?}",
+        t.elapsed()
+    );
 
     // An OCI layout whose index.json is 64 MiB (sparse).
     let lay = tmp.path().join("layout");
@@ -47,7 +56,12 @@ fn oversized_inputs_are_refused_before_reading() {
     std::fs::write(lay.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let f = std::fs::File::create(lay.join("index.json")).unwrap();
     f.set_len(64 << 20).unwrap();
-    let o = soci(&["create", "--store", p(&tmp.path().join("s")), &format!("oci:{}", p(&lay))]);
+    let o = soci(&[
+        "create",
+        "--store",
+        p(&tmp.path().join("s")),
+        &format!("oci:{}", p(&lay)),
+    ]);
     assert_clean_error(&o, "limit");
 
     // A manifest descriptor claiming 1 GiB: refused from the descriptor.
@@ -56,7 +70,12 @@ fn oversized_inputs_are_refused_before_reading() {
         "ab".repeat(32)
     );
     std::fs::write(lay.join("index.json"), idx).unwrap();
-    let o = soci(&["create", "--store", p(&tmp.path().join("s")), &format!("oci:{}:latest", p(&lay))]);
+    let o = soci(&[
+        "create",
+        "--store",
+        p(&tmp.path().join("s")),
+        &format!("oci:{}:latest", p(&lay)),
+    ]);
     assert_clean_error(&o, "limit");
 }
 
@@ -91,12 +110,26 @@ fn corrupt_ztocs_are_errors_not_panics() {
         std::fs::write(&z, &b).unwrap();
         for args in [
             vec!["ztoc", "info", p(&z)],
-            vec!["ztoc", "get-file", p(&z), p(&golden("app.tar")), "app/bin/tool"],
+            vec![
+                "ztoc",
+                "get-file",
+                p(&z),
+                p(&golden("app.tar")),
+                "app/bin/tool",
+            ],
         ] {
             let o = soci(&args);
-            assert!(matches!(o.status.code(), Some(0) | Some(1)), "{args:?}: {}", text(&o));
+            assert!(
+                matches!(o.status.code(), Some(0) | Some(1)),
+                "{args:?}: {}",
+                text(&o)
+            );
             if o.status.code() == Some(1) {
-                assert!(String::from_utf8_lossy(&o.stderr).starts_with("soci: "), "{}", text(&o));
+                assert!(
+                    String::from_utf8_lossy(&o.stderr).starts_with("soci: "),
+                    "{}",
+                    text(&o)
+                );
                 errors += 1;
             }
         }
@@ -105,7 +138,12 @@ fn corrupt_ztocs_are_errors_not_panics() {
 
     // A zTOC whose entry claims 1 TiB: refused before allocating it.
     let mut z = soci_ztoc::codec::decode(&good).unwrap();
-    let e = z.toc.entries.iter_mut().find(|e| e.entry_type == "reg").unwrap();
+    let e = z
+        .toc
+        .entries
+        .iter_mut()
+        .find(|e| e.entry_type == "reg")
+        .unwrap();
     let name = e.name_lossy().into_owned();
     e.uncompressed_size = 1 << 40;
     z.uncompressed_archive_size = 1 << 41;
@@ -119,7 +157,12 @@ fn corrupt_ztocs_are_errors_not_panics() {
 /// (written by hand: tar writers refuse such names).
 fn hostile_tar() -> Vec<u8> {
     let mut out = Vec::new();
-    for (name, data) in [("../evil", &b"EVIL1"[..]), ("/abs/evil", b"EVIL2"), ("a/../../evil2", b"EVIL3"), ("ok.txt", b"fine")] {
+    for (name, data) in [
+        ("../evil", &b"EVIL1"[..]),
+        ("/abs/evil", b"EVIL2"),
+        ("a/../../evil2", b"EVIL3"),
+        ("ok.txt", b"fine"),
+    ] {
         let mut h = tar::Header::new_ustar();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
@@ -168,20 +211,41 @@ fn hostile_names_and_get_file_output_path() {
     let o = soci(&["ztoc", "info", p(&z)]);
     assert!(o.status.success(), "{}", text(&o));
     let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let names: Vec<&str> = info["files"].as_array().unwrap().iter().map(|f| f["filename"].as_str().unwrap()).collect();
+    let names: Vec<&str> = info["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["../evil", "/abs/evil", "a/../../evil2", "ok.txt"]);
 
     // get-file -o writes exactly the given path, whatever the entry's name.
     let before = files_under(tmp.path());
-    for (name, want, dest) in [("../evil", "EVIL1", "one"), ("/abs/evil", "EVIL2", "two"), ("a/../../evil2", "EVIL3", "three")] {
-        let o = soci(&["ztoc", "get-file", p(&z), p(&layer), name, "-o", p(&out.join(dest))]);
+    for (name, want, dest) in [
+        ("../evil", "EVIL1", "one"),
+        ("/abs/evil", "EVIL2", "two"),
+        ("a/../../evil2", "EVIL3", "three"),
+    ] {
+        let o = soci(&[
+            "ztoc",
+            "get-file",
+            p(&z),
+            p(&layer),
+            name,
+            "-o",
+            p(&out.join(dest)),
+        ]);
         assert!(o.status.success(), "{}", text(&o));
         assert_eq!(std::fs::read(out.join(dest)).unwrap(), want.as_bytes());
     }
     let mut expected = before.clone();
     expected.extend(["work/out/one", "work/out/two", "work/out/three"].map(String::from));
     expected.sort();
-    assert_eq!(files_under(tmp.path()), expected, "nothing but the -o files was written");
+    assert_eq!(
+        files_under(tmp.path()),
+        expected,
+        "nothing but the -o files was written"
+    );
     assert!(!Path::new("/abs/evil").exists());
     // To stdout: the bytes, nothing written.
     let o = soci(&["ztoc", "get-file", p(&z), p(&layer), "../evil"]);
@@ -193,14 +257,33 @@ fn hostile_names_and_get_file_output_path() {
     std::fs::write(&victim, b"precious").unwrap();
     let link = out.join("link");
     std::os::unix::fs::symlink(&victim, &link).unwrap();
-    let o = soci(&["ztoc", "get-file", p(&z), p(&layer), "ok.txt", "-o", p(&link)]);
+    let o = soci(&[
+        "ztoc",
+        "get-file",
+        p(&z),
+        p(&layer),
+        "ok.txt",
+        "-o",
+        p(&link),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     assert_eq!(std::fs::read(&link).unwrap(), b"fine");
-    assert!(!std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(!std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 
     // A name that is not in the layer, and a directory as -o: clear errors, nothing written.
-    let o = soci(&["ztoc", "get-file", p(&z), p(&layer), "evil", "-o", p(&out.join("four"))]);
+    let o = soci(&[
+        "ztoc",
+        "get-file",
+        p(&z),
+        p(&layer),
+        "evil",
+        "-o",
+        p(&out.join("four")),
+    ]);
     assert_clean_error(&o, "no file named");
     assert!(!out.join("four").exists());
 }
@@ -215,10 +298,20 @@ fn credentials_never_appear_in_output() {
     })
     .unwrap_or_else(|e| panic!("test registry: {e}"));
     let host = reg.host();
-    let layout = format!("oci:{}/fixtures/example-image:latest", env!("CARGO_MANIFEST_DIR"));
+    let layout = format!(
+        "oci:{}/fixtures/example-image:latest",
+        env!("CARGO_MANIFEST_DIR")
+    );
     skopeo(&[
-        "--insecure-policy", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
-        "--dest-creds", &format!("{USER}:{PASS}"), &layout, &format!("docker://{host}/ex/img:v1"),
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &format!("{USER}:{PASS}"),
+        &layout,
+        &format!("docker://{host}/ex/img:v1"),
     ])
     .unwrap();
     let proxy = FaultProxy::start(reg.addr());
@@ -231,7 +324,9 @@ fn credentials_never_appear_in_output() {
         let b = s.as_bytes();
         let mut o = String::new();
         for c in b.chunks(3) {
-            let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+            let n = (c[0] as u32) << 16
+                | (*c.get(1).unwrap_or(&0) as u32) << 8
+                | *c.get(2).unwrap_or(&0) as u32;
             for k in 0..4 {
                 if k <= c.len() {
                     o.push(T[(n >> (18 - 6 * k) & 63) as usize] as char);
@@ -243,7 +338,17 @@ fn credentials_never_appear_in_output() {
         o
     };
     let run = |password: &str, image: &str, extra: &[&str]| {
-        let mut args = vec!["create", "--plain-http", "--min-layer-size", "0", "-u", USER, "--password-stdin", "--store", p(&store)];
+        let mut args = vec![
+            "create",
+            "--plain-http",
+            "--min-layer-size",
+            "0",
+            "-u",
+            USER,
+            "--password-stdin",
+            "--store",
+            p(&store),
+        ];
         args.extend_from_slice(extra);
         args.push(image);
         let mut c = Command::new(env!("CARGO_BIN_EXE_soci"))
@@ -257,7 +362,11 @@ fn credentials_never_appear_in_output() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        c.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
         let o = c.wait_with_output().unwrap();
         let all = text(&o);
         assert!(!all.contains(PASS), "password in output: {all}");
@@ -271,8 +380,17 @@ fn credentials_never_appear_in_output() {
     let o = run(PASS, &format!("{host}/ex/nothing:v1"), &["--json"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     // Faults and stalls: the error messages carry URLs, never credentials.
-    proxy.add("GET", "/blobs/", usize::MAX, Fault::Stall(10, Duration::from_secs(10)));
-    let o = run(PASS, &format!("{}/ex/img:v1", proxy.host()), &["--json", "--force"]);
+    proxy.add(
+        "GET",
+        "/blobs/",
+        usize::MAX,
+        Fault::Stall(10, Duration::from_secs(10)),
+    );
+    let o = run(
+        PASS,
+        &format!("{}/ex/img:v1", proxy.host()),
+        &["--json", "--force"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("stalled"), "{}", text(&o));
     proxy.clear();

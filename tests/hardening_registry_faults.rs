@@ -45,7 +45,11 @@ fn setup() -> Env {
     let reg = Registry::start().unwrap_or_else(|e| panic!("test registry: {e}"));
     let tmp = tempfile::tempdir().unwrap();
     let fx = make_oci_layout(&tmp.path().join("img"), "v1");
-    skopeo_copy(&fx.oci_ref(), &format!("docker://{}/app/one:v1", reg.host())).unwrap();
+    skopeo_copy(
+        &fx.oci_ref(),
+        &format!("docker://{}/app/one:v1", reg.host()),
+    )
+    .unwrap();
     let proxy = FaultProxy::start(reg.addr());
     Env {
         _tmp: tmp,
@@ -80,11 +84,12 @@ fn big_layer(env: &Env) -> (Descriptor, Vec<u8>) {
 fn read_all(src: &RegistrySource, d: &Descriptor) -> soci_oci::Result<Vec<u8>> {
     let mut r = src.open_blob(d)?;
     let mut v = Vec::new();
-    r.read_to_end(&mut v).map_err(|e| soci_oci::Error::Registry {
-        registry: "-".into(),
-        context: "read".into(),
-        message: e.to_string(),
-    })?;
+    r.read_to_end(&mut v)
+        .map_err(|e| soci_oci::Error::Registry {
+            registry: "-".into(),
+            context: "read".into(),
+            message: e.to_string(),
+        })?;
     Ok(v)
 }
 
@@ -104,10 +109,15 @@ fn blob_download_survives_5xx_429_resets_truncation_and_ignored_range() {
 
     // 429 with Retry-After: 1 is honoured.
     env.proxy.clear();
-    env.proxy.add("GET", &path, 1, Fault::Status(429, Some("1")));
+    env.proxy
+        .add("GET", &path, 1, Fault::Status(429, Some("1")));
     let t = Instant::now();
     assert_eq!(read_all(&src, &d).unwrap(), want);
-    assert!(t.elapsed() >= Duration::from_millis(950), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t.elapsed()
+    );
 
     // Reset in the middle: resumed with Range from the byte reached.
     env.proxy.clear();
@@ -126,13 +136,15 @@ fn blob_download_survives_5xx_429_resets_truncation_and_ignored_range() {
 
     // A body cut short (clean close before Content-Length), twice.
     env.proxy.clear();
-    env.proxy.add("GET", &path, 2, Fault::Truncate(want.len() / 4));
+    env.proxy
+        .add("GET", &path, 2, Fault::Truncate(want.len() / 4));
     assert_eq!(read_all(&src, &d).unwrap(), want);
     assert_eq!(env.proxy.seen("GET", &path).len(), 3);
 
     // A registry that ignores Range: the resumed answer is the whole blob again.
     env.proxy.clear();
-    env.proxy.add("GET", &path, 1, Fault::ResetAfter(want.len() / 2));
+    env.proxy
+        .add("GET", &path, 1, Fault::ResetAfter(want.len() / 2));
     env.proxy.add("GET", &path, 1, Fault::IgnoreRange);
     assert_eq!(read_all(&src, &d).unwrap(), want);
 
@@ -158,8 +170,15 @@ fn digest_mismatch_is_final_and_stall_times_out() {
     let src = source(&env, policy());
     env.proxy.add("GET", &path, usize::MAX, Fault::Corrupt);
     let e = read_all(&src, &d).unwrap_err().to_string();
-    assert!(e.contains("digest mismatch") && e.contains(&d.digest), "{e}");
-    assert_eq!(env.proxy.seen("GET", &path).len(), 1, "a mismatch must not be retried");
+    assert!(
+        e.contains("digest mismatch") && e.contains(&d.digest),
+        "{e}"
+    );
+    assert_eq!(
+        env.proxy.seen("GET", &path).len(),
+        1,
+        "a mismatch must not be retried"
+    );
     // Through the store-level fetch as well (config blob).
     let cfg = &env.fx.images[0].config;
     let cfg_d = Descriptor {
@@ -168,15 +187,24 @@ fn digest_mismatch_is_final_and_stall_times_out() {
         size: cfg.bytes.len() as i64,
         ..Default::default()
     };
-    env.proxy.add("GET", &format!("/blobs/{}", cfg.digest), usize::MAX, Fault::Corrupt);
+    env.proxy.add(
+        "GET",
+        &format!("/blobs/{}", cfg.digest),
+        usize::MAX,
+        Fault::Corrupt,
+    );
     let e = src.fetch_blob(&cfg_d).unwrap_err().to_string();
     assert!(e.contains("digest mismatch"), "{e}");
 
     // A stall (headers and some bytes, then silence) on every attempt: a clear
     // timeout error after the retries, within the budget.
     env.proxy.clear();
-    env.proxy
-        .add("GET", &path, usize::MAX, Fault::Stall(5000, Duration::from_secs(30)));
+    env.proxy.add(
+        "GET",
+        &path,
+        usize::MAX,
+        Fault::Stall(5000, Duration::from_secs(30)),
+    );
     let mut p = policy();
     p.retries = 1;
     p.stall_timeout = Duration::from_millis(800);
@@ -203,23 +231,33 @@ fn digest_mismatch_is_final_and_stall_times_out() {
 fn manifests_retry_and_oversized_ones_are_refused_unread() {
     let env = setup();
     let src = source(&env, policy());
-    env.proxy.add("GET", "/manifests/v1", 2, Fault::Status(503, Some("0")));
-    env.proxy.add("GET", "/manifests/v1", 1, Fault::ResetAfter(10));
+    env.proxy
+        .add("GET", "/manifests/v1", 2, Fault::Status(503, Some("0")));
+    env.proxy
+        .add("GET", "/manifests/v1", 1, Fault::ResetAfter(10));
     let (root, raw) = src.resolve_root().unwrap();
     assert_eq!(root.digest, env.fx.root.digest);
     assert_eq!(raw, env.fx.root.bytes);
-    assert_eq!(select_manifests(&src, &PlatformChoice::Host).unwrap().len(), 1);
+    assert_eq!(
+        select_manifests(&src, &PlatformChoice::Host).unwrap().len(),
+        1
+    );
 
     // Persistent 500: a clear error with the status and the attempts.
     env.proxy.clear();
-    env.proxy.add("GET", "/manifests/v1", usize::MAX, Fault::Status(500, None));
+    env.proxy
+        .add("GET", "/manifests/v1", usize::MAX, Fault::Status(500, None));
     let e = src.resolve_root().unwrap_err().to_string();
-    assert!(e.contains("HTTP 500") && e.contains("gave up after 5 attempts"), "{e}");
+    assert!(
+        e.contains("HTTP 500") && e.contains("gave up after 5 attempts"),
+        "{e}"
+    );
     assert!(e.contains("manifest app/one:v1"), "{e}");
 
     // A 4xx other than 404 is final.
     env.proxy.clear();
-    env.proxy.add("GET", "/manifests/v1", usize::MAX, Fault::Status(403, None));
+    env.proxy
+        .add("GET", "/manifests/v1", usize::MAX, Fault::Status(403, None));
     let e = src.resolve_root().unwrap_err().to_string();
     assert!(e.contains("403"), "{e}");
     assert_eq!(env.proxy.seen("GET", "/manifests/v1").len(), 1);
@@ -227,7 +265,8 @@ fn manifests_retry_and_oversized_ones_are_refused_unread() {
     // 1 GiB announced: refused from the header, before reading the body
     // (the proxy would stall 20 s after a few bytes).
     env.proxy.clear();
-    env.proxy.add("GET", "/manifests/v1", usize::MAX, Fault::HugeBody(1 << 30));
+    env.proxy
+        .add("GET", "/manifests/v1", usize::MAX, Fault::HugeBody(1 << 30));
     let t = Instant::now();
     let e = src.resolve_root().unwrap_err().to_string();
     assert!(e.contains("limit") && e.contains("not read"), "{e}");
@@ -236,7 +275,12 @@ fn manifests_retry_and_oversized_ones_are_refused_unread() {
     // A corrupt manifest fetched by digest is a digest mismatch, not retried.
     env.proxy.clear();
     let m = &env.fx.images[0].manifest;
-    env.proxy.add("GET", &format!("/manifests/{}", m.digest), usize::MAX, Fault::Corrupt);
+    env.proxy.add(
+        "GET",
+        &format!("/manifests/{}", m.digest),
+        usize::MAX,
+        Fault::Corrupt,
+    );
     let d = Descriptor {
         media_type: m.media_type.clone(),
         digest: m.digest.clone(),
@@ -258,60 +302,131 @@ fn cli_create_and_push_through_faults() {
     let faulty = tmp.path().join("faulty");
     let direct = format!("{}/app/one:v1", env.reg.host());
     let via = format!("{}/app/one:v1", env.proxy.host());
-    let o = soci(&["create", "--plain-http", "--min-layer-size", "0", "--store", clean.to_str().unwrap(), &direct]);
+    let o = soci(&[
+        "create",
+        "--plain-http",
+        "--min-layer-size",
+        "0",
+        "--store",
+        clean.to_str().unwrap(),
+        &direct,
+    ]);
     assert!(o.status.success(), "{}", text(&o));
 
     for l in &env.fx.images[0].layers {
         let p = format!("/blobs/{}", l.digest);
         env.proxy.add("GET", &p, 1, Fault::Status(503, Some("0")));
-        env.proxy.add("GET", &p, 1, Fault::ResetAfter(l.bytes.len() / 2));
+        env.proxy
+            .add("GET", &p, 1, Fault::ResetAfter(l.bytes.len() / 2));
     }
-    env.proxy.add("GET", "/manifests/", 1, Fault::Status(500, None));
-    let o = soci(&["create", "--plain-http", "--min-layer-size", "0", "--store", faulty.to_str().unwrap(), &via]);
+    env.proxy
+        .add("GET", "/manifests/", 1, Fault::Status(500, None));
+    let o = soci(&[
+        "create",
+        "--plain-http",
+        "--min-layer-size",
+        "0",
+        "--store",
+        faulty.to_str().unwrap(),
+        &via,
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(env.proxy.log().iter().any(|s| s.fault.is_some()));
     let list = |dir: &std::path::Path| {
-        let o = soci(&["index", "list", "--digests-only", "--store", dir.to_str().unwrap()]);
+        let o = soci(&[
+            "index",
+            "list",
+            "--digests-only",
+            "--store",
+            dir.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{}", text(&o));
         String::from_utf8(o.stdout).unwrap()
     };
-    assert_eq!(list(&clean), list(&faulty), "same SOCI index with and without faults");
+    assert_eq!(
+        list(&clean),
+        list(&faulty),
+        "same SOCI index with and without faults"
+    );
     check_store_blobs(&faulty);
 
     // --push through faults on GETs, HEAD checks, uploads and manifest PUTs.
     env.proxy.clear();
-    env.proxy.add("GET", "/manifests/", 2, Fault::Status(503, Some("0")));
-    env.proxy.add("HEAD", "/blobs/", 1, Fault::Status(503, None));
-    env.proxy.add("POST", "/blobs/uploads/", 1, Fault::Status(500, None));
-    env.proxy.add("PUT", "/blobs/uploads/", 1, Fault::Status(502, None));
-    env.proxy.add("PUT", "/manifests/", 1, Fault::Status(503, None));
-    env.proxy.add("PUT", "/manifests/v1", 1, Fault::Status(503, None));
-    let o = soci(&["create", "--plain-http", "--min-layer-size", "0", "--push", "--store", faulty.to_str().unwrap(), &via]);
+    env.proxy
+        .add("GET", "/manifests/", 2, Fault::Status(503, Some("0")));
+    env.proxy
+        .add("HEAD", "/blobs/", 1, Fault::Status(503, None));
+    env.proxy
+        .add("POST", "/blobs/uploads/", 1, Fault::Status(500, None));
+    env.proxy
+        .add("PUT", "/blobs/uploads/", 1, Fault::Status(502, None));
+    env.proxy
+        .add("PUT", "/manifests/", 1, Fault::Status(503, None));
+    env.proxy
+        .add("PUT", "/manifests/v1", 1, Fault::Status(503, None));
+    let o = soci(&[
+        "create",
+        "--plain-http",
+        "--min-layer-size",
+        "0",
+        "--push",
+        "--store",
+        faulty.to_str().unwrap(),
+        &via,
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     // Order of the writes: every blob upload before the first manifest PUT,
     // and the tag last.
     let log = env.proxy.log();
-    let writes: Vec<_> = log.iter().filter(|s| s.method != "GET" && s.method != "HEAD").collect();
+    let writes: Vec<_> = log
+        .iter()
+        .filter(|s| s.method != "GET" && s.method != "HEAD")
+        .collect();
     // (The source image manifest is re-put first: its blobs are already there.)
     let image_manifest = &env.fx.images[0].manifest.digest;
-    let last_blob = writes.iter().rposition(|s| s.path.contains("/blobs/")).expect("blobs pushed");
+    let last_blob = writes
+        .iter()
+        .rposition(|s| s.path.contains("/blobs/"))
+        .expect("blobs pushed");
     let first_new_manifest = writes
         .iter()
         .position(|s| s.path.contains("/manifests/") && !s.path.ends_with(image_manifest.as_str()))
         .expect("manifests pushed");
-    assert!(last_blob < first_new_manifest, "a blob was uploaded after a manifest referencing it: {writes:?}");
+    assert!(
+        last_blob < first_new_manifest,
+        "a blob was uploaded after a manifest referencing it: {writes:?}"
+    );
     let last = writes.last().unwrap();
-    assert!(last.method == "PUT" && last.path.ends_with("/manifests/v1"), "the tag is not last: {writes:?}");
+    assert!(
+        last.method == "PUT" && last.path.ends_with("/manifests/v1"),
+        "the tag is not last: {writes:?}"
+    );
     // The tag PUT was retried after its 503; no other tag write.
-    assert!(writes.iter().filter(|s| s.path.ends_with("/manifests/v1")).all(|s| s.method == "PUT"));
+    assert!(writes
+        .iter()
+        .filter(|s| s.path.ends_with("/manifests/v1"))
+        .all(|s| s.method == "PUT"));
     assert!(env.proxy.log().iter().filter(|s| s.fault.is_some()).count() >= 7);
 
     // A corrupt layer: create fails with a digest mismatch and stores nothing bad.
     env.proxy.clear();
     let l = &env.fx.images[0].layers[0];
-    env.proxy.add("GET", &format!("/blobs/{}", l.digest), usize::MAX, Fault::Corrupt);
+    env.proxy.add(
+        "GET",
+        &format!("/blobs/{}", l.digest),
+        usize::MAX,
+        Fault::Corrupt,
+    );
     let bad = tmp.path().join("bad");
-    let o = soci(&["create", "--plain-http", "--min-layer-size", "0", "--store", bad.to_str().unwrap(), &via]);
+    let o = soci(&[
+        "create",
+        "--plain-http",
+        "--min-layer-size",
+        "0",
+        "--store",
+        bad.to_str().unwrap(),
+        &via,
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("digest mismatch"), "{}", text(&o));
     check_store_blobs(&bad);

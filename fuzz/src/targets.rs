@@ -23,7 +23,11 @@ fn split(data: &[u8]) -> (&[u8], &[u8]) {
     }
     let k = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
     let rest = &data[4..];
-    let k = if rest.is_empty() { 0 } else { k % (rest.len() + 1) };
+    let k = if rest.is_empty() {
+        0
+    } else {
+        k % (rest.len() + 1)
+    };
     rest.split_at(k)
 }
 
@@ -125,7 +129,9 @@ pub fn zinfo_blob(data: &[u8]) {
 /// and the feeding chunk size. Whatever inflates, every checkpoint must
 /// resume to the same bytes as the straight inflate.
 pub fn checkpoint_tar(data: &[u8]) {
-    let Some((&ctl, input)) = data.split_first() else { return };
+    let Some((&ctl, input)) = data.split_first() else {
+        return;
+    };
     let span = [0u64, 1, 512, 4096, 32768, 65536, 1 << 20, 4 << 20][(ctl & 7) as usize];
     let chunk = [1usize, 7, 512, 4096, 65536, 1 << 20, 3, 100][((ctl >> 3) & 7) as usize];
 
@@ -140,7 +146,9 @@ pub fn checkpoint_tar(data: &[u8]) {
     let _ = walker.take_entries();
 
     // Gzip layer: inflate with checkpoints, tar walk on the output.
-    let Ok(mut cp) = GzipCheckpointer::new(span) else { return };
+    let Ok(mut cp) = GzipCheckpointer::new(span) else {
+        return;
+    };
     let mut walker = TarWalker::new();
     let mut plain = Vec::new();
     let mut tar_ok = true;
@@ -182,7 +190,10 @@ pub fn checkpoint_tar(data: &[u8]) {
         let mut out = vec![0u8; want.len()];
         let from = c.span_start() as usize;
         if from > input.len() {
-            panic!("checkpoint span start {from} past the input ({})", input.len());
+            panic!(
+                "checkpoint span start {from} past the input ({})",
+                input.len()
+            );
         }
         let n = soci_zinfo::extract_from_checkpoint(c, &input[from..], 0, &mut out)
             .expect("resuming from a checkpoint the engine recorded must work");

@@ -34,7 +34,9 @@ pub fn text(o: &Output) -> String {
 /// returns how many there are.
 pub fn check_store_blobs(store: &Path) -> usize {
     let dir = store.join("blobs").join("sha256");
-    let Ok(rd) = std::fs::read_dir(&dir) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
     let mut n = 0;
     for e in rd {
         let e = e.unwrap();

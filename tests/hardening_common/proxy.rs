@@ -129,7 +129,10 @@ fn header<'a>(lines: &'a [String], name: &str) -> Option<&'a str> {
 }
 
 fn reset(s: &TcpStream) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
     unsafe {
         libc::setsockopt(
             s.as_raw_fd(),
@@ -149,7 +152,9 @@ fn serve(
 ) -> std::io::Result<()> {
     let mut out = client.try_clone()?;
     let mut rd = BufReader::new(client);
-    let Some(head) = read_head(&mut rd)? else { return Ok(()) };
+    let Some(head) = read_head(&mut rd)? else {
+        return Ok(());
+    };
     let mut parts = head[0].split_whitespace();
     let method = parts.next().unwrap_or("").to_string();
     let path = parts.next().unwrap_or("").to_string();
@@ -175,8 +180,12 @@ fn serve(
 
     match &fault {
         Some(Fault::Status(code, retry_after)) => {
-            let ra = retry_after.map(|s| format!("Retry-After: {s}\r\n")).unwrap_or_default();
-            let body = format!("{{\"errors\":[{{\"code\":\"UNAVAILABLE\",\"message\":\"injected {code}\"}}]}}");
+            let ra = retry_after
+                .map(|s| format!("Retry-After: {s}\r\n"))
+                .unwrap_or_default();
+            let body = format!(
+                "{{\"errors\":[{{\"code\":\"UNAVAILABLE\",\"message\":\"injected {code}\"}}]}}"
+            );
             write!(
                 out,
                 "HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\n{ra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -203,7 +212,12 @@ fn serve(
     req.push_str(&head[0]);
     req.push_str("\r\n");
     for l in &head[1..] {
-        let k = l.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+        let k = l
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if k == "connection" || (k == "range" && matches!(fault, Some(Fault::IgnoreRange))) {
             continue;
         }
@@ -227,7 +241,9 @@ fn serve(
     }
     // Read the whole answer.
     let mut ur = BufReader::new(up);
-    let Some(rhead) = read_head(&mut ur)? else { return Ok(()) };
+    let Some(rhead) = read_head(&mut ur)? else {
+        return Ok(());
+    };
     let mut body = Vec::new();
     if method != "HEAD" {
         ur.read_to_end(&mut body)?;

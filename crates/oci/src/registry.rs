@@ -28,9 +28,7 @@ use crate::reference::{is_sha256_digest, ImageRef};
 use crate::source::{check_small, sniff_media_type, verify_blob, ImageSource};
 use crate::spec::{self, Descriptor};
 use bytes::Bytes;
-use oci_client::client::{
-    Certificate, CertificateEncoding, ClientConfig, ClientProtocol,
-};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
@@ -421,10 +419,12 @@ impl RegistryClient {
         }
         let r = self.oci_ref(repo, None, None);
         let mut out = Vec::with_capacity((range.end - range.start).min(64 << 20) as usize);
-        runtime().block_on(
-            self.fetcher
-                .download(&r, digest, Some(range), Sink::Buffer(&mut out)),
-        )?;
+        runtime().block_on(self.fetcher.download(
+            &r,
+            digest,
+            Some(range),
+            Sink::Buffer(&mut out),
+        ))?;
         Ok(out)
     }
 
@@ -613,12 +613,12 @@ impl RegistryClient {
             runtime().block_on(self.client.push_manifest_raw(&r, raw.to_vec(), ct.clone()))
         })
         .map_err(|e| {
-                reg_err(
-                    &self.registry,
-                    format!("PUT manifest {repo}:{reference}"),
-                    e,
-                )
-            })?;
+            reg_err(
+                &self.registry,
+                format!("PUT manifest {repo}:{reference}"),
+                e,
+            )
+        })?;
         Ok(Descriptor {
             media_type: media_type.into(),
             digest,
@@ -757,12 +757,21 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     let v = resp.headers().get(reqwest::header::RETRY_AFTER)?;
     // Seconds; an HTTP date falls back to our own backoff.
-    v.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    v.to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 /// `Content-Range: bytes START-END/TOTAL` → (START, TOTAL if known).
 fn content_range(resp: &reqwest::Response) -> Option<(u64, Option<u64>)> {
-    let v = resp.headers().get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
+    let v = resp
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)?
+        .to_str()
+        .ok()?;
     let rest = v.trim().strip_prefix("bytes ")?;
     let (span, total) = rest.split_once('/')?;
     let (start, _) = span.split_once('-')?;
@@ -798,13 +807,21 @@ struct Fetcher {
     scheme: &'static str,
     policy: RetryPolicy,
     /// Bearer tokens per repository, briefly cached (`auth` costs two requests).
-    tokens: Arc<tokio::sync::Mutex<std::collections::HashMap<String, (Option<String>, Instant)>>>,
+    tokens: TokenCache,
 }
+
+/// Bearer token (if any) and when it was obtained, per repository.
+type TokenCache =
+    Arc<tokio::sync::Mutex<std::collections::HashMap<String, (Option<String>, Instant)>>>;
 
 const TOKEN_TTL: Duration = Duration::from_secs(50);
 
 impl Fetcher {
-    async fn token(&self, r: &Reference, fresh: bool) -> std::result::Result<Option<String>, String> {
+    async fn token(
+        &self,
+        r: &Reference,
+        fresh: bool,
+    ) -> std::result::Result<Option<String>, String> {
         let key = r.repository().to_string();
         if !fresh {
             if let Some((t, at)) = self.tokens.lock().await.get(&key) {
@@ -818,7 +835,10 @@ impl Fetcher {
             .auth(r, &self.auth, RegistryOperation::Pull)
             .await
             .map_err(|e| format!("authentication: {}", error_chain(&e)))?;
-        self.tokens.lock().await.insert(key, (t.clone(), Instant::now()));
+        self.tokens
+            .lock()
+            .await
+            .insert(key, (t.clone(), Instant::now()));
         Ok(t)
     }
 
@@ -835,7 +855,10 @@ impl Fetcher {
         let token = self
             .token(r, fresh_token)
             .await
-            .map_err(|message| Failure::Retry { message, retry_after: None })?;
+            .map_err(|message| Failure::Retry {
+                message,
+                retry_after: None,
+            })?;
         let mut req = self.http.get(url);
         if let Some(a) = accept {
             req = req.header(reqwest::header::ACCEPT, a);
@@ -860,7 +883,11 @@ impl Fetcher {
             Ok(Err(e)) => {
                 return Err(Failure::Retry {
                     message: if e.is_timeout() {
-                        format!("no response within {:.1?} (stalled): {}", wait, error_chain(&e))
+                        format!(
+                            "no response within {:.1?} (stalled): {}",
+                            wait,
+                            error_chain(&e)
+                        )
                     } else {
                         error_chain(&e)
                     },
@@ -887,12 +914,20 @@ impl Fetcher {
                     .await
                     .ok()
                     .and_then(|b| b.ok())
-                    .map(|b| String::from_utf8_lossy(&b[..b.len().min(300)]).trim().to_string())
+                    .map(|b| {
+                        String::from_utf8_lossy(&b[..b.len().min(300)])
+                            .trim()
+                            .to_string()
+                    })
                     .unwrap_or_default();
                 Err(Failure::Fatal(reg_err(
                     &self.registry,
                     format!("GET {url}"),
-                    if body.is_empty() { format!("HTTP {s}") } else { format!("HTTP {s}: {body}") },
+                    if body.is_empty() {
+                        format!("HTTP {s}")
+                    } else {
+                        format!("HTTP {s}: {body}")
+                    },
                 )))
             }
         }
@@ -959,7 +994,10 @@ impl Fetcher {
         let mut retry = 0u32;
         let mut fresh = false;
         loop {
-            let failure = match self.get_once(r, &url, Some(&accept), None, deadline, fresh).await {
+            let failure = match self
+                .get_once(r, &url, Some(&accept), None, deadline, fresh)
+                .await
+            {
                 Err(f) => f,
                 Ok(mut resp) => {
                     let len = resp.content_length();
@@ -1019,14 +1057,20 @@ impl Fetcher {
                             ),
                             retry_after: None,
                         },
-                        Some(message) => Failure::Retry { message, retry_after: None },
+                        Some(message) => Failure::Retry {
+                            message,
+                            retry_after: None,
+                        },
                     }
                 }
             };
             match failure {
                 Failure::NotFound => return Ok(None),
                 Failure::Fatal(e) => return Err(e),
-                Failure::Retry { message, retry_after } => {
+                Failure::Retry {
+                    message,
+                    retry_after,
+                } => {
                     retry += 1;
                     fresh = message.starts_with("HTTP 401");
                     self.before_retry(&ctx, retry, &message, retry_after, deadline, started)
@@ -1049,7 +1093,9 @@ impl Fetcher {
     ) -> Result<()> {
         use sha2::Digest as _;
         if !is_sha256_digest(digest) {
-            return Err(Error::UnsupportedDigest { digest: digest.into() });
+            return Err(Error::UnsupportedDigest {
+                digest: digest.into(),
+            });
         }
         let url = format!(
             "{}://{}/v2/{}/blobs/{digest}",
@@ -1059,7 +1105,12 @@ impl Fetcher {
         );
         let ctx = match &range {
             None => format!("GET blob {}@{digest}", r.repository()),
-            Some(rg) => format!("GET blob {}@{digest} bytes {}..{}", r.repository(), rg.start, rg.end),
+            Some(rg) => format!(
+                "GET blob {}@{digest} bytes {}..{}",
+                r.repository(),
+                rg.start,
+                rg.end
+            ),
         };
         let (base, mut want) = match &range {
             None => (0u64, None),
@@ -1078,7 +1129,10 @@ impl Fetcher {
                 (Some(rg), p) => Some(format!("bytes={}-{}", rg.start + p, rg.end - 1)),
             };
             let asked = base + pos;
-            let failure = match self.get_once(r, &url, None, header.clone(), deadline, fresh).await {
+            let failure = match self
+                .get_once(r, &url, None, header.clone(), deadline, fresh)
+                .await
+            {
                 Err(f) => f,
                 Ok(mut resp) => {
                     // Where this body starts in the blob, and the blob size if told.
@@ -1165,7 +1219,10 @@ impl Fetcher {
                         }
                     };
                     match failure {
-                        Some(message) => Failure::Retry { message, retry_after: None },
+                        Some(message) => Failure::Retry {
+                            message,
+                            retry_after: None,
+                        },
                         None => match want {
                             Some(w) if pos < w => Failure::Retry {
                                 message: format!("the body ended after {pos} of {w} bytes"),
@@ -1173,7 +1230,8 @@ impl Fetcher {
                             },
                             _ => {
                                 if range.is_none() {
-                                    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+                                    let actual =
+                                        format!("sha256:{}", hex::encode(hasher.finalize()));
                                     if actual != digest {
                                         return Err(Error::DigestMismatch {
                                             what: format!("{}: {ctx}", self.registry),
@@ -1193,7 +1251,10 @@ impl Fetcher {
                     return Err(reg_err(&self.registry, &ctx, "blob not found (HTTP 404)"))
                 }
                 Failure::Fatal(e) => return Err(e),
-                Failure::Retry { message, retry_after } => {
+                Failure::Retry {
+                    message,
+                    retry_after,
+                } => {
                     retry += 1;
                     fresh = message.starts_with("HTTP 401");
                     let message = if pos > 0 {
