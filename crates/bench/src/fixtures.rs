@@ -26,7 +26,11 @@ pub fn realistic(repo_root: &Path, data: &Path, only: &[String]) -> Result<Optio
             continue;
         }
         let trace = Trace::load(&repo_root.join("fixtures/traces").join(trace))?;
-        out.push(ImageSpec { name: name.to_string(), source: format!("oci:{}:latest", layout.display()), trace });
+        out.push(ImageSpec {
+            name: name.to_string(),
+            source: format!("oci:{}:latest", layout.display()),
+            trace,
+        });
     }
     Ok(if out.is_empty() { None } else { Some(out) })
 }
@@ -34,5 +38,9 @@ pub fn realistic(repo_root: &Path, data: &Path, only: &[String]) -> Result<Optio
 /// A generated image (about 4 MB) in `dir`.
 pub fn synthetic(dir: &Path) -> Result<ImageSpec> {
     let (source, trace) = crate::synthetic::make_image(dir, 1)?;
-    Ok(ImageSpec { name: "synthetic".into(), source, trace })
+    Ok(ImageSpec {
+        name: "synthetic".into(),
+        source,
+        trace,
+    })
 }

@@ -1,3 +1,4 @@
+#![allow(clippy::manual_is_multiple_of)] // rust-version 1.85
 //! soci-bench: how much sooner a container can start with a SOCI index.
 //!
 //! A local registry (Debian's docker-registry) behind a traffic-shaping proxy
@@ -19,7 +20,10 @@ pub use proxy::{Profile, Proxy, Traffic};
 pub use run::{run, ImageSpec, Report, RunOptions};
 pub use trace::Trace;
 
-pub(crate) fn ser_secs<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_secs<S: serde::Serializer>(
+    d: &std::time::Duration,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 pub use main_entry::{startup, StartupConfig};

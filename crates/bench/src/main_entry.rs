@@ -35,7 +35,9 @@ pub struct StartupConfig {
 
 impl StartupConfig {
     pub fn new(repo_root: PathBuf) -> StartupConfig {
-        let data_dir = std::env::var_os("SOCI_BENCH_DATA").map(PathBuf::from).unwrap_or_else(|| repo_root.join("target/bench-data"));
+        let data_dir = std::env::var_os("SOCI_BENCH_DATA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root.join("target/bench-data"));
         StartupConfig {
             sources: Vec::new(),
             traces: Vec::new(),
@@ -67,13 +69,33 @@ pub fn startup(cfg: &StartupConfig) -> Result<Report> {
             bail!("give a startup trace with --trace FILE (JSON from scripts/bench-fixtures.py, or one path per line)");
         }
         if cfg.traces.len() != 1 && cfg.traces.len() != cfg.sources.len() {
-            bail!("give one --trace for all images or one per image ({} images, {} traces)", cfg.sources.len(), cfg.traces.len());
+            bail!(
+                "give one --trace for all images or one per image ({} images, {} traces)",
+                cfg.sources.len(),
+                cfg.traces.len()
+            );
         }
         let mut v = Vec::new();
         for (i, s) in cfg.sources.iter().enumerate() {
             let t = Trace::load(&cfg.traces[if cfg.traces.len() == 1 { 0 } else { i }])?;
-            let name = s.rsplit(['/', ':']).find(|x| !x.is_empty() && *x != "latest").unwrap_or("image").to_string();
-            v.push(ImageSpec { name: format!("{}{}", name, if cfg.sources.len() > 1 { format!("-{i}") } else { String::new() }), source: s.clone(), trace: t });
+            let name = s
+                .rsplit(['/', ':'])
+                .find(|x| !x.is_empty() && *x != "latest")
+                .unwrap_or("image")
+                .to_string();
+            v.push(ImageSpec {
+                name: format!(
+                    "{}{}",
+                    name,
+                    if cfg.sources.len() > 1 {
+                        format!("-{i}")
+                    } else {
+                        String::new()
+                    }
+                ),
+                source: s.clone(),
+                trace: t,
+            });
         }
         if sweep_image.as_deref() == Some("python") {
             sweep_image = None;
@@ -99,7 +121,10 @@ pub fn startup(cfg: &StartupConfig) -> Result<Report> {
         profiles: cfg.profiles.clone(),
         span_size: cfg.span_size,
         min_layer_size: cfg.min_layer_size,
-        batch: BatchOptions { parallel: cfg.parallel, merge_gap_spans: 0 },
+        batch: BatchOptions {
+            parallel: cfg.parallel,
+            merge_gap_spans: 0,
+        },
         span_sweep: cfg.span_sweep.clone(),
         min_layer_sweep: cfg.min_layer_sweep.clone(),
         sweep_image,

@@ -36,26 +36,43 @@ impl Profile {
         } else {
             format!("{}Mbit", bandwidth_bps / 1_000_000)
         };
-        Profile { name: format!("{bw}/{}ms", rtt.as_millis()), bandwidth_bps, rtt }
+        Profile {
+            name: format!("{bw}/{}ms", rtt.as_millis()),
+            bandwidth_bps,
+            rtt,
+        }
     }
     /// The profiles: 100 Mbit/s with 20 ms RTT, 1 Gbit/s with 2 ms RTT.
     pub fn defaults() -> Vec<Profile> {
-        vec![Profile::new(100_000_000, Duration::from_millis(20)), Profile::new(1_000_000_000, Duration::from_millis(2))]
+        vec![
+            Profile::new(100_000_000, Duration::from_millis(20)),
+            Profile::new(1_000_000_000, Duration::from_millis(2)),
+        ]
     }
     /// `100M/20ms`, `1G/2ms`, `250Mbit/5ms`.
     pub fn parse(s: &str) -> anyhow::Result<Profile> {
-        let (bw, rtt) = s.split_once('/').ok_or_else(|| anyhow::anyhow!("profile {s:?}: expected BANDWIDTH/RTT, e.g. 100M/20ms"))?;
+        let (bw, rtt) = s.split_once('/').ok_or_else(|| {
+            anyhow::anyhow!("profile {s:?}: expected BANDWIDTH/RTT, e.g. 100M/20ms")
+        })?;
         let bw = bw.trim().to_ascii_lowercase();
-        let bw = bw.trim_end_matches("bit/s").trim_end_matches("bit").trim_end_matches("bps");
+        let bw = bw
+            .trim_end_matches("bit/s")
+            .trim_end_matches("bit")
+            .trim_end_matches("bps");
         let (num, mult) = match bw.chars().last() {
             Some('g') => (&bw[..bw.len() - 1], 1_000_000_000f64),
             Some('m') => (&bw[..bw.len() - 1], 1_000_000f64),
             Some('k') => (&bw[..bw.len() - 1], 1_000f64),
             _ => (bw, 1f64),
         };
-        let bps = (num.parse::<f64>().map_err(|_| anyhow::anyhow!("profile {s:?}: bad bandwidth"))? * mult) as u64;
+        let bps = (num
+            .parse::<f64>()
+            .map_err(|_| anyhow::anyhow!("profile {s:?}: bad bandwidth"))?
+            * mult) as u64;
         let rtt = rtt.trim().trim_end_matches("ms");
-        let ms: f64 = rtt.parse().map_err(|_| anyhow::anyhow!("profile {s:?}: bad RTT (give milliseconds, e.g. 20ms)"))?;
+        let ms: f64 = rtt.parse().map_err(|_| {
+            anyhow::anyhow!("profile {s:?}: bad RTT (give milliseconds, e.g. 20ms)")
+        })?;
         Ok(Profile::new(bps, Duration::from_secs_f64(ms / 1000.0)))
     }
 }
@@ -126,8 +143,16 @@ pub struct Proxy {
 impl Proxy {
     /// Listen on a free port of 127.0.0.1 and forward to `upstream`.
     pub fn start(upstream: SocketAddr, profile: Profile) -> anyhow::Result<Proxy> {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("shaping-proxy").build()?;
-        let shared = Arc::new(Shared { counters: Counters::default(), profile: Mutex::new(profile), link_free: Mutex::new(Instant::now()) });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("shaping-proxy")
+            .build()?;
+        let shared = Arc::new(Shared {
+            counters: Counters::default(),
+            profile: Mutex::new(profile),
+            link_free: Mutex::new(Instant::now()),
+        });
         let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0"))?;
         let addr = listener.local_addr()?;
         let sh = shared.clone();
@@ -139,7 +164,11 @@ impl Proxy {
                 });
             }
         });
-        Ok(Proxy { addr, shared, runtime: Some(runtime) })
+        Ok(Proxy {
+            addr,
+            shared,
+            runtime: Some(runtime),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -228,7 +257,10 @@ async fn handle(client: TcpStream, upstream: SocketAddr, sh: Arc<Shared>) -> std
                 Ok(n) => n,
             };
             sh_up.counters.up.fetch_add(n as u64, Ordering::SeqCst);
-            sh_up.counters.requests.fetch_add(ends.feed(&buf[..n]), Ordering::SeqCst);
+            sh_up
+                .counters
+                .requests
+                .fetch_add(ends.feed(&buf[..n]), Ordering::SeqCst);
             let due = tokio::time::Instant::now() + sh_up.rtt();
             if tx.send((due, buf[..n].to_vec())).is_err() {
                 break;
@@ -280,9 +312,15 @@ mod tests {
     #[test]
     fn parses_profiles() {
         let p = Profile::parse("100M/20ms").unwrap();
-        assert_eq!((p.bandwidth_bps, p.rtt), (100_000_000, Duration::from_millis(20)));
+        assert_eq!(
+            (p.bandwidth_bps, p.rtt),
+            (100_000_000, Duration::from_millis(20))
+        );
         assert_eq!(p.name, "100Mbit/20ms");
         let p = Profile::parse("1Gbit/2").unwrap();
-        assert_eq!((p.bandwidth_bps, p.rtt, p.name.as_str()), (1_000_000_000, Duration::from_millis(2), "1Gbit/2ms"));
+        assert_eq!(
+            (p.bandwidth_bps, p.rtt, p.name.as_str()),
+            (1_000_000_000, Duration::from_millis(2), "1Gbit/2ms")
+        );
     }
 }

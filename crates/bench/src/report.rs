@@ -15,7 +15,11 @@ pub fn table(r: &Report) -> String {
         for p in &img.results {
             let row = |s: &mut String, name: &str, m: &crate::run::Measure| {
                 // each lazy strategy against its own floor (ranges-only needs fewer spans)
-                let floor = m.lazy.as_ref().map(|l| l.floor_span_bytes + l.index_bytes + l.pulled_bytes).unwrap_or(p.floor_bytes);
+                let floor = m
+                    .lazy
+                    .as_ref()
+                    .map(|l| l.floor_span_bytes + l.index_bytes + l.pulled_bytes)
+                    .unwrap_or(p.floor_bytes);
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {:.2} | {} | {} | {:.2} | {:.3} | {:.2} |",
@@ -107,7 +111,11 @@ pub fn svg(r: &Report) -> String {
                 (
                     format!("{} {}", i.name, p.profile.name),
                     [p.full.secs, p.lazy.secs, p.prefetch.secs],
-                    [p.full.bytes as f64 / 1e6, p.lazy.bytes as f64 / 1e6, p.prefetch.bytes as f64 / 1e6],
+                    [
+                        p.full.bytes as f64 / 1e6,
+                        p.lazy.bytes as f64 / 1e6,
+                        p.prefetch.bytes as f64 / 1e6,
+                    ],
                 )
             })
         })
@@ -119,21 +127,49 @@ pub fn svg(r: &Report) -> String {
     let bw = gw * 0.8 / 3.0;
     let mut s = String::new();
     let h = top + 2.0 * (panel_h + 90.0);
-    let _ = writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">"#);
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="20" font-size="14">soci-rs startup benchmark: full pull vs lazy start (span {} MiB)</text>"#, r.span_size >> 20);
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="20" font-size="14">soci-rs startup benchmark: full pull vs lazy start (span {} MiB)</text>"#,
+        r.span_size >> 20
+    );
     for (k, n) in names.iter().enumerate() {
         let x = w - 330.0 + k as f64 * 110.0;
-        let _ = writeln!(s, r#"<rect x="{x}" y="28" width="10" height="10" fill="{}"/><text x="{}" y="37">{n}</text>"#, colors[k], x + 14.0);
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x}" y="28" width="10" height="10" fill="{}"/><text x="{}" y="37">{n}</text>"#,
+            colors[k],
+            x + 14.0
+        );
     }
     for (panel, title) in [(0usize, "time to ready (s)"), (1, "MB transferred")] {
         let y0 = top + panel as f64 * (panel_h + 90.0) + 20.0;
-        let max = groups.iter().flat_map(|g| if panel == 0 { g.1 } else { g.2 }).fold(0.0f64, f64::max).max(1e-9);
+        let max = groups
+            .iter()
+            .flat_map(|g| if panel == 0 { g.1 } else { g.2 })
+            .fold(0.0f64, f64::max)
+            .max(1e-9);
         let _ = writeln!(s, r#"<text x="10" y="{}" >{title}</text>"#, y0 - 6.0);
-        let _ = writeln!(s, r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#, y0 + panel_h, w - 20.0, y0 + panel_h);
+        let _ = writeln!(
+            s,
+            r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#,
+            y0 + panel_h,
+            w - 20.0,
+            y0 + panel_h
+        );
         for t in 0..=4 {
             let v = max * t as f64 / 4.0;
             let y = y0 + panel_h - panel_h * t as f64 / 4.0;
-            let _ = writeln!(s, r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#e5e5e5"/><text x="{}" y="{}" text-anchor="end">{v:.1}</text>"##, w - 20.0, left - 4.0, y + 4.0);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#e5e5e5"/><text x="{}" y="{}" text-anchor="end">{v:.1}</text>"##,
+                w - 20.0,
+                left - 4.0,
+                y + 4.0
+            );
         }
         for (gi, g) in groups.iter().enumerate() {
             let vals = if panel == 0 { g.1 } else { g.2 };
@@ -141,11 +177,41 @@ pub fn svg(r: &Report) -> String {
             for (k, v) in vals.iter().enumerate() {
                 let bh = panel_h * v / max;
                 let x = gx + k as f64 * bw;
-                let _ = writeln!(s, r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="{}"><title>{} {}: {v:.2}</title></rect>"#, y0 + panel_h - bh, bw - 1.0, colors[k], g.0, names[k]);
-                let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" font-size="9" text-anchor="middle">{}</text>"#, x + bw / 2.0, y0 + panel_h - bh - 2.0, if *v >= 10.0 { format!("{v:.0}") } else { format!("{v:.1}") });
+                let _ = writeln!(
+                    s,
+                    r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="{}"><title>{} {}: {v:.2}</title></rect>"#,
+                    y0 + panel_h - bh,
+                    bw - 1.0,
+                    colors[k],
+                    g.0,
+                    names[k]
+                );
+                let _ = writeln!(
+                    s,
+                    r#"<text x="{:.1}" y="{:.1}" font-size="9" text-anchor="middle">{}</text>"#,
+                    x + bw / 2.0,
+                    y0 + panel_h - bh - 2.0,
+                    if *v >= 10.0 {
+                        format!("{v:.0}")
+                    } else {
+                        format!("{v:.1}")
+                    }
+                );
             }
-            let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{}</text>"#, gx + gw * 0.4, y0 + panel_h + 14.0, g.0.split(' ').next().unwrap_or(""));
-            let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{}</text>"#, gx + gw * 0.4, y0 + panel_h + 26.0, g.0.split(' ').nth(1).unwrap_or(""));
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{}</text>"#,
+                gx + gw * 0.4,
+                y0 + panel_h + 14.0,
+                g.0.split(' ').next().unwrap_or("")
+            );
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{}</text>"#,
+                gx + gw * 0.4,
+                y0 + panel_h + 26.0,
+                g.0.split(' ').nth(1).unwrap_or("")
+            );
         }
     }
     s.push_str("</svg>\n");
@@ -157,6 +223,9 @@ pub fn write_all(r: &Report, dir: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("startup.json"), serde_json::to_vec_pretty(r)?)?;
     std::fs::write(dir.join("startup.svg"), svg(r))?;
-    std::fs::write(dir.join("startup.md"), format!("Command: `{}`\n\n{}", r.command, text(r)))?;
+    std::fs::write(
+        dir.join("startup.md"),
+        format!("Command: `{}`\n\n{}", r.command, text(r)),
+    )?;
     Ok(())
 }

@@ -71,7 +71,13 @@ pub struct Measure {
 
 impl Measure {
     fn from(secs: f64, t: Traffic) -> Measure {
-        Measure { secs, bytes: t.bytes_down, requests: t.requests, connections: t.connections, ..Default::default() }
+        Measure {
+            secs,
+            bytes: t.bytes_down,
+            requests: t.requests,
+            connections: t.connections,
+            ..Default::default()
+        }
     }
 }
 
@@ -150,38 +156,91 @@ fn log(o: &RunOptions, msg: &str) {
     }
 }
 
-fn build_and_publish(img: &ImageSpec, registry: &str, span: u64, min_layer: u64, work: &Path) -> Result<Published> {
-    let src_ref: ImageRef = img.source.parse().map_err(|e| anyhow!("{}: {e}", img.source))?;
-    let source = open_source(&src_ref, &RegistryOptions { plain_http: true, ..Default::default() })?;
+fn build_and_publish(
+    img: &ImageSpec,
+    registry: &str,
+    span: u64,
+    min_layer: u64,
+    work: &Path,
+) -> Result<Published> {
+    let src_ref: ImageRef = img
+        .source
+        .parse()
+        .map_err(|e| anyhow!("{}: {e}", img.source))?;
+    let source = open_source(
+        &src_ref,
+        &RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        },
+    )?;
     let store_dir = work.join(format!("store-{}-{span}-{min_layer}", img.name));
     let _ = std::fs::remove_dir_all(&store_dir);
     let store = Store::open(&store_dir)?;
     let opts = CreateOptions {
         span_size: span,
         min_layer_size: min_layer,
-        prefetch_paths: img.trace.files.iter().map(|f| format!("/{}", f.path)).collect(),
+        prefetch_paths: img
+            .trace
+            .files
+            .iter()
+            .map(|f| format!("/{}", f.path))
+            .collect(),
         force: true,
         ..Default::default()
     };
     let t0 = Instant::now();
-    let created = create(&*source, &store, &opts, &Silent).with_context(|| format!("soci create {}", img.source))?;
+    let created = create(&*source, &store, &opts, &Silent)
+        .with_context(|| format!("soci create {}", img.source))?;
     let build_secs = t0.elapsed().as_secs_f64();
     let repo = format!("bench/{}", img.name);
     let tag = format!("s{}-m{}", span >> 10, min_layer >> 10);
-    let dest: ImageRef = format!("{registry}/{repo}:{tag}").parse().map_err(|e| anyhow!("{e}"))?;
-    publish(&created, &*source, &store, &dest, IndexVersion::V2, &RegistryOptions { plain_http: true, ..Default::default() }, &Silent)?;
-    let p = created.platforms.first().ok_or_else(|| anyhow!("{}: no layer was indexed (all below --min-layer-size?)", img.name))?;
+    let dest: ImageRef = format!("{registry}/{repo}:{tag}")
+        .parse()
+        .map_err(|e| anyhow!("{e}"))?;
+    publish(
+        &created,
+        &*source,
+        &store,
+        &dest,
+        IndexVersion::V2,
+        &RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        },
+        &Silent,
+    )?;
+    let p = created.platforms.first().ok_or_else(|| {
+        anyhow!(
+            "{}: no layer was indexed (all below --min-layer-size?)",
+            img.name
+        )
+    })?;
     let index_bytes = p.index.bytes.len() as u64 + p.ztocs.iter().map(|z| z.ztoc_size).sum::<u64>();
     let image_bytes = p.image.manifest.layers.iter().map(|l| l.size as u64).sum();
     let _ = std::fs::remove_dir_all(&store_dir);
-    Ok(Published { repo, tag, build_secs, index_bytes, image_bytes, layers: p.image.manifest.layers.len(), lazy_layers: p.ztocs.len() })
+    Ok(Published {
+        repo,
+        tag,
+        build_secs,
+        index_bytes,
+        image_bytes,
+        layers: p.image.manifest.layers.len(),
+        lazy_layers: p.ztocs.len(),
+    })
 }
 
 fn floor_of(l: &LazyOutcome) -> u64 {
     l.floor_span_bytes + l.index_bytes + l.pulled_bytes
 }
 
-fn measure_lazy(proxy: &Proxy, p: &Published, trace: &Trace, opts: LazyOptions, dir: &Path) -> Result<Measure> {
+fn measure_lazy(
+    proxy: &Proxy,
+    p: &Published,
+    trace: &Trace,
+    opts: LazyOptions,
+    dir: &Path,
+) -> Result<Measure> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let before = proxy.traffic();
@@ -195,14 +254,40 @@ fn measure_lazy(proxy: &Proxy, p: &Published, trace: &Trace, opts: LazyOptions, 
 pub fn run(images: &[ImageSpec], o: &RunOptions, command: &str) -> Result<Report> {
     std::fs::create_dir_all(&o.work_dir)?;
     let work = tempfile::tempdir_in(&o.work_dir)?;
-    let registry = soci_testkit::Registry::start().context("starting the local registry (apt-get install -y docker-registry)")?;
-    let proxy = Proxy::start(registry.addr(), o.profiles.first().cloned().unwrap_or_else(|| Profile::new(0, Default::default())))?;
+    let registry = soci_testkit::Registry::start()
+        .context("starting the local registry (apt-get install -y docker-registry)")?;
+    let proxy = Proxy::start(
+        registry.addr(),
+        o.profiles
+            .first()
+            .cloned()
+            .unwrap_or_else(|| Profile::new(0, Default::default())),
+    )?;
     let mut reports = Vec::new();
     let mut sweeps = Vec::new();
     for img in images {
-        log(o, &format!("{}: soci create + publish to {}", img.name, registry.host()));
-        let p = build_and_publish(img, &registry.host(), o.span_size, o.min_layer_size, work.path())?;
-        log(o, &format!("{}: {} layers ({} lazy), {:.1} MB, index built in {:.2}s", img.name, p.layers, p.lazy_layers, p.image_bytes as f64 / 1e6, p.build_secs));
+        log(
+            o,
+            &format!("{}: soci create + publish to {}", img.name, registry.host()),
+        );
+        let p = build_and_publish(
+            img,
+            &registry.host(),
+            o.span_size,
+            o.min_layer_size,
+            work.path(),
+        )?;
+        log(
+            o,
+            &format!(
+                "{}: {} layers ({} lazy), {:.1} MB, index built in {:.2}s",
+                img.name,
+                p.layers,
+                p.lazy_layers,
+                p.image_bytes as f64 / 1e6,
+                p.build_secs
+            ),
+        );
         let mut results = Vec::new();
         for prof in &o.profiles {
             proxy.set_profile(prof.clone());
@@ -211,14 +296,53 @@ pub fn run(images: &[ImageSpec], o: &RunOptions, command: &str) -> Result<Report
             let before = proxy.traffic();
             let full = full_pull(&proxy.host(), &p.repo, &p.tag, &full_dir)?;
             let fullm = Measure::from(full.time.as_secs_f64(), proxy.traffic() - before);
-            log(o, &format!("{} {}: full pull {:.2}s {:.1} MB", img.name, prof.name, fullm.secs, fullm.bytes as f64 / 1e6));
+            log(
+                o,
+                &format!(
+                    "{} {}: full pull {:.2}s {:.1} MB",
+                    img.name,
+                    prof.name,
+                    fullm.secs,
+                    fullm.bytes as f64 / 1e6
+                ),
+            );
             let lazy_dir = work.path().join("lazy");
-            let mut lazy = measure_lazy(&proxy, &p, &img.trace, LazyOptions { mode: LazyMode::OnDemand, ranges: false, batch: o.batch }, &lazy_dir)?;
+            let mut lazy = measure_lazy(
+                &proxy,
+                &p,
+                &img.trace,
+                LazyOptions {
+                    mode: LazyMode::OnDemand,
+                    ranges: false,
+                    batch: o.batch,
+                },
+                &lazy_dir,
+            )?;
             lazy.verified_files = verify_lazy(&img.trace, &lazy_dir, &full, false)?;
-            let mut prefetch = measure_lazy(&proxy, &p, &img.trace, LazyOptions { mode: LazyMode::Prefetch, ranges: false, batch: o.batch }, &lazy_dir)?;
+            let mut prefetch = measure_lazy(
+                &proxy,
+                &p,
+                &img.trace,
+                LazyOptions {
+                    mode: LazyMode::Prefetch,
+                    ranges: false,
+                    batch: o.batch,
+                },
+                &lazy_dir,
+            )?;
             prefetch.verified_files = verify_lazy(&img.trace, &lazy_dir, &full, false)?;
             let ranges = if img.trace.has_ranges() {
-                let mut m = measure_lazy(&proxy, &p, &img.trace, LazyOptions { mode: LazyMode::OnDemand, ranges: true, batch: o.batch }, &lazy_dir)?;
+                let mut m = measure_lazy(
+                    &proxy,
+                    &p,
+                    &img.trace,
+                    LazyOptions {
+                        mode: LazyMode::OnDemand,
+                        ranges: true,
+                        batch: o.batch,
+                    },
+                    &lazy_dir,
+                )?;
                 m.verified_files = verify_lazy(&img.trace, &lazy_dir, &full, true)?;
                 Some(m)
             } else {
@@ -254,7 +378,12 @@ pub fn run(images: &[ImageSpec], o: &RunOptions, command: &str) -> Result<Report
             index_share: p.index_bytes as f64 / p.image_bytes.max(1) as f64,
             trace_files: img.trace.files.len(),
             trace_file_bytes: img.trace.files.iter().map(|f| f.size).sum(),
-            trace_range_bytes: img.trace.files.iter().flat_map(|f| f.ranges.iter().map(|r| r.1.min(f.size.saturating_sub(r.0)))).sum(),
+            trace_range_bytes: img
+                .trace
+                .files
+                .iter()
+                .flat_map(|f| f.ranges.iter().map(|r| r.1.min(f.size.saturating_sub(r.0))))
+                .sum(),
             results,
         });
     }
@@ -266,10 +395,16 @@ pub fn run(images: &[ImageSpec], o: &RunOptions, command: &str) -> Result<Report
     };
     if let (Some(img), Some(prof)) = (sweep_img, o.profiles.first()) {
         proxy.set_profile(prof.clone());
-        let mut points: Vec<(u64, u64)> = o.span_sweep.iter().map(|&s| (s, o.min_layer_size)).collect();
+        let mut points: Vec<(u64, u64)> = o
+            .span_sweep
+            .iter()
+            .map(|&s| (s, o.min_layer_size))
+            .collect();
         let mut seen_layer_sets = std::collections::HashSet::new();
         for &m in &o.min_layer_sweep {
-            points.push((o.span_size, m));
+            if !points.contains(&(o.span_size, m)) {
+                points.push((o.span_size, m));
+            }
         }
         for (span, min_layer) in points {
             let p = match build_and_publish(img, &registry.host(), span, min_layer, work.path()) {
@@ -279,22 +414,59 @@ pub fn run(images: &[ImageSpec], o: &RunOptions, command: &str) -> Result<Report
                     continue;
                 }
             };
-            if span == o.span_size && o.min_layer_sweep.contains(&min_layer) && !seen_layer_sets.insert((p.lazy_layers, min_layer == o.min_layer_size)) {
-                // same lazy layers as an earlier --min-layer-size point: nothing new
-                if min_layer != o.min_layer_size {
-                    log(o, &format!("sweep --min-layer-size {min_layer}: same {} lazy layers, skipped", p.lazy_layers));
-                    continue;
-                }
+            if span == o.span_size
+                && o.min_layer_sweep.contains(&min_layer)
+                && !seen_layer_sets.insert(p.lazy_layers)
+            {
+                // same lazy layers as an earlier --min-layer-size point: nothing new to measure
+                log(o, &format!("sweep --min-layer-size {min_layer}: same {} lazy layers as an earlier point, skipped", p.lazy_layers));
+                continue;
             }
-            let lazy = measure_lazy(&proxy, &p, &img.trace, LazyOptions { mode: LazyMode::OnDemand, ranges: false, batch: o.batch }, &work.path().join("sweep"))?;
+            let lazy = measure_lazy(
+                &proxy,
+                &p,
+                &img.trace,
+                LazyOptions {
+                    mode: LazyMode::OnDemand,
+                    ranges: false,
+                    batch: o.batch,
+                },
+                &work.path().join("sweep"),
+            )?;
             let floor = floor_of(lazy.lazy.as_ref().unwrap());
-            log(o, &format!("sweep {} span {} KiB min-layer {} KiB: {} lazy layers, {:.2}s {:.1} MB {} req", img.name, span >> 10, min_layer >> 10, p.lazy_layers, lazy.secs, lazy.bytes as f64 / 1e6, lazy.requests));
-            sweeps.push(SweepRow { image: img.name.clone(), profile: prof.name.clone(), span_size: span, min_layer_size: min_layer, lazy_layers: p.lazy_layers, index_bytes: p.index_bytes, lazy, floor_bytes: floor });
+            log(
+                o,
+                &format!(
+                    "sweep {} span {} KiB min-layer {} KiB: {} lazy layers, {:.2}s {:.1} MB {} req",
+                    img.name,
+                    span >> 10,
+                    min_layer >> 10,
+                    p.lazy_layers,
+                    lazy.secs,
+                    lazy.bytes as f64 / 1e6,
+                    lazy.requests
+                ),
+            );
+            sweeps.push(SweepRow {
+                image: img.name.clone(),
+                profile: prof.name.clone(),
+                span_size: span,
+                min_layer_size: min_layer,
+                lazy_layers: p.lazy_layers,
+                index_bytes: p.index_bytes,
+                lazy,
+                floor_bytes: floor,
+            });
         }
     }
     Ok(Report {
         command: command.to_string(),
-        machine: format!("{} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)),
+        machine: format!(
+            "{} cores",
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0)
+        ),
         span_size: o.span_size,
         min_layer_size: o.min_layer_size,
         parallel: o.batch.parallel,

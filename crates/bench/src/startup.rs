@@ -16,39 +16,56 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn plain_http() -> RegistryOptions {
-    RegistryOptions { plain_http: true, ..Default::default() }
+    RegistryOptions {
+        plain_http: true,
+        ..Default::default()
+    }
 }
 
 /// Opens `host/repo:tag` (a SOCI-enabled image index or a plain manifest) and
 /// returns the source, the image manifest's descriptor, bytes and parsed form
 /// and the SOCI index descriptor the image manifest names (if any).
-fn open_image(host: &str, repo: &str, tag: &str) -> Result<(RegistrySource, Manifest, Option<Descriptor>)> {
-    let r = format!("{host}/{repo}:{tag}").parse().map_err(|e| anyhow!("{e}"))?;
+fn open_image(
+    host: &str,
+    repo: &str,
+    tag: &str,
+) -> Result<(RegistrySource, Manifest, Option<Descriptor>)> {
+    let r = format!("{host}/{repo}:{tag}")
+        .parse()
+        .map_err(|e| anyhow!("{e}"))?;
     let src = RegistrySource::new(r, &plain_http())?;
     let (root, raw) = src.resolve_root()?;
-    let (mdesc, mraw, soci) = if root.media_type.contains("index") || root.media_type.contains("manifest.list") {
-        let idx: Index = serde_json::from_slice(&raw)?;
-        let soci = idx.manifests.iter().find(|d| d.artifact_type == soci_index::SOCI_INDEX_ARTIFACT_TYPE_V2).cloned();
-        let m = idx
-            .manifests
-            .iter()
-            .find(|d| d.artifact_type.is_empty() && d.media_type.contains("manifest"))
-            .cloned()
-            .ok_or_else(|| anyhow!("no image manifest in {repo}:{tag}"))?;
-        let raw = src.fetch_manifest(&m)?;
-        (m, raw, soci)
-    } else {
-        (root, raw, None)
-    };
+    let (mdesc, mraw, soci) =
+        if root.media_type.contains("index") || root.media_type.contains("manifest.list") {
+            let idx: Index = serde_json::from_slice(&raw)?;
+            let soci = idx
+                .manifests
+                .iter()
+                .find(|d| d.artifact_type == soci_index::SOCI_INDEX_ARTIFACT_TYPE_V2)
+                .cloned();
+            let m = idx
+                .manifests
+                .iter()
+                .find(|d| d.artifact_type.is_empty() && d.media_type.contains("manifest"))
+                .cloned()
+                .ok_or_else(|| anyhow!("no image manifest in {repo}:{tag}"))?;
+            let raw = src.fetch_manifest(&m)?;
+            (m, raw, soci)
+        } else {
+            (root, raw, None)
+        };
     let _ = mdesc;
     let manifest: Manifest = serde_json::from_slice(&mraw)?;
     let soci = soci.or_else(|| {
-        manifest.annotations.get(soci_index::IMAGE_ANNOTATION_SOCI_INDEX_DIGEST).map(|d| Descriptor {
-            media_type: soci_oci::spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-            digest: d.clone(),
-            size: 0,
-            ..Default::default()
-        })
+        manifest
+            .annotations
+            .get(soci_index::IMAGE_ANNOTATION_SOCI_INDEX_DIGEST)
+            .map(|d| Descriptor {
+                media_type: soci_oci::spec::MEDIA_TYPE_OCI_MANIFEST.into(),
+                digest: d.clone(),
+                size: 0,
+                ..Default::default()
+            })
     });
     Ok((src, manifest, soci))
 }
@@ -72,21 +89,30 @@ impl<R: Read> Read for Hashing<R> {
 pub fn pull_layer(src: &dyn ImageSource, layer: &Descriptor, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let rd = src.open_blob(layer)?;
-    let mut hr = Hashing { inner: std::io::BufReader::with_capacity(1 << 20, rd), h: Sha256::new(), n: 0 };
+    let mut hr = Hashing {
+        inner: std::io::BufReader::with_capacity(1 << 20, rd),
+        h: Sha256::new(),
+        n: 0,
+    };
     {
         let gz = flate2::read::MultiGzDecoder::new(&mut hr);
         let mut ar = tar::Archive::new(gz);
         ar.set_preserve_permissions(true);
         ar.set_overwrite(true);
         ar.set_unpack_xattrs(false);
-        ar.unpack(dir).with_context(|| format!("unpacking layer {}", layer.digest))?;
+        ar.unpack(dir)
+            .with_context(|| format!("unpacking layer {}", layer.digest))?;
         let mut gz = ar.into_inner();
         std::io::copy(&mut gz, &mut std::io::sink())?;
     }
     std::io::copy(&mut hr, &mut std::io::sink())?;
     let got = format!("sha256:{}", hex::encode(hr.h.finalize()));
     if got != layer.digest || hr.n != layer.size as u64 {
-        bail!("layer {} failed verification: got {got}, {} bytes", layer.digest, hr.n);
+        bail!(
+            "layer {} failed verification: got {got}, {} bytes",
+            layer.digest,
+            hr.n
+        );
     }
     Ok(())
 }
@@ -104,12 +130,25 @@ pub fn full_pull(host: &str, repo: &str, tag: &str, dest: &Path) -> Result<FullP
     let t0 = Instant::now();
     let (src, manifest, _) = open_image(host, repo, tag)?;
     let _config = src.fetch_blob(&manifest.config)?;
-    let dirs: Vec<PathBuf> = (0..manifest.layers.len()).map(|i| dest.join(i.to_string())).collect();
+    let dirs: Vec<PathBuf> = (0..manifest.layers.len())
+        .map(|i| dest.join(i.to_string()))
+        .collect();
     std::thread::scope(|s| {
-        let hs: Vec<_> = manifest.layers.iter().zip(&dirs).map(|(l, d)| s.spawn(|| pull_layer(&src, l, d))).collect();
-        hs.into_iter().map(|h| h.join().map_err(|_| anyhow!("layer thread panicked"))?).collect::<Result<Vec<()>>>()
+        let hs: Vec<_> = manifest
+            .layers
+            .iter()
+            .zip(&dirs)
+            .map(|(l, d)| s.spawn(|| pull_layer(&src, l, d)))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().map_err(|_| anyhow!("layer thread panicked"))?)
+            .collect::<Result<Vec<()>>>()
     })?;
-    Ok(FullPull { time: t0.elapsed(), layers: manifest.layers.clone(), dirs })
+    Ok(FullPull {
+        time: t0.elapsed(),
+        layers: manifest.layers.clone(),
+        dirs,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -131,9 +170,14 @@ pub struct LazyOptions {
 /// Where a traced path lives.
 #[derive(Debug, Clone)]
 enum Loc {
-    Ztoc { layer: usize, entry: usize },
+    Ztoc {
+        layer: usize,
+        entry: usize,
+    },
     /// In a layer pulled in full (no zTOC).
-    Pulled { layer: usize },
+    Pulled {
+        layer: usize,
+    },
 }
 
 /// What a lazy start did.
@@ -172,7 +216,14 @@ struct LazyLayer {
 /// Lazy start of `host/repo:tag` for `trace`; files written under `dest` (their
 /// image path). The full pull's `reference` directories are only read afterwards
 /// (by [`verify_lazy`]).
-pub fn lazy_start(host: &str, repo: &str, tag: &str, trace: &Trace, opts: LazyOptions, dest: &Path) -> Result<LazyOutcome> {
+pub fn lazy_start(
+    host: &str,
+    repo: &str,
+    tag: &str,
+    trace: &Trace,
+    opts: LazyOptions,
+    dest: &Path,
+) -> Result<LazyOutcome> {
     let t0 = Instant::now();
     let mut out = LazyOutcome::default();
     let (src, manifest, soci) = open_image(host, repo, tag)?;
@@ -181,10 +232,22 @@ pub fn lazy_start(host: &str, repo: &str, tag: &str, trace: &Trace, opts: LazyOp
     let soci_raw = src.fetch_manifest(&soci)?;
     out.index_bytes += soci_raw.len() as u64;
     let parsed = parse_index_manifest(&soci_raw)?;
-    let layer_of = |d: &Descriptor| d.annotations.get(soci_index::ANNOTATION_IMAGE_LAYER_DIGEST).cloned().unwrap_or_default();
-    let ztoc_descs: HashMap<String, Descriptor> = parsed.ztocs().map(|d| (layer_of(d), d.clone())).collect();
-    let prefetch_descs: HashMap<String, Descriptor> =
-        if opts.mode == LazyMode::Prefetch { parsed.prefetches().map(|d| (layer_of(d), d.clone())).collect() } else { HashMap::new() };
+    let layer_of = |d: &Descriptor| {
+        d.annotations
+            .get(soci_index::ANNOTATION_IMAGE_LAYER_DIGEST)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let ztoc_descs: HashMap<String, Descriptor> =
+        parsed.ztocs().map(|d| (layer_of(d), d.clone())).collect();
+    let prefetch_descs: HashMap<String, Descriptor> = if opts.mode == LazyMode::Prefetch {
+        parsed
+            .prefetches()
+            .map(|d| (layer_of(d), d.clone()))
+            .collect()
+    } else {
+        HashMap::new()
+    };
 
     // zTOCs and prefetch artifacts in parallel with the layers pulled in full
     let pulled_root = dest.join(".pulled");
@@ -194,12 +257,18 @@ pub fn lazy_start(host: &str, repo: &str, tag: &str, trace: &Trace, opts: LazyOp
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let (src, zd, pd, pulled_root) = (&src, ztoc_descs.get(&l.digest), prefetch_descs.get(&l.digest), &pulled_root);
+                let (src, zd, pd, pulled_root) = (
+                    &src,
+                    ztoc_descs.get(&l.digest),
+                    prefetch_descs.get(&l.digest),
+                    &pulled_root,
+                );
                 s.spawn(move || -> Result<(LazyLayer, u64)> {
                     match zd {
                         Some(zd) => {
                             let blob = src.fetch_blob(zd)?;
-                            let z = soci_ztoc::codec::decode(&blob).map_err(|e| anyhow!("zTOC {}: {e}", zd.digest))?;
+                            let z = soci_ztoc::codec::decode(&blob)
+                                .map_err(|e| anyhow!("zTOC {}: {e}", zd.digest))?;
                             let zi = z.zinfo().map_err(|e| anyhow!("zTOC {}: {e}", zd.digest))?;
                             let mut n = blob.len() as u64;
                             let prefetch = match pd {
@@ -210,11 +279,25 @@ pub fn lazy_start(host: &str, repo: &str, tag: &str, trace: &Trace, opts: LazyOp
                                 }
                                 None => None,
                             };
-                            Ok((LazyLayer { desc: l.clone(), ztoc: Some((z, zi)), prefetch }, n))
+                            Ok((
+                                LazyLayer {
+                                    desc: l.clone(),
+                                    ztoc: Some((z, zi)),
+                                    prefetch,
+                                },
+                                n,
+                            ))
                         }
                         None => {
                             pull_layer(src, l, &pulled_root.join(i.to_string()))?;
-                            Ok((LazyLayer { desc: l.clone(), ztoc: None, prefetch: None }, 0))
+                            Ok((
+                                LazyLayer {
+                                    desc: l.clone(),
+                                    ztoc: None,
+                                    prefetch: None,
+                                },
+                                0,
+                            ))
                         }
                     }
                 })
@@ -249,7 +332,11 @@ pub fn lazy_start(host: &str, repo: &str, tag: &str, trace: &Trace, opts: LazyOp
                     let base = name.rsplit('/').next().unwrap_or("");
                     if let Some(hidden) = base.strip_prefix(".wh.") {
                         let dir = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-                        let p = if dir.is_empty() { hidden.to_string() } else { format!("{dir}/{hidden}") };
+                        let p = if dir.is_empty() {
+                            hidden.to_string()
+                        } else {
+                            format!("{dir}/{hidden}")
+                        };
                         locs.retain(|k, _| k != &p && !k.starts_with(&format!("{p}/")));
                     } else {
                         locs.insert(name, Loc::Pulled { layer: i });
@@ -260,7 +347,11 @@ pub fn lazy_start(host: &str, repo: &str, tag: &str, trace: &Trace, opts: LazyOp
     }
     let mut readers: Vec<Option<SpanReader>> = layers
         .iter()
-        .map(|l| l.ztoc.as_ref().map(|(z, zi)| SpanReader::new(&src, &l.desc, z, zi, opts.batch)))
+        .map(|l| {
+            l.ztoc
+                .as_ref()
+                .map(|(z, zi)| SpanReader::new(&src, &l.desc, z, zi, opts.batch))
+        })
         .collect();
     out.setup_time = t0.elapsed();
 
@@ -271,19 +362,25 @@ pub fn lazy_start(host: &str, repo: &str, tag: &str, trace: &Trace, opts: LazyOp
                 .zip(&layers)
                 .filter_map(|(r, l)| Some((r.as_mut()?, l.prefetch.as_ref()?)))
                 .map(|(r, p)| {
-                    let spans: Vec<u64> = p.prefetch_spans.iter().flat_map(|s| s.start_span..=s.end_span).collect();
+                    let spans: Vec<u64> = p
+                        .prefetch_spans
+                        .iter()
+                        .flat_map(|s| s.start_span..=s.end_span)
+                        .collect();
                     s.spawn(move || r.fetch_spans(&spans))
                 })
                 .collect();
             for h in hs {
-                h.join().map_err(|_| anyhow!("prefetch thread panicked"))??;
+                h.join()
+                    .map_err(|_| anyhow!("prefetch thread panicked"))??;
             }
             Ok(())
         })?;
     }
 
     // floor: union of the spans holding the traced data
-    let mut floor_spans: Vec<std::collections::BTreeSet<u64>> = vec![Default::default(); layers.len()];
+    let mut floor_spans: Vec<std::collections::BTreeSet<u64>> =
+        vec![Default::default(); layers.len()];
 
     for f in &trace.files {
         let Some(loc) = locs.get(&f.path) else {
@@ -297,7 +394,8 @@ pub fn lazy_start(host: &str, repo: &str, tag: &str, trace: &Trace, opts: LazyOp
         match *loc {
             Loc::Pulled { layer } => {
                 let srcp = pulled_root.join(layer.to_string()).join(&f.path);
-                out.data_bytes += std::fs::copy(&srcp, &target).with_context(|| format!("copy {}", srcp.display()))?;
+                out.data_bytes += std::fs::copy(&srcp, &target)
+                    .with_context(|| format!("copy {}", srcp.display()))?;
             }
             Loc::Ztoc { layer, entry } => {
                 let (z, zi) = layers[layer].ztoc.as_ref().unwrap();
@@ -314,7 +412,11 @@ pub fn lazy_start(host: &str, repo: &str, tag: &str, trace: &Trace, opts: LazyOp
                         if len == 0 {
                             continue;
                         }
-                        floor_spans[layer].extend(soci_image::lazy::spans_of_range(zi, base + off, len));
+                        floor_spans[layer].extend(soci_image::lazy::spans_of_range(
+                            zi,
+                            base + off,
+                            len,
+                        ));
                         let data = r.read_range(base + off, len)?;
                         std::os::unix::fs::FileExt::write_all_at(&file, &data, off)?;
                         out.data_bytes += len;
@@ -360,7 +462,11 @@ fn resolve_hardlink(z: &Ztoc, entry: usize) -> Result<&TocEntry> {
         return z.find_regular(&e.linkname).map_err(|x| anyhow!("{x}"));
     }
     if e.entry_type != "reg" {
-        bail!("{} is a {}, not a regular file", e.name_lossy(), e.entry_type);
+        bail!(
+            "{} is a {}, not a regular file",
+            e.name_lossy(),
+            e.entry_type
+        );
     }
     Ok(e)
 }
@@ -368,11 +474,18 @@ fn resolve_hardlink(z: &Ztoc, entry: usize) -> Result<&TocEntry> {
 fn apply_entry(locs: &mut HashMap<String, Loc>, name: &str, loc: Loc, e: &TocEntry) {
     let base = name.rsplit('/').next().unwrap_or("");
     if base == ".wh..wh..opq" {
-        let dir = name.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
+        let dir = name
+            .rsplit_once('/')
+            .map(|(d, _)| d.to_string())
+            .unwrap_or_default();
         locs.retain(|k, _| !k.starts_with(&format!("{dir}/")));
     } else if let Some(hidden) = base.strip_prefix(".wh.") {
         let dir = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-        let p = if dir.is_empty() { hidden.to_string() } else { format!("{dir}/{hidden}") };
+        let p = if dir.is_empty() {
+            hidden.to_string()
+        } else {
+            format!("{dir}/{hidden}")
+        };
         locs.retain(|k, _| k != &p && !k.starts_with(&format!("{p}/")));
     } else if e.entry_type == "reg" || e.entry_type == "hardlink" {
         locs.insert(name.to_string(), loc);
@@ -429,7 +542,12 @@ pub fn verify_lazy(trace: &Trace, lazy_dir: &Path, full: &FullPull, ranges: bool
                 }
             }
         } else if a != b {
-            bail!("{}: lazy bytes differ from the full pull ({} vs {} bytes)", f.path, a.len(), b.len());
+            bail!(
+                "{}: lazy bytes differ from the full pull ({} vs {} bytes)",
+                f.path,
+                a.len(),
+                b.len()
+            );
         }
         n += 1;
     }

@@ -69,7 +69,10 @@ fn hex256(b: &[u8]) -> String {
 pub fn make_image(dir: &Path, scale: usize) -> Result<(String, Trace)> {
     let mut base = Vec::new();
     for i in 0..40 {
-        base.push((format!("usr/lib/lib{i:02}.so"), data(i, (20_000 + (i as usize * 7919) % 60_000) * scale)));
+        base.push((
+            format!("usr/lib/lib{i:02}.so"),
+            data(i, (20_000 + (i as usize * 7919) % 60_000) * scale),
+        ));
     }
     let mut app = Vec::new();
     for i in 0..20 {
@@ -91,11 +94,15 @@ pub fn make_image(dir: &Path, scale: usize) -> Result<(String, Trace)> {
         diff_ids.push(hex256(&raw));
         descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": put(l)?, "size": l.len()}));
     }
-    let config = serde_json::to_vec(&serde_json::json!({"architecture": "amd64", "os": "linux", "config": {},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids}}))?;
-    let manifest = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    let config = serde_json::to_vec(
+        &serde_json::json!({"architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}}),
+    )?;
+    let manifest = serde_json::to_vec(
+        &serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(&config)?, "size": config.len()},
-        "layers": descs}))?;
+        "layers": descs}),
+    )?;
     let md = put(&manifest)?;
     let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
@@ -104,8 +111,17 @@ pub fn make_image(dir: &Path, scale: usize) -> Result<(String, Trace)> {
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let mut files = Vec::new();
     for (name, bytes) in base.iter().step_by(9).chain(app.iter().take(5)) {
-        files.push(TraceFile { path: name.clone(), size: bytes.len() as u64, ranges: vec![(0, 4096.min(bytes.len() as u64))] });
+        files.push(TraceFile {
+            path: name.clone(),
+            size: bytes.len() as u64,
+            ranges: vec![(0, 4096.min(bytes.len() as u64))],
+        });
     }
-    let trace = Trace { image: "synthetic".into(), command: vec!["(synthetic)".into()], regenerate: String::new(), files };
+    let trace = Trace {
+        image: "synthetic".into(),
+        command: vec!["(synthetic)".into()],
+        regenerate: String::new(),
+        files,
+    };
     Ok((format!("oci:{}:latest", dir.display()), trace))
 }

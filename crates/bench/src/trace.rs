@@ -29,19 +29,35 @@ impl Trace {
     /// A JSON trace (as `scripts/bench-fixtures.py --traces` writes) or a text file
     /// with one path per line (whole files, no ranges).
     pub fn load(path: &Path) -> Result<Trace> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read trace {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read trace {}", path.display()))?;
         if text.trim_start().starts_with('{') {
-            let mut t: Trace = serde_json::from_str(&text).with_context(|| format!("trace {}", path.display()))?;
+            let mut t: Trace =
+                serde_json::from_str(&text).with_context(|| format!("trace {}", path.display()))?;
             for f in &mut t.files {
                 f.path = clean(&f.path);
             }
             return Ok(t);
         }
-        Ok(Trace::from_paths(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))))
+        Ok(Trace::from_paths(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#')),
+        ))
     }
 
     pub fn from_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Trace {
-        Trace { files: paths.into_iter().map(|p| TraceFile { path: clean(p), size: 0, ranges: Vec::new() }).collect(), ..Default::default() }
+        Trace {
+            files: paths
+                .into_iter()
+                .map(|p| TraceFile {
+                    path: clean(p),
+                    size: 0,
+                    ranges: Vec::new(),
+                })
+                .collect(),
+            ..Default::default()
+        }
     }
 
     /// Whether any file carries byte ranges.

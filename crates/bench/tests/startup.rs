@@ -9,11 +9,23 @@ fn proxy_counts_bytes_requests_and_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let spec = soci_bench::fixtures::synthetic(&dir.path().join("img")).unwrap();
     let reg = soci_testkit::Registry::start().unwrap();
-    soci_testkit::skopeo::skopeo_copy(&spec.source, &format!("docker://{}/t/synth:1", reg.host())).unwrap();
+    soci_testkit::skopeo::skopeo_copy(&spec.source, &format!("docker://{}/t/synth:1", reg.host()))
+        .unwrap();
     // 8 Mbit/s, 50 ms RTT
-    let proxy = Proxy::start(reg.addr(), Profile::new(8_000_000, Duration::from_millis(50))).unwrap();
+    let proxy = Proxy::start(
+        reg.addr(),
+        Profile::new(8_000_000, Duration::from_millis(50)),
+    )
+    .unwrap();
     let r: soci_oci::reference::ImageRef = format!("{}/t/synth:1", proxy.host()).parse().unwrap();
-    let src = soci_oci::registry::RegistrySource::new(r, &soci_oci::registry::RegistryOptions { plain_http: true, ..Default::default() }).unwrap();
+    let src = soci_oci::registry::RegistrySource::new(
+        r,
+        &soci_oci::registry::RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     use soci_oci::source::ImageSource;
     let (_, raw) = src.resolve_root().unwrap();
     let m: soci_oci::spec::Manifest = serde_json::from_slice(&raw).unwrap();
@@ -39,7 +51,10 @@ fn lazy_start_matches_full_pull_and_floor() {
         profiles: vec![Profile::new(1_000_000_000, Duration::from_millis(1))],
         span_size: 64 << 10,
         min_layer_size: 0,
-        batch: BatchOptions { parallel: 4, merge_gap_spans: 0 },
+        batch: BatchOptions {
+            parallel: 4,
+            merge_gap_spans: 0,
+        },
         span_sweep: vec![32 << 10, 128 << 10],
         work_dir: dir.path().join("work"),
         verbose: false,
@@ -54,10 +69,18 @@ fn lazy_start_matches_full_pull_and_floor() {
     assert!(lazy.missing.is_empty());
     assert_eq!(p.lazy.verified_files, spec.trace.files.len());
     assert_eq!(p.prefetch.verified_files, spec.trace.files.len());
-    assert_eq!(p.ranges.as_ref().unwrap().verified_files, spec.trace.files.len());
+    assert_eq!(
+        p.ranges.as_ref().unwrap().verified_files,
+        spec.trace.files.len()
+    );
     // the lazy reader fetched exactly the spans of the floor, nothing twice
     assert_eq!(lazy.span_bytes, lazy.floor_span_bytes);
-    assert!(p.lazy.bytes >= p.floor_bytes, "fetched less than the floor: {} < {}", p.lazy.bytes, p.floor_bytes);
+    assert!(
+        p.lazy.bytes >= p.floor_bytes,
+        "fetched less than the floor: {} < {}",
+        p.lazy.bytes,
+        p.floor_bytes
+    );
     assert!(p.lazy_over_floor < 1.1, "{}", p.lazy_over_floor);
     assert!(p.lazy.bytes < p.full.bytes);
     // prefetch: one merged request per run, then nothing on demand

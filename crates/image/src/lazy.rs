@@ -103,14 +103,14 @@ pub fn merge_span_runs(spans: &[u64], gap: u64) -> Vec<(u64, u64)> {
 }
 
 /// The spans of a layer that hold `[offset, offset+len)` of its uncompressed stream.
-pub fn spans_of_range(zinfo: &Zinfo, offset: u64, len: u64) -> std::ops::RangeInclusive<u64> {
+pub fn spans_of_range(zinfo: &Zinfo, offset: u64, len: u64) -> std::ops::Range<u64> {
     let n = zinfo.num_spans();
     if n == 0 {
-        return 1..=0;
+        return 0..0;
     }
     let first = zinfo.span_of(offset).min(n - 1);
     let last = zinfo.span_of(offset + len.max(1) - 1).min(n - 1);
-    first..=last
+    first..last + 1
 }
 
 /// Lazy reads of many files of one layer through a span cache: spans are fetched
