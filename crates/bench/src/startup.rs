@@ -367,7 +367,7 @@ pub fn lazy_start(
                         .iter()
                         .flat_map(|s| s.start_span..=s.end_span)
                         .collect();
-                    s.spawn(move || r.fetch_spans(&spans))
+                    s.spawn(move || r.prefetch_spans(&spans))
                 })
                 .collect();
             for h in hs {

@@ -225,20 +225,11 @@ impl<'a> SpanReader<'a> {
         let blob_size = self.blob_size();
         match self.zinfo {
             Zinfo::Tar(_) => self.cached(offset..offset + len).context("spans missing from the cache"),
-            Zinfo::Gzip(gz) => {
+            Zinfo::Gzip(_) => {
                 let total = self.ztoc.uncompressed_archive_size.max(0) as u64;
                 let mut out = Vec::with_capacity(size);
                 for &sp in &spans {
-                    if !self.inflated.contains_key(&sp) {
-                        let urange = self.zinfo.span_uncompressed_range(sp, total);
-                        let crange = self.zinfo.span_compressed_range(sp, blob_size);
-                        let compressed = self.cached(crange).context("spans missing from the cache")?;
-                        let mut buf = vec![0u8; (urange.end - urange.start) as usize];
-                        let n = soci_zinfo::extract_from_checkpoint(&gz.checkpoints[sp as usize], &compressed, 0, &mut buf)
-                            .with_context(|| format!("cannot inflate span {sp}"))?;
-                        buf.truncate(n);
-                        self.inflated.insert(sp, buf);
-                    }
+                    self.inflate_span(sp)?;
                     let data = &self.inflated[&sp];
                     let ustart = self.zinfo.span_uncompressed_range(sp, total).start;
                     let from = offset.max(ustart) - ustart;
@@ -253,6 +244,36 @@ impl<'a> SpanReader<'a> {
                 Ok(out)
             }
         }
+    }
+
+    /// Inflates span `sp` (fetched already) into the cache, once.
+    fn inflate_span(&mut self, sp: u64) -> Result<()> {
+        let Zinfo::Gzip(gz) = self.zinfo else { return Ok(()) };
+        if self.inflated.contains_key(&sp) {
+            return Ok(());
+        }
+        let total = self.ztoc.uncompressed_archive_size.max(0) as u64;
+        let urange = self.zinfo.span_uncompressed_range(sp, total);
+        let crange = self.zinfo.span_compressed_range(sp, self.blob_size());
+        let compressed = self.cached(crange).context("spans missing from the cache")?;
+        let mut buf = vec![0u8; (urange.end - urange.start) as usize];
+        let n = soci_zinfo::extract_from_checkpoint(&gz.checkpoints[sp as usize], &compressed, 0, &mut buf)
+            .with_context(|| format!("cannot inflate span {sp}"))?;
+        buf.truncate(n);
+        self.inflated.insert(sp, buf);
+        Ok(())
+    }
+
+    /// Fetches `spans` (as [`Self::fetch_spans`]) and inflates them now, e.g. on a
+    /// prefetch thread, so later reads only copy.
+    pub fn prefetch_spans(&mut self, spans: &[u64]) -> Result<()> {
+        self.fetch_spans(spans)?;
+        for &sp in spans {
+            if sp < self.zinfo.num_spans() {
+                self.inflate_span(sp)?;
+            }
+        }
+        Ok(())
     }
 
     /// A regular file's data.
