@@ -51,7 +51,7 @@ fn main() {
     let (t_build, built) = best_of(runs, || {
         let f = std::fs::File::open(&big).unwrap();
         let opts = BuildOptions::new(LayerCompression::Gzip);
-        build_ztoc(std::io::BufReader::with_capacity(1 << 20, f), &opts, &mut NoProgress).unwrap()
+        build_ztoc(f, &opts, &mut NoProgress).unwrap()
     });
     assert_eq!(built.ztoc.uncompressed_archive_size as u64 <= uncompressed, true);
 

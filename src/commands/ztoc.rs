@@ -44,7 +44,7 @@ fn build(args: ZtocBuildArgs, global: &GlobalArgs) -> Result<u8> {
 
     let label = layer.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut bar = LayerBar::new(&label, size, progress::enabled(global.quiet));
-    let built = build_ztoc(std::io::BufReader::with_capacity(1 << 20, file), &opts, &mut bar)
+    let built = build_ztoc(file, &opts, &mut bar)
         .with_context(|| format!("cannot build the zTOC of {}", layer.display()));
     bar.finish();
     let built = built?;
