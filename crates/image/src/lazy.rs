@@ -222,7 +222,6 @@ impl<'a> SpanReader<'a> {
         let spans: Vec<u64> = spans_of_range(self.zinfo, offset, len).collect();
         self.fetch_spans(&spans)?;
         let size = usize::try_from(len).context("range too large")?;
-        let blob_size = self.blob_size();
         match self.zinfo {
             Zinfo::Tar(_) => self.cached(offset..offset + len).context("spans missing from the cache"),
             Zinfo::Gzip(_) => {
