@@ -68,11 +68,18 @@ fn main() {
         return;
     }
     let soci = env!("CARGO_BIN_EXE_soci");
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let layers: Vec<PathBuf> = ["usr/lib/x86_64-linux-gnu", "usr/lib/jvm", "usr/lib/llvm-14", "usr/bin"]
-        .iter()
-        .filter_map(|d| make_layer(&format!("{}.tar.gz", d.replace('/', "-")), &[d]))
-        .collect();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let layers: Vec<PathBuf> = [
+        "usr/lib/x86_64-linux-gnu",
+        "usr/lib/jvm",
+        "usr/lib/llvm-14",
+        "usr/bin",
+    ]
+    .iter()
+    .filter_map(|d| make_layer(&format!("{}.tar.gz", d.replace('/', "-")), &[d]))
+    .collect();
     let layout = make_layout(&layers);
     let store = data_dir().join("create-store");
 
@@ -81,17 +88,27 @@ fn main() {
     let _ = std::fs::remove_dir_all(&store);
     let src = format!("oci:{}:bench", layout.display());
     let args = |src: &str| -> Vec<String> {
-        ["create", "-q", "--force", "--min-layer-size", "0", "--store", store.to_str().unwrap(), src]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "create",
+            "-q",
+            "--force",
+            "--min-layer-size",
+            "0",
+            "--store",
+            store.to_str().unwrap(),
+            src,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
     let (t_layout, rss_layout) = run_measured(Command::new(soci).args(args(&src)));
 
     // The same from a local registry.
     let registry = soci_testkit::Registry::start().expect("docker-registry");
     let dst = format!("docker://{}/bench/create:1", registry.addr());
-    soci_testkit::skopeo_copy(&format!("oci:{}:bench", layout.display()), &dst).expect("skopeo copy");
+    soci_testkit::skopeo_copy(&format!("oci:{}:bench", layout.display()), &dst)
+        .expect("skopeo copy");
     let reg_ref = format!("{}/bench/create:1", registry.addr());
     let mut reg_args = args(&reg_ref);
     reg_args.insert(1, "--plain-http".into());
@@ -110,12 +127,30 @@ fn main() {
     let sum: Duration = times.iter().sum();
     let max = times.iter().max().copied().unwrap_or_default();
     let bound = max.max(sum / cores as u32);
-    println!("create benchmark: {} layers, {:.0} MB gzip, {:.0} MB tar, {} cores", layers.len(), total_gz as f64 / 1e6, total_bytes as f64 / 1e6, cores);
+    println!(
+        "create benchmark: {} layers, {:.0} MB gzip, {:.0} MB tar, {} cores",
+        layers.len(),
+        total_gz as f64 / 1e6,
+        total_bytes as f64 / 1e6,
+        cores
+    );
     for (l, t) in layers.iter().zip(&times) {
-        println!("  plain inflate {:<45} {:>6.2} s", l.file_name().unwrap().to_string_lossy(), t.as_secs_f64());
+        println!(
+            "  plain inflate {:<45} {:>6.2} s",
+            l.file_name().unwrap().to_string_lossy(),
+            t.as_secs_f64()
+        );
     }
-    println!("  sum of inflate times {:.2} s, largest {:.2} s, bound max(largest, sum/cores) {:.2} s", sum.as_secs_f64(), max.as_secs_f64(), bound.as_secs_f64());
-    for (what, t, rss) in [("from OCI layout", t_layout, rss_layout), ("from local registry", t_registry, rss_registry)] {
+    println!(
+        "  sum of inflate times {:.2} s, largest {:.2} s, bound max(largest, sum/cores) {:.2} s",
+        sum.as_secs_f64(),
+        max.as_secs_f64(),
+        bound.as_secs_f64()
+    );
+    for (what, t, rss) in [
+        ("from OCI layout", t_layout, rss_layout),
+        ("from local registry", t_registry, rss_registry),
+    ] {
         println!(
             "  soci create {:<20} wall {:>6.2} s = {:.2} x bound (target <= 1.15), peak RSS {:.1} MB",
             what,

@@ -21,10 +21,19 @@ fn main() -> anyhow::Result<()> {
     let mut cfg = StartupConfig::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     let mut it = args.iter().filter(|a| *a != "--bench");
     while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().ok_or_else(|| anyhow::anyhow!("{a} needs a value"));
+        let mut val = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("{a} needs a value"))
+        };
         match a.as_str() {
             "--images" => cfg.only = val()?.split(',').map(String::from).collect(),
-            "--profiles" => cfg.profiles = val()?.split(',').map(Profile::parse).collect::<anyhow::Result<_>>()?,
+            "--profiles" => {
+                cfg.profiles = val()?
+                    .split(',')
+                    .map(Profile::parse)
+                    .collect::<anyhow::Result<_>>()?
+            }
             "--no-sweep" => {
                 cfg.span_sweep.clear();
                 cfg.min_layer_sweep.clear();
@@ -35,7 +44,14 @@ fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unknown option {other}"),
         }
     }
-    cfg.command = format!("cargo bench --bench startup{}", if args.is_empty() { String::new() } else { format!(" -- {}", args.join(" ")) });
+    cfg.command = format!(
+        "cargo bench --bench startup{}",
+        if args.is_empty() {
+            String::new()
+        } else {
+            format!(" -- {}", args.join(" "))
+        }
+    );
     let r = soci_bench::startup(&cfg)?;
     println!("{}", soci_bench::report::text(&r));
     println!("results: {}/startup.{{json,svg,md}}", cfg.out_dir.display());

@@ -342,7 +342,9 @@ pub struct ZtocInfoArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(override_usage = "soci ztoc get-file ZTOC LAYER_BLOB PATH [-o FILE]\n       soci ztoc get-file ZTOC PATH --image SRC [-o FILE]")]
+#[command(
+    override_usage = "soci ztoc get-file ZTOC LAYER_BLOB PATH [-o FILE]\n       soci ztoc get-file ZTOC PATH --image SRC [-o FILE]"
+)]
 pub struct ZtocGetFileArgs {
     /// A zTOC file, or the digest of a zTOC in the local store.
     pub ztoc: String,
@@ -383,7 +385,9 @@ pub fn parse_span_size(s: &str) -> Result<u64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("`{s}` is not a size in bytes (e.g. 4194304 or 4MiB)"))?;
-    let v = v.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))?;
+    let v = v
+        .checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))?;
     if v == 0 {
         return Err("the span size must be greater than 0".into());
     }

@@ -40,7 +40,8 @@ impl LayerBar {
 impl BuildReporter for LayerBar {
     fn progress(&mut self, p: &BuildProgress) {
         self.bar.set_position(p.compressed_read);
-        self.bar.set_message(format!("{} spans, {} files", p.spans, p.files));
+        self.bar
+            .set_message(format!("{} spans, {} files", p.spans, p.files));
     }
 }
 
@@ -60,7 +61,12 @@ impl ImageProgress {
         if !show {
             multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
-        ImageProgress { multi, bars: Default::default(), show, chatty: !quiet && !json }
+        ImageProgress {
+            multi,
+            bars: Default::default(),
+            show,
+            chatty: !quiet && !json,
+        }
     }
 }
 
@@ -76,12 +82,17 @@ impl soci_image::Reporter for ImageProgress {
         }
         let bar = self.multi.add(ProgressBar::new(size));
         bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:25}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix} [{bar:25}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(short(layer_digest).to_string());
-        self.bars.lock().expect("progress lock").insert(layer_digest.to_string(), bar);
+        self.bars
+            .lock()
+            .expect("progress lock")
+            .insert(layer_digest.to_string(), bar);
     }
     fn layer_progress(&self, layer_digest: &str, p: &BuildProgress) {
         if let Some(bar) = self.bars.lock().expect("progress lock").get(layer_digest) {
@@ -90,7 +101,12 @@ impl soci_image::Reporter for ImageProgress {
         }
     }
     fn layer_done(&self, layer_digest: &str, outcome: &str) {
-        if let Some(bar) = self.bars.lock().expect("progress lock").remove(layer_digest) {
+        if let Some(bar) = self
+            .bars
+            .lock()
+            .expect("progress lock")
+            .remove(layer_digest)
+        {
             bar.finish_and_clear();
             self.multi.remove(&bar);
         }

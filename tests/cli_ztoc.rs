@@ -3,11 +3,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn soci(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_soci")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_soci"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/golden").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/golden")
+        .join(name)
 }
 
 fn s(p: &Path) -> &str {
@@ -25,14 +30,28 @@ fn assert_clean_error(out: &Output, what: &str) {
 
 fn build(dir: &Path, layer: &Path, span: &str) -> PathBuf {
     let out = dir.join("layer.ztoc");
-    let o = soci(&["ztoc", "build", "-q", "--span-size", span, "-o", s(&out), s(layer)]);
+    let o = soci(&[
+        "ztoc",
+        "build",
+        "-q",
+        "--span-size",
+        span,
+        "-o",
+        s(&out),
+        s(layer),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     out
 }
 
 /// Extracts `path` from the uncompressed golden tar with GNU tar: the oracle.
 fn tar_extract(tar: &Path, path: &str) -> Vec<u8> {
-    let o = Command::new("tar").arg("-xOf").arg(tar).arg(path).output().unwrap();
+    let o = Command::new("tar")
+        .arg("-xOf")
+        .arg(tar)
+        .arg(path)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "tar -xOf {path}");
     o.stdout
 }
@@ -40,7 +59,11 @@ fn tar_extract(tar: &Path, path: &str) -> Vec<u8> {
 #[test]
 fn get_file_matches_tar_for_every_regular_file() {
     let dir = tempfile::tempdir().unwrap();
-    for (layer, tar) in [("app.tar.gz", "app.tar"), ("edge-pax.tar.gz", "edge-pax.tar"), ("app.tar", "app.tar")] {
+    for (layer, tar) in [
+        ("app.tar.gz", "app.tar"),
+        ("edge-pax.tar.gz", "edge-pax.tar"),
+        ("app.tar", "app.tar"),
+    ] {
         let ztoc = build(dir.path(), &golden(layer), "64KiB");
         let info = soci(&["ztoc", "info", s(&ztoc)]);
         assert!(info.status.success());
@@ -52,8 +75,15 @@ fn get_file_matches_tar_for_every_regular_file() {
             }
             let name = f["filename"].as_str().unwrap();
             let out = soci(&["ztoc", "get-file", s(&ztoc), s(&golden(layer)), name]);
-            assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
-            assert!(out.stdout == tar_extract(&golden(tar), name), "{layer}: {name} differs from tar's");
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.stdout == tar_extract(&golden(tar), name),
+                "{layer}: {name} differs from tar's"
+            );
             n += 1;
         }
         assert!(n >= 3, "{layer}: only {n} files checked");
@@ -64,27 +94,59 @@ fn get_file_matches_tar_for_every_regular_file() {
 fn info_reports_reference_fields_and_span_stats() {
     let dir = tempfile::tempdir().unwrap();
     let ztoc = build(dir.path(), &golden("app.tar.gz"), "65536");
-    let v: serde_json::Value = serde_json::from_slice(&soci(&["ztoc", "info", s(&ztoc)]).stdout).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&soci(&["ztoc", "info", s(&ztoc)]).stdout).unwrap();
     assert_eq!(v["num_spans"], 5);
     assert_eq!(v["num_files"], 10);
     assert_eq!(v["span_size"], 65536);
     assert_eq!(v["compressed_archive_size"], 256546);
-    assert_eq!(v["span_compressed_bytes"]["total"].as_u64().unwrap() >= 256546 - 10, true);
+    assert_eq!(
+        v["span_compressed_bytes"]["total"].as_u64().unwrap() >= 256546 - 10,
+        true
+    );
     let files = v["files"].as_array().unwrap();
-    assert!(files.iter().all(|f| f["start_span"].as_u64() <= f["end_span"].as_u64()));
+    assert!(files
+        .iter()
+        .all(|f| f["start_span"].as_u64() <= f["end_span"].as_u64()));
 }
 
 #[test]
 fn get_file_to_output_file_and_missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let ztoc = build(dir.path(), &golden("app.tar.gz"), "65536");
-    let v: serde_json::Value = serde_json::from_slice(&soci(&["ztoc", "info", s(&ztoc)]).stdout).unwrap();
-    let name = v["files"].as_array().unwrap().iter().find(|f| f["type"] == "reg").unwrap()["filename"].as_str().unwrap().to_string();
+    let v: serde_json::Value =
+        serde_json::from_slice(&soci(&["ztoc", "info", s(&ztoc)]).stdout).unwrap();
+    let name = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["type"] == "reg")
+        .unwrap()["filename"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let out_file = dir.path().join("out.bin");
-    let o = soci(&["ztoc", "get-file", "-o", s(&out_file), s(&ztoc), s(&golden("app.tar.gz")), &name]);
+    let o = soci(&[
+        "ztoc",
+        "get-file",
+        "-o",
+        s(&out_file),
+        s(&ztoc),
+        s(&golden("app.tar.gz")),
+        &name,
+    ]);
     assert!(o.status.success());
-    assert_eq!(std::fs::read(&out_file).unwrap(), tar_extract(&golden("app.tar"), &name));
-    let o = soci(&["ztoc", "get-file", s(&ztoc), s(&golden("app.tar.gz")), "no/such/file"]);
+    assert_eq!(
+        std::fs::read(&out_file).unwrap(),
+        tar_extract(&golden("app.tar"), &name)
+    );
+    let o = soci(&[
+        "ztoc",
+        "get-file",
+        s(&ztoc),
+        s(&golden("app.tar.gz")),
+        "no/such/file",
+    ]);
     assert_clean_error(&o, "no/such/file");
 }
 
@@ -93,16 +155,32 @@ fn bad_layers_give_clear_errors_and_leave_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read(golden("app.tar.gz")).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("truncated.tar.gz", good[..good.len() / 2].to_vec(), "truncated"),
-        ("corrupt.tar.gz", {
-            let mut b = good.clone();
-            for x in &mut b[1000..1100] {
-                *x ^= 0x5a;
-            }
-            b
-        }, "corrupt.tar.gz"),
-        ("garbage.tar.gz", [good.clone(), b"trailing garbage".to_vec()].concat(), "garbage.tar.gz"),
-        ("zeros.tar.gz", [good.clone(), vec![0u8; 512]].concat(), "zeros.tar.gz"),
+        (
+            "truncated.tar.gz",
+            good[..good.len() / 2].to_vec(),
+            "truncated",
+        ),
+        (
+            "corrupt.tar.gz",
+            {
+                let mut b = good.clone();
+                for x in &mut b[1000..1100] {
+                    *x ^= 0x5a;
+                }
+                b
+            },
+            "corrupt.tar.gz",
+        ),
+        (
+            "garbage.tar.gz",
+            [good.clone(), b"trailing garbage".to_vec()].concat(),
+            "garbage.tar.gz",
+        ),
+        (
+            "zeros.tar.gz",
+            [good.clone(), vec![0u8; 512]].concat(),
+            "zeros.tar.gz",
+        ),
     ];
     for (name, bytes, what) in cases {
         let layer = dir.path().join(name);
@@ -111,7 +189,11 @@ fn bad_layers_give_clear_errors_and_leave_nothing() {
         let o = soci(&["ztoc", "build", "-q", "-o", s(&out), s(&layer)]);
         assert_clean_error(&o, what);
         assert!(!out.exists(), "{name}: no zTOC must be written");
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp")).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .collect();
         assert!(leftovers.is_empty(), "temporary files left behind");
     }
     // A tar with an entry type soci refuses (a PAX global header).
@@ -149,10 +231,19 @@ fn corrupted_ztoc_is_refused_by_info_and_get_file() {
         let bad = dir.path().join(format!("bad{i}.ztoc"));
         std::fs::write(&bad, v).unwrap();
         assert_clean_error(&soci(&["ztoc", "info", s(&bad)]), &format!("bad{i}.ztoc"));
-        assert_clean_error(&soci(&["ztoc", "get-file", s(&bad), s(&golden("app.tar.gz")), "x"]), &format!("bad{i}.ztoc"));
+        assert_clean_error(
+            &soci(&["ztoc", "get-file", s(&bad), s(&golden("app.tar.gz")), "x"]),
+            &format!("bad{i}.ztoc"),
+        );
     }
     // The right zTOC with the wrong layer.
-    let o = soci(&["ztoc", "get-file", s(&ztoc), s(&golden("edge-pax.tar.gz")), "x"]);
+    let o = soci(&[
+        "ztoc",
+        "get-file",
+        s(&ztoc),
+        s(&golden("edge-pax.tar.gz")),
+        "x",
+    ]);
     assert_clean_error(&o, "bytes");
 }
 

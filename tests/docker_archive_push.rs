@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn soci(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_soci")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_soci"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn example() -> PathBuf {
@@ -37,41 +40,101 @@ fn json(bytes: &[u8]) -> serde_json::Value {
 #[test]
 fn docker_archive_to_registry_is_compressed_indexed_and_deterministic() {
     let tmp = tempfile::tempdir().unwrap();
-    let reg = Registry::start().expect("install docker-registry (apt-get install -y docker-registry)");
+    let reg =
+        Registry::start().expect("install docker-registry (apt-get install -y docker-registry)");
     let archive = docker_archive(tmp.path());
     let src = format!("docker-archive:{}", archive.display());
     let mut digests = Vec::new();
     for (i, tag) in ["soci-a", "soci-b"].iter().enumerate() {
         let store = tmp.path().join(format!("store{i}"));
         let dst = format!("{}/example:{tag}", reg.addr());
-        let o = soci(&["--json", "create", &src, "--plain-http", "--min-layer-size", "0", "--store", store.to_str().unwrap(), "--dest", &dst]);
+        let o = soci(&[
+            "--json",
+            "create",
+            &src,
+            "--plain-http",
+            "--min-layer-size",
+            "0",
+            "--store",
+            store.to_str().unwrap(),
+            "--dest",
+            &dst,
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let v = json(&o.stdout);
-        digests.push(v["pushed"]["image_index"]["digest"].as_str().unwrap().to_string());
-        let o = soci(&["verify", "--plain-http", "--store", store.to_str().unwrap(), &dst]);
-        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+        digests.push(
+            v["pushed"]["image_index"]["digest"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        let o = soci(&[
+            "verify",
+            "--plain-http",
+            "--store",
+            store.to_str().unwrap(),
+            &dst,
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
     }
-    assert_eq!(digests[0], digests[1], "two independent runs push the same image index");
+    assert_eq!(
+        digests[0], digests[1],
+        "two independent runs push the same image index"
+    );
 
     // What landed: an OCI index → image manifest with gzip layers → each layer
     // decompresses to the archive's tar (its diff_id in the config).
     let dst = format!("docker://{}/example:soci-a", reg.addr());
     let index = json(&skopeo_inspect_raw(&dst).unwrap());
-    assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
     let image = &index["manifests"][0];
     assert!(image["annotations"]["com.amazon.soci.index-digest"].is_string());
     let layout = tmp.path().join("pulled");
-    skopeo(&["--insecure-policy", "copy", "--quiet", "--src-tls-verify=false", &format!("{dst}"), &format!("oci:{}:x", layout.display())]).unwrap();
-    let blob = |d: &str| std::fs::read(layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap();
+    skopeo(&[
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("{dst}"),
+        &format!("oci:{}:x", layout.display()),
+    ])
+    .unwrap();
+    let blob = |d: &str| {
+        std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
     let oci_index = json(&std::fs::read(layout.join("index.json")).unwrap());
     let manifest = json(&blob(oci_index["manifests"][0]["digest"].as_str().unwrap()));
     let config = json(&blob(manifest["config"]["digest"].as_str().unwrap()));
     let layers = manifest["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 2);
-    for (l, diff_id) in layers.iter().zip(config["rootfs"]["diff_ids"].as_array().unwrap()) {
-        assert_eq!(l["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    for (l, diff_id) in layers
+        .iter()
+        .zip(config["rootfs"]["diff_ids"].as_array().unwrap())
+    {
+        assert_eq!(
+            l["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
         let mut tar = Vec::new();
-        MultiGzDecoder::new(&blob(l["digest"].as_str().unwrap())[..]).read_to_end(&mut tar).unwrap();
-        assert_eq!(format!("sha256:{}", hex::encode(Sha256::digest(&tar))), diff_id.as_str().unwrap());
+        MultiGzDecoder::new(&blob(l["digest"].as_str().unwrap())[..])
+            .read_to_end(&mut tar)
+            .unwrap();
+        assert_eq!(
+            format!("sha256:{}", hex::encode(Sha256::digest(&tar))),
+            diff_id.as_str().unwrap()
+        );
     }
 }

@@ -10,7 +10,9 @@ use std::process::Command;
 
 fn write_blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
     let d = sha256(bytes);
-    let p = dir.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+    let p = dir
+        .join("blobs/sha256")
+        .join(d.trim_start_matches("sha256:"));
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, bytes).unwrap();
     (d, bytes.len())
@@ -18,7 +20,9 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
 
 /// An OCI layout with one gzip layer: small files around an 8 MiB one.
 fn big_layer_layout(dir: &Path, tar: &[u8]) {
-    let mut e = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::new(6));
+    let mut e = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::new(6));
     e.write_all(tar).unwrap();
     let gz = e.finish().unwrap();
     let (ld, ls) = write_blob(dir, &gz);
@@ -36,14 +40,26 @@ fn big_layer_layout(dir: &Path, tar: &[u8]) {
 }
 
 fn tar_x(tar: &Path, name: &str) -> Vec<u8> {
-    let o = Command::new("tar").arg("-xOf").arg(tar).arg(name).output().unwrap();
-    assert!(o.status.success(), "tar -xOf {name}: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("tar")
+        .arg("-xOf")
+        .arg(tar)
+        .arg(name)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "tar -xOf {name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     o.stdout
 }
 
 /// `fetched A of B bytes ...` from get-file's stderr: (A, B).
 fn fetched(stderr: &str) -> (u64, u64) {
-    let line = stderr.lines().find(|l| l.starts_with("fetched ")).unwrap_or_else(|| panic!("no fetched line: {stderr}"));
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("fetched "))
+        .unwrap_or_else(|| panic!("no fetched line: {stderr}"));
     let w: Vec<&str> = line.split_whitespace().collect();
     (w[1].parse().unwrap(), w[3].parse().unwrap())
 }
@@ -69,16 +85,53 @@ fn get_file_from_registry_fetches_a_fraction() {
     skopeo_copy(&format!("oci:{}:1", layout.display()), &docker(&r)).unwrap();
 
     let store = dir.path().join("store");
-    let c = soci_json(&["create", &r, "--plain-http", "--store", p(&store), "--min-layer-size", "0", "--span-size", "1MiB", "-q"]);
-    let ztoc = c["platforms"][0]["ztocs"][0]["ztoc"].as_str().unwrap().to_string();
-    let info: serde_json::Value = serde_json::from_str(&soci_ok(&["ztoc", "info", &ztoc, "--store", p(&store)])).unwrap();
-    assert!(info["num_spans"].as_u64().unwrap() >= 8, "{}", info["num_spans"]);
+    let c = soci_json(&[
+        "create",
+        &r,
+        "--plain-http",
+        "--store",
+        p(&store),
+        "--min-layer-size",
+        "0",
+        "--span-size",
+        "1MiB",
+        "-q",
+    ]);
+    let ztoc = c["platforms"][0]["ztocs"][0]["ztoc"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let info: serde_json::Value =
+        serde_json::from_str(&soci_ok(&["ztoc", "info", &ztoc, "--store", p(&store)])).unwrap();
+    assert!(
+        info["num_spans"].as_u64().unwrap() >= 8,
+        "{}",
+        info["num_spans"]
+    );
 
     let mut fractions = Vec::new();
-    for name in ["app/first.txt", "app/config/small.json", "app/last.txt", "app/big.bin"] {
-        let o = soci(&["ztoc", "get-file", &ztoc, name, "--image", &r, "--plain-http", "--store", p(&store)]);
+    for name in [
+        "app/first.txt",
+        "app/config/small.json",
+        "app/last.txt",
+        "app/big.bin",
+    ] {
+        let o = soci(&[
+            "ztoc",
+            "get-file",
+            &ztoc,
+            name,
+            "--image",
+            &r,
+            "--plain-http",
+            "--store",
+            p(&store),
+        ]);
         assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o));
-        assert!(o.stdout == tar_x(&tar_path, name), "{name}: bytes differ from tar's");
+        assert!(
+            o.stdout == tar_x(&tar_path, name),
+            "{name}: bytes differ from tar's"
+        );
         let (got, total) = fetched(&String::from_utf8_lossy(&o.stderr));
         fractions.push((name, got, total));
     }
@@ -88,17 +141,45 @@ fn get_file_from_registry_fetches_a_fraction() {
         assert!(*got > 0);
     }
     let (_, got, total) = fractions[3];
-    assert!(got * 10 > total * 9, "the big file needs nearly the whole layer: {got} of {total}");
+    assert!(
+        got * 10 > total * 9,
+        "the big file needs nearly the whole layer: {got} of {total}"
+    );
 
     // -o writes the file; --json reports what was fetched.
     let out = dir.path().join("small.json");
-    let v = soci_json(&["ztoc", "get-file", &ztoc, "app/config/small.json", "--image", &r, "--plain-http", "--store", p(&store), "-o", p(&out)]);
+    let v = soci_json(&[
+        "ztoc",
+        "get-file",
+        &ztoc,
+        "app/config/small.json",
+        "--image",
+        &r,
+        "--plain-http",
+        "--store",
+        p(&store),
+        "-o",
+        p(&out),
+    ]);
     assert_eq!(std::fs::read(&out).unwrap(), b"{\"small\": true}\n");
     assert_eq!(v["fetched"]["requests"], 1);
-    assert!(v["fetched"]["bytes"].as_u64().unwrap() < v["fetched"]["layer_size"].as_u64().unwrap() / 4, "{v}");
+    assert!(
+        v["fetched"]["bytes"].as_u64().unwrap() < v["fetched"]["layer_size"].as_u64().unwrap() / 4,
+        "{v}"
+    );
 
     // A name that is not in the layer: a clear error.
-    let o = soci(&["ztoc", "get-file", &ztoc, "app/missing", "--image", &r, "--plain-http", "--store", p(&store)]);
+    let o = soci(&[
+        "ztoc",
+        "get-file",
+        &ztoc,
+        "app/missing",
+        "--image",
+        &r,
+        "--plain-http",
+        "--store",
+        p(&store),
+    ]);
     assert_error(&o, "app/missing");
 }
 
@@ -109,16 +190,51 @@ fn get_file_from_a_multiplatform_image_any_platform() {
     let fx = soci_testkit::make_multiplatform_layout(&dir.path().join("mp"), "1");
     let r = push_fixture(&fx, &reg, "gfmp:1");
     let store = dir.path().join("store");
-    let c = soci_json(&["create", &r, "--all-platforms", "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"]);
+    let c = soci_json(&[
+        "create",
+        &r,
+        "--all-platforms",
+        "--plain-http",
+        "--store",
+        p(&store),
+        "--min-layer-size",
+        "0",
+        "-q",
+    ]);
     for (i, img) in fx.images.iter().enumerate() {
         let ztoc = c["platforms"][i]["ztocs"][0]["ztoc"].as_str().unwrap();
-        assert_eq!(c["platforms"][i]["ztocs"][0]["layer"], img.layers[0].digest.as_str());
+        assert_eq!(
+            c["platforms"][i]["ztocs"][0]["layer"],
+            img.layers[0].digest.as_str()
+        );
         let want = format!("hello from layer 1, seed {}\n", i + 1);
         // The zTOC's layer is found whatever the host platform.
-        let o = soci(&["ztoc", "get-file", ztoc, "etc/hello.txt", "--image", &r, "--plain-http", "--store", p(&store)]);
+        let o = soci(&[
+            "ztoc",
+            "get-file",
+            ztoc,
+            "etc/hello.txt",
+            "--image",
+            &r,
+            "--plain-http",
+            "--store",
+            p(&store),
+        ]);
         assert_eq!(o.status.code(), Some(0), "{}: {}", img.platform, text(&o));
         assert_eq!(String::from_utf8_lossy(&o.stdout), want);
-        let o = soci(&["ztoc", "get-file", ztoc, "etc/hello.txt", "--image", &r, "--platform", &img.platform, "--plain-http", "--store", p(&store)]);
+        let o = soci(&[
+            "ztoc",
+            "get-file",
+            ztoc,
+            "etc/hello.txt",
+            "--image",
+            &r,
+            "--platform",
+            &img.platform,
+            "--plain-http",
+            "--store",
+            p(&store),
+        ]);
         assert_eq!(o.status.code(), Some(0), "{}: {}", img.platform, text(&o));
         assert_eq!(String::from_utf8_lossy(&o.stdout), want);
     }

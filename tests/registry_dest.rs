@@ -5,7 +5,8 @@ use common::*;
 use serde_json::Value;
 
 fn layout_tag_digest(dir: &std::path::Path, tag: &str) -> String {
-    let index: Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     let e = index["manifests"]
         .as_array()
         .unwrap()
@@ -24,7 +25,14 @@ fn dest_other_repo_layout_and_convert_agree() {
     let img = &fx.images[0];
     let src = push_fixture(&fx, &reg, "src:1");
     let store = dir.path().join("store");
-    let common = ["--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"];
+    let common = [
+        "--plain-http",
+        "--store",
+        p(&store),
+        "--min-layer-size",
+        "0",
+        "-q",
+    ];
     let run = |args: &[&str]| {
         let mut a = args.to_vec();
         a.extend_from_slice(&common);
@@ -44,20 +52,31 @@ fn dest_other_repo_layout_and_convert_agree() {
     // Same SOCI-enabled index everywhere.
     let a = inspect_raw(&dst);
     assert_eq!(inspect_raw(&conv), a, "convert and create --dest differ");
-    assert_eq!(layout_tag_digest(&layout, "soci"), sha256(&a), "layout and registry differ");
+    assert_eq!(
+        layout_tag_digest(&layout, "soci"),
+        sha256(&a),
+        "layout and registry differ"
+    );
     let idx: Value = serde_json::from_slice(&a).unwrap();
     assert_eq!(idx["manifests"].as_array().unwrap().len(), 2);
     assert_eq!(idx["manifests"][1]["artifactType"], SOCI_V2);
 
     // The other repository got the image's blobs and the SOCI artifacts.
     for l in &img.layers {
-        assert!(blob_exists(&reg, "dst", &l.digest), "layer {} missing in dst", l.digest);
+        assert!(
+            blob_exists(&reg, "dst", &l.digest),
+            "layer {} missing in dst",
+            l.digest
+        );
     }
     assert!(blob_exists(&reg, "dst", &img.config.digest));
     let soci_raw = get_manifest(&reg, "dst", idx["manifests"][1]["digest"].as_str().unwrap());
     for z in check_soci_index(&soci_raw, SOCI_V2, &indexable_layers(img), 4 << 20) {
         get_blob(&reg, "dst", &z);
-        assert!(layout.join("blobs/sha256").join(z.trim_start_matches("sha256:")).is_file());
+        assert!(layout
+            .join("blobs/sha256")
+            .join(z.trim_start_matches("sha256:"))
+            .is_file());
     }
     // Both destinations verify; a second oci: dest run is idempotent.
     let empty = dir.path().join("empty");
@@ -78,16 +97,45 @@ fn registry_and_layout_give_the_same_index() {
     let dir = tempfile::tempdir().unwrap();
     let fx = soci_testkit::make_oci_layout(&dir.path().join("img"), "1.0");
     let r = push_fixture(&fx, &reg, "same:1");
-    let from_reg = soci_json(&["create", &r, "--plain-http", "--store", p(&dir.path().join("s1")), "--min-layer-size", "0", "-q"]);
-    let from_oci = soci_json(&["create", &fx.oci_ref(), "--store", p(&dir.path().join("s2")), "--min-layer-size", "0", "-q"]);
+    let from_reg = soci_json(&[
+        "create",
+        &r,
+        "--plain-http",
+        "--store",
+        p(&dir.path().join("s1")),
+        "--min-layer-size",
+        "0",
+        "-q",
+    ]);
+    let from_oci = soci_json(&[
+        "create",
+        &fx.oci_ref(),
+        "--store",
+        p(&dir.path().join("s2")),
+        "--min-layer-size",
+        "0",
+        "-q",
+    ]);
     let idx = |v: &Value| v["platforms"][0]["index"].as_str().unwrap().to_string();
     assert_eq!(from_reg["platforms"].as_array().unwrap().len(), 1);
     assert_eq!(idx(&from_reg), idx(&from_oci));
-    assert_eq!(from_reg["platforms"][0]["ztocs"], from_oci["platforms"][0]["ztocs"]);
-    assert_eq!(from_reg["platforms"][0]["manifest"], fx.images[0].manifest.digest.as_str());
+    assert_eq!(
+        from_reg["platforms"][0]["ztocs"],
+        from_oci["platforms"][0]["ztocs"]
+    );
+    assert_eq!(
+        from_reg["platforms"][0]["manifest"],
+        fx.images[0].manifest.digest.as_str()
+    );
     // Both stores hold it.
     for s in ["s1", "s2"] {
-        let l = soci_ok(&["index", "list", "--store", p(&dir.path().join(s)), "--digests-only"]);
+        let l = soci_ok(&[
+            "index",
+            "list",
+            "--store",
+            p(&dir.path().join(s)),
+            "--digests-only",
+        ]);
         assert!(l.contains(&idx(&from_reg)), "{s}: {l}");
     }
 }

@@ -9,8 +9,13 @@ fn entries(v: &Value) -> Vec<Value> {
 
 /// The SOCI entry for image entry `img` of the converted index, checked.
 fn soci_entry_for<'a>(ms: &'a [Value], img: &Value) -> &'a Value {
-    let d = img["annotations"][ANN_INDEX_DIGEST].as_str().unwrap_or_else(|| panic!("no index-digest on {img}"));
-    let e = ms.iter().find(|m| m["digest"] == d).unwrap_or_else(|| panic!("no entry for SOCI index {d}"));
+    let d = img["annotations"][ANN_INDEX_DIGEST]
+        .as_str()
+        .unwrap_or_else(|| panic!("no index-digest on {img}"));
+    let e = ms
+        .iter()
+        .find(|m| m["digest"] == d)
+        .unwrap_or_else(|| panic!("no entry for SOCI index {d}"));
     assert_eq!(e["artifactType"], SOCI_V2);
     assert_eq!(e["annotations"][ANN_MANIFEST_DIGEST], img["digest"]);
     e
@@ -27,7 +32,18 @@ fn all_platforms_then_one_platform() {
 
     // --all-platforms: both images indexed, attestation left alone.
     let r = push_fixture(&fx, &reg, "mp:all");
-    soci_ok(&["create", &r, "--push", "--all-platforms", "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"]);
+    soci_ok(&[
+        "create",
+        &r,
+        "--push",
+        "--all-platforms",
+        "--plain-http",
+        "--store",
+        p(&store),
+        "--min-layer-size",
+        "0",
+        "-q",
+    ]);
     let idx = inspect(&r);
     let ms = entries(&idx);
     assert_eq!(ms.len(), 5, "3 original entries + 2 SOCI indexes: {idx}");
@@ -37,11 +53,21 @@ fn all_platforms_then_one_platform() {
     assert_eq!(ms[1]["platform"]["variant"], "v8");
     assert_eq!(ms[2]["platform"]["architecture"], "unknown");
     assert!(ms[2]["annotations"].get(ANN_INDEX_DIGEST).is_none());
-    assert_eq!(ms[2]["digest"], fx.extra_manifests[0].digest.as_str(), "attestation manifest rewritten");
-    assert!(ms[3..].iter().all(|m| m["artifactType"] == SOCI_V2), "{idx}");
+    assert_eq!(
+        ms[2]["digest"],
+        fx.extra_manifests[0].digest.as_str(),
+        "attestation manifest rewritten"
+    );
+    assert!(
+        ms[3..].iter().all(|m| m["artifactType"] == SOCI_V2),
+        "{idx}"
+    );
     for (i, img) in [(0, amd), (1, arm)] {
         let e = soci_entry_for(&ms, &ms[i]);
-        assert_eq!(e["platform"]["architecture"], ms[i]["platform"]["architecture"]);
+        assert_eq!(
+            e["platform"]["architecture"],
+            ms[i]["platform"]["architecture"]
+        );
         let raw = get_manifest(&reg, "mp", e["digest"].as_str().unwrap());
         for z in check_soci_index(&raw, SOCI_V2, &indexable_layers(img), 4 << 20) {
             get_blob(&reg, "mp", &z);
@@ -50,20 +76,65 @@ fn all_platforms_then_one_platform() {
         let orig: Value = serde_json::from_slice(&img.manifest.bytes).unwrap();
         assert_eq!(m["layers"], orig["layers"]);
     }
-    let v = soci_ok(&["verify", &r, "--all-platforms", "--plain-http", "--store", p(&empty), "-q"]);
-    assert!(v.contains("verify: OK") && v.contains("linux/amd64") && v.contains("linux/arm64/v8"), "{v}");
+    let v = soci_ok(&[
+        "verify",
+        &r,
+        "--all-platforms",
+        "--plain-http",
+        "--store",
+        p(&empty),
+        "-q",
+    ]);
+    assert!(
+        v.contains("verify: OK") && v.contains("linux/amd64") && v.contains("linux/arm64/v8"),
+        "{v}"
+    );
     // Converting the SOCI-enabled index again changes nothing.
-    soci_ok(&["create", &r, "--push", "--all-platforms", "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"]);
-    assert_eq!(inspect(&r), idx, "re-converting --all-platforms is not idempotent");
+    soci_ok(&[
+        "create",
+        &r,
+        "--push",
+        "--all-platforms",
+        "--plain-http",
+        "--store",
+        p(&store),
+        "--min-layer-size",
+        "0",
+        "-q",
+    ]);
+    assert_eq!(
+        inspect(&r),
+        idx,
+        "re-converting --all-platforms is not idempotent"
+    );
 
     // --platform linux/arm64: only arm64 gets an index; amd64 stays as it was.
     let r = push_fixture(&fx, &reg, "mp:arm");
-    let out = soci_ok(&["create", &r, "--push", "--platform", "linux/arm64", "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"]);
-    assert!(!out.contains(&amd.layers[0].digest), "amd64 layers were processed: {out}");
+    let out = soci_ok(&[
+        "create",
+        &r,
+        "--push",
+        "--platform",
+        "linux/arm64",
+        "--plain-http",
+        "--store",
+        p(&store),
+        "--min-layer-size",
+        "0",
+        "-q",
+    ]);
+    assert!(
+        !out.contains(&amd.layers[0].digest),
+        "amd64 layers were processed: {out}"
+    );
     let idx = inspect(&r);
     let ms = entries(&idx);
     assert_eq!(ms.len(), 4, "{idx}");
-    assert_eq!(ms[0]["digest"], amd.manifest.digest.as_str(), "amd64 entry changed");
+    assert_eq!(
+        ms[0]["digest"],
+        amd.manifest.digest.as_str(),
+        "amd64 entry changed"
+    );
     assert!(ms[0]["annotations"].get(ANN_INDEX_DIGEST).is_none());
     assert_eq!(ms[0]["platform"]["architecture"], "amd64");
     assert_eq!(ms[2]["digest"], fx.extra_manifests[0].digest.as_str());
@@ -71,12 +142,37 @@ fn all_platforms_then_one_platform() {
     assert_eq!(ms[3], *e);
     // The SOCI entry carries the platform as given (containerd parses
     // `linux/arm64` without a variant); the image entry keeps its own.
-    assert_eq!(e["platform"], serde_json::json!({"architecture": "arm64", "os": "linux"}));
+    assert_eq!(
+        e["platform"],
+        serde_json::json!({"architecture": "arm64", "os": "linux"})
+    );
     assert_eq!(ms[1]["platform"]["variant"], "v8");
-    let v = soci_ok(&["verify", &r, "--platform", "linux/arm64", "--plain-http", "--store", p(&empty), "-q"]);
+    let v = soci_ok(&[
+        "verify",
+        &r,
+        "--platform",
+        "linux/arm64",
+        "--plain-http",
+        "--store",
+        p(&empty),
+        "-q",
+    ]);
     assert!(v.contains("verify: OK"), "{v}");
     // amd64 has no index: verify says so with exit code 3.
-    let o = soci(&["verify", &r, "--platform", "linux/amd64", "--plain-http", "--store", p(&empty), "-q"]);
+    let o = soci(&[
+        "verify",
+        &r,
+        "--platform",
+        "linux/amd64",
+        "--plain-http",
+        "--store",
+        p(&empty),
+        "-q",
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("no SOCI index found"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("no SOCI index found"),
+        "{}",
+        text(&o)
+    );
 }

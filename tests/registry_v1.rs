@@ -10,10 +10,24 @@ const SIG_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
 /// Puts a cosign-like signature of `subject` into the fallback tag index, as
 /// another tool would; returns the signature manifest's digest.
-fn push_foreign_referrer(reg: &Registry, repo: &str, subject: &soci_testkit::Blob, tag: &str) -> String {
-    let client = RegistryClient::new(&reg.host(), &RegistryOptions { plain_http: true, ..Default::default() }).unwrap();
+fn push_foreign_referrer(
+    reg: &Registry,
+    repo: &str,
+    subject: &soci_testkit::Blob,
+    tag: &str,
+) -> String {
+    let client = RegistryClient::new(
+        &reg.host(),
+        &RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let payload = br#"{"critical":{"type":"cosign container image signature"}}"#;
-    client.push_blob(repo, b"{}", soci_index::EMPTY_CONFIG_DIGEST).unwrap();
+    client
+        .push_blob(repo, b"{}", soci_index::EMPTY_CONFIG_DIGEST)
+        .unwrap();
     client.push_blob(repo, payload, &sha256(payload)).unwrap();
     let sig = json!({
         "schemaVersion": 2,
@@ -25,13 +39,17 @@ fn push_foreign_referrer(reg: &Registry, repo: &str, subject: &soci_testkit::Blo
     });
     let sig = serde_json::to_vec(&sig).unwrap();
     let sig_digest = sha256(&sig);
-    client.push_manifest(repo, &sig_digest, &sig, OCI_MANIFEST).unwrap();
+    client
+        .push_manifest(repo, &sig_digest, &sig, OCI_MANIFEST)
+        .unwrap();
     let index = json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
         "manifests": [{"mediaType": OCI_MANIFEST, "digest": sig_digest, "size": sig.len(), "artifactType": SIG_TYPE}],
     });
-    client.push_manifest(repo, tag, &serde_json::to_vec(&index).unwrap(), OCI_INDEX).unwrap();
+    client
+        .push_manifest(repo, tag, &serde_json::to_vec(&index).unwrap(), OCI_INDEX)
+        .unwrap();
     sig_digest
 }
 
@@ -42,11 +60,26 @@ fn create_push_v1_fallback_tag_keeps_foreign_referrers() {
     let fx = soci_testkit::make_oci_layout(&dir.path().join("img"), "1.0");
     let img = &fx.images[0];
     let r = push_fixture(&fx, &reg, "v1:1");
-    let ftag = format!("sha256-{}", img.manifest.digest.trim_start_matches("sha256:"));
+    let ftag = format!(
+        "sha256-{}",
+        img.manifest.digest.trim_start_matches("sha256:")
+    );
     let sig = push_foreign_referrer(&reg, "v1", &img.manifest, &ftag);
 
     let store = dir.path().join("store");
-    let args = ["create", "--index-version", "v1", &r, "--push", "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"];
+    let args = [
+        "create",
+        "--index-version",
+        "v1",
+        &r,
+        "--push",
+        "--plain-http",
+        "--store",
+        p(&store),
+        "--min-layer-size",
+        "0",
+        "-q",
+    ];
     let out = soci_ok(&args);
     assert!(out.contains(&format!("fallback tag {ftag}")), "{out}");
     // The image tag is untouched (v1 does not convert the image).
@@ -57,18 +90,28 @@ fn create_push_v1_fallback_tag_keeps_foreign_referrers() {
         assert_eq!(fb["mediaType"], OCI_INDEX);
         let ms = fb["manifests"].as_array().unwrap();
         assert_eq!(ms.len(), 2, "signature + SOCI index: {fb}");
-        assert_eq!(ms[0]["digest"], sig.as_str(), "the foreign referrer was dropped or moved: {fb}");
+        assert_eq!(
+            ms[0]["digest"],
+            sig.as_str(),
+            "the foreign referrer was dropped or moved: {fb}"
+        );
         assert_eq!(ms[0]["artifactType"], SIG_TYPE);
         let e = &ms[1];
         assert_eq!(e["artifactType"], SOCI_V1);
         assert_eq!(e["mediaType"], OCI_MANIFEST);
-        assert_eq!(e["annotations"]["com.amazon.soci.build-tool-identifier"], "AWS SOCI CLI v0.2");
+        assert_eq!(
+            e["annotations"]["com.amazon.soci.build-tool-identifier"],
+            "AWS SOCI CLI v0.2"
+        );
         let d = e["digest"].as_str().unwrap().to_string();
         let raw = get_manifest(&reg, "v1", &d);
         assert_eq!(raw.len() as u64, e["size"].as_u64().unwrap());
         let zs = check_soci_index(&raw, SOCI_V1, &indexable_layers(img), 4 << 20);
         let v: Value = serde_json::from_slice(&raw).unwrap();
-        assert_eq!(v["subject"], json!({"mediaType": OCI_MANIFEST, "digest": img.manifest.digest, "size": img.manifest.size()}));
+        assert_eq!(
+            v["subject"],
+            json!({"mediaType": OCI_MANIFEST, "digest": img.manifest.digest, "size": img.manifest.size()})
+        );
         for z in zs {
             get_blob(&reg, "v1", &z);
         }
@@ -76,14 +119,35 @@ fn create_push_v1_fallback_tag_keeps_foreign_referrers() {
     };
     let d1 = check();
     // Found through referrers, without the local store.
-    let v = soci_ok(&["verify", &r, "--plain-http", "--store", p(&dir.path().join("empty")), "-q"]);
-    assert!(v.contains("referrers (v1)") && v.contains(&d1) && v.contains("verify: OK"), "{v}");
+    let v = soci_ok(&[
+        "verify",
+        &r,
+        "--plain-http",
+        "--store",
+        p(&dir.path().join("empty")),
+        "-q",
+    ]);
+    assert!(
+        v.contains("referrers (v1)") && v.contains(&d1) && v.contains("verify: OK"),
+        "{v}"
+    );
     // Pushing again: no duplicate, the signature still first.
     let out = soci_ok(&args);
     assert_eq!(out.matches("(already exists)").count(), 3, "{out}");
     assert_eq!(check(), d1);
     // `soci push` from the store does the same without rebuilding.
-    let out = soci_ok(&["push", "--index-version", "v1", &r, "--plain-http", "--store", p(&store), "--min-layer-size", "0", "-q"]);
+    let out = soci_ok(&[
+        "push",
+        "--index-version",
+        "v1",
+        &r,
+        "--plain-http",
+        "--store",
+        p(&store),
+        "--min-layer-size",
+        "0",
+        "-q",
+    ]);
     assert!(out.contains(&d1), "{out}");
     assert_eq!(check(), d1);
 }

@@ -16,35 +16,86 @@ fn docker_archive_to_oci_layout() {
     let src = format!("docker-archive:{}", archive.display());
     // Indexed as it is (no destination): every layer of a docker save archive
     // is an uncompressed tar, so the zTOCs are tar zTOCs.
-    let out = soci_json(&["create", &src, "--min-layer-size", "0", "--span-size", "64KiB", "--store", p(&store), "-q"]);
+    let out = soci_json(&[
+        "create",
+        &src,
+        "--min-layer-size",
+        "0",
+        "--span-size",
+        "64KiB",
+        "--store",
+        p(&store),
+        "-q",
+    ]);
     let layers = out["layers"].as_array().unwrap();
     assert_eq!(layers.len(), tars.len());
     for (l, t) in layers.iter().zip(&tars) {
-        assert_eq!(l["digest"], sha256(t).as_str(), "layer digest is the tar's (diff id)");
+        assert_eq!(
+            l["digest"],
+            sha256(t).as_str(),
+            "layer digest is the tar's (diff id)"
+        );
         assert_eq!(l["status"], "built", "{l}");
     }
     for z in out["platforms"][0]["ztocs"].as_array().unwrap() {
-        let info: Value = serde_json::from_str(&soci_ok(&["ztoc", "info", z["ztoc"].as_str().unwrap(), "--store", p(&store)])).unwrap();
+        let info: Value = serde_json::from_str(&soci_ok(&[
+            "ztoc",
+            "info",
+            z["ztoc"].as_str().unwrap(),
+            "--store",
+            p(&store),
+        ]))
+        .unwrap();
         assert_eq!(info["compression"], "uncompressed", "{info}");
     }
     // With --dest the layers are gzipped deterministically first (what a
     // registry would get), then indexed: gzip zTOCs, layers that gunzip to the tars.
-    let out = soci_json(&["create", &src, "--min-layer-size", "0", "--span-size", "64KiB", "--dest", &dst, "--store", p(&store), "-q"]);
+    let out = soci_json(&[
+        "create",
+        &src,
+        "--min-layer-size",
+        "0",
+        "--span-size",
+        "64KiB",
+        "--dest",
+        &dst,
+        "--store",
+        p(&store),
+        "-q",
+    ]);
     let layers = out["layers"].as_array().unwrap();
     assert_eq!(layers.len(), tars.len());
     for (l, t) in layers.iter().zip(&tars) {
-        assert_eq!(l["media_type"], "application/vnd.oci.image.layer.v1.tar+gzip", "{l}");
-        let gz = std::fs::read(layout.join("blobs/sha256").join(l["digest"].as_str().unwrap().trim_start_matches("sha256:"))).unwrap();
+        assert_eq!(
+            l["media_type"], "application/vnd.oci.image.layer.v1.tar+gzip",
+            "{l}"
+        );
+        let gz = std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(l["digest"].as_str().unwrap().trim_start_matches("sha256:")),
+        )
+        .unwrap();
         let mut plain = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain).unwrap();
-        assert!(plain == *t, "layer {} does not gunzip to the archive's tar", l["digest"]);
+        assert!(
+            plain == *t,
+            "layer {} does not gunzip to the archive's tar",
+            l["digest"]
+        );
     }
     // The layout holds a SOCI-enabled image that verifies and skopeo reads.
     let raw = soci_testkit::skopeo(&["inspect", "--raw", &dst]).unwrap();
     let idx: Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(idx["mediaType"], OCI_INDEX);
     assert_eq!(idx["manifests"][1]["artifactType"], SOCI_V2);
-    let v = soci_ok(&["verify", &dst, "--store", p(&dir.path().join("empty")), "-q"]);
+    let v = soci_ok(&[
+        "verify",
+        &dst,
+        "--store",
+        p(&dir.path().join("empty")),
+        "-q",
+    ]);
     assert!(v.contains("verify: OK"), "{v}");
     assert_eq!(v.matches(": ok (").count(), tars.len(), "{v}");
 }
@@ -59,15 +110,44 @@ fn docker_archive_to_registry() {
     soci_testkit::make_docker_archive(&archive, &fx.images[0], "app:1.0", true);
     let dst = format!("{}/fromarchive:1", reg.host());
     let src = format!("docker-archive:{}", archive.display());
-    soci_ok(&["create", &src, "--min-layer-size", "0", "--dest", &dst, "--plain-http", "--store", p(&dir.path().join("s")), "-q"]);
-    let v = soci_ok(&["verify", &dst, "--plain-http", "--store", p(&dir.path().join("empty")), "-q"]);
+    soci_ok(&[
+        "create",
+        &src,
+        "--min-layer-size",
+        "0",
+        "--dest",
+        &dst,
+        "--plain-http",
+        "--store",
+        p(&dir.path().join("s")),
+        "-q",
+    ]);
+    let v = soci_ok(&[
+        "verify",
+        &dst,
+        "--plain-http",
+        "--store",
+        p(&dir.path().join("empty")),
+        "-q",
+    ]);
     assert!(v.contains("verify: OK"), "{v}");
     // skopeo can pull the image out again (its blobs are all there). Not
     // `--preserve-digests`: like Go soci, the converted manifest is OCI while
     // the layers keep their Docker media types, which skopeo rewrites for oci:.
     let copy = dir.path().join("copy");
-    soci_testkit::skopeo(&["--insecure-policy", "copy", "--quiet", "--src-tls-verify=false", &docker(&dst), &format!("oci:{}:x", copy.display())]).unwrap();
-    let m: Value = serde_json::from_slice(&soci_testkit::skopeo(&["inspect", "--raw", &format!("oci:{}:x", copy.display())]).unwrap()).unwrap();
+    soci_testkit::skopeo(&[
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &docker(&dst),
+        &format!("oci:{}:x", copy.display()),
+    ])
+    .unwrap();
+    let m: Value = serde_json::from_slice(
+        &soci_testkit::skopeo(&["inspect", "--raw", &format!("oci:{}:x", copy.display())]).unwrap(),
+    )
+    .unwrap();
     assert_eq!(m["layers"].as_array().unwrap().len(), 4, "{m}");
 }
 
@@ -84,28 +164,68 @@ fn errors_name_the_problem() {
     assert_error(&o, &missing);
     let o = soci(&["verify", &missing, "--plain-http", "--store", s, "-q"]);
     assert_error(&o, &missing);
-    let o = soci(&["create", &format!("oci:{}:x", dir.path().join("nolayout").display()), "--store", s, "-q"]);
+    let o = soci(&[
+        "create",
+        &format!("oci:{}:x", dir.path().join("nolayout").display()),
+        "--store",
+        s,
+        "-q",
+    ]);
     assert_error(&o, "nolayout");
 
     // Every layer below --min-layer-size (default 10 MiB).
     let fx = soci_testkit::make_oci_layout(&dir.path().join("img"), "1.0");
     let r = push_fixture(&fx, &reg, "small:1");
     let o = soci(&["create", &r, "--plain-http", "--store", s, "-q"]);
-    assert_error(&o, "no ztocs created, all layers either skipped or produced errors");
-    assert!(String::from_utf8_lossy(&o.stdout).is_empty() || !String::from_utf8_lossy(&o.stdout).contains("soci index"));
+    assert_error(
+        &o,
+        "no ztocs created, all layers either skipped or produced errors",
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).is_empty()
+            || !String::from_utf8_lossy(&o.stdout).contains("soci index")
+    );
     // ... and nothing was pushed.
     let o = soci(&["create", &r, "--push", "--plain-http", "--store", s, "-q"]);
     assert_error(&o, "no ztocs created");
     assert_eq!(inspect_raw(&r), fx.images[0].manifest.bytes);
 
     // --push needs a registry image.
-    let o = soci(&["create", &fx.oci_ref(), "--push", "--min-layer-size", "0", "--store", s, "-q"]);
+    let o = soci(&[
+        "create",
+        &fx.oci_ref(),
+        "--push",
+        "--min-layer-size",
+        "0",
+        "--store",
+        s,
+        "-q",
+    ]);
     assert_error(&o, "--push needs a registry image");
     // A v2 destination must be tagged.
-    let o = soci(&["create", &r, "--dest", &format!("{}/x@{}", reg.host(), fx.images[0].manifest.digest), "--plain-http", "--min-layer-size", "0", "--store", s, "-q"]);
+    let o = soci(&[
+        "create",
+        &r,
+        "--dest",
+        &format!("{}/x@{}", reg.host(), fx.images[0].manifest.digest),
+        "--plain-http",
+        "--min-layer-size",
+        "0",
+        "--store",
+        s,
+        "-q",
+    ]);
     assert_error(&o, "tagged ref");
     // With --json the error is JSON on stdout too.
-    let o = soci(&["--json", "create", &missing, "--plain-http", "--store", s, "-q"]);
+    let o = soci(&[
+        "--json",
+        "create",
+        &missing,
+        "--plain-http",
+        "--store",
+        s,
+        "-q",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["error"].as_str().unwrap().contains(&missing), "{v}");

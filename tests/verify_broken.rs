@@ -15,7 +15,13 @@ struct Pushed {
 
 /// Pushes a SOCI-enabled image at `repo:tag` whose SOCI index is `soci`
 /// (the rest as in `base`); returns the new SOCI index digest.
-fn push_variant(reg: &Registry, base: &Pushed, repo: &str, tag: &str, soci: &spec::Manifest) -> String {
+fn push_variant(
+    reg: &Registry,
+    base: &Pushed,
+    repo: &str,
+    tag: &str,
+    soci: &spec::Manifest,
+) -> String {
     let c = &base.client;
     let soci_raw = spec::to_go_json(soci);
     let sd = sha256(&soci_raw);
@@ -32,7 +38,8 @@ fn push_variant(reg: &Registry, base: &Pushed, repo: &str, tag: &str, soci: &spe
     idx["manifests"][1]["digest"] = sd.clone().into();
     idx["manifests"][1]["size"] = soci_raw.len().into();
     idx["manifests"][1]["annotations"][ANN_MANIFEST_DIGEST] = md.into();
-    c.push_manifest(repo, tag, &serde_json::to_vec(&idx).unwrap(), OCI_INDEX).unwrap();
+    c.push_manifest(repo, tag, &serde_json::to_vec(&idx).unwrap(), OCI_INDEX)
+        .unwrap();
     let _ = reg;
     sd
 }
@@ -46,12 +53,31 @@ fn verify_detects_wrong_ztocs() {
     let r = push_fixture(&fx, &reg, "bad:good");
     let store = dir.path().join("store");
     let empty = dir.path().join("empty");
-    soci_ok(&["create", &r, "--push", "--plain-http", "--store", p(&store), "--min-layer-size", "0", "--span-size", "64KiB", "-q"]);
+    soci_ok(&[
+        "create",
+        &r,
+        "--push",
+        "--plain-http",
+        "--store",
+        p(&store),
+        "--min-layer-size",
+        "0",
+        "--span-size",
+        "64KiB",
+        "-q",
+    ]);
     let index = inspect(&r);
     let md = index["manifests"][0]["digest"].as_str().unwrap();
     let sd = index["manifests"][1]["digest"].as_str().unwrap();
     let base = Pushed {
-        client: RegistryClient::new(&reg.host(), &RegistryOptions { plain_http: true, ..Default::default() }).unwrap(),
+        client: RegistryClient::new(
+            &reg.host(),
+            &RegistryOptions {
+                plain_http: true,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
         manifest: manifest_json(&reg, "bad", md),
         soci: serde_json::from_slice(&get_manifest(&reg, "bad", sd)).unwrap(),
         index: index.clone(),
@@ -69,18 +95,39 @@ fn verify_detects_wrong_ztocs() {
     (swapped.layers[1].digest, swapped.layers[1].size) = (a.digest, a.size);
     push_variant(&reg, &base, "bad", "swapped", &swapped);
     let swapped_ref = format!("{}/bad:swapped", reg.host());
-    let o = soci(&["verify", &swapped_ref, "--plain-http", "--store", p(&empty), "-q"]);
+    let o = soci(&[
+        "verify",
+        &swapped_ref,
+        "--plain-http",
+        "--store",
+        p(&empty),
+        "-q",
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     for l in &img.layers[..2] {
-        assert!(out.lines().any(|x| x.contains(&format!("layer {}", l.digest)) && x.contains("MISMATCH")), "layer {} not reported: {out}", l.digest);
+        assert!(
+            out.lines()
+                .any(|x| x.contains(&format!("layer {}", l.digest)) && x.contains("MISMATCH")),
+            "layer {} not reported: {out}",
+            l.digest
+        );
     }
     assert!(out.lines().any(|x| x.contains(&format!("layer {}", img.layers[2].digest)) && x.contains(": ok (")), "{out}");
     assert!(out.contains("verify: FAILED"), "{out}");
     // --json: parses, says which layers.
-    let o = soci(&["--json", "verify", &swapped_ref, "--plain-http", "--store", p(&empty), "-q"]);
+    let o = soci(&[
+        "--json",
+        "verify",
+        &swapped_ref,
+        "--plain-http",
+        "--store",
+        p(&empty),
+        "-q",
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let v: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
     assert_eq!(v["ok"], false);
     let layers = v["platforms"][0]["layers"].as_array().unwrap();
     let oks: Vec<bool> = layers.iter().map(|l| l["ok"].as_bool().unwrap()).collect();
@@ -91,14 +138,32 @@ fn verify_detects_wrong_ztocs() {
     let layer1 = dir.path().join("layer1.tar.gz");
     std::fs::write(&layer1, &img.layers[1].bytes).unwrap();
     let z = dir.path().join("l1.ztoc");
-    soci_ok(&["ztoc", "build", p(&layer1), "--span-size", "32KiB", "--build-tool-identifier", "AWS SOCI CLI v0.2", "-o", p(&z), "-q"]);
+    soci_ok(&[
+        "ztoc",
+        "build",
+        p(&layer1),
+        "--span-size",
+        "32KiB",
+        "--build-tool-identifier",
+        "AWS SOCI CLI v0.2",
+        "-o",
+        p(&z),
+        "-q",
+    ]);
     let zb = std::fs::read(&z).unwrap();
     base.client.push_blob("bad", &zb, &sha256(&zb)).unwrap();
     let mut span = base.soci.clone();
     span.layers[1].digest = sha256(&zb);
     span.layers[1].size = zb.len() as i64;
     push_variant(&reg, &base, "bad", "span", &span);
-    let o = soci(&["verify", &format!("{}/bad:span", reg.host()), "--plain-http", "--store", p(&empty), "-q"]);
+    let o = soci(&[
+        "verify",
+        &format!("{}/bad:span", reg.host()),
+        "--plain-http",
+        "--store",
+        p(&empty),
+        "-q",
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let bad: Vec<&str> = out.lines().filter(|x| x.contains("MISMATCH")).collect();
@@ -108,7 +173,14 @@ fn verify_detects_wrong_ztocs() {
 
     // 3. The good one still verifies (exit 0), as does the re-pushed copy.
     for t in ["good", "same"] {
-        let v = soci_ok(&["verify", &format!("{}/bad:{t}", reg.host()), "--plain-http", "--store", p(&empty), "-q"]);
+        let v = soci_ok(&[
+            "verify",
+            &format!("{}/bad:{t}", reg.host()),
+            "--plain-http",
+            "--store",
+            p(&empty),
+            "-q",
+        ]);
         assert!(v.contains("verify: OK"), "{t}: {v}");
     }
 }

@@ -15,7 +15,11 @@ pub fn data_dir() -> PathBuf {
 /// A deterministic gzip tar of system directories (those that exist), made once
 /// and cached as `name`; `None` when none of the directories exists.
 pub fn make_layer(name: &str, dirs: &[&str]) -> Option<PathBuf> {
-    let dirs: Vec<&str> = dirs.iter().copied().filter(|d| Path::new("/").join(d).is_dir()).collect();
+    let dirs: Vec<&str> = dirs
+        .iter()
+        .copied()
+        .filter(|d| Path::new("/").join(d).is_dir())
+        .collect();
     if dirs.is_empty() {
         return None;
     }
@@ -23,7 +27,11 @@ pub fn make_layer(name: &str, dirs: &[&str]) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    eprintln!("generating {} from /{} ...", path.display(), dirs.join(" /"));
+    eprintln!(
+        "generating {} from /{} ...",
+        path.display(),
+        dirs.join(" /")
+    );
     let tmp = path.with_extension("tmp");
     let script = format!(
         "tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --warning=no-file-changed \
@@ -31,7 +39,11 @@ pub fn make_layer(name: &str, dirs: &[&str]) -> Option<PathBuf> {
         dirs.join(" "),
         tmp.display()
     );
-    let st = Command::new("bash").arg("-c").arg(&script).status().unwrap();
+    let st = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .status()
+        .unwrap();
     assert!(st.success(), "could not generate the benchmark layer");
     std::fs::rename(&tmp, &path).unwrap();
     Some(path)
@@ -60,13 +72,19 @@ pub fn inflate(p: &Path) -> (Duration, u64) {
 /// process itself is still small.
 pub fn run_measured(cmd: &mut Command) -> (Duration, u64) {
     let t = Instant::now();
-    let child = cmd.stdout(std::process::Stdio::null()).spawn().expect("spawn");
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: the pid is our own child, pointers are to live locals.
     let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert!(r > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed");
+    assert!(
+        r > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed"
+    );
     (t.elapsed(), usage.ru_maxrss as u64)
 }
 

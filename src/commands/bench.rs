@@ -8,7 +8,11 @@ pub fn run(cmd: BenchCommand, g: &GlobalArgs) -> anyhow::Result<u8> {
     let mut cfg = StartupConfig::new(root);
     cfg.sources = a.src;
     cfg.traces = a.trace;
-    cfg.profiles = a.profiles.iter().map(|p| Profile::parse(p)).collect::<anyhow::Result<_>>()?;
+    cfg.profiles = a
+        .profiles
+        .iter()
+        .map(|p| Profile::parse(p))
+        .collect::<anyhow::Result<_>>()?;
     cfg.span_size = a.span_size;
     cfg.min_layer_size = a.min_layer_size;
     cfg.parallel = a.parallel;

@@ -1,5 +1,8 @@
 //! `soci create|convert|push|verify`: whole images.
-use crate::cli::{BuildArgs, ConvertArgs, CreateArgs, GlobalArgs, ImageArgs, IndexVersionArg, PushArgs, VerifyArgs};
+use crate::cli::{
+    BuildArgs, ConvertArgs, CreateArgs, GlobalArgs, ImageArgs, IndexVersionArg, PushArgs,
+    VerifyArgs,
+};
 use crate::output::print_json;
 use crate::progress::ImageProgress;
 use anyhow::{bail, Context, Result};
@@ -34,16 +37,25 @@ pub fn registry_options(a: &ImageArgs) -> Result<RegistryOptions> {
                 match STDIN_PASSWORD.get() {
                     Some(p) => password = p.clone(),
                     None => {
-                        std::io::stdin().read_to_string(&mut password).context("cannot read the password from stdin")?;
+                        std::io::stdin()
+                            .read_to_string(&mut password)
+                            .context("cannot read the password from stdin")?;
                         let _ = STDIN_PASSWORD.set(password.clone());
                     }
                 }
             }
-            Credentials::Basic { username: user.clone(), password: password.trim_end_matches(['\n', '\r']).to_string() }
+            Credentials::Basic {
+                username: user.clone(),
+                password: password.trim_end_matches(['\n', '\r']).to_string(),
+            }
         }
         None => Credentials::DockerConfig,
     };
-    Ok(RegistryOptions { credentials, plain_http: a.plain_http, tls_ca: a.tls_ca.clone() })
+    Ok(RegistryOptions {
+        credentials,
+        plain_http: a.plain_http,
+        tls_ca: a.tls_ca.clone(),
+    })
 }
 
 pub fn platform_choice(a: &ImageArgs) -> Result<PlatformChoice> {
@@ -56,13 +68,17 @@ pub fn platform_choice(a: &ImageArgs) -> Result<PlatformChoice> {
     let list = a
         .platform
         .iter()
-        .map(|p| p.parse().with_context(|| format!("invalid --platform {p:?}")))
+        .map(|p| {
+            p.parse()
+                .with_context(|| format!("invalid --platform {p:?}"))
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(PlatformChoice::List(list))
 }
 
 pub fn parse_ref(s: &str) -> Result<ImageRef> {
-    s.parse::<ImageRef>().with_context(|| format!("invalid image reference {s:?}"))
+    s.parse::<ImageRef>()
+        .with_context(|| format!("invalid image reference {s:?}"))
 }
 
 pub fn open(r: &ImageRef, a: &ImageArgs) -> Result<Box<dyn ImageSource>> {
@@ -70,7 +86,13 @@ pub fn open(r: &ImageRef, a: &ImageArgs) -> Result<Box<dyn ImageSource>> {
 }
 
 fn jobs(a: &ImageArgs) -> usize {
-    a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1)
+    a.jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
+        .max(1)
 }
 
 fn create_options(b: &BuildArgs, a: &ImageArgs, version: IndexVersion) -> Result<CreateOptions> {
@@ -131,7 +153,12 @@ fn print_created(c: &Created) {
         println!("{}", o.line(&d.digest));
     }
     for p in &c.platforms {
-        println!("soci index {} for {} ({})", p.index.descriptor.digest, p.image.descriptor.digest, platform_str(&p.image.platform));
+        println!(
+            "soci index {} for {} ({})",
+            p.index.descriptor.digest,
+            p.image.descriptor.digest,
+            platform_str(&p.image.platform)
+        );
     }
     for path in &c.prefetch_not_found {
         eprintln!("warning: prefetch file {path} not found in any layer");
@@ -166,7 +193,9 @@ fn run_create(
         },
         (None, false) => None,
     };
-    if let (Some(ImageRef::Registry { tag: None, .. }), IndexVersion::V2) = (&dest, opts.index_version) {
+    if let (Some(ImageRef::Registry { tag: None, .. }), IndexVersion::V2) =
+        (&dest, opts.index_version)
+    {
         bail!("the destination image must be a tagged ref of the form \"registry/repository:tag\"");
     }
     if let (Some(d), IndexVersion::V1) = (&dest, opts.index_version) {
@@ -181,25 +210,44 @@ fn run_create(
     // A docker archive holds plain-tar layers; what lands in a registry is
     // compressed, so index the compressed form we are about to push.
     let recompressed;
-    let source: &dyn ImageSource = if matches!(src, ImageRef::DockerArchive { .. }) && dest.is_some() {
-        reporter.message("compressing the archive's layers (gzip -6, deterministic) into the local store");
-        recompressed = soci_image::recompress::recompress(&*opened, &store)?;
-        &recompressed
-    } else {
-        &*opened
-    };
+    let source: &dyn ImageSource =
+        if matches!(src, ImageRef::DockerArchive { .. }) && dest.is_some() {
+            reporter.message(
+                "compressing the archive's layers (gzip -6, deterministic) into the local store",
+            );
+            recompressed = soci_image::recompress::recompress(&*opened, &store)?;
+            &recompressed
+        } else {
+            &*opened
+        };
     let created = create(source, &store, &opts, &reporter)?;
     let mut out = created_json(&created);
     if !global.json {
         print_created(&created);
     }
     if let Some(dest) = &dest {
-        let result = publish(&created, source, &store, dest, opts.index_version, &registry_options(image)?, &reporter)
-            .with_context(|| format!("cannot push to {dest}"))?;
+        let result = publish(
+            &created,
+            source,
+            &store,
+            dest,
+            opts.index_version,
+            &registry_options(image)?,
+            &reporter,
+        )
+        .with_context(|| format!("cannot push to {dest}"))?;
         if !global.json {
             match &result.image_index {
-                Some(d) => println!("pushed SOCI-enabled image {} ({})", result.destination, d.digest),
-                None => println!("pushed soci index(es) {} to {} ({})", result.soci_indexes.join(", "), result.destination, result.referrers.clone().unwrap_or_default()),
+                Some(d) => println!(
+                    "pushed SOCI-enabled image {} ({})",
+                    result.destination, d.digest
+                ),
+                None => println!(
+                    "pushed soci index(es) {} to {} ({})",
+                    result.soci_indexes.join(", "),
+                    result.destination,
+                    result.referrers.clone().unwrap_or_default()
+                ),
             }
         }
         out["pushed"] = serde_json::to_value(&result)?;
@@ -210,8 +258,14 @@ fn run_create(
             Some(d) => (open(d, image)?, d.clone()),
             None => (open(&src, image)?, src.clone()),
         };
-        let report = verify(&*vsource, Some(&store), &opts.platforms, opts.jobs, &reporter)
-            .with_context(|| format!("cannot verify {vref}"))?;
+        let report = verify(
+            &*vsource,
+            Some(&store),
+            &opts.platforms,
+            opts.jobs,
+            &reporter,
+        )
+        .with_context(|| format!("cannot verify {vref}"))?;
         if !global.json {
             print_verify(&report);
         }
@@ -228,7 +282,16 @@ fn run_create(
 
 pub fn create_cmd(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
     let opts = create_options(&a.build, &a.image, version(&a.build))?;
-    run_create(&a.source, a.dest.clone(), a.push, a.verify, opts, &a.image, global, false)
+    run_create(
+        &a.source,
+        a.dest.clone(),
+        a.push,
+        a.verify,
+        opts,
+        &a.image,
+        global,
+        false,
+    )
 }
 
 pub fn convert_cmd(a: ConvertArgs, global: &GlobalArgs) -> Result<u8> {
@@ -236,12 +299,30 @@ pub fn convert_cmd(a: ConvertArgs, global: &GlobalArgs) -> Result<u8> {
         bail!("convert makes index manifest v2; use `create --index-version v1 --push` for v1");
     }
     let opts = create_options(&a.build, &a.image, IndexVersion::V2)?;
-    run_create(&a.source, Some(a.dest.clone()), false, false, opts, &a.image, global, false)
+    run_create(
+        &a.source,
+        Some(a.dest.clone()),
+        false,
+        false,
+        opts,
+        &a.image,
+        global,
+        false,
+    )
 }
 
 pub fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
     let opts = create_options(&a.build, &a.image, version(&a.build))?;
-    run_create(&a.source, a.dest.clone(), true, false, opts, &a.image, global, true)
+    run_create(
+        &a.source,
+        a.dest.clone(),
+        true,
+        false,
+        opts,
+        &a.image,
+        global,
+        true,
+    )
 }
 
 fn print_verify(r: &VerifyReport) {
@@ -257,7 +338,14 @@ fn print_verify(r: &VerifyReport) {
             println!("  PROBLEM {problem}");
         }
         for l in &p.layers {
-            println!("  layer {} ztoc {}: {} ({} files, {} spans)", l.layer_digest, l.ztoc_digest, if l.ok { "ok" } else { "MISMATCH" }, l.files, l.spans);
+            println!(
+                "  layer {} ztoc {}: {} ({} files, {} spans)",
+                l.layer_digest,
+                l.ztoc_digest,
+                if l.ok { "ok" } else { "MISMATCH" },
+                l.files,
+                l.spans
+            );
             for problem in &l.problems {
                 println!("    {problem}");
             }
@@ -275,11 +363,21 @@ pub fn verify_cmd(a: VerifyArgs, global: &GlobalArgs) -> Result<u8> {
     let source = open(&src, &a.image)?;
     let store = open_store(a.image.store.as_deref()).ok();
     let reporter = ImageProgress::new(global.quiet, global.json);
-    let report = verify(&*source, store.as_ref(), &platform_choice(&a.image)?, jobs(&a.image), &reporter)?;
+    let report = verify(
+        &*source,
+        store.as_ref(),
+        &platform_choice(&a.image)?,
+        jobs(&a.image),
+        &reporter,
+    )?;
     if global.json {
         print_json(&serde_json::to_value(&report)?)?;
     } else {
         print_verify(&report);
     }
-    Ok(if report.ok { crate::exit::OK } else { crate::exit::VERIFY_FAILED })
+    Ok(if report.ok {
+        crate::exit::OK
+    } else {
+        crate::exit::VERIFY_FAILED
+    })
 }

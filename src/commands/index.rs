@@ -10,7 +10,10 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
     match cmd {
         IndexCommand::List(a) => {
             let store = open_store(a.store.as_deref())?;
-            let filter = IndexFilter { image_ref: a.image_ref.clone(), ..Default::default() };
+            let filter = IndexFilter {
+                image_ref: a.image_ref.clone(),
+                ..Default::default()
+            };
             let list = store.list_indexes(&filter)?;
             if global.json {
                 print_json(&serde_json::to_value(&list)?)?;
@@ -19,10 +22,17 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
                     println!("{}", r.digest);
                 }
             } else {
-                println!("{:<72} {:>8}  {:<40} {:<14} {:<8} CREATED", "DIGEST", "SIZE", "IMAGE REF", "PLATFORM", "VERSION");
+                println!(
+                    "{:<72} {:>8}  {:<40} {:<14} {:<8} CREATED",
+                    "DIGEST", "SIZE", "IMAGE REF", "PLATFORM", "VERSION"
+                );
                 for r in &list {
                     let platform = r.platform.as_ref().map(|p| {
-                        if p.variant.is_empty() { format!("{}/{}", p.os, p.architecture) } else { format!("{}/{}/{}", p.os, p.architecture, p.variant) }
+                        if p.variant.is_empty() {
+                            format!("{}/{}", p.os, p.architecture)
+                        } else {
+                            format!("{}/{}/{}", p.os, p.architecture, p.variant)
+                        }
                     });
                     println!(
                         "{:<72} {:>8}  {:<40} {:<14} {:<8} {}",
@@ -30,7 +40,9 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
                         r.size,
                         r.image_ref.as_deref().unwrap_or("-"),
                         platform.as_deref().unwrap_or("-"),
-                        r.manifest_version.map(|v| v.as_str().to_string()).unwrap_or_default(),
+                        r.manifest_version
+                            .map(|v| v.as_str().to_string())
+                            .unwrap_or_default(),
                         r.created_at
                     );
                 }
@@ -41,10 +53,21 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
             let store = open_store(a.store.as_deref())?;
             let recs = store.get_artifact(&a.digest)?;
             if recs.is_empty() {
-                bail!("no SOCI index {} in the local store {}", a.digest, store.dir().display());
+                bail!(
+                    "no SOCI index {} in the local store {}",
+                    a.digest,
+                    store.dir().display()
+                );
             }
-            if recs.iter().all(|r| r.kind != soci_index::store::ArtifactKind::Index) {
-                bail!("{} is not a SOCI index (it is a {}); use `soci ztoc info` for zTOCs", a.digest, recs[0].kind);
+            if recs
+                .iter()
+                .all(|r| r.kind != soci_index::store::ArtifactKind::Index)
+            {
+                bail!(
+                    "{} is not a SOCI index (it is a {}); use `soci ztoc info` for zTOCs",
+                    a.digest,
+                    recs[0].kind
+                );
             }
             let bytes = store.get_blob(&a.digest)?;
             let v: serde_json::Value = serde_json::from_slice(&bytes)?;

@@ -1,11 +1,14 @@
 //! `soci ztoc build|info|get-file` on local files.
 use super::image::open_store;
-use crate::cli::{CompressionArg, GlobalArgs, ZtocBuildArgs, ZtocCommand, ZtocGetFileArgs, ZtocInfoArgs, ZtocListArgs};
-use soci_index::store::{ArtifactKind, ArtifactRecord, ZtocFilter};
+use crate::cli::{
+    CompressionArg, GlobalArgs, ZtocBuildArgs, ZtocCommand, ZtocGetFileArgs, ZtocInfoArgs,
+    ZtocListArgs,
+};
 use crate::output::{print_json, write_atomic, write_stdout};
 use crate::progress::{self, LayerBar};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
+use soci_index::store::{ArtifactKind, ArtifactRecord, ZtocFilter};
 use soci_zinfo::Zinfo;
 use soci_ztoc::build::{build_ztoc, BuildOptions, LayerCompression};
 use soci_ztoc::{codec, Ztoc};
@@ -32,7 +35,9 @@ fn build(args: ZtocBuildArgs, global: &GlobalArgs) -> Result<u8> {
         CompressionArg::Tar => LayerCompression::Uncompressed,
         CompressionArg::Auto => {
             let mut head = [0u8; 2];
-            let n = file.read(&mut head).with_context(|| format!("cannot read {}", layer.display()))?;
+            let n = file
+                .read(&mut head)
+                .with_context(|| format!("cannot read {}", layer.display()))?;
             drop(file);
             file = std::fs::File::open(layer)?;
             LayerCompression::sniff(&head[..n])
@@ -42,7 +47,10 @@ fn build(args: ZtocBuildArgs, global: &GlobalArgs) -> Result<u8> {
     opts.span_size = args.span_size;
     opts.build_tool_identifier = args.build_tool_identifier.clone();
 
-    let label = layer.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let label = layer
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut bar = LayerBar::new(&label, size, progress::enabled(global.quiet));
     let built = build_ztoc(file, &opts, &mut bar)
         .with_context(|| format!("cannot build the zTOC of {}", layer.display()));
@@ -102,9 +110,12 @@ fn load_ztoc(arg: &str, store: Option<&Path>) -> Result<(Ztoc, Vec<u8>, Option<A
             .get_artifact(arg)?
             .into_iter()
             .find(|r| r.kind == ArtifactKind::Layer)
-            .ok_or_else(|| anyhow::anyhow!("no zTOC {arg} in the local store {}", store.dir().display()))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("no zTOC {arg} in the local store {}", store.dir().display())
+            })?;
         let bytes = store.get_blob(arg)?;
-        let ztoc = codec::decode(&bytes).with_context(|| format!("stored zTOC {arg} is not valid"))?;
+        let ztoc =
+            codec::decode(&bytes).with_context(|| format!("stored zTOC {arg} is not valid"))?;
         return Ok((ztoc, bytes, Some(rec)));
     }
     let (z, b) = read_ztoc(path)?;
@@ -114,7 +125,10 @@ fn load_ztoc(arg: &str, store: Option<&Path>) -> Result<(Ztoc, Vec<u8>, Option<A
 /// Entry point for `soci ztoc list`.
 fn list(args: ZtocListArgs, global: &GlobalArgs) -> Result<u8> {
     let store = open_store(args.store.as_deref())?;
-    let filter = ZtocFilter { layer_digest: args.layer_digest.clone(), ..Default::default() };
+    let filter = ZtocFilter {
+        layer_digest: args.layer_digest.clone(),
+        ..Default::default()
+    };
     let list = store.list_ztocs(&filter)?;
     if global.json {
         print_json(&serde_json::to_value(&list)?)?;
@@ -123,7 +137,10 @@ fn list(args: ZtocListArgs, global: &GlobalArgs) -> Result<u8> {
             println!("{}", r.digest);
         }
     } else {
-        println!("{:<72} {:>10}  {:<72} SPAN SIZE", "DIGEST", "SIZE", "LAYER DIGEST");
+        println!(
+            "{:<72} {:>10}  {:<72} SPAN SIZE",
+            "DIGEST", "SIZE", "LAYER DIGEST"
+        );
         for r in &list {
             println!(
                 "{:<72} {:>10}  {:<72} {}",
@@ -139,12 +156,19 @@ fn list(args: ZtocListArgs, global: &GlobalArgs) -> Result<u8> {
 
 /// Reads and decodes a zTOC file, with an error naming the file.
 fn read_ztoc(path: &Path) -> Result<(Ztoc, Vec<u8>)> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot open zTOC {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot open zTOC {}", path.display()))?;
     if meta.len() > MAX_ZTOC_SIZE {
-        bail!("{} is {} bytes, larger than any zTOC we accept ({MAX_ZTOC_SIZE})", path.display(), meta.len());
+        bail!(
+            "{} is {} bytes, larger than any zTOC we accept ({MAX_ZTOC_SIZE})",
+            path.display(),
+            meta.len()
+        );
     }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read zTOC {}", path.display()))?;
-    let ztoc = codec::decode(&bytes).with_context(|| format!("{} is not a valid zTOC", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read zTOC {}", path.display()))?;
+    let ztoc =
+        codec::decode(&bytes).with_context(|| format!("{} is not a valid zTOC", path.display()))?;
     Ok((ztoc, bytes))
 }
 
@@ -175,7 +199,9 @@ impl Stats {
 /// Entry point for `soci ztoc info`: the reference's JSON, plus span statistics.
 fn info(args: ZtocInfoArgs, _global: &GlobalArgs) -> Result<u8> {
     let (z, bytes, _) = load_ztoc(&args.ztoc, args.store.as_deref())?;
-    let zinfo = z.zinfo().with_context(|| format!("{}: invalid zinfo", args.ztoc))?;
+    let zinfo = z
+        .zinfo()
+        .with_context(|| format!("{}: invalid zinfo", args.ztoc))?;
     let span_size = match &zinfo {
         Zinfo::Gzip(g) => g.span_size,
         Zinfo::Tar(t) => t.span_size,
@@ -229,21 +255,29 @@ fn info(args: ZtocInfoArgs, _global: &GlobalArgs) -> Result<u8> {
 /// Entry point for `soci ztoc get-file`.
 fn get_file(args: ZtocGetFileArgs, global: &GlobalArgs) -> Result<u8> {
     let (z, _, record) = load_ztoc(&args.ztoc, args.image_args.store.as_deref())?;
-    let zinfo = z.zinfo().with_context(|| format!("{}: invalid zinfo", args.ztoc))?;
+    let zinfo = z
+        .zinfo()
+        .with_context(|| format!("{}: invalid zinfo", args.ztoc))?;
     let (layer_file, path) = match (args.rest.as_slice(), &args.image) {
         ([layer, path], None) => (Some(PathBuf::from(layer)), path.clone()),
         ([path], Some(_)) => (None, path.clone()),
-        ([_], None) => bail!("give the layer blob file before PATH, or --image SRC to read the layer from an image"),
+        ([_], None) => bail!(
+            "give the layer blob file before PATH, or --image SRC to read the layer from an image"
+        ),
         (_, Some(_)) => bail!("with --image give only the zTOC and PATH"),
         _ => bail!("give ZTOC LAYER_BLOB PATH"),
     };
     // Check the layer file matches before looking anything up in it.
     let blob = match &layer_file {
         Some(layer) => {
-            let blob = std::fs::File::open(layer).with_context(|| format!("cannot open layer {}", layer.display()))?;
+            let blob = std::fs::File::open(layer)
+                .with_context(|| format!("cannot open layer {}", layer.display()))?;
             let actual = blob.metadata()?.len();
             if actual != z.compressed_archive_size.max(0) as u64 {
-                bail!(soci_ztoc::extract::ExtractError::WrongLayerSize { expected: z.compressed_archive_size, actual });
+                bail!(soci_ztoc::extract::ExtractError::WrongLayerSize {
+                    expected: z.compressed_archive_size,
+                    actual
+                });
             }
             Some(blob)
         }
@@ -252,10 +286,9 @@ fn get_file(args: ZtocGetFileArgs, global: &GlobalArgs) -> Result<u8> {
     let entry = z.find_regular(path.as_bytes())?;
     let mut fetched = None;
     let data = match (layer_file, blob) {
-        (Some(layer), Some(mut blob)) => {
-            z.extract_entry(&zinfo, entry, &mut blob)
-                .with_context(|| format!("cannot extract {path:?} from {}", layer.display()))?
-        }
+        (Some(layer), Some(mut blob)) => z
+            .extract_entry(&zinfo, entry, &mut blob)
+            .with_context(|| format!("cannot extract {path:?} from {}", layer.display()))?,
         _ => {
             let image = args.image.as_deref().expect("checked above");
             let src = super::image::parse_ref(image)?;
@@ -283,13 +316,18 @@ fn get_file(args: ZtocGetFileArgs, global: &GlobalArgs) -> Result<u8> {
         Some(out) => {
             write_atomic(out, &data)?;
             if global.json {
-                print_json(&json!({"path": path, "output": out.display().to_string(), "size": data.len(), "fetched": fetched_json}))?;
+                print_json(
+                    &json!({"path": path, "output": out.display().to_string(), "size": data.len(), "fetched": fetched_json}),
+                )?;
             }
         }
         None => {
             write_stdout(&data)?;
             if global.json {
-                eprintln!("{}", json!({"path": path, "size": data.len(), "fetched": fetched_json}));
+                eprintln!(
+                    "{}",
+                    json!({"path": path, "size": data.len(), "fetched": fetched_json})
+                );
             }
         }
     }
@@ -314,7 +352,9 @@ fn find_layer(
     let layers = images.iter().flat_map(|m| m.manifest.layers.iter());
     let candidates: Vec<_> = match record.and_then(|r| r.layer_digest.clone()) {
         Some(d) => layers.filter(|l| l.digest == d).collect(),
-        None => layers.filter(|l| l.size == z.compressed_archive_size).collect(),
+        None => layers
+            .filter(|l| l.size == z.compressed_archive_size)
+            .collect(),
     };
     match candidates.as_slice() {
         [one, ..] if candidates.iter().all(|c| c.digest == one.digest) => Ok((*one).clone()),

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 pub use soci_testkit::{skopeo_copy, skopeo_copy_all, skopeo_inspect_raw, Registry};
 
-pub const ZSTD_SKIP: &str = "is compressed in an unsupported format. expect: [tar, gzip, unknown] but got \"zstd\"";
+pub const ZSTD_SKIP: &str =
+    "is compressed in an unsupported format. expect: [tar, gzip, unknown] but got \"zstd\"";
 pub const SOCI_V1: &str = "application/vnd.amazon.soci.index.v1+json";
 pub const SOCI_V2: &str = "application/vnd.amazon.soci.index.v2+json";
 pub const ANN_INDEX_DIGEST: &str = "com.amazon.soci.index-digest";
@@ -43,7 +44,13 @@ pub fn text(o: &Output) -> String {
 /// Runs `soci ARGS`, asserts exit 0, returns stdout.
 pub fn soci_ok(args: &[&str]) -> String {
     let o = soci(args);
-    assert_eq!(o.status.code(), Some(0), "soci {}: {}", args.join(" "), text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "soci {}: {}",
+        args.join(" "),
+        text(&o)
+    );
     String::from_utf8(o.stdout).unwrap()
 }
 
@@ -52,7 +59,8 @@ pub fn soci_json(args: &[&str]) -> Value {
     let mut a = vec!["--json"];
     a.extend_from_slice(args);
     let out = soci_ok(&a);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("soci {}: not JSON ({e}): {out}", args.join(" ")))
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("soci {}: not JSON ({e}): {out}", args.join(" ")))
 }
 
 /// An error: exit 1, one `soci: ...` line that mentions `what`, no panic.
@@ -60,7 +68,11 @@ pub fn assert_error(o: &Output, what: &str) {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{}", text(o));
     assert!(err.starts_with("soci: "), "{}", text(o));
-    assert!(err.contains(what), "stderr should mention {what:?}: {}", text(o));
+    assert!(
+        err.contains(what),
+        "stderr should mention {what:?}: {}",
+        text(o)
+    );
     assert!(!err.contains("panicked"), "{}", text(o));
 }
 
@@ -76,7 +88,8 @@ pub fn docker(r: &str) -> String {
 /// The manifest/index at `reference` (`HOST/REPO:TAG` or `HOST/REPO@DIGEST`),
 /// raw, read by skopeo (an independent client).
 pub fn inspect_raw(reference: &str) -> Vec<u8> {
-    skopeo_inspect_raw(&docker(reference)).unwrap_or_else(|e| panic!("skopeo inspect {reference}: {e}"))
+    skopeo_inspect_raw(&docker(reference))
+        .unwrap_or_else(|e| panic!("skopeo inspect {reference}: {e}"))
 }
 
 pub fn inspect(reference: &str) -> Value {
@@ -100,7 +113,10 @@ pub fn http(reg: &Registry, method: &str, path: &str) -> (u16, Vec<u8>) {
     .unwrap();
     let mut all = Vec::new();
     s.read_to_end(&mut all).unwrap();
-    let split = all.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP header end");
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP header end");
     let head = String::from_utf8_lossy(&all[..split]).to_string();
     let status = head[9..12].parse().unwrap();
     (status, all[split + 4..].to_vec())
@@ -121,7 +137,12 @@ pub fn blob_exists(reg: &Registry, repo: &str, digest: &str) -> bool {
 /// A manifest of `repo` by digest or tag, raw.
 pub fn get_manifest(reg: &Registry, repo: &str, reference: &str) -> Vec<u8> {
     let (status, body) = http(reg, "GET", &format!("/v2/{repo}/manifests/{reference}"));
-    assert_eq!(status, 200, "GET manifest {repo}:{reference}: {}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        200,
+        "GET manifest {repo}:{reference}: {}",
+        String::from_utf8_lossy(&body)
+    );
     if reference.starts_with("sha256:") {
         assert_eq!(sha256(&body), reference);
     }
@@ -146,28 +167,56 @@ pub fn push_fixture(fx: &soci_testkit::Fixture, reg: &Registry, repo_tag: &str) 
 /// Checks one SOCI index manifest (raw bytes): Go-canonical, the expected
 /// version, zTOC descriptors for `layers` (digest, media type) in this order,
 /// each with span size `span`; returns the zTOC digests.
-pub fn check_soci_index(raw: &[u8], version: &str, layers: &[(&str, &str)], span: u64) -> Vec<String> {
+pub fn check_soci_index(
+    raw: &[u8],
+    version: &str,
+    layers: &[(&str, &str)],
+    span: u64,
+) -> Vec<String> {
     let parsed = soci_index::parse_index_manifest(raw).expect("SOCI index parses");
-    assert!(parsed.go_canonical, "SOCI index is not Go-canonical: {}", String::from_utf8_lossy(raw));
+    assert!(
+        parsed.go_canonical,
+        "SOCI index is not Go-canonical: {}",
+        String::from_utf8_lossy(raw)
+    );
     let v: Value = serde_json::from_slice(raw).unwrap();
     assert_eq!(v["mediaType"], OCI_MANIFEST);
     assert_eq!(v["config"]["mediaType"], version);
     assert_eq!(v["config"]["digest"], soci_index::EMPTY_CONFIG_DIGEST);
     assert!(v.get("artifactType").is_none());
-    assert_eq!(v["annotations"]["com.amazon.soci.build-tool-identifier"], "AWS SOCI CLI v0.2");
-    let zs: Vec<&Value> = v["layers"].as_array().unwrap().iter().filter(|d| d["mediaType"] == "application/octet-stream").collect();
+    assert_eq!(
+        v["annotations"]["com.amazon.soci.build-tool-identifier"],
+        "AWS SOCI CLI v0.2"
+    );
+    let zs: Vec<&Value> = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["mediaType"] == "application/octet-stream")
+        .collect();
     let got: Vec<(&str, &str)> = zs
         .iter()
-        .map(|d| (d["annotations"][ANN_LAYER_DIGEST].as_str().unwrap(), d["annotations"][ANN_LAYER_MT].as_str().unwrap()))
+        .map(|d| {
+            (
+                d["annotations"][ANN_LAYER_DIGEST].as_str().unwrap(),
+                d["annotations"][ANN_LAYER_MT].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(got, layers, "zTOC descriptors of the SOCI index");
     for d in &zs {
         assert_eq!(d["annotations"][ANN_SPAN_SIZE], span.to_string());
     }
-    zs.iter().map(|d| d["digest"].as_str().unwrap().to_string()).collect()
+    zs.iter()
+        .map(|d| d["digest"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// The `(digest, mediaType)` of the image layers soci indexes (not zstd).
 pub fn indexable_layers(img: &soci_testkit::FixtureImage) -> Vec<(&str, &str)> {
-    img.layers.iter().filter(|l| !l.media_type.ends_with("+zstd")).map(|l| (l.digest.as_str(), l.media_type.as_str())).collect()
+    img.layers
+        .iter()
+        .filter(|l| !l.media_type.ends_with("+zstd"))
+        .map(|l| (l.digest.as_str(), l.media_type.as_str()))
+        .collect()
 }

@@ -8,7 +8,10 @@
 use crate::layers::{plan_layer, LayerKind, LayerPlan};
 use crate::Reporter;
 use anyhow::{anyhow, bail, Context, Result};
-use soci_index::manifest::{build_index_manifest, disable_xattrs_applies, is_xattr_record_key, BuiltIndex, IndexVersion, PrefetchRecord, ZtocRecord};
+use soci_index::manifest::{
+    build_index_manifest, disable_xattrs_applies, is_xattr_record_key, BuiltIndex, IndexVersion,
+    PrefetchRecord, ZtocRecord,
+};
 use soci_index::prefetch::{plan_prefetch, PrefetchLayer};
 use soci_index::store::{IndexEntry, Store};
 use soci_oci::source::{select_manifests, ImageManifest, ImageSource, PlatformChoice};
@@ -48,7 +51,9 @@ impl Default for CreateOptions {
             prefetch_paths: Vec::new(),
             force: false,
             index_version: IndexVersion::V2,
-            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             build_tool_identifier: soci_index::DEFAULT_BUILD_TOOL_IDENTIFIER.to_string(),
             platforms: PlatformChoice::Host,
             require_stored: false,
@@ -59,9 +64,17 @@ impl Default for CreateOptions {
 /// What happened to one layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayerOutcome {
-    Built { ztoc: ZtocRecord, files: usize, spans: usize },
-    Reused { ztoc: ZtocRecord },
-    Skipped { reason: String },
+    Built {
+        ztoc: ZtocRecord,
+        files: usize,
+        spans: usize,
+    },
+    Reused {
+        ztoc: ZtocRecord,
+    },
+    Skipped {
+        reason: String,
+    },
 }
 
 impl LayerOutcome {
@@ -74,8 +87,13 @@ impl LayerOutcome {
     /// The reference's line for this layer.
     pub fn line(&self, layer: &str) -> String {
         match self {
-            LayerOutcome::Built { ztoc, .. } => format!("layer {layer} -> ztoc {}", ztoc.ztoc_digest),
-            LayerOutcome::Reused { ztoc } => format!("layer {layer} -> ztoc {} (already exists)", ztoc.ztoc_digest),
+            LayerOutcome::Built { ztoc, .. } => {
+                format!("layer {layer} -> ztoc {}", ztoc.ztoc_digest)
+            }
+            LayerOutcome::Reused { ztoc } => format!(
+                "layer {layer} -> ztoc {} (already exists)",
+                ztoc.ztoc_digest
+            ),
             LayerOutcome::Skipped { reason } => reason.clone(),
         }
     }
@@ -151,7 +169,9 @@ fn index_layer(
         );
     }
     reporter.layer_start(&layer.digest, layer.size.max(0) as u64);
-    let reader = source.open_blob(layer).with_context(|| format!("cannot read layer {}", layer.digest))?;
+    let reader = source
+        .open_blob(layer)
+        .with_context(|| format!("cannot read layer {}", layer.digest))?;
     let mut bo = BuildOptions::new(match kind {
         LayerKind::Gzip => LayerCompression::Gzip,
         _ => LayerCompression::Uncompressed,
@@ -160,12 +180,22 @@ fn index_layer(
     bo.build_tool_identifier = opts.build_tool_identifier.clone();
     bo.expected_digest = Some(layer.digest.clone());
     bo.expected_size = Some(layer.size.max(0) as u64);
-    let built = build_ztoc(reader, &bo, &mut Progress { reporter, digest: &layer.digest })
-        .with_context(|| format!("cannot build the zTOC of layer {}", layer.digest))?;
+    let built = build_ztoc(
+        reader,
+        &bo,
+        &mut Progress {
+            reporter,
+            digest: &layer.digest,
+        },
+    )
+    .with_context(|| format!("cannot build the zTOC of layer {}", layer.digest))?;
     let bytes = codec::encode(&built.ztoc);
     let blob = store.put_blob(&bytes).context("cannot store the zTOC")?;
     let applies = disable_xattrs_applies(built.ztoc.toc.entries.iter().map(|e| {
-        (e.name.as_slice(), e.pax_records.iter().any(|(k, _)| is_xattr_record_key(k)))
+        (
+            e.name.as_slice(),
+            e.pax_records.iter().any(|(k, _)| is_xattr_record_key(k)),
+        )
     }));
     let ztoc = ZtocRecord {
         ztoc_digest: blob.digest,
@@ -185,10 +215,15 @@ fn index_layer(
 
 /// Runs `work` over `items` on up to `jobs` threads; stops handing out new items
 /// after the first error, which is returned.
-fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    work: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<R>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<R>>>> =
+        Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..jobs.clamp(1, items.len().max(1)) {
             s.spawn(|| loop {
@@ -203,7 +238,9 @@ fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(&T) -> Res
                 if r.is_err() {
                     failed.store(true, Ordering::Relaxed);
                 }
-                results.lock().expect("no worker panics while holding the lock")[i] = Some(r);
+                results
+                    .lock()
+                    .expect("no worker panics while holding the lock")[i] = Some(r);
             });
         }
     });
@@ -224,7 +261,12 @@ fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(&T) -> Res
 
 /// Builds the zTOCs and SOCI indexes of `source` for the chosen platforms into
 /// `store`. Nothing is pushed.
-pub fn create(source: &dyn ImageSource, store: &Store, opts: &CreateOptions, reporter: &dyn Reporter) -> Result<Created> {
+pub fn create(
+    source: &dyn ImageSource,
+    store: &Store,
+    opts: &CreateOptions,
+    reporter: &dyn Reporter,
+) -> Result<Created> {
     if opts.span_size == 0 {
         bail!("the span size must be greater than 0");
     }
@@ -242,18 +284,27 @@ pub fn create(source: &dyn ImageSource, store: &Store, opts: &CreateOptions, rep
     }
     let plans: Vec<(Descriptor, LayerPlan)> = layers
         .iter()
-        .map(|l| plan_layer(l, opts.min_layer_size).map(|p| (l.clone(), p)).map_err(|e| anyhow!(e)))
+        .map(|l| {
+            plan_layer(l, opts.min_layer_size)
+                .map(|p| (l.clone(), p))
+                .map_err(|e| anyhow!(e))
+        })
         .collect::<Result<_>>()?;
     let outcomes = parallel(&plans, opts.jobs, |(layer, plan)| {
         let outcome = match plan {
-            LayerPlan::Skip(reason) => LayerOutcome::Skipped { reason: reason.clone() },
+            LayerPlan::Skip(reason) => LayerOutcome::Skipped {
+                reason: reason.clone(),
+            },
             LayerPlan::Index(kind) => index_layer(source, store, layer, *kind, opts, reporter)?,
         };
         reporter.layer_done(&layer.digest, &outcome.line(&layer.digest));
         Ok(outcome)
     })?;
-    let by_digest: HashMap<&str, &LayerOutcome> =
-        layers.iter().map(|l| l.digest.as_str()).zip(outcomes.iter()).collect();
+    let by_digest: HashMap<&str, &LayerOutcome> = layers
+        .iter()
+        .map(|l| l.digest.as_str())
+        .zip(outcomes.iter())
+        .collect();
 
     let mut platforms = Vec::new();
     let mut skipped_platforms = Vec::new();
@@ -263,7 +314,12 @@ pub fn create(source: &dyn ImageSource, store: &Store, opts: &CreateOptions, rep
             .manifest
             .layers
             .iter()
-            .filter_map(|l| by_digest.get(l.digest.as_str()).and_then(|o| o.ztoc()).cloned())
+            .filter_map(|l| {
+                by_digest
+                    .get(l.digest.as_str())
+                    .and_then(|o| o.ztoc())
+                    .cloned()
+            })
             .map(|mut z| {
                 z.disable_xattrs = opts.xattr_optimization && z.disable_xattrs;
                 z
@@ -282,7 +338,13 @@ pub fn create(source: &dyn ImageSource, store: &Store, opts: &CreateOptions, rep
             IndexVersion::V1 => Some(img.descriptor.clone()),
             IndexVersion::V2 => None,
         };
-        let index = build_index_manifest(opts.index_version, &ztocs, &prefetches, subject, &opts.build_tool_identifier)?;
+        let index = build_index_manifest(
+            opts.index_version,
+            &ztocs,
+            &prefetches,
+            subject,
+            &opts.build_tool_identifier,
+        )?;
         store.put_blob_expecting(&index.bytes, &index.descriptor.digest)?;
         store.record_index(&IndexEntry {
             digest: index.descriptor.digest.clone(),
@@ -293,7 +355,12 @@ pub fn create(source: &dyn ImageSource, store: &Store, opts: &CreateOptions, rep
             manifest_digest: img.descriptor.digest.clone(),
             platform: Some(img.platform.clone()),
         })?;
-        platforms.push(PlatformIndexBuilt { image: img, index, ztocs, prefetches });
+        platforms.push(PlatformIndexBuilt {
+            image: img,
+            index,
+            ztocs,
+            prefetches,
+        });
     }
     if platforms.is_empty() {
         bail!("no ztocs created, all layers either skipped or produced errors");
@@ -323,7 +390,8 @@ fn prefetch_for(
     let mut decoded = Vec::new();
     for z in ztocs {
         let bytes = store.get_blob(&z.ztoc_digest)?;
-        let ztoc = codec::decode(&bytes).with_context(|| format!("stored zTOC {} is invalid", z.ztoc_digest))?;
+        let ztoc = codec::decode(&bytes)
+            .with_context(|| format!("stored zTOC {} is invalid", z.ztoc_digest))?;
         let zinfo = ztoc.zinfo()?;
         decoded.push((z.layer_digest.clone(), ztoc, zinfo));
     }
@@ -333,26 +401,42 @@ fn prefetch_for(
             z.toc
                 .entries
                 .iter()
-                .map(|e| (e.name.as_slice(), e.uncompressed_offset.max(0) as u64, e.uncompressed_size.max(0) as u64))
+                .map(|e| {
+                    (
+                        e.name.as_slice(),
+                        e.uncompressed_offset.max(0) as u64,
+                        e.uncompressed_size.max(0) as u64,
+                    )
+                })
                 .collect()
         })
         .collect();
-    let span_fns: Vec<Box<dyn Fn(u64) -> u64 + '_>> =
-        decoded.iter().map(|(_, _, zi)| Box::new(move |off| zi.span_of(off)) as Box<dyn Fn(u64) -> u64>).collect();
+    let span_fns: Vec<Box<dyn Fn(u64) -> u64 + '_>> = decoded
+        .iter()
+        .map(|(_, _, zi)| Box::new(move |off| zi.span_of(off)) as Box<dyn Fn(u64) -> u64>)
+        .collect();
     // Image order of the layers (bottom first), as the planner expects.
     let layers: Vec<PrefetchLayer> = img
         .manifest
         .layers
         .iter()
         .filter_map(|l| decoded.iter().position(|(d, _, _)| *d == l.digest))
-        .map(|i| PrefetchLayer { layer_digest: &decoded[i].0, files: &files[i], span_of: &*span_fns[i] })
+        .map(|i| PrefetchLayer {
+            layer_digest: &decoded[i].0,
+            files: &files[i],
+            span_of: &*span_fns[i],
+        })
         .collect();
     let plan = plan_prefetch(&opts.prefetch_paths, &layers);
     let mut records = Vec::new();
     for lp in plan.layers {
         let json = lp.artifact.to_json()?;
         let blob = store.put_blob(&json)?;
-        let rec = PrefetchRecord { digest: blob.digest, size: blob.size, layer_digest: lp.layer_digest };
+        let rec = PrefetchRecord {
+            digest: blob.digest,
+            size: blob.size,
+            layer_digest: lp.layer_digest,
+        };
         store.record_prefetch(&rec)?;
         records.push(rec);
     }

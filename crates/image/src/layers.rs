@@ -42,7 +42,10 @@ pub enum LayerPlan {
 /// that is not a layer at all.
 pub fn plan_layer(layer: &Descriptor, min_layer_size: u64) -> Result<LayerPlan, String> {
     let kind = layer_kind(&layer.media_type).ok_or_else(|| {
-        format!("layer {} has media type {:?}, which is not a known image layer type", layer.digest, layer.media_type)
+        format!(
+            "layer {} has media type {:?}, which is not a known image layer type",
+            layer.digest, layer.media_type
+        )
     })?;
     if (layer.size.max(0) as u64) < min_layer_size {
         return Ok(LayerPlan::Skip(format!(
@@ -65,21 +68,49 @@ mod tests {
 
     #[test]
     fn media_types() {
-        assert_eq!(layer_kind("application/vnd.oci.image.layer.v1.tar+gzip"), Some(LayerKind::Gzip));
-        assert_eq!(layer_kind("application/vnd.oci.image.layer.v1.tar"), Some(LayerKind::Uncompressed));
-        assert_eq!(layer_kind("application/vnd.oci.image.layer.v1.tar+zstd"), Some(LayerKind::Zstd));
-        assert_eq!(layer_kind("application/vnd.docker.image.rootfs.diff.tar.gzip"), Some(LayerKind::Gzip));
-        assert_eq!(layer_kind("application/vnd.docker.image.rootfs.diff.tar"), Some(LayerKind::Uncompressed));
+        assert_eq!(
+            layer_kind("application/vnd.oci.image.layer.v1.tar+gzip"),
+            Some(LayerKind::Gzip)
+        );
+        assert_eq!(
+            layer_kind("application/vnd.oci.image.layer.v1.tar"),
+            Some(LayerKind::Uncompressed)
+        );
+        assert_eq!(
+            layer_kind("application/vnd.oci.image.layer.v1.tar+zstd"),
+            Some(LayerKind::Zstd)
+        );
+        assert_eq!(
+            layer_kind("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            Some(LayerKind::Gzip)
+        );
+        assert_eq!(
+            layer_kind("application/vnd.docker.image.rootfs.diff.tar"),
+            Some(LayerKind::Uncompressed)
+        );
         assert_eq!(layer_kind("application/json"), None);
     }
 
     #[test]
     fn skip_rules() {
-        let d = |mt: &str, size| Descriptor { media_type: mt.into(), digest: "sha256:ab".into(), size, ..Default::default() };
+        let d = |mt: &str, size| Descriptor {
+            media_type: mt.into(),
+            digest: "sha256:ab".into(),
+            size,
+            ..Default::default()
+        };
         let gz = "application/vnd.oci.image.layer.v1.tar+gzip";
-        assert_eq!(plan_layer(&d(gz, 10), 10).unwrap(), LayerPlan::Index(LayerKind::Gzip), "equal size is indexed");
-        assert!(matches!(plan_layer(&d(gz, 9), 10).unwrap(), LayerPlan::Skip(m) if m.contains("less than min-layer-size 10")));
-        assert!(matches!(plan_layer(&d("application/vnd.oci.image.layer.v1.tar+zstd", 99), 10).unwrap(), LayerPlan::Skip(m) if m.contains("\"zstd\"")));
+        assert_eq!(
+            plan_layer(&d(gz, 10), 10).unwrap(),
+            LayerPlan::Index(LayerKind::Gzip),
+            "equal size is indexed"
+        );
+        assert!(
+            matches!(plan_layer(&d(gz, 9), 10).unwrap(), LayerPlan::Skip(m) if m.contains("less than min-layer-size 10"))
+        );
+        assert!(
+            matches!(plan_layer(&d("application/vnd.oci.image.layer.v1.tar+zstd", 99), 10).unwrap(), LayerPlan::Skip(m) if m.contains("\"zstd\""))
+        );
         assert!(plan_layer(&d("text/plain", 99), 10).is_err());
     }
 }

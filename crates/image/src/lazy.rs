@@ -22,25 +22,47 @@ pub struct FetchStats {
 
 /// The compressed byte range holding `[offset, offset+len)` of the uncompressed
 /// stream, and the first span of it.
-pub fn span_range(zinfo: &Zinfo, blob_size: u64, offset: u64, len: u64) -> (u64, u64, std::ops::Range<u64>) {
+pub fn span_range(
+    zinfo: &Zinfo,
+    blob_size: u64,
+    offset: u64,
+    len: u64,
+) -> (u64, u64, std::ops::Range<u64>) {
     let first = zinfo.span_of(offset);
-    let last = zinfo.span_of(offset + len.max(1) - 1).min(zinfo.num_spans().saturating_sub(1));
+    let last = zinfo
+        .span_of(offset + len.max(1) - 1)
+        .min(zinfo.num_spans().saturating_sub(1));
     let start = zinfo.span_compressed_range(first, blob_size).start;
     let end = zinfo.span_compressed_range(last, blob_size).end;
     (first, last, start..end)
 }
 
 /// Reads a regular file's data from `layer` through its zTOC.
-pub fn read_entry(source: &dyn ImageSource, layer: &Descriptor, ztoc: &Ztoc, zinfo: &Zinfo, entry: &TocEntry) -> Result<(Vec<u8>, FetchStats)> {
+pub fn read_entry(
+    source: &dyn ImageSource,
+    layer: &Descriptor,
+    ztoc: &Ztoc,
+    zinfo: &Zinfo,
+    entry: &TocEntry,
+) -> Result<(Vec<u8>, FetchStats)> {
     if entry.uncompressed_offset < 0 || entry.uncompressed_size < 0 {
-        bail!("invalid zTOC entry {:?}: negative offset or size", entry.name_lossy());
+        bail!(
+            "invalid zTOC entry {:?}: negative offset or size",
+            entry.name_lossy()
+        );
     }
-    let (off, len) = (entry.uncompressed_offset as u64, entry.uncompressed_size as u64);
+    let (off, len) = (
+        entry.uncompressed_offset as u64,
+        entry.uncompressed_size as u64,
+    );
     if len == 0 {
         return Ok((Vec::new(), FetchStats::default()));
     }
     if off + len > ztoc.uncompressed_archive_size.max(0) as u64 {
-        bail!("invalid zTOC entry {:?}: data ends past the archive", entry.name_lossy());
+        bail!(
+            "invalid zTOC entry {:?}: data ends past the archive",
+            entry.name_lossy()
+        );
     }
     let size = usize::try_from(len).context("file too large")?;
     let blob_size = layer.size.max(0) as u64;
@@ -48,24 +70,57 @@ pub fn read_entry(source: &dyn ImageSource, layer: &Descriptor, ztoc: &Ztoc, zin
         Zinfo::Tar(_) => {
             let data = source.read_blob_range(layer, off..off + len)?;
             if data.len() != size {
-                bail!("the registry returned {} bytes for a {size}-byte range", data.len());
+                bail!(
+                    "the registry returned {} bytes for a {size}-byte range",
+                    data.len()
+                );
             }
-            Ok((data, FetchStats { requests: 1, bytes: len, spans: zinfo.span_of(off + len - 1) - zinfo.span_of(off) + 1 }))
+            Ok((
+                data,
+                FetchStats {
+                    requests: 1,
+                    bytes: len,
+                    spans: zinfo.span_of(off + len - 1) - zinfo.span_of(off) + 1,
+                },
+            ))
         }
         Zinfo::Gzip(gz) => {
             let (first, last, range) = span_range(zinfo, blob_size, off, len);
             let compressed = source.read_blob_range(layer, range.clone())?;
             if compressed.len() as u64 != range.end - range.start {
-                bail!("the source returned {} bytes for range {range:?}", compressed.len());
+                bail!(
+                    "the source returned {} bytes for range {range:?}",
+                    compressed.len()
+                );
             }
             let cp = &gz.checkpoints[first as usize];
             let mut out = vec![0u8; size];
-            let n = soci_zinfo::extract_from_checkpoint(cp, &compressed, off - cp.uncompressed_offset, &mut out)
-                .with_context(|| format!("cannot inflate {:?} from checkpoint {first}", entry.name_lossy()))?;
+            let n = soci_zinfo::extract_from_checkpoint(
+                cp,
+                &compressed,
+                off - cp.uncompressed_offset,
+                &mut out,
+            )
+            .with_context(|| {
+                format!(
+                    "cannot inflate {:?} from checkpoint {first}",
+                    entry.name_lossy()
+                )
+            })?;
             if n != size {
-                bail!("the layer ended after {n} of {size} bytes of {:?}", entry.name_lossy());
+                bail!(
+                    "the layer ended after {n} of {size} bytes of {:?}",
+                    entry.name_lossy()
+                );
             }
-            Ok((out, FetchStats { requests: 1, bytes: range.end - range.start, spans: last - first + 1 }))
+            Ok((
+                out,
+                FetchStats {
+                    requests: 1,
+                    bytes: range.end - range.start,
+                    spans: last - first + 1,
+                },
+            ))
         }
     }
 }
@@ -82,7 +137,10 @@ pub struct BatchOptions {
 
 impl Default for BatchOptions {
     fn default() -> Self {
-        BatchOptions { parallel: 8, merge_gap_spans: 0 }
+        BatchOptions {
+            parallel: 8,
+            merge_gap_spans: 0,
+        }
     }
 }
 
@@ -133,8 +191,24 @@ pub struct SpanReader<'a> {
 }
 
 impl<'a> SpanReader<'a> {
-    pub fn new(source: &'a dyn ImageSource, layer: &'a Descriptor, ztoc: &'a Ztoc, zinfo: &'a Zinfo, opts: BatchOptions) -> Self {
-        SpanReader { source, layer, ztoc, zinfo, opts, pieces: Default::default(), have: Default::default(), inflated: Default::default(), stats: FetchStats::default() }
+    pub fn new(
+        source: &'a dyn ImageSource,
+        layer: &'a Descriptor,
+        ztoc: &'a Ztoc,
+        zinfo: &'a Zinfo,
+        opts: BatchOptions,
+    ) -> Self {
+        SpanReader {
+            source,
+            layer,
+            ztoc,
+            zinfo,
+            opts,
+            pieces: Default::default(),
+            have: Default::default(),
+            inflated: Default::default(),
+            stats: FetchStats::default(),
+        }
     }
 
     fn blob_size(&self) -> u64 {
@@ -148,7 +222,11 @@ impl<'a> SpanReader<'a> {
 
     /// Fetch every span of `spans` not yet cached: merged runs, `parallel` at a time.
     pub fn fetch_spans(&mut self, spans: &[u64]) -> Result<()> {
-        let missing: Vec<u64> = spans.iter().copied().filter(|s| !self.have.contains(s) && *s < self.zinfo.num_spans()).collect();
+        let missing: Vec<u64> = spans
+            .iter()
+            .copied()
+            .filter(|s| !self.have.contains(s) && *s < self.zinfo.num_spans())
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -156,14 +234,29 @@ impl<'a> SpanReader<'a> {
         let blob_size = self.blob_size();
         let ranges: Vec<(u64, u64, std::ops::Range<u64>)> = runs
             .iter()
-            .map(|&(a, b)| (a, b, self.zinfo.span_compressed_range(a, blob_size).start..self.zinfo.span_compressed_range(b, blob_size).end))
+            .map(|&(a, b)| {
+                (
+                    a,
+                    b,
+                    self.zinfo.span_compressed_range(a, blob_size).start
+                        ..self.zinfo.span_compressed_range(b, blob_size).end,
+                )
+            })
             .collect();
         let parallel = self.opts.parallel.max(1);
         let results: Vec<Result<Vec<u8>>> = if ranges.len() == 1 || parallel == 1 {
-            ranges.iter().map(|(_, _, r)| self.source.read_blob_range(self.layer, r.clone()).map_err(anyhow::Error::from)).collect()
+            ranges
+                .iter()
+                .map(|(_, _, r)| {
+                    self.source
+                        .read_blob_range(self.layer, r.clone())
+                        .map_err(anyhow::Error::from)
+                })
+                .collect()
         } else {
             let next = std::sync::atomic::AtomicUsize::new(0);
-            let slots: Vec<std::sync::Mutex<Option<Result<Vec<u8>>>>> = ranges.iter().map(|_| std::sync::Mutex::new(None)).collect();
+            let slots: Vec<std::sync::Mutex<Option<Result<Vec<u8>>>>> =
+                ranges.iter().map(|_| std::sync::Mutex::new(None)).collect();
             std::thread::scope(|sc| {
                 for _ in 0..parallel.min(ranges.len()) {
                     sc.spawn(|| loop {
@@ -171,17 +264,26 @@ impl<'a> SpanReader<'a> {
                         if i >= ranges.len() {
                             break;
                         }
-                        let r = self.source.read_blob_range(self.layer, ranges[i].2.clone()).map_err(anyhow::Error::from);
+                        let r = self
+                            .source
+                            .read_blob_range(self.layer, ranges[i].2.clone())
+                            .map_err(anyhow::Error::from);
                         *slots[i].lock().unwrap() = Some(r);
                     });
                 }
             });
-            slots.into_iter().map(|m| m.into_inner().unwrap().expect("every slot filled")).collect()
+            slots
+                .into_iter()
+                .map(|m| m.into_inner().unwrap().expect("every slot filled"))
+                .collect()
         };
         for ((a, b, range), data) in ranges.into_iter().zip(results) {
             let data = data?;
             if data.len() as u64 != range.end - range.start {
-                bail!("the source returned {} bytes for range {range:?}", data.len());
+                bail!(
+                    "the source returned {} bytes for range {range:?}",
+                    data.len()
+                );
             }
             self.stats.requests += 1;
             self.stats.bytes += data.len() as u64;
@@ -223,7 +325,9 @@ impl<'a> SpanReader<'a> {
         self.fetch_spans(&spans)?;
         let size = usize::try_from(len).context("range too large")?;
         match self.zinfo {
-            Zinfo::Tar(_) => self.cached(offset..offset + len).context("spans missing from the cache"),
+            Zinfo::Tar(_) => self
+                .cached(offset..offset + len)
+                .context("spans missing from the cache"),
             Zinfo::Gzip(_) => {
                 let total = self.ztoc.uncompressed_archive_size.max(0) as u64;
                 let mut out = Vec::with_capacity(size);
@@ -232,7 +336,8 @@ impl<'a> SpanReader<'a> {
                     let data = &self.inflated[&sp];
                     let ustart = self.zinfo.span_uncompressed_range(sp, total).start;
                     let from = offset.max(ustart) - ustart;
-                    let to = ((offset + len).min(ustart + data.len() as u64)).saturating_sub(ustart);
+                    let to =
+                        ((offset + len).min(ustart + data.len() as u64)).saturating_sub(ustart);
                     if from < to {
                         out.extend_from_slice(&data[from as usize..to as usize]);
                     }
@@ -247,17 +352,26 @@ impl<'a> SpanReader<'a> {
 
     /// Inflates span `sp` (fetched already) into the cache, once.
     fn inflate_span(&mut self, sp: u64) -> Result<()> {
-        let Zinfo::Gzip(gz) = self.zinfo else { return Ok(()) };
+        let Zinfo::Gzip(gz) = self.zinfo else {
+            return Ok(());
+        };
         if self.inflated.contains_key(&sp) {
             return Ok(());
         }
         let total = self.ztoc.uncompressed_archive_size.max(0) as u64;
         let urange = self.zinfo.span_uncompressed_range(sp, total);
         let crange = self.zinfo.span_compressed_range(sp, self.blob_size());
-        let compressed = self.cached(crange).context("spans missing from the cache")?;
+        let compressed = self
+            .cached(crange)
+            .context("spans missing from the cache")?;
         let mut buf = vec![0u8; (urange.end - urange.start) as usize];
-        let n = soci_zinfo::extract_from_checkpoint(&gz.checkpoints[sp as usize], &compressed, 0, &mut buf)
-            .with_context(|| format!("cannot inflate span {sp}"))?;
+        let n = soci_zinfo::extract_from_checkpoint(
+            &gz.checkpoints[sp as usize],
+            &compressed,
+            0,
+            &mut buf,
+        )
+        .with_context(|| format!("cannot inflate span {sp}"))?;
         buf.truncate(n);
         self.inflated.insert(sp, buf);
         Ok(())
@@ -278,10 +392,16 @@ impl<'a> SpanReader<'a> {
     /// A regular file's data.
     pub fn read_entry(&mut self, entry: &TocEntry) -> Result<Vec<u8>> {
         if entry.uncompressed_offset < 0 || entry.uncompressed_size < 0 {
-            bail!("invalid zTOC entry {:?}: negative offset or size", entry.name_lossy());
+            bail!(
+                "invalid zTOC entry {:?}: negative offset or size",
+                entry.name_lossy()
+            );
         }
-        self.read_range(entry.uncompressed_offset as u64, entry.uncompressed_size as u64)
-            .with_context(|| format!("cannot read {:?}", entry.name_lossy()))
+        self.read_range(
+            entry.uncompressed_offset as u64,
+            entry.uncompressed_size as u64,
+        )
+        .with_context(|| format!("cannot read {:?}", entry.name_lossy()))
     }
 
     /// The spans holding a regular file's data.
@@ -289,7 +409,12 @@ impl<'a> SpanReader<'a> {
         if entry.uncompressed_size <= 0 {
             return Vec::new();
         }
-        spans_of_range(self.zinfo, entry.uncompressed_offset.max(0) as u64, entry.uncompressed_size as u64).collect()
+        spans_of_range(
+            self.zinfo,
+            entry.uncompressed_offset.max(0) as u64,
+            entry.uncompressed_size as u64,
+        )
+        .collect()
     }
 }
 
@@ -306,7 +431,10 @@ pub fn read_entries(
     let mut r = SpanReader::new(source, layer, ztoc, zinfo, opts);
     let spans: Vec<u64> = entries.iter().flat_map(|e| r.entry_spans(e)).collect();
     r.fetch_spans(&spans)?;
-    let data = entries.iter().map(|e| r.read_entry(e)).collect::<Result<Vec<_>>>()?;
+    let data = entries
+        .iter()
+        .map(|e| r.read_entry(e))
+        .collect::<Result<Vec<_>>>()?;
     Ok((data, r.stats))
 }
 
@@ -316,7 +444,10 @@ mod tests {
 
     #[test]
     fn merges_adjacent_and_gapped_runs() {
-        assert_eq!(merge_span_runs(&[5, 1, 2, 3, 3, 9], 0), vec![(1, 3), (5, 5), (9, 9)]);
+        assert_eq!(
+            merge_span_runs(&[5, 1, 2, 3, 3, 9], 0),
+            vec![(1, 3), (5, 5), (9, 9)]
+        );
         assert_eq!(merge_span_runs(&[5, 1, 2, 3, 9], 1), vec![(1, 5), (9, 9)]);
         assert_eq!(merge_span_runs(&[], 0), vec![]);
     }

@@ -66,7 +66,9 @@ impl Sink for RegistrySink {
     }
     fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
         let digest = spec::sha256_digest(raw);
-        Ok(self.target.push_manifest(&self.repo, tag.unwrap_or(&digest), raw, media_type)?)
+        Ok(self
+            .target
+            .push_manifest(&self.repo, tag.unwrap_or(&digest), raw, media_type)?)
     }
 }
 
@@ -88,7 +90,12 @@ impl Sink for OciLayoutWriter {
 }
 
 fn blob_desc(digest: &str, size: u64, media_type: &str) -> Descriptor {
-    Descriptor { media_type: media_type.into(), digest: digest.into(), size: size as i64, ..Default::default() }
+    Descriptor {
+        media_type: media_type.into(),
+        digest: digest.into(),
+        size: size as i64,
+        ..Default::default()
+    }
 }
 
 /// Copies what the image needs at the destination (config and layer blobs of the
@@ -107,7 +114,9 @@ fn copy_image(
                 continue;
             }
             reporter.message(&format!("copying blob {}", d.digest));
-            let reader = source.open_blob(d).with_context(|| format!("cannot read blob {}", d.digest))?;
+            let reader = source
+                .open_blob(d)
+                .with_context(|| format!("cannot read blob {}", d.digest))?;
             sink.put_blob_stream(d, reader)?;
             uploaded += 1;
         }
@@ -120,13 +129,25 @@ fn copy_image(
 /// manifests) from the store to the sink.
 fn put_soci_artifacts(sink: &dyn Sink, store: &Store, created: &Created) -> Result<usize> {
     let mut uploaded = 0;
-    let mut blobs: Vec<Descriptor> = vec![blob_desc(EMPTY_CONFIG_DIGEST, EMPTY_CONFIG_CONTENT.len() as u64, "application/json")];
+    let mut blobs: Vec<Descriptor> = vec![blob_desc(
+        EMPTY_CONFIG_DIGEST,
+        EMPTY_CONFIG_CONTENT.len() as u64,
+        "application/json",
+    )];
     for p in &created.platforms {
         for z in &p.ztocs {
-            blobs.push(blob_desc(&z.ztoc_digest, z.ztoc_size, soci_index::SOCI_LAYER_MEDIA_TYPE));
+            blobs.push(blob_desc(
+                &z.ztoc_digest,
+                z.ztoc_size,
+                soci_index::SOCI_LAYER_MEDIA_TYPE,
+            ));
         }
         for f in &p.prefetches {
-            blobs.push(blob_desc(&f.digest, f.size, soci_index::SOCI_PREFETCH_MEDIA_TYPE));
+            blobs.push(blob_desc(
+                &f.digest,
+                f.size,
+                soci_index::SOCI_PREFETCH_MEDIA_TYPE,
+            ));
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -134,7 +155,11 @@ fn put_soci_artifacts(sink: &dyn Sink, store: &Store, created: &Created) -> Resu
         if !seen.insert(d.digest.clone()) || sink.has_blob(&d.digest)? {
             continue;
         }
-        let bytes = if d.digest == EMPTY_CONFIG_DIGEST { EMPTY_CONFIG_CONTENT.to_vec() } else { store.get_blob(&d.digest)? };
+        let bytes = if d.digest == EMPTY_CONFIG_DIGEST {
+            EMPTY_CONFIG_CONTENT.to_vec()
+        } else {
+            store.get_blob(&d.digest)?
+        };
         sink.put_blob(&d, &bytes)?;
         uploaded += 1;
     }
@@ -160,29 +185,52 @@ pub fn publish(
         bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers)");
     }
     let (sink, tag): (Box<dyn Sink>, Option<String>) = match dest {
-        ImageRef::Registry { registry, repository, tag, digest } => {
+        ImageRef::Registry {
+            registry,
+            repository,
+            tag,
+            digest,
+        } => {
             // v2 moves a tag; v1 only adds referrers, so `--push` on HOST/REPO@DIGEST is fine.
             if version == IndexVersion::V2 && (digest.is_some() || tag.is_none()) {
                 bail!("the destination image must be a tagged ref of the form \"registry/repository:tag\", got {dest}");
             }
             let target = RegistryTarget::new(registry, registry_opts)?;
-            (Box::new(RegistrySink { target, repo: repository.clone() }), tag.clone())
+            (
+                Box::new(RegistrySink {
+                    target,
+                    repo: repository.clone(),
+                }),
+                tag.clone(),
+            )
         }
         ImageRef::OciLayout { dir, tag } => {
             let w = OciLayoutWriter::create(dir.clone())?;
-            (Box::new(w), Some(tag.clone().unwrap_or_else(|| "latest".to_string())))
+            (
+                Box::new(w),
+                Some(tag.clone().unwrap_or_else(|| "latest".to_string())),
+            )
         }
-        ImageRef::DockerArchive { .. } => bail!("cannot write to a docker-archive destination: use a registry or oci:DIR"),
+        ImageRef::DockerArchive { .. } => {
+            bail!("cannot write to a docker-archive destination: use a registry or oci:DIR")
+        }
     };
     let mut uploaded = copy_image(&*sink, source, created, reporter)?;
     uploaded += put_soci_artifacts(&*sink, store, created)?;
-    let soci_indexes: Vec<String> = created.platforms.iter().map(|p| p.index.descriptor.digest.clone()).collect();
+    let soci_indexes: Vec<String> = created
+        .platforms
+        .iter()
+        .map(|p| p.index.descriptor.digest.clone())
+        .collect();
 
     match version {
         IndexVersion::V2 => {
             let tag = tag.expect("checked above");
-            let manifests: HashMap<String, Vec<u8>> =
-                created.platforms.iter().map(|p| (p.image.descriptor.digest.clone(), p.image.raw.clone())).collect();
+            let manifests: HashMap<String, Vec<u8>> = created
+                .platforms
+                .iter()
+                .map(|p| (p.image.descriptor.digest.clone(), p.image.raw.clone()))
+                .collect();
             let indexes: Vec<PlatformIndex> = created
                 .platforms
                 .iter()
@@ -200,11 +248,17 @@ pub fn publish(
             // Children of the source index that we did not index must exist at
             // the destination too: copy those the source has.
             copy_untouched_children(&*sink, source, created, &manifests, &mut uploaded)?;
-            let out = convert(&ConvertInput { root, root_bytes: &created.root_bytes, manifests: &manifests, indexes: &indexes })?;
+            let out = convert(&ConvertInput {
+                root,
+                root_bytes: &created.root_bytes,
+                manifests: &manifests,
+                indexes: &indexes,
+            })?;
             for m in &out.manifests {
                 sink.put_manifest(None, &m.bytes, spec::MEDIA_TYPE_OCI_MANIFEST)?;
             }
-            let desc = sink.put_manifest(Some(&tag), &out.index_bytes, spec::MEDIA_TYPE_OCI_INDEX)?;
+            let desc =
+                sink.put_manifest(Some(&tag), &out.index_bytes, spec::MEDIA_TYPE_OCI_INDEX)?;
             Ok(PublishResult {
                 destination: dest.to_string(),
                 image_index: Some(desc),
@@ -214,7 +268,12 @@ pub fn publish(
             })
         }
         IndexVersion::V1 => {
-            let ImageRef::Registry { registry, repository, .. } = dest else {
+            let ImageRef::Registry {
+                registry,
+                repository,
+                ..
+            } = dest
+            else {
                 bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers)");
             };
             let target = RegistryTarget::new(registry, registry_opts)?;
@@ -238,8 +297,11 @@ pub fn publish(
             // Copied elsewhere (`--dest`): the destination tag names the image,
             // last, once its referrers are in place (with `--push` it already does).
             if let Some(tag) = tag.as_deref().filter(|_| dest != source.reference()) {
-                let chosen: HashMap<String, Vec<u8>> =
-                    created.platforms.iter().map(|p| (p.image.descriptor.digest.clone(), Vec::new())).collect();
+                let chosen: HashMap<String, Vec<u8>> = created
+                    .platforms
+                    .iter()
+                    .map(|p| (p.image.descriptor.digest.clone(), Vec::new()))
+                    .collect();
                 copy_untouched_children(&*sink, source, created, &chosen, &mut uploaded)?;
                 sink.put_manifest(Some(tag), &created.root_bytes, &created.root.media_type)?;
             }
@@ -270,18 +332,23 @@ fn copy_untouched_children(
     if !is_index(&created.root.media_type) {
         return Ok(());
     }
-    let index: spec::Index = serde_json::from_slice(&created.root_bytes).context("cannot parse the image index")?;
+    let index: spec::Index =
+        serde_json::from_slice(&created.root_bytes).context("cannot parse the image index")?;
     for child in &index.manifests {
         if converted.contains_key(&child.digest) {
             continue;
         }
-        let raw = source.fetch_blob(child).with_context(|| format!("cannot read manifest {}", child.digest))?;
+        let raw = source
+            .fetch_blob(child)
+            .with_context(|| format!("cannot read manifest {}", child.digest))?;
         if let Ok(m) = serde_json::from_slice::<spec::Manifest>(&raw) {
             for d in std::iter::once(&m.config).chain(m.layers.iter()) {
                 if d.digest.is_empty() || sink.has_blob(&d.digest)? {
                     continue;
                 }
-                let reader = source.open_blob(d).with_context(|| format!("cannot read blob {}", d.digest))?;
+                let reader = source
+                    .open_blob(d)
+                    .with_context(|| format!("cannot read blob {}", d.digest))?;
                 sink.put_blob_stream(d, reader)?;
                 *uploaded += 1;
             }

@@ -60,36 +60,76 @@ struct FoundIndex {
 }
 
 fn fetch_manifest(source: &dyn ImageSource, digest: &str) -> Result<Vec<u8>> {
-    let d = Descriptor { media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(), digest: digest.into(), size: 0, ..Default::default() };
-    source.fetch_manifest(&d).with_context(|| format!("cannot fetch SOCI index {digest}"))
+    let d = Descriptor {
+        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
+        digest: digest.into(),
+        size: 0,
+        ..Default::default()
+    };
+    source
+        .fetch_manifest(&d)
+        .with_context(|| format!("cannot fetch SOCI index {digest}"))
 }
 
 /// Finds the SOCI index of one platform image manifest.
-fn find_index(source: &dyn ImageSource, store: Option<&Store>, img: &ImageManifest, root: &(Descriptor, Vec<u8>)) -> Result<Option<FoundIndex>> {
+fn find_index(
+    source: &dyn ImageSource,
+    store: Option<&Store>,
+    img: &ImageManifest,
+    root: &(Descriptor, Vec<u8>),
+) -> Result<Option<FoundIndex>> {
     // v2: annotation on the (converted) image manifest.
-    if let Some(d) = img.manifest.annotations.get(soci_index::IMAGE_ANNOTATION_SOCI_INDEX_DIGEST) {
-        return Ok(Some(FoundIndex { digest: d.clone(), bytes: fetch_manifest(source, d)?, via: "image manifest annotation (v2)".into() }));
+    if let Some(d) = img
+        .manifest
+        .annotations
+        .get(soci_index::IMAGE_ANNOTATION_SOCI_INDEX_DIGEST)
+    {
+        return Ok(Some(FoundIndex {
+            digest: d.clone(),
+            bytes: fetch_manifest(source, d)?,
+            via: "image manifest annotation (v2)".into(),
+        }));
     }
     // v2 in an index that lists the SOCI index next to the image.
     if let Ok(index) = serde_json::from_slice::<spec::Index>(&root.1) {
         if let Some(d) = index.manifests.iter().find(|d| {
             d.artifact_type == soci_index::SOCI_INDEX_ARTIFACT_TYPE_V2
-                && d.annotations.get(soci_index::ANNOTATION_IMAGE_MANIFEST_DIGEST) == Some(&img.descriptor.digest)
+                && d.annotations
+                    .get(soci_index::ANNOTATION_IMAGE_MANIFEST_DIGEST)
+                    == Some(&img.descriptor.digest)
         }) {
-            return Ok(Some(FoundIndex { digest: d.digest.clone(), bytes: fetch_manifest(source, &d.digest)?, via: "image index entry (v2)".into() }));
+            return Ok(Some(FoundIndex {
+                digest: d.digest.clone(),
+                bytes: fetch_manifest(source, &d.digest)?,
+                via: "image index entry (v2)".into(),
+            }));
         }
     }
     // v1: referrers (fallback tag).
     if let Ok(Some(list)) = source.referrers(&img.descriptor.digest) {
-        if let Some(d) = list.iter().find(|d| d.artifact_type == soci_index::SOCI_INDEX_ARTIFACT_TYPE_V1) {
-            return Ok(Some(FoundIndex { digest: d.digest.clone(), bytes: fetch_manifest(source, &d.digest)?, via: "referrers (v1)".into() }));
+        if let Some(d) = list
+            .iter()
+            .find(|d| d.artifact_type == soci_index::SOCI_INDEX_ARTIFACT_TYPE_V1)
+        {
+            return Ok(Some(FoundIndex {
+                digest: d.digest.clone(),
+                bytes: fetch_manifest(source, &d.digest)?,
+                via: "referrers (v1)".into(),
+            }));
         }
     }
     // The local store.
     if let Some(store) = store {
-        let found = store.list_indexes(&IndexFilter { manifest_digest: Some(img.descriptor.digest.clone()), ..Default::default() })?;
+        let found = store.list_indexes(&IndexFilter {
+            manifest_digest: Some(img.descriptor.digest.clone()),
+            ..Default::default()
+        })?;
         if let Some(rec) = found.first() {
-            return Ok(Some(FoundIndex { digest: rec.digest.clone(), bytes: store.get_blob(&rec.digest)?, via: format!("local store {}", store.dir().display()) }));
+            return Ok(Some(FoundIndex {
+                digest: rec.digest.clone(),
+                bytes: store.get_blob(&rec.digest)?,
+                via: format!("local store {}", store.dir().display()),
+            }));
         }
     }
     Ok(None)
@@ -110,31 +150,54 @@ impl BuildReporter for Progress<'_> {
 fn compare(stored: &Ztoc, fresh: &Ztoc) -> Vec<String> {
     let mut p = Vec::new();
     if stored.compressed_archive_size != fresh.compressed_archive_size {
-        p.push(format!("compressed_archive_size is {} but the layer is {} bytes", stored.compressed_archive_size, fresh.compressed_archive_size));
+        p.push(format!(
+            "compressed_archive_size is {} but the layer is {} bytes",
+            stored.compressed_archive_size, fresh.compressed_archive_size
+        ));
     }
     if stored.uncompressed_archive_size != fresh.uncompressed_archive_size {
-        p.push(format!("uncompressed_archive_size is {} but the layer's tar ends at {}", stored.uncompressed_archive_size, fresh.uncompressed_archive_size));
+        p.push(format!(
+            "uncompressed_archive_size is {} but the layer's tar ends at {}",
+            stored.uncompressed_archive_size, fresh.uncompressed_archive_size
+        ));
     }
     let (sc, fc) = (&stored.compression_info, &fresh.compression_info);
     if sc.compression_algorithm != fc.compression_algorithm {
-        p.push(format!("compression is {} but the layer is {}", sc.compression_algorithm.name(), fc.compression_algorithm.name()));
+        p.push(format!(
+            "compression is {} but the layer is {}",
+            sc.compression_algorithm.name(),
+            fc.compression_algorithm.name()
+        ));
     }
     if sc.max_span_id != fc.max_span_id {
-        p.push(format!("max_span_id is {} but the layer has {} spans", sc.max_span_id, fc.max_span_id + 1));
+        p.push(format!(
+            "max_span_id is {} but the layer has {} spans",
+            sc.max_span_id,
+            fc.max_span_id + 1
+        ));
     }
     match (stored.zinfo(), fresh.zinfo()) {
         (Ok(Zinfo::Gzip(s)), Ok(Zinfo::Gzip(f))) => {
             if s.checkpoints.len() != f.checkpoints.len() {
-                p.push(format!("{} checkpoints, the layer gives {}", s.checkpoints.len(), f.checkpoints.len()));
+                p.push(format!(
+                    "{} checkpoints, the layer gives {}",
+                    s.checkpoints.len(),
+                    f.checkpoints.len()
+                ));
             }
             for (i, (a, b)) in s.checkpoints.iter().zip(&f.checkpoints).enumerate() {
-                if (a.compressed_offset, a.uncompressed_offset, a.bits) != (b.compressed_offset, b.uncompressed_offset, b.bits) {
+                if (a.compressed_offset, a.uncompressed_offset, a.bits)
+                    != (b.compressed_offset, b.uncompressed_offset, b.bits)
+                {
                     p.push(format!(
                         "checkpoint {i} is at in={} out={} bits={}, the layer's block boundary is at in={} out={} bits={}",
                         a.compressed_offset, a.uncompressed_offset, a.bits, b.compressed_offset, b.uncompressed_offset, b.bits
                     ));
                 } else if a.window != b.window {
-                    p.push(format!("checkpoint {i} (out={}) would resume with a wrong 32 KiB window", a.uncompressed_offset));
+                    p.push(format!(
+                        "checkpoint {i} (out={}) would resume with a wrong 32 KiB window",
+                        a.uncompressed_offset
+                    ));
                 }
                 if p.len() > 8 {
                     break;
@@ -149,24 +212,51 @@ fn compare(stored: &Ztoc, fresh: &Ztoc) -> Vec<String> {
         (Err(e), _) => p.push(format!("zinfo does not decode: {e}")),
         _ => p.push("zinfo kind does not match the layer's compression".into()),
     }
-    let bad_spans: Vec<usize> = sc.span_digests.iter().zip(&fc.span_digests).enumerate().filter(|(_, (a, b))| a != b).map(|(i, _)| i).collect();
+    let bad_spans: Vec<usize> = sc
+        .span_digests
+        .iter()
+        .zip(&fc.span_digests)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, _)| i)
+        .collect();
     if !bad_spans.is_empty() {
-        p.push(format!("{} span digests do not match the layer (first: span {})", bad_spans.len(), bad_spans[0]));
+        p.push(format!(
+            "{} span digests do not match the layer (first: span {})",
+            bad_spans.len(),
+            bad_spans[0]
+        ));
     }
     if sc.span_digests.len() != fc.span_digests.len() {
-        p.push(format!("{} span digests, the layer has {} spans", sc.span_digests.len(), fc.span_digests.len()));
+        p.push(format!(
+            "{} span digests, the layer has {} spans",
+            sc.span_digests.len(),
+            fc.span_digests.len()
+        ));
     }
     let (se, fe) = (&stored.toc.entries, &fresh.toc.entries);
     if se.len() != fe.len() {
-        p.push(format!("the file table has {} entries, the layer's tar has {}", se.len(), fe.len()));
+        p.push(format!(
+            "the file table has {} entries, the layer's tar has {}",
+            se.len(),
+            fe.len()
+        ));
     }
     let mut shown = 0;
     for (a, b) in se.iter().zip(fe) {
         if a != b {
             let what = if a.name != b.name {
                 format!("name {:?} vs {:?}", a.name_lossy(), b.name_lossy())
-            } else if a.uncompressed_offset != b.uncompressed_offset || a.uncompressed_size != b.uncompressed_size {
-                format!("offset/size {}+{} vs {}+{}", a.uncompressed_offset, a.uncompressed_size, b.uncompressed_offset, b.uncompressed_size)
+            } else if a.uncompressed_offset != b.uncompressed_offset
+                || a.uncompressed_size != b.uncompressed_size
+            {
+                format!(
+                    "offset/size {}+{} vs {}+{}",
+                    a.uncompressed_offset,
+                    a.uncompressed_size,
+                    b.uncompressed_offset,
+                    b.uncompressed_size
+                )
             } else {
                 "metadata (type, mode, owner, time, link or xattrs) differs".to_string()
             };
@@ -181,16 +271,45 @@ fn compare(stored: &Ztoc, fresh: &Ztoc) -> Vec<String> {
 }
 
 /// Verifies one zTOC descriptor of an index against the image.
-fn verify_ztoc(source: &dyn ImageSource, img: &ImageManifest, zdesc: &Descriptor, reporter: &dyn Reporter) -> LayerReport {
-    let layer_digest = zdesc.annotations.get(soci_index::ANNOTATION_IMAGE_LAYER_DIGEST).cloned().unwrap_or_default();
-    let mut report = LayerReport { layer_digest: layer_digest.clone(), ztoc_digest: zdesc.digest.clone(), ok: false, problems: Vec::new(), files: 0, spans: 0 };
-    let Some(layer) = img.manifest.layers.iter().find(|l| l.digest == layer_digest) else {
-        report.problems.push(format!("the zTOC names layer {layer_digest:?}, which is not a layer of image manifest {}", img.descriptor.digest));
+fn verify_ztoc(
+    source: &dyn ImageSource,
+    img: &ImageManifest,
+    zdesc: &Descriptor,
+    reporter: &dyn Reporter,
+) -> LayerReport {
+    let layer_digest = zdesc
+        .annotations
+        .get(soci_index::ANNOTATION_IMAGE_LAYER_DIGEST)
+        .cloned()
+        .unwrap_or_default();
+    let mut report = LayerReport {
+        layer_digest: layer_digest.clone(),
+        ztoc_digest: zdesc.digest.clone(),
+        ok: false,
+        problems: Vec::new(),
+        files: 0,
+        spans: 0,
+    };
+    let Some(layer) = img
+        .manifest
+        .layers
+        .iter()
+        .find(|l| l.digest == layer_digest)
+    else {
+        report.problems.push(format!(
+            "the zTOC names layer {layer_digest:?}, which is not a layer of image manifest {}",
+            img.descriptor.digest
+        ));
         return report;
     };
-    let annotated_mt = zdesc.annotations.get(soci_index::ANNOTATION_IMAGE_LAYER_MEDIA_TYPE);
+    let annotated_mt = zdesc
+        .annotations
+        .get(soci_index::ANNOTATION_IMAGE_LAYER_MEDIA_TYPE);
     if annotated_mt != Some(&layer.media_type) {
-        report.problems.push(format!("layer media type annotation {:?} differs from the layer's {:?}", annotated_mt, layer.media_type));
+        report.problems.push(format!(
+            "layer media type annotation {:?} differs from the layer's {:?}",
+            annotated_mt, layer.media_type
+        ));
     }
     let bytes = match source.fetch_blob(zdesc) {
         Ok(b) => b,
@@ -202,7 +321,9 @@ fn verify_ztoc(source: &dyn ImageSource, img: &ImageManifest, zdesc: &Descriptor
     let stored = match codec::decode(&bytes) {
         Ok(z) => z,
         Err(e) => {
-            report.problems.push(format!("the zTOC does not decode: {e}"));
+            report
+                .problems
+                .push(format!("the zTOC does not decode: {e}"));
             return report;
         }
     };
@@ -212,18 +333,26 @@ fn verify_ztoc(source: &dyn ImageSource, img: &ImageManifest, zdesc: &Descriptor
         Ok(Zinfo::Gzip(g)) => g.span_size,
         Ok(Zinfo::Tar(t)) => t.span_size,
         Err(e) => {
-            report.problems.push(format!("the zTOC's zinfo does not decode: {e}"));
+            report
+                .problems
+                .push(format!("the zTOC's zinfo does not decode: {e}"));
             return report;
         }
     };
     if zdesc.annotations.get(soci_index::ANNOTATION_SPAN_SIZE) != Some(&span_size.to_string()) {
-        report.problems.push(format!("span size annotation {:?} differs from the zTOC's {span_size}", zdesc.annotations.get(soci_index::ANNOTATION_SPAN_SIZE)));
+        report.problems.push(format!(
+            "span size annotation {:?} differs from the zTOC's {span_size}",
+            zdesc.annotations.get(soci_index::ANNOTATION_SPAN_SIZE)
+        ));
     }
     let compression = match layer_kind(&layer.media_type) {
         Some(LayerKind::Gzip) => LayerCompression::Gzip,
         Some(LayerKind::Uncompressed) => LayerCompression::Uncompressed,
         _ => {
-            report.problems.push(format!("layer media type {:?} cannot have a zTOC", layer.media_type));
+            report.problems.push(format!(
+                "layer media type {:?} cannot have a zTOC",
+                layer.media_type
+            ));
             return report;
         }
     };
@@ -236,10 +365,21 @@ fn verify_ztoc(source: &dyn ImageSource, img: &ImageManifest, zdesc: &Descriptor
     let fresh = source
         .open_blob(layer)
         .map_err(anyhow::Error::from)
-        .and_then(|r| Ok(build_ztoc(r, &opts, &mut Progress { reporter, digest: &layer.digest })?));
+        .and_then(|r| {
+            Ok(build_ztoc(
+                r,
+                &opts,
+                &mut Progress {
+                    reporter,
+                    digest: &layer.digest,
+                },
+            )?)
+        });
     match fresh {
         Ok(f) => report.problems.extend(compare(&stored, &f.ztoc)),
-        Err(e) => report.problems.push(format!("reading the layer failed: {e:#}")),
+        Err(e) => report
+            .problems
+            .push(format!("reading the layer failed: {e:#}")),
     }
     report.ok = report.problems.is_empty();
     reporter.layer_done(&layer.digest, if report.ok { "ok" } else { "MISMATCH" });
@@ -247,7 +387,13 @@ fn verify_ztoc(source: &dyn ImageSource, img: &ImageManifest, zdesc: &Descriptor
 }
 
 /// Verifies the SOCI index of every chosen platform of `source`.
-pub fn verify(source: &dyn ImageSource, store: Option<&Store>, platforms: &PlatformChoice, jobs: usize, reporter: &dyn Reporter) -> Result<VerifyReport> {
+pub fn verify(
+    source: &dyn ImageSource,
+    store: Option<&Store>,
+    platforms: &PlatformChoice,
+    jobs: usize,
+    reporter: &dyn Reporter,
+) -> Result<VerifyReport> {
     let root = source.resolve_root()?;
     let images = select_manifests(source, platforms)?;
     let mut out = Vec::new();
@@ -265,7 +411,8 @@ pub fn verify(source: &dyn ImageSource, store: Option<&Store>, platforms: &Platf
         let found = match find_index(source, store, img, &root) {
             Ok(Some(f)) => f,
             Ok(None) => {
-                pr.problems.push("no SOCI index found for this image manifest".into());
+                pr.problems
+                    .push("no SOCI index found for this image manifest".into());
                 out.push(pr);
                 continue;
             }
@@ -278,12 +425,16 @@ pub fn verify(source: &dyn ImageSource, store: Option<&Store>, platforms: &Platf
         pr.index_digest = Some(found.digest.clone());
         pr.found_via = Some(found.via.clone());
         if spec::sha256_digest(&found.bytes) != found.digest {
-            pr.problems.push(format!("the SOCI index bytes do not have digest {}", found.digest));
+            pr.problems.push(format!(
+                "the SOCI index bytes do not have digest {}",
+                found.digest
+            ));
         }
         let parsed = match parse_index_manifest(&found.bytes) {
             Ok(p) => p,
             Err(e) => {
-                pr.problems.push(format!("the SOCI index does not decode: {e}"));
+                pr.problems
+                    .push(format!("the SOCI index does not decode: {e}"));
                 out.push(pr);
                 continue;
             }
@@ -295,23 +446,42 @@ pub fn verify(source: &dyn ImageSource, store: Option<&Store>, platforms: &Platf
         if parsed.version == IndexVersion::V1 {
             match &parsed.manifest.subject {
                 Some(s) if s.digest == img.descriptor.digest => {}
-                Some(s) => pr.problems.push(format!("v1 index subject {} is not the image manifest {}", s.digest, img.descriptor.digest)),
+                Some(s) => pr.problems.push(format!(
+                    "v1 index subject {} is not the image manifest {}",
+                    s.digest, img.descriptor.digest
+                )),
                 None => pr.problems.push("v1 index has no subject".into()),
             }
         }
         let zdescs: Vec<Descriptor> = parsed.ztocs().cloned().collect();
-        let indexed: Vec<&str> = zdescs.iter().filter_map(|d| d.annotations.get(soci_index::ANNOTATION_IMAGE_LAYER_DIGEST).map(String::as_str)).collect();
-        pr.unindexed_layers = img.manifest.layers.iter().filter(|l| !indexed.contains(&l.digest.as_str())).map(|l| l.digest.clone()).collect();
+        let indexed: Vec<&str> = zdescs
+            .iter()
+            .filter_map(|d| {
+                d.annotations
+                    .get(soci_index::ANNOTATION_IMAGE_LAYER_DIGEST)
+                    .map(String::as_str)
+            })
+            .collect();
+        pr.unindexed_layers = img
+            .manifest
+            .layers
+            .iter()
+            .filter(|l| !indexed.contains(&l.digest.as_str()))
+            .map(|l| l.digest.clone())
+            .collect();
         pr.layers = parallel_map(&zdescs, jobs, |z| verify_ztoc(source, img, z, reporter));
         out.push(pr);
     }
-    let ok = out.iter().all(|p| p.problems.is_empty() && p.layers.iter().all(|l| l.ok));
+    let ok = out
+        .iter()
+        .all(|p| p.problems.is_empty() && p.layers.iter().all(|l| l.ok));
     Ok(VerifyReport { ok, platforms: out })
 }
 
 fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: std::sync::Mutex<Vec<Option<R>>> = std::sync::Mutex::new((0..items.len()).map(|_| None).collect());
+    let slots: std::sync::Mutex<Vec<Option<R>>> =
+        std::sync::Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..jobs.clamp(1, items.len().max(1)) {
             s.spawn(|| loop {
@@ -324,5 +494,10 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R 
             });
         }
     });
-    slots.into_inner().expect("joined").into_iter().map(|r| r.expect("every item done")).collect()
+    slots
+        .into_inner()
+        .expect("joined")
+        .into_iter()
+        .map(|r| r.expect("every item done"))
+        .collect()
 }

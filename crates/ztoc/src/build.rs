@@ -179,7 +179,10 @@ fn hash_thread(jobs: mpsc::Receiver<HashJob>, recycle: mpsc::Sender<Vec<u8>>) ->
     if let Some(h) = span.take() {
         spans.push(format!("sha256:{}", hex::encode(h.finalize())));
     }
-    HashResult { blob_digest: format!("sha256:{}", hex::encode(blob.finalize())), span_digests: spans }
+    HashResult {
+        blob_digest: format!("sha256:{}", hex::encode(blob.finalize())),
+        span_digests: spans,
+    }
 }
 
 /// Builds the zTOC of one layer blob, reading it exactly once.
@@ -204,7 +207,10 @@ pub fn build_ztoc<R: Read>(
 
     if let Some(expected) = opts.expected_size {
         if expected != blob_size {
-            return Err(BuildError::SizeMismatch { expected, actual: blob_size });
+            return Err(BuildError::SizeMismatch {
+                expected,
+                actual: blob_size,
+            });
         }
     }
     if let Some(expected) = &opts.expected_digest {
@@ -221,7 +227,9 @@ pub fn build_ztoc<R: Read>(
         build_tool_identifier: opts.build_tool_identifier.clone(),
         compressed_archive_size: blob_size as i64,
         uncompressed_archive_size: uncompressed_size as i64,
-        toc: Toc { entries: toc_entries },
+        toc: Toc {
+            entries: toc_entries,
+        },
         compression_info: CompressionInfo {
             compression_algorithm: algorithm,
             max_span_id: span_digests.len() as i32 - 1,
@@ -229,7 +237,11 @@ pub fn build_ztoc<R: Read>(
             checkpoints: checkpoints_blob,
         },
     };
-    Ok(BuiltZtoc { ztoc, blob_digest: hashes.blob_digest, blob_size })
+    Ok(BuiltZtoc {
+        ztoc,
+        blob_digest: hashes.blob_digest,
+        blob_size,
+    })
 }
 
 type DriveOutput = (Vec<TocEntry>, u64, u64, Vec<u8>, CompressionAlgorithm);
@@ -287,7 +299,10 @@ fn drive<R: Read>(
                 })?;
                 progress.uncompressed += out_bytes;
                 for cp in &gz.checkpoints()[seen_checkpoints..] {
-                    boundaries.push(Boundary { at: cp.compressed_offset, overlap: cp.bits != 0 });
+                    boundaries.push(Boundary {
+                        at: cp.compressed_offset,
+                        overlap: cp.bits != 0,
+                    });
                 }
                 seen_checkpoints = gz.checkpoints().len();
                 progress.spans = seen_checkpoints as u64;
@@ -297,7 +312,10 @@ fn drive<R: Read>(
                 let end = total_in + n as u64;
                 let mut next = total_in.div_ceil(span) * span;
                 while next < end {
-                    boundaries.push(Boundary { at: next, overlap: false });
+                    boundaries.push(Boundary {
+                        at: next,
+                        overlap: false,
+                    });
                     next += span;
                 }
                 if tar_error.is_none() && !walker.is_done() {
@@ -324,7 +342,11 @@ fn drive<R: Read>(
     let (checkpoints, algorithm) = match gz {
         Some(gz) => (gz.finish()?.to_blob(), CompressionAlgorithm::Gzip),
         None => (
-            TarZinfo { span_size: span as i64, size: total_in as i64 }.to_blob(),
+            TarZinfo {
+                span_size: span as i64,
+                size: total_in as i64,
+            }
+            .to_blob(),
             CompressionAlgorithm::Uncompressed,
         ),
     };

@@ -49,17 +49,22 @@ impl Ztoc {
             .find(|e| e.name == name)
             .ok_or_else(|| ExtractError::NotFound(lossy()))?;
         let entry = if entry.entry_type == "hardlink" {
-            self.toc.entries.iter().find(|e| e.name == entry.linkname).ok_or_else(|| {
-                ExtractError::DanglingHardlink {
+            self.toc
+                .entries
+                .iter()
+                .find(|e| e.name == entry.linkname)
+                .ok_or_else(|| ExtractError::DanglingHardlink {
                     name: lossy(),
                     target: String::from_utf8_lossy(&entry.linkname).into_owned(),
-                }
-            })?
+                })?
         } else {
             entry
         };
         if entry.entry_type != "reg" {
-            return Err(ExtractError::NotRegular { name: lossy(), kind: entry.entry_type.clone() });
+            return Err(ExtractError::NotRegular {
+                name: lossy(),
+                kind: entry.entry_type.clone(),
+            });
         }
         Ok(entry)
     }
@@ -75,17 +80,31 @@ impl Ztoc {
     ) -> Result<Vec<u8>, ExtractError> {
         let name = || entry.name_lossy().into_owned();
         if entry.uncompressed_offset < 0 || entry.uncompressed_size < 0 {
-            return Err(ExtractError::BadEntry { name: name(), why: "negative offset or size".into() });
-        }
-        let (off, len) = (entry.uncompressed_offset as u64, entry.uncompressed_size as u64);
-        if off.checked_add(len).is_none_or(|end| end > self.uncompressed_archive_size.max(0) as u64) {
             return Err(ExtractError::BadEntry {
                 name: name(),
-                why: format!("data [{off}, +{len}) ends past the archive's {} bytes", self.uncompressed_archive_size),
+                why: "negative offset or size".into(),
             });
         }
-        let len = usize::try_from(len)
-            .map_err(|_| ExtractError::BadEntry { name: name(), why: "too large".into() })?;
+        let (off, len) = (
+            entry.uncompressed_offset as u64,
+            entry.uncompressed_size as u64,
+        );
+        if off
+            .checked_add(len)
+            .is_none_or(|end| end > self.uncompressed_archive_size.max(0) as u64)
+        {
+            return Err(ExtractError::BadEntry {
+                name: name(),
+                why: format!(
+                    "data [{off}, +{len}) ends past the archive's {} bytes",
+                    self.uncompressed_archive_size
+                ),
+            });
+        }
+        let len = usize::try_from(len).map_err(|_| ExtractError::BadEntry {
+            name: name(),
+            why: "too large".into(),
+        })?;
         // Bound the output buffer by what the blob can hold before allocating it:
         // a corrupt zTOC must not make us allocate its claimed size.
         let blob_len = blob.seek(SeekFrom::End(0))?;

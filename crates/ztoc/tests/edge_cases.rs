@@ -8,14 +8,23 @@ use tar::EntryType;
 const SPAN: u64 = 64 * 1024;
 
 fn entry<'a>(z: &'a soci_ztoc::Ztoc, name: &str) -> &'a TocEntry {
-    z.toc.entries.iter().find(|e| e.name == name.as_bytes()).unwrap_or_else(|| panic!("no entry {name}"))
+    z.toc
+        .entries
+        .iter()
+        .find(|e| e.name == name.as_bytes())
+        .unwrap_or_else(|| panic!("no entry {name}"))
 }
 
 #[test]
 fn hardlinks_and_symlinks() {
     let mut t = TarMaker::new();
-    t.file("data/original", b"hello").link(EntryType::Link, "data/hard", "data/original");
-    t.link(EntryType::Symlink, "data/soft", "original").link(EntryType::Symlink, "dangling", "/no/such");
+    t.file("data/original", b"hello")
+        .link(EntryType::Link, "data/hard", "data/original");
+    t.link(EntryType::Symlink, "data/soft", "original").link(
+        EntryType::Symlink,
+        "dangling",
+        "/no/such",
+    );
     let tar = t.finish();
     let blob = gzip(&tar, 6);
     let z = build(&blob, Gzip, SPAN);
@@ -26,8 +35,15 @@ fn hardlinks_and_symlinks() {
     // A hardlink reads as its target.
     let zi = z.zinfo().unwrap();
     let target = z.find_regular(b"data/hard").unwrap();
-    assert_eq!(z.extract_entry(&zi, target, &mut std::io::Cursor::new(&blob)).unwrap(), b"hello");
-    assert!(z.find_regular(b"data/soft").is_err(), "a symlink is not a regular file");
+    assert_eq!(
+        z.extract_entry(&zi, target, &mut std::io::Cursor::new(&blob))
+            .unwrap(),
+        b"hello"
+    );
+    assert!(
+        z.find_regular(b"data/soft").is_err(),
+        "a symlink is not a regular file"
+    );
 }
 
 #[test]
@@ -38,7 +54,10 @@ fn long_names_and_link_targets() {
     let mut t = TarMaker::new();
     t.file(&long_name, b"long"); // GNU ././@LongLink
     t.link(EntryType::Symlink, "short-link", &long_target);
-    t.pax(&[("path", format!("pax/{long_name}").as_bytes()), ("linkpath", long_target.as_bytes())]);
+    t.pax(&[
+        ("path", format!("pax/{long_name}").as_bytes()),
+        ("linkpath", long_target.as_bytes()),
+    ]);
     t.link(EntryType::Symlink, "ignored-by-pax", "x");
     let tar = t.finish();
     let z = build(&gzip(&tar, 6), Gzip, SPAN);
@@ -46,7 +65,10 @@ fn long_names_and_link_targets() {
     assert_eq!(entry(&z, "short-link").linkname, long_target.as_bytes());
     let pax = entry(&z, &format!("pax/{long_name}"));
     assert_eq!(pax.linkname, long_target.as_bytes());
-    assert!(pax.pax_records.iter().any(|(k, _)| k == b"path"), "PAX records kept in full");
+    assert!(
+        pax.pax_records.iter().any(|(k, _)| k == b"path"),
+        "PAX records kept in full"
+    );
     assert_eq!(check_all_files(&z, &gzip(&tar, 6), &tar), 1);
 }
 
@@ -55,7 +77,12 @@ fn pax_xattrs_are_kept_sorted() {
     let mut t = TarMaker::new();
     t.pax(&[
         ("SCHILY.xattr.user.test", b"value"),
-        ("SCHILY.xattr.security.capability", &[1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (
+            "SCHILY.xattr.security.capability",
+            &[
+                1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ],
+        ),
         ("mtime", b"1600000000.123456789"),
     ]);
     t.file("bin/ping", b"\x7fELF");
@@ -63,7 +90,14 @@ fn pax_xattrs_are_kept_sorted() {
     let z = build(&tar, Uncompressed, SPAN);
     let e = entry(&z, "bin/ping");
     let keys: Vec<&[u8]> = e.pax_records.iter().map(|(k, _)| k.as_slice()).collect();
-    assert_eq!(keys, vec![&b"SCHILY.xattr.security.capability"[..], b"SCHILY.xattr.user.test", b"mtime"]);
+    assert_eq!(
+        keys,
+        vec![
+            &b"SCHILY.xattr.security.capability"[..],
+            b"SCHILY.xattr.user.test",
+            b"mtime"
+        ]
+    );
     assert_eq!(e.xattrs().count(), 2);
     assert_eq!(e.mod_time, "2020-09-13T12:26:40.123456789Z");
 }
@@ -78,32 +112,46 @@ fn uid_gid_over_2_pow_21() {
     h.set_gid(3_000_001);
     h.set_mtime(0);
     t.b.append_data(&mut h, "big-ids", &b"x"[..]).unwrap();
-    t.pax(&[("uid", b"4000000"), ("gid", b"4000001")]).file("pax-ids", b"y");
+    t.pax(&[("uid", b"4000000"), ("gid", b"4000001")])
+        .file("pax-ids", b"y");
     let tar = t.finish();
     let z = build(&gzip(&tar, 1), Gzip, SPAN);
-    assert_eq!((entry(&z, "big-ids").uid, entry(&z, "big-ids").gid), (3_000_000, 3_000_001));
-    assert_eq!((entry(&z, "pax-ids").uid, entry(&z, "pax-ids").gid), (4_000_000, 4_000_001));
+    assert_eq!(
+        (entry(&z, "big-ids").uid, entry(&z, "big-ids").gid),
+        (3_000_000, 3_000_001)
+    );
+    assert_eq!(
+        (entry(&z, "pax-ids").uid, entry(&z, "pax-ids").gid),
+        (4_000_000, 4_000_001)
+    );
     assert_eq!(entry(&z, "big-ids").mod_time, "1970-01-01T00:00:00Z");
 }
 
 #[test]
 fn empty_files_and_directories() {
     let mut t = TarMaker::new();
-    t.dir("empty-dir/").file("empty-file", b"").file("after", b"after");
+    t.dir("empty-dir/")
+        .file("empty-file", b"")
+        .file("after", b"after");
     let tar = t.finish();
     let blob = gzip(&tar, 9);
     let z = build(&blob, Gzip, SPAN);
     assert_eq!(entry(&z, "empty-dir/").entry_type, "dir");
     let ef = entry(&z, "empty-file");
     assert_eq!((ef.entry_type.as_str(), ef.uncompressed_size), ("reg", 0));
-    assert_eq!(ef.uncompressed_offset, 1024, "data offset is set for empty files too");
+    assert_eq!(
+        ef.uncompressed_offset, 1024,
+        "data offset is set for empty files too"
+    );
     assert_eq!(check_all_files(&z, &blob, &tar), 2);
 }
 
 #[test]
 fn whiteouts_are_ordinary_files() {
     let mut t = TarMaker::new();
-    t.file(".wh.deleted", b"").dir("opaque/").file("opaque/.wh..wh..opq", b"");
+    t.file(".wh.deleted", b"")
+        .dir("opaque/")
+        .file("opaque/.wh..wh..opq", b"");
     let z = build(&gzip(&t.finish(), 6), Gzip, SPAN);
     assert_eq!(entry(&z, ".wh.deleted").entry_type, "reg");
     assert_eq!(entry(&z, "opaque/.wh..wh..opq").entry_type, "reg");
@@ -112,12 +160,16 @@ fn whiteouts_are_ordinary_files() {
 #[test]
 fn fifo_and_device_nodes() {
     let mut t = TarMaker::new();
-    t.node(EntryType::Fifo, "dev/fifo", 0, 0).node(EntryType::Char, "dev/null", 1, 3);
+    t.node(EntryType::Fifo, "dev/fifo", 0, 0)
+        .node(EntryType::Char, "dev/null", 1, 3);
     t.node(EntryType::Block, "dev/sda", 8, 0);
     let z = build(&gzip(&t.finish(), 6), Gzip, SPAN);
     assert_eq!(entry(&z, "dev/fifo").entry_type, "fifo");
     let n = entry(&z, "dev/null");
-    assert_eq!((n.entry_type.as_str(), n.devmajor, n.devminor), ("char", 1, 3));
+    assert_eq!(
+        (n.entry_type.as_str(), n.devmajor, n.devminor),
+        ("char", 1, 3)
+    );
     assert_eq!(entry(&z, "dev/sda").entry_type, "block");
 }
 
@@ -166,16 +218,27 @@ fn file_spanning_many_spans() {
     let e = entry(&z, "big");
     let first = zi.span_of(e.uncompressed_offset as u64);
     let last = zi.span_of((e.uncompressed_offset + e.uncompressed_size) as u64);
-    assert!(last - first >= 20, "the file covers {} spans", last - first + 1);
+    assert!(
+        last - first >= 20,
+        "the file covers {} spans",
+        last - first + 1
+    );
     assert_eq!(check_all_files(&z, &blob, &tar), 2);
     let zt = build(&tar, Uncompressed, SPAN);
-    assert_eq!(zt.compression_info.span_digests.len() as u64, (tar.len() as u64).div_ceil(SPAN));
+    assert_eq!(
+        zt.compression_info.span_digests.len() as u64,
+        (tar.len() as u64).div_ceil(SPAN)
+    );
     assert_eq!(check_all_files(&zt, &tar, &tar), 2);
 }
 
 #[test]
 fn unsupported_entry_types_fail_the_build() {
-    for (kind, what) in [(EntryType::XGlobalHeader, "g"), (EntryType::GNUSparse, "S"), (EntryType::Continuous, "7")] {
+    for (kind, what) in [
+        (EntryType::XGlobalHeader, "g"),
+        (EntryType::GNUSparse, "S"),
+        (EntryType::Continuous, "7"),
+    ] {
         let mut t = TarMaker::new();
         t.file("ok", b"ok").raw(kind, "bad", b"");
         let err = build_err(&gzip(&t.finish(), 6), Gzip, SPAN);
@@ -209,6 +272,8 @@ fn offsets_beyond_4_gib() {
     let e = entry(&z, "after-4gib");
     assert_eq!(e.uncompressed_offset as u64, 512 + BIG + 512);
     let zi = z.zinfo().unwrap();
-    let got = z.extract_entry(&zi, e, &mut std::io::Cursor::new(&blob)).unwrap();
+    let got = z
+        .extract_entry(&zi, e, &mut std::io::Cursor::new(&blob))
+        .unwrap();
     assert_eq!(got, b"still here");
 }

@@ -21,14 +21,17 @@ fn files_strategy() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
             "[a-z]{1,12}(/[a-z0-9._-]{1,20}){0,3}",
             prop_oneof![
                 prop::collection::vec(any::<u8>(), 0..5000),
-                (1usize..200_000, any::<u8>()).prop_map(|(n, b)| (0..n).map(|i| b.wrapping_add((i / 97) as u8)).collect()),
+                (1usize..200_000, any::<u8>())
+                    .prop_map(|(n, b)| (0..n).map(|i| b.wrapping_add((i / 97) as u8)).collect()),
             ],
         ),
         1..25,
     )
     .prop_map(|v| {
         let mut seen = std::collections::HashSet::new();
-        v.into_iter().filter(|(n, _)| seen.insert(n.clone())).collect()
+        v.into_iter()
+            .filter(|(n, _)| seen.insert(n.clone()))
+            .collect()
     })
 }
 
@@ -90,13 +93,23 @@ fn pigz(args: &[&str], data: &[u8]) -> Option<Vec<u8>> {
 #[test]
 fn pigz_output_including_independent_blocks() {
     let files: Vec<(String, Vec<u8>)> = (0..40)
-        .map(|i| (format!("f{i}"), (0..60_000u32).map(|j| ((j * (i + 3)) % 251) as u8).collect()))
+        .map(|i| {
+            (
+                format!("f{i}"),
+                (0..60_000u32)
+                    .map(|j| ((j * (i + 3)) % 251) as u8)
+                    .collect(),
+            )
+        })
         .collect();
     let tar = layer(&files);
     let Some(plain) = pigz(&["-c", "-b", "128"], &tar) else {
         panic!("pigz is not installed: run scripts/install-test-deps.sh");
     };
-    for blob in [plain, pigz(&["-c", "--independent", "-b", "128"], &tar).unwrap()] {
+    for blob in [
+        plain,
+        pigz(&["-c", "--independent", "-b", "128"], &tar).unwrap(),
+    ] {
         let z = build(&blob, Gzip, 64 * 1024);
         assert_eq!(check_all_files(&z, &blob, &tar), files.len());
     }

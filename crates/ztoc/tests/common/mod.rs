@@ -13,7 +13,9 @@ pub struct TarMaker {
 
 impl TarMaker {
     pub fn new() -> Self {
-        TarMaker { b: tar::Builder::new(Vec::new()) }
+        TarMaker {
+            b: tar::Builder::new(Vec::new()),
+        }
     }
     fn header(kind: tar::EntryType, size: u64) -> tar::Header {
         let mut h = tar::Header::new_gnu();
@@ -122,9 +124,21 @@ pub fn check_all_files(z: &Ztoc, blob: &[u8], tar_bytes: &[u8]) -> usize {
         let name = entry.path_bytes().into_owned();
         let mut want = Vec::new();
         std::io::Read::read_to_end(&mut entry, &mut want).unwrap();
-        let e = z.toc.entries.iter().find(|e| e.name == name).expect("entry in ztoc");
-        assert_eq!(e.uncompressed_offset as u64, entry.raw_file_position(), "offset of {:?}", e.name_lossy());
-        let got = z.extract_entry(&zinfo, e, &mut Cursor::new(blob)).expect("extract");
+        let e = z
+            .toc
+            .entries
+            .iter()
+            .find(|e| e.name == name)
+            .expect("entry in ztoc");
+        assert_eq!(
+            e.uncompressed_offset as u64,
+            entry.raw_file_position(),
+            "offset of {:?}",
+            e.name_lossy()
+        );
+        let got = z
+            .extract_entry(&zinfo, e, &mut Cursor::new(blob))
+            .expect("extract");
         assert!(got == want, "content of {:?} differs", e.name_lossy());
         checked += 1;
     }
