@@ -4,7 +4,7 @@
 # Debian's docker-registry (the registry the integration tests start on 127.0.0.1).
 set -euo pipefail
 need=()
-for pair in gztool:gztool pigz:pigz tar:tar skopeo:skopeo docker-registry:docker-registry; do
+for pair in gztool:gztool pigz:pigz tar:tar skopeo:skopeo docker-registry:docker-registry openssl:openssl python3:python3; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -14,4 +14,4 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo-nextest >/dev/null 2>&1 || true
-echo "test tools present: gztool pigz tar skopeo docker-registry"
+echo "test tools present: gztool pigz tar skopeo docker-registry openssl python3"
