@@ -9,7 +9,8 @@
 //! target/bench-data/results/startup.{json,svg,md}.
 //!
 //! Options: --images debian,python,app,bigunused  --profiles 100M/20ms,1G/2ms
-//!          --no-sweep  --span-size BYTES  --parallel N  --out DIR
+//!          --sweep (add the span-size and min-layer-size sweeps; ~8 min in all)
+//!          --no-sweep (the default)  --span-size BYTES  --parallel N  --out DIR
 use soci_bench::{Profile, StartupConfig};
 use std::path::PathBuf;
 
@@ -19,6 +20,11 @@ fn main() -> anyhow::Result<()> {
         return Ok(()); // cargo test --benches probing
     }
     let mut cfg = StartupConfig::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    // The default run stays within a few minutes: the sweeps are opt-in.
+    let (span_sweep, min_layer_sweep) = (
+        std::mem::take(&mut cfg.span_sweep),
+        std::mem::take(&mut cfg.min_layer_sweep),
+    );
     let mut it = args.iter().filter(|a| *a != "--bench");
     while let Some(a) = it.next() {
         let mut val = || {
@@ -37,6 +43,10 @@ fn main() -> anyhow::Result<()> {
             "--no-sweep" => {
                 cfg.span_sweep.clear();
                 cfg.min_layer_sweep.clear();
+            }
+            "--sweep" => {
+                cfg.span_sweep = span_sweep.clone();
+                cfg.min_layer_sweep = min_layer_sweep.clone();
             }
             "--span-size" => cfg.span_size = val()?.parse()?,
             "--parallel" => cfg.parallel = val()?.parse()?,
