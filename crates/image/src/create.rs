@@ -215,7 +215,7 @@ fn index_layer(
 
 /// Runs `work` over `items` on up to `jobs` threads; stops handing out new items
 /// after the first error, which is returned.
-fn parallel<T: Sync, R: Send>(
+pub(crate) fn parallel<T: Sync, R: Send>(
     items: &[T],
     jobs: usize,
     work: impl Fn(&T) -> Result<R> + Sync,

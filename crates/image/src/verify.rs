@@ -479,25 +479,5 @@ pub fn verify(
 }
 
 fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: std::sync::Mutex<Vec<Option<R>>> =
-        std::sync::Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, items.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= items.len() {
-                    break;
-                }
-                let r = f(&items[i]);
-                slots.lock().expect("no panic under the lock")[i] = Some(r);
-            });
-        }
-    });
-    slots
-        .into_inner()
-        .expect("joined")
-        .into_iter()
-        .map(|r| r.expect("every item done"))
-        .collect()
+    crate::create::parallel(items, jobs, |x| Ok(f(x))).expect("the work cannot fail")
 }
