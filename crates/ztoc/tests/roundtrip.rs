@@ -18,7 +18,7 @@ fn layer(files: &[(String, Vec<u8>)]) -> Vec<u8> {
 fn files_strategy() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
     prop::collection::vec(
         (
-            "[a-z]{1,12}(/[a-z0-9._-]{1,20}){0,3}",
+            "[a-z]{1,12}(/[a-z0-9][a-z0-9._-]{0,19}){0,3}",
             prop_oneof![
                 prop::collection::vec(any::<u8>(), 0..5000),
                 (1usize..200_000, any::<u8>())
