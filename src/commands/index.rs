@@ -70,10 +70,10 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
                 );
             }
             let bytes = store.get_blob(&a.digest)?;
-            let v: serde_json::Value = serde_json::from_slice(&bytes)?;
-            let mut s = serde_json::to_string_pretty(&v)?;
-            s.push('\n');
-            write_stdout(s.as_bytes())?;
+            serde_json::from_slice::<serde_json::Value>(&bytes)?; // valid JSON
+            let mut s = go_indent(&bytes);
+            s.push(b'\n');
+            write_stdout(&s)?;
             Ok(crate::exit::OK)
         }
         IndexCommand::Rm(a) => {
@@ -94,5 +94,73 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
             }
             Ok(crate::exit::OK)
         }
+    }
+}
+
+/// Go's `json.Indent(dst, src, "", "  ")` on compact JSON: the stored bytes with
+/// their key order, one member per line (`{}` and `[]` stay on one line).
+fn go_indent(src: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(src.len() * 2);
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    let newline = |out: &mut Vec<u8>, depth: usize| {
+        out.push(b'\n');
+        out.extend(std::iter::repeat_n(b' ', depth * 2));
+    };
+    let mut i = 0;
+    while i < src.len() {
+        let c = src[i];
+        if in_str {
+            out.push(c);
+            match (esc, c) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                b'"' => {
+                    in_str = true;
+                    out.push(c);
+                }
+                b'{' | b'[' => {
+                    out.push(c);
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    if src.get(i + 1) == Some(&close) {
+                        out.push(close);
+                        i += 1;
+                    } else {
+                        depth += 1;
+                        newline(&mut out, depth);
+                    }
+                }
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    newline(&mut out, depth);
+                    out.push(c);
+                }
+                b',' => {
+                    out.push(c);
+                    newline(&mut out, depth);
+                }
+                b':' => out.extend_from_slice(b": "),
+                b' ' | b'\n' | b'\t' | b'\r' => {}
+                _ => out.push(c),
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn go_indent_keeps_order() {
+        let got = super::go_indent(br#"{"b":[1,{"x":"a,b:{"}],"a":{},"c":[]}"#);
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            "{\n  \"b\": [\n    1,\n    {\n      \"x\": \"a,b:{\"\n    }\n  ],\n  \"a\": {},\n  \"c\": []\n}"
+        );
     }
 }
