@@ -220,6 +220,20 @@ pub(crate) fn parallel<T: Sync, R: Send>(
     jobs: usize,
     work: impl Fn(&T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
+    parallel_by(items, jobs, |_| 0, work)
+}
+
+/// [`parallel`], starting the items with the largest `cost` first (longest
+/// processing time first keeps the workers busy to the end); results stay in
+/// `items` order.
+pub(crate) fn parallel_by<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    cost: impl Fn(&T) -> u64,
+    work: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cost(&items[i])));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<R>>>> =
@@ -230,10 +244,11 @@ pub(crate) fn parallel<T: Sync, R: Send>(
                 if failed.load(Ordering::Relaxed) {
                     break;
                 }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= items.len() {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= items.len() {
                     break;
                 }
+                let i = order[k];
                 let r = work(&items[i]);
                 if r.is_err() {
                     failed.store(true, Ordering::Relaxed);
@@ -290,16 +305,21 @@ pub fn create(
                 .map_err(|e| anyhow!(e))
         })
         .collect::<Result<_>>()?;
-    let outcomes = parallel(&plans, opts.jobs, |(layer, plan)| {
-        let outcome = match plan {
-            LayerPlan::Skip(reason) => LayerOutcome::Skipped {
-                reason: reason.clone(),
-            },
-            LayerPlan::Index(kind) => index_layer(source, store, layer, *kind, opts, reporter)?,
-        };
-        reporter.layer_done(&layer.digest, &outcome.line(&layer.digest));
-        Ok(outcome)
-    })?;
+    let outcomes = parallel_by(
+        &plans,
+        opts.jobs,
+        |(layer, _)| layer.size.max(0) as u64,
+        |(layer, plan)| {
+            let outcome = match plan {
+                LayerPlan::Skip(reason) => LayerOutcome::Skipped {
+                    reason: reason.clone(),
+                },
+                LayerPlan::Index(kind) => index_layer(source, store, layer, *kind, opts, reporter)?,
+            };
+            reporter.layer_done(&layer.digest, &outcome.line(&layer.digest));
+            Ok(outcome)
+        },
+    )?;
     let by_digest: HashMap<&str, &LayerOutcome> = layers
         .iter()
         .map(|l| l.digest.as_str())
