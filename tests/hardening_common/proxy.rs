@@ -29,6 +29,9 @@ pub enum Fault {
     IgnoreRange,
     /// Answer 200 with this `Content-Length` and a few bytes, then stall.
     HugeBody(u64),
+    /// Answer 200 with this body and content type, without asking upstream
+    /// (e.g. an endpoint the real registry lacks, such as the referrers API).
+    Respond(Vec<u8>, &'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +182,15 @@ fn serve(
     });
 
     match &fault {
+        Some(Fault::Respond(body, ctype)) => {
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            out.write_all(&body)?;
+            return Ok(());
+        }
         Some(Fault::Status(code, retry_after)) => {
             let ra = retry_after
                 .map(|s| format!("Retry-After: {s}\r\n"))
