@@ -653,3 +653,45 @@ fn checkpointer_can_move_across_threads() {
     .unwrap();
     assert!(z.checkpoints.len() > 1);
 }
+
+/// Between checkpoints the engine inflates without stopping at block
+/// boundaries, up to exactly `span` bytes past the previous checkpoint. A
+/// boundary just one byte further must still become the next checkpoint, and a
+/// boundary exactly `span` bytes further must not (the gap must be strictly
+/// larger). Span 0 lists every boundary, so it gives the expected answers.
+#[test]
+fn free_run_stops_exactly_at_the_span_edge() {
+    let (blob, data, _) = multi_member();
+    let (every, out) = build(&blob, 0, 1 << 16).unwrap();
+    assert_eq!(out, data);
+    let first = every.checkpoints[0].uncompressed_offset;
+    let later: Vec<&Checkpoint> = every.checkpoints[1..]
+        .iter()
+        .filter(|c| c.uncompressed_offset > first + 1)
+        .collect();
+    assert!(later.len() >= 8, "sample data yields many blocks");
+    for target in later.iter().step_by(later.len() / 8) {
+        let gap = target.uncompressed_offset - first;
+        // span = gap - 1: `target` is the first boundary past the span.
+        let (z, _) = build(&blob, gap - 1, 4096).unwrap();
+        assert_eq!(
+            z.checkpoints[1].compressed_offset,
+            target.compressed_offset,
+            "span {}",
+            gap - 1
+        );
+        assert_eq!(
+            z.checkpoints[1].uncompressed_offset,
+            target.uncompressed_offset
+        );
+        assert_eq!(z.checkpoints[1].bits, target.bits);
+        check_windows(&z, &data);
+        // span = gap: `target` is not far enough; the next checkpoint is later.
+        let (z, _) = build(&blob, gap, 4096).unwrap();
+        let next = z.checkpoints.get(1).map(|c| c.uncompressed_offset);
+        assert!(
+            next.is_none_or(|o| o > target.uncompressed_offset),
+            "span {gap}: {next:?}"
+        );
+    }
+}

@@ -65,6 +65,23 @@ proptest! {
             let gap = w[1].uncompressed_offset - w[0].uncompressed_offset;
             prop_assert!(gap > span || w[1].uncompressed_offset == 0);
         }
+        // Span 0 stops at every block boundary; the checkpoints of any other
+        // span must be exactly the greedy pick from those (first boundary with
+        // more than `span` bytes since the previous pick), whatever shortcuts
+        // the engine takes between candidates.
+        let (every, _) = build(&gz, 0, chunk).unwrap();
+        let mut expected: Vec<(u64, u64, u8)> = Vec::new();
+        for cp in &every.checkpoints {
+            let take = match expected.last() {
+                None => true,
+                Some(&(_, last, _)) => cp.uncompressed_offset == 0 || cp.uncompressed_offset - last > span,
+            };
+            if take {
+                expected.push((cp.compressed_offset, cp.uncompressed_offset, cp.bits));
+            }
+        }
+        let got: Vec<(u64, u64, u8)> = whole.checkpoints.iter().map(|c| (c.compressed_offset, c.uncompressed_offset, c.bits)).collect();
+        prop_assert_eq!(got, expected);
         for cp in &whole.checkpoints {
             prop_assert!(cp.bits <= 7);
             let o = cp.uncompressed_offset as usize;
