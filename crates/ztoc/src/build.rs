@@ -15,7 +15,7 @@
 //! ```
 use crate::model::{CompressionAlgorithm, CompressionInfo, Toc, TocEntry, Ztoc, ZTOC_VERSION};
 use crate::tar_walk::{TarError, TarWalker};
-use sha2::{Digest as _, Sha256};
+use crate::twin_sha::Sha256Stream;
 use soci_zinfo::{GzipCheckpointer, TarZinfo, ZinfoError};
 use std::io::Read;
 use std::sync::mpsc;
@@ -141,35 +141,35 @@ struct HashResult {
 /// from its boundary until the next one; bytes before the first boundary (the gzip
 /// header) belong to no span; the last span runs to the end of the blob.
 fn hash_thread(jobs: mpsc::Receiver<HashJob>, recycle: mpsc::Sender<Vec<u8>>) -> HashResult {
-    let mut blob = Sha256::new();
-    let mut span: Option<Sha256> = None;
+    let mut blob = Sha256Stream::new();
+    let mut span: Option<Sha256Stream> = None;
     let mut spans = Vec::new();
     let mut pos = 0u64; // stream offset of the next byte
     let mut last_byte = 0u8;
+    // The bytes of a span go to both digests at once (see `twin_sha`).
+    let feed = |blob: &mut Sha256Stream, span: &mut Option<Sha256Stream>, bytes: &[u8]| match span {
+        Some(h) => Sha256Stream::update_both(blob, h, bytes),
+        None => blob.update(bytes),
+    };
     for job in jobs {
         let chunk = &job.chunk;
         let start = pos;
-        blob.update(chunk);
-        let mut done = 0usize; // bytes of `chunk` already given to the current span
+        let mut done = 0usize; // bytes of `chunk` already hashed
         for b in &job.boundaries {
             let cut = (b.at - start) as usize; // at >= start: checkpoints never go back
-            if let Some(h) = span.as_mut() {
-                h.update(&chunk[done..cut]);
-            }
+            feed(&mut blob, &mut span, &chunk[done..cut]);
             done = cut;
             if let Some(h) = span.take() {
-                spans.push(format!("sha256:{}", hex::encode(h.finalize())));
+                spans.push(h.finish());
             }
-            let mut h = Sha256::new();
+            let mut h = Sha256Stream::new();
             if b.overlap {
                 let byte = if cut > 0 { chunk[cut - 1] } else { last_byte };
-                h.update([byte]);
+                h.update(&[byte]);
             }
             span = Some(h);
         }
-        if let Some(h) = span.as_mut() {
-            h.update(&chunk[done..]);
-        }
+        feed(&mut blob, &mut span, &chunk[done..]);
         if let Some(&b) = chunk.last() {
             last_byte = b;
         }
@@ -177,10 +177,10 @@ fn hash_thread(jobs: mpsc::Receiver<HashJob>, recycle: mpsc::Sender<Vec<u8>>) ->
         let _ = recycle.send(job.chunk);
     }
     if let Some(h) = span.take() {
-        spans.push(format!("sha256:{}", hex::encode(h.finalize())));
+        spans.push(h.finish());
     }
     HashResult {
-        blob_digest: format!("sha256:{}", hex::encode(blob.finalize())),
+        blob_digest: blob.finish(),
         span_digests: spans,
     }
 }

@@ -14,4 +14,5 @@ pub mod extract;
 pub mod gotime;
 pub mod model;
 pub mod tar_walk;
+pub mod twin_sha;
 pub use model::*;
