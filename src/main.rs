@@ -32,14 +32,32 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::from(exit::OK);
             }
+            let msg = describe(&err);
             if global.json {
-                let msg = format!("{err:#}");
                 println!("{}", serde_json::json!({ "error": msg }));
             }
-            eprintln!("soci: {err:#}");
+            eprintln!("soci: {msg}");
             ExitCode::from(exit::ERROR)
         }
     }
+}
+
+/// The error and its causes on one line, like `{:#}`, but without repeating a
+/// cause whose text its parent already shows (library errors often embed their
+/// source's message and also return it as `source()`).
+fn describe(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -47,4 +65,43 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+
+    #[derive(Debug)]
+    struct Inner;
+    impl fmt::Display for Inner {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("inner problem")
+        }
+    }
+    impl std::error::Error for Inner {}
+
+    /// Shows its source's text and also returns it as `source()`.
+    #[derive(Debug)]
+    struct Outer(Inner);
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "outer: {}", self.0)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn causes_already_shown_are_not_repeated() {
+        let e = anyhow::Error::new(Outer(Inner)).context("cannot build layer x");
+        assert_eq!(
+            super::describe(&e),
+            "cannot build layer x: outer: inner problem"
+        );
+        let e = anyhow::Error::new(Inner).context("cannot build layer x");
+        assert_eq!(super::describe(&e), "cannot build layer x: inner problem");
+    }
 }

@@ -201,8 +201,27 @@ pub fn build_ztoc<R: Read>(
         .spawn(move || hash_thread(job_rx, recycle_tx))?;
 
     let result = drive(&mut reader, opts, reporter, &job_tx, &recycle_rx);
+    // Content that cannot be inflated or walked may simply not be the layer
+    // (corrupted on the way, or the wrong blob): read the rest so the digest
+    // can tell, and report a mismatch rather than the symptom.
+    let drained = match &result {
+        Err(BuildError::Zinfo(_) | BuildError::Tar(_) | BuildError::TarNotEnded)
+            if opts.expected_digest.is_some() =>
+        {
+            drain(&mut reader, &job_tx, &recycle_rx)
+        }
+        _ => false,
+    };
     drop(job_tx);
     let hashes = hasher.join().expect("hash thread does not panic");
+    if let (true, Some(expected)) = (drained, &opts.expected_digest) {
+        if *expected != hashes.blob_digest {
+            return Err(BuildError::DigestMismatch {
+                expected: expected.clone(),
+                actual: hashes.blob_digest,
+            });
+        }
+    }
     let (toc_entries, uncompressed_size, blob_size, checkpoints_blob, algorithm) = result?;
 
     if let Some(expected) = opts.expected_size {
@@ -242,6 +261,33 @@ pub fn build_ztoc<R: Read>(
         blob_digest: hashes.blob_digest,
         blob_size,
     })
+}
+
+/// After a failed build: hand the rest of the blob to the hash thread (no
+/// more span boundaries). False if reading failed before the end.
+fn drain<R: Read>(
+    reader: &mut R,
+    jobs: &mpsc::SyncSender<HashJob>,
+    recycled: &mpsc::Receiver<Vec<u8>>,
+) -> bool {
+    loop {
+        let mut chunk = recycled.try_recv().unwrap_or_default();
+        chunk.resize(CHUNK_SIZE, 0);
+        let Ok(n) = read_full(reader, &mut chunk) else {
+            return false;
+        };
+        if n == 0 {
+            return true;
+        }
+        chunk.truncate(n);
+        let job = HashJob {
+            chunk,
+            boundaries: Vec::new(),
+        };
+        if jobs.send(job).is_err() {
+            return false;
+        }
+    }
 }
 
 type DriveOutput = (Vec<TocEntry>, u64, u64, Vec<u8>, CompressionAlgorithm);
@@ -289,14 +335,19 @@ fn drive<R: Read>(
         match gz.as_mut() {
             Some(gz) => {
                 let mut out_bytes = 0u64;
-                gz.feed(&chunk, &mut |data: &[u8]| {
+                let fed = gz.feed(&chunk, &mut |data: &[u8]| {
                     out_bytes += data.len() as u64;
                     if tar_error.is_none() && !walker.is_done() {
                         if let Err(e) = walker.feed(data) {
                             tar_error = Some(e);
                         }
                     }
-                })?;
+                });
+                if let Err(e) = fed {
+                    // The chunk still counts for the blob digest (see `drain`).
+                    let _ = jobs.send(HashJob { chunk, boundaries });
+                    return Err(e.into());
+                }
                 progress.uncompressed += out_bytes;
                 for cp in &gz.checkpoints()[seen_checkpoints..] {
                     boundaries.push(Boundary {
@@ -328,6 +379,7 @@ fn drive<R: Read>(
             }
         }
         if let Some(e) = tar_error.take() {
+            let _ = jobs.send(HashJob { chunk, boundaries });
             return Err(e.into());
         }
         total_in += n as u64;

@@ -277,3 +277,52 @@ fn offsets_beyond_4_gib() {
         .unwrap();
     assert_eq!(got, b"still here");
 }
+
+/// A blob that fails to inflate or walk is reported as a digest mismatch when
+/// its digest is not the expected one (corrupted on the way), and as what is
+/// wrong with it when the digest is right (the layer itself is bad).
+#[test]
+fn broken_content_is_a_digest_mismatch_only_when_the_digest_differs() {
+    use soci_ztoc::build::{build_ztoc, BuildError, BuildOptions, NoProgress};
+    use std::io::Cursor;
+    let digest = |b: &[u8]| {
+        use sha2::Digest;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+    };
+    let mut t = TarMaker::new();
+    for i in 0..40 {
+        let data: Vec<u8> = (0..20_000u32).map(|j| (j * (i + 3) / 7) as u8).collect();
+        t.file(&format!("f{i}"), &data);
+    }
+    let good = gzip(&t.finish(), 6);
+    let mut corrupt = good.clone();
+    let mid = corrupt.len() / 3;
+    corrupt[mid] ^= 0x55;
+    let mut not_tar = TarMaker::new();
+    not_tar.raw(EntryType::XGlobalHeader, "g", b"");
+    let bad_layer = gzip(&not_tar.finish(), 6);
+
+    let run = |blob: &[u8], expected: &str| {
+        let mut opts = BuildOptions::new(Gzip);
+        opts.expected_digest = Some(expected.to_string());
+        build_ztoc(Cursor::new(blob), &opts, &mut NoProgress)
+    };
+    // Corrupted in transit: the digest says so, even though inflate failed first.
+    match run(&corrupt, &digest(&good)) {
+        Err(BuildError::DigestMismatch { expected, actual }) => {
+            assert_eq!(expected, digest(&good));
+            assert_eq!(actual, digest(&corrupt));
+        }
+        other => panic!("expected a digest mismatch, got {other:?}"),
+    }
+    // The same bytes when they are what the descriptor says: the real problem.
+    match run(&corrupt, &digest(&corrupt)) {
+        Err(BuildError::Zinfo(_)) => {}
+        other => panic!("expected an inflate error, got {other:?}"),
+    }
+    match run(&bad_layer, &digest(&bad_layer)) {
+        Err(BuildError::Tar(e)) => assert!(e.to_string().contains("unsupported"), "{e}"),
+        other => panic!("expected a tar error, got {other:?}"),
+    }
+    assert!(run(&good, &digest(&good)).is_ok());
+}
