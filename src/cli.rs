@@ -133,8 +133,9 @@ pub struct ImageArgs {
     /// Trust this extra CA certificate (PEM) for registry TLS.
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
-    /// Registry user name (password from --password-stdin). Default: credentials
-    /// from $DOCKER_CONFIG/config.json, else anonymous.
+    /// Registry user name (password from --password-stdin). Default: what Docker
+    /// would use from $DOCKER_CONFIG/config.json (credHelpers, auths, credsStore;
+    /// helpers are the docker-credential-NAME programs on PATH), else anonymous.
     #[arg(long, short = 'u')]
     pub username: Option<String>,
     /// Read the registry password from standard input.

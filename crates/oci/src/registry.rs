@@ -170,6 +170,61 @@ pub struct RegistryOptions {
     pub tls_ca: Option<PathBuf>,
 }
 
+/// The credentials Docker would use for `registry`: `config.json`'s
+/// `credHelpers` entry for the host, else its `auths` entry, else its
+/// `credsStore` (helpers are the `docker-credential-NAME` programs on `PATH`,
+/// asked with `get`). Nothing configured, or a helper that does not know the
+/// host, means anonymous; a helper that cannot be run or answers nonsense is
+/// an error, not a silent anonymous pull that fails later with a 401.
+fn docker_config_auth(registry: &str) -> Result<RegistryAuth> {
+    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
+    let key = if registry == "docker.io" || registry == "index.docker.io" {
+        "https://index.docker.io/v1/"
+    } else {
+        registry
+    };
+    let config = std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+        .map(|d| d.join("config.json").display().to_string())
+        .unwrap_or_else(|| "~/.docker/config.json".into());
+    let fail = |message: String| {
+        Err(Error::Registry {
+            registry: registry.into(),
+            context: format!("credentials from {config}"),
+            message,
+        })
+    };
+    match docker_credential::get_credential(key) {
+        Ok(DockerCredential::UsernamePassword(u, p)) => Ok(RegistryAuth::Basic(u, p)),
+        Ok(DockerCredential::IdentityToken(t)) => Ok(RegistryAuth::Bearer(t)),
+        Err(E::NoCredentialConfigured | E::ConfigNotFound | E::ConfigReadError) => {
+            Ok(RegistryAuth::Anonymous)
+        }
+        // The helper's standard answer for a server it holds nothing for.
+        Err(E::HelperFailure { stdout, stderr, .. })
+            if stdout.contains("credentials not found")
+                || stderr.contains("credentials not found") =>
+        {
+            Ok(RegistryAuth::Anonymous)
+        }
+        Err(E::HelperFailure {
+            helper,
+            stdout,
+            stderr,
+        }) => fail(format!(
+            "credential helper `{helper} get` failed: {}",
+            format!("{} {}", stdout.trim(), stderr.trim()).trim()
+        )),
+        Err(E::HelperCommunicationError) => fail(
+            "cannot run the credential helper it names (credsStore/credHelpers): \
+             is docker-credential-NAME on PATH?"
+                .into(),
+        ),
+        Err(e) => fail(e.to_string()),
+    }
+}
+
 /// A connection to one registry host with one credential set.
 pub struct RegistryClient {
     registry: String,
@@ -235,22 +290,7 @@ impl RegistryClient {
             Credentials::Basic { username, password } => {
                 RegistryAuth::Basic(username.clone(), password.clone())
             }
-            Credentials::DockerConfig => {
-                let key = if registry == "docker.io" || registry == "index.docker.io" {
-                    "https://index.docker.io/v1/"
-                } else {
-                    registry
-                };
-                match docker_credential::get_credential(key) {
-                    Ok(docker_credential::DockerCredential::UsernamePassword(u, p)) => {
-                        RegistryAuth::Basic(u, p)
-                    }
-                    Ok(docker_credential::DockerCredential::IdentityToken(t)) => {
-                        RegistryAuth::Bearer(t)
-                    }
-                    Err(_) => RegistryAuth::Anonymous,
-                }
-            }
+            Credentials::DockerConfig => docker_config_auth(registry)?,
         };
         let fetcher = Fetcher {
             registry: registry.into(),

@@ -125,8 +125,75 @@ fn credentials_and_tls() {
     assert_eq!(src.resolve_root().unwrap().0.digest, fx.root.digest);
     // No entry for the host: anonymous, refused.
     std::fs::write(cfg.join("config.json"), r#"{"auths":{}}"#).unwrap();
-    assert!(with(Credentials::DockerConfig, Some(ca))
+    assert!(with(Credentials::DockerConfig, Some(ca.clone()))
         .unwrap()
         .resolve_root()
         .is_err());
+
+    // Credential helpers, as Docker runs them: `docker-credential-NAME get`
+    // on PATH, the server on stdin, JSON on stdout. Each helper logs the
+    // server it was asked about.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = |name: &str, password: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = bin.join(format!("docker-credential-{name}"));
+        let script = format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread server\necho \"$server\" >> {log}\n\
+             if [ \"$server\" = \"{host}\" ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"soci\",\"Secret\":\"{password}\"}}' \"$server\"\n\
+             else\n  echo 'credentials not found in native keychain'; exit 1\nfi\n",
+            log = tmp.path().join(format!("{name}.log")).display(),
+            host = reg.host(),
+        );
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    helper("good", "s3cret");
+    helper("wrong", "nope");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::env::set_var("PATH", path);
+    let asked = |name: &str| {
+        std::fs::read_to_string(tmp.path().join(format!("{name}.log"))).unwrap_or_default()
+    };
+    let config = |json: String| std::fs::write(cfg.join("config.json"), json).unwrap();
+
+    // credsStore: the helper is asked for this host and its answer is used.
+    config(r#"{"credsStore":"good"}"#.into());
+    let src = with(Credentials::DockerConfig, Some(ca.clone())).unwrap();
+    assert_eq!(src.resolve_root().unwrap().0.digest, fx.root.digest);
+    assert_eq!(asked("good").trim(), reg.host());
+    // credHelpers for this host wins over credsStore (and over auths).
+    config(format!(
+        r#"{{"credsStore":"good","credHelpers":{{"{}":"wrong"}},"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+        reg.host(),
+        reg.host(),
+        base64(b"soci:s3cret")
+    ));
+    let e = with(Credentials::DockerConfig, Some(ca.clone()))
+        .unwrap()
+        .resolve_root()
+        .unwrap_err();
+    assert!(
+        !asked("wrong").is_empty(),
+        "credHelpers entry not used: {e}"
+    );
+    // A helper that holds nothing for another host: anonymous, no error.
+    let other = "127.0.0.1:1/secure:v1".to_string();
+    config(r#"{"credsStore":"good"}"#.into());
+    assert!(RegistrySource::new(other.parse().unwrap(), &RegistryOptions::default()).is_ok());
+    assert!(asked("good").contains("127.0.0.1:1"));
+    // A helper that cannot be run is a clear error, not a silent anonymous pull.
+    config(r#"{"credsStore":"absent"}"#.into());
+    let e = match with(Credentials::DockerConfig, Some(ca)) {
+        Ok(_) => panic!("a missing credential helper must fail"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("credential helper") && e.contains("config.json"),
+        "{e}"
+    );
 }
