@@ -100,10 +100,7 @@ fn info_reports_reference_fields_and_span_stats() {
     assert_eq!(v["num_files"], 10);
     assert_eq!(v["span_size"], 65536);
     assert_eq!(v["compressed_archive_size"], 256546);
-    assert_eq!(
-        v["span_compressed_bytes"]["total"].as_u64().unwrap() >= 256546 - 10,
-        true
-    );
+    assert!(v["span_compressed_bytes"]["total"].as_u64().unwrap() >= 256546 - 10);
     let files = v["files"].as_array().unwrap();
     assert!(files
         .iter()

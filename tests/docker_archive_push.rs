@@ -103,7 +103,7 @@ fn docker_archive_to_registry_is_compressed_indexed_and_deterministic() {
         "copy",
         "--quiet",
         "--src-tls-verify=false",
-        &format!("{dst}"),
+        &dst,
         &format!("oci:{}:x", layout.display()),
     ])
     .unwrap();
@@ -137,4 +137,81 @@ fn docker_archive_to_registry_is_compressed_indexed_and_deterministic() {
             diff_id.as_str().unwrap()
         );
     }
+}
+
+/// A layer of the archive that does not match its digest (damaged archive):
+/// a clear error naming the layer, exit 1, and nothing half-written in the
+/// store (no temp files, no compressed blob, no zTOC record).
+#[test]
+fn damaged_archive_layer_fails_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = docker_archive(tmp.path());
+    let mut bytes = std::fs::read(&archive).unwrap();
+    // The largest member of the archive is a layer; flip a byte in its middle
+    // (its tar header checksum is unaffected, the layer digest is not).
+    let (pos, size) = {
+        let mut ar = tar::Archive::new(&bytes[..]);
+        ar.entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.raw_file_position(), e.size()))
+            .max_by_key(|&(_, s)| s)
+            .unwrap()
+    };
+    bytes[(pos + size / 2) as usize] ^= 0x20;
+    let damaged = tmp.path().join("damaged.tar");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let store = tmp.path().join("store");
+    let o = soci(&[
+        "create",
+        &format!("docker-archive:{}", damaged.display()),
+        "--min-layer-size",
+        "0",
+        "--store",
+        store.to_str().unwrap(),
+        "--dest",
+        &format!("oci:{}:x", tmp.path().join("out").display()),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not match its digest"), "{err}");
+    // The other layer may have finished (stored whole, with its zTOC); no temp
+    // file is left and every blob is named by its digest.
+    let mut names = Vec::new();
+    for e in walk(&store) {
+        names.push(e.display().to_string());
+        let b = std::fs::read(&e).unwrap_or_default();
+        let rel = e
+            .strip_prefix(&store)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        assert!(!rel.contains("tmp"), "temp file left: {rel}");
+        if e.to_string_lossy().contains("blobs/sha256/") {
+            let hex = e.file_name().unwrap().to_string_lossy().to_string();
+            assert_eq!(
+                hex::encode(Sha256::digest(&b)),
+                hex,
+                "blob named by its digest"
+            );
+        }
+    }
+    let o = soci(&["ztoc", "list", "--store", store.to_str().unwrap()]);
+    let listed = String::from_utf8_lossy(&o.stdout);
+    assert!(listed.lines().count() <= 2, "{listed}\n{names:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }

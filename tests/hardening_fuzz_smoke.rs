@@ -134,7 +134,7 @@ fn run(name: &str, seeds: Vec<Vec<u8>>, target: fn(&[u8]), max_len: usize) {
     for s in &all {
         target(s);
     }
-    let mut rng = Rng(0x5eed_0000 ^ name.len() as u64 * 0x9E37_79B9);
+    let mut rng = Rng(0x5eed_0000 ^ (name.len() as u64 * 0x9E37_79B9));
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < BUDGET {

@@ -70,6 +70,7 @@ pub fn inflate(p: &Path) -> (Duration, u64) {
 /// Runs a command and returns (wall time, max RSS in KiB) using wait4. Linux
 /// carries a process's max RSS across exec, so call this while the benchmark
 /// process itself is still small.
+#[allow(clippy::zombie_processes)] // reaped by wait4 below
 pub fn run_measured(cmd: &mut Command) -> (Duration, u64) {
     let t = Instant::now();
     let child = cmd

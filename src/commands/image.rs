@@ -7,7 +7,7 @@ use crate::output::print_json;
 use crate::progress::ImageProgress;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use soci_image::create::{create, CreateOptions, Created};
+use soci_image::create::{create_with, CreateOptions, Created};
 use soci_image::publish::publish;
 use soci_image::verify::{verify, VerifyReport};
 use soci_image::Reporter as _;
@@ -16,6 +16,7 @@ use soci_index::store::Store;
 use soci_oci::reference::ImageRef;
 use soci_oci::registry::{Credentials, RegistryOptions};
 use soci_oci::source::{open_source, ImageSource, PlatformChoice};
+use std::collections::HashMap;
 use std::io::Read;
 
 /// Opens the local store (`--store` or the default directory).
@@ -174,6 +175,7 @@ fn platform_str(p: &soci_oci::spec::Platform) -> String {
 }
 
 /// Entry point for `soci create` (and `convert`, `push`).
+#[allow(clippy::too_many_arguments)]
 fn run_create(
     source_ref: &str,
     dest: Option<String>,
@@ -210,17 +212,20 @@ fn run_create(
     // A docker archive holds plain-tar layers; what lands in a registry is
     // compressed, so index the compressed form we are about to push.
     let recompressed;
-    let source: &dyn ImageSource =
-        if matches!(src, ImageRef::DockerArchive { .. }) && dest.is_some() {
-            reporter.message(
-                "compressing the archive's layers (gzip -6, deterministic) into the local store",
+    let mut prebuilt = HashMap::new();
+    let source: &dyn ImageSource = if matches!(src, ImageRef::DockerArchive { .. })
+        && dest.is_some()
+    {
+        reporter.message(
+                "compressing the archive's layers (gzip -6, deterministic) into the local store, building their zTOCs on the way",
             );
-            recompressed = soci_image::recompress::recompress(&*opened, &store)?;
-            &recompressed
-        } else {
-            &*opened
-        };
-    let created = create(source, &store, &opts, &reporter)?;
+        recompressed = soci_image::recompress::recompress(&*opened, &store, &opts, &reporter)?;
+        prebuilt = recompressed.prebuilt().clone();
+        &recompressed
+    } else {
+        &*opened
+    };
+    let created = create_with(source, &store, &opts, &reporter, &prebuilt)?;
     let mut out = created_json(&created);
     if !global.json {
         print_created(&created);

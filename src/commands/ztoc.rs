@@ -192,7 +192,7 @@ impl Stats {
         self.n += 1;
     }
     fn json(&self) -> serde_json::Value {
-        json!({"min": self.min, "max": self.max, "mean": if self.n == 0 { 0 } else { self.total / self.n }, "total": self.total})
+        json!({"min": self.min, "max": self.max, "mean": self.total.checked_div(self.n).unwrap_or(0), "total": self.total})
     }
 }
 

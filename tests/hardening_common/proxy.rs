@@ -188,7 +188,7 @@ fn serve(
                 "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             )?;
-            out.write_all(&body)?;
+            out.write_all(body)?;
             return Ok(());
         }
         Some(Fault::Status(code, retry_after)) => {

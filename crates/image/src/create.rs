@@ -16,7 +16,9 @@ use soci_index::prefetch::{plan_prefetch, PrefetchLayer};
 use soci_index::store::{IndexEntry, Store};
 use soci_oci::source::{select_manifests, ImageManifest, ImageSource, PlatformChoice};
 use soci_oci::spec::{Descriptor, Platform};
-use soci_ztoc::build::{build_ztoc, BuildOptions, BuildProgress, BuildReporter, LayerCompression};
+use soci_ztoc::build::{
+    build_ztoc, BuildOptions, BuildProgress, BuildReporter, BuiltZtoc, LayerCompression,
+};
 use soci_ztoc::codec;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -129,9 +131,9 @@ fn options_key(opts: &CreateOptions) -> String {
     format!("tool={}", opts.build_tool_identifier)
 }
 
-struct Progress<'a> {
-    reporter: &'a dyn Reporter,
-    digest: &'a str,
+pub(crate) struct Progress<'a> {
+    pub(crate) reporter: &'a dyn Reporter,
+    pub(crate) digest: &'a str,
 }
 impl BuildReporter for Progress<'_> {
     fn progress(&mut self, p: &BuildProgress) {
@@ -189,6 +191,17 @@ fn index_layer(
         },
     )
     .with_context(|| format!("cannot build the zTOC of layer {}", layer.digest))?;
+    store_built(store, layer, &built, opts)
+}
+
+/// Stores a freshly built zTOC and records it for reuse.
+pub(crate) fn store_built(
+    store: &Store,
+    layer: &Descriptor,
+    built: &BuiltZtoc,
+    opts: &CreateOptions,
+) -> Result<LayerOutcome> {
+    let key = options_key(opts);
     let bytes = codec::encode(&built.ztoc);
     let blob = store.put_blob(&bytes).context("cannot store the zTOC")?;
     let applies = disable_xattrs_applies(built.ztoc.toc.entries.iter().map(|e| {
@@ -282,6 +295,18 @@ pub fn create(
     opts: &CreateOptions,
     reporter: &dyn Reporter,
 ) -> Result<Created> {
+    create_with(source, store, opts, reporter, &HashMap::new())
+}
+
+/// [`create`], with the outcomes of layers already built by the caller (the
+/// docker-archive path builds zTOCs while it compresses, see `recompress`).
+pub fn create_with(
+    source: &dyn ImageSource,
+    store: &Store,
+    opts: &CreateOptions,
+    reporter: &dyn Reporter,
+    prebuilt: &HashMap<String, LayerOutcome>,
+) -> Result<Created> {
     if opts.span_size == 0 {
         bail!("the span size must be greater than 0");
     }
@@ -314,6 +339,9 @@ pub fn create(
                 LayerPlan::Skip(reason) => LayerOutcome::Skipped {
                     reason: reason.clone(),
                 },
+                LayerPlan::Index(_) if prebuilt.contains_key(&layer.digest) => {
+                    prebuilt[&layer.digest].clone()
+                }
                 LayerPlan::Index(kind) => index_layer(source, store, layer, *kind, opts, reporter)?,
             };
             reporter.layer_done(&layer.digest, &outcome.line(&layer.digest));

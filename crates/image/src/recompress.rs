@@ -5,14 +5,32 @@
 //! zlib-rs), into the local store, and the image is served from there with an
 //! OCI manifest pointing at the compressed layers. The config (and so the
 //! image's diff_ids, which name the *uncompressed* layers) is unchanged.
-use anyhow::{Context, Result};
+//!
+//! One pass per layer, layers in parallel (`--jobs`): the tar is read once from
+//! the archive (its digest checked against the archive's manifest), compressed,
+//! and the compressed bytes go both to the store and, through a bounded channel,
+//! to a zTOC builder on its own thread. `create` then finds those zTOCs in
+//! [`RecompressedImage::prebuilt`] instead of reading the layers again.
+//!
+//! ```text
+//!  archive tar ──sha256──> gzip -6 ──┬──> store blob (temp file, renamed at the end)
+//!                                    └──chunks──> build_ztoc (own thread) ──> zTOC
+//! ```
+use crate::create::{parallel_by, store_built, CreateOptions, LayerOutcome, Progress};
+use crate::layers::{plan_layer, LayerPlan};
+use crate::Reporter;
+use anyhow::{bail, Context, Result};
 use flate2::{Compression, GzBuilder};
+use sha2::{Digest as _, Sha256};
 use soci_index::store::Store;
 use soci_oci::reference::ImageRef;
 use soci_oci::source::ImageSource;
 use soci_oci::spec::{self, Descriptor, Manifest};
-use std::io::{Read, Seek, SeekFrom};
+use soci_ztoc::build::{build_ztoc, BuildOptions, LayerCompression};
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
+use std::sync::mpsc;
 
 /// An image whose uncompressed layers were compressed into the store.
 pub struct RecompressedImage<'a> {
@@ -22,39 +40,56 @@ pub struct RecompressedImage<'a> {
     manifest_raw: Vec<u8>,
     /// (compressed layer in the store, original layer) pairs.
     layers: Vec<(Descriptor, Descriptor)>,
+    /// zTOCs built while compressing, by compressed layer digest.
+    prebuilt: HashMap<String, LayerOutcome>,
 }
 
+/// Compressed chunks handed from the compressor to the builder.
+const PIPE_CHUNK: usize = 256 * 1024;
+const PIPE_DEPTH: usize = 8;
+
 /// Compresses every uncompressed layer of `inner`'s (single) image manifest into
-/// `store` and returns an image that serves the compressed form.
+/// `store` and returns an image that serves the compressed form. Unless
+/// `opts.require_stored` (`soci push`: use only what is stored), the zTOC of
+/// every compressed layer that `create` would index is built on the way.
 pub fn recompress<'a>(
     inner: &'a dyn ImageSource,
     store: &'a Store,
+    opts: &CreateOptions,
+    reporter: &dyn Reporter,
 ) -> Result<RecompressedImage<'a>> {
     let (root, raw) = inner.resolve_root()?;
     let mut manifest: Manifest = serde_json::from_slice(&raw)
         .with_context(|| format!("{}: the image manifest does not parse", inner.reference()))?;
+    let done = parallel_by(
+        &manifest.layers,
+        opts.jobs,
+        |l| l.size.max(0) as u64,
+        |l| {
+            let compressible = l.media_type == spec::MEDIA_TYPE_DOCKER_LAYER_TAR
+                || l.media_type == spec::MEDIA_TYPE_OCI_LAYER_TAR;
+            if !compressible {
+                return Ok(None);
+            }
+            compress_layer(inner, store, l, opts, reporter).map(Some)
+        },
+    )?;
     let mut layers = Vec::new();
-    for l in manifest.layers.iter_mut() {
-        let compressible = l.media_type == spec::MEDIA_TYPE_DOCKER_LAYER_TAR
-            || l.media_type == spec::MEDIA_TYPE_OCI_LAYER_TAR;
+    let mut prebuilt = HashMap::new();
+    for (l, done) in manifest.layers.iter_mut().zip(done) {
         let original = l.clone();
-        if compressible {
-            let mut reader = inner
-                .open_blob(l)
-                .with_context(|| format!("cannot read layer {}", l.digest))?;
-            let writer = store.blob_writer()?;
-            let mut gz = GzBuilder::new().mtime(0).write(writer, Compression::new(6));
-            std::io::copy(&mut reader, &mut gz)
-                .with_context(|| format!("cannot compress layer {}", l.digest))?;
-            let blob = gz.finish()?.commit()?;
-            *l = Descriptor {
-                media_type: spec::MEDIA_TYPE_OCI_LAYER_GZIP.into(),
-                digest: blob.digest,
-                size: blob.size as i64,
-                ..Default::default()
-            };
-        } else if l.media_type == spec::MEDIA_TYPE_DOCKER_LAYER_GZIP {
-            l.media_type = spec::MEDIA_TYPE_OCI_LAYER_GZIP.into();
+        match done {
+            Some((compressed, outcome)) => {
+                *l = compressed;
+                if let Some(o) = outcome {
+                    reporter.layer_done(&l.digest, &o.line(&l.digest));
+                    prebuilt.insert(l.digest.clone(), o);
+                }
+            }
+            None if l.media_type == spec::MEDIA_TYPE_DOCKER_LAYER_GZIP => {
+                l.media_type = spec::MEDIA_TYPE_OCI_LAYER_GZIP.into();
+            }
+            None => {}
         }
         layers.push((l.clone(), original));
     }
@@ -74,7 +109,173 @@ pub fn recompress<'a>(
         manifest: desc,
         manifest_raw,
         layers,
+        prebuilt,
     })
+}
+
+/// Writes to the store blob and hands the same bytes to the builder.
+struct Tee {
+    blob: soci_index::store::BlobWriter,
+    builder: Option<mpsc::SyncSender<Vec<u8>>>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.blob.write_all(buf)?;
+        if let Some(tx) = &self.builder {
+            if tx.send(buf.to_vec()).is_err() {
+                // The builder stopped on an error; its error is the one reported.
+                return Err(std::io::Error::other("the zTOC builder stopped"));
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.blob.flush()
+    }
+}
+
+/// The builder's end of the channel.
+struct ChannelReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(v) => {
+                    self.cur = v;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0), // the compressor finished (or gave up)
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Hashes what passes through, to check the archive's layer digest.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// Compresses one tar layer into the store, building its zTOC on the way.
+/// Returns the compressed layer's descriptor and, if it was built, the outcome.
+fn compress_layer(
+    inner: &dyn ImageSource,
+    store: &Store,
+    l: &Descriptor,
+    opts: &CreateOptions,
+    reporter: &dyn Reporter,
+) -> Result<(Descriptor, Option<LayerOutcome>)> {
+    let reader = inner
+        .open_blob(l)
+        .with_context(|| format!("cannot read layer {}", l.digest))?;
+    let mut reader = Hashing {
+        inner: reader,
+        hasher: Sha256::new(),
+        size: 0,
+    };
+    reporter.layer_start(&l.digest, l.size.max(0) as u64);
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+    let build = !opts.require_stored;
+    let mut bo = BuildOptions::new(LayerCompression::Gzip);
+    bo.span_size = opts.span_size;
+    bo.build_tool_identifier = opts.build_tool_identifier.clone();
+    let (compressed, built) = std::thread::scope(|s| {
+        let builder = build.then(|| {
+            let rx = ChannelReader {
+                rx,
+                cur: Vec::new(),
+                pos: 0,
+            };
+            let bo = &bo;
+            let digest = l.digest.as_str();
+            s.spawn(move || build_ztoc(rx, bo, &mut Progress { reporter, digest }))
+        });
+        let tee = Tee {
+            blob: store.blob_writer()?,
+            builder: build.then_some(tx),
+        };
+        let out = std::io::BufWriter::with_capacity(PIPE_CHUNK, tee);
+        let mut gz = GzBuilder::new().mtime(0).write(out, Compression::new(6));
+        let copied = std::io::copy(&mut reader, &mut gz).and_then(|_| gz.try_finish());
+        let tee = gz
+            .finish()
+            .and_then(|w| w.into_inner().map_err(|e| e.into_error()));
+        // Ending the channel lets the builder see the end of the blob.
+        let (blob, copied) = match (copied, tee) {
+            (Ok(_), Ok(mut tee)) => {
+                tee.builder.take();
+                (Some(tee.blob), Ok(()))
+            }
+            (Err(e), _) | (_, Err(e)) => (None, Err(e)),
+        };
+        let built = builder.map(|b| b.join().expect("the zTOC builder does not panic"));
+        if let Err(e) = copied {
+            // A builder error explains a stopped pipe better than the pipe does.
+            if let Some(Err(be)) = built {
+                return Err(anyhow::Error::new(be))
+                    .with_context(|| format!("cannot build the zTOC of layer {}", l.digest));
+            }
+            return Err(anyhow::Error::new(e))
+                .with_context(|| format!("cannot compress layer {}", l.digest));
+        }
+        let blob = blob.expect("present when compression succeeded");
+        let actual = format!("sha256:{}", hex::encode(reader.hasher.clone().finalize()));
+        if actual != l.digest || (l.size > 0 && reader.size != l.size as u64) {
+            bail!(
+                "{}: layer {} does not match its digest/size: read {} ({} bytes)",
+                inner.reference(),
+                l.digest,
+                actual,
+                reader.size
+            );
+        }
+        let blob = blob.commit()?;
+        Ok::<_, anyhow::Error>((blob, built))
+    })?;
+    let desc = Descriptor {
+        media_type: spec::MEDIA_TYPE_OCI_LAYER_GZIP.into(),
+        digest: compressed.digest.clone(),
+        size: compressed.size as i64,
+        ..Default::default()
+    };
+    let Some(built) = built else {
+        return Ok((desc, None));
+    };
+    let built = built.with_context(|| format!("cannot build the zTOC of layer {}", l.digest))?;
+    if built.blob_digest != desc.digest {
+        bail!(
+            "layer {}: the zTOC builder read {}, the store wrote {}",
+            l.digest,
+            built.blob_digest,
+            desc.digest
+        );
+    }
+    // Only what `create` would index (size, media type) is recorded.
+    let outcome = match plan_layer(&desc, opts.min_layer_size) {
+        Ok(LayerPlan::Index(_)) => Some(store_built(store, &desc, &built, opts)?),
+        _ => None,
+    };
+    Ok((desc, outcome))
 }
 
 impl RecompressedImage<'_> {
@@ -83,6 +284,10 @@ impl RecompressedImage<'_> {
         self.layers
             .iter()
             .any(|(c, o)| c.digest == d.digest && c.digest != o.digest)
+    }
+    /// The zTOCs built while compressing, for [`crate::create::create_with`].
+    pub fn prebuilt(&self) -> &HashMap<String, LayerOutcome> {
+        &self.prebuilt
     }
     fn store_err(&self, e: impl std::fmt::Display) -> soci_oci::Error {
         soci_oci::Error::Io {

@@ -5,8 +5,9 @@
 //! duplicates as symlinks; Docker 25+: an OCI layout's `blobs/sha256/<hex>`).
 //! There is no manifest in the archive, so we synthesise a Docker schema2
 //! manifest; blobs are served by seeking to the tar entry's data, nothing is
-//! extracted. Layer digests of the old form must be computed, which reads each
-//! layer once when the source is opened.
+//! extracted. Layer digests of the old form are the config's diff_ids for plain
+//! tar layers (readers check them as they stream); a compressed layer of the
+//! old form is hashed once when the source is opened.
 use crate::error::{Error, Result};
 use crate::layout::{file_len, read_range_from};
 use crate::reference::ImageRef;
@@ -167,8 +168,24 @@ impl DockerArchiveSource {
         let mut blobs = HashMap::new();
         blobs.insert(config_digest.clone(), locate(&chosen.config)?);
 
+        // An uncompressed layer's digest is its diff_id, which the config lists
+        // in layer order: no need to read the layers to name them.
+        let diff_ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(&config_raw)
+            .ok()
+            .and_then(|c| {
+                c["rootfs"]["diff_ids"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.as_str())
+                        .filter(|d| crate::reference::is_sha256_digest(d))
+                        .map(String::from)
+                        .collect()
+                })
+            })
+            .filter(|d: &Vec<String>| d.len() == chosen.layers.len())
+            .unwrap_or_default();
+
         let mut layers = Vec::new();
-        for l in &chosen.layers {
+        for (i, l) in chosen.layers.iter().enumerate() {
             let (off, size) = locate(l)?;
             let mut f = File::open(&path).map_err(|e| Error::io(&path, e))?;
             f.seek(SeekFrom::Start(off))
@@ -186,11 +203,17 @@ impl DockerArchiveSource {
                 spec::MEDIA_TYPE_DOCKER_LAYER_TAR
             };
             // Docker 25+ names layers by digest; trust it (readers verify as
-            // they stream). Older archives need the layer hashed.
+            // they stream), as the diff_id of a plain tar layer. Else the layer
+            // is hashed here.
             let named = clean(l)
                 .strip_prefix("blobs/sha256/")
                 .map(|h| format!("sha256:{h}"))
-                .filter(|d| crate::reference::is_sha256_digest(d));
+                .filter(|d| crate::reference::is_sha256_digest(d))
+                .or_else(|| {
+                    (media_type == spec::MEDIA_TYPE_DOCKER_LAYER_TAR)
+                        .then(|| diff_ids.get(i).cloned())
+                        .flatten()
+                });
             let digest = match named {
                 Some(d) => d,
                 None => {
