@@ -131,9 +131,9 @@ fn options_key(opts: &CreateOptions) -> String {
     format!("tool={}", opts.build_tool_identifier)
 }
 
-pub(crate) struct Progress<'a> {
-    pub(crate) reporter: &'a dyn Reporter,
-    pub(crate) digest: &'a str,
+struct Progress<'a> {
+    reporter: &'a dyn Reporter,
+    digest: &'a str,
 }
 impl BuildReporter for Progress<'_> {
     fn progress(&mut self, p: &BuildProgress) {

@@ -16,7 +16,7 @@
 //!  archive tar ──sha256──> gzip -6 ──┬──> store blob (temp file, renamed at the end)
 //!                                    └──chunks──> build_ztoc (own thread) ──> zTOC
 //! ```
-use crate::create::{parallel_by, store_built, CreateOptions, LayerOutcome, Progress};
+use crate::create::{parallel_by, store_built, CreateOptions, LayerOutcome};
 use crate::layers::{plan_layer, LayerPlan};
 use crate::Reporter;
 use anyhow::{bail, Context, Result};
@@ -26,7 +26,7 @@ use soci_index::store::Store;
 use soci_oci::reference::ImageRef;
 use soci_oci::source::ImageSource;
 use soci_oci::spec::{self, Descriptor, Manifest};
-use soci_ztoc::build::{build_ztoc, BuildOptions, LayerCompression};
+use soci_ztoc::build::{build_ztoc, BuildOptions, BuildProgress, BuildReporter, LayerCompression};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -82,7 +82,6 @@ pub fn recompress<'a>(
             Some((compressed, outcome)) => {
                 *l = compressed;
                 if let Some(o) = outcome {
-                    reporter.layer_done(&l.digest, &o.line(&l.digest));
                     prebuilt.insert(l.digest.clone(), o);
                 }
             }
@@ -208,7 +207,7 @@ fn compress_layer(
             };
             let bo = &bo;
             let digest = l.digest.as_str();
-            s.spawn(move || build_ztoc(rx, bo, &mut Progress { reporter, digest }))
+            s.spawn(move || build_ztoc(rx, bo, &mut TarProgress { reporter, digest }))
         });
         let tee = Tee {
             blob: store.blob_writer()?,
@@ -275,7 +274,28 @@ fn compress_layer(
         Ok(LayerPlan::Index(_)) => Some(store_built(store, &desc, &built, opts)?),
         _ => None,
     };
+    reporter.layer_done(
+        &l.digest,
+        &format!("layer {} compressed -> {}", l.digest, desc.digest),
+    );
     Ok((desc, outcome))
+}
+
+/// The bar of a layer being compressed counts tar bytes (its total is the
+/// tar's size): the builder's uncompressed count is exactly that.
+struct TarProgress<'a> {
+    reporter: &'a dyn Reporter,
+    digest: &'a str,
+}
+
+impl BuildReporter for TarProgress<'_> {
+    fn progress(&mut self, p: &BuildProgress) {
+        let tar = BuildProgress {
+            compressed_read: p.uncompressed,
+            ..p.clone()
+        };
+        self.reporter.layer_progress(self.digest, &tar);
+    }
 }
 
 impl RecompressedImage<'_> {
