@@ -183,11 +183,27 @@ fn docker_config_auth(registry: &str) -> Result<RegistryAuth> {
     } else {
         registry
     };
-    let config = std::env::var_os("DOCKER_CONFIG")
+    let config_path = std::env::var_os("DOCKER_CONFIG")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
-        .map(|d| d.join("config.json").display().to_string())
+        .map(|d| d.join("config.json"));
+    let config = config_path
+        .as_ref()
+        .map(|p| p.display().to_string())
         .unwrap_or_else(|| "~/.docker/config.json".into());
+    // The helper the config names for this server (for error messages).
+    let helper_name = || -> String {
+        let v: serde_json::Value = config_path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let name = v["credHelpers"][key]
+            .as_str()
+            .or(v["credsStore"].as_str())
+            .unwrap_or("NAME");
+        format!("docker-credential-{name}")
+    };
     let fail = |message: String| {
         Err(Error::Registry {
             registry: registry.into(),
@@ -216,11 +232,11 @@ fn docker_config_auth(registry: &str) -> Result<RegistryAuth> {
             "credential helper `{helper} get` failed: {}",
             format!("{} {}", stdout.trim(), stderr.trim()).trim()
         )),
-        Err(E::HelperCommunicationError) => fail(
+        Err(E::HelperCommunicationError) => fail(format!(
             "cannot run the credential helper it names (credsStore/credHelpers): \
-             is docker-credential-NAME on PATH?"
-                .into(),
-        ),
+             is {} on PATH?",
+            helper_name()
+        )),
         Err(e) => fail(e.to_string()),
     }
 }

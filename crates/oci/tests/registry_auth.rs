@@ -193,7 +193,7 @@ fn credentials_and_tls() {
         Err(e) => e.to_string(),
     };
     assert!(
-        e.contains("credential helper") && e.contains("config.json"),
+        e.contains("docker-credential-absent") && e.contains("config.json"),
         "{e}"
     );
 }
