@@ -215,3 +215,72 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A layer whose tar the zTOC builder refuses (a PAX global header, which the
+/// reference does not support either), with the right diff_id: the error is
+/// the builder's, named by layer, even though the compressor was the one to
+/// notice the stopped pipe; nothing half-written is left in the store.
+#[test]
+fn unindexable_archive_layer_reports_the_builders_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout(&tmp.path().join("img"), "v1");
+    let mut img = fx.images[0].clone();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::XGlobalHeader);
+    h.set_size(0);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "pax_global_header", &[][..]).unwrap();
+    // Enough data after it that the compressor is still running when the
+    // builder stops.
+    let big: Vec<u8> = (0..4_000_000u32).map(|i| (i * 7 / 13) as u8).collect();
+    let mut h = tar::Header::new_ustar();
+    h.set_size(big.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "big", &big[..]).unwrap();
+    let bad = b.into_inner().unwrap();
+    let bad_diff_id = format!("sha256:{}", hex::encode(Sha256::digest(&bad)));
+    img.layer_tars[0] = bad;
+    let mut config: serde_json::Value = serde_json::from_slice(&img.config.bytes).unwrap();
+    config["rootfs"]["diff_ids"][0] = bad_diff_id.clone().into();
+    let bytes = serde_json::to_vec(&config).unwrap();
+    img.config = soci_testkit::Blob {
+        media_type: img.config.media_type.clone(),
+        digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+        bytes,
+    };
+    let archive = tmp.path().join("bad.tar");
+    soci_testkit::make_docker_archive(&archive, &img, "bad:latest", false);
+    let store = tmp.path().join("store");
+    let o = soci(&[
+        "create",
+        &format!("docker-archive:{}", archive.display()),
+        "--min-layer-size",
+        "0",
+        "--jobs",
+        "1",
+        "--store",
+        store.to_str().unwrap(),
+        "--dest",
+        &format!("oci:{}:x", tmp.path().join("out").display()),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot build the zTOC of layer {bad_diff_id}"))
+            && err.contains("unsupported"),
+        "{err}"
+    );
+    for e in walk(&store) {
+        let rel = e
+            .strip_prefix(&store)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        assert!(!rel.contains("tmp"), "temp file left: {rel}");
+    }
+    assert!(
+        !tmp.path().join("out/index.json").exists(),
+        "nothing pushed"
+    );
+}
