@@ -161,44 +161,49 @@ fn damaged_archive_layer_fails_cleanly() {
     bytes[(pos + size / 2) as usize] ^= 0x20;
     let damaged = tmp.path().join("damaged.tar");
     std::fs::write(&damaged, &bytes).unwrap();
-    let store = tmp.path().join("store");
-    let o = soci(&[
-        "create",
-        &format!("docker-archive:{}", damaged.display()),
-        "--min-layer-size",
-        "0",
-        "--store",
-        store.to_str().unwrap(),
-        "--dest",
-        &format!("oci:{}:x", tmp.path().join("out").display()),
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let (store, err) = create_failing(tmp.path(), &damaged, &[]);
     assert!(err.contains("does not match its digest"), "{err}");
     // The other layer may have finished (stored whole, with its zTOC); no temp
     // file is left and every blob is named by its digest.
+    let names = check_store_clean(&store);
+    let o = soci(&["ztoc", "list", "--store", store.to_str().unwrap()]);
+    let listed = String::from_utf8_lossy(&o.stdout);
+    assert!(listed.lines().count() <= 2, "{listed}\n{names:?}");
+}
+
+/// `soci create docker-archive:ARCHIVE --dest oci:TMP/out:x` into the store
+/// TMP/store, which must fail with exit 1; returns the store and stderr.
+fn create_failing(tmp: &Path, archive: &Path, extra: &[&str]) -> (PathBuf, String) {
+    let store = tmp.join("store");
+    let src = format!("docker-archive:{}", archive.display());
+    let dest = format!("oci:{}:x", tmp.join("out").display());
+    let mut args = vec!["create", &src, "--min-layer-size", "0"];
+    args.extend_from_slice(extra);
+    args.extend(["--store", store.to_str().unwrap(), "--dest", &dest]);
+    let o = soci(&args);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    (store, err)
+}
+
+/// No temp file in the store, every blob named by its digest; returns the
+/// store's files, relative.
+fn check_store_clean(store: &Path) -> Vec<String> {
     let mut names = Vec::new();
-    for e in walk(&store) {
-        names.push(e.display().to_string());
-        let b = std::fs::read(&e).unwrap_or_default();
-        let rel = e
-            .strip_prefix(&store)
-            .unwrap()
-            .to_string_lossy()
-            .to_string();
+    for e in walk(store) {
+        let rel = e.strip_prefix(store).unwrap().to_string_lossy().to_string();
         assert!(!rel.contains("tmp"), "temp file left: {rel}");
-        if e.to_string_lossy().contains("blobs/sha256/") {
-            let hex = e.file_name().unwrap().to_string_lossy().to_string();
+        if let Some(hex) = rel.strip_prefix("blobs/sha256/") {
+            let b = std::fs::read(&e).unwrap();
             assert_eq!(
                 hex::encode(Sha256::digest(&b)),
                 hex,
                 "blob named by its digest"
             );
         }
+        names.push(rel);
     }
-    let o = soci(&["ztoc", "list", "--store", store.to_str().unwrap()]);
-    let listed = String::from_utf8_lossy(&o.stdout);
-    assert!(listed.lines().count() <= 2, "{listed}\n{names:?}");
+    names
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -251,34 +256,13 @@ fn unindexable_archive_layer_reports_the_builders_error() {
     };
     let archive = tmp.path().join("bad.tar");
     soci_testkit::make_docker_archive(&archive, &img, "bad:latest", false);
-    let store = tmp.path().join("store");
-    let o = soci(&[
-        "create",
-        &format!("docker-archive:{}", archive.display()),
-        "--min-layer-size",
-        "0",
-        "--jobs",
-        "1",
-        "--store",
-        store.to_str().unwrap(),
-        "--dest",
-        &format!("oci:{}:x", tmp.path().join("out").display()),
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let (store, err) = create_failing(tmp.path(), &archive, &["--jobs", "1"]);
     assert!(
         err.contains(&format!("cannot build the zTOC of layer {bad_diff_id}"))
             && err.contains("unsupported"),
         "{err}"
     );
-    for e in walk(&store) {
-        let rel = e
-            .strip_prefix(&store)
-            .unwrap()
-            .to_string_lossy()
-            .to_string();
-        assert!(!rel.contains("tmp"), "temp file left: {rel}");
-    }
+    check_store_clean(&store);
     assert!(
         !tmp.path().join("out/index.json").exists(),
         "nothing pushed"

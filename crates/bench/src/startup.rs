@@ -1,8 +1,8 @@
 //! The two ways to start a container: full pull, and lazy start through the SOCI index.
 use crate::trace::{clean, Trace};
 use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest, Sha256};
 use soci_image::lazy::{BatchOptions, SpanReader};
+use soci_image::HashingReader;
 use soci_index::manifest::parse_index_manifest;
 use soci_index::prefetch::PrefetchArtifact;
 use soci_oci::registry::{RegistryOptions, RegistrySource};
@@ -11,7 +11,6 @@ use soci_oci::spec::{Descriptor, Index, Manifest};
 use soci_zinfo::Zinfo;
 use soci_ztoc::{TocEntry, Ztoc};
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -70,30 +69,11 @@ fn open_image(
     Ok((src, manifest, soci))
 }
 
-/// A reader that hashes what passes through.
-struct Hashing<R> {
-    inner: R,
-    h: Sha256,
-    n: u64,
-}
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.h.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
-}
-
 /// Download, verify, decompress and unpack one layer into `dir`.
 pub fn pull_layer(src: &dyn ImageSource, layer: &Descriptor, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let rd = src.open_blob(layer)?;
-    let mut hr = Hashing {
-        inner: std::io::BufReader::with_capacity(1 << 20, rd),
-        h: Sha256::new(),
-        n: 0,
-    };
+    let mut hr = HashingReader::new(std::io::BufReader::with_capacity(1 << 20, rd));
     {
         let gz = flate2::read::MultiGzDecoder::new(&mut hr);
         let mut ar = tar::Archive::new(gz);
@@ -106,12 +86,12 @@ pub fn pull_layer(src: &dyn ImageSource, layer: &Descriptor, dir: &Path) -> Resu
         std::io::copy(&mut gz, &mut std::io::sink())?;
     }
     std::io::copy(&mut hr, &mut std::io::sink())?;
-    let got = format!("sha256:{}", hex::encode(hr.h.finalize()));
-    if got != layer.digest || hr.n != layer.size as u64 {
+    let got = hr.digest();
+    if got != layer.digest || hr.size() != layer.size as u64 {
         bail!(
             "layer {} failed verification: got {got}, {} bytes",
             layer.digest,
-            hr.n
+            hr.size()
         );
     }
     Ok(())

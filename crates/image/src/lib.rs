@@ -15,6 +15,41 @@ pub mod recompress;
 pub mod verify;
 
 pub use create::{create, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt};
+
+/// A reader that computes the sha256 and the length of what passes through.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    size: u64,
+}
+
+impl<R> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: <sha2::Sha256 as sha2::Digest>::new(),
+            size: 0,
+        }
+    }
+    /// `sha256:<hex>` of the bytes read so far.
+    pub fn digest(&self) -> String {
+        let h = sha2::Digest::finalize(self.hasher.clone());
+        format!("sha256:{}", hex::encode(h))
+    }
+    /// Bytes read so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
 pub use publish::{publish, PublishResult};
 pub use verify::{verify, LayerReport, VerifyReport};
 

@@ -18,10 +18,9 @@
 //! ```
 use crate::create::{parallel_by, store_built, CreateOptions, LayerOutcome};
 use crate::layers::{plan_layer, LayerPlan};
-use crate::Reporter;
+use crate::{HashingReader, Reporter};
 use anyhow::{bail, Context, Result};
 use flate2::{Compression, GzBuilder};
-use sha2::{Digest as _, Sha256};
 use soci_index::store::Store;
 use soci_oci::reference::ImageRef;
 use soci_oci::source::ImageSource;
@@ -159,22 +158,6 @@ impl Read for ChannelReader {
     }
 }
 
-/// Hashes what passes through, to check the archive's layer digest.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-}
-
 /// Compresses one tar layer into the store, building its zTOC on the way.
 /// Returns the compressed layer's descriptor and, if it was built, the outcome.
 fn compress_layer(
@@ -187,11 +170,8 @@ fn compress_layer(
     let reader = inner
         .open_blob(l)
         .with_context(|| format!("cannot read layer {}", l.digest))?;
-    let mut reader = Hashing {
-        inner: reader,
-        hasher: Sha256::new(),
-        size: 0,
-    };
+    // Hashed on the way, to check the archive's layer digest (its diff_id).
+    let mut reader = HashingReader::new(reader);
     reporter.layer_start(&l.digest, l.size.max(0) as u64);
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
     let build = !opts.require_stored;
@@ -238,14 +218,14 @@ fn compress_layer(
                 .with_context(|| format!("cannot compress layer {}", l.digest));
         }
         let blob = blob.expect("present when compression succeeded");
-        let actual = format!("sha256:{}", hex::encode(reader.hasher.clone().finalize()));
-        if actual != l.digest || (l.size > 0 && reader.size != l.size as u64) {
+        let actual = reader.digest();
+        if actual != l.digest || (l.size > 0 && reader.size() != l.size as u64) {
             bail!(
                 "{}: layer {} does not match its digest/size: read {} ({} bytes)",
                 inner.reference(),
                 l.digest,
                 actual,
-                reader.size
+                reader.size()
             );
         }
         let blob = blob.commit()?;
