@@ -104,12 +104,15 @@ const CREATE_HELP: &str = "\
 Image references:
   docker://HOST/REPO:TAG, HOST/REPO[:TAG|@DIGEST]   an image in a registry
   oci:DIR[:TAG]                                     an OCI image layout
-  docker-archive:FILE                               a `docker save` archive
+  docker-archive:FILE                               a `docker save` archive (with --dest, its
+                                                    plain-tar layers are gzipped, deterministically,
+                                                    and indexed in the same pass)
 
 Examples:
   soci create --plain-http 127.0.0.1:5000/app:1.0 --push
   soci create oci:./image:latest --dest oci:./image-soci:latest
   soci create --index-version v1 registry.example.com/app:1.0 --push
+  soci create docker-archive:app.tar --dest registry.example.com/app:1.0
 
 Exit codes:
   0  success
