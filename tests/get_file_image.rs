@@ -85,18 +85,7 @@ fn get_file_from_registry_fetches_a_fraction() {
     skopeo_copy(&format!("oci:{}:1", layout.display()), &docker(&r)).unwrap();
 
     let store = dir.path().join("store");
-    let c = soci_json(&[
-        "create",
-        &r,
-        "--plain-http",
-        "--store",
-        p(&store),
-        "--min-layer-size",
-        "0",
-        "--span-size",
-        "1MiB",
-        "-q",
-    ]);
+    let c = soci_json(&reg_cmd("create", &r, p(&store), &["--span-size", "1MiB"]));
     let ztoc = c["platforms"][0]["ztocs"][0]["ztoc"]
         .as_str()
         .unwrap()
@@ -190,17 +179,7 @@ fn get_file_from_a_multiplatform_image_any_platform() {
     let fx = soci_testkit::make_multiplatform_layout(&dir.path().join("mp"), "1");
     let r = push_fixture(&fx, &reg, "gfmp:1");
     let store = dir.path().join("store");
-    let c = soci_json(&[
-        "create",
-        &r,
-        "--all-platforms",
-        "--plain-http",
-        "--store",
-        p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+    let c = soci_json(&reg_cmd("create", &r, p(&store), &["--all-platforms"]));
     for (i, img) in fx.images.iter().enumerate() {
         let ztoc = c["platforms"][i]["ztocs"][0]["ztoc"].as_str().unwrap();
         assert_eq!(

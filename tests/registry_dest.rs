@@ -81,7 +81,7 @@ fn dest_other_repo_layout_and_convert_agree() {
     // Both destinations verify; a second oci: dest run is idempotent.
     let empty = dir.path().join("empty");
     for d in [&dst, &oci_dst, &conv] {
-        let v = soci_ok(&["verify", d, "--plain-http", "--store", p(&empty), "-q"]);
+        let v = soci_ok(&reg_cmd("verify", d, p(&empty), &[]));
         assert!(v.contains("verify: OK"), "{d}: {v}");
     }
     run(&["create", &src, "--dest", &oci_dst]);
@@ -97,16 +97,7 @@ fn registry_and_layout_give_the_same_index() {
     let dir = tempfile::tempdir().unwrap();
     let fx = soci_testkit::make_oci_layout(&dir.path().join("img"), "1.0");
     let r = push_fixture(&fx, &reg, "same:1");
-    let from_reg = soci_json(&[
-        "create",
-        &r,
-        "--plain-http",
-        "--store",
-        p(&dir.path().join("s1")),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+    let from_reg = soci_json(&reg_cmd("create", &r, p(&dir.path().join("s1")), &[]));
     let from_oci = soci_json(&[
         "create",
         &fx.oci_ref(),

@@ -43,28 +43,16 @@ fn reconvert_with_more_platforms_replaces_soci_entries() {
             .unwrap_or_else(|| panic!("{img}"));
         assert!(soci.iter().any(|s| s["digest"] == d && s["annotations"][ANN_MANIFEST_DIGEST] == img["digest"]), "{idx}");
     }
-    let v = soci_ok(&[
+    let v = soci_ok(&reg_cmd(
         "verify",
         &r,
-        "--all-platforms",
-        "--plain-http",
-        "--store",
         p(&dir.path().join("e")),
-        "-q",
-    ]);
+        &["--all-platforms"],
+    ));
     assert!(v.contains("verify: OK"), "{v}");
     // The host default (linux/amd64 here) on the converted index picks the image, not its SOCI index.
     if cfg!(target_arch = "x86_64") {
-        let again = soci_json(&[
-            "create",
-            &r,
-            "--plain-http",
-            "--store",
-            p(&store),
-            "--min-layer-size",
-            "0",
-            "-q",
-        ]);
+        let again = soci_json(&reg_cmd("create", &r, p(&store), &[]));
         assert_eq!(again["platforms"].as_array().unwrap().len(), 1);
         assert_eq!(again["platforms"][0]["manifest"], ms[0]["digest"]);
     }
@@ -78,39 +66,21 @@ fn source_by_digest_to_tagged_dest() {
     push_fixture(&fx, &reg, "bydigest:1");
     let src = format!("{}/bydigest@{}", reg.host(), fx.images[0].manifest.digest);
     let dst = format!("{}/bydigest:soci", reg.host());
-    soci_ok(&[
+    soci_ok(&reg_cmd(
         "create",
         &src,
-        "--dest",
-        &dst,
-        "--plain-http",
-        "--store",
         p(&dir.path().join("s")),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
-    let v = soci_ok(&[
-        "verify",
-        &dst,
-        "--plain-http",
-        "--store",
-        p(&dir.path().join("e")),
-        "-q",
-    ]);
+        &["--dest", &dst],
+    ));
+    let v = soci_ok(&reg_cmd("verify", &dst, p(&dir.path().join("e")), &[]));
     assert!(v.contains("verify: OK"), "{v}");
     // --push on a digest reference has no tag to move.
-    let o = soci(&[
+    let o = soci(&reg_cmd(
         "create",
         &src,
-        "--push",
-        "--plain-http",
-        "--store",
         p(&dir.path().join("s")),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+        &["--push"],
+    ));
     assert_error(&o, "tagged ref");
 }
 
@@ -146,26 +116,8 @@ fn docker25_archive_with_gzip_layers() {
         "same layers, same zTOCs"
     );
     let dst = format!("{}/d25:1", reg.host());
-    soci_ok(&[
-        "create",
-        &src,
-        "--min-layer-size",
-        "0",
-        "--store",
-        p(&store),
-        "--dest",
-        &dst,
-        "--plain-http",
-        "-q",
-    ]);
-    let v = soci_ok(&[
-        "verify",
-        &dst,
-        "--plain-http",
-        "--store",
-        p(&dir.path().join("e")),
-        "-q",
-    ]);
+    soci_ok(&reg_cmd("create", &src, p(&store), &["--dest", &dst]));
+    let v = soci_ok(&reg_cmd("verify", &dst, p(&dir.path().join("e")), &[]));
     assert!(v.contains("verify: OK"), "{v}");
 }
 
@@ -175,28 +127,16 @@ fn verify_reports_a_missing_ztoc_blob() {
     let dir = tempfile::tempdir().unwrap();
     let fx = soci_testkit::make_oci_layout(&dir.path().join("img"), "1");
     let r = push_fixture(&fx, &reg, "gone:1");
-    let c = soci_json(&[
+    let c = soci_json(&reg_cmd(
         "create",
         &r,
-        "--push",
-        "--plain-http",
-        "--store",
         p(&dir.path().join("s")),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+        &["--push"],
+    ));
     let z = c["platforms"][0]["ztocs"][0]["ztoc"].as_str().unwrap();
     let (status, _) = http(&reg, "DELETE", &format!("/v2/gone/blobs/{z}"));
     assert_eq!(status, 202, "registry allows deletes");
-    let o = soci(&[
-        "verify",
-        &r,
-        "--plain-http",
-        "--store",
-        p(&dir.path().join("e")),
-        "-q",
-    ]);
+    let o = soci(&reg_cmd("verify", &r, p(&dir.path().join("e")), &[]));
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -236,14 +176,7 @@ fn v1_dest_from_layout_and_push_v2_from_store() {
         img.manifest.bytes,
         "the destination tag should name the image"
     );
-    let v = soci_ok(&[
-        "verify",
-        &dst,
-        "--plain-http",
-        "--store",
-        p(&dir.path().join("e")),
-        "-q",
-    ]);
+    let v = soci_ok(&reg_cmd("verify", &dst, p(&dir.path().join("e")), &[]));
     assert!(
         v.contains("referrers (v1)") && v.contains("verify: OK"),
         "{v}"
@@ -293,41 +226,14 @@ fn v1_dest_from_layout_and_push_v2_from_store() {
 
     // `soci push` (v2) from the store after `soci create`: no rebuild.
     let r = push_fixture(&fx, &reg, "pushv2:1");
-    soci_ok(&[
-        "create",
-        &r,
-        "--plain-http",
-        "--store",
-        p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
-    let out = soci_ok(&[
-        "push",
-        &r,
-        "--plain-http",
-        "--store",
-        p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+    soci_ok(&reg_cmd("create", &r, p(&store), &[]));
+    let out = soci_ok(&reg_cmd("push", &r, p(&store), &[]));
     assert!(out.contains("pushed SOCI-enabled image"), "{out}");
     let idx = inspect(&r);
     assert_eq!(idx["manifests"][1]["artifactType"], SOCI_V2);
     // With an empty store, push refuses to build.
     let r2 = push_fixture(&fx, &reg, "pushv2:2");
-    let o = soci(&[
-        "push",
-        &r2,
-        "--plain-http",
-        "--store",
-        p(&dir.path().join("empty")),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+    let o = soci(&reg_cmd("push", &r2, p(&dir.path().join("empty")), &[]));
     assert_error(&o, "run `soci create` first");
 }
 

@@ -13,20 +13,12 @@ fn multiplatform_one_platform_to_other_repo_is_complete() {
     let src = push_fixture(&fx, &reg, "mpsrc:1");
     let dst = format!("{}/mpdst:soci", reg.host());
     let store = dir.path().join("store");
-    soci_ok(&[
+    soci_ok(&reg_cmd(
         "create",
         &src,
-        "--dest",
-        &dst,
-        "--platform",
-        "linux/arm64",
-        "--plain-http",
-        "--store",
         p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+        &["--dest", &dst, "--platform", "linux/arm64"],
+    ));
     // Every child of the index (the untouched amd64 image, the attestation)
     // and every blob they use is in the other repository.
     for img in &fx.images {
@@ -49,33 +41,21 @@ fn multiplatform_one_platform_to_other_repo_is_complete() {
         &docker(&dst),
         &format!("oci:{}:x", dir.path().join("copy").display()),
     );
-    let v = soci_ok(&[
+    let v = soci_ok(&reg_cmd(
         "verify",
         &dst,
-        "--platform",
-        "linux/arm64",
-        "--plain-http",
-        "--store",
         p(&dir.path().join("e")),
-        "-q",
-    ]);
+        &["--platform", "linux/arm64"],
+    ));
     assert!(v.contains("verify: OK"), "{v}");
     // The same to an OCI layout.
     let oci = format!("oci:{}:soci", dir.path().join("out").display());
-    soci_ok(&[
+    soci_ok(&reg_cmd(
         "create",
         &src,
-        "--dest",
-        &oci,
-        "--platform",
-        "linux/arm64",
-        "--plain-http",
-        "--store",
         p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+        &["--dest", &oci, "--platform", "linux/arm64"],
+    ));
     let raw = soci_testkit::skopeo(&["inspect", "--raw", &oci]).unwrap();
     assert_eq!(raw, inspect_raw(&dst));
     skopeo_all_no_preserve(
@@ -133,15 +113,7 @@ fn v1_every_platform_and_docker_schema2() {
         let v: Value = serde_json::from_slice(&raw).unwrap();
         assert_eq!(v["subject"]["digest"], img.manifest.digest.as_str());
     }
-    let v = soci_ok(&[
-        "verify",
-        &r,
-        "--all-platforms",
-        "--plain-http",
-        "--store",
-        p(&empty),
-        "-q",
-    ]);
+    let v = soci_ok(&reg_cmd("verify", &r, p(&empty), &["--all-platforms"]));
     assert_eq!(v.matches("referrers (v1)").count(), 2, "{v}");
     assert!(v.contains("verify: OK"), "{v}");
 
@@ -207,7 +179,7 @@ fn v1_every_platform_and_docker_schema2() {
             "a reused zTOC keeps the other image's media type"
         );
     }
-    let v = soci_ok(&["verify", &r, "--plain-http", "--store", p(&empty), "-q"]);
+    let v = soci_ok(&reg_cmd("verify", &r, p(&empty), &[]));
     assert!(v.contains("verify: OK"), "{v}");
 }
 
@@ -218,22 +190,19 @@ fn prefetch_and_verify_flag() {
     let fx = soci_testkit::make_oci_layout(&dir.path().join("img"), "1");
     let img = &fx.images[0];
     let r = push_fixture(&fx, &reg, "pf:1");
-    let out = soci_ok(&[
+    let out = soci_ok(&reg_cmd(
         "create",
         &r,
-        "--push",
-        "--verify",
-        "--prefetch-file",
-        "/bin/small",
-        "--plain-http",
-        "--store",
         p(&dir.path().join("s")),
-        "--min-layer-size",
-        "0",
-        "--span-size",
-        "64KiB",
-        "-q",
-    ]);
+        &[
+            "--push",
+            "--verify",
+            "--prefetch-file",
+            "/bin/small",
+            "--span-size",
+            "64KiB",
+        ],
+    ));
     assert!(out.contains("verify: OK"), "{out}");
     let idx = inspect(&r);
     let raw = get_manifest(&reg, "pf", idx["manifests"][1]["digest"].as_str().unwrap());
@@ -269,18 +238,7 @@ fn get_file_image_uncompressed_layer_and_other_sources() {
     let img = &fx.images[0];
     let r = push_fixture(&fx, &reg, "gf:1");
     let store = dir.path().join("store");
-    let c = soci_json(&[
-        "create",
-        &r,
-        "--plain-http",
-        "--store",
-        p(&store),
-        "--min-layer-size",
-        "0",
-        "--span-size",
-        "64KiB",
-        "-q",
-    ]);
+    let c = soci_json(&reg_cmd("create", &r, p(&store), &["--span-size", "64KiB"]));
     let ztocs = c["platforms"][0]["ztocs"].as_array().unwrap().clone();
     let ztoc_of = |layer: &str| {
         ztocs.iter().find(|z| z["layer"] == layer).unwrap()["ztoc"]

@@ -32,18 +32,12 @@ fn all_platforms_then_one_platform() {
 
     // --all-platforms: both images indexed, attestation left alone.
     let r = push_fixture(&fx, &reg, "mp:all");
-    soci_ok(&[
+    soci_ok(&reg_cmd(
         "create",
         &r,
-        "--push",
-        "--all-platforms",
-        "--plain-http",
-        "--store",
         p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+        &["--push", "--all-platforms"],
+    ));
     let idx = inspect(&r);
     let ms = entries(&idx);
     assert_eq!(ms.len(), 5, "3 original entries + 2 SOCI indexes: {idx}");
@@ -76,32 +70,18 @@ fn all_platforms_then_one_platform() {
         let orig: Value = serde_json::from_slice(&img.manifest.bytes).unwrap();
         assert_eq!(m["layers"], orig["layers"]);
     }
-    let v = soci_ok(&[
-        "verify",
-        &r,
-        "--all-platforms",
-        "--plain-http",
-        "--store",
-        p(&empty),
-        "-q",
-    ]);
+    let v = soci_ok(&reg_cmd("verify", &r, p(&empty), &["--all-platforms"]));
     assert!(
         v.contains("verify: OK") && v.contains("linux/amd64") && v.contains("linux/arm64/v8"),
         "{v}"
     );
     // Converting the SOCI-enabled index again changes nothing.
-    soci_ok(&[
+    soci_ok(&reg_cmd(
         "create",
         &r,
-        "--push",
-        "--all-platforms",
-        "--plain-http",
-        "--store",
         p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+        &["--push", "--all-platforms"],
+    ));
     assert_eq!(
         inspect(&r),
         idx,
@@ -110,19 +90,12 @@ fn all_platforms_then_one_platform() {
 
     // --platform linux/arm64: only arm64 gets an index; amd64 stays as it was.
     let r = push_fixture(&fx, &reg, "mp:arm");
-    let out = soci_ok(&[
+    let out = soci_ok(&reg_cmd(
         "create",
         &r,
-        "--push",
-        "--platform",
-        "linux/arm64",
-        "--plain-http",
-        "--store",
         p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+        &["--push", "--platform", "linux/arm64"],
+    ));
     assert!(
         !out.contains(&amd.layers[0].digest),
         "amd64 layers were processed: {out}"
@@ -147,28 +120,20 @@ fn all_platforms_then_one_platform() {
         serde_json::json!({"architecture": "arm64", "os": "linux"})
     );
     assert_eq!(ms[1]["platform"]["variant"], "v8");
-    let v = soci_ok(&[
+    let v = soci_ok(&reg_cmd(
         "verify",
         &r,
-        "--platform",
-        "linux/arm64",
-        "--plain-http",
-        "--store",
         p(&empty),
-        "-q",
-    ]);
+        &["--platform", "linux/arm64"],
+    ));
     assert!(v.contains("verify: OK"), "{v}");
     // amd64 has no index: verify says so with exit code 3.
-    let o = soci(&[
+    let o = soci(&reg_cmd(
         "verify",
         &r,
-        "--platform",
-        "linux/amd64",
-        "--plain-http",
-        "--store",
         p(&empty),
-        "-q",
-    ]);
+        &["--platform", "linux/amd64"],
+    ));
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("no SOCI index found"),

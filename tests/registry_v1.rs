@@ -119,14 +119,7 @@ fn create_push_v1_fallback_tag_keeps_foreign_referrers() {
     };
     let d1 = check();
     // Found through referrers, without the local store.
-    let v = soci_ok(&[
-        "verify",
-        &r,
-        "--plain-http",
-        "--store",
-        p(&dir.path().join("empty")),
-        "-q",
-    ]);
+    let v = soci_ok(&reg_cmd("verify", &r, p(&dir.path().join("empty")), &[]));
     assert!(
         v.contains("referrers (v1)") && v.contains(&d1) && v.contains("verify: OK"),
         "{v}"

@@ -117,7 +117,7 @@ fn create_push_v2_roundtrip_deterministic_and_reused() {
 
     // The registry's copy verifies, with an empty store (no help from it).
     let empty = dir.path().join("empty-store");
-    let v = soci_ok(&["verify", &r, "--plain-http", "--store", p(&empty), "-q"]);
+    let v = soci_ok(&reg_cmd("verify", &r, p(&empty), &[]));
     assert!(
         v.contains("image manifest annotation (v2)") && v.contains("verify: OK"),
         "{v}"
@@ -139,19 +139,12 @@ fn create_push_v2_roundtrip_deterministic_and_reused() {
     // A fresh store and a fresh push of the original image: same digests.
     let r2 = push_fixture(&fx, &reg, "app:again");
     let store2 = dir.path().join("store2");
-    let out3 = soci_ok(&[
+    let out3 = soci_ok(&reg_cmd(
         "create",
         &r2,
-        "--push",
-        "--plain-http",
-        "--store",
         p(&store2),
-        "--min-layer-size",
-        "0",
-        "--span-size",
-        "64KiB",
-        "-q",
-    ]);
+        &["--push", "--span-size", "64KiB"],
+    ));
     assert!(!out3.contains("already exists"), "{out3}");
     let (raw3, _, _) = check_converted(
         &reg,
@@ -206,17 +199,7 @@ fn create_push_v2_docker_schema2_image() {
         "{original}"
     );
     let store = dir.path().join("store");
-    soci_ok(&[
-        "create",
-        &r,
-        "--push",
-        "--plain-http",
-        "--store",
-        p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+    soci_ok(&reg_cmd("create", &r, p(&store), &["--push"]));
     let want: Vec<(&str, &str)> = layers
         .iter()
         .map(|(d, m)| (d.as_str(), m.as_str()))
@@ -224,13 +207,6 @@ fn create_push_v2_docker_schema2_image() {
     // The converted manifest is OCI (config media type too); the zTOC
     // descriptors keep the Docker layer media types.
     check_converted(&reg, "dock", "1", &original, &want, 4 << 20);
-    let v = soci_ok(&[
-        "verify",
-        &r,
-        "--plain-http",
-        "--store",
-        p(&dir.path().join("e")),
-        "-q",
-    ]);
+    let v = soci_ok(&reg_cmd("verify", &r, p(&dir.path().join("e")), &[]));
     assert!(v.contains("verify: OK"), "{v}");
 }

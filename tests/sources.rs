@@ -110,26 +110,13 @@ fn docker_archive_to_registry() {
     soci_testkit::make_docker_archive(&archive, &fx.images[0], "app:1.0", true);
     let dst = format!("{}/fromarchive:1", reg.host());
     let src = format!("docker-archive:{}", archive.display());
-    soci_ok(&[
+    soci_ok(&reg_cmd(
         "create",
         &src,
-        "--min-layer-size",
-        "0",
-        "--dest",
-        &dst,
-        "--plain-http",
-        "--store",
         p(&dir.path().join("s")),
-        "-q",
-    ]);
-    let v = soci_ok(&[
-        "verify",
-        &dst,
-        "--plain-http",
-        "--store",
-        p(&dir.path().join("empty")),
-        "-q",
-    ]);
+        &["--dest", &dst],
+    ));
+    let v = soci_ok(&reg_cmd("verify", &dst, p(&dir.path().join("empty")), &[]));
     assert!(v.contains("verify: OK"), "{v}");
     // skopeo can pull the image out again (its blobs are all there). Not
     // `--preserve-digests`: like Go soci, the converted manifest is OCI while
@@ -162,7 +149,7 @@ fn errors_name_the_problem() {
     let missing = format!("{}/nope:1", reg.host());
     let o = soci(&["create", &missing, "--plain-http", "--store", s, "-q"]);
     assert_error(&o, &missing);
-    let o = soci(&["verify", &missing, "--plain-http", "--store", s, "-q"]);
+    let o = soci(&reg_cmd("verify", &missing, s, &[]));
     assert_error(&o, &missing);
     let o = soci(&[
         "create",
@@ -203,18 +190,15 @@ fn errors_name_the_problem() {
     ]);
     assert_error(&o, "--push needs a registry image");
     // A v2 destination must be tagged.
-    let o = soci(&[
+    let o = soci(&reg_cmd(
         "create",
         &r,
-        "--dest",
-        &format!("{}/x@{}", reg.host(), fx.images[0].manifest.digest),
-        "--plain-http",
-        "--min-layer-size",
-        "0",
-        "--store",
         s,
-        "-q",
-    ]);
+        &[
+            "--dest",
+            &format!("{}/x@{}", reg.host(), fx.images[0].manifest.digest),
+        ],
+    ));
     assert_error(&o, "tagged ref");
     // With --json the error is JSON on stdout too.
     let o = soci(&[

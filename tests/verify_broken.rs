@@ -53,19 +53,12 @@ fn verify_detects_wrong_ztocs() {
     let r = push_fixture(&fx, &reg, "bad:good");
     let store = dir.path().join("store");
     let empty = dir.path().join("empty");
-    soci_ok(&[
+    soci_ok(&reg_cmd(
         "create",
         &r,
-        "--push",
-        "--plain-http",
-        "--store",
         p(&store),
-        "--min-layer-size",
-        "0",
-        "--span-size",
-        "64KiB",
-        "-q",
-    ]);
+        &["--push", "--span-size", "64KiB"],
+    ));
     let index = inspect(&r);
     let md = index["manifests"][0]["digest"].as_str().unwrap();
     let sd = index["manifests"][1]["digest"].as_str().unwrap();
@@ -95,14 +88,7 @@ fn verify_detects_wrong_ztocs() {
     (swapped.layers[1].digest, swapped.layers[1].size) = (a.digest, a.size);
     push_variant(&reg, &base, "bad", "swapped", &swapped);
     let swapped_ref = format!("{}/bad:swapped", reg.host());
-    let o = soci(&[
-        "verify",
-        &swapped_ref,
-        "--plain-http",
-        "--store",
-        p(&empty),
-        "-q",
-    ]);
+    let o = soci(&reg_cmd("verify", &swapped_ref, p(&empty), &[]));
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     for l in &img.layers[..2] {
@@ -156,14 +142,12 @@ fn verify_detects_wrong_ztocs() {
     span.layers[1].digest = sha256(&zb);
     span.layers[1].size = zb.len() as i64;
     push_variant(&reg, &base, "bad", "span", &span);
-    let o = soci(&[
+    let o = soci(&reg_cmd(
         "verify",
         &format!("{}/bad:span", reg.host()),
-        "--plain-http",
-        "--store",
         p(&empty),
-        "-q",
-    ]);
+        &[],
+    ));
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let bad: Vec<&str> = out.lines().filter(|x| x.contains("MISMATCH")).collect();
@@ -173,14 +157,12 @@ fn verify_detects_wrong_ztocs() {
 
     // 3. The good one still verifies (exit 0), as does the re-pushed copy.
     for t in ["good", "same"] {
-        let v = soci_ok(&[
+        let v = soci_ok(&reg_cmd(
             "verify",
             &format!("{}/bad:{t}", reg.host()),
-            "--plain-http",
-            "--store",
             p(&empty),
-            "-q",
-        ]);
+            &[],
+        ));
         assert!(v.contains("verify: OK"), "{t}: {v}");
     }
 }

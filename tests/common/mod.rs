@@ -76,6 +76,24 @@ pub fn assert_error(o: &Output, what: &str) {
     assert!(!err.contains("panicked"), "{}", text(o));
 }
 
+/// `CMD IMAGE EXTRA… --plain-http --store STORE -q`, plus `--min-layer-size 0`
+/// for the commands that build (create, convert, push): a soci command against
+/// the test registry with the flags these tests always pass.
+pub fn reg_cmd<'a>(
+    cmd: &'a str,
+    image: &'a str,
+    store: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut a = vec![cmd, image];
+    a.extend_from_slice(extra);
+    a.extend(["--plain-http", "--store", store, "-q"]);
+    if matches!(cmd, "create" | "convert" | "push") {
+        a.extend(["--min-layer-size", "0"]);
+    }
+    a
+}
+
 pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
