@@ -155,20 +155,12 @@ fn v1_dest_from_layout_and_push_v2_from_store() {
     let store = dir.path().join("s");
     // v1 to another place: the image (by digest) and its referrer; the tag names the image.
     let dst = format!("{}/v1dest:1", reg.host());
-    let out = soci_ok(&[
+    let out = soci_ok(&reg_cmd(
         "create",
-        "--index-version",
-        "v1",
         &fx.oci_ref(),
-        "--dest",
-        &dst,
-        "--plain-http",
-        "--store",
         p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+        &["--index-version", "v1", "--dest", &dst],
+    ));
     assert!(out.contains("fallback tag sha256-"), "{out}");
     get_manifest(&reg, "v1dest", &img.manifest.digest);
     assert_eq!(
@@ -183,19 +175,12 @@ fn v1_dest_from_layout_and_push_v2_from_store() {
     );
     // v1 --push on a digest reference (no tag needed: nothing is re-tagged).
     let by_digest = format!("{}/v1dest@{}", reg.host(), img.manifest.digest);
-    let out = soci_ok(&[
+    let out = soci_ok(&reg_cmd(
         "create",
-        "--index-version",
-        "v1",
         &by_digest,
-        "--push",
-        "--plain-http",
-        "--store",
         p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+        &["--index-version", "v1", "--push"],
+    ));
     assert!(out.contains("fallback tag sha256-"), "{out}");
     let fb = inspect(&format!(
         "{}/v1dest:sha256-{}",

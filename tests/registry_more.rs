@@ -85,20 +85,12 @@ fn v1_every_platform_and_docker_schema2() {
     let empty = dir.path().join("empty");
     let fx = soci_testkit::make_multiplatform_layout(&dir.path().join("mp"), "1");
     let r = push_fixture(&fx, &reg, "v1mp:1");
-    soci_ok(&[
+    soci_ok(&reg_cmd(
         "create",
-        "--index-version",
-        "v1",
         &r,
-        "--push",
-        "--all-platforms",
-        "--plain-http",
-        "--store",
         p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+        &["--index-version", "v1", "--push", "--all-platforms"],
+    ));
     assert_eq!(inspect_raw(&r), fx.root.bytes, "v1 must not touch the tag");
     for img in &fx.images {
         let ftag = format!(
@@ -135,19 +127,12 @@ fn v1_every_platform_and_docker_schema2() {
     .unwrap();
     let raw = inspect_raw(&r);
     let md = sha256(&raw);
-    let out = soci_ok(&[
+    let out = soci_ok(&reg_cmd(
         "create",
-        "--index-version",
-        "v1",
         &r,
-        "--push",
-        "--plain-http",
-        "--store",
         p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+        &["--index-version", "v1", "--push"],
+    ));
     assert!(out.contains("(already exists)"), "{out}");
     let fb = inspect(&format!(
         "{}/v1dock:sha256-{}",

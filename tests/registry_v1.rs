@@ -129,18 +129,7 @@ fn create_push_v1_fallback_tag_keeps_foreign_referrers() {
     assert_eq!(out.matches("(already exists)").count(), 3, "{out}");
     assert_eq!(check(), d1);
     // `soci push` from the store does the same without rebuilding.
-    let out = soci_ok(&[
-        "push",
-        "--index-version",
-        "v1",
-        &r,
-        "--plain-http",
-        "--store",
-        p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ]);
+    let out = soci_ok(&reg_cmd("push", &r, p(&store), &["--index-version", "v1"]));
     assert!(out.contains(&d1), "{out}");
     assert_eq!(check(), d1);
 }
