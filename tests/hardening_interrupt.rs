@@ -137,46 +137,72 @@ fn create_killed_at_random_moments_then_rerun() {
         store.to_str().unwrap(),
         &src,
     ];
-    let mut rng = Rng(0x50c1_2026);
+    kill_rounds(
+        "create",
+        &args,
+        &store,
+        0x50c1_2026,
+        |i| i % 2 != 0,
+        || {},
+        || {
+            let o = soci(&[
+                "index",
+                "list",
+                "--digests-only",
+                "--store",
+                store.to_str().unwrap(),
+            ]);
+            assert_eq!(
+                String::from_utf8_lossy(&o.stdout).lines().count(),
+                1,
+                "{}",
+                text(&o)
+            );
+        },
+    );
+}
+
+/// ROUNDS times: run `args`, kill it (SIGKILL, or SIGINT when `sigint(round)`)
+/// at a seeded moment in the first half of a clean run, check the store and
+/// `after_kill`, run it again to success, check the store and `after_rerun`. Fresh store every other
+/// round, so early moments are hit too. At least 2 runs must really be cut.
+fn kill_rounds(
+    what: &str,
+    args: &[&str],
+    store: &Path,
+    seed: u64,
+    sigint: impl Fn(usize) -> bool,
+    after_kill: impl Fn(),
+    after_rerun: impl Fn(),
+) {
+    let mut rng = Rng(seed);
     let mut killed = 0;
     // Kill moments are drawn over the first half of a clean run into an empty
     // store (later moments often miss a warm-cache run altogether).
-    let span = clean_run_ms(&args, &store);
+    let span = clean_run_ms(args, store);
     for i in 0..ROUNDS {
-        // Fresh store every other round, so early moments are hit too.
         if i % 2 == 0 {
-            let _ = std::fs::remove_dir_all(&store);
+            let _ = std::fs::remove_dir_all(store);
         }
-        let sig = if i % 2 == 0 {
-            libc::SIGKILL
-        } else {
+        let sig = if sigint(i) {
             libc::SIGINT
+        } else {
+            libc::SIGKILL
         };
         let delay = Duration::from_millis(rng.below(span / 2 + 1));
-        killed += run_and_kill(&args, sig, delay) as usize;
-        check_store(&store);
-        let o = soci(&args);
+        killed += run_and_kill(args, sig, delay) as usize;
+        check_store(store);
+        after_kill();
+        let o = soci(args);
         assert!(
             o.status.success(),
             "rerun after kill at {delay:?}: {}",
             text(&o)
         );
-        check_store(&store);
-        let o = soci(&[
-            "index",
-            "list",
-            "--digests-only",
-            "--store",
-            store.to_str().unwrap(),
-        ]);
-        assert_eq!(
-            String::from_utf8_lossy(&o.stdout).lines().count(),
-            1,
-            "{}",
-            text(&o)
-        );
+        check_store(store);
+        after_rerun();
     }
-    eprintln!("create: {killed} of {ROUNDS} runs interrupted (clean run: {span} ms)");
+    eprintln!("{what}: {killed} of {ROUNDS} runs interrupted (clean run: {span} ms)");
     assert!(
         killed >= 2,
         "only {killed} runs were interrupted: the kill moments missed the run"
@@ -201,35 +227,15 @@ fn create_push_killed_at_random_moments_then_rerun() {
         store.to_str().unwrap(),
         &image,
     ];
-    let mut rng = Rng(0xdead_beef_2026);
-    let mut killed = 0;
-    let span = clean_run_ms(&args, &store);
-    for i in 0..ROUNDS {
-        if i % 2 == 0 {
-            let _ = std::fs::remove_dir_all(&store);
-        }
-        let sig = if i % 3 == 0 {
-            libc::SIGINT
-        } else {
-            libc::SIGKILL
-        };
-        let delay = Duration::from_millis(rng.below(span / 2 + 1));
-        killed += run_and_kill(&args, sig, delay) as usize;
-        check_store(&store);
-        check_tag_complete(&host, "ex/img", "v1");
-        let o = soci(&args);
-        assert!(
-            o.status.success(),
-            "rerun after kill at {delay:?}: {}",
-            text(&o)
-        );
-        check_store(&store);
-        check_tag_complete(&host, "ex/img", "v1");
-    }
-    eprintln!("create --push: {killed} of {ROUNDS} runs interrupted (clean run: {span} ms)");
-    assert!(
-        killed >= 2,
-        "only {killed} runs were interrupted: the kill moments missed the run"
+    let tag_complete = || check_tag_complete(&host, "ex/img", "v1");
+    kill_rounds(
+        "create --push",
+        &args,
+        &store,
+        0xdead_beef_2026,
+        |i| i % 3 == 0,
+        tag_complete,
+        tag_complete,
     );
     // What was pushed is a SOCI-enabled index whose SOCI index is complete.
     let src = RegistrySource::new(image.parse().unwrap(), &opts()).unwrap();
