@@ -6,7 +6,7 @@
 //! `jobs` worker threads; a layer already indexed in the local store with the same
 //! span size and build options is reused instead (`force` rebuilds).
 use crate::layers::{plan_layer, LayerKind, LayerPlan};
-use crate::Reporter;
+use crate::{LayerProgress, Reporter};
 use anyhow::{anyhow, bail, Context, Result};
 use soci_index::manifest::{
     build_index_manifest, disable_xattrs_applies, is_xattr_record_key, BuiltIndex, IndexVersion,
@@ -16,9 +16,7 @@ use soci_index::prefetch::{plan_prefetch, PrefetchLayer};
 use soci_index::store::{IndexEntry, Store};
 use soci_oci::source::{select_manifests, ImageManifest, ImageSource, PlatformChoice};
 use soci_oci::spec::{Descriptor, Platform};
-use soci_ztoc::build::{
-    build_ztoc, BuildOptions, BuildProgress, BuildReporter, BuiltZtoc, LayerCompression,
-};
+use soci_ztoc::build::{build_ztoc, BuildOptions, BuiltZtoc, LayerCompression};
 use soci_ztoc::codec;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -131,16 +129,6 @@ fn options_key(opts: &CreateOptions) -> String {
     format!("tool={}", opts.build_tool_identifier)
 }
 
-struct Progress<'a> {
-    reporter: &'a dyn Reporter,
-    digest: &'a str,
-}
-impl BuildReporter for Progress<'_> {
-    fn progress(&mut self, p: &BuildProgress) {
-        self.reporter.layer_progress(self.digest, p);
-    }
-}
-
 /// Builds (or reuses) the zTOC of one layer and stores it.
 fn index_layer(
     source: &dyn ImageSource,
@@ -185,9 +173,10 @@ fn index_layer(
     let built = build_ztoc(
         reader,
         &bo,
-        &mut Progress {
+        &mut LayerProgress {
             reporter,
             digest: &layer.digest,
+            tar_bytes: false,
         },
     )
     .with_context(|| format!("cannot build the zTOC of layer {}", layer.digest))?;

@@ -16,6 +16,29 @@ pub mod verify;
 
 pub use create::{create, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt};
 
+/// Forwards one layer's build progress to a [`Reporter`].
+pub(crate) struct LayerProgress<'a> {
+    pub(crate) reporter: &'a dyn Reporter,
+    pub(crate) digest: &'a str,
+    /// Report uncompressed (tar) bytes as the bytes read: for a layer being
+    /// compressed, whose bar counts the tar.
+    pub(crate) tar_bytes: bool,
+}
+
+impl soci_ztoc::build::BuildReporter for LayerProgress<'_> {
+    fn progress(&mut self, p: &BuildProgress) {
+        if self.tar_bytes {
+            let tar = BuildProgress {
+                compressed_read: p.uncompressed,
+                ..p.clone()
+            };
+            self.reporter.layer_progress(self.digest, &tar);
+        } else {
+            self.reporter.layer_progress(self.digest, p);
+        }
+    }
+}
+
 /// A reader that computes the sha256 and the length of what passes through.
 pub struct HashingReader<R> {
     inner: R,

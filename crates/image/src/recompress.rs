@@ -18,14 +18,14 @@
 //! ```
 use crate::create::{parallel_by, store_built, CreateOptions, LayerOutcome};
 use crate::layers::{plan_layer, LayerPlan};
-use crate::{HashingReader, Reporter};
+use crate::{HashingReader, LayerProgress, Reporter};
 use anyhow::{bail, Context, Result};
 use flate2::{Compression, GzBuilder};
 use soci_index::store::Store;
 use soci_oci::reference::ImageRef;
 use soci_oci::source::ImageSource;
 use soci_oci::spec::{self, Descriptor, Manifest};
-use soci_ztoc::build::{build_ztoc, BuildOptions, BuildProgress, BuildReporter, LayerCompression};
+use soci_ztoc::build::{build_ztoc, BuildOptions, LayerCompression};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -187,7 +187,13 @@ fn compress_layer(
             };
             let bo = &bo;
             let digest = l.digest.as_str();
-            s.spawn(move || build_ztoc(rx, bo, &mut TarProgress { reporter, digest }))
+            // The bar's total is the tar's size: report tar bytes.
+            let mut progress = LayerProgress {
+                reporter,
+                digest,
+                tar_bytes: true,
+            };
+            s.spawn(move || build_ztoc(rx, bo, &mut progress))
         });
         let tee = Tee {
             blob: store.blob_writer()?,
@@ -259,23 +265,6 @@ fn compress_layer(
         &format!("layer {} compressed -> {}", l.digest, desc.digest),
     );
     Ok((desc, outcome))
-}
-
-/// The bar of a layer being compressed counts tar bytes (its total is the
-/// tar's size): the builder's uncompressed count is exactly that.
-struct TarProgress<'a> {
-    reporter: &'a dyn Reporter,
-    digest: &'a str,
-}
-
-impl BuildReporter for TarProgress<'_> {
-    fn progress(&mut self, p: &BuildProgress) {
-        let tar = BuildProgress {
-            compressed_read: p.uncompressed,
-            ..p.clone()
-        };
-        self.reporter.layer_progress(self.digest, &tar);
-    }
 }
 
 impl RecompressedImage<'_> {

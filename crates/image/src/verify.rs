@@ -9,14 +9,14 @@
 //! and 32 KiB windows: what resuming from a checkpoint uses), span digests, file
 //! table and sizes. Each layer is read once; layers are verified in parallel.
 use crate::layers::{layer_kind, LayerKind};
-use crate::Reporter;
+use crate::{LayerProgress, Reporter};
 use anyhow::{Context, Result};
 use soci_index::manifest::{parse_index_manifest, IndexVersion};
 use soci_index::store::{IndexFilter, Store};
 use soci_oci::source::{select_manifests, ImageManifest, ImageSource, PlatformChoice};
 use soci_oci::spec::{self, Descriptor, Platform};
 use soci_zinfo::Zinfo;
-use soci_ztoc::build::{build_ztoc, BuildOptions, BuildProgress, BuildReporter, LayerCompression};
+use soci_ztoc::build::{build_ztoc, BuildOptions, LayerCompression};
 use soci_ztoc::{codec, Ztoc};
 
 /// The verdict on one zTOC and its layer.
@@ -133,16 +133,6 @@ fn find_index(
         }
     }
     Ok(None)
-}
-
-struct Progress<'a> {
-    reporter: &'a dyn Reporter,
-    digest: &'a str,
-}
-impl BuildReporter for Progress<'_> {
-    fn progress(&mut self, p: &BuildProgress) {
-        self.reporter.layer_progress(self.digest, p);
-    }
 }
 
 /// Compares a stored zTOC with one rebuilt from the layer; lines describing the
@@ -369,9 +359,10 @@ fn verify_ztoc(
             Ok(build_ztoc(
                 r,
                 &opts,
-                &mut Progress {
+                &mut LayerProgress {
                     reporter,
                     digest: &layer.digest,
+                    tar_bytes: false,
                 },
             )?)
         });
