@@ -115,8 +115,15 @@ impl soci_image::Reporter for ImageProgress {
         }
     }
     fn message(&self, line: &str) {
-        if self.chatty {
+        if !self.chatty {
+            return;
+        }
+        if self.show {
             let _ = self.multi.println(line);
+        } else {
+            // A hidden MultiProgress drops println: without a terminal (CI logs)
+            // these few lines still say what a long step is doing.
+            eprintln!("{line}");
         }
     }
 }

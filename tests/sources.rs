@@ -168,6 +168,13 @@ fn errors_name_the_problem() {
         &o,
         "no ztocs created, all layers either skipped or produced errors",
     );
+    // ... and says why, with the flag that changes it.
+    let n = fx.images[0].layers.len();
+    assert_error(
+        &o,
+        &format!("{n} of {n} layers smaller than --min-layer-size 10485760"),
+    );
+    assert_error(&o, "--min-layer-size 0 indexes every layer");
     assert!(
         String::from_utf8_lossy(&o.stdout).is_empty()
             || !String::from_utf8_lossy(&o.stdout).contains("soci index")
