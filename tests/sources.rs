@@ -172,7 +172,7 @@ fn errors_name_the_problem() {
     let n = fx.images[0].layers.len();
     assert_error(
         &o,
-        &format!("{n} of {n} layers smaller than --min-layer-size 10485760"),
+        &format!("{n} of {n} layers are smaller than --min-layer-size 10485760 bytes"),
     );
     assert_error(&o, "--min-layer-size 0 indexes every layer");
     assert!(

@@ -5,7 +5,7 @@
 //! and file table happen in that one pass. Layers are built in parallel by
 //! `jobs` worker threads; a layer already indexed in the local store with the same
 //! span size and build options is reused instead (`force` rebuilds).
-use crate::layers::{layer_kind, plan_layer, LayerKind, LayerPlan};
+use crate::layers::{plan_layer, why_nothing_indexed, LayerKind, LayerPlan};
 use crate::{LayerProgress, Reporter};
 use anyhow::{anyhow, bail, Context, Result};
 use soci_index::manifest::{
@@ -401,7 +401,7 @@ pub fn create_with(
     }
     if platforms.is_empty() {
         bail!(
-            "no ztocs created, all layers either skipped or produced errors ({})",
+            "no ztocs created, all layers either skipped or produced errors: {}",
             why_nothing_indexed(&plans, opts.min_layer_size)
         );
     }
@@ -414,44 +414,6 @@ pub fn create_with(
         layers,
         prefetch_not_found: not_found_everywhere.unwrap_or_default(),
     })
-}
-
-/// Why no layer got a zTOC, in a few words and with the flag that changes it
-/// (the reference prints a line per skipped layer; a user who missed those, or
-/// ran with `-q`, still learns what to do).
-fn why_nothing_indexed(plans: &[(Descriptor, LayerPlan)], min_layer_size: u64) -> String {
-    let small: Vec<u64> = plans
-        .iter()
-        .filter(|(l, _)| (l.size.max(0) as u64) < min_layer_size)
-        .map(|(l, _)| l.size.max(0) as u64)
-        .collect();
-    let zstd = plans
-        .iter()
-        .filter(|(l, p)| {
-            matches!(p, LayerPlan::Skip(_))
-                && (l.size.max(0) as u64) >= min_layer_size
-                && layer_kind(&l.media_type) == Some(LayerKind::Zstd)
-        })
-        .count();
-    let mut parts = Vec::new();
-    if let Some(largest) = small.iter().max() {
-        parts.push(format!(
-            "{} of {} layers smaller than --min-layer-size {min_layer_size} (the largest is {largest} bytes; \
-             --min-layer-size 0 indexes every layer)",
-            small.len(),
-            plans.len()
-        ));
-    }
-    if zstd > 0 {
-        parts.push(format!(
-            "{zstd} zstd-compressed layer{} (SOCI indexes only gzip and uncompressed layers)",
-            if zstd == 1 { "" } else { "s" }
-        ));
-    }
-    if parts.is_empty() {
-        parts.push(format!("{} layers, none indexable", plans.len()));
-    }
-    parts.join("; ")
 }
 
 /// Plans and stores the prefetch artifacts of one platform.

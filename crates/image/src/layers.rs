@@ -62,6 +62,44 @@ pub fn plan_layer(layer: &Descriptor, min_layer_size: u64) -> Result<LayerPlan, 
     Ok(LayerPlan::Index(kind))
 }
 
+/// Why no layer got a zTOC, in a few words and with the flag that changes it
+/// (the reference prints a line per skipped layer; a user who missed those, or
+/// ran with `-q`, still learns what to do).
+pub fn why_nothing_indexed(plans: &[(Descriptor, LayerPlan)], min_layer_size: u64) -> String {
+    let small: Vec<u64> = plans
+        .iter()
+        .filter(|(l, _)| (l.size.max(0) as u64) < min_layer_size)
+        .map(|(l, _)| l.size.max(0) as u64)
+        .collect();
+    let zstd = plans
+        .iter()
+        .filter(|(l, p)| {
+            matches!(p, LayerPlan::Skip(_))
+                && (l.size.max(0) as u64) >= min_layer_size
+                && layer_kind(&l.media_type) == Some(LayerKind::Zstd)
+        })
+        .count();
+    let mut parts = Vec::new();
+    if let Some(largest) = small.iter().max() {
+        parts.push(format!(
+            "{} of {} layers are smaller than --min-layer-size {min_layer_size} bytes, \
+             the largest {largest} bytes; --min-layer-size 0 indexes every layer",
+            small.len(),
+            plans.len()
+        ));
+    }
+    if zstd > 0 {
+        parts.push(format!(
+            "{zstd} zstd-compressed layer{}, and SOCI indexes only gzip and uncompressed layers",
+            if zstd == 1 { "" } else { "s" }
+        ));
+    }
+    if parts.is_empty() {
+        parts.push(format!("{} layers, none indexable", plans.len()));
+    }
+    parts.join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,14 +129,17 @@ mod tests {
         assert_eq!(layer_kind("application/json"), None);
     }
 
-    #[test]
-    fn skip_rules() {
-        let d = |mt: &str, size| Descriptor {
+    fn d(mt: &str, size: i64) -> Descriptor {
+        Descriptor {
             media_type: mt.into(),
             digest: "sha256:ab".into(),
             size,
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn skip_rules() {
         let gz = "application/vnd.oci.image.layer.v1.tar+gzip";
         assert_eq!(
             plan_layer(&d(gz, 10), 10).unwrap(),
@@ -112,5 +153,24 @@ mod tests {
             matches!(plan_layer(&d("application/vnd.oci.image.layer.v1.tar+zstd", 99), 10).unwrap(), LayerPlan::Skip(m) if m.contains("\"zstd\""))
         );
         assert!(plan_layer(&d("text/plain", 99), 10).is_err());
+    }
+
+    #[test]
+    fn why_nothing_indexed_names_the_cause() {
+        let plan = |l: &Descriptor, min| (l.clone(), plan_layer(l, min).unwrap());
+        let gz = d("application/vnd.oci.image.layer.v1.tar+gzip", 99);
+        let gz_big = d("application/vnd.oci.image.layer.v1.tar+gzip", 500);
+        let zs = d("application/vnd.oci.image.layer.v1.tar+zstd", 400);
+        let why = why_nothing_indexed(&[plan(&gz, 300), plan(&gz_big, 300), plan(&zs, 300)], 300);
+        assert!(
+            why.contains(
+                "1 of 3 layers are smaller than --min-layer-size 300 bytes, the largest 99 bytes"
+            ),
+            "{why}"
+        );
+        assert!(why.contains("1 zstd-compressed layer,"), "{why}");
+        let why = why_nothing_indexed(&[plan(&zs, 10), plan(&zs, 10)], 10);
+        assert!(!why.contains("smaller"), "{why}");
+        assert!(why.starts_with("2 zstd-compressed layers"), "{why}");
     }
 }
