@@ -175,6 +175,12 @@ fn errors_name_the_problem() {
         &format!("{n} of {n} layers are smaller than --min-layer-size 10485760 bytes"),
     );
     assert_error(&o, "--min-layer-size 0 indexes every layer");
+    // ... and each layer's reason is on stdout, as after a successful run.
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    for l in &fx.images[0].layers {
+        let line = format!("ztoc skipped - layer {} ({})", l.digest, l.media_type);
+        assert!(stdout.contains(&line), "{line} missing from {stdout}");
+    }
     assert!(
         String::from_utf8_lossy(&o.stdout).is_empty()
             || !String::from_utf8_lossy(&o.stdout).contains("soci index")

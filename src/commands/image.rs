@@ -7,7 +7,7 @@ use crate::output::print_json;
 use crate::progress::ImageProgress;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use soci_image::create::{create_with, CreateOptions, Created};
+use soci_image::create::{create_with, CreateOptions, Created, NothingIndexed};
 use soci_image::publish::publish;
 use soci_image::verify::{verify, VerifyReport};
 use soci_image::Reporter as _;
@@ -225,7 +225,18 @@ fn run_create(
     } else {
         &*opened
     };
-    let created = create_with(source, &store, &opts, &reporter, &prebuilt)?;
+    let created = match create_with(source, &store, &opts, &reporter, &prebuilt) {
+        Ok(c) => c,
+        Err(e) => {
+            // Nothing to index: still say per layer why, as after a successful run.
+            if let (Some(n), false) = (e.downcast_ref::<NothingIndexed>(), global.json) {
+                for (d, o) in &n.layers {
+                    println!("{}", o.line(&d.digest));
+                }
+            }
+            return Err(e);
+        }
+    };
     let mut out = created_json(&created);
     if !global.json {
         print_created(&created);

@@ -287,6 +287,16 @@ pub fn create(
     create_with(source, store, opts, reporter, &HashMap::new())
 }
 
+/// `create` found no layer to index (all skipped): the reference's message, why
+/// in a few words, and each layer's outcome so a caller can print the per-layer
+/// reasons as it does after a successful run.
+#[derive(Debug, thiserror::Error)]
+#[error("no ztocs created, all layers either skipped or produced errors: {why}")]
+pub struct NothingIndexed {
+    pub layers: Vec<(Descriptor, LayerOutcome)>,
+    pub why: String,
+}
+
 /// [`create`], with the outcomes of layers already built by the caller (the
 /// docker-archive path builds zTOCs while it compresses, see `recompress`).
 pub fn create_with(
@@ -400,10 +410,12 @@ pub fn create_with(
         });
     }
     if platforms.is_empty() {
-        bail!(
-            "no ztocs created, all layers either skipped or produced errors: {}",
-            why_nothing_indexed(&plans, opts.min_layer_size)
-        );
+        let why = why_nothing_indexed(&plans, opts.min_layer_size);
+        return Err(NothingIndexed {
+            layers: layers.into_iter().zip(outcomes).collect(),
+            why,
+        }
+        .into());
     }
     let layers = layers.into_iter().zip(outcomes).collect();
     Ok(Created {
