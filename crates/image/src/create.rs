@@ -192,7 +192,9 @@ pub(crate) fn store_built(
 ) -> Result<LayerOutcome> {
     let key = options_key(opts);
     let bytes = codec::encode(&built.ztoc);
-    let blob = store.put_blob(&bytes).context("cannot store the zTOC")?;
+    let blob = store
+        .put_blob(&bytes)
+        .with_context(|| format!("cannot store the zTOC of layer {}", layer.digest))?;
     let applies = disable_xattrs_applies(built.ztoc.toc.entries.iter().map(|e| {
         (
             e.name.as_slice(),
