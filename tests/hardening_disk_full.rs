@@ -144,3 +144,33 @@ fn oci_destination_on_a_full_disk() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(check_store_blobs(&out2) > 3);
 }
+
+#[test]
+fn archive_layers_compressed_into_a_full_store() {
+    let Some(fs) = Tmpfs::mount("24k") else {
+        return;
+    };
+    let roomy = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout(&roomy.path().join("img"), "1.0");
+    let archive = roomy.path().join("image.tar");
+    soci_testkit::make_docker_archive(&archive, &fx.images[0], "img:1.0", false);
+    let store = fs.path().join("store");
+    let out = roomy.path().join("out");
+    let o = soci(&[
+        "create",
+        &format!("docker-archive:{}", archive.display()),
+        "--dest",
+        &format!("oci:{}:v1", out.display()),
+        "--min-layer-size",
+        "0",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    // The store's error, not the zTOC builder's view of a cut-off stream.
+    assert_disk_full(&o, &store);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot compress layer sha256:"), "{}", text(&o));
+    assert_eq!(temp_files(&store), Vec::<PathBuf>::new());
+    check_store_blobs(&store);
+    assert!(!out.join("index.json").exists(), "{}", text(&o));
+}

@@ -117,13 +117,30 @@ struct Tee {
     builder: Option<mpsc::SyncSender<Vec<u8>>>,
 }
 
+/// The builder hung up (it stopped on an error, which is the one to report).
+#[derive(Debug)]
+struct BuilderStopped;
+
+impl std::fmt::Display for BuilderStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the zTOC builder stopped")
+    }
+}
+
+impl std::error::Error for BuilderStopped {}
+
 impl Write for Tee {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.blob.write_all(buf)?;
+        self.blob.write_all(buf).map_err(|e| {
+            // Name the file: "No space left on device" alone does not say where.
+            std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", self.blob.temp_path().display()),
+            )
+        })?;
         if let Some(tx) = &self.builder {
             if tx.send(buf.to_vec()).is_err() {
-                // The builder stopped on an error; its error is the one reported.
-                return Err(std::io::Error::other("the zTOC builder stopped"));
+                return Err(std::io::Error::other(BuilderStopped));
             }
         }
         Ok(buf.len())
@@ -215,8 +232,11 @@ fn compress_layer(
         };
         let built = builder.map(|b| b.join().expect("the zTOC builder does not panic"));
         if let Err(e) = copied {
-            // A builder error explains a stopped pipe better than the pipe does.
-            if let Some(Err(be)) = built {
+            // A builder error explains a stopped pipe better than the pipe does;
+            // any other failure (reading the archive, writing the store) stopped
+            // the builder's input, and is the one to report.
+            let pipe_stopped = e.get_ref().is_some_and(|x| x.is::<BuilderStopped>());
+            if let (true, Some(Err(be))) = (pipe_stopped, built) {
                 return Err(anyhow::Error::new(be))
                     .with_context(|| format!("cannot build the zTOC of layer {}", l.digest));
             }
