@@ -107,16 +107,18 @@ fn oci_destination_on_a_full_disk() {
     let roomy = tempfile::tempdir().unwrap();
     let store = roomy.path().join("store");
     let out = fs.path().join("out");
-    let dest = format!("oci:{}:v1", out.display());
-    let o = soci(&[
-        "convert",
-        "--min-layer-size",
-        "0",
-        "--store",
-        store.to_str().unwrap(),
-        &example(),
-        &dest,
-    ]);
+    let convert = |to: &Path| {
+        soci(&[
+            "convert",
+            "--min-layer-size",
+            "0",
+            "--store",
+            store.to_str().unwrap(),
+            &example(),
+            &format!("oci:{}:v1", to.display()),
+        ])
+    };
+    let o = convert(&out);
     assert_disk_full(&o, &out);
     assert_eq!(temp_files(&out), Vec::<PathBuf>::new());
     // Whatever blobs made it are whole; the tag was never set.
@@ -132,15 +134,7 @@ fn oci_destination_on_a_full_disk() {
     }
     // The store (not full) still holds a usable index: a retry with room works.
     let out2 = roomy.path().join("out2");
-    let o = soci(&[
-        "convert",
-        "--min-layer-size",
-        "0",
-        "--store",
-        store.to_str().unwrap(),
-        &example(),
-        &format!("oci:{}:v1", out2.display()),
-    ]);
+    let o = convert(&out2);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(check_store_blobs(&out2) > 3);
 }
@@ -169,7 +163,11 @@ fn archive_layers_compressed_into_a_full_store() {
     // The store's error, not the zTOC builder's view of a cut-off stream.
     assert_disk_full(&o, &store);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("cannot compress layer sha256:"), "{}", text(&o));
+    assert!(
+        err.contains("cannot compress layer sha256:"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(temp_files(&store), Vec::<PathBuf>::new());
     check_store_blobs(&store);
     assert!(!out.join("index.json").exists(), "{}", text(&o));
