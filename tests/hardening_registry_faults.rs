@@ -434,3 +434,89 @@ fn cli_create_and_push_through_faults() {
     check_store_blobs(&bad);
     assert!(list(&bad).trim().is_empty());
 }
+
+/// Copying an image to another repository streams its blobs (bounded memory);
+/// an upload that fails on the way (refused session, a failed chunk, a failed
+/// commit) is started over from a freshly opened source stream.
+#[test]
+fn streamed_blob_uploads_are_retried() {
+    let env = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let src = format!("{}/app/one:v1", env.reg.host());
+    let dst = format!("{}/app/copy:v1", env.proxy.host());
+    env.proxy.add(
+        "POST",
+        "/app/copy/blobs/uploads/",
+        1,
+        Fault::Status(503, Some("0")),
+    );
+    env.proxy.add(
+        "PATCH",
+        "/app/copy/blobs/uploads/",
+        1,
+        Fault::Status(502, None),
+    );
+    env.proxy.add(
+        "PUT",
+        "/app/copy/blobs/uploads/",
+        1,
+        Fault::Status(500, None),
+    );
+    let o = soci(&[
+        "convert",
+        "--plain-http",
+        "--min-layer-size",
+        "0",
+        "--store",
+        store.to_str().unwrap(),
+        &src,
+        &dst,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let faults: Vec<_> = env
+        .proxy
+        .log()
+        .into_iter()
+        .filter(|s| s.fault.is_some())
+        .collect();
+    assert_eq!(faults.len(), 3, "{faults:?}");
+    // Every layer landed whole: verify reads them all back from the copy.
+    let direct_dst = format!("{}/app/copy:v1", env.reg.host());
+    let o = soci(&[
+        "verify",
+        "--plain-http",
+        "--store",
+        store.to_str().unwrap(),
+        &direct_dst,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // A registry that keeps refusing: a bounded number of attempts (the
+    // hardening runs allow 3 retries), then an error naming the blob.
+    env.proxy.clear();
+    env.proxy.add(
+        "POST",
+        "/app/refused/blobs/uploads/",
+        usize::MAX,
+        Fault::Status(503, Some("0")),
+    );
+    let o = soci(&[
+        "convert",
+        "--plain-http",
+        "--min-layer-size",
+        "0",
+        "--store",
+        store.to_str().unwrap(),
+        &src,
+        &format!("{}/app/refused:v1", env.proxy.host()),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("503") && err.contains("blob sha256:"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(env.proxy.seen("POST", "/app/refused/").len(), 4);
+}

@@ -40,7 +40,9 @@ pub struct PublishResult {
 trait Sink {
     fn has_blob(&self, digest: &str) -> Result<bool>;
     fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()>;
-    fn put_blob_stream(&self, d: &Descriptor, reader: Box<dyn Read + Send>) -> Result<()>;
+    /// Streams `d` from what `open` returns; `open` may be called again to
+    /// start a failed upload over.
+    fn put_blob_stream(&self, d: &Descriptor, open: &dyn Fn() -> Result<BlobReader>) -> Result<()>;
     /// By digest when `tag` is None.
     fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor>;
 }
@@ -58,11 +60,26 @@ impl Sink for RegistrySink {
         self.target.push_blob(&self.repo, bytes, &d.digest)?;
         Ok(())
     }
-    fn put_blob_stream(&self, d: &Descriptor, reader: Box<dyn Read + Send>) -> Result<()> {
+    fn put_blob_stream(&self, d: &Descriptor, open: &dyn Fn() -> Result<BlobReader>) -> Result<()> {
         // Streamed (bounded memory, whatever the layer's size), hashed on the
-        // way: a source that does not give `d`'s bytes fails the upload.
-        self.target.push_blob_stream(&self.repo, d, reader)?;
-        Ok(())
+        // way: a source that does not give `d`'s bytes fails the upload. An
+        // upload that fails in a transient way starts over from a new stream.
+        let mut open_error = None;
+        let pushed = self.target.push_blob_stream_reopening(&self.repo, d, || {
+            open().map_err(|e| {
+                let msg = format!("{e:#}");
+                open_error = Some(e);
+                soci_oci::Error::Registry {
+                    registry: String::new(),
+                    context: String::new(),
+                    message: msg,
+                }
+            })
+        });
+        match (pushed, open_error) {
+            (Err(_), Some(e)) => Err(e),
+            (r, _) => r.map(|_| ()).map_err(Into::into),
+        }
     }
     fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
         let digest = spec::sha256_digest(raw);
@@ -80,13 +97,22 @@ impl Sink for OciLayoutWriter {
         self.put_blob_from_reader(d, bytes)?;
         Ok(())
     }
-    fn put_blob_stream(&self, d: &Descriptor, reader: Box<dyn Read + Send>) -> Result<()> {
-        self.put_blob_from_reader(d, reader)?;
+    fn put_blob_stream(&self, d: &Descriptor, open: &dyn Fn() -> Result<BlobReader>) -> Result<()> {
+        self.put_blob_from_reader(d, open()?)?;
         Ok(())
     }
     fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
         Ok(OciLayoutWriter::put_manifest(self, tag, raw, media_type)?)
     }
+}
+
+/// A blob being copied from the source.
+type BlobReader = Box<dyn Read + Send>;
+
+fn open_source_blob(source: &dyn ImageSource, d: &Descriptor) -> Result<BlobReader> {
+    source
+        .open_blob(d)
+        .with_context(|| format!("cannot read blob {}", d.digest))
 }
 
 fn blob_desc(digest: &str, size: u64, media_type: &str) -> Descriptor {
@@ -114,10 +140,7 @@ fn copy_image(
                 continue;
             }
             reporter.message(&format!("copying blob {}", d.digest));
-            let reader = source
-                .open_blob(d)
-                .with_context(|| format!("cannot read blob {}", d.digest))?;
-            sink.put_blob_stream(d, reader)?;
+            sink.put_blob_stream(d, &|| open_source_blob(source, d))?;
             uploaded += 1;
         }
         sink.put_manifest(None, &p.image.raw, &p.image.descriptor.media_type)?;
@@ -346,10 +369,7 @@ fn copy_untouched_children(
                 if d.digest.is_empty() || sink.has_blob(&d.digest)? {
                     continue;
                 }
-                let reader = source
-                    .open_blob(d)
-                    .with_context(|| format!("cannot read blob {}", d.digest))?;
-                sink.put_blob_stream(d, reader)?;
+                sink.put_blob_stream(d, &|| open_source_blob(source, d))?;
                 *uploaded += 1;
             }
         }

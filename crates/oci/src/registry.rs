@@ -534,13 +534,34 @@ impl RegistryClient {
     /// memory (chunked upload fed through a bounded channel), unless it is
     /// already there. The bytes are hashed on the way: a reader that does not
     /// produce `d`'s digest and size fails the upload. Returns `true` if uploaded.
-    pub fn push_blob_stream(
+    /// One attempt: see [`Self::push_blob_stream_reopening`] for retries.
+    pub fn push_blob_stream(&self, repo: &str, d: &Descriptor, reader: impl Read) -> Result<bool> {
+        let mut reader = Some(reader);
+        self.push_stream_attempts(repo, d, 0, || {
+            Ok(reader.take().expect("one attempt, one reader"))
+        })
+    }
+
+    /// [`Self::push_blob_stream`], started over from a fresh reader (`open` is
+    /// called per attempt) when the upload fails in a way worth retrying
+    /// (connection reset, 408/429/5xx; see [`RetryPolicy`]). A reader error or
+    /// content that does not match `d` is final.
+    pub fn push_blob_stream_reopening<R: Read>(
         &self,
         repo: &str,
         d: &Descriptor,
-        mut reader: impl Read,
+        open: impl FnMut() -> Result<R>,
     ) -> Result<bool> {
-        use sha2::Digest as _;
+        self.push_stream_attempts(repo, d, self.fetcher.policy.retries, open)
+    }
+
+    fn push_stream_attempts<R: Read>(
+        &self,
+        repo: &str,
+        d: &Descriptor,
+        retries: u32,
+        mut open: impl FnMut() -> Result<R>,
+    ) -> Result<bool> {
         if !is_sha256_digest(&d.digest) {
             return Err(Error::UnsupportedDigest {
                 digest: d.digest.clone(),
@@ -551,12 +572,43 @@ impl RegistryClient {
         }
         if d.size == 0 {
             let mut bytes = Vec::new();
-            reader
+            open()?
                 .read_to_end(&mut bytes)
                 .map_err(|e| reg_err(&self.registry, format!("reading blob {}", d.digest), e))?;
             return self.push_blob(repo, &bytes, &d.digest);
         }
+        let mut retry = 0;
+        loop {
+            match self.push_stream_once(repo, d, open()?) {
+                Ok(()) => return Ok(true),
+                Err(Attempt::Retryable(_)) if retry < retries => {
+                    std::thread::sleep(self.fetcher.policy.backoff(retry, None));
+                    retry += 1;
+                }
+                Err(Attempt::Retryable(e) | Attempt::Final(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// One streamed upload of `d` (a new upload session).
+    fn push_stream_once(
+        &self,
+        repo: &str,
+        d: &Descriptor,
+        mut reader: impl Read,
+    ) -> std::result::Result<(), Attempt> {
+        use sha2::Digest as _;
         let what = format!("blob {} pushed to {}/{repo}", d.digest, self.registry);
+        let final_err = |e: Error| Attempt::Final(e);
+        let upload_err = |e: OciDistributionError| {
+            let retry = oci_retryable(&e);
+            let err = reg_err(&self.registry, &what, e);
+            if retry {
+                Attempt::Retryable(err)
+            } else {
+                Attempt::Final(err)
+            }
+        };
         let (tx, rx) =
             tokio::sync::mpsc::channel::<oci_client::errors::Result<Bytes>>(STREAM_CHANNEL_CHUNKS);
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -577,6 +629,7 @@ impl RegistryClient {
         let mut sent = 0u64;
         let mut buf = vec![0u8; 1 << 20];
         let mut read_error = None;
+        let mut upload_ended = false;
         loop {
             match reader.read(&mut buf) {
                 Ok(0) => break,
@@ -587,6 +640,7 @@ impl RegistryClient {
                         .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
                         .is_err()
                     {
+                        upload_ended = true;
                         break;
                     }
                 }
@@ -602,7 +656,8 @@ impl RegistryClient {
         }
         let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
         // Content that does not match aborts the upload instead of committing it.
-        if read_error.is_none() && (actual != d.digest || sent != size) {
+        let mismatch = actual != d.digest || sent != size;
+        if read_error.is_none() && !upload_ended && mismatch {
             let _ = tx.blocking_send(Err(OciDistributionError::GenericError(Some(format!(
                 "{what}: content does not match"
             )))));
@@ -610,30 +665,40 @@ impl RegistryClient {
         drop(tx);
         let result = runtime()
             .block_on(upload)
-            .map_err(|e| reg_err(&self.registry, &what, e))?;
+            .map_err(|e| final_err(reg_err(&self.registry, &what, e)))?;
         if let Some(e) = read_error {
-            return Err(reg_err(
+            return Err(final_err(reg_err(
                 &self.registry,
                 &what,
                 format!("reading the blob: {e}"),
-            ));
+            )));
+        }
+        if upload_ended {
+            // The upload stopped taking bytes: its own error says why.
+            return match result {
+                Err(e) => Err(upload_err(e)),
+                Ok(_) => Err(final_err(reg_err(
+                    &self.registry,
+                    &what,
+                    "the upload ended before the blob was sent",
+                ))),
+            };
         }
         if actual != d.digest {
-            return Err(Error::DigestMismatch {
+            return Err(final_err(Error::DigestMismatch {
                 what,
                 expected: d.digest.clone(),
                 actual,
-            });
+            }));
         }
         if sent != size {
-            return Err(Error::SizeMismatch {
+            return Err(final_err(Error::SizeMismatch {
                 what,
                 expected: size,
                 actual: sent,
-            });
+            }));
         }
-        result.map_err(|e| reg_err(&self.registry, &what, e))?;
-        Ok(true)
+        result.map(|_| ()).map_err(upload_err)
     }
 
     /// Make blob `digest` available in `repo`: nothing if present, a
@@ -798,6 +863,13 @@ enum Failure {
 }
 
 /// Whether an oci-client error is worth another attempt.
+/// How one upload attempt failed.
+enum Attempt {
+    /// Worth starting over (see [`oci_retryable`]).
+    Retryable(Error),
+    Final(Error),
+}
+
 fn oci_retryable(e: &OciDistributionError) -> bool {
     const STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
     match e {
@@ -1515,6 +1587,16 @@ impl RegistryTarget {
     /// See [`RegistryClient::push_blob_stream`].
     pub fn push_blob_stream(&self, repo: &str, d: &Descriptor, reader: impl Read) -> Result<bool> {
         self.client.push_blob_stream(repo, d, reader)
+    }
+
+    /// See [`RegistryClient::push_blob_stream_reopening`].
+    pub fn push_blob_stream_reopening<R: Read>(
+        &self,
+        repo: &str,
+        d: &Descriptor,
+        open: impl FnMut() -> Result<R>,
+    ) -> Result<bool> {
+        self.client.push_blob_stream_reopening(repo, d, open)
     }
 
     /// See [`RegistryClient::mount_or_push`].
