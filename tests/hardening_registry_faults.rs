@@ -121,6 +121,24 @@ fn blob_download_survives_5xx_429_resets_truncation_and_ignored_range() {
         t.elapsed()
     );
 
+    // ... and so is Retry-After as an HTTP date (2 s ahead, whole seconds:
+    // the wait is over 1 s, where our own first backoff is 20 ms).
+    env.proxy.clear();
+    let at = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+    env.proxy.add(
+        "GET",
+        &path,
+        1,
+        Fault::Status(429, Some(Box::leak(at.into_boxed_str()))),
+    );
+    let t = Instant::now();
+    assert_eq!(read_all(&src, &d).unwrap(), want);
+    assert!(
+        t.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t.elapsed()
+    );
+
     // Reset in the middle: resumed with Range from the byte reached.
     env.proxy.clear();
     let cut = want.len() / 3;

@@ -904,13 +904,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     let v = resp.headers().get(reqwest::header::RETRY_AFTER)?;
-    // Seconds; an HTTP date falls back to our own backoff.
-    v.to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+    parse_retry_after(v.to_str().ok()?, std::time::SystemTime::now())
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3): delay-seconds, or an HTTP date (a date
+/// already past means "now"). Anything else: `None`, our own backoff applies.
+fn parse_retry_after(v: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// `Content-Range: bytes START-END/TOTAL` → (START, TOTAL if known).
@@ -1643,5 +1648,41 @@ impl RegistryTarget {
     /// See [`RegistryClient::blob_exists`].
     pub fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
         self.client.blob_exists(repo, digest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_retry_after;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        // 2015-10-21 07:28:00 UTC
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        // The obsolete forms HTTP still allows.
+        assert_eq!(
+            parse_retry_after("Wednesday, 21-Oct-15 07:29:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_retry_after("Wed Oct 21 07:28:05 2015", now),
+            Some(Duration::from_secs(5))
+        );
+        // Past dates mean now; garbage means "use our backoff".
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
     }
 }
