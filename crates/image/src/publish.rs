@@ -30,7 +30,8 @@ pub struct PublishResult {
     pub image_index: Option<Descriptor>,
     /// The SOCI index manifests pushed.
     pub soci_indexes: Vec<String>,
-    /// Blobs uploaded (already present ones not counted).
+    /// Blobs put at the destination, uploaded or mounted from the source
+    /// repository (already present ones not counted).
     pub blobs_uploaded: usize,
     /// v1: how the index is discoverable (`referrers API` or `fallback tag sha256-…`).
     pub referrers: Option<String>,
@@ -45,10 +46,16 @@ trait Sink {
     fn put_blob_stream(&self, d: &Descriptor, open: &dyn Fn() -> Result<BlobReader>) -> Result<()>;
     /// By digest when `tag` is None.
     fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor>;
+    /// Makes `d` appear without copying it, when the sink can take it from
+    /// `from` directly (a registry mounting a blob of another repository).
+    fn try_mount(&self, _d: &Descriptor, _from: &ImageRef) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 struct RegistrySink {
     target: RegistryTarget,
+    registry: String,
     repo: String,
 }
 
@@ -81,6 +88,18 @@ impl Sink for RegistrySink {
             (r, _) => r.map(|_| ()).map_err(Into::into),
         }
     }
+    fn try_mount(&self, d: &Descriptor, from: &ImageRef) -> Result<bool> {
+        match from {
+            ImageRef::Registry {
+                registry,
+                repository,
+                ..
+            } if *registry == self.registry && *repository != self.repo => {
+                Ok(self.target.try_mount(&self.repo, repository, &d.digest)?)
+            }
+            _ => Ok(false),
+        }
+    }
     fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
         let digest = spec::sha256_digest(raw);
         Ok(self
@@ -104,6 +123,31 @@ impl Sink for OciLayoutWriter {
     fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
         Ok(OciLayoutWriter::put_manifest(self, tag, raw, media_type)?)
     }
+}
+
+/// Puts the source's blob `d` at the sink unless it is there: mounted from the
+/// source repository when the sink is on the same registry, else streamed.
+/// Returns 1 if it had to be put there, 0 if it was there already.
+fn copy_blob(
+    sink: &dyn Sink,
+    source: &dyn ImageSource,
+    d: &Descriptor,
+    reporter: &dyn Reporter,
+) -> Result<usize> {
+    if sink.has_blob(&d.digest)? {
+        return Ok(0);
+    }
+    if sink.try_mount(d, source.reference())? {
+        reporter.message(&format!(
+            "mounted blob {} from {}",
+            d.digest,
+            source.reference()
+        ));
+        return Ok(1);
+    }
+    reporter.message(&format!("copying blob {}", d.digest));
+    sink.put_blob_stream(d, &|| open_source_blob(source, d))?;
+    Ok(1)
 }
 
 /// A blob being copied from the source.
@@ -136,12 +180,7 @@ fn copy_image(
     for p in &created.platforms {
         let m = &p.image.manifest;
         for d in std::iter::once(&m.config).chain(m.layers.iter()) {
-            if sink.has_blob(&d.digest)? {
-                continue;
-            }
-            reporter.message(&format!("copying blob {}", d.digest));
-            sink.put_blob_stream(d, &|| open_source_blob(source, d))?;
-            uploaded += 1;
+            uploaded += copy_blob(sink, source, d, reporter)?;
         }
         sink.put_manifest(None, &p.image.raw, &p.image.descriptor.media_type)?;
     }
@@ -222,6 +261,7 @@ pub fn publish(
             (
                 Box::new(RegistrySink {
                     target,
+                    registry: registry.clone(),
                     repo: repository.clone(),
                 }),
                 tag.clone(),
@@ -270,7 +310,7 @@ pub fn publish(
             }
             // Children of the source index that we did not index must exist at
             // the destination too: copy those the source has.
-            copy_untouched_children(&*sink, source, created, &manifests, &mut uploaded)?;
+            copy_untouched_children(&*sink, source, created, &manifests, &mut uploaded, reporter)?;
             let out = convert(&ConvertInput {
                 root,
                 root_bytes: &created.root_bytes,
@@ -325,7 +365,7 @@ pub fn publish(
                     .iter()
                     .map(|p| (p.image.descriptor.digest.clone(), Vec::new()))
                     .collect();
-                copy_untouched_children(&*sink, source, created, &chosen, &mut uploaded)?;
+                copy_untouched_children(&*sink, source, created, &chosen, &mut uploaded, reporter)?;
                 sink.put_manifest(Some(tag), &created.root_bytes, &created.root.media_type)?;
             }
             Ok(PublishResult {
@@ -351,6 +391,7 @@ fn copy_untouched_children(
     created: &Created,
     converted: &HashMap<String, Vec<u8>>,
     uploaded: &mut usize,
+    reporter: &dyn Reporter,
 ) -> Result<()> {
     if !is_index(&created.root.media_type) {
         return Ok(());
@@ -366,11 +407,9 @@ fn copy_untouched_children(
             .with_context(|| format!("cannot read manifest {}", child.digest))?;
         if let Ok(m) = serde_json::from_slice::<spec::Manifest>(&raw) {
             for d in std::iter::once(&m.config).chain(m.layers.iter()) {
-                if d.digest.is_empty() || sink.has_blob(&d.digest)? {
-                    continue;
+                if !d.digest.is_empty() {
+                    *uploaded += copy_blob(sink, source, d, reporter)?;
                 }
-                sink.put_blob_stream(d, &|| open_source_blob(source, d))?;
-                *uploaded += 1;
             }
         }
         sink.put_manifest(None, &raw, &child.media_type)?;

@@ -714,16 +714,26 @@ impl RegistryClient {
         if self.blob_exists(repo, digest)? {
             return Ok(());
         }
+        if self.try_mount(repo, from_repo, digest)? {
+            return Ok(());
+        }
+        self.push_blob(repo, bytes, digest).map(|_| ())
+    }
+
+    /// Ask the registry to mount blob `digest` of `from_repo` into `repo`
+    /// (cross-repository blob mount: nothing is transferred). `true` if the
+    /// blob is in `repo` afterwards; a refused or failed mount is `false`, for
+    /// the caller to upload instead.
+    pub fn try_mount(&self, repo: &str, from_repo: &str, digest: &str) -> Result<bool> {
         let r = self.oci_ref(repo, None, None);
         let src = self.oci_ref(from_repo, None, None);
         if runtime()
             .block_on(self.client.mount_blob(&r, &src, digest))
-            .is_ok()
-            && self.blob_exists(repo, digest)?
+            .is_err()
         {
-            return Ok(());
+            return Ok(false);
         }
-        self.push_blob(repo, bytes, digest).map(|_| ())
+        self.blob_exists(repo, digest)
     }
 
     /// PUT `raw` as manifest `reference` (tag or digest) of `repo`, byte-exact,
@@ -1602,6 +1612,11 @@ impl RegistryTarget {
         open: impl FnMut() -> Result<R>,
     ) -> Result<bool> {
         self.client.push_blob_stream_reopening(repo, d, open)
+    }
+
+    /// See [`RegistryClient::try_mount`].
+    pub fn try_mount(&self, repo: &str, from_repo: &str, digest: &str) -> Result<bool> {
+        self.client.try_mount(repo, from_repo, digest)
     }
 
     /// See [`RegistryClient::mount_or_push`].

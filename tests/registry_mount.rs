@@ -1,0 +1,92 @@
+//! Converting an image into another repository of the same registry mounts its
+//! blobs (cross-repository blob mount) instead of downloading and uploading
+//! them; a registry that refuses the mount gets an upload instead. A proxy
+//! (tests/hardening_common/proxy.rs) in front of a real registry records the
+//! requests.
+mod hardening_common;
+use hardening_common::proxy::{Fault, FaultProxy};
+use hardening_common::{soci, text};
+use soci_testkit::{make_oci_layout, skopeo_copy, Registry};
+
+fn convert(store: &std::path::Path, src: &str, dst: &str) -> std::process::Output {
+    soci(&[
+        "convert",
+        "--plain-http",
+        "--min-layer-size",
+        "0",
+        "--store",
+        store.to_str().unwrap(),
+        src,
+        dst,
+    ])
+}
+
+#[test]
+fn same_registry_blobs_are_mounted_not_copied() {
+    let reg = Registry::start().unwrap_or_else(|e| panic!("test registry: {e}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = make_oci_layout(&tmp.path().join("img"), "v1");
+    skopeo_copy(
+        &fx.oci_ref(),
+        &format!("docker://{}/app/one:v1", reg.host()),
+    )
+    .unwrap();
+    let proxy = FaultProxy::start(reg.addr());
+    let store = tmp.path().join("store");
+    let img = &fx.images[0];
+    let blobs: Vec<&str> = std::iter::once(&img.config)
+        .chain(img.layers.iter())
+        .map(|b| b.digest.as_str())
+        .collect();
+
+    let o = convert(
+        &store,
+        &format!("{}/app/one:v1", proxy.host()),
+        &format!("{}/app/two:v1", proxy.host()),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // (Query strings are percent-encoded: "sha256%3A<hex>".)
+    let q = |digest: &str| digest.replace(':', "%3A");
+    for digest in &blobs {
+        let mounts = proxy.seen("POST", &format!("mount={}", q(digest)));
+        assert_eq!(mounts.len(), 1, "{digest} not mounted: {:?}", proxy.log());
+        assert!(mounts[0].path.contains("/app/two/blobs/uploads/"));
+        assert!(mounts[0].path.contains("from=app%2Fone"));
+        // ... never uploaded (only the SOCI artifacts are) ...
+        assert!(proxy
+            .seen("PUT", &format!("digest={}", q(digest)))
+            .is_empty());
+        // ... and not read for copying (the build reads each layer once).
+        assert!(proxy.seen("GET", &format!("/app/one/blobs/{digest}")).len() <= 1);
+    }
+
+    // A registry that refuses mounts: the blobs are uploaded instead.
+    proxy.clear();
+    proxy.add("POST", "mount=", usize::MAX, Fault::Status(500, None));
+    let o = convert(
+        &store,
+        &format!("{}/app/one:v1", proxy.host()),
+        &format!("{}/app/three:v1", proxy.host()),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    for digest in &blobs {
+        assert_eq!(
+            proxy.seen("PUT", &format!("digest={}", q(digest))).len(),
+            1,
+            "{digest} not uploaded after the refused mount: {:?}",
+            proxy.log()
+        );
+    }
+
+    // Both copies are whole: verify reads every layer back.
+    for repo in ["two", "three"] {
+        let o = soci(&[
+            "verify",
+            "--plain-http",
+            "--store",
+            store.to_str().unwrap(),
+            &format!("{}/app/{repo}:v1", reg.host()),
+        ]);
+        assert!(o.status.success(), "app/{repo}: {}", text(&o));
+    }
+}
