@@ -34,7 +34,12 @@ fn main() -> ExitCode {
             }
             let msg = describe(&err);
             if global.json {
-                println!("{}", serde_json::json!({ "error": msg }));
+                let mut out = serde_json::json!({ "error": msg });
+                // Nothing to index: each layer's reason, as after a successful run.
+                if let Some(n) = err.downcast_ref::<soci_image::create::NothingIndexed>() {
+                    out["layers"] = commands::image::layers_json(&n.layers);
+                }
+                println!("{out}");
             }
             eprintln!("soci: {msg}");
             ExitCode::from(exit::ERROR)

@@ -181,6 +181,18 @@ fn errors_name_the_problem() {
         let line = format!("ztoc skipped - layer {} ({})", l.digest, l.media_type);
         assert!(stdout.contains(&line), "{line} missing from {stdout}");
     }
+    // With --json: one object with the error and every layer's status.
+    let o = soci(&["--json", "create", &r, "--plain-http", "--store", s, "-q"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("no ztocs created"));
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), fx.images[0].layers.len(), "{v}");
+    for (l, j) in fx.images[0].layers.iter().zip(layers) {
+        assert_eq!(j["digest"], l.digest.as_str());
+        assert_eq!(j["status"], "skipped");
+        assert!(j["reason"].as_str().unwrap().contains("min-layer-size"));
+    }
     assert!(
         String::from_utf8_lossy(&o.stdout).is_empty()
             || !String::from_utf8_lossy(&o.stdout).contains("soci index")

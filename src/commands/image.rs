@@ -136,17 +136,34 @@ fn created_json(c: &Created) -> serde_json::Value {
             "ztocs": p.ztocs.iter().map(|z| json!({"layer": z.layer_digest, "ztoc": z.ztoc_digest, "size": z.ztoc_size})).collect::<Vec<_>>(),
             "prefetches": p.prefetches.iter().map(|f| json!({"layer": f.layer_digest, "digest": f.digest})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "layers": c.layers.iter().map(|(d, o)| {
-            let (status, ztoc, reason) = match o {
-                soci_image::LayerOutcome::Built { ztoc, .. } => ("built", Some(ztoc.ztoc_digest.clone()), None),
-                soci_image::LayerOutcome::Reused { ztoc } => ("reused", Some(ztoc.ztoc_digest.clone()), None),
-                soci_image::LayerOutcome::Skipped { reason } => ("skipped", None, Some(reason.clone())),
-            };
-            json!({"digest": d.digest, "media_type": d.media_type, "size": d.size, "status": status, "ztoc": ztoc, "reason": reason})
-        }).collect::<Vec<_>>(),
+        "layers": layers_json(&c.layers),
         "skipped_platforms": c.skipped_platforms.iter().map(|(p, why)| json!({"platform": p, "reason": why})).collect::<Vec<_>>(),
         "prefetch_not_found": c.prefetch_not_found,
     })
+}
+
+/// What happened to each layer, for `--json` (also in the error object when
+/// nothing was indexed).
+pub fn layers_json(
+    layers: &[(soci_oci::spec::Descriptor, soci_image::LayerOutcome)],
+) -> serde_json::Value {
+    layers
+        .iter()
+        .map(|(d, o)| {
+            let (status, ztoc, reason) = match o {
+                soci_image::LayerOutcome::Built { ztoc, .. } => {
+                    ("built", Some(ztoc.ztoc_digest.clone()), None)
+                }
+                soci_image::LayerOutcome::Reused { ztoc } => {
+                    ("reused", Some(ztoc.ztoc_digest.clone()), None)
+                }
+                soci_image::LayerOutcome::Skipped { reason } => {
+                    ("skipped", None, Some(reason.clone()))
+                }
+            };
+            json!({"digest": d.digest, "media_type": d.media_type, "size": d.size, "status": status, "ztoc": ztoc, "reason": reason})
+        })
+        .collect()
 }
 
 fn print_created(c: &Created) {

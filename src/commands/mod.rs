@@ -1,6 +1,6 @@
 //! One entry point per command.
 mod bench;
-mod image;
+pub mod image;
 mod index;
 mod ztoc;
 
