@@ -536,5 +536,11 @@ fn streamed_blob_uploads_are_retried() {
         "{}",
         text(&o)
     );
-    assert_eq!(env.proxy.seen("POST", "/app/refused/").len(), 4);
+    // Each blob copy that started made exactly 1 + 3 attempts (copies run 4
+    // at a time; none starts after the first failure).
+    let posts = env.proxy.seen("POST", "/app/refused/").len();
+    assert!(
+        posts % 4 == 0 && (4..=16).contains(&posts),
+        "{posts} session starts"
+    );
 }

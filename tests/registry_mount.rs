@@ -90,3 +90,36 @@ fn same_registry_blobs_are_mounted_not_copied() {
         assert!(o.status.success(), "app/{repo}: {}", text(&o));
     }
 }
+
+/// Blobs going to another registry are streamed several at a time: with a slow
+/// upload-session start, the sessions of different blobs overlap.
+#[test]
+fn blob_copies_run_in_parallel() {
+    let reg = Registry::start().unwrap_or_else(|e| panic!("test registry: {e}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = make_oci_layout(&tmp.path().join("img"), "v1");
+    skopeo_copy(
+        &fx.oci_ref(),
+        &format!("docker://{}/app/one:v1", reg.host()),
+    )
+    .unwrap();
+    let proxy = FaultProxy::start(reg.addr());
+    proxy.add(
+        "POST",
+        "/app/other/blobs/uploads/",
+        usize::MAX,
+        Fault::Delay(std::time::Duration::from_millis(300)),
+    );
+    // Read directly, written through the proxy (another host: no mount).
+    let o = convert(
+        &tmp.path().join("store"),
+        &format!("{}/app/one:v1", reg.host()),
+        &format!("{}/app/other:v1", proxy.host()),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let sessions = proxy.seen("POST", "/app/other/blobs/uploads/");
+    let n_blobs = 1 + fx.images[0].layers.len();
+    assert!(sessions.len() >= n_blobs, "{sessions:?}");
+    let most = sessions.iter().map(|s| s.in_flight).max().unwrap();
+    assert!(most >= 2, "uploads ran one at a time: {sessions:?}");
+}

@@ -9,6 +9,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ pub enum Fault {
     /// Answer 200 with this body and content type, without asking upstream
     /// (e.g. an endpoint the real registry lacks, such as the referrers API).
     Respond(Vec<u8>, &'static str),
+    /// Wait this long, then forward as usual (a slow registry).
+    Delay(Duration),
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +54,8 @@ pub struct Seen {
     pub path: String,
     pub range: Option<String>,
     pub fault: Option<String>,
+    /// Requests being served when this one arrived, itself included.
+    pub in_flight: usize,
 }
 
 pub struct FaultProxy {
@@ -66,12 +71,16 @@ impl FaultProxy {
         let rules: Arc<Mutex<Vec<Rule>>> = Default::default();
         let log: Arc<Mutex<Vec<Seen>>> = Default::default();
         let (r, l) = (rules.clone(), log.clone());
+        // Connections this proxy is serving.
+        let busy = Arc::new(AtomicUsize::new(0));
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (r, l) = (r.clone(), l.clone());
+                let (r, l, busy) = (r.clone(), l.clone(), busy.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, upstream, &r, &l);
+                    let in_flight = busy.fetch_add(1, Ordering::SeqCst) + 1;
+                    let _ = serve(conn, upstream, &r, &l, in_flight);
+                    busy.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
@@ -152,6 +161,7 @@ fn serve(
     upstream: SocketAddr,
     rules: &Mutex<Vec<Rule>>,
     log: &Mutex<Vec<Seen>>,
+    in_flight: usize,
 ) -> std::io::Result<()> {
     let mut out = client.try_clone()?;
     let mut rd = BufReader::new(client);
@@ -179,6 +189,7 @@ fn serve(
         path: path.clone(),
         range: range.clone(),
         fault: fault.as_ref().map(|f| format!("{f:?}")),
+        in_flight,
     });
 
     match &fault {
@@ -214,6 +225,7 @@ fn serve(
             std::thread::sleep(Duration::from_secs(20));
             return Ok(());
         }
+        Some(Fault::Delay(d)) => std::thread::sleep(*d),
         _ => {}
     }
 

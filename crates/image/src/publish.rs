@@ -5,7 +5,7 @@
 //! manifests by digest (SOCI indexes, rewritten image manifests), and the tag — or
 //! the referrers fallback tag for v1 — last. An interrupted push leaves at most
 //! unreferenced blobs, never a tag pointing at something incomplete.
-use crate::create::Created;
+use crate::create::{parallel_by, Created};
 use crate::Reporter;
 use anyhow::{bail, Context, Result};
 use soci_index::convert::{convert, ConvertInput, PlatformIndex};
@@ -37,8 +37,8 @@ pub struct PublishResult {
     pub referrers: Option<String>,
 }
 
-/// A place blobs and manifests can be put.
-trait Sink {
+/// A place blobs and manifests can be put (from several threads at once).
+trait Sink: Sync {
     fn has_blob(&self, digest: &str) -> Result<bool>;
     fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()>;
     /// Streams `d` from what `open` returns; `open` may be called again to
@@ -125,6 +125,33 @@ impl Sink for OciLayoutWriter {
     }
 }
 
+/// Blob copies in flight at once (docker's default for uploads is 5): a copy
+/// waits mostly on the network, so this is not tied to `--jobs` (CPU).
+const COPY_JOBS: usize = 4;
+
+/// [`copy_blob`] for each distinct blob of `blobs`, [`COPY_JOBS`] at a time,
+/// biggest first. Returns how many had to be put at the sink.
+fn copy_blobs(
+    sink: &dyn Sink,
+    source: &dyn ImageSource,
+    blobs: &[&Descriptor],
+    reporter: &dyn Reporter,
+) -> Result<usize> {
+    let mut distinct: Vec<&Descriptor> = Vec::with_capacity(blobs.len());
+    for d in blobs {
+        if !distinct.iter().any(|x| x.digest == d.digest) {
+            distinct.push(d);
+        }
+    }
+    let done = parallel_by(
+        &distinct,
+        COPY_JOBS,
+        |d| d.size.max(0) as u64,
+        |d| copy_blob(sink, source, d, reporter),
+    )?;
+    Ok(done.into_iter().sum())
+}
+
 /// Puts the source's blob `d` at the sink unless it is there: mounted from the
 /// source repository when the sink is on the same registry, else streamed.
 /// Returns 1 if it had to be put there, 0 if it was there already.
@@ -176,12 +203,14 @@ fn copy_image(
     created: &Created,
     reporter: &dyn Reporter,
 ) -> Result<usize> {
-    let mut uploaded = 0;
+    let blobs: Vec<&Descriptor> = created
+        .platforms
+        .iter()
+        .flat_map(|p| std::iter::once(&p.image.manifest.config).chain(&p.image.manifest.layers))
+        .collect();
+    let uploaded = copy_blobs(sink, source, &blobs, reporter)?;
+    // Every blob is there before the first manifest that refers to it.
     for p in &created.platforms {
-        let m = &p.image.manifest;
-        for d in std::iter::once(&m.config).chain(m.layers.iter()) {
-            uploaded += copy_blob(sink, source, d, reporter)?;
-        }
         sink.put_manifest(None, &p.image.raw, &p.image.descriptor.media_type)?;
     }
     Ok(uploaded)
@@ -406,11 +435,11 @@ fn copy_untouched_children(
             .fetch_blob(child)
             .with_context(|| format!("cannot read manifest {}", child.digest))?;
         if let Ok(m) = serde_json::from_slice::<spec::Manifest>(&raw) {
-            for d in std::iter::once(&m.config).chain(m.layers.iter()) {
-                if !d.digest.is_empty() {
-                    *uploaded += copy_blob(sink, source, d, reporter)?;
-                }
-            }
+            let blobs: Vec<&Descriptor> = std::iter::once(&m.config)
+                .chain(&m.layers)
+                .filter(|d| !d.digest.is_empty())
+                .collect();
+            *uploaded += copy_blobs(sink, source, &blobs, reporter)?;
         }
         sink.put_manifest(None, &raw, &child.media_type)?;
     }
