@@ -75,11 +75,9 @@ fn short(digest: &str) -> &str {
     &hex[..hex.len().min(12)]
 }
 
-impl soci_image::Reporter for ImageProgress {
-    fn layer_start(&self, layer_digest: &str, size: u64) {
-        if !self.show {
-            return;
-        }
+impl ImageProgress {
+    /// A new bar for `key`, labelled `prefix` (replacing one with the same key).
+    fn add_bar(&self, key: String, prefix: String, size: u64) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new(size));
         bar.set_style(
             ProgressStyle::with_template(
@@ -88,11 +86,41 @@ impl soci_image::Reporter for ImageProgress {
             .expect("valid template")
             .progress_chars("=> "),
         );
-        bar.set_prefix(short(layer_digest).to_string());
-        self.bars
+        bar.set_prefix(prefix);
+        if let Some(old) = self
+            .bars
             .lock()
             .expect("progress lock")
-            .insert(layer_digest.to_string(), bar);
+            .insert(key, bar.clone())
+        {
+            old.finish_and_clear();
+            self.multi.remove(&old);
+        }
+        bar
+    }
+
+    fn remove_bar(&self, key: &str) {
+        if let Some(bar) = self.bars.lock().expect("progress lock").remove(key) {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+    }
+}
+
+/// Bars of blob copies are keyed apart from the layer bars of the same digest.
+fn copy_key(digest: &str) -> String {
+    format!("copy {digest}")
+}
+
+impl soci_image::Reporter for ImageProgress {
+    fn layer_start(&self, layer_digest: &str, size: u64) {
+        if self.show {
+            self.add_bar(
+                layer_digest.to_string(),
+                short(layer_digest).to_string(),
+                size,
+            );
+        }
     }
     fn layer_progress(&self, layer_digest: &str, p: &BuildProgress) {
         if let Some(bar) = self.bars.lock().expect("progress lock").get(layer_digest) {
@@ -101,18 +129,26 @@ impl soci_image::Reporter for ImageProgress {
         }
     }
     fn layer_done(&self, layer_digest: &str, outcome: &str) {
-        if let Some(bar) = self
-            .bars
-            .lock()
-            .expect("progress lock")
-            .remove(layer_digest)
-        {
-            bar.finish_and_clear();
-            self.multi.remove(&bar);
-        }
+        self.remove_bar(layer_digest);
         if self.chatty {
             let _ = self.multi.println(outcome);
         }
+    }
+    fn copy_progress(&self, digest: &str, sent: u64, size: u64) {
+        if !self.show {
+            return;
+        }
+        let key = copy_key(digest);
+        let bar = self.bars.lock().expect("progress lock").get(&key).cloned();
+        let bar = match bar {
+            // A restarted upload begins again from 0.
+            Some(bar) if sent >= bar.position() => bar,
+            _ => self.add_bar(key, format!("copy {}", short(digest)), size),
+        };
+        bar.set_position(sent);
+    }
+    fn copy_done(&self, digest: &str) {
+        self.remove_bar(&copy_key(digest));
     }
     fn message(&self, line: &str) {
         if !self.chatty {

@@ -540,7 +540,7 @@ fn streamed_blob_uploads_are_retried() {
     // at a time; none starts after the first failure).
     let posts = env.proxy.seen("POST", "/app/refused/").len();
     assert!(
-        posts % 4 == 0 && (4..=16).contains(&posts),
+        posts.is_multiple_of(4) && (4..=16).contains(&posts),
         "{posts} session starts"
     );
 }

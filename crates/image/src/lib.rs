@@ -88,6 +88,11 @@ pub trait Reporter: Sync {
     fn layer_done(&self, _layer_digest: &str, _outcome: &str) {}
     /// A free-form line for the user (what the reference prints).
     fn message(&self, _line: &str) {}
+    /// A blob is being copied to the destination: `sent` of `size` bytes so far
+    /// (starts again from 0 when an upload is restarted).
+    fn copy_progress(&self, _digest: &str, _sent: u64, _size: u64) {}
+    /// The copy of a blob is over (done or failed).
+    fn copy_done(&self, _digest: &str) {}
 }
 
 /// A reporter that ignores everything.

@@ -43,7 +43,11 @@ trait Sink: Sync {
     fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()>;
     /// Streams `d` from what `open` returns; `open` may be called again to
     /// start a failed upload over.
-    fn put_blob_stream(&self, d: &Descriptor, open: &dyn Fn() -> Result<BlobReader>) -> Result<()>;
+    fn put_blob_stream<'a>(
+        &self,
+        d: &Descriptor,
+        open: &dyn Fn() -> Result<BlobReader<'a>>,
+    ) -> Result<()>;
     /// By digest when `tag` is None.
     fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor>;
     /// Makes `d` appear without copying it, when the sink can take it from
@@ -67,7 +71,11 @@ impl Sink for RegistrySink {
         self.target.push_blob(&self.repo, bytes, &d.digest)?;
         Ok(())
     }
-    fn put_blob_stream(&self, d: &Descriptor, open: &dyn Fn() -> Result<BlobReader>) -> Result<()> {
+    fn put_blob_stream<'a>(
+        &self,
+        d: &Descriptor,
+        open: &dyn Fn() -> Result<BlobReader<'a>>,
+    ) -> Result<()> {
         // Streamed (bounded memory, whatever the layer's size), hashed on the
         // way: a source that does not give `d`'s bytes fails the upload. An
         // upload that fails in a transient way starts over from a new stream.
@@ -116,7 +124,11 @@ impl Sink for OciLayoutWriter {
         self.put_blob_from_reader(d, bytes)?;
         Ok(())
     }
-    fn put_blob_stream(&self, d: &Descriptor, open: &dyn Fn() -> Result<BlobReader>) -> Result<()> {
+    fn put_blob_stream<'a>(
+        &self,
+        d: &Descriptor,
+        open: &dyn Fn() -> Result<BlobReader<'a>>,
+    ) -> Result<()> {
         self.put_blob_from_reader(d, open()?)?;
         Ok(())
     }
@@ -173,14 +185,49 @@ fn copy_blob(
         return Ok(1);
     }
     reporter.message(&format!("copying blob {}", d.digest));
-    sink.put_blob_stream(d, &|| open_source_blob(source, d))?;
-    Ok(1)
+    let size = d.size.max(0) as u64;
+    let copied = sink.put_blob_stream(d, &|| {
+        reporter.copy_progress(&d.digest, 0, size);
+        Ok(Box::new(CopyProgress {
+            inner: open_source_blob(source, d)?,
+            reporter,
+            digest: &d.digest,
+            size,
+            sent: 0,
+            shown: 0,
+        }))
+    });
+    reporter.copy_done(&d.digest);
+    copied.map(|()| 1)
+}
+
+/// Reports the bytes read from a blob being copied (every MiB or so).
+struct CopyProgress<'a> {
+    inner: BlobReader<'a>,
+    reporter: &'a dyn Reporter,
+    digest: &'a str,
+    size: u64,
+    sent: u64,
+    shown: u64,
+}
+
+impl Read for CopyProgress<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sent += n as u64;
+        if self.sent - self.shown >= 1 << 20 || (n == 0 && self.sent != self.shown) {
+            self.shown = self.sent;
+            self.reporter
+                .copy_progress(self.digest, self.sent, self.size);
+        }
+        Ok(n)
+    }
 }
 
 /// A blob being copied from the source.
-type BlobReader = Box<dyn Read + Send>;
+type BlobReader<'a> = Box<dyn Read + Send + 'a>;
 
-fn open_source_blob(source: &dyn ImageSource, d: &Descriptor) -> Result<BlobReader> {
+fn open_source_blob(source: &dyn ImageSource, d: &Descriptor) -> Result<BlobReader<'static>> {
     source
         .open_blob(d)
         .with_context(|| format!("cannot read blob {}", d.digest))
@@ -444,4 +491,50 @@ fn copy_untouched_children(
         sink.put_manifest(None, &raw, &child.media_type)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<(u64, u64)>>);
+    impl Reporter for Seen {
+        fn copy_progress(&self, _digest: &str, sent: u64, size: u64) {
+            self.0.lock().unwrap().push((sent, size));
+        }
+    }
+
+    #[test]
+    fn copy_progress_reports_every_mib_and_the_end() {
+        let size = 3 * (1 << 20) + 5;
+        let seen = Seen::default();
+        let mut r = CopyProgress {
+            inner: Box::new(std::io::Cursor::new(vec![7u8; size])),
+            reporter: &seen,
+            digest: "sha256:x",
+            size: size as u64,
+            sent: 0,
+            shown: 0,
+        };
+        let mut out = Vec::new();
+        // Small reads, so that the MiB steps are crossed inside reads.
+        let mut buf = [0u8; 100_000];
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(out.len(), size);
+        drop(r);
+        let seen = seen.0.into_inner().unwrap();
+        assert_eq!(seen.last(), Some(&(size as u64, size as u64)));
+        assert_eq!(seen.len(), 3, "{seen:?}"); // 1.1 MB, 2.2 MB, then the end
+        assert!(seen
+            .windows(2)
+            .all(|w| w[1].0 - w[0].0 >= 1 << 20 || w[1].0 == size as u64));
+    }
 }
