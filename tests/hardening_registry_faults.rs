@@ -4,14 +4,15 @@
 //! manifests. Downloads retry and resume; a digest mismatch is final; a stall
 //! ends in a clear timeout.
 mod hardening_common;
-use hardening_common::proxy::{Fault, FaultProxy};
-use hardening_common::{check_store_blobs, soci, text};
+use hardening_common::proxy::Fault;
+use hardening_common::{
+    check_store_blobs, convert, proxied_registry, soci, text, verify, ProxiedRegistry,
+};
 use soci_oci::registry::{RegistryClient, RetryPolicy};
 use soci_oci::spec::Descriptor;
 use soci_oci::{
     select_manifests, Credentials, ImageSource, PlatformChoice, RegistryOptions, RegistrySource,
 };
-use soci_testkit::{make_oci_layout, skopeo_copy, Fixture, Registry};
 use std::io::Read;
 use std::time::{Duration, Instant};
 
@@ -34,29 +35,10 @@ fn policy() -> RetryPolicy {
     }
 }
 
-struct Env {
-    _tmp: tempfile::TempDir,
-    reg: Registry,
-    fx: Fixture,
-    proxy: FaultProxy,
-}
+type Env = ProxiedRegistry;
 
 fn setup() -> Env {
-    let reg = Registry::start().unwrap_or_else(|e| panic!("test registry: {e}"));
-    let tmp = tempfile::tempdir().unwrap();
-    let fx = make_oci_layout(&tmp.path().join("img"), "v1");
-    skopeo_copy(
-        &fx.oci_ref(),
-        &format!("docker://{}/app/one:v1", reg.host()),
-    )
-    .unwrap();
-    let proxy = FaultProxy::start(reg.addr());
-    Env {
-        _tmp: tmp,
-        reg,
-        fx,
-        proxy,
-    }
+    proxied_registry()
 }
 
 fn source(env: &Env, policy: RetryPolicy) -> RegistrySource {
@@ -481,16 +463,7 @@ fn streamed_blob_uploads_are_retried() {
         1,
         Fault::Status(500, None),
     );
-    let o = soci(&[
-        "convert",
-        "--plain-http",
-        "--min-layer-size",
-        "0",
-        "--store",
-        store.to_str().unwrap(),
-        &src,
-        &dst,
-    ]);
+    let o = convert(&store, &src, &dst);
     assert!(o.status.success(), "{}", text(&o));
     let faults: Vec<_> = env
         .proxy
@@ -500,14 +473,7 @@ fn streamed_blob_uploads_are_retried() {
         .collect();
     assert_eq!(faults.len(), 3, "{faults:?}");
     // Every layer landed whole: verify reads them all back from the copy.
-    let direct_dst = format!("{}/app/copy:v1", env.reg.host());
-    let o = soci(&[
-        "verify",
-        "--plain-http",
-        "--store",
-        store.to_str().unwrap(),
-        &direct_dst,
-    ]);
+    let o = verify(&store, &format!("{}/app/copy:v1", env.reg.host()));
     assert!(o.status.success(), "{}", text(&o));
 
     // A registry that keeps refusing: a bounded number of attempts (the
@@ -519,16 +485,11 @@ fn streamed_blob_uploads_are_retried() {
         usize::MAX,
         Fault::Status(503, Some("0")),
     );
-    let o = soci(&[
-        "convert",
-        "--plain-http",
-        "--min-layer-size",
-        "0",
-        "--store",
-        store.to_str().unwrap(),
+    let o = convert(
+        &store,
         &src,
         &format!("{}/app/refused:v1", env.proxy.host()),
-    ]);
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -4,34 +4,14 @@
 //! (tests/hardening_common/proxy.rs) in front of a real registry records the
 //! requests.
 mod hardening_common;
-use hardening_common::proxy::{Fault, FaultProxy};
-use hardening_common::{soci, text};
-use soci_testkit::{make_oci_layout, skopeo_copy, Registry};
-
-fn convert(store: &std::path::Path, src: &str, dst: &str) -> std::process::Output {
-    soci(&[
-        "convert",
-        "--plain-http",
-        "--min-layer-size",
-        "0",
-        "--store",
-        store.to_str().unwrap(),
-        src,
-        dst,
-    ])
-}
+use hardening_common::proxy::Fault;
+use hardening_common::{convert, proxied_registry, text, verify};
 
 #[test]
 fn same_registry_blobs_are_mounted_not_copied() {
-    let reg = Registry::start().unwrap_or_else(|e| panic!("test registry: {e}"));
+    let env = proxied_registry();
+    let (reg, fx, proxy) = (&env.reg, &env.fx, &env.proxy);
     let tmp = tempfile::tempdir().unwrap();
-    let fx = make_oci_layout(&tmp.path().join("img"), "v1");
-    skopeo_copy(
-        &fx.oci_ref(),
-        &format!("docker://{}/app/one:v1", reg.host()),
-    )
-    .unwrap();
-    let proxy = FaultProxy::start(reg.addr());
     let store = tmp.path().join("store");
     let img = &fx.images[0];
     let blobs: Vec<&str> = std::iter::once(&img.config)
@@ -80,13 +60,7 @@ fn same_registry_blobs_are_mounted_not_copied() {
 
     // Both copies are whole: verify reads every layer back.
     for repo in ["two", "three"] {
-        let o = soci(&[
-            "verify",
-            "--plain-http",
-            "--store",
-            store.to_str().unwrap(),
-            &format!("{}/app/{repo}:v1", reg.host()),
-        ]);
+        let o = verify(&store, &format!("{}/app/{repo}:v1", reg.host()));
         assert!(o.status.success(), "app/{repo}: {}", text(&o));
     }
 }
@@ -95,15 +69,9 @@ fn same_registry_blobs_are_mounted_not_copied() {
 /// upload-session start, the sessions of different blobs overlap.
 #[test]
 fn blob_copies_run_in_parallel() {
-    let reg = Registry::start().unwrap_or_else(|e| panic!("test registry: {e}"));
+    let env = proxied_registry();
+    let (reg, fx, proxy) = (&env.reg, &env.fx, &env.proxy);
     let tmp = tempfile::tempdir().unwrap();
-    let fx = make_oci_layout(&tmp.path().join("img"), "v1");
-    skopeo_copy(
-        &fx.oci_ref(),
-        &format!("docker://{}/app/one:v1", reg.host()),
-    )
-    .unwrap();
-    let proxy = FaultProxy::start(reg.addr());
     proxy.add(
         "POST",
         "/app/other/blobs/uploads/",
