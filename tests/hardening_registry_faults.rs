@@ -91,35 +91,25 @@ fn blob_download_survives_5xx_429_resets_truncation_and_ignored_range() {
     assert_eq!(read_all(&src, &d).unwrap(), want);
     assert_eq!(env.proxy.seen("GET", &path).len(), 3);
 
-    // 429 with Retry-After: 1 is honoured.
-    env.proxy.clear();
-    env.proxy
-        .add("GET", &path, 1, Fault::Status(429, Some("1")));
-    let t = Instant::now();
-    assert_eq!(read_all(&src, &d).unwrap(), want);
-    assert!(
-        t.elapsed() >= Duration::from_millis(950),
-        "{:?}",
-        t.elapsed()
-    );
+    // 429 with Retry-After is honoured: a 429 whose Retry-After makes us wait over 1 s (our own first backoff
+    // is 20 ms), then the blob.
+    let waits = |retry_after: &'static str| {
+        env.proxy.clear();
+        env.proxy
+            .add("GET", &path, 1, Fault::Status(429, Some(retry_after)));
+        let t = Instant::now();
+        assert_eq!(read_all(&src, &d).unwrap(), want);
+        assert!(
+            t.elapsed() >= Duration::from_millis(950),
+            "Retry-After {retry_after}: {:?}",
+            t.elapsed()
+        );
+    };
+    waits("1");
 
-    // ... and so is Retry-After as an HTTP date (2 s ahead, whole seconds:
-    // the wait is over 1 s, where our own first backoff is 20 ms).
-    env.proxy.clear();
+    // ... and so is Retry-After as an HTTP date (2 s ahead, whole seconds).
     let at = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
-    env.proxy.add(
-        "GET",
-        &path,
-        1,
-        Fault::Status(429, Some(Box::leak(at.into_boxed_str()))),
-    );
-    let t = Instant::now();
-    assert_eq!(read_all(&src, &d).unwrap(), want);
-    assert!(
-        t.elapsed() >= Duration::from_millis(950),
-        "{:?}",
-        t.elapsed()
-    );
+    waits(Box::leak(at.into_boxed_str()));
 
     // Reset in the middle: resumed with Range from the byte reached.
     env.proxy.clear();
