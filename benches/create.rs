@@ -16,59 +16,10 @@
 //! compresses each layer and builds its zTOC in the same pass; its baseline is
 //! plain single-thread gzip -6 (flate2 + zlib-rs) of the same tars.
 mod common;
-use common::{data_dir, inflate, make_layer, run_measured};
-use sha2::{Digest, Sha256};
-use std::io::Read;
+use common::{data_dir, inflate, make_layer, make_layout, run_measured, sha256_file};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-fn sha256_file(p: &Path) -> String {
-    let mut f = std::fs::File::open(p).unwrap();
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    hex::encode(h.finalize())
-}
-
-/// An OCI layout `name` with these gzip layers (blobs hard-linked from the cache).
-fn make_layout(name: &str, layers: &[PathBuf]) -> PathBuf {
-    let dir = data_dir().join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let mut descs = Vec::new();
-    for l in layers {
-        let hex = sha256_file(l);
-        let dst = blobs.join(&hex);
-        if std::fs::hard_link(l, &dst).is_err() {
-            std::fs::copy(l, &dst).unwrap();
-        }
-        let size = std::fs::metadata(l).unwrap().len();
-        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": format!("sha256:{hex}"), "size": size}));
-    }
-    let put = |bytes: Vec<u8>| -> (String, usize) {
-        let hex = hex::encode(Sha256::digest(&bytes));
-        std::fs::write(blobs.join(&hex), &bytes).unwrap();
-        (format!("sha256:{hex}"), bytes.len())
-    };
-    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}});
-    let (cd, cs) = put(serde_json::to_vec(&config).unwrap());
-    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs}, "layers": descs});
-    let (md, ms) = put(serde_json::to_vec(&manifest).unwrap());
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": "bench"}}]});
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    dir
-}
 
 /// Rounds. The machine's speed drifts by tens of percent over minutes (shared
 /// host), so each soci run is paired with its baseline measured right after it,

@@ -426,8 +426,8 @@ fn cli_create_and_push_through_faults() {
 }
 
 /// Copying an image to another repository streams its blobs (bounded memory);
-/// an upload that fails on the way (refused session, a failed chunk, a failed
-/// commit) is started over from a freshly opened source stream.
+/// an upload that fails on the way (refused session, twice a failed PUT of
+/// the body) is started over from a freshly opened source stream.
 #[test]
 fn streamed_blob_uploads_are_retried() {
     let env = setup();
@@ -442,7 +442,7 @@ fn streamed_blob_uploads_are_retried() {
         Fault::Status(503, Some("0")),
     );
     env.proxy.add(
-        "PATCH",
+        "PUT",
         "/app/copy/blobs/uploads/",
         1,
         Fault::Status(502, None),

@@ -1,5 +1,6 @@
 //! Helpers shared by the benchmarks.
 #![allow(dead_code)]
+use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -100,4 +101,51 @@ pub fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
         last = Some(v);
     }
     (best, last.expect("at least one run"))
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    let mut f = std::fs::File::open(p).unwrap();
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// An OCI layout `name` with these gzip layers (blobs hard-linked from the cache).
+pub fn make_layout(name: &str, layers: &[PathBuf]) -> PathBuf {
+    let dir = data_dir().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let mut descs = Vec::new();
+    for l in layers {
+        let hex = sha256_file(l);
+        let dst = blobs.join(&hex);
+        if std::fs::hard_link(l, &dst).is_err() {
+            std::fs::copy(l, &dst).unwrap();
+        }
+        let size = std::fs::metadata(l).unwrap().len();
+        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": format!("sha256:{hex}"), "size": size}));
+    }
+    let put = |bytes: Vec<u8>| -> (String, usize) {
+        let hex = hex::encode(Sha256::digest(&bytes));
+        std::fs::write(blobs.join(&hex), &bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}});
+    let (cd, cs) = put(serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs}, "layers": descs});
+    let (md, ms) = put(serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": "bench"}}]});
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    dir
 }

@@ -245,6 +245,8 @@ fn docker_config_auth(registry: &str) -> Result<RegistryAuth> {
 pub struct RegistryClient {
     registry: String,
     client: Client,
+    /// Chunked-mode client, for the empty blob only (see `with_policy`).
+    empty_blob_client: Client,
     auth: RegistryAuth,
     http: reqwest::Client,
     plain_http: bool,
@@ -272,32 +274,47 @@ impl RegistryClient {
         opts: &RegistryOptions,
         policy: RetryPolicy,
     ) -> Result<Arc<Self>> {
-        let mut config = ClientConfig {
-            protocol: if opts.plain_http {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            // A stalled connection must end in an error, not a hung build.
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(policy.stall_timeout),
-            ..Default::default()
-        };
         let mut http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(policy.stall_timeout);
+        let mut ca_pem = None;
         if let Some(ca) = &opts.tls_ca {
             let pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
             let cert = reqwest::Certificate::from_pem(&pem)
                 .map_err(|e| reg_err(registry, format!("TLS CA {}", ca.display()), e))?;
             http = http.add_root_certificate(cert);
-            config.extra_root_certificates.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data: pem,
-            });
+            ca_pem = Some(pem);
         }
-        let client =
-            Client::try_from(config).map_err(|e| reg_err(registry, "creating the client", e))?;
+        let make_client = |monolithic: bool| {
+            let config = ClientConfig {
+                protocol: if opts.plain_http {
+                    ClientProtocol::Http
+                } else {
+                    ClientProtocol::Https
+                },
+                // A stalled connection must end in an error, not a hung build.
+                connect_timeout: Some(CONNECT_TIMEOUT),
+                read_timeout: Some(policy.stall_timeout),
+                use_monolithic_push: monolithic,
+                extra_root_certificates: ca_pem
+                    .iter()
+                    .map(|pem| Certificate {
+                        encoding: CertificateEncoding::Pem,
+                        data: pem.clone(),
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            Client::try_from(config).map_err(|e| reg_err(registry, "creating the client", e))
+        };
+        // Blob uploads: one PUT per blob after the session POST, its body
+        // streamed (what containerd does). oci-client's chunked mode sends a
+        // PATCH, and waits for its answer, per stream item: 714 round trips
+        // for the 714 MB benchmark image, 1.3x skopeo's copy time.
+        let client = make_client(true)?;
+        // oci-client refuses a monolithic upload of nothing; the empty blob
+        // goes through a chunked session with no chunks.
+        let empty_blob_client = make_client(false)?;
         let http = http
             .build()
             .map_err(|e| reg_err(registry, "creating the HTTP client", e))?;
@@ -320,6 +337,7 @@ impl RegistryClient {
         let this = RegistryClient {
             registry: registry.into(),
             client,
+            empty_blob_client,
             auth,
             http,
             plain_http: opts.plain_http,
@@ -327,6 +345,10 @@ impl RegistryClient {
         };
         let host = this.oci_ref("x", None, None).resolve_registry().to_string();
         runtime().block_on(this.client.store_auth_if_needed(&host, &this.auth));
+        runtime().block_on(
+            this.empty_blob_client
+                .store_auth_if_needed(&host, &this.auth),
+        );
         Ok(Arc::new(this))
     }
 
@@ -520,11 +542,13 @@ impl RegistryClient {
         }
         let r = self.oci_ref(repo, None, None);
         // A failed upload is started over (a new upload session): idempotent.
+        let client = if bytes.is_empty() {
+            &self.empty_blob_client
+        } else {
+            &self.client
+        };
         self.retrying(|| {
-            runtime().block_on(
-                self.client
-                    .push_blob(&r, Bytes::copy_from_slice(bytes), digest),
-            )
+            runtime().block_on(client.push_blob(&r, Bytes::copy_from_slice(bytes), digest))
         })
         .map_err(|e| reg_err(&self.registry, format!("push blob {repo}@{digest}"), e))?;
         Ok(true)

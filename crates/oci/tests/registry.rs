@@ -319,7 +319,7 @@ fn referrers_api_detected() {
 fn push_blob_streaming() {
     let reg = start();
     let target = RegistryTarget::new(&reg.host(), &opts()).unwrap();
-    // Larger than oci-client's chunk size, so several PATCH requests.
+    // Bigger than any buffer on the way: streamed in one PUT, not held whole.
     let data = soci_testkit::fixture::pseudo_random(42, 9 << 20);
     let d = Descriptor {
         media_type: spec::MEDIA_TYPE_OCI_LAYER_TAR.into(),

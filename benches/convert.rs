@@ -1,0 +1,143 @@
+//! `cargo bench --bench convert`: what `soci convert` costs on top of copying
+//! the image, with skopeo (an independent tool) copying the same image as the
+//! baseline, in the same round.
+//!
+//! The image is the `create` benchmark's (four large gzip layers made from
+//! system directories, cached under target/bench-data/), in an OCI layout and
+//! in local docker-registries on 127.0.0.1. Each round, each soci run is
+//! followed by its baseline:
+//! 1. `soci convert oci:LAYOUT REG/new` with an empty store (index + copy)
+//!    against `skopeo copy oci:LAYOUT docker://REG/new` (copy); each run gets
+//!    a registry of its own, started empty, so every blob is uploaded (skopeo
+//!    remembers where it saw a blob and would mount it from an earlier copy);
+//! 2. the same with the store already holding the zTOCs (copy + SOCI
+//!    artifacts): the copy paths compared;
+//! 3. `soci convert REG/src REG/new` (same registry, store warm) against
+//!    `skopeo copy docker://REG/src docker://REG/new`: both mount the blobs,
+//!    so this shows what the SOCI artifacts add to a copy that moves no data.
+//!
+//! Printed: the ratio soci / skopeo per round and its median.
+mod common;
+use common::{data_dir, make_layer, make_layout, run_measured};
+use std::process::Command;
+use std::time::Duration;
+
+const ROUNDS: usize = 3;
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let soci = env!("CARGO_BIN_EXE_soci");
+    let layers: Vec<_> = [
+        "usr/lib/x86_64-linux-gnu",
+        "usr/lib/jvm",
+        "usr/lib/llvm-14",
+        "usr/bin",
+    ]
+    .iter()
+    .filter_map(|d| make_layer(&format!("{}.tar.gz", d.replace('/', "-")), &[d]))
+    .collect();
+    let layout = make_layout("convert-image", &layers);
+    let total: u64 = layers
+        .iter()
+        .map(|l| std::fs::metadata(l).unwrap().len())
+        .sum();
+    let registry = soci_testkit::Registry::start().expect("docker-registry");
+    let reg = registry.host();
+    let oci_src = format!("oci:{}:bench", layout.display());
+    soci_testkit::skopeo_copy(&oci_src, &format!("docker://{reg}/bench/src:1"))
+        .expect("skopeo copy");
+    let store = data_dir().join("convert-store");
+    let empty_registry = || soci_testkit::Registry::start().expect("docker-registry");
+
+    let soci_convert = |src: &str, dst: &str| -> Duration {
+        run_measured(Command::new(soci).args([
+            "convert",
+            "-q",
+            "--plain-http",
+            "--min-layer-size",
+            "0",
+            "--store",
+            store.to_str().unwrap(),
+            src,
+            dst,
+        ]))
+        .0
+    };
+    let skopeo_copy = |src: &str, dst: &str| -> Duration {
+        let (t, _) = run_measured(
+            Command::new("skopeo")
+                .args(["--insecure-policy", "copy", "--quiet"])
+                .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+                .args([src, dst]),
+        );
+        t
+    };
+
+    println!(
+        "convert benchmark: {} layers, {:.0} MB gzip, {ROUNDS} rounds; ratio = soci / skopeo copy of the same round",
+        layers.len(),
+        total as f64 / 1e6
+    );
+    let names = [
+        "soci convert oci: -> registry, empty store (index + copy) vs skopeo copy",
+        "soci convert oci: -> registry, zTOCs in the store (copy) vs skopeo copy",
+        "soci convert registry -> same registry, zTOCs in the store (mount) vs skopeo copy",
+    ];
+    let mut ratios: [Vec<f64>; 3] = Default::default();
+    let mut times: [Vec<(Duration, Duration)>; 3] = Default::default();
+    for round in 1..=ROUNDS {
+        let new = |what: &str| format!("{reg}/bench/{what}-{round}:1");
+        let _ = std::fs::remove_dir_all(&store);
+        // Into a registry of its own, started empty.
+        let into_empty = |copy: &dyn Fn(&str) -> Duration| {
+            let r = empty_registry();
+            copy(&format!("{}/bench/new:1", r.host()))
+        };
+        let soci_into_empty = || into_empty(&|dst| soci_convert(&oci_src, dst));
+        let skopeo_into_empty =
+            || into_empty(&|dst| skopeo_copy(&oci_src, &format!("docker://{dst}")));
+        let pairs = [
+            (soci_into_empty(), skopeo_into_empty()),
+            (soci_into_empty(), skopeo_into_empty()),
+            (
+                soci_convert(&format!("{reg}/bench/src:1"), &new("mount")),
+                skopeo_copy(
+                    &format!("docker://{reg}/bench/src:1"),
+                    &format!("docker://{}", new("mount-skopeo")),
+                ),
+            ),
+        ];
+        let line: Vec<String> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (s, k))| {
+                let r = s.as_secs_f64() / k.as_secs_f64();
+                ratios[i].push(r);
+                times[i].push((*s, *k));
+                format!(
+                    "{:.2}x ({:.2} s / {:.2} s)",
+                    r,
+                    s.as_secs_f64(),
+                    k.as_secs_f64()
+                )
+            })
+            .collect();
+        println!("  round {round}: {}", line.join(", "));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let mut r = ratios[i].clone();
+        r.sort_by(|a, b| a.total_cmp(b));
+        let best_soci = times[i].iter().map(|t| t.0).min().unwrap();
+        let best_skopeo = times[i].iter().map(|t| t.1).min().unwrap();
+        println!(
+            "  {name}: median {:.2}x (rounds {:.2}..{:.2}); best {:.2} s vs {:.2} s",
+            r[r.len() / 2],
+            r[0],
+            r[r.len() - 1],
+            best_soci.as_secs_f64(),
+            best_skopeo.as_secs_f64()
+        );
+    }
+}
