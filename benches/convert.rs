@@ -51,8 +51,10 @@ fn main() {
     let store = data_dir().join("convert-store");
     let empty_registry = || soci_testkit::Registry::start().expect("docker-registry");
 
+    // Peak RSS of the soci runs (wait4's ru_maxrss, KB).
+    let peak_rss = std::cell::Cell::new(0u64);
     let soci_convert = |src: &str, dst: &str| -> Duration {
-        run_measured(Command::new(soci).args([
+        let (t, rss) = run_measured(Command::new(soci).args([
             "convert",
             "-q",
             "--plain-http",
@@ -62,8 +64,9 @@ fn main() {
             store.to_str().unwrap(),
             src,
             dst,
-        ]))
-        .0
+        ]));
+        peak_rss.set(peak_rss.get().max(rss));
+        t
     };
     let skopeo_copy = |src: &str, dst: &str| -> Duration {
         let (t, _) = run_measured(
@@ -140,4 +143,8 @@ fn main() {
             best_skopeo.as_secs_f64()
         );
     }
+    println!(
+        "  peak RSS of soci over all runs: {:.0} MB",
+        peak_rss.get() as f64 / 1024.0
+    );
 }

@@ -125,6 +125,10 @@ impl RetryPolicy {
 /// Chunks buffered between the download task and the reader.
 const STREAM_CHANNEL_CHUNKS: usize = 16;
 
+/// 1 MiB chunks buffered between a blob's reader and its upload (uploads run
+/// several at a time, see soci-image's publish).
+const UPLOAD_CHANNEL_CHUNKS: usize = 4;
+
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
@@ -634,7 +638,7 @@ impl RegistryClient {
             }
         };
         let (tx, rx) =
-            tokio::sync::mpsc::channel::<oci_client::errors::Result<Bytes>>(STREAM_CHANNEL_CHUNKS);
+            tokio::sync::mpsc::channel::<oci_client::errors::Result<Bytes>>(UPLOAD_CHANNEL_CHUNKS);
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
