@@ -559,7 +559,7 @@ impl RegistryClient {
     }
 
     /// Upload the blob `d` from `reader` into `repo` without holding it in
-    /// memory (chunked upload fed through a bounded channel), unless it is
+    /// memory (one PUT whose body is fed through a bounded channel), unless it is
     /// already there. The bytes are hashed on the way: a reader that does not
     /// produce `d`'s digest and size fails the upload. Returns `true` if uploaded.
     /// One attempt: see [`Self::push_blob_stream_reopening`] for retries.
