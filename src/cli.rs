@@ -42,7 +42,7 @@ pub enum Command {
     Create(CreateArgs),
     /// Make a SOCI-enabled image (index manifest v2) at DST: the image plus its
     /// SOCI index, as one image index. Same as `create SRC --dest DST`.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = CONVERT_HELP)]
     Convert(ConvertArgs),
     /// Push the SOCI index that `create` left in the local store next to the image.
     #[command(after_help = AFTER_HELP)]
@@ -108,6 +108,10 @@ Image references:
                                                     plain-tar layers are gzipped, deterministically,
                                                     and indexed in the same pass)
 
+Copying to DST: the image's blobs go 4 at a time, each streamed (bounded memory);
+blobs already at DST are skipped; into another repository of the same registry they
+are mounted, not copied; an upload that fails on a reset or a 408/429/5xx starts over.
+
 Examples:
   soci create --plain-http 127.0.0.1:5000/app:1.0 --push
   soci create oci:./image:latest --dest oci:./image-soci:latest
@@ -119,6 +123,21 @@ Exit codes:
   1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
   2  wrong usage (unknown flag, missing argument)
   3  `--verify` found a mismatch";
+
+const CONVERT_HELP: &str = "\
+Copying to DST: the image's blobs go 4 at a time, each streamed (bounded memory);
+blobs already at DST are skipped; into another repository of the same registry they
+are mounted, not copied; an upload that fails on a reset or a 408/429/5xx starts over.
+
+Examples:
+  soci convert registry.example.com/app:1.0 registry.example.com/app:1.0-soci
+  soci convert --plain-http oci:./image:latest 127.0.0.1:5000/app:soci
+  soci convert docker-archive:app.tar oci:./app-soci:latest
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
 
 /// How to reach registries and which platforms to use.
 #[derive(Debug, Clone, Args)]
@@ -213,6 +232,8 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
+    /// The image: docker://HOST/REPO:TAG, HOST/REPO[:TAG|@DIGEST], oci:DIR[:TAG]
+    /// or docker-archive:FILE.
     pub source: String,
     /// A tagged registry reference or oci:DIR[:TAG].
     pub dest: String,
@@ -224,6 +245,7 @@ pub struct ConvertArgs {
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
+    /// The image whose index `create` left in the local store (same reference).
     pub source: String,
     /// Where to push (default: the source's tag).
     #[arg(long, value_name = "DST")]
