@@ -5,7 +5,7 @@
 //! requests.
 mod hardening_common;
 use hardening_common::proxy::Fault;
-use hardening_common::{convert, proxied_registry, text, verify};
+use hardening_common::{convert, proxied_registry, soci, text, verify};
 
 #[test]
 fn same_registry_blobs_are_mounted_not_copied() {
@@ -19,12 +19,23 @@ fn same_registry_blobs_are_mounted_not_copied() {
         .map(|b| b.digest.as_str())
         .collect();
 
-    let o = convert(
-        &store,
+    let o = soci(&[
+        "--json",
+        "convert",
+        "--plain-http",
+        "--min-layer-size",
+        "0",
+        "--store",
+        store.to_str().unwrap(),
         &format!("{}/app/one:v1", proxy.host()),
         &format!("{}/app/two:v1", proxy.host()),
-    );
+    ]);
     assert!(o.status.success(), "{}", text(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["pushed"]["blobs_mounted"], blobs.len(), "{out}");
+    // Uploaded: only the SOCI artifacts (zTOCs and the `{}` config).
+    let ztocs = out["platforms"][0]["ztocs"].as_array().unwrap().len();
+    assert_eq!(out["pushed"]["blobs_uploaded"], ztocs + 1, "{out}");
     // (Query strings are percent-encoded: "sha256%3A<hex>".)
     let q = |digest: &str| digest.replace(':', "%3A");
     for digest in &blobs {

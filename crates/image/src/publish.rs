@@ -30,9 +30,10 @@ pub struct PublishResult {
     pub image_index: Option<Descriptor>,
     /// The SOCI index manifests pushed.
     pub soci_indexes: Vec<String>,
-    /// Blobs put at the destination, uploaded or mounted from the source
-    /// repository (already present ones not counted).
+    /// Blobs uploaded to the destination (already present ones not counted).
     pub blobs_uploaded: usize,
+    /// Blobs mounted from the source repository (same registry) instead.
+    pub blobs_mounted: usize,
     /// v1: how the index is discoverable (`referrers API` or `fallback tag sha256-…`).
     pub referrers: Option<String>,
 }
@@ -141,14 +142,28 @@ impl Sink for OciLayoutWriter {
 /// waits mostly on the network, so this is not tied to `--jobs` (CPU).
 const COPY_JOBS: usize = 4;
 
+/// Blobs put at a destination, by how.
+#[derive(Debug, Default, Clone, Copy)]
+struct Copied {
+    uploaded: usize,
+    mounted: usize,
+}
+
+impl Copied {
+    fn add(&mut self, other: Copied) {
+        self.uploaded += other.uploaded;
+        self.mounted += other.mounted;
+    }
+}
+
 /// [`copy_blob`] for each distinct blob of `blobs`, [`COPY_JOBS`] at a time,
-/// biggest first. Returns how many had to be put at the sink.
+/// biggest first.
 fn copy_blobs(
     sink: &dyn Sink,
     source: &dyn ImageSource,
     blobs: &[&Descriptor],
     reporter: &dyn Reporter,
-) -> Result<usize> {
+) -> Result<Copied> {
     let mut distinct: Vec<&Descriptor> = Vec::with_capacity(blobs.len());
     for d in blobs {
         if !distinct.iter().any(|x| x.digest == d.digest) {
@@ -161,20 +176,23 @@ fn copy_blobs(
         |d| d.size.max(0) as u64,
         |d| copy_blob(sink, source, d, reporter),
     )?;
-    Ok(done.into_iter().sum())
+    let mut total = Copied::default();
+    for c in done {
+        total.add(c);
+    }
+    Ok(total)
 }
 
 /// Puts the source's blob `d` at the sink unless it is there: mounted from the
 /// source repository when the sink is on the same registry, else streamed.
-/// Returns 1 if it had to be put there, 0 if it was there already.
 fn copy_blob(
     sink: &dyn Sink,
     source: &dyn ImageSource,
     d: &Descriptor,
     reporter: &dyn Reporter,
-) -> Result<usize> {
+) -> Result<Copied> {
     if sink.has_blob(&d.digest)? {
-        return Ok(0);
+        return Ok(Copied::default());
     }
     if sink.try_mount(d, source.reference())? {
         reporter.message(&format!(
@@ -182,7 +200,10 @@ fn copy_blob(
             d.digest,
             source.reference()
         ));
-        return Ok(1);
+        return Ok(Copied {
+            uploaded: 0,
+            mounted: 1,
+        });
     }
     reporter.message(&format!("copying blob {}", d.digest));
     let size = d.size.max(0) as u64;
@@ -198,7 +219,10 @@ fn copy_blob(
         }))
     });
     reporter.copy_done(&d.digest);
-    copied.map(|()| 1)
+    copied.map(|()| Copied {
+        uploaded: 1,
+        mounted: 0,
+    })
 }
 
 /// Reports the bytes read from a blob being copied (every MiB or so).
@@ -249,18 +273,18 @@ fn copy_image(
     source: &dyn ImageSource,
     created: &Created,
     reporter: &dyn Reporter,
-) -> Result<usize> {
+) -> Result<Copied> {
     let blobs: Vec<&Descriptor> = created
         .platforms
         .iter()
         .flat_map(|p| std::iter::once(&p.image.manifest.config).chain(&p.image.manifest.layers))
         .collect();
-    let uploaded = copy_blobs(sink, source, &blobs, reporter)?;
+    let copied = copy_blobs(sink, source, &blobs, reporter)?;
     // Every blob is there before the first manifest that refers to it.
     for p in &created.platforms {
         sink.put_manifest(None, &p.image.raw, &p.image.descriptor.media_type)?;
     }
-    Ok(uploaded)
+    Ok(copied)
 }
 
 /// Pushes the SOCI artifacts (zTOCs, prefetch artifacts, `{}` config, index
@@ -354,8 +378,8 @@ pub fn publish(
             bail!("cannot write to a docker-archive destination: use a registry or oci:DIR")
         }
     };
-    let mut uploaded = copy_image(&*sink, source, created, reporter)?;
-    uploaded += put_soci_artifacts(&*sink, store, created)?;
+    let mut copied = copy_image(&*sink, source, created, reporter)?;
+    copied.uploaded += put_soci_artifacts(&*sink, store, created)?;
     let soci_indexes: Vec<String> = created
         .platforms
         .iter()
@@ -386,7 +410,7 @@ pub fn publish(
             }
             // Children of the source index that we did not index must exist at
             // the destination too: copy those the source has.
-            copy_untouched_children(&*sink, source, created, &manifests, &mut uploaded, reporter)?;
+            copy_untouched_children(&*sink, source, created, &manifests, &mut copied, reporter)?;
             let out = convert(&ConvertInput {
                 root,
                 root_bytes: &created.root_bytes,
@@ -402,7 +426,8 @@ pub fn publish(
                 destination: dest.to_string(),
                 image_index: Some(desc),
                 soci_indexes,
-                blobs_uploaded: uploaded,
+                blobs_uploaded: copied.uploaded,
+                blobs_mounted: copied.mounted,
                 referrers: None,
             })
         }
@@ -441,14 +466,15 @@ pub fn publish(
                     .iter()
                     .map(|p| (p.image.descriptor.digest.clone(), Vec::new()))
                     .collect();
-                copy_untouched_children(&*sink, source, created, &chosen, &mut uploaded, reporter)?;
+                copy_untouched_children(&*sink, source, created, &chosen, &mut copied, reporter)?;
                 sink.put_manifest(Some(tag), &created.root_bytes, &created.root.media_type)?;
             }
             Ok(PublishResult {
                 destination: dest.to_string(),
                 image_index: None,
                 soci_indexes,
-                blobs_uploaded: uploaded,
+                blobs_uploaded: copied.uploaded,
+                blobs_mounted: copied.mounted,
                 referrers: Some(how.join(", ")),
             })
         }
@@ -466,7 +492,7 @@ fn copy_untouched_children(
     source: &dyn ImageSource,
     created: &Created,
     converted: &HashMap<String, Vec<u8>>,
-    uploaded: &mut usize,
+    copied: &mut Copied,
     reporter: &dyn Reporter,
 ) -> Result<()> {
     if !is_index(&created.root.media_type) {
@@ -486,7 +512,7 @@ fn copy_untouched_children(
                 .chain(&m.layers)
                 .filter(|d| !d.digest.is_empty())
                 .collect();
-            *uploaded += copy_blobs(sink, source, &blobs, reporter)?;
+            copied.add(copy_blobs(sink, source, &blobs, reporter)?);
         }
         sink.put_manifest(None, &raw, &child.media_type)?;
     }
