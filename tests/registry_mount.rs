@@ -102,3 +102,32 @@ fn blob_copies_run_in_parallel() {
     let most = sessions.iter().map(|s| s.in_flight).max().unwrap();
     assert!(most >= 2, "uploads ran one at a time: {sessions:?}");
 }
+
+/// To another registry, each layer is read once: the zTOC builder's stream is
+/// uploaded as it is read (layers it skips are copied on their own).
+#[test]
+fn layers_are_read_once_for_build_and_copy() {
+    let env = proxied_registry();
+    let (reg, fx, proxy) = (&env.reg, &env.fx, &env.proxy);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    // Read through the proxy, written directly: another host, so no mount.
+    let o = convert(
+        &store,
+        &format!("{}/app/one:v1", proxy.host()),
+        &format!("{}/app/copy:v1", reg.host()),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    for l in &fx.images[0].layers {
+        let gets = proxy.seen("GET", &format!("/app/one/blobs/{}", l.digest));
+        assert_eq!(
+            gets.len(),
+            1,
+            "layer {} read {} times",
+            l.digest,
+            gets.len()
+        );
+    }
+    let o = verify(&store, &format!("{}/app/copy:v1", reg.host()));
+    assert!(o.status.success(), "{}", text(&o));
+}

@@ -7,8 +7,8 @@ use crate::output::print_json;
 use crate::progress::ImageProgress;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use soci_image::create::{create_with, CreateOptions, Created, NothingIndexed};
-use soci_image::publish::publish;
+use soci_image::create::{create_with, CreateOptions, Created, LayerTee, NothingIndexed};
+use soci_image::publish::{publish_to, Destination};
 use soci_image::verify::{verify, VerifyReport};
 use soci_image::Reporter as _;
 use soci_index::manifest::IndexVersion;
@@ -242,7 +242,14 @@ fn run_create(
     } else {
         &*opened
     };
-    let created = match create_with(source, &store, &opts, &reporter, &prebuilt) {
+    // With a destination, each layer the builder reads is copied there in the
+    // same pass; publish then adds the rest (skipped layers, config, manifests).
+    let registry_opts = registry_options(image)?;
+    let destination = dest
+        .as_ref()
+        .map(|d| Destination::new(source, d, opts.index_version, &registry_opts));
+    let tee = destination.as_ref().map(|d| d as &dyn LayerTee);
+    let created = match create_with(source, &store, &opts, &reporter, &prebuilt, tee) {
         Ok(c) => c,
         Err(e) => {
             // Nothing to index: still say per layer why, as after a successful run.
@@ -258,17 +265,9 @@ fn run_create(
     if !global.json {
         print_created(&created);
     }
-    if let Some(dest) = &dest {
-        let result = publish(
-            &created,
-            source,
-            &store,
-            dest,
-            opts.index_version,
-            &registry_options(image)?,
-            &reporter,
-        )
-        .with_context(|| format!("cannot push to {dest}"))?;
+    if let (Some(dest), Some(destination)) = (&dest, &destination) {
+        let result = publish_to(&created, &store, destination, &reporter)
+            .with_context(|| format!("cannot push to {dest}"))?;
         if !global.json {
             match &result.image_index {
                 Some(d) => println!(

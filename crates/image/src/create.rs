@@ -19,6 +19,7 @@ use soci_oci::spec::{Descriptor, Platform};
 use soci_ztoc::build::{build_ztoc, BuildOptions, BuiltZtoc, LayerCompression};
 use soci_ztoc::codec;
 use std::collections::HashMap;
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -129,7 +130,68 @@ fn options_key(opts: &CreateOptions) -> String {
     format!("tool={}", opts.build_tool_identifier)
 }
 
-/// Builds (or reuses) the zTOC of one layer and stores it.
+/// Gets a copy of a layer's bytes while the zTOC builder reads them, so that
+/// `create --dest` reads each layer once (see `publish::Destination`).
+pub trait LayerTee: Sync {
+    /// Whether `layer` should be handed over (false when the destination has it,
+    /// or got it another way, e.g. by a cross-repository mount).
+    fn wants(&self, layer: &Descriptor) -> Result<bool>;
+    /// Takes `layer` from `bytes` (the layer as the builder reads it; it ends
+    /// early if the build stops). Runs on its own thread while the build runs.
+    fn take(&self, layer: &Descriptor, bytes: Box<dyn Read + Send + '_>) -> Result<()>;
+}
+
+/// Chunks queued between the builder's reader and a [`LayerTee`].
+const TEE_DEPTH: usize = 16;
+
+/// Reads for the builder and queues a copy of every chunk for the tee; if the
+/// tee stops taking them, the builder goes on alone.
+struct TeeReader<R> {
+    inner: R,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+}
+
+impl<R: Read> Read for TeeReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            if let Some(tx) = &self.tx {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    self.tx = None;
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The tee's end of the queue: EOF when the builder's reader is dropped.
+struct QueueReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for QueueReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(v) => {
+                    self.cur = v;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Builds (or reuses) the zTOC of one layer and stores it; a layer that is read
+/// goes to `tee` in the same pass when it wants it.
 fn index_layer(
     source: &dyn ImageSource,
     store: &Store,
@@ -137,6 +199,7 @@ fn index_layer(
     kind: LayerKind,
     opts: &CreateOptions,
     reporter: &dyn Reporter,
+    tee: Option<&dyn LayerTee>,
 ) -> Result<LayerOutcome> {
     let key = options_key(opts);
     if !opts.force {
@@ -170,16 +233,44 @@ fn index_layer(
     bo.build_tool_identifier = opts.build_tool_identifier.clone();
     bo.expected_digest = Some(layer.digest.clone());
     bo.expected_size = Some(layer.size.max(0) as u64);
-    let built = build_ztoc(
-        reader,
-        &bo,
-        &mut LayerProgress {
-            reporter,
-            digest: &layer.digest,
-            tar_bytes: false,
-        },
-    )
-    .with_context(|| format!("cannot build the zTOC of layer {}", layer.digest))?;
+    let mut progress = LayerProgress {
+        reporter,
+        digest: &layer.digest,
+        tar_bytes: false,
+    };
+    let cannot_build = || format!("cannot build the zTOC of layer {}", layer.digest);
+    let built = match tee {
+        Some(tee) if tee.wants(layer)? => {
+            let (tx, rx) = std::sync::mpsc::sync_channel(TEE_DEPTH);
+            std::thread::scope(|s| {
+                let taken = s.spawn(|| {
+                    let bytes = QueueReader {
+                        rx,
+                        cur: Vec::new(),
+                        pos: 0,
+                    };
+                    tee.take(layer, Box::new(bytes))
+                });
+                let teed = TeeReader {
+                    inner: reader,
+                    tx: Some(tx),
+                };
+                // The reader (and so the queue) is dropped when the build ends.
+                let built = build_ztoc(teed, &bo, &mut progress);
+                let taken = taken.join().expect("the layer tee does not panic");
+                match (built, taken) {
+                    (Err(e), _) => Err(anyhow::Error::new(e).context(cannot_build())),
+                    (Ok(b), Ok(())) => Ok(b),
+                    (Ok(_), Err(e)) => Err(e.context(format!(
+                        "cannot copy layer {} to the destination",
+                        layer.digest
+                    ))),
+                }
+            })
+        }
+        _ => build_ztoc(reader, &bo, &mut progress)
+            .map_err(|e| anyhow::Error::new(e).context(cannot_build())),
+    }?;
     store_built(store, layer, &built, opts)
 }
 
@@ -286,7 +377,7 @@ pub fn create(
     opts: &CreateOptions,
     reporter: &dyn Reporter,
 ) -> Result<Created> {
-    create_with(source, store, opts, reporter, &HashMap::new())
+    create_with(source, store, opts, reporter, &HashMap::new(), None)
 }
 
 /// `create` found no layer to index (all skipped): the reference's message, why
@@ -300,13 +391,15 @@ pub struct NothingIndexed {
 }
 
 /// [`create`], with the outcomes of layers already built by the caller (the
-/// docker-archive path builds zTOCs while it compresses, see `recompress`).
+/// docker-archive path builds zTOCs while it compresses, see `recompress`), and
+/// optionally handing every layer it reads to `tee` in the same pass.
 pub fn create_with(
     source: &dyn ImageSource,
     store: &Store,
     opts: &CreateOptions,
     reporter: &dyn Reporter,
     prebuilt: &HashMap<String, LayerOutcome>,
+    tee: Option<&dyn LayerTee>,
 ) -> Result<Created> {
     if opts.span_size == 0 {
         bail!("the span size must be greater than 0");
@@ -343,7 +436,9 @@ pub fn create_with(
                 LayerPlan::Index(_) if prebuilt.contains_key(&layer.digest) => {
                     prebuilt[&layer.digest].clone()
                 }
-                LayerPlan::Index(kind) => index_layer(source, store, layer, *kind, opts, reporter)?,
+                LayerPlan::Index(kind) => {
+                    index_layer(source, store, layer, *kind, opts, reporter, tee)?
+                }
             };
             reporter.layer_done(&layer.digest, &outcome.line(&layer.digest));
             Ok(outcome)

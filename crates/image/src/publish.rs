@@ -5,7 +5,7 @@
 //! manifests by digest (SOCI indexes, rewritten image manifests), and the tag — or
 //! the referrers fallback tag for v1 — last. An interrupted push leaves at most
 //! unreferenced blobs, never a tag pointing at something incomplete.
-use crate::create::{parallel_by, Created};
+use crate::create::{parallel_by, Created, LayerTee};
 use crate::Reporter;
 use anyhow::{bail, Context, Result};
 use soci_index::convert::{convert, ConvertInput, PlatformIndex};
@@ -20,6 +20,7 @@ use soci_oci::source::ImageSource;
 use soci_oci::spec::{self, Descriptor};
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What [`publish`] did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -331,22 +332,19 @@ fn put_soci_artifacts(sink: &dyn Sink, store: &Store, created: &Created) -> Resu
     Ok(uploaded)
 }
 
-/// Puts `created` at `dest`: for v2 the SOCI-enabled image index (soci-format.md
-/// §2.2) tagged at `dest`; for v1 the index manifests with their `subject`,
-/// discoverable through the referrers API or the fallback tag (§2.3).
-pub fn publish(
-    created: &Created,
-    source: &dyn ImageSource,
-    store: &Store,
+/// Where `publish` puts things, and the tag it sets last (none for a
+/// registry reference by digest).
+type OpenSink = (Box<dyn Sink + Send>, Option<String>);
+
+fn open_sink(
     dest: &ImageRef,
     version: IndexVersion,
     registry_opts: &RegistryOptions,
-    reporter: &dyn Reporter,
-) -> Result<PublishResult> {
+) -> Result<OpenSink> {
     if version == IndexVersion::V1 && !matches!(dest, ImageRef::Registry { .. }) {
         bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers)");
     }
-    let (sink, tag): (Box<dyn Sink>, Option<String>) = match dest {
+    Ok(match dest {
         ImageRef::Registry {
             registry,
             repository,
@@ -377,9 +375,120 @@ pub fn publish(
         ImageRef::DockerArchive { .. } => {
             bail!("cannot write to a docker-archive destination: use a registry or oci:DIR")
         }
-    };
-    let mut copied = copy_image(&*sink, source, created, reporter)?;
-    copied.uploaded += put_soci_artifacts(&*sink, store, created)?;
+    })
+}
+
+/// The destination of `create --dest`/`--push`, opened on first use. As a
+/// [`LayerTee`] it takes each layer the zTOC builder reads, so the layer is
+/// copied in the same pass (unless the destination has it or mounts it).
+pub struct Destination<'a> {
+    source: &'a dyn ImageSource,
+    dest: &'a ImageRef,
+    version: IndexVersion,
+    registry_opts: &'a RegistryOptions,
+    opened: std::sync::OnceLock<OpenSink>,
+    /// Layers put there while `create` read them.
+    teed_uploaded: AtomicUsize,
+    teed_mounted: AtomicUsize,
+}
+
+impl<'a> Destination<'a> {
+    pub fn new(
+        source: &'a dyn ImageSource,
+        dest: &'a ImageRef,
+        version: IndexVersion,
+        registry_opts: &'a RegistryOptions,
+    ) -> Self {
+        Destination {
+            source,
+            dest,
+            version,
+            registry_opts,
+            opened: std::sync::OnceLock::new(),
+            teed_uploaded: AtomicUsize::new(0),
+            teed_mounted: AtomicUsize::new(0),
+        }
+    }
+
+    fn opened(&self) -> Result<&OpenSink> {
+        if let Some(o) = self.opened.get() {
+            return Ok(o);
+        }
+        let o = open_sink(self.dest, self.version, self.registry_opts)?;
+        let _ = self.opened.set(o);
+        Ok(self.opened.get().expect("just set"))
+    }
+}
+
+impl LayerTee for Destination<'_> {
+    fn wants(&self, layer: &Descriptor) -> Result<bool> {
+        let sink = &self.opened()?.0;
+        if sink.has_blob(&layer.digest)? {
+            return Ok(false);
+        }
+        if sink.try_mount(layer, self.source.reference())? {
+            self.teed_mounted.fetch_add(1, Ordering::Relaxed);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+    fn take(&self, layer: &Descriptor, bytes: Box<dyn Read + Send + '_>) -> Result<()> {
+        let sink = &self.opened()?.0;
+        // The first attempt uploads what the builder reads; a retried upload
+        // reads the layer again from the source.
+        let first = std::sync::Mutex::new(Some(bytes));
+        sink.put_blob_stream(layer, &|| match first.lock().expect("tee lock").take() {
+            Some(b) => Ok(b),
+            None => open_source_blob(self.source, layer),
+        })?;
+        self.teed_uploaded.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Puts `created` at `dest`: for v2 the SOCI-enabled image index (soci-format.md
+/// §2.2) tagged at `dest`; for v1 the index manifests with their `subject`,
+/// discoverable through the referrers API or the fallback tag (§2.3).
+pub fn publish(
+    created: &Created,
+    source: &dyn ImageSource,
+    store: &Store,
+    dest: &ImageRef,
+    version: IndexVersion,
+    registry_opts: &RegistryOptions,
+    reporter: &dyn Reporter,
+) -> Result<PublishResult> {
+    publish_to(
+        created,
+        store,
+        &Destination::new(source, dest, version, registry_opts),
+        reporter,
+    )
+}
+
+/// [`publish`] to a [`Destination`] (which may already hold layers copied
+/// while `create` read them).
+pub fn publish_to(
+    created: &Created,
+    store: &Store,
+    destination: &Destination<'_>,
+    reporter: &dyn Reporter,
+) -> Result<PublishResult> {
+    let (source, dest, version, registry_opts) = (
+        destination.source,
+        destination.dest,
+        destination.version,
+        destination.registry_opts,
+    );
+    let (sink, tag) = destination.opened()?;
+    let sink: &dyn Sink = &**sink;
+    let tag = tag.clone();
+    let mut copied = copy_image(sink, source, created, reporter)?;
+    copied.add(Copied {
+        uploaded: destination.teed_uploaded.load(Ordering::Relaxed),
+        mounted: destination.teed_mounted.load(Ordering::Relaxed),
+    });
+    copied.uploaded += put_soci_artifacts(sink, store, created)?;
     let soci_indexes: Vec<String> = created
         .platforms
         .iter()
@@ -410,7 +519,7 @@ pub fn publish(
             }
             // Children of the source index that we did not index must exist at
             // the destination too: copy those the source has.
-            copy_untouched_children(&*sink, source, created, &manifests, &mut copied, reporter)?;
+            copy_untouched_children(sink, source, created, &manifests, &mut copied, reporter)?;
             let out = convert(&ConvertInput {
                 root,
                 root_bytes: &created.root_bytes,
@@ -466,7 +575,7 @@ pub fn publish(
                     .iter()
                     .map(|p| (p.image.descriptor.digest.clone(), Vec::new()))
                     .collect();
-                copy_untouched_children(&*sink, source, created, &chosen, &mut copied, reporter)?;
+                copy_untouched_children(sink, source, created, &chosen, &mut copied, reporter)?;
                 sink.put_manifest(Some(tag), &created.root_bytes, &created.root.media_type)?;
             }
             Ok(PublishResult {
