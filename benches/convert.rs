@@ -14,7 +14,11 @@
 //!    artifacts): the copy paths compared;
 //! 3. `soci convert REG/src REG/new` (same registry, store warm) against
 //!    `skopeo copy docker://REG/src docker://REG/new`: both mount the blobs,
-//!    so this shows what the SOCI artifacts add to a copy that moves no data.
+//!    so this shows what the SOCI artifacts add to a copy that moves no data;
+//! 4. `soci convert SHAPED/src REG/new` with an empty store, the source behind
+//!    the startup bench's shaping proxy (1 Gbit/s, 2 ms RTT: the download is
+//!    the bottleneck), into an empty registry, against `skopeo copy` over the
+//!    same link; also the bytes each tool downloaded (the proxy counts them).
 //!
 //! Printed: the ratio soci / skopeo per round and its median.
 mod common;
@@ -49,6 +53,14 @@ fn main() {
     soci_testkit::skopeo_copy(&oci_src, &format!("docker://{reg}/bench/src:1"))
         .expect("skopeo copy");
     let store = data_dir().join("convert-store");
+    let shaped_store = data_dir().join("convert-store-shaped");
+    let shaped = soci_bench::proxy::Proxy::start(
+        registry.addr(),
+        soci_bench::proxy::Profile::new(1_000_000_000, Duration::from_millis(2)),
+    )
+    .expect("shaping proxy");
+    // Bytes downloaded through the shaped link, per tool, over all rounds.
+    let shaped_bytes = std::cell::Cell::new((0u64, 0u64));
     let empty_registry = || soci_testkit::Registry::start().expect("docker-registry");
 
     // Peak RSS of the soci runs (wait4's ru_maxrss, KB).
@@ -87,9 +99,44 @@ fn main() {
         "soci convert oci: -> registry, empty store (index + copy) vs skopeo copy",
         "soci convert oci: -> registry, zTOCs in the store (copy) vs skopeo copy",
         "soci convert registry -> same registry, zTOCs in the store (mount) vs skopeo copy",
+        "soci convert registry over 1 Gbit/s -> registry, empty store (index + copy) vs skopeo copy",
     ];
-    let mut ratios: [Vec<f64>; 3] = Default::default();
-    let mut times: [Vec<(Duration, Duration)>; 3] = Default::default();
+    let mut ratios: [Vec<f64>; 4] = Default::default();
+    let mut times: [Vec<(Duration, Duration)>; 4] = Default::default();
+    // Case 4: from the shaped source into an empty registry; returns the time
+    // and adds the bytes downloaded to `shaped_bytes` (.0 soci, .1 skopeo).
+    let from_shaped = |use_soci: bool| -> Duration {
+        let r = empty_registry();
+        let before = shaped.traffic().bytes_down;
+        let t = if use_soci {
+            let _ = std::fs::remove_dir_all(&shaped_store);
+            run_measured(Command::new(soci).args([
+                "convert",
+                "-q",
+                "--plain-http",
+                "--min-layer-size",
+                "0",
+                "--store",
+                shaped_store.to_str().unwrap(),
+                &format!("{}/bench/src:1", shaped.host()),
+                &format!("{}/bench/new:1", r.host()),
+            ]))
+            .0
+        } else {
+            skopeo_copy(
+                &format!("docker://{}/bench/src:1", shaped.host()),
+                &format!("docker://{}/bench/new:1", r.host()),
+            )
+        };
+        let down = shaped.traffic().bytes_down - before;
+        let (a, b) = shaped_bytes.get();
+        shaped_bytes.set(if use_soci {
+            (a + down, b)
+        } else {
+            (a, b + down)
+        });
+        t
+    };
     for round in 1..=ROUNDS {
         let new = |what: &str| format!("{reg}/bench/{what}-{round}:1");
         let _ = std::fs::remove_dir_all(&store);
@@ -111,6 +158,7 @@ fn main() {
                     &format!("docker://{}", new("mount-skopeo")),
                 ),
             ),
+            (from_shaped(true), from_shaped(false)),
         ];
         let line: Vec<String> = pairs
             .iter()
@@ -146,5 +194,12 @@ fn main() {
     println!(
         "  peak RSS of soci over all runs: {:.0} MB",
         peak_rss.get() as f64 / 1024.0
+    );
+    let (soci_down, skopeo_down) = shaped_bytes.get();
+    println!(
+        "  downloaded over the shaped link per run: soci {:.0} MB, skopeo {:.0} MB (image {:.0} MB)",
+        soci_down as f64 / ROUNDS as f64 / 1e6,
+        skopeo_down as f64 / ROUNDS as f64 / 1e6,
+        total as f64 / 1e6
     );
 }
