@@ -108,7 +108,8 @@ Image references:
                                                     plain-tar layers are gzipped, deterministically,
                                                     and indexed in the same pass)
 
-Copying to DST: the image's blobs go 4 at a time, each streamed (bounded memory);
+Copying to DST: each layer read for its zTOC is uploaded in the same pass; the other
+blobs go 4 at a time; each streamed (bounded memory);
 blobs already at DST are skipped; into another repository of the same registry they
 are mounted, not copied; an upload that fails on a reset or a 408/429/5xx starts over.
 
@@ -125,7 +126,8 @@ Exit codes:
   3  `--verify` found a mismatch";
 
 const CONVERT_HELP: &str = "\
-Copying to DST: the image's blobs go 4 at a time, each streamed (bounded memory);
+Copying to DST: each layer read for its zTOC is uploaded in the same pass; the other
+blobs go 4 at a time; each streamed (bounded memory);
 blobs already at DST are skipped; into another repository of the same registry they
 are mounted, not copied; an upload that fails on a reset or a 408/429/5xx starts over.
 
