@@ -131,3 +131,46 @@ fn layers_are_read_once_for_build_and_copy() {
     let o = verify(&store, &format!("{}/app/copy:v1", reg.host()));
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// A layer that does not match its digest while it is built and uploaded at
+/// once: the build's digest error is reported, the upload is not committed,
+/// and the destination gets no tag.
+#[test]
+fn a_corrupt_layer_is_not_committed_at_the_destination() {
+    let env = proxied_registry();
+    let (reg, fx, proxy) = (&env.reg, &env.fx, &env.proxy);
+    let tmp = tempfile::tempdir().unwrap();
+    let big = fx.images[0]
+        .layers
+        .iter()
+        .max_by_key(|l| l.bytes.len())
+        .unwrap();
+    proxy.add(
+        "GET",
+        &format!("/app/one/blobs/{}", big.digest),
+        usize::MAX,
+        Fault::Corrupt,
+    );
+    let o = convert(
+        &tmp.path().join("store"),
+        &format!("{}/app/one:v1", proxy.host()),
+        &format!("{}/app/copy:v1", reg.host()),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&big.digest) && err.contains("digest"),
+        "{}",
+        text(&o)
+    );
+    let client = soci_oci::RegistryClient::new(
+        &reg.host(),
+        &soci_oci::RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(!client.blob_exists("app/copy", &big.digest).unwrap());
+    assert!(client.get_manifest_raw("app/copy", "v1").unwrap().is_none());
+}
