@@ -65,7 +65,7 @@ fn main() {
 
     // Peak RSS of the soci runs (wait4's ru_maxrss, KB).
     let peak_rss = std::cell::Cell::new(0u64);
-    let soci_convert = |src: &str, dst: &str| -> Duration {
+    let soci_convert_with = |store: &std::path::Path, src: &str, dst: &str| -> Duration {
         let (t, rss) = run_measured(Command::new(soci).args([
             "convert",
             "-q",
@@ -80,6 +80,7 @@ fn main() {
         peak_rss.set(peak_rss.get().max(rss));
         t
     };
+    let soci_convert = |src: &str, dst: &str| soci_convert_with(&store, src, dst);
     let skopeo_copy = |src: &str, dst: &str| -> Duration {
         let (t, _) = run_measured(
             Command::new("skopeo")
@@ -110,18 +111,11 @@ fn main() {
         let before = shaped.traffic().bytes_down;
         let t = if use_soci {
             let _ = std::fs::remove_dir_all(&shaped_store);
-            run_measured(Command::new(soci).args([
-                "convert",
-                "-q",
-                "--plain-http",
-                "--min-layer-size",
-                "0",
-                "--store",
-                shaped_store.to_str().unwrap(),
+            soci_convert_with(
+                &shaped_store,
                 &format!("{}/bench/src:1", shaped.host()),
                 &format!("{}/bench/new:1", r.host()),
-            ]))
-            .0
+            )
         } else {
             skopeo_copy(
                 &format!("docker://{}/bench/src:1", shaped.host()),

@@ -6,7 +6,7 @@
 //! `jobs` worker threads; a layer already indexed in the local store with the same
 //! span size and build options is reused instead (`force` rebuilds).
 use crate::layers::{plan_layer, why_nothing_indexed, LayerKind, LayerPlan};
-use crate::{LayerProgress, Reporter};
+use crate::{LayerProgress, QueueReader, Reporter};
 use anyhow::{anyhow, bail, Context, Result};
 use soci_index::manifest::{
     build_index_manifest, disable_xattrs_applies, is_xattr_record_key, BuiltIndex, IndexVersion,
@@ -165,31 +165,6 @@ impl<R: Read> Read for TeeReader<R> {
     }
 }
 
-/// The tee's end of the queue: EOF when the builder's reader is dropped.
-struct QueueReader {
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for QueueReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(v) => {
-                    self.cur = v;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 /// Builds (or reuses) the zTOC of one layer and stores it; a layer that is read
 /// goes to `tee` in the same pass when it wants it.
 fn index_layer(
@@ -243,14 +218,7 @@ fn index_layer(
         Some(tee) if tee.wants(layer)? => {
             let (tx, rx) = std::sync::mpsc::sync_channel(TEE_DEPTH);
             std::thread::scope(|s| {
-                let taken = s.spawn(|| {
-                    let bytes = QueueReader {
-                        rx,
-                        cur: Vec::new(),
-                        pos: 0,
-                    };
-                    tee.take(layer, Box::new(bytes))
-                });
+                let taken = s.spawn(|| tee.take(layer, Box::new(QueueReader::new(rx))));
                 let teed = TeeReader {
                     inner: reader,
                     tx: Some(tx),

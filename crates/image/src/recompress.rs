@@ -18,7 +18,7 @@
 //! ```
 use crate::create::{parallel_by, store_built, CreateOptions, LayerOutcome};
 use crate::layers::{plan_layer, LayerPlan};
-use crate::{HashingReader, LayerProgress, Reporter};
+use crate::{HashingReader, LayerProgress, QueueReader, Reporter};
 use anyhow::{bail, Context, Result};
 use flate2::{Compression, GzBuilder};
 use soci_index::store::Store;
@@ -150,31 +150,6 @@ impl Write for Tee {
     }
 }
 
-/// The builder's end of the channel.
-struct ChannelReader {
-    rx: mpsc::Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(v) => {
-                    self.cur = v;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0), // the compressor finished (or gave up)
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 /// Compresses one tar layer into the store, building its zTOC on the way.
 /// Returns the compressed layer's descriptor and, if it was built, the outcome.
 fn compress_layer(
@@ -197,11 +172,7 @@ fn compress_layer(
     bo.build_tool_identifier = opts.build_tool_identifier.clone();
     let (compressed, built) = std::thread::scope(|s| {
         let builder = build.then(|| {
-            let rx = ChannelReader {
-                rx,
-                cur: Vec::new(),
-                pos: 0,
-            };
+            let rx = QueueReader::new(rx);
             let bo = &bo;
             let digest = l.digest.as_str();
             // The bar's total is the tar's size: report tar bytes.
