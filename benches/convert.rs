@@ -22,7 +22,7 @@
 //!
 //! Printed: the ratio soci / skopeo per round and its median.
 mod common;
-use common::{data_dir, make_layer, make_layout, run_measured};
+use common::{data_dir, make_layout, multi_layer_image, run_measured};
 use std::process::Command;
 use std::time::Duration;
 
@@ -33,15 +33,7 @@ fn main() {
         return;
     }
     let soci = env!("CARGO_BIN_EXE_soci");
-    let layers: Vec<_> = [
-        "usr/lib/x86_64-linux-gnu",
-        "usr/lib/jvm",
-        "usr/lib/llvm-14",
-        "usr/bin",
-    ]
-    .iter()
-    .filter_map(|d| make_layer(&format!("{}.tar.gz", d.replace('/', "-")), &[d]))
-    .collect();
+    let layers = multi_layer_image();
     let layout = make_layout("convert-image", &layers);
     let total: u64 = layers
         .iter()

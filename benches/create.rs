@@ -16,7 +16,7 @@
 //! compresses each layer and builds its zTOC in the same pass; its baseline is
 //! plain single-thread gzip -6 (flate2 + zlib-rs) of the same tars.
 mod common;
-use common::{data_dir, inflate, make_layer, make_layout, run_measured, sha256_file};
+use common::{data_dir, inflate, make_layout, multi_layer_image, run_measured, sha256_file};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -34,15 +34,7 @@ fn main() {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    let layers: Vec<PathBuf> = [
-        "usr/lib/x86_64-linux-gnu",
-        "usr/lib/jvm",
-        "usr/lib/llvm-14",
-        "usr/bin",
-    ]
-    .iter()
-    .filter_map(|d| make_layer(&format!("{}.tar.gz", d.replace('/', "-")), &[d]))
-    .collect();
+    let layers = multi_layer_image();
     let layout = make_layout("create-image", &layers);
     let store = data_dir().join("create-store");
 

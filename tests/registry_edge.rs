@@ -12,17 +12,7 @@ fn reconvert_with_more_platforms_replaces_soci_entries() {
     let r = push_fixture(&fx, &reg, "re:1");
     let store = dir.path().join("store");
     let run = |extra: &[&str]| {
-        let mut a = vec![
-            "create",
-            r.as_str(),
-            "--push",
-            "--plain-http",
-            "--store",
-            p(&store),
-            "--min-layer-size",
-            "0",
-            "-q",
-        ];
+        let mut a = reg_cmd("create", &r, p(&store), &["--push"]);
         a.extend_from_slice(extra);
         soci_ok(&a)
     };

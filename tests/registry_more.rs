@@ -114,17 +114,7 @@ fn v1_every_platform_and_docker_schema2() {
     // from the store, and the index must name this image's media types.
     let fx = soci_testkit::make_oci_layout_opts(&dir.path().join("d"), "1", false);
     let r = format!("{}/v1dock:1", reg.host());
-    soci_testkit::skopeo(&[
-        "--insecure-policy",
-        "copy",
-        "--quiet",
-        "--format",
-        "v2s2",
-        "--dest-tls-verify=false",
-        &fx.oci_ref(),
-        &docker(&r),
-    ])
-    .unwrap();
+    push_fixture_docker(&fx, &r);
     let raw = inspect_raw(&r);
     let md = sha256(&raw);
     let out = soci_ok(&reg_cmd(

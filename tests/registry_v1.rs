@@ -67,19 +67,12 @@ fn create_push_v1_fallback_tag_keeps_foreign_referrers() {
     let sig = push_foreign_referrer(&reg, "v1", &img.manifest, &ftag);
 
     let store = dir.path().join("store");
-    let args = [
+    let args = reg_cmd(
         "create",
-        "--index-version",
-        "v1",
         &r,
-        "--push",
-        "--plain-http",
-        "--store",
         p(&store),
-        "--min-layer-size",
-        "0",
-        "-q",
-    ];
+        &["--index-version", "v1", "--push"],
+    );
     let out = soci_ok(&args);
     assert!(out.contains(&format!("fallback tag {ftag}")), "{out}");
     // The image tag is untouched (v1 does not convert the image).

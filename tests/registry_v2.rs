@@ -82,19 +82,7 @@ fn create_push_v2_roundtrip_deterministic_and_reused() {
     let r = push_fixture(&fx, &reg, "app:1.0");
     let original: Value = serde_json::from_slice(&img.manifest.bytes).unwrap();
     let store = dir.path().join("store");
-    let args = [
-        "create",
-        &r,
-        "--push",
-        "--plain-http",
-        "--store",
-        p(&store),
-        "--min-layer-size",
-        "0",
-        "--span-size",
-        "64KiB",
-        "-q",
-    ];
+    let args = reg_cmd("create", &r, p(&store), &["--push", "--span-size", "64KiB"]);
 
     let out = soci_ok(&args);
     let zstd = &img.layers[3];
@@ -164,17 +152,7 @@ fn create_push_v2_docker_schema2_image() {
     let fx = soci_testkit::make_oci_layout_opts(&dir.path().join("img"), "1.0", false);
     let r = format!("{}/dock:1", reg.host());
     // skopeo converts to Docker schema2.
-    soci_testkit::skopeo(&[
-        "--insecure-policy",
-        "copy",
-        "--quiet",
-        "--format",
-        "v2s2",
-        "--dest-tls-verify=false",
-        &fx.oci_ref(),
-        &docker(&r),
-    ])
-    .unwrap();
+    push_fixture_docker(&fx, &r);
     let original = inspect(&r);
     assert_eq!(
         original["mediaType"],

@@ -149,3 +149,17 @@ pub fn make_layout(name: &str, layers: &[PathBuf]) -> PathBuf {
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     dir
 }
+
+/// The layers of the `create` and `convert` benchmarks' image: four large gzip
+/// layers made from system directories (those that exist), cached.
+pub fn multi_layer_image() -> Vec<PathBuf> {
+    [
+        "usr/lib/x86_64-linux-gnu",
+        "usr/lib/jvm",
+        "usr/lib/llvm-14",
+        "usr/bin",
+    ]
+    .iter()
+    .filter_map(|d| make_layer(&format!("{}.tar.gz", d.replace('/', "-")), &[d]))
+    .collect()
+}

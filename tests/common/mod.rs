@@ -182,6 +182,22 @@ pub fn push_fixture(fx: &soci_testkit::Fixture, reg: &Registry, repo_tag: &str) 
     dst
 }
 
+/// Pushes the single-image fixture to `reference` (HOST/REPO:TAG) converted
+/// to Docker schema2 media types by skopeo.
+pub fn push_fixture_docker(fx: &soci_testkit::Fixture, reference: &str) {
+    soci_testkit::skopeo(&[
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--format",
+        "v2s2",
+        "--dest-tls-verify=false",
+        &fx.oci_ref(),
+        &docker(reference),
+    ])
+    .unwrap();
+}
+
 /// Checks one SOCI index manifest (raw bytes): Go-canonical, the expected
 /// version, zTOC descriptors for `layers` (digest, media type) in this order,
 /// each with span size `span`; returns the zTOC digests.
