@@ -48,7 +48,7 @@ trait Sink: Sync {
     fn put_blob_stream<'a>(
         &self,
         d: &Descriptor,
-        open: &dyn Fn() -> Result<BlobReader<'a>>,
+        open: &dyn Fn() -> soci_oci::Result<BlobReader<'a>>,
     ) -> Result<()>;
     /// By digest when `tag` is None.
     fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor>;
@@ -76,27 +76,14 @@ impl Sink for RegistrySink {
     fn put_blob_stream<'a>(
         &self,
         d: &Descriptor,
-        open: &dyn Fn() -> Result<BlobReader<'a>>,
+        open: &dyn Fn() -> soci_oci::Result<BlobReader<'a>>,
     ) -> Result<()> {
         // Streamed (bounded memory, whatever the layer's size), hashed on the
         // way: a source that does not give `d`'s bytes fails the upload. An
         // upload that fails in a transient way starts over from a new stream.
-        let mut open_error = None;
-        let pushed = self.target.push_blob_stream_reopening(&self.repo, d, || {
-            open().map_err(|e| {
-                let msg = format!("{e:#}");
-                open_error = Some(e);
-                soci_oci::Error::Registry {
-                    registry: String::new(),
-                    context: String::new(),
-                    message: msg,
-                }
-            })
-        });
-        match (pushed, open_error) {
-            (Err(_), Some(e)) => Err(e),
-            (r, _) => r.map(|_| ()).map_err(Into::into),
-        }
+        self.target
+            .push_blob_stream_reopening(&self.repo, d, open)?;
+        Ok(())
     }
     fn try_mount(&self, d: &Descriptor, from: &ImageRef) -> Result<bool> {
         match from {
@@ -129,7 +116,7 @@ impl Sink for OciLayoutWriter {
     fn put_blob_stream<'a>(
         &self,
         d: &Descriptor,
-        open: &dyn Fn() -> Result<BlobReader<'a>>,
+        open: &dyn Fn() -> soci_oci::Result<BlobReader<'a>>,
     ) -> Result<()> {
         self.put_blob_from_reader(d, open()?)?;
         Ok(())
@@ -208,17 +195,19 @@ fn copy_blob(
     }
     reporter.message(&format!("copying blob {}", d.digest));
     let size = d.size.max(0) as u64;
-    let copied = sink.put_blob_stream(d, &|| {
-        reporter.copy_progress(&d.digest, 0, size);
-        Ok(Box::new(CopyProgress {
-            inner: open_source_blob(source, d)?,
-            reporter,
-            digest: &d.digest,
-            size,
-            sent: 0,
-            shown: 0,
-        }))
-    });
+    let copied = sink
+        .put_blob_stream(d, &|| {
+            reporter.copy_progress(&d.digest, 0, size);
+            Ok(Box::new(CopyProgress {
+                inner: source.open_blob(d)?,
+                reporter,
+                digest: &d.digest,
+                size,
+                sent: 0,
+                shown: 0,
+            }))
+        })
+        .with_context(|| format!("cannot copy blob {}", d.digest));
     reporter.copy_done(&d.digest);
     copied.map(|()| Copied {
         uploaded: 1,
@@ -251,12 +240,6 @@ impl Read for CopyProgress<'_> {
 
 /// A blob being copied from the source.
 type BlobReader<'a> = Box<dyn Read + Send + 'a>;
-
-fn open_source_blob(source: &dyn ImageSource, d: &Descriptor) -> Result<BlobReader<'static>> {
-    source
-        .open_blob(d)
-        .with_context(|| format!("cannot read blob {}", d.digest))
-}
 
 fn blob_desc(digest: &str, size: u64, media_type: &str) -> Descriptor {
     Descriptor {
@@ -439,7 +422,7 @@ impl LayerTee for Destination<'_> {
         let first = std::sync::Mutex::new(Some(bytes));
         sink.put_blob_stream(layer, &|| match first.lock().expect("tee lock").take() {
             Some(b) => Ok(b),
-            None => open_source_blob(self.source, layer),
+            None => self.source.open_blob(layer),
         })?;
         self.teed_uploaded.fetch_add(1, Ordering::Relaxed);
         Ok(())
