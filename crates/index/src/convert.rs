@@ -1,4 +1,4 @@
-//! `soci convert` (§2.2): rewrite the image manifests with the SOCI v2 index link
+//! `soci convert` (docs/format.md §7): rewrite the image manifests with the SOCI v2 index link
 //! and produce the OCI image index that bundles images and SOCI indexes.
 //!
 //! Order of work for the caller: build ztocs → build the v2 index manifest (no

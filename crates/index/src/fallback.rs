@@ -1,4 +1,4 @@
-//! Referrers fallback (§2.3): the distribution-spec tag schema index
+//! Referrers fallback (docs/format.md §8.2): the distribution-spec tag schema index
 //! `sha256-<subject hex>` that oras-go maintains when the registry has no
 //! referrers API.
 use crate::error::{digest_hex, Error, Result};

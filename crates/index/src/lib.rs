@@ -3,7 +3,7 @@
 //! and the local artifact store.
 //!
 //! Everything here is deterministic and prints nothing: callers (the CLI) decide
-//! what to show. Byte forms follow `soci-format.md` §1, §2 and §5 and are
+//! what to show. Byte forms follow `docs/format.md` §1 and §4 to §8 and are
 //! Go-canonical (see [`soci_oci::spec::to_go_json`]).
 
 pub mod convert;

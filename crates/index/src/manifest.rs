@@ -1,4 +1,4 @@
-//! SOCI index manifests (§2.1): building them byte-exactly and parsing them back.
+//! SOCI index manifests (docs/format.md §5): building them byte-exactly and parsing them back.
 use crate::error::{Error, Result};
 use crate::*;
 use serde::{Deserialize, Serialize};
@@ -126,7 +126,7 @@ pub struct BuiltIndex {
     pub descriptor: Descriptor,
 }
 
-/// Build a SOCI index manifest byte-exactly as the reference does (§2.1).
+/// Build a SOCI index manifest byte-exactly as the reference does (docs/format.md §5).
 ///
 /// `ztocs` in image layer order (skipped layers omitted), `prefetches` in image
 /// layer order too (as [`crate::plan_prefetch`] returns them), each for an indexed layer. `subject` is required for v1
@@ -244,8 +244,8 @@ pub fn parse_index_manifest(bytes: &[u8]) -> Result<ParsedIndex> {
     })
 }
 
-/// The `--optimizations xattr` rule (§5): true iff no entry has a `SCHILY.xattr.*`
-/// PAX record and no raw name ends with `.wh..wh..opq`.
+/// The `--optimizations xattr` rule (docs/format.md §4.3): true iff no entry has a
+/// `SCHILY.xattr.*` PAX record and no raw name ends with `.wh..wh..opq`.
 ///
 /// Items: (raw entry name, entry has at least one `SCHILY.xattr.` record).
 pub fn disable_xattrs_applies<'a>(entries: impl IntoIterator<Item = (&'a [u8], bool)>) -> bool {

@@ -1,5 +1,5 @@
-//! Prefetch artifacts (`application/vnd.amazon.soci.prefetch.v1+json`) and the §5
-//! planning rules that turn `--prefetch-file` paths into span ranges per layer.
+//! Prefetch artifacts (`application/vnd.amazon.soci.prefetch.v1+json`) and the planning
+//! rules (docs/format.md §6.2) that turn `--prefetch-file` paths into span ranges per layer.
 //!
 //! Free of zTOC types: callers pass each indexed layer's raw entry names, offsets,
 //! sizes and an offset→span lookup.
@@ -143,8 +143,8 @@ pub fn normalize_prefetch_spans(mut spans: Vec<PrefetchSpan>) -> Vec<PrefetchSpa
     merged
 }
 
-/// Plan prefetch artifacts (§5): each path is cleaned and compared exactly with raw
-/// entry names, searching `layers` (image order, indexed layers only) from the top
+/// Plan prefetch artifacts (docs/format.md §6.2): each path is cleaned and compared exactly
+/// with raw entry names, searching `layers` (image order, indexed layers only) from the top
 /// layer down; the first hit contributes `[span(off), span(off+size)]` to that layer.
 /// Per layer, ranges are sorted and merged.
 pub fn plan_prefetch<S: AsRef<str>>(paths: &[S], layers: &[PrefetchLayer<'_>]) -> PrefetchPlan {

@@ -1,5 +1,5 @@
-//! Byte forms: index manifests (§2.1), prefetch artifacts and planning (§5),
-//! disable-xattrs rule, convert (§2.2), referrers fallback (§2.3).
+//! Byte forms (docs/format.md): index manifests (§5), prefetch artifacts and planning (§6),
+//! disable-xattrs rule (§4.3), convert (§7), referrers fallback (§8.2).
 use soci_index::*;
 use soci_oci::spec::{self, Descriptor, Index, Platform};
 use std::collections::HashMap;
@@ -31,10 +31,10 @@ fn fill(s: &str) -> String {
         .replace("<pf>", &PF.to_string().repeat(64))
 }
 
-// The §2.1 v1 example, verbatim.
+// The docs/format.md §5.2 example, verbatim.
 const V1_EXAMPLE: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.amazon.soci.index.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[{"mediaType":"application/octet-stream","digest":"sha256:<ztoc>","size":1086672,"annotations":{"com.amazon.soci.disable-xattrs":"true","com.amazon.soci.image-layer-digest":"sha256:<layer>","com.amazon.soci.image-layer-mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","com.amazon.soci.span-size":"4194304"}}],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:<image manifest>","size":1234},"annotations":{"com.amazon.soci.build-tool-identifier":"AWS SOCI CLI v0.2"}}"#;
 
-// The §2.1 v2 example, with the elided parts spelled out.
+// The docs/format.md §5.3 example, verbatim.
 const V2_EXAMPLE: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.amazon.soci.index.v2+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[{"mediaType":"application/octet-stream","digest":"sha256:<ztoc>","size":1086672,"annotations":{"com.amazon.soci.disable-xattrs":"true","com.amazon.soci.image-layer-digest":"sha256:<layer>","com.amazon.soci.image-layer-mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","com.amazon.soci.span-size":"4194304"}},{"mediaType":"application/vnd.amazon.soci.prefetch.v1+json","digest":"sha256:<pf>","size":66,"annotations":{"com.amazon.soci.image-layer-digest":"sha256:<layer>"}}],"annotations":{"com.amazon.soci.build-tool-identifier":"AWS SOCI CLI v0.2"}}"#;
 
 fn subject() -> Descriptor {
