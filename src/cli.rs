@@ -29,7 +29,8 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// No progress bars.
+    /// No progress bars. On list commands (`index list`, `ztoc list`,
+    /// `prefetch list`): print digests only, one per line, as the reference's `-q`.
     #[arg(long, short, global = true)]
     pub quiet: bool,
 }
@@ -61,6 +62,58 @@ pub enum Command {
     /// Benchmarks: how much sooner a container starts with the SOCI index.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Prefetch artifacts in the local store (the spans a runtime fetches
+    /// eagerly, from --prefetch-file).
+    #[command(subcommand, after_help = AFTER_HELP)]
+    Prefetch(PrefetchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrefetchCommand {
+    /// List the prefetch artifacts in the local store (of one SOCI index with --index).
+    #[command(alias = "ls", after_help = PREFETCH_LIST_HELP)]
+    List(PrefetchListArgs),
+    /// Show one prefetch artifact: its layer and span ranges.
+    #[command(after_help = PREFETCH_INFO_HELP)]
+    Info(PrefetchInfoArgs),
+}
+
+const PREFETCH_LIST_HELP: &str = "\
+Examples:
+  soci prefetch list
+  soci prefetch list --index sha256:3b1f…   (the prefetch artifacts of one SOCI index)
+  soci prefetch list -q                     (digests only)
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const PREFETCH_INFO_HELP: &str = "\
+Examples:
+  soci prefetch info sha256:9c0e…
+  soci --json prefetch info sha256:9c0e…
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+#[derive(Debug, Args)]
+pub struct PrefetchListArgs {
+    /// Only the prefetch artifacts that this SOCI index references.
+    #[arg(long, value_name = "DIGEST")]
+    pub index: Option<String>,
+    #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PrefetchInfoArgs {
+    /// The digest of a prefetch artifact in the local store.
+    pub digest: String,
+    #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
+    pub store: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,10 +334,14 @@ pub enum IndexCommand {
 
 #[derive(Debug, Args)]
 pub struct IndexListArgs {
-    /// Only indexes built for this image reference.
+    /// Only indexes built for this image reference, or pushed to it (the
+    /// --dest/--push destination of `create`, `convert`, `push`).
     #[arg(long = "ref")]
     pub image_ref: Option<String>,
-    /// Only digests.
+    /// Only indexes built for this platform, os/arch[/variant].
+    #[arg(long, short = 'p', value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Only digests (same as -q).
     #[arg(long)]
     pub digests_only: bool,
     #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
@@ -300,7 +357,11 @@ pub struct IndexInfoArgs {
 
 #[derive(Debug, Args)]
 pub struct IndexRmArgs {
+    /// Digests of the SOCI indexes to remove.
     pub digests: Vec<String>,
+    /// Remove every index built for, or pushed to, this image reference.
+    #[arg(long = "ref", value_name = "REF")]
+    pub image_ref: Option<String>,
     #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
     pub store: Option<PathBuf>,
 }
@@ -354,7 +415,14 @@ pub struct ZtocListArgs {
     /// Only the zTOC of this layer.
     #[arg(long)]
     pub layer_digest: Option<String>,
-    /// Only digests.
+    /// Only this zTOC.
+    #[arg(long, value_name = "DIGEST")]
+    pub ztoc_digest: Option<String>,
+    /// Only the zTOCs of the SOCI indexes built for, or pushed to, this image
+    /// reference (see `index list --ref`).
+    #[arg(long, value_name = "REF")]
+    pub image_ref: Option<String>,
+    /// Only digests (same as -q).
     #[arg(long)]
     pub digests_only: bool,
     #[arg(long, value_name = "DIR", env = "SOCI_STORE")]

@@ -268,6 +268,8 @@ fn run_create(
     if let (Some(dest), Some(destination)) = (&dest, &destination) {
         let result = publish_to(&created, &store, destination, &reporter)
             .with_context(|| format!("cannot push to {dest}"))?;
+        // So that `index list --ref DST` (and `rm`, `ztoc list --image-ref`) find it.
+        super::listing::remember_destination(&store, &result.soci_indexes, dest)?;
         if !global.json {
             match &result.image_index {
                 Some(d) => println!(
