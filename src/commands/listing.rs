@@ -69,7 +69,10 @@ pub fn matching_indexes(
     platform: Option<&str>,
 ) -> Result<Vec<ArtifactRecord>> {
     let platform: Option<Platform> = platform
-        .map(|p| p.parse().with_context(|| format!("invalid --platform {p:?}")))
+        .map(|p| {
+            p.parse()
+                .with_context(|| format!("invalid --platform {p:?}"))
+        })
         .transpose()?;
     let mut list = store.list_indexes(&IndexFilter::default())?;
     if let Some(r) = image_ref {

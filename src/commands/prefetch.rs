@@ -118,7 +118,10 @@ fn info(a: PrefetchInfoArgs, global: &GlobalArgs) -> Result<u8> {
         rec.layer_digest.as_deref().unwrap_or("-")
     ));
     out.push_str(&format!("Size:          {} bytes\n", rec.size));
-    out.push_str(&format!("Created:       {}\n\nPrefetch Spans:\n", rec.created_at));
+    out.push_str(&format!(
+        "Created:       {}\n\nPrefetch Spans:\n",
+        rec.created_at
+    ));
     for (i, s) in artifact.prefetch_spans.iter().enumerate() {
         out.push_str(&format!(
             "  [{i}] StartSpan: {}, EndSpan: {} (covers {} spans)\n",
