@@ -438,3 +438,51 @@ fn index_list_ref_matches_a_registry_destination() {
         ""
     );
 }
+
+/// `--json` carries per layer the bytes read from the source and sent to the
+/// destination and the build time, and totals under `transfer`.
+#[test]
+fn json_results_carry_bytes_moved_and_timings() {
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout(&dir.path().join("img"), "1.0");
+    // From a layout (a registry source on the same registry would be mounted, not sent).
+    let src = fx.oci_ref();
+    let store = dir.path().join("store");
+    let store = p(&store);
+    let dst = format!("{}/copy:soci", reg.host());
+    let out = soci_json(&reg_cmd("convert", &src, store, &[&dst]));
+    let layers = out["layers"].as_array().unwrap();
+    let mut sizes = 0;
+    for l in layers {
+        let size = l["size"].as_u64().unwrap();
+        sizes += size;
+        // A new repository: every layer is sent once, whole.
+        assert_eq!(l["uploaded_bytes"], size, "{l}");
+        assert_eq!(l["downloaded_bytes"], size, "{l}");
+        if l["status"] == "built" {
+            assert!(l["build_seconds"].as_f64().unwrap() >= 0.0, "{l}");
+            assert!(l["copy_seconds"].is_null(), "sent in the build's pass: {l}");
+        } else {
+            assert!(l["build_seconds"].is_null(), "{l}");
+            assert!(l["copy_seconds"].as_f64().unwrap() >= 0.0, "{l}");
+        }
+    }
+    assert!(layers.iter().any(|l| l["status"] == "built"));
+    assert!(layers.iter().any(|l| l["status"] == "skipped"));
+    let t = &out["transfer"];
+    // Layers plus the config and the SOCI artifacts.
+    assert!(t["uploaded_bytes"].as_u64().unwrap() > sizes, "{t}");
+    assert!(t["seconds"].as_f64().unwrap() >= t["build_seconds"].as_f64().unwrap() / 64.0);
+    // Again: the zTOCs are reused and the destination has every blob.
+    let again = soci_json(&reg_cmd("convert", &src, store, &[&dst]));
+    for l in again["layers"].as_array().unwrap() {
+        assert_eq!(l["uploaded_bytes"], 0, "{l}");
+        assert_eq!(l["downloaded_bytes"], 0, "{l}");
+    }
+    assert_eq!(
+        again["transfer"]["uploaded_bytes"], 0,
+        "{}",
+        again["transfer"]
+    );
+}

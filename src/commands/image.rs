@@ -226,6 +226,8 @@ fn run_create(
     let store = open_store(image.store.as_deref())?;
     let opened = open(&src, image)?;
     let reporter = ImageProgress::new(global.quiet, global.json);
+    // Timings and bytes per layer for --json; forwards everything to the bars.
+    let reporter = crate::metrics::Metered::new(&reporter);
     // A docker archive holds plain-tar layers; what lands in a registry is
     // compressed, so index the compressed form we are about to push.
     let recompressed;
@@ -286,6 +288,8 @@ fn run_create(
         }
         out["pushed"] = serde_json::to_value(&result)?;
     }
+    // Before --verify, which reads the layers again.
+    reporter.annotate(&mut out);
     let mut code = crate::exit::OK;
     if verify_after {
         let (vsource, vref) = match &dest {
