@@ -275,7 +275,7 @@ fn list_filters_and_prefetch_commands() {
             lines(&soci_ok(&[
                 "index", "list", "--ref", &r, "-q", "--store", store
             ])),
-            [index.clone()],
+            vec![index.clone()],
             "--ref {r}"
         );
     }
@@ -299,7 +299,7 @@ fn list_filters_and_prefetch_commands() {
             "--store",
             store
         ])),
-        [arm_index.clone()]
+        vec![arm_index.clone()]
     );
     assert_eq!(
         lines(&soci_ok(&[
@@ -311,7 +311,7 @@ fn list_filters_and_prefetch_commands() {
             "--store",
             store
         ])),
-        [index.clone()]
+        vec![index.clone()]
     );
     let o = soci(&["index", "list", "--platform", "linux/", "--store", store]);
     assert_error(&o, "--platform");
@@ -343,7 +343,7 @@ fn list_filters_and_prefetch_commands() {
             "--store",
             store
         ])),
-        [ztocs[0].clone()]
+        vec![ztocs[0].clone()]
     );
     let o = soci(&[
         "ztoc",
@@ -360,13 +360,13 @@ fn list_filters_and_prefetch_commands() {
     // prefetch list / info.
     assert_eq!(
         lines(&soci_ok(&["prefetch", "list", "-q", "--store", store])),
-        [prefetch.clone()]
+        vec![prefetch.clone()]
     );
     assert_eq!(
         lines(&soci_ok(&[
             "prefetch", "list", "--index", &index, "-q", "--store", store
         ])),
-        [prefetch.clone()]
+        vec![prefetch.clone()]
     );
     assert_eq!(
         soci_ok(&["prefetch", "list", "--index", &arm_index, "-q", "--store", store]),
