@@ -486,3 +486,66 @@ fn json_results_carry_bytes_moved_and_timings() {
         again["transfer"]
     );
 }
+
+/// `convert … oci-archive:FILE` killed (SIGKILL: no destructor runs) at several
+/// moments: FILE is never half written (absent, or an archive skopeo reads), and
+/// the next run removes the temporaries of dead processes and finishes.
+#[test]
+fn oci_archive_destination_killed_then_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let dst_tar = out_dir.join("app.tar");
+    let dst = format!("oci-archive:{}:soci", dst_tar.display());
+    let src = format!(
+        "oci:{}/fixtures/example-image:latest",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let store = dir.path().join("store");
+    let args = [
+        "convert",
+        src.as_str(),
+        dst.as_str(),
+        "--min-layer-size",
+        "0",
+        "--store",
+        p(&store),
+        "-q",
+    ];
+    let readable =
+        || !dst_tar.exists() || skopeo(&["--insecure-policy", "inspect", "--raw", &dst]).is_ok();
+    for delay_ms in [0u64, 5, 15, 30, 60, 120, 250] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_soci"))
+            .args(args)
+            .env_remove("SOCI_STORE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGKILL);
+        }
+        let _ = child.wait();
+        assert!(
+            readable(),
+            "half-written archive after a kill at {delay_ms} ms"
+        );
+    }
+    // Temporaries of a process that is gone (no pid is this large) go; those
+    // of a running one (this test) stay.
+    let dead = out_dir.join(".soci-oci-archive-4294967290-x");
+    std::fs::create_dir_all(dead.join("blobs")).unwrap();
+    let live = out_dir.join(format!(".soci-oci-archive-{}-x", std::process::id()));
+    std::fs::write(&live, b"in use").unwrap();
+    soci_ok(&args);
+    assert!(readable());
+    assert!(dst_tar.exists());
+    assert!(live.exists(), "a running process's temporary was removed");
+    std::fs::remove_file(&live).unwrap();
+    assert!(
+        hidden_files(&out_dir).is_empty(),
+        "left behind: {:?}",
+        hidden_files(&out_dir)
+    );
+}

@@ -24,6 +24,51 @@ fn parent_of(file: &Path) -> PathBuf {
     }
 }
 
+/// Name prefix of the temporaries: `.soci-oci-archive-PID-…` next to a
+/// destination archive (the layout being filled, the archive being packed) and
+/// `soci-oci-archive-PID-…` in `$TMPDIR` (an unpacked source).
+const TMP_PREFIX: &str = "soci-oci-archive-";
+
+fn tmp_prefix(hidden: bool) -> String {
+    format!(
+        "{}{TMP_PREFIX}{}-",
+        if hidden { "." } else { "" },
+        std::process::id()
+    )
+}
+
+/// Removes the temporaries in `dir` left by processes that no longer run (killed
+/// with SIGKILL, or by a power cut): `Drop` cleans up after errors and normal
+/// exits, not after those. Ours and those of live processes are left alone.
+/// Best effort; only where `/proc` tells which processes run.
+fn clean_stale(dir: &Path, hidden: bool) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!("{}{TMP_PREFIX}", if hidden { "." } else { "" });
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        let p = e.path();
+        let _ = match e.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),
+            _ => std::fs::remove_file(&p),
+        };
+    }
+}
+
 /// Unpacks the OCI archive `file` into `dir`. Only regular files and
 /// directories below `dir` are accepted: an entry that would land outside it
 /// (`..`, an absolute path) or a link is refused, naming the entry.
@@ -95,7 +140,7 @@ pub fn unpack(file: &Path, dir: &Path) -> Result<()> {
 pub fn pack(dir: &Path, file: &Path) -> Result<()> {
     let parent = parent_of(file);
     let tmp = tempfile::Builder::new()
-        .prefix(".soci-oci-archive-")
+        .prefix(&tmp_prefix(true))
         .suffix(".tmp")
         .tempfile_in(&parent)
         .map_err(|e| Error::io(&parent, e))?;
@@ -169,8 +214,9 @@ impl OciArchiveSource {
                 "no such file (an oci-archive: source is a tar of an OCI image layout)",
             ));
         }
+        clean_stale(&std::env::temp_dir(), false);
         let dir = tempfile::Builder::new()
-            .prefix("soci-oci-archive-")
+            .prefix(&tmp_prefix(false))
             .tempdir()
             .map_err(|e| Error::io(std::env::temp_dir(), e))?;
         unpack(file, dir.path())?;
@@ -265,8 +311,9 @@ impl OciArchiveWriter {
     pub fn create(file: impl Into<PathBuf>) -> Result<Self> {
         let file = file.into();
         let parent = parent_of(&file);
+        clean_stale(&parent, true);
         let dir = tempfile::Builder::new()
-            .prefix(".soci-oci-archive-")
+            .prefix(&tmp_prefix(true))
             .tempdir_in(&parent)
             .map_err(|e| Error::io(&parent, e))?;
         if file.exists() {
