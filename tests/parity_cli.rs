@@ -71,6 +71,10 @@ fn oci_archive_source_and_destination_are_read_by_skopeo() {
         digest, from_layout["pushed"]["image_index"]["digest"],
         "oci-archive and oci give the same SOCI-enabled image"
     );
+    // Readable like any file tar or skopeo would write (not the temporary's 0600).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&dst_tar).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o644, "{mode:o}");
     // skopeo reads the archive: the tag names our image index, byte-exact.
     let raw = skopeo(&["--insecure-policy", "inspect", "--raw", &dst]).unwrap();
     assert_eq!(sha256(&raw), digest);

@@ -185,6 +185,12 @@ pub fn pack(dir: &Path, file: &Path) -> Result<()> {
     let f = w
         .into_inner()
         .map_err(|e| Error::io(file, e.into_error()))?;
+    // The temporary is private (0600); the archive gets the mode of the one it
+    // replaces, else 0644 like a file `skopeo` or `tar` would write.
+    let mode = std::fs::metadata(file)
+        .map(|m| m.permissions())
+        .unwrap_or_else(|_| std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    f.set_permissions(mode).map_err(|e| Error::io(file, e))?;
     f.sync_all().map_err(|e| Error::io(file, e))?;
     tmp.persist(file).map_err(|e| Error::io(file, e.error))?;
     Ok(())
