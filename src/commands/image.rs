@@ -270,8 +270,11 @@ fn run_create(
     if let (Some(dest), Some(destination)) = (&dest, &destination) {
         let result = publish_to(&created, &store, destination, &reporter)
             .with_context(|| format!("cannot push to {dest}"))?;
-        // So that `index list --ref DST` (and `rm`, `ztoc list --image-ref`) find it.
-        super::listing::remember_destination(&store, &result.soci_indexes, dest)?;
+        // So that `index list --ref DST` (and `rm`, `ztoc list --image-ref`) find
+        // it; the push itself succeeded, so a failure here is only a warning.
+        if let Err(e) = super::listing::remember_destination(&store, &result.soci_indexes, dest) {
+            eprintln!("warning: {e:#}");
+        }
         if !global.json {
             match &result.image_index {
                 Some(d) => println!(
