@@ -2,6 +2,9 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+// Every command now has its own text with examples (the tests check that);
+// this plain one stays for commands added without examples yet.
+#[allow(dead_code)]
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success
@@ -16,7 +19,7 @@ Exit codes:
 /// only the bytes it reads. `soci` builds the zTOCs (one per layer: a file table
 /// and decompression checkpoints) and the index, byte-compatible with AWS's `soci`.
 #[derive(Debug, Parser)]
-#[command(name = "soci", version, after_help = AFTER_HELP, propagate_version = true)]
+#[command(name = "soci", version, after_help = ROOT_HELP, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -29,7 +32,8 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// No progress bars.
+    /// No progress bars. On list commands (`index list`, `ztoc list`,
+    /// `prefetch list`): print digests only, one per line, as the reference's `-q`.
     #[arg(long, short, global = true)]
     pub quiet: bool,
 }
@@ -45,22 +49,74 @@ pub enum Command {
     #[command(after_help = CONVERT_HELP)]
     Convert(ConvertArgs),
     /// Push the SOCI index that `create` left in the local store next to the image.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = PUSH_HELP)]
     Push(PushArgs),
     /// Prove an image's SOCI index works: every zTOC decodes, belongs to a layer of
     /// the image, and matches the layer (checkpoints, span digests, file table).
     /// Reads each layer once. Exit code 3 when something does not match.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = VERIFY_HELP)]
     Verify(VerifyArgs),
     /// SOCI indexes in the local store.
-    #[command(subcommand, after_help = AFTER_HELP)]
+    #[command(subcommand, after_help = INDEX_HELP)]
     Index(IndexCommand),
     /// Work with zTOCs: the per-layer table of contents and checkpoints.
-    #[command(subcommand, after_help = AFTER_HELP)]
+    #[command(subcommand, after_help = ZTOC_HELP)]
     Ztoc(ZtocCommand),
     /// Benchmarks: how much sooner a container starts with the SOCI index.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = BENCH_HELP)]
     Bench(BenchCommand),
+    /// Prefetch artifacts in the local store (the spans a runtime fetches
+    /// eagerly, from --prefetch-file).
+    #[command(subcommand, after_help = PREFETCH_HELP)]
+    Prefetch(PrefetchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrefetchCommand {
+    /// List the prefetch artifacts in the local store (of one SOCI index with --index).
+    #[command(alias = "ls", after_help = PREFETCH_LIST_HELP)]
+    List(PrefetchListArgs),
+    /// Show one prefetch artifact: its layer and span ranges.
+    #[command(after_help = PREFETCH_INFO_HELP)]
+    Info(PrefetchInfoArgs),
+}
+
+const PREFETCH_LIST_HELP: &str = "\
+Examples:
+  soci prefetch list
+  soci prefetch list --index sha256:3b1f…   (the prefetch artifacts of one SOCI index)
+  soci prefetch list -q                     (digests only)
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const PREFETCH_INFO_HELP: &str = "\
+Examples:
+  soci prefetch info sha256:9c0e…
+  soci --json prefetch info sha256:9c0e…
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+#[derive(Debug, Args)]
+pub struct PrefetchListArgs {
+    /// Only the prefetch artifacts that this SOCI index references.
+    #[arg(long, value_name = "DIGEST")]
+    pub index: Option<String>,
+    #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PrefetchInfoArgs {
+    /// The digest of a prefetch artifact in the local store.
+    pub digest: String,
+    #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
+    pub store: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +125,7 @@ pub enum BenchCommand {
     /// registry (needs docker-registry and skopeo); prints time to ready, bytes and
     /// requests; writes startup.json/.svg/.md. Without SRC: the cached fixture images
     /// (scripts/bench-fixtures.py) and fixtures/traces.
+    #[command(after_help = BENCH_HELP)]
     Startup(BenchStartupArgs),
 }
 
@@ -104,6 +161,8 @@ const CREATE_HELP: &str = "\
 Image references:
   docker://HOST/REPO:TAG, HOST/REPO[:TAG|@DIGEST]   an image in a registry
   oci:DIR[:TAG]                                     an OCI image layout
+  oci-archive:FILE[:TAG]                            an OCI image layout in a tar file (as
+                                                    skopeo and podman write it)
   docker-archive:FILE                               a `docker save` archive (with --dest, its
                                                     plain-tar layers are gzipped, deterministically,
                                                     and indexed in the same pass)
@@ -220,7 +279,8 @@ pub struct CreateArgs {
     /// a SOCI-enabled image index; v1: referrers).
     #[arg(long, conflicts_with = "dest")]
     pub push: bool,
-    /// Put the SOCI-enabled image here (a registry tag or oci:DIR[:TAG]).
+    /// Put the SOCI-enabled image here (a registry tag, oci:DIR[:TAG] or
+    /// oci-archive:FILE[:TAG]; an existing archive keeps its other tags).
     #[arg(long, value_name = "DST")]
     pub dest: Option<String>,
     /// Verify the index against the image right after building it.
@@ -234,10 +294,10 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The image: docker://HOST/REPO:TAG, HOST/REPO[:TAG|@DIGEST], oci:DIR[:TAG]
-    /// or docker-archive:FILE.
+    /// The image: docker://HOST/REPO:TAG, HOST/REPO[:TAG|@DIGEST], oci:DIR[:TAG],
+    /// oci-archive:FILE[:TAG] or docker-archive:FILE.
     pub source: String,
-    /// A tagged registry reference or oci:DIR[:TAG].
+    /// A tagged registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG].
     pub dest: String,
     #[command(flatten)]
     pub build: BuildArgs,
@@ -269,22 +329,27 @@ pub struct VerifyArgs {
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
     /// List the SOCI indexes in the local store.
-    #[command(alias = "ls")]
+    #[command(alias = "ls", after_help = INDEX_LIST_HELP)]
     List(IndexListArgs),
     /// Print a SOCI index manifest from the local store.
+    #[command(after_help = INDEX_INFO_HELP)]
     Info(IndexInfoArgs),
     /// Remove SOCI indexes from the local store (zTOCs still used by another
     /// index are kept).
-    #[command(alias = "remove")]
+    #[command(alias = "remove", after_help = INDEX_RM_HELP)]
     Rm(IndexRmArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct IndexListArgs {
-    /// Only indexes built for this image reference.
+    /// Only indexes built for this image reference, or pushed to it (the
+    /// --dest/--push destination of `create`, `convert`, `push`).
     #[arg(long = "ref")]
     pub image_ref: Option<String>,
-    /// Only digests.
+    /// Only indexes built for this platform, os/arch[/variant].
+    #[arg(long, short = 'p', value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Only digests (same as -q).
     #[arg(long)]
     pub digests_only: bool,
     #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
@@ -300,7 +365,11 @@ pub struct IndexInfoArgs {
 
 #[derive(Debug, Args)]
 pub struct IndexRmArgs {
+    /// Digests of the SOCI indexes to remove.
     pub digests: Vec<String>,
+    /// Remove every index built for, or pushed to, this image reference.
+    #[arg(long = "ref", value_name = "REF")]
+    pub image_ref: Option<String>,
     #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
     pub store: Option<PathBuf>,
 }
@@ -308,17 +377,17 @@ pub struct IndexRmArgs {
 #[derive(Debug, Subcommand)]
 pub enum ZtocCommand {
     /// Build the zTOC of one layer blob (a .tar.gz or .tar file), in one pass.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = ZTOC_BUILD_HELP)]
     Build(ZtocBuildArgs),
     /// List the zTOCs in the local store.
-    #[command(alias = "ls", after_help = AFTER_HELP)]
+    #[command(alias = "ls", after_help = ZTOC_LIST_HELP)]
     List(ZtocListArgs),
     /// Print what a zTOC holds, as JSON (files, spans and their sizes).
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = ZTOC_INFO_HELP)]
     Info(ZtocInfoArgs),
     /// Extract one file of a layer through its zTOC: only the spans that hold the
     /// file are decompressed, starting at the nearest checkpoint.
-    #[command(name = "get-file", after_help = AFTER_HELP)]
+    #[command(name = "get-file", after_help = GET_FILE_HELP)]
     GetFile(ZtocGetFileArgs),
 }
 
@@ -354,7 +423,14 @@ pub struct ZtocListArgs {
     /// Only the zTOC of this layer.
     #[arg(long)]
     pub layer_digest: Option<String>,
-    /// Only digests.
+    /// Only this zTOC.
+    #[arg(long, value_name = "DIGEST")]
+    pub ztoc_digest: Option<String>,
+    /// Only the zTOCs of the SOCI indexes built for, or pushed to, this image
+    /// reference (see `index list --ref`).
+    #[arg(long, value_name = "REF")]
+    pub image_ref: Option<String>,
+    /// Only digests (same as -q).
     #[arg(long)]
     pub digests_only: bool,
     #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
@@ -391,6 +467,156 @@ pub struct ZtocGetFileArgs {
     pub image_args: ImageArgs,
 }
 
+const ROOT_HELP: &str = "\
+Examples:
+  soci create --plain-http 127.0.0.1:5000/app:1.0 --push
+  soci convert registry.example.com/app:1.0 registry.example.com/app:1.0-soci
+  soci verify registry.example.com/app:1.0-soci
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)
+  3  `verify` found a mismatch";
+
+const PUSH_HELP: &str = "\
+Examples:
+  soci create --plain-http 127.0.0.1:5000/app:1.0 && soci push --plain-http 127.0.0.1:5000/app:1.0
+  soci push registry.example.com/app:1.0 --dest registry.example.com/app:1.0-soci
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const VERIFY_HELP: &str = "\
+Examples:
+  soci verify registry.example.com/app:1.0-soci
+  soci verify --plain-http --all-platforms 127.0.0.1:5000/app:1.0
+  soci verify oci-archive:app-soci.tar:latest
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)
+  3  a zTOC or the index does not match the image";
+
+const INDEX_HELP: &str = "\
+Examples:
+  soci index list --ref registry.example.com/app:1.0
+  soci index info \"$(soci index list -q | head -n 1)\"
+  soci index rm --ref registry.example.com/app:1.0
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const INDEX_LIST_HELP: &str = "\
+Examples:
+  soci index list
+  soci index list --ref registry.example.com/app:1.0 --platform linux/arm64
+  soci index list -q                        (digests only)
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const INDEX_INFO_HELP: &str = "\
+Examples:
+  soci index info sha256:3b1f…
+  soci index info \"$(soci index list -q --ref registry.example.com/app:1.0 | head -n 1)\"
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const INDEX_RM_HELP: &str = "\
+Examples:
+  soci index rm sha256:3b1f…
+  soci index rm --ref registry.example.com/app:1.0
+  soci index list -q | xargs soci index rm  (everything)
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const ZTOC_HELP: &str = "\
+Examples:
+  soci ztoc build layer.tar.gz -o layer.ztoc
+  soci ztoc list --image-ref registry.example.com/app:1.0
+  soci ztoc get-file layer.ztoc layer.tar.gz etc/os-release
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const ZTOC_BUILD_HELP: &str = "\
+Examples:
+  soci ztoc build layer.tar.gz                      (writes layer.tar.gz.ztoc)
+  soci ztoc build --span-size 1MiB layer.tar -o layer.ztoc
+  soci ztoc build layer.tar.gz -o - | sha256sum
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const ZTOC_LIST_HELP: &str = "\
+Examples:
+  soci ztoc list
+  soci ztoc list --image-ref registry.example.com/app:1.0 -q
+  soci ztoc list --layer-digest sha256:52f4…
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const ZTOC_INFO_HELP: &str = "\
+Examples:
+  soci ztoc info layer.ztoc
+  soci ztoc info sha256:9a1b… > ztoc.json     (a zTOC of the local store)
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const GET_FILE_HELP: &str = "\
+Examples:
+  soci ztoc get-file layer.ztoc layer.tar.gz etc/os-release
+  soci ztoc get-file sha256:9a1b… etc/os-release --image registry.example.com/app:1.0 -o os-release
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const PREFETCH_HELP: &str = "\
+Examples:
+  soci prefetch list
+  soci prefetch info sha256:9c0e…
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const BENCH_HELP: &str = "\
+Examples:
+  soci bench startup
+  soci bench startup oci:./app:1.0 --trace trace.json --profile 100M/20ms
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
 /// Parses a size in bytes with an optional KiB/MiB suffix (0 allowed).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     if s.trim() == "0" {
@@ -420,4 +646,33 @@ pub fn parse_span_size(s: &str) -> Result<u64, String> {
         return Err("the span size must be greater than 0".into());
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// `--help` of every command and subcommand ends with examples of it, then
+    /// the exit codes.
+    #[test]
+    fn every_command_has_examples() {
+        fn walk(cmd: &mut clap::Command, path: &str, bad: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name()).trim().to_string();
+            let help = cmd.render_long_help().to_string();
+            let examples = help.find("Examples:\n  soci ");
+            let exit = help.rfind("Exit codes:");
+            if !matches!((examples, exit), (Some(e), Some(x)) if e < x) {
+                bad.push(path.clone());
+            }
+            for sub in cmd.get_subcommands_mut() {
+                if sub.get_name() != "help" {
+                    walk(sub, &path, bad);
+                }
+            }
+        }
+        let mut bad = Vec::new();
+        walk(&mut Cli::command(), "", &mut bad);
+        assert!(bad.is_empty(), "commands without examples: {bad:?}");
+    }
 }

@@ -226,6 +226,8 @@ fn run_create(
     let store = open_store(image.store.as_deref())?;
     let opened = open(&src, image)?;
     let reporter = ImageProgress::new(global.quiet, global.json);
+    // Timings and bytes per layer for --json; forwards everything to the bars.
+    let reporter = crate::metrics::Metered::new(&reporter);
     // A docker archive holds plain-tar layers; what lands in a registry is
     // compressed, so index the compressed form we are about to push.
     let recompressed;
@@ -268,6 +270,11 @@ fn run_create(
     if let (Some(dest), Some(destination)) = (&dest, &destination) {
         let result = publish_to(&created, &store, destination, &reporter)
             .with_context(|| format!("cannot push to {dest}"))?;
+        // So that `index list --ref DST` (and `rm`, `ztoc list --image-ref`) find
+        // it; the push itself succeeded, so a failure here is only a warning.
+        if let Err(e) = super::listing::remember_destination(&store, &result.soci_indexes, dest) {
+            eprintln!("warning: {e:#}");
+        }
         if !global.json {
             match &result.image_index {
                 Some(d) => println!(
@@ -284,6 +291,8 @@ fn run_create(
         }
         out["pushed"] = serde_json::to_value(&result)?;
     }
+    // Before --verify, which reads the layers again.
+    reporter.annotate(&mut out);
     let mut code = crate::exit::OK;
     if verify_after {
         let (vsource, vref) = match &dest {

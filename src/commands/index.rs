@@ -4,20 +4,19 @@ use crate::cli::{GlobalArgs, IndexCommand};
 use crate::output::{print_json, write_stdout};
 use anyhow::{bail, Result};
 use serde_json::json;
-use soci_index::store::IndexFilter;
 
 pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
     match cmd {
         IndexCommand::List(a) => {
             let store = open_store(a.store.as_deref())?;
-            let filter = IndexFilter {
-                image_ref: a.image_ref.clone(),
-                ..Default::default()
-            };
-            let list = store.list_indexes(&filter)?;
+            let list = super::listing::matching_indexes(
+                &store,
+                a.image_ref.as_deref(),
+                a.platform.as_deref(),
+            )?;
             if global.json {
                 print_json(&serde_json::to_value(&list)?)?;
-            } else if a.digests_only {
+            } else if a.digests_only || global.quiet {
                 for r in &list {
                     println!("{}", r.digest);
                 }
@@ -77,12 +76,27 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
             Ok(crate::exit::OK)
         }
         IndexCommand::Rm(a) => {
-            if a.digests.is_empty() {
-                bail!("give the digests of the indexes to remove (see `soci index list`)");
+            if a.digests.is_empty() && a.image_ref.is_none() {
+                bail!("give the digests of the indexes to remove, or --ref REF (see `soci index list`)");
             }
             let store = open_store(a.store.as_deref())?;
+            let mut digests = a.digests.clone();
+            if let Some(r) = &a.image_ref {
+                let found = super::listing::matching_indexes(&store, Some(r), None)?;
+                if found.is_empty() {
+                    bail!(
+                        "no SOCI index in the local store {} was built for or pushed to {r}",
+                        store.dir().display()
+                    );
+                }
+                for rec in found {
+                    if !digests.contains(&rec.digest) {
+                        digests.push(rec.digest);
+                    }
+                }
+            }
             let mut removed = Vec::new();
-            for d in &a.digests {
+            for d in &digests {
                 let blobs = store.remove_index(d)?;
                 if !global.json {
                     println!("removed {d} ({} blobs deleted)", blobs.len());

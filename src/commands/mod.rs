@@ -2,6 +2,8 @@
 mod bench;
 pub mod image;
 mod index;
+mod listing;
+mod prefetch;
 mod ztoc;
 
 use crate::cli::{Cli, Command};
@@ -17,5 +19,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Index(cmd) => index::run(cmd, g),
         Command::Ztoc(cmd) => ztoc::run(cmd, g),
         Command::Bench(cmd) => bench::run(cmd, g),
+        Command::Prefetch(cmd) => prefetch::run(cmd, g),
     }
 }

@@ -127,12 +127,32 @@ fn list(args: ZtocListArgs, global: &GlobalArgs) -> Result<u8> {
     let store = open_store(args.store.as_deref())?;
     let filter = ZtocFilter {
         layer_digest: args.layer_digest.clone(),
-        ..Default::default()
+        ztoc_digest: args.ztoc_digest.clone(),
     };
-    let list = store.list_ztocs(&filter)?;
+    let mut list = store.list_ztocs(&filter)?;
+    if let Some(r) = &args.image_ref {
+        // The zTOCs the image's SOCI indexes list (as the reference does).
+        let mut wanted = std::collections::HashSet::new();
+        let indexes = super::listing::matching_indexes(&store, Some(r), None)?;
+        if indexes.is_empty() {
+            bail!(
+                "no SOCI index in the local store {} was built for or pushed to {r}",
+                store.dir().display()
+            );
+        }
+        for rec in &indexes {
+            for b in super::listing::index_blobs(&store, &rec.digest)? {
+                wanted.insert(b.digest);
+            }
+        }
+        list.retain(|z| wanted.contains(&z.digest));
+        if let (Some(d), true) = (&args.ztoc_digest, list.is_empty()) {
+            bail!("zTOC {d} is not in the local store or not in a SOCI index of {r}");
+        }
+    }
     if global.json {
         print_json(&serde_json::to_value(&list)?)?;
-    } else if args.digests_only {
+    } else if args.digests_only || global.quiet {
         for r in &list {
             println!("{}", r.digest);
         }

@@ -228,7 +228,10 @@ fn index_layer(
                 let taken = taken.join().expect("the layer tee does not panic");
                 match (built, taken) {
                     (Err(e), _) => Err(anyhow::Error::new(e).context(cannot_build())),
-                    (Ok(b), Ok(())) => Ok(b),
+                    (Ok(b), Ok(())) => {
+                        reporter.layer_uploaded(&layer.digest, layer.size.max(0) as u64);
+                        Ok(b)
+                    }
                     (Ok(_), Err(e)) => Err(e.context(format!(
                         "cannot copy layer {} to the destination",
                         layer.digest

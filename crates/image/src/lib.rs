@@ -93,6 +93,9 @@ pub trait Reporter: Sync {
     fn copy_progress(&self, _digest: &str, _sent: u64, _size: u64) {}
     /// The copy of a blob is over (done or failed).
     fn copy_done(&self, _digest: &str) {}
+    /// A layer read for its zTOC was also put at the destination in the same
+    /// pass (`bytes` sent); it gets no `copy_*` calls.
+    fn layer_uploaded(&self, _layer_digest: &str, _bytes: u64) {}
 }
 
 /// A reporter that ignores everything.

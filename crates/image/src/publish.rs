@@ -14,6 +14,7 @@ use soci_index::manifest::IndexVersion;
 use soci_index::store::Store;
 use soci_index::{EMPTY_CONFIG_CONTENT, EMPTY_CONFIG_DIGEST};
 use soci_oci::layout::OciLayoutWriter;
+use soci_oci::oci_archive::OciArchiveWriter;
 use soci_oci::reference::ImageRef;
 use soci_oci::registry::{RegistryOptions, RegistryTarget};
 use soci_oci::source::ImageSource;
@@ -56,6 +57,10 @@ trait Sink: Sync {
     /// `from` directly (a registry mounting a blob of another repository).
     fn try_mount(&self, _d: &Descriptor, _from: &ImageRef) -> Result<bool> {
         Ok(false)
+    }
+    /// Called once everything is put, tag included (an archive is packed here).
+    fn finish(&self) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -123,6 +128,28 @@ impl Sink for OciLayoutWriter {
     }
     fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
         Ok(OciLayoutWriter::put_manifest(self, tag, raw, media_type)?)
+    }
+}
+
+impl Sink for OciArchiveWriter {
+    fn has_blob(&self, digest: &str) -> Result<bool> {
+        Sink::has_blob(self.layout(), digest)
+    }
+    fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()> {
+        Sink::put_blob(self.layout(), d, bytes)
+    }
+    fn put_blob_stream<'a>(
+        &self,
+        d: &Descriptor,
+        open: &dyn Fn() -> soci_oci::Result<BlobReader<'a>>,
+    ) -> Result<()> {
+        Sink::put_blob_stream(self.layout(), d, open)
+    }
+    fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
+        Sink::put_manifest(self.layout(), tag, raw, media_type)
+    }
+    fn finish(&self) -> Result<()> {
+        Ok(OciArchiveWriter::finish(self)?)
     }
 }
 
@@ -355,8 +382,15 @@ fn open_sink(
                 Some(tag.clone().unwrap_or_else(|| "latest".to_string())),
             )
         }
+        ImageRef::OciArchive { file, tag } => {
+            let w = OciArchiveWriter::create(file.clone())?;
+            (
+                Box::new(w),
+                Some(tag.clone().unwrap_or_else(|| "latest".to_string())),
+            )
+        }
         ImageRef::DockerArchive { .. } => {
-            bail!("cannot write to a docker-archive destination: use a registry or oci:DIR")
+            bail!("cannot write to a docker-archive destination: use a registry, oci:DIR or oci-archive:FILE")
         }
     })
 }
@@ -514,6 +548,7 @@ pub fn publish_to(
             }
             let desc =
                 sink.put_manifest(Some(&tag), &out.index_bytes, spec::MEDIA_TYPE_OCI_INDEX)?;
+            sink.finish()?;
             Ok(PublishResult {
                 destination: dest.to_string(),
                 image_index: Some(desc),

@@ -1,6 +1,7 @@
 //! soci-oci: everything about OCI images that SOCI needs, and nothing about zTOCs.
 //!
-//! - [`ImageRef`]: where an image is (`docker://…`, `oci:DIR[:TAG]`, `docker-archive:FILE`).
+//! - [`ImageRef`]: where an image is (`docker://…`, `oci:DIR[:TAG]`,
+//!   `oci-archive:FILE[:TAG]`, `docker-archive:FILE`).
 //! - [`Platform`]: containerd-compatible parsing, normalisation and strict matching.
 //! - [`ImageSource`]: read an image's root, small blobs, streamed layers and byte
 //!   ranges, from a registry ([`RegistrySource`]), an OCI layout
@@ -26,6 +27,7 @@
 pub mod archive;
 pub mod error;
 pub mod layout;
+pub mod oci_archive;
 pub mod platform;
 pub mod reference;
 pub mod registry;
@@ -35,6 +37,7 @@ pub mod spec;
 pub use archive::DockerArchiveSource;
 pub use error::{Error, Result};
 pub use layout::{OciLayoutSource, OciLayoutWriter, ANNOTATION_REF_NAME};
+pub use oci_archive::{OciArchiveSource, OciArchiveWriter};
 pub use platform::Platform;
 pub use reference::ImageRef;
 pub use registry::{Credentials, RegistryClient, RegistryOptions, RegistrySource, RegistryTarget};

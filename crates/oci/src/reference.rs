@@ -11,6 +11,8 @@
 //!   what follows it is a valid tag (tags cannot contain `:` or `/`), so
 //!   `oci:/tmp/a:b:v1` is directory `/tmp/a:b`, tag `v1`. (skopeo splits at the
 //!   first `:`; both agree whenever DIR has no `:`.)
+//! - `oci-archive:FILE[:TAG]`: an OCI image layout in a tar file; the tag is
+//!   split off as for `oci:`.
 //! - `docker-archive:FILE[:NAME:TAG]`: a `docker save` tarball; the optional
 //!   image name picks one of several images (skopeo's rule: the first `:` after
 //!   the transport ends the path).
@@ -40,6 +42,9 @@ pub enum ImageRef {
         file: PathBuf,
         image: Option<String>,
     },
+    /// An OCI image layout packed in one tar file (`oci-archive:FILE[:TAG]`),
+    /// optionally with the tag naming the image in its `index.json`.
+    OciArchive { file: PathBuf, tag: Option<String> },
 }
 
 impl ImageRef {
@@ -96,6 +101,18 @@ impl ImageRef {
                 input: self.to_string(),
                 reason: "docker-archive references cannot be re-tagged".into(),
             }),
+            ImageRef::OciArchive { file, .. } => {
+                if !is_tag(new_tag) {
+                    return Err(Error::InvalidReference {
+                        input: new_tag.into(),
+                        reason: "not a valid tag".into(),
+                    });
+                }
+                Ok(ImageRef::OciArchive {
+                    file: file.clone(),
+                    tag: Some(new_tag.into()),
+                })
+            }
         }
     }
 }
@@ -294,6 +311,21 @@ impl FromStr for ImageRef {
                 tag,
             });
         }
+        if let Some(rest) = input.strip_prefix("oci-archive:") {
+            // Same split as `oci:`: the last ':' starts the tag when a valid tag follows.
+            let (file, tag) = match rest.rsplit_once(':') {
+                Some((f, t)) if is_tag(t) && !f.is_empty() => (f, Some(t.to_string())),
+                Some((_, "")) => return Err(invalid(input, "empty tag after ':'")),
+                _ => (rest, None),
+            };
+            if file.is_empty() {
+                return Err(invalid(input, "missing file after 'oci-archive:'"));
+            }
+            return Ok(ImageRef::OciArchive {
+                file: PathBuf::from(file),
+                tag,
+            });
+        }
         if let Some(rest) = input.strip_prefix("docker-archive:") {
             let (file, image) = match rest.split_once(':') {
                 Some((f, i)) => (f, Some(i)),
@@ -335,7 +367,6 @@ impl FromStr for ImageRef {
         if let Some((transport, _)) = input.split_once(':') {
             if [
                 "dir",
-                "oci-archive",
                 "docker-daemon",
                 "containers-storage",
                 "ostree",
@@ -343,7 +374,7 @@ impl FromStr for ImageRef {
             ]
             .contains(&transport)
             {
-                return Err(invalid(input, format!("transport {transport:?} is not supported (use docker://, oci: or docker-archive:)")));
+                return Err(invalid(input, format!("transport {transport:?} is not supported (use docker://, oci:, oci-archive: or docker-archive:)")));
             }
         }
         parse_registry(input, input)
@@ -361,6 +392,7 @@ impl fmt::Display for ImageRef {
             } => {
                 if registry == "oci"
                     || registry.starts_with("oci:")
+                    || registry.starts_with("oci-archive:")
                     || registry.starts_with("docker-archive:")
                 {
                     write!(f, "docker://")?;
@@ -385,6 +417,13 @@ impl fmt::Display for ImageRef {
                 write!(f, "docker-archive:{}", file.display())?;
                 if let Some(i) = image {
                     write!(f, ":{i}")?;
+                }
+                Ok(())
+            }
+            ImageRef::OciArchive { file, tag } => {
+                write!(f, "oci-archive:{}", file.display())?;
+                if let Some(t) = tag {
+                    write!(f, ":{t}")?;
                 }
                 Ok(())
             }
@@ -492,6 +531,22 @@ mod tests {
                 "oci:/a:b/c",
             ),
             (
+                "oci-archive:/tmp/x.tar:v1",
+                ImageRef::OciArchive {
+                    file: "/tmp/x.tar".into(),
+                    tag: Some("v1".into()),
+                },
+                "oci-archive:/tmp/x.tar:v1",
+            ),
+            (
+                "oci-archive:x.tar",
+                ImageRef::OciArchive {
+                    file: "x.tar".into(),
+                    tag: None,
+                },
+                "oci-archive:x.tar",
+            ),
+            (
                 "docker-archive:/tmp/x.tar",
                 ImageRef::DockerArchive {
                     file: "/tmp/x.tar".into(),
@@ -551,6 +606,8 @@ mod tests {
             ("oci:", "directory"),
             ("oci:/x:", "empty tag"),
             ("docker-archive:", "file"),
+            ("oci-archive:", "file"),
+            ("oci-archive:/x:", "empty tag"),
             ("dir:/tmp/x", "not supported"),
             ("", "empty"),
         ];

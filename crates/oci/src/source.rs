@@ -181,6 +181,9 @@ pub fn open_source(
         ImageRef::DockerArchive { .. } => {
             Box::new(crate::archive::DockerArchiveSource::open(r.clone())?)
         }
+        ImageRef::OciArchive { .. } => {
+            Box::new(crate::oci_archive::OciArchiveSource::open(r.clone())?)
+        }
     })
 }
 
