@@ -114,6 +114,14 @@ fn load_ztoc(arg: &str, store: Option<&Path>) -> Result<(Ztoc, Vec<u8>, Option<A
                 anyhow::anyhow!("no zTOC {arg} in the local store {}", store.dir().display())
             })?;
         let bytes = store.get_blob(arg)?;
+        // The lazy reader trusts the zTOC's span digests to check what a
+        // registry sends: the zTOC must be the one its digest names.
+        let actual = soci_oci::spec::sha256_digest(&bytes);
+        if actual != arg {
+            bail!(
+                "stored zTOC {arg} is damaged: its bytes have digest {actual}; run `soci create --force` to rebuild it"
+            );
+        }
         let ztoc =
             codec::decode(&bytes).with_context(|| format!("stored zTOC {arg} is not valid"))?;
         return Ok((ztoc, bytes, Some(rec)));
