@@ -248,7 +248,7 @@ pub fn lazy_start(
                         Some(zd) => {
                             // Streamed and checked against the index's descriptor
                             // (the lazy reads trust its span digests).
-                            let blob = soci_image::fetch_ztoc(*src, zd)?;
+                            let blob = soci_image::fetch_ztoc(src, zd)?;
                             let z = soci_ztoc::codec::decode(&blob)
                                 .map_err(|e| anyhow!("zTOC {}: {e}", zd.digest))?;
                             let zi = z.zinfo().map_err(|e| anyhow!("zTOC {}: {e}", zd.digest))?;
