@@ -115,6 +115,8 @@ fn create_options(b: &BuildArgs, a: &ImageArgs, version: IndexVersion) -> Result
         build_tool_identifier: b.build_tool_identifier.clone(),
         platforms: platform_choice(a)?,
         require_stored: false,
+        max_uncompressed_size: b.limits.max_uncompressed_size,
+        max_files: b.limits.max_files,
     })
 }
 
@@ -227,8 +229,8 @@ fn run_create(
     let opened = open(&src, image)?;
     // The tag is resolved here, once: every later step (layers, the store's
     // record, publishing, --verify) uses this digest, even if the tag moves.
-    let pinned = soci_image::PinnedSource::new(&*opened)
-        .with_context(|| format!("cannot resolve {src}"))?;
+    let pinned =
+        soci_image::PinnedSource::new(&*opened).with_context(|| format!("cannot resolve {src}"))?;
     let reporter = ImageProgress::new(global.quiet, global.json);
     // A docker archive holds plain-tar layers; what lands in a registry is
     // compressed, so index the compressed form we are about to push.

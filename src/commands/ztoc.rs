@@ -46,6 +46,8 @@ fn build(args: ZtocBuildArgs, global: &GlobalArgs) -> Result<u8> {
     let mut opts = BuildOptions::new(compression);
     opts.span_size = args.span_size;
     opts.build_tool_identifier = args.build_tool_identifier.clone();
+    opts.max_uncompressed_size = args.limits.max_uncompressed_size;
+    opts.max_files = args.limits.max_files;
 
     let label = layer
         .file_name()

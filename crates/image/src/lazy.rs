@@ -370,15 +370,7 @@ impl<'a> SpanReader<'a> {
                 );
             }
             // Nothing unchecked enters the cache.
-            check_spans(
-                self.layer,
-                self.ztoc,
-                self.zinfo,
-                a,
-                b,
-                range.start,
-                &data,
-            )?;
+            check_spans(self.layer, self.ztoc, self.zinfo, a, b, range.start, &data)?;
             self.stats.requests += 1;
             self.stats.bytes += data.len() as u64;
             self.stats.spans += b - a + 1;

@@ -176,14 +176,15 @@ pub fn fetch_ztoc(
     use std::io::Read as _;
     let digest = d.digest.clone();
     if d.size < 0 || d.size as u64 > MAX_ZTOC_SIZE {
-        return Err(ZtocFetchError::TooLarge { digest, size: d.size });
+        return Err(ZtocFetchError::TooLarge {
+            digest,
+            size: d.size,
+        });
     }
-    let reader = source
-        .open_blob(d)
-        .map_err(|source| ZtocFetchError::Open {
-            digest: digest.clone(),
-            source,
-        })?;
+    let reader = source.open_blob(d).map_err(|source| ZtocFetchError::Open {
+        digest: digest.clone(),
+        source,
+    })?;
     let mut r = reader.take(d.size as u64 + 1);
     let mut bytes = Vec::with_capacity(d.size as usize);
     r.read_to_end(&mut bytes)

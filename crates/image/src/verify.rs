@@ -351,7 +351,9 @@ fn verify_ztoc(
     let bytes = match read_ztoc(source, ztocs_in, zdesc) {
         Ok(b) => b,
         Err(e) => {
-            report.problems.push(format!("cannot fetch the zTOC: {e:#}"));
+            report
+                .problems
+                .push(format!("cannot fetch the zTOC: {e:#}"));
             return report;
         }
     };

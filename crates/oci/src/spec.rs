@@ -265,7 +265,9 @@ mod tests {
         let good = format!("sha256:{}", "ab".repeat(32));
         assert!(check_digest(&good).is_ok());
         assert!(check_digest(&format!("sha512:{}", "0".repeat(128))).is_ok());
-        assert!(check_digest("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8").is_ok());
+        assert!(
+            check_digest("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8").is_ok()
+        );
         for bad in [
             String::new(),
             "sha256".into(),
