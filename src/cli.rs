@@ -225,7 +225,9 @@ pub struct CreateArgs {
     /// Put the SOCI-enabled image here (a registry tag or oci:DIR[:TAG]).
     #[arg(long, value_name = "DST")]
     pub dest: Option<String>,
-    /// Verify the index against the image right after building it.
+    /// Verify the index against the image right after building it, before
+    /// anything is pushed (a mismatch exits 3 with nothing published); with a
+    /// destination, also check the index is found there.
     #[arg(long)]
     pub verify: bool,
     #[command(flatten)]
@@ -385,7 +387,8 @@ pub struct ZtocGetFileArgs {
     #[arg(num_args = 1..=2, required = true, value_name = "LAYER_BLOB PATH")]
     pub rest: Vec<String>,
     /// Read the layer from this image instead of a file, fetching only the spans
-    /// that hold the file (HTTP range requests for registries).
+    /// that hold the file (HTTP range requests for registries); each span is
+    /// checked against the zTOC's span digest before use.
     #[arg(long, value_name = "SRC")]
     pub image: Option<String>,
     /// Write the file here instead of stdout.
