@@ -3,7 +3,6 @@
 //! `verify` reads zTOCs over 16 MiB and runs before publishing, `create
 //! --verify` without a destination uses the store, and a tag is resolved once.
 mod common;
-#[allow(dead_code, unused_imports)]
 mod hardening_common;
 
 use common::*;
