@@ -541,6 +541,26 @@ fn a_tag_moved_mid_run_does_not_mix_two_images() {
         "{:?}",
         pr.proxy.log()
     );
+
+    // `soci verify` too: A's index (in the store) is checked against A.
+    pr.proxy.clear();
+    pr.proxy
+        .add("GET", tag_path, 1, Fault::Delay(std::time::Duration::ZERO));
+    pr.proxy.add(
+        "GET",
+        tag_path,
+        usize::MAX,
+        Fault::Respond(fx_b.root.bytes.clone(), OCI_MANIFEST),
+    );
+    let v = soci_json(&reg_cmd("verify", &src, p(&store), &[]));
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["platforms"][0]["manifest_digest"], a.as_str(), "{v}");
+    assert_eq!(
+        pr.proxy.seen("GET", tag_path).len(),
+        1,
+        "{:?}",
+        pr.proxy.log()
+    );
 }
 
 /// Item 5: digests from an image (a manifest's layer, index.json's entry, a

@@ -450,6 +450,9 @@ pub fn verify_with(
     reporter: &dyn Reporter,
     known_good: &KnownGood,
 ) -> Result<VerifyReport> {
+    // One resolution of the tag for the root and the platform manifests.
+    let pinned = crate::PinnedSource::new(source)?;
+    let source: &dyn ImageSource = &pinned;
     let root = source.resolve_root()?;
     let images = select_manifests(source, platforms)?;
     let mut out = Vec::new();
