@@ -118,6 +118,8 @@ Examples:
   soci create oci:./image:latest --dest oci:./image-soci:latest
   soci create --index-version v1 registry.example.com/app:1.0 --push
   soci create docker-archive:app.tar --dest registry.example.com/app:1.0
+  soci create oci:./image:latest --min-layer-size 0 --verify
+  soci create registry.example.com/ml:1.0 --push --max-uncompressed-size 200GiB --max-files 10000000
 
 Exit codes:
   0  success
