@@ -177,6 +177,8 @@ Examples:
   soci create oci:./image:latest --dest oci:./image-soci:latest
   soci create --index-version v1 registry.example.com/app:1.0 --push
   soci create docker-archive:app.tar --dest registry.example.com/app:1.0
+  soci create oci:./image:latest --min-layer-size 0 --verify
+  soci create registry.example.com/ml:1.0 --push --max-uncompressed-size 200GiB --max-files 10000000
 
 Exit codes:
   0  success
@@ -269,6 +271,8 @@ pub struct BuildArgs {
     /// The build tool identifier written into zTOCs and the index.
     #[arg(long, default_value = "AWS SOCI CLI v0.2")]
     pub build_tool_identifier: String,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -283,7 +287,9 @@ pub struct CreateArgs {
     /// oci-archive:FILE[:TAG]; an existing archive keeps its other tags).
     #[arg(long, value_name = "DST")]
     pub dest: Option<String>,
-    /// Verify the index against the image right after building it.
+    /// Verify the index against the image right after building it, before
+    /// anything is pushed (a mismatch exits 3 with nothing published); with a
+    /// destination, also check the index is found there.
     #[arg(long)]
     pub verify: bool,
     #[command(flatten)]
@@ -416,6 +422,8 @@ pub struct ZtocBuildArgs {
     /// How the layer is compressed.
     #[arg(long, value_enum, default_value_t = CompressionArg::Auto)]
     pub compression: CompressionArg,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -457,7 +465,8 @@ pub struct ZtocGetFileArgs {
     #[arg(num_args = 1..=2, required = true, value_name = "LAYER_BLOB PATH")]
     pub rest: Vec<String>,
     /// Read the layer from this image instead of a file, fetching only the spans
-    /// that hold the file (HTTP range requests for registries).
+    /// that hold the file (HTTP range requests for registries); each span is
+    /// checked against the zTOC's span digest before use.
     #[arg(long, value_name = "SRC")]
     pub image: Option<String>,
     /// Write the file here instead of stdout.
@@ -646,6 +655,34 @@ pub fn parse_span_size(s: &str) -> Result<u64, String> {
         return Err("the span size must be greater than 0".into());
     }
     Ok(v)
+}
+
+/// Limits on what one layer may hold, against gzip bombs: the zTOC (and the
+/// memory building it) grows with a layer's uncompressed size and file count.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Refuse a layer whose uncompressed tar is larger than this (bytes, or
+    /// with a KiB/MiB/GiB suffix). The default, 64GiB, fits a 20 GB ML layer
+    /// three times over.
+    #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = parse_limit_size)]
+    pub max_uncompressed_size: u64,
+    /// Refuse a layer holding more files (tar entries) than this.
+    #[arg(long, value_name = "N", default_value_t = soci_ztoc::build::DEFAULT_MAX_FILES)]
+    pub max_files: u64,
+}
+
+/// A limit: a size as for `--span-size`, also with a GiB suffix.
+pub fn parse_limit_size(s: &str) -> Result<u64, String> {
+    match s.trim().strip_suffix("GiB") {
+        Some(n) => n
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|v| v.checked_mul(1 << 30))
+            .filter(|v| *v > 0)
+            .ok_or_else(|| format!("`{s}` is not a size (e.g. 64GiB)")),
+        None => parse_span_size(s).map_err(|_| format!("`{s}` is not a size (e.g. 64GiB)")),
+    }
 }
 
 #[cfg(test)]

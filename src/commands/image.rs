@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 use soci_image::create::{create_with, CreateOptions, Created, LayerTee, NothingIndexed};
 use soci_image::publish::{publish_to, Destination};
-use soci_image::verify::{verify, VerifyReport};
+use soci_image::verify::{verify, verify_created, verify_with, VerifyReport};
 use soci_image::Reporter as _;
 use soci_index::manifest::IndexVersion;
 use soci_index::store::Store;
@@ -115,6 +115,8 @@ fn create_options(b: &BuildArgs, a: &ImageArgs, version: IndexVersion) -> Result
         build_tool_identifier: b.build_tool_identifier.clone(),
         platforms: platform_choice(a)?,
         require_stored: false,
+        max_uncompressed_size: b.limits.max_uncompressed_size,
+        max_files: b.limits.max_files,
     })
 }
 
@@ -225,9 +227,13 @@ fn run_create(
     opts.require_stored = require_stored;
     let store = open_store(image.store.as_deref())?;
     let opened = open(&src, image)?;
-    let reporter = ImageProgress::new(global.quiet, global.json);
+    // The tag is resolved here, once: every later step (layers, the store's
+    // record, publishing, --verify) uses this digest, even if the tag moves.
+    let pinned =
+        soci_image::PinnedSource::new(&*opened).with_context(|| format!("cannot resolve {src}"))?;
+    let progress = ImageProgress::new(global.quiet, global.json);
     // Timings and bytes per layer for --json; forwards everything to the bars.
-    let reporter = crate::metrics::Metered::new(&reporter);
+    let reporter = crate::metrics::Metered::new(&progress);
     // A docker archive holds plain-tar layers; what lands in a registry is
     // compressed, so index the compressed form we are about to push.
     let recompressed;
@@ -238,11 +244,11 @@ fn run_create(
         reporter.message(
                 "compressing the archive's layers (gzip -6, deterministic) into the local store, building their zTOCs on the way",
             );
-        recompressed = soci_image::recompress::recompress(&*opened, &store, &opts, &reporter)?;
+        recompressed = soci_image::recompress::recompress(&pinned, &store, &opts, &reporter)?;
         prebuilt = recompressed.prebuilt().clone();
         &recompressed
     } else {
-        &*opened
+        &pinned
     };
     // With a destination, each layer the builder reads is copied there in the
     // same pass; publish then adds the rest (skipped layers, config, manifests).
@@ -266,6 +272,31 @@ fn run_create(
     let mut out = created_json(&created);
     if !global.json {
         print_created(&created);
+    }
+    let mut code = crate::exit::OK;
+    // --verify checks what was built against the image before anything is
+    // published; the zTOCs are read from the local store that holds them.
+    let mut checked = None;
+    if verify_after {
+        // Not metered: --json's timings and bytes are the build's, not this re-read's.
+        let report = verify_created(source, &store, &created, opts.jobs, &progress);
+        let failed = !report.ok;
+        if failed || dest.is_none() {
+            if !global.json {
+                print_verify(&report);
+            }
+            out["verify"] = serde_json::to_value(&report)?;
+        }
+        if failed {
+            if dest.is_some() {
+                eprintln!("soci: verify failed: nothing was pushed");
+            }
+            if global.json {
+                print_json(&out)?;
+            }
+            return Ok(crate::exit::VERIFY_FAILED);
+        }
+        checked = Some(soci_image::verify::known_good(&report));
     }
     if let (Some(dest), Some(destination)) = (&dest, &destination) {
         let result = publish_to(&created, &store, destination, &reporter)
@@ -291,22 +322,20 @@ fn run_create(
         }
         out["pushed"] = serde_json::to_value(&result)?;
     }
-    // Before --verify, which reads the layers again.
     reporter.annotate(&mut out);
-    let mut code = crate::exit::OK;
-    if verify_after {
-        let (vsource, vref) = match &dest {
-            Some(d) => (open(d, image)?, d.clone()),
-            None => (open(&src, image)?, src.clone()),
-        };
-        let report = verify(
+    // After a push: the published index must be found at the destination the
+    // way a runtime finds it; zTOCs already checked above are not read again.
+    if let (Some(d), Some(checked)) = (&dest, &checked) {
+        let vsource = open(d, image)?;
+        let report = verify_with(
             &*vsource,
             Some(&store),
             &opts.platforms,
             opts.jobs,
-            &reporter,
+            &progress,
+            checked,
         )
-        .with_context(|| format!("cannot verify {vref}"))?;
+        .with_context(|| format!("cannot verify {d}"))?;
         if !global.json {
             print_verify(&report);
         }

@@ -46,6 +46,8 @@ fn build(args: ZtocBuildArgs, global: &GlobalArgs) -> Result<u8> {
     let mut opts = BuildOptions::new(compression);
     opts.span_size = args.span_size;
     opts.build_tool_identifier = args.build_tool_identifier.clone();
+    opts.max_uncompressed_size = args.limits.max_uncompressed_size;
+    opts.max_files = args.limits.max_files;
 
     let label = layer
         .file_name()
@@ -114,6 +116,14 @@ fn load_ztoc(arg: &str, store: Option<&Path>) -> Result<(Ztoc, Vec<u8>, Option<A
                 anyhow::anyhow!("no zTOC {arg} in the local store {}", store.dir().display())
             })?;
         let bytes = store.get_blob(arg)?;
+        // The lazy reader trusts the zTOC's span digests to check what a
+        // registry sends: the zTOC must be the one its digest names.
+        let actual = soci_oci::spec::sha256_digest(&bytes);
+        if actual != arg {
+            bail!(
+                "stored zTOC {arg} is damaged: its bytes have digest {actual}; run `soci create --force` to rebuild it"
+            );
+        }
         let ztoc =
             codec::decode(&bytes).with_context(|| format!("stored zTOC {arg} is not valid"))?;
         return Ok((ztoc, bytes, Some(rec)));

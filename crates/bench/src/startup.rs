@@ -246,7 +246,9 @@ pub fn lazy_start(
                 s.spawn(move || -> Result<(LazyLayer, u64)> {
                     match zd {
                         Some(zd) => {
-                            let blob = src.fetch_blob(zd)?;
+                            // Streamed and checked against the index's descriptor
+                            // (the lazy reads trust its span digests).
+                            let blob = soci_image::fetch_ztoc(src, zd)?;
                             let z = soci_ztoc::codec::decode(&blob)
                                 .map_err(|e| anyhow!("zTOC {}: {e}", zd.digest))?;
                             let zi = z.zinfo().map_err(|e| anyhow!("zTOC {}: {e}", zd.digest))?;

@@ -41,6 +41,9 @@ pub struct CreateOptions {
     pub platforms: PlatformChoice,
     /// Only use zTOCs already in the store (`soci push`): a missing one is an error.
     pub require_stored: bool,
+    /// Per-layer limits against gzip bombs (see `BuildOptions`).
+    pub max_uncompressed_size: u64,
+    pub max_files: u64,
 }
 
 impl Default for CreateOptions {
@@ -58,6 +61,8 @@ impl Default for CreateOptions {
             build_tool_identifier: soci_index::DEFAULT_BUILD_TOOL_IDENTIFIER.to_string(),
             platforms: PlatformChoice::Host,
             require_stored: false,
+            max_uncompressed_size: soci_ztoc::build::DEFAULT_MAX_UNCOMPRESSED_SIZE,
+            max_files: soci_ztoc::build::DEFAULT_MAX_FILES,
         }
     }
 }
@@ -208,6 +213,8 @@ fn index_layer(
     bo.build_tool_identifier = opts.build_tool_identifier.clone();
     bo.expected_digest = Some(layer.digest.clone());
     bo.expected_size = Some(layer.size.max(0) as u64);
+    bo.max_uncompressed_size = opts.max_uncompressed_size;
+    bo.max_files = opts.max_files;
     let mut progress = LayerProgress {
         reporter,
         digest: &layer.digest,

@@ -4,11 +4,92 @@
 //! start to the end of the last span needed, then decompression resumed from the
 //! checkpoint at the start of the first span. Used by `ztoc get-file --image`,
 //! the startup benchmark and (later) a FUSE mount.
+//!
+//! A range answer cannot be checked against the layer digest, so every span
+//! fetched is checked against the zTOC's digest of that span (sha256 of its
+//! compressed bytes) before anything is inflated or returned: a registry (or
+//! anything on the way) that alters a range makes the read fail, never return
+//! altered file content. The zTOC itself is trusted only once checked against
+//! the digest its SOCI index (or the store) names it by.
 use anyhow::{bail, Context, Result};
 use soci_oci::source::ImageSource;
 use soci_oci::spec::Descriptor;
 use soci_zinfo::Zinfo;
 use soci_ztoc::{TocEntry, Ztoc};
+
+/// A layer and its zTOC do not fit, or a fetched span is not what the zTOC says.
+#[derive(Debug, thiserror::Error)]
+pub enum SpanCheckError {
+    #[error("span {span} of layer {layer} does not match the zTOC (sha256 {actual}, the zTOC says {expected}): the source returned altered bytes for range {range:?}")]
+    DigestMismatch {
+        layer: String,
+        span: u64,
+        range: std::ops::Range<u64>,
+        expected: String,
+        actual: String,
+    },
+    #[error("the zTOC has {digests} span digests for {spans} spans: it cannot vouch for the layer's bytes")]
+    DigestCount { digests: usize, spans: u64 },
+    #[error("the zTOC is for a {ztoc}-byte layer, but layer {layer} is {size} bytes")]
+    LayerSize { layer: String, ztoc: i64, size: i64 },
+}
+
+/// Whether `layer` is the blob `ztoc` describes (as far as sizes tell) and the
+/// zTOC has a digest for every span.
+pub fn check_layout(layer: &Descriptor, ztoc: &Ztoc, zinfo: &Zinfo) -> Result<(), SpanCheckError> {
+    if layer.size != ztoc.compressed_archive_size {
+        return Err(SpanCheckError::LayerSize {
+            layer: layer.digest.clone(),
+            ztoc: ztoc.compressed_archive_size,
+            size: layer.size,
+        });
+    }
+    let digests = ztoc.compression_info.span_digests.len();
+    if digests as u64 != zinfo.num_spans() || digests == 0 {
+        return Err(SpanCheckError::DigestCount {
+            digests,
+            spans: zinfo.num_spans(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks spans `first..=last`, whose compressed bytes are `data` starting at
+/// blob offset `start`, against the zTOC's span digests.
+pub fn check_spans(
+    layer: &Descriptor,
+    ztoc: &Ztoc,
+    zinfo: &Zinfo,
+    first: u64,
+    last: u64,
+    start: u64,
+    data: &[u8],
+) -> Result<(), SpanCheckError> {
+    let blob_size = layer.size.max(0) as u64;
+    for span in first..=last {
+        let range = zinfo.span_compressed_range(span, blob_size);
+        let bytes = range
+            .start
+            .checked_sub(start)
+            .and_then(|a| Some(a as usize..(range.end.checked_sub(start)?) as usize))
+            .and_then(|r| data.get(r));
+        let actual = match bytes {
+            Some(b) => soci_oci::spec::sha256_digest(b),
+            None => "(not fetched)".to_string(),
+        };
+        let expected = &ztoc.compression_info.span_digests[span as usize];
+        if actual != *expected {
+            return Err(SpanCheckError::DigestMismatch {
+                layer: layer.digest.clone(),
+                span,
+                range,
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
+    Ok(())
+}
 
 /// What a lazy read cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -66,33 +147,35 @@ pub fn read_entry(
     }
     let size = usize::try_from(len).context("file too large")?;
     let blob_size = layer.size.max(0) as u64;
+    check_layout(layer, ztoc, zinfo)?;
+    // Whole spans are fetched (for a tar layer too), so that each can be
+    // checked against its digest.
+    let (first, last, range) = span_range(zinfo, blob_size, off, len);
+    let compressed = source.read_blob_range(layer, range.clone())?;
+    if compressed.len() as u64 != range.end - range.start {
+        bail!(
+            "the source returned {} bytes for range {range:?}",
+            compressed.len()
+        );
+    }
+    check_spans(layer, ztoc, zinfo, first, last, range.start, &compressed)?;
     match zinfo {
         Zinfo::Tar(_) => {
-            let data = source.read_blob_range(layer, off..off + len)?;
-            if data.len() != size {
-                bail!(
-                    "the registry returned {} bytes for a {size}-byte range",
-                    data.len()
-                );
-            }
+            let at = (off - range.start) as usize;
+            let data = compressed
+                .get(at..at + size)
+                .context("the file's bytes are not in its spans")?
+                .to_vec();
             Ok((
                 data,
                 FetchStats {
                     requests: 1,
-                    bytes: len,
-                    spans: zinfo.span_of(off + len - 1) - zinfo.span_of(off) + 1,
+                    bytes: range.end - range.start,
+                    spans: last - first + 1,
                 },
             ))
         }
         Zinfo::Gzip(gz) => {
-            let (first, last, range) = span_range(zinfo, blob_size, off, len);
-            let compressed = source.read_blob_range(layer, range.clone())?;
-            if compressed.len() as u64 != range.end - range.start {
-                bail!(
-                    "the source returned {} bytes for range {range:?}",
-                    compressed.len()
-                );
-            }
             let cp = &gz.checkpoints[first as usize];
             let mut out = vec![0u8; size];
             let n = soci_zinfo::extract_from_checkpoint(
@@ -230,6 +313,7 @@ impl<'a> SpanReader<'a> {
         if missing.is_empty() {
             return Ok(());
         }
+        check_layout(self.layer, self.ztoc, self.zinfo)?;
         let runs = merge_span_runs(&missing, self.opts.merge_gap_spans);
         let blob_size = self.blob_size();
         let ranges: Vec<(u64, u64, std::ops::Range<u64>)> = runs
@@ -285,6 +369,8 @@ impl<'a> SpanReader<'a> {
                     data.len()
                 );
             }
+            // Nothing unchecked enters the cache.
+            check_spans(self.layer, self.ztoc, self.zinfo, a, b, range.start, &data)?;
             self.stats.requests += 1;
             self.stats.bytes += data.len() as u64;
             self.stats.spans += b - a + 1;

@@ -137,3 +137,135 @@ impl std::io::Read for QueueReader {
         Ok(n)
     }
 }
+
+/// The largest zTOC read: far beyond a real one (a zTOC holds a 32 KiB window
+/// per span and one entry per file; 1 GiB is some 100 TiB of layer at the
+/// default span size, or ~8 M files), below the flatbuffer format's 2 GiB.
+pub const MAX_ZTOC_SIZE: u64 = 1 << 30;
+
+/// A zTOC or other SOCI blob could not be read whole and intact.
+#[derive(Debug, thiserror::Error)]
+pub enum ZtocFetchError {
+    #[error("zTOC {digest} is {size} bytes, more than the {MAX_ZTOC_SIZE}-byte limit")]
+    TooLarge { digest: String, size: i64 },
+    #[error("cannot read zTOC {digest}: {source}")]
+    Open {
+        digest: String,
+        #[source]
+        source: soci_oci::Error,
+    },
+    #[error("cannot read zTOC {digest}: {source}")]
+    Read {
+        digest: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("zTOC {digest} does not match its descriptor: read {size} bytes with digest {actual}, expected {expected_size} bytes")]
+    Mismatch {
+        digest: String,
+        expected_size: i64,
+        size: u64,
+        actual: String,
+    },
+}
+
+/// Reads the zTOC `d` from `source` whole, checked against the descriptor's
+/// size and digest. Streamed rather than through `fetch_blob`, whose limit
+/// (meant for manifests and configs) is below what big layers' zTOCs reach.
+pub fn fetch_ztoc(
+    source: &dyn soci_oci::source::ImageSource,
+    d: &soci_oci::spec::Descriptor,
+) -> Result<Vec<u8>, ZtocFetchError> {
+    use std::io::Read as _;
+    let digest = d.digest.clone();
+    if d.size < 0 || d.size as u64 > MAX_ZTOC_SIZE {
+        return Err(ZtocFetchError::TooLarge {
+            digest,
+            size: d.size,
+        });
+    }
+    let reader = source.open_blob(d).map_err(|source| ZtocFetchError::Open {
+        digest: digest.clone(),
+        source,
+    })?;
+    let mut r = reader.take(d.size as u64 + 1);
+    let mut bytes = Vec::with_capacity(d.size as usize);
+    r.read_to_end(&mut bytes)
+        .map_err(|source| ZtocFetchError::Read {
+            digest: digest.clone(),
+            source,
+        })?;
+    check_ztoc_bytes(d, &bytes)?;
+    Ok(bytes)
+}
+
+/// Whether `bytes` are what descriptor `d` names (size and sha256).
+pub fn check_ztoc_bytes(
+    d: &soci_oci::spec::Descriptor,
+    bytes: &[u8],
+) -> Result<(), ZtocFetchError> {
+    let actual = soci_oci::spec::sha256_digest(bytes);
+    if bytes.len() as i64 != d.size || actual != d.digest {
+        return Err(ZtocFetchError::Mismatch {
+            digest: d.digest.clone(),
+            expected_size: d.size,
+            size: bytes.len() as u64,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// An image source whose root is resolved once: a tag moved while a command
+/// runs must not give one step image A and the next image B. Every other call
+/// goes to the wrapped source (everything else is addressed by digest).
+pub struct PinnedSource<'a> {
+    inner: &'a dyn soci_oci::source::ImageSource,
+    root: (soci_oci::spec::Descriptor, Vec<u8>),
+}
+
+impl<'a> PinnedSource<'a> {
+    /// Resolves `inner`'s root now.
+    pub fn new(inner: &'a dyn soci_oci::source::ImageSource) -> soci_oci::Result<Self> {
+        let root = inner.resolve_root()?;
+        Ok(PinnedSource { inner, root })
+    }
+    /// The digest the root was resolved to.
+    pub fn root_digest(&self) -> &str {
+        &self.root.0.digest
+    }
+}
+
+impl soci_oci::source::ImageSource for PinnedSource<'_> {
+    fn reference(&self) -> &soci_oci::ImageRef {
+        self.inner.reference()
+    }
+    fn resolve_root(&self) -> soci_oci::Result<(soci_oci::spec::Descriptor, Vec<u8>)> {
+        Ok(self.root.clone())
+    }
+    fn fetch_blob(&self, d: &soci_oci::spec::Descriptor) -> soci_oci::Result<Vec<u8>> {
+        self.inner.fetch_blob(d)
+    }
+    fn open_blob(
+        &self,
+        d: &soci_oci::spec::Descriptor,
+    ) -> soci_oci::Result<Box<dyn std::io::Read + Send>> {
+        self.inner.open_blob(d)
+    }
+    fn read_blob_range(
+        &self,
+        d: &soci_oci::spec::Descriptor,
+        range: std::ops::Range<u64>,
+    ) -> soci_oci::Result<Vec<u8>> {
+        self.inner.read_blob_range(d, range)
+    }
+    fn fetch_manifest(&self, d: &soci_oci::spec::Descriptor) -> soci_oci::Result<Vec<u8>> {
+        self.inner.fetch_manifest(d)
+    }
+    fn referrers(
+        &self,
+        manifest_digest: &str,
+    ) -> soci_oci::Result<Option<Vec<soci_oci::spec::Descriptor>>> {
+        self.inner.referrers(manifest_digest)
+    }
+}

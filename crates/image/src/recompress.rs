@@ -170,6 +170,8 @@ fn compress_layer(
     let mut bo = BuildOptions::new(LayerCompression::Gzip);
     bo.span_size = opts.span_size;
     bo.build_tool_identifier = opts.build_tool_identifier.clone();
+    bo.max_uncompressed_size = opts.max_uncompressed_size;
+    bo.max_files = opts.max_files;
     let (compressed, built) = std::thread::scope(|s| {
         let builder = build.then(|| {
             let rx = QueueReader::new(rx);

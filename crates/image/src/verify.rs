@@ -57,6 +57,15 @@ struct FoundIndex {
     digest: String,
     bytes: Vec<u8>,
     via: String,
+    /// Found in the local store: its zTOCs are there too, not in the image.
+    from_store: bool,
+}
+
+/// A digest taken from an annotation (untrusted text), checked before it is
+/// used in a request or printed.
+fn annotated_digest(what: &str, d: &str) -> Result<String> {
+    spec::check_digest(d).with_context(|| format!("{what} annotation"))?;
+    Ok(d.to_string())
 }
 
 fn fetch_manifest(source: &dyn ImageSource, digest: &str) -> Result<Vec<u8>> {
@@ -84,10 +93,12 @@ fn find_index(
         .annotations
         .get(soci_index::IMAGE_ANNOTATION_SOCI_INDEX_DIGEST)
     {
+        let d = annotated_digest(soci_index::IMAGE_ANNOTATION_SOCI_INDEX_DIGEST, d)?;
         return Ok(Some(FoundIndex {
-            digest: d.clone(),
-            bytes: fetch_manifest(source, d)?,
+            bytes: fetch_manifest(source, &d)?,
+            digest: d,
             via: "image manifest annotation (v2)".into(),
+            from_store: false,
         }));
     }
     // v2 in an index that lists the SOCI index next to the image.
@@ -102,6 +113,7 @@ fn find_index(
                 digest: d.digest.clone(),
                 bytes: fetch_manifest(source, &d.digest)?,
                 via: "image index entry (v2)".into(),
+                from_store: false,
             }));
         }
     }
@@ -115,6 +127,7 @@ fn find_index(
                 digest: d.digest.clone(),
                 bytes: fetch_manifest(source, &d.digest)?,
                 via: "referrers (v1)".into(),
+                from_store: false,
             }));
         }
     }
@@ -129,6 +142,7 @@ fn find_index(
                 digest: rec.digest.clone(),
                 bytes: store.get_blob(&rec.digest)?,
                 via: format!("local store {}", store.dir().display()),
+                from_store: true,
             }));
         }
     }
@@ -260,25 +274,58 @@ fn compare(stored: &Ztoc, fresh: &Ztoc) -> Vec<String> {
     p
 }
 
+/// (layer digest, zTOC digest) pairs already checked against each other by
+/// reading the layer in this run: not read again (e.g. after publishing what
+/// was verified before).
+pub type KnownGood = std::collections::HashSet<(String, String)>;
+
+/// Reads a zTOC of an index found in `store` from the store, else from the
+/// image; either way checked against its descriptor.
+fn read_ztoc(
+    source: &dyn ImageSource,
+    store: Option<&Store>,
+    zdesc: &Descriptor,
+) -> Result<Vec<u8>> {
+    match store {
+        Some(store) => {
+            let bytes = store.get_blob(&zdesc.digest)?;
+            crate::check_ztoc_bytes(zdesc, &bytes)?;
+            Ok(bytes)
+        }
+        None => Ok(crate::fetch_ztoc(source, zdesc)?),
+    }
+}
+
 /// Verifies one zTOC descriptor of an index against the image.
 fn verify_ztoc(
     source: &dyn ImageSource,
+    ztocs_in: Option<&Store>,
     img: &ImageManifest,
     zdesc: &Descriptor,
     reporter: &dyn Reporter,
+    known_good: &KnownGood,
 ) -> LayerReport {
-    let layer_digest = zdesc
+    let annotated = zdesc
         .annotations
         .get(soci_index::ANNOTATION_IMAGE_LAYER_DIGEST)
         .cloned()
         .unwrap_or_default();
     let mut report = LayerReport {
-        layer_digest: layer_digest.clone(),
+        layer_digest: annotated.clone(),
         ztoc_digest: zdesc.digest.clone(),
         ok: false,
         problems: Vec::new(),
         files: 0,
         spans: 0,
+    };
+    let layer_digest = match annotated_digest(soci_index::ANNOTATION_IMAGE_LAYER_DIGEST, &annotated)
+    {
+        Ok(d) => d,
+        Err(e) => {
+            report.layer_digest = spec::escape_untrusted(&annotated);
+            report.problems.push(format!("{e:#}"));
+            return report;
+        }
     };
     let Some(layer) = img
         .manifest
@@ -301,10 +348,12 @@ fn verify_ztoc(
             annotated_mt, layer.media_type
         ));
     }
-    let bytes = match source.fetch_blob(zdesc) {
+    let bytes = match read_ztoc(source, ztocs_in, zdesc) {
         Ok(b) => b,
         Err(e) => {
-            report.problems.push(format!("cannot fetch the zTOC: {e}"));
+            report
+                .problems
+                .push(format!("cannot fetch the zTOC: {e:#}"));
             return report;
         }
     };
@@ -346,6 +395,10 @@ fn verify_ztoc(
             return report;
         }
     };
+    if known_good.contains(&(layer.digest.clone(), zdesc.digest.clone())) {
+        report.ok = report.problems.is_empty();
+        return report;
+    }
     let mut opts = BuildOptions::new(compression);
     opts.span_size = span_size.max(1) as u64;
     opts.build_tool_identifier = stored.build_tool_identifier.clone();
@@ -385,88 +438,167 @@ pub fn verify(
     jobs: usize,
     reporter: &dyn Reporter,
 ) -> Result<VerifyReport> {
+    verify_with(source, store, platforms, jobs, reporter, &KnownGood::new())
+}
+
+/// [`verify`], taking the zTOCs of `known_good` as checked.
+pub fn verify_with(
+    source: &dyn ImageSource,
+    store: Option<&Store>,
+    platforms: &PlatformChoice,
+    jobs: usize,
+    reporter: &dyn Reporter,
+    known_good: &KnownGood,
+) -> Result<VerifyReport> {
+    // One resolution of the tag for the root and the platform manifests.
+    let pinned = crate::PinnedSource::new(source)?;
+    let source: &dyn ImageSource = &pinned;
     let root = source.resolve_root()?;
     let images = select_manifests(source, platforms)?;
     let mut out = Vec::new();
     for img in &images {
-        let mut pr = PlatformReport {
-            platform: img.platform.clone(),
-            manifest_digest: img.descriptor.digest.clone(),
-            index_digest: None,
-            index_version: None,
-            found_via: None,
-            problems: Vec::new(),
-            layers: Vec::new(),
-            unindexed_layers: Vec::new(),
-        };
-        let found = match find_index(source, store, img, &root) {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                pr.problems
-                    .push("no SOCI index found for this image manifest".into());
-                out.push(pr);
-                continue;
-            }
-            Err(e) => {
-                pr.problems.push(format!("{e:#}"));
-                out.push(pr);
-                continue;
-            }
-        };
-        pr.index_digest = Some(found.digest.clone());
-        pr.found_via = Some(found.via.clone());
-        if spec::sha256_digest(&found.bytes) != found.digest {
-            pr.problems.push(format!(
-                "the SOCI index bytes do not have digest {}",
-                found.digest
-            ));
-        }
-        let parsed = match parse_index_manifest(&found.bytes) {
-            Ok(p) => p,
-            Err(e) => {
-                pr.problems
-                    .push(format!("the SOCI index does not decode: {e}"));
-                out.push(pr);
-                continue;
-            }
-        };
-        pr.index_version = Some(parsed.version.as_str().to_string());
-        if !parsed.go_canonical {
-            pr.problems.push("the SOCI index is not Go-canonical JSON: the snapshotter would reject it (digest mismatch after re-marshalling)".into());
-        }
-        if parsed.version == IndexVersion::V1 {
-            match &parsed.manifest.subject {
-                Some(s) if s.digest == img.descriptor.digest => {}
-                Some(s) => pr.problems.push(format!(
-                    "v1 index subject {} is not the image manifest {}",
-                    s.digest, img.descriptor.digest
-                )),
-                None => pr.problems.push("v1 index has no subject".into()),
-            }
-        }
-        let zdescs: Vec<Descriptor> = parsed.ztocs().cloned().collect();
-        let indexed: Vec<&str> = zdescs
-            .iter()
-            .filter_map(|d| {
-                d.annotations
-                    .get(soci_index::ANNOTATION_IMAGE_LAYER_DIGEST)
-                    .map(String::as_str)
-            })
-            .collect();
-        pr.unindexed_layers = img
-            .manifest
-            .layers
-            .iter()
-            .filter(|l| !indexed.contains(&l.digest.as_str()))
-            .map(|l| l.digest.clone())
-            .collect();
-        pr.layers = parallel_map(&zdescs, jobs, |z| verify_ztoc(source, img, z, reporter));
-        out.push(pr);
+        let found = find_index(source, store, img, &root);
+        out.push(verify_platform(
+            source, store, img, found, jobs, reporter, known_good,
+        ));
     }
     let ok = out
         .iter()
         .all(|p| p.problems.is_empty() && p.layers.iter().all(|l| l.ok));
     Ok(VerifyReport { ok, platforms: out })
+}
+
+/// Verifies the indexes `created` just built into `store` (their zTOCs are
+/// read from there) against the image they were built from, before anything
+/// is published.
+pub fn verify_created(
+    source: &dyn ImageSource,
+    store: &Store,
+    created: &crate::Created,
+    jobs: usize,
+    reporter: &dyn Reporter,
+) -> VerifyReport {
+    let out: Vec<PlatformReport> = created
+        .platforms
+        .iter()
+        .map(|p| {
+            let found = FoundIndex {
+                digest: p.index.descriptor.digest.clone(),
+                bytes: p.index.bytes.clone(),
+                via: format!("built in the local store {}", store.dir().display()),
+                from_store: true,
+            };
+            verify_platform(
+                source,
+                Some(store),
+                &p.image,
+                Ok(Some(found)),
+                jobs,
+                reporter,
+                &KnownGood::new(),
+            )
+        })
+        .collect();
+    let ok = out
+        .iter()
+        .all(|p| p.problems.is_empty() && p.layers.iter().all(|l| l.ok));
+    VerifyReport { ok, platforms: out }
+}
+
+/// The (layer, zTOC) pairs a report found good.
+pub fn known_good(report: &VerifyReport) -> KnownGood {
+    report
+        .platforms
+        .iter()
+        .flat_map(|p| p.layers.iter())
+        .filter(|l| l.ok)
+        .map(|l| (l.layer_digest.clone(), l.ztoc_digest.clone()))
+        .collect()
+}
+
+/// Verifies the index `found` for one platform image.
+fn verify_platform(
+    source: &dyn ImageSource,
+    store: Option<&Store>,
+    img: &ImageManifest,
+    found: Result<Option<FoundIndex>>,
+    jobs: usize,
+    reporter: &dyn Reporter,
+    known_good: &KnownGood,
+) -> PlatformReport {
+    let mut pr = PlatformReport {
+        platform: img.platform.clone(),
+        manifest_digest: img.descriptor.digest.clone(),
+        index_digest: None,
+        index_version: None,
+        found_via: None,
+        problems: Vec::new(),
+        layers: Vec::new(),
+        unindexed_layers: Vec::new(),
+    };
+    let found = match found {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            pr.problems
+                .push("no SOCI index found for this image manifest".into());
+            return pr;
+        }
+        Err(e) => {
+            pr.problems.push(format!("{e:#}"));
+            return pr;
+        }
+    };
+    pr.index_digest = Some(found.digest.clone());
+    pr.found_via = Some(found.via.clone());
+    if spec::sha256_digest(&found.bytes) != found.digest {
+        pr.problems.push(format!(
+            "the SOCI index bytes do not have digest {}",
+            found.digest
+        ));
+    }
+    let parsed = match parse_index_manifest(&found.bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            pr.problems
+                .push(format!("the SOCI index does not decode: {e}"));
+            return pr;
+        }
+    };
+    pr.index_version = Some(parsed.version.as_str().to_string());
+    if !parsed.go_canonical {
+        pr.problems.push("the SOCI index is not Go-canonical JSON: the snapshotter would reject it (digest mismatch after re-marshalling)".into());
+    }
+    if parsed.version == IndexVersion::V1 {
+        match &parsed.manifest.subject {
+            Some(s) if s.digest == img.descriptor.digest => {}
+            Some(s) => pr.problems.push(format!(
+                "v1 index subject {} is not the image manifest {}",
+                s.digest, img.descriptor.digest
+            )),
+            None => pr.problems.push("v1 index has no subject".into()),
+        }
+    }
+    let zdescs: Vec<Descriptor> = parsed.ztocs().cloned().collect();
+    let indexed: Vec<&str> = zdescs
+        .iter()
+        .filter_map(|d| {
+            d.annotations
+                .get(soci_index::ANNOTATION_IMAGE_LAYER_DIGEST)
+                .map(String::as_str)
+        })
+        .collect();
+    pr.unindexed_layers = img
+        .manifest
+        .layers
+        .iter()
+        .filter(|l| !indexed.contains(&l.digest.as_str()))
+        .map(|l| l.digest.clone())
+        .collect();
+    let ztocs_in = if found.from_store { store } else { None };
+    pr.layers = parallel_map(&zdescs, jobs, |z| {
+        verify_ztoc(source, ztocs_in, img, z, reporter, known_good)
+    });
+    pr
 }
 
 fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {

@@ -50,6 +50,10 @@ pub struct Platform {
 pub struct Descriptor {
     #[serde(rename = "mediaType", default)]
     pub media_type: String,
+    /// Checked when read (see [`check_digest`]): descriptors come from
+    /// registries and files we do not control, and their digests are printed
+    /// and put into URLs and paths.
+    #[serde(deserialize_with = "deserialize_digest")]
     pub digest: String,
     #[serde(default)]
     pub size: i64,
@@ -142,6 +146,89 @@ pub fn to_go_json<T: Serialize>(value: &T) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A digest that is not `algorithm:encoded` as the OCI image spec defines it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid digest {shown}: {why}")]
+pub struct InvalidDigest {
+    /// The digest, escaped (`{:?}`) and shortened: it is untrusted text.
+    pub shown: String,
+    pub why: &'static str,
+}
+
+/// `d` escaped and cut to a length fit for one error line.
+pub fn escape_untrusted(d: &str) -> String {
+    const MAX: usize = 100;
+    let mut cut: String = d.chars().take(MAX).collect();
+    if cut.len() < d.len() {
+        cut.push('…');
+    }
+    format!("{cut:?}")
+}
+
+/// Checks a digest from untrusted input: `algorithm:encoded` with the OCI
+/// grammar (`[a-z0-9]+([+._-][a-z0-9]+)*` `:` `[a-zA-Z0-9=_-]+`), and for the
+/// registered algorithms lowercase hex of the right length (sha256: 64,
+/// sha512: 128). Nothing that passes can hold a control character, a space or
+/// a path separator.
+pub fn check_digest(d: &str) -> Result<(), InvalidDigest> {
+    let bad = |why| {
+        Err(InvalidDigest {
+            shown: escape_untrusted(d),
+            why,
+        })
+    };
+    let Some((alg, enc)) = d.split_once(':') else {
+        return bad("not algorithm:hex");
+    };
+    let alg_ok = !alg.is_empty()
+        && alg.split(['+', '.', '_', '-']).all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        });
+    if !alg_ok {
+        return bad("invalid algorithm");
+    }
+    if enc.is_empty()
+        || !enc
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'=' | b'_' | b'-'))
+    {
+        return bad("invalid encoded part");
+    }
+    let hex_len = match alg {
+        "sha256" => Some(64),
+        "sha512" => Some(128),
+        _ => None,
+    };
+    if let Some(n) = hex_len {
+        if enc.len() != n
+            || !enc
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        {
+            return bad(if alg == "sha256" {
+                "a sha256 digest is 64 lowercase hex digits"
+            } else {
+                "a sha512 digest is 128 lowercase hex digits"
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An empty digest is let through: Go's zero-value descriptor has one, and
+/// readers of referrers fallback indexes drop such entries (as oras-go does);
+/// it holds nothing to print or to escape from a path.
+fn deserialize_digest<'de, D: serde::Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    let d = String::deserialize(de)?;
+    if !d.is_empty() {
+        check_digest(&d).map_err(serde::de::Error::custom)?;
+    }
+    Ok(d)
+}
+
 /// `sha256:<hex>` of some bytes.
 pub fn sha256_digest(bytes: &[u8]) -> String {
     use sha2::Digest as _;
@@ -176,6 +263,39 @@ mod tests {
             s,
             r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.amazon.soci.index.v2+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[],"annotations":{"a":"1","b":"x\u003cy\u003e\u0026z"}}"#
         );
+    }
+
+    #[test]
+    fn forged_digests_are_refused_when_read() {
+        let good = format!("sha256:{}", "ab".repeat(32));
+        assert!(check_digest(&good).is_ok());
+        assert!(check_digest(&format!("sha512:{}", "0".repeat(128))).is_ok());
+        assert!(
+            check_digest("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8").is_ok()
+        );
+        for bad in [
+            String::new(),
+            "sha256".into(),
+            format!("sha256:{}", "AB".repeat(32)),
+            format!("sha256:{}", "ab".repeat(31)),
+            format!("sha256:{}\nsoci index sha256:00 OK", "ab".repeat(32)),
+            "sha256:\u{1b}[2J".into(),
+            "../x:abc".into(),
+            "sha256:ab/../../etc".into(),
+        ] {
+            let e = check_digest(&bad).unwrap_err().to_string();
+            assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e:?}");
+        }
+        let forged = format!(
+            r#"{{"mediaType":"m","digest":"sha256:{}\n\u001b[1;32msoci index OK","size":1}}"#,
+            "ab".repeat(32)
+        );
+        let e = serde_json::from_str::<Descriptor>(&forged)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("invalid digest \"sha256:"), "{e}");
+        assert!(e.contains("\\n\\u{1b}"), "escaped: {e}");
+        assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e:?}");
     }
 
     #[test]

@@ -23,6 +23,14 @@ use std::sync::mpsc;
 /// Default span size of the reference (4 MiB).
 pub const DEFAULT_SPAN_SIZE: u64 = 1 << 22;
 
+/// Default [`BuildOptions::max_uncompressed_size`]: 64 GiB, three times a
+/// 20 GB ML layer's worth of tar.
+pub const DEFAULT_MAX_UNCOMPRESSED_SIZE: u64 = 64 << 30;
+
+/// Default [`BuildOptions::max_files`]: 5 million entries (a zTOC of some
+/// 600 MB; real layers, even big ML ones, hold well under a million files).
+pub const DEFAULT_MAX_FILES: u64 = 5_000_000;
+
 /// Size of the chunks read from the layer.
 const CHUNK_SIZE: usize = 256 * 1024;
 
@@ -55,6 +63,11 @@ pub struct BuildOptions {
     pub expected_digest: Option<String>,
     /// Size the blob must have (the layer descriptor's size).
     pub expected_size: Option<u64>,
+    /// Refuse a layer whose uncompressed stream is longer than this (a gzip
+    /// bomb): the zTOC holds a 32 KiB window per span, so it grows with it.
+    pub max_uncompressed_size: u64,
+    /// Refuse a layer with more tar entries than this: the zTOC holds them all.
+    pub max_files: u64,
 }
 
 impl BuildOptions {
@@ -65,6 +78,8 @@ impl BuildOptions {
             build_tool_identifier: default_build_tool_identifier(),
             expected_digest: None,
             expected_size: None,
+            max_uncompressed_size: DEFAULT_MAX_UNCOMPRESSED_SIZE,
+            max_files: DEFAULT_MAX_FILES,
         }
     }
 }
@@ -116,6 +131,10 @@ pub enum BuildError {
     SizeMismatch { expected: u64, actual: u64 },
     #[error("the layer's uncompressed data ended before its tar archive did")]
     TarNotEnded,
+    #[error("the layer inflates to more than {limit} bytes (the --max-uncompressed-size limit); stopped after {read} compressed bytes")]
+    TooLarge { limit: u64, read: u64 },
+    #[error("the layer has more than {limit} files (the --max-files limit)")]
+    TooManyFiles { limit: u64 },
 }
 
 /// A boundary between two spans, at compressed offset `at`: the previous span ends
@@ -335,12 +354,21 @@ fn drive<R: Read>(
         match gz.as_mut() {
             Some(gz) => {
                 let mut out_bytes = 0u64;
+                let before = progress.uncompressed;
                 let fed = gz.feed(&chunk, &mut |data: &[u8]| {
                     out_bytes += data.len() as u64;
+                    // Past a limit the rest of the chunk is inflated (bounded
+                    // work: one chunk) but not walked: nothing more is kept.
+                    if before + out_bytes > opts.max_uncompressed_size
+                        || entries.len() as u64 > opts.max_files
+                    {
+                        return;
+                    }
                     if tar_error.is_none() && !walker.is_done() {
                         if let Err(e) = walker.feed(data) {
                             tar_error = Some(e);
                         }
+                        entries.extend(walker.take_entries());
                     }
                 });
                 if let Err(e) = fed {
@@ -384,6 +412,17 @@ fn drive<R: Read>(
         }
         total_in += n as u64;
         entries.extend(walker.take_entries());
+        if progress.uncompressed > opts.max_uncompressed_size {
+            return Err(BuildError::TooLarge {
+                limit: opts.max_uncompressed_size,
+                read: total_in,
+            });
+        }
+        if entries.len() as u64 > opts.max_files {
+            return Err(BuildError::TooManyFiles {
+                limit: opts.max_files,
+            });
+        }
         progress.compressed_read = total_in;
         progress.files = entries.len() as u64;
         reporter.progress(&progress);
