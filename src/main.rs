@@ -4,6 +4,7 @@
 //! command (`commands`), and turns errors into one clear line and an exit code.
 mod cli;
 mod commands;
+mod digest;
 mod output;
 mod progress;
 

@@ -2,7 +2,7 @@
 use super::image::open_store;
 use crate::cli::{GlobalArgs, IndexCommand};
 use crate::output::{print_json, write_stdout};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 use soci_index::store::IndexFilter;
 
@@ -51,25 +51,26 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
         }
         IndexCommand::Info(a) => {
             let store = open_store(a.store.as_deref())?;
-            let recs = store.get_artifact(&a.digest)?;
-            if recs.is_empty() {
-                bail!(
-                    "no SOCI index {} in the local store {}",
-                    a.digest,
-                    store.dir().display()
-                );
-            }
+            // Any stored artifact, so a zTOC's digest gets the hint below.
+            let all = store.artifacts()?;
+            let digest = crate::digest::resolve(
+                &a.digest,
+                all.iter().map(|r| r.digest.as_str()),
+                "SOCI index",
+            )
+            .with_context(|| format!("in the local store {}", store.dir().display()))?;
+            let recs: Vec<_> = all.into_iter().filter(|r| r.digest == digest).collect();
             if recs
                 .iter()
                 .all(|r| r.kind != soci_index::store::ArtifactKind::Index)
             {
                 bail!(
                     "{} is not a SOCI index (it is a {}); use `soci ztoc info` for zTOCs",
-                    a.digest,
+                    digest,
                     recs[0].kind
                 );
             }
-            let bytes = store.get_blob(&a.digest)?;
+            let bytes = store.get_blob(&digest)?;
             serde_json::from_slice::<serde_json::Value>(&bytes)?; // valid JSON
             let mut s = go_indent(&bytes);
             s.push(b'\n');
@@ -82,7 +83,16 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
             }
             let store = open_store(a.store.as_deref())?;
             let mut removed = Vec::new();
-            for d in &a.digests {
+            // All artifacts: a zTOC's digest gets the store's "not an index".
+            let all = store.artifacts()?;
+            let known = || all.iter().map(|r| r.digest.as_str());
+            // Every digest is checked before anything is removed.
+            let digests = a
+                .digests
+                .iter()
+                .map(|d| crate::digest::resolve(d, known(), "SOCI index"))
+                .collect::<Result<Vec<_>>>()?;
+            for d in &digests {
                 let blobs = store.remove_index(d)?;
                 if !global.json {
                     println!("removed {d} ({} blobs deleted)", blobs.len());
