@@ -2,6 +2,28 @@
 //!
 //! The binary is thin: it parses arguments (`cli`), calls one entry point per
 //! command (`commands`), and turns errors into one clear line and an exit code.
+
+// Every `println!`/`eprintln!` of this crate goes through `output`, not std's:
+// std's panic when the stream is closed (`soci index list | head -n 1` was a
+// panic, exit 101). Defined before the modules so that they shadow std's in
+// all of them, including commands added later. See `output::print_line`.
+macro_rules! println {
+    () => {
+        $crate::output::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::print_line(format_args!($($arg)*))
+    };
+}
+macro_rules! eprintln {
+    () => {
+        $crate::output::eprint_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::eprint_line(format_args!($($arg)*))
+    };
+}
+
 mod cli;
 mod commands;
 mod digest;
@@ -27,7 +49,14 @@ pub mod exit {
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let global = args.global.clone();
-    match commands::run(args) {
+    let result = commands::run(args);
+    // A stdout that failed other than by being closed (a full disk behind a
+    // redirection): the output is incomplete, so the run did not succeed.
+    let result = match (result, output::stdout_error()) {
+        (Ok(_), Some(e)) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
+        (r, _) => r,
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             if is_broken_pipe(&err) {
