@@ -92,7 +92,20 @@ fn describe(err: &anyhow::Error) -> String {
         }
         msg.push_str(&text);
     }
-    msg
+    one_line(&msg)
+}
+
+/// `text` on one line: some errors (flatbuffers' verifier) span several lines
+/// with blank ones; an error is one line on stderr, whatever its source.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for piece in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() && !piece.starts_with([')', ']', ',', '.']) {
+            out.push(' ');
+        }
+        out.push_str(piece);
+    }
+    out
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -138,5 +151,15 @@ mod tests {
         );
         let e = anyhow::Error::new(Inner).context("cannot build layer x");
         assert_eq!(super::describe(&e), "cannot build layer x: inner problem");
+    }
+
+    #[test]
+    fn a_multi_line_cause_is_put_on_one_line() {
+        let e = anyhow::anyhow!("not a valid flatbuffer (Range [1, 5) is out of bounds.\n\twhile verifying table field `version`\n\n)")
+            .context("x.ztoc is not a valid zTOC");
+        assert_eq!(
+            super::describe(&e),
+            "x.ztoc is not a valid zTOC: not a valid flatbuffer (Range [1, 5) is out of bounds. while verifying table field `version`)"
+        );
     }
 }

@@ -78,8 +78,8 @@ pub fn platform_choice(a: &ImageArgs) -> Result<PlatformChoice> {
 }
 
 pub fn parse_ref(s: &str) -> Result<ImageRef> {
-    s.parse::<ImageRef>()
-        .with_context(|| format!("invalid image reference {s:?}"))
+    // The error names the reference already ("invalid image reference …").
+    Ok(s.parse::<ImageRef>()?)
 }
 
 pub fn open(r: &ImageRef, a: &ImageArgs) -> Result<Box<dyn ImageSource>> {

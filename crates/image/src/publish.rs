@@ -195,7 +195,7 @@ fn copy_blob(
             mounted: 1,
         });
     }
-    reporter.message(&format!("copying blob {}", d.digest));
+    // The reporter shows the copy (a bar, or a line without a terminal).
     let size = d.size.max(0) as u64;
     let copied = sink
         .put_blob_stream(d, &|| {
