@@ -51,14 +51,9 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
         }
         IndexCommand::Info(a) => {
             let store = open_store(a.store.as_deref())?;
-            // Any stored artifact, so a zTOC's digest gets the hint below.
             let all = store.artifacts()?;
-            let digest = crate::digest::resolve(
-                &a.digest,
-                all.iter().map(|r| r.digest.as_str()),
-                "SOCI index",
-            )
-            .with_context(|| format!("in the local store {}", store.dir().display()))?;
+            let digest = resolve_index(&a.digest, &all)
+                .with_context(|| format!("in the local store {}", store.dir().display()))?;
             let recs: Vec<_> = all.into_iter().filter(|r| r.digest == digest).collect();
             if recs
                 .iter()
@@ -83,14 +78,12 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
             }
             let store = open_store(a.store.as_deref())?;
             let mut removed = Vec::new();
-            // All artifacts: a zTOC's digest gets the store's "not an index".
             let all = store.artifacts()?;
-            let known = || all.iter().map(|r| r.digest.as_str());
             // Every digest is checked before anything is removed.
             let digests = a
                 .digests
                 .iter()
-                .map(|d| crate::digest::resolve(d, known(), "SOCI index"))
+                .map(|d| resolve_index(d, &all))
                 .collect::<Result<Vec<_>>>()?;
             for d in &digests {
                 let blobs = store.remove_index(d)?;
@@ -105,6 +98,20 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
             Ok(crate::exit::OK)
         }
     }
+}
+
+/// The SOCI index `typed` names (a digest or a unique prefix) among the
+/// indexes; failing that among all artifacts, so that a zTOC's digest gets
+/// "is not a SOCI index" rather than "no such index".
+fn resolve_index(typed: &str, all: &[soci_index::store::ArtifactRecord]) -> Result<String> {
+    let indexes = all
+        .iter()
+        .filter(|r| r.kind == soci_index::store::ArtifactKind::Index)
+        .map(|r| r.digest.as_str());
+    crate::digest::resolve(typed, indexes, "SOCI index").or_else(|e| {
+        crate::digest::resolve(typed, all.iter().map(|r| r.digest.as_str()), "SOCI index")
+            .map_err(|_| e)
+    })
 }
 
 /// Go's `json.Indent(dst, src, "", "  ")` on compact JSON: the stored bytes with
