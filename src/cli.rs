@@ -68,8 +68,11 @@ pub enum Command {
 pub enum BenchCommand {
     /// Full pull vs lazy start of images through a shaping proxy in front of a local
     /// registry (needs docker-registry and skopeo); prints time to ready, bytes and
-    /// requests; writes startup.json/.svg/.md. Without SRC: the cached fixture images
-    /// (scripts/bench-fixtures.py) and fixtures/traces.
+    /// requests; writes startup.json/.svg/.md. Without SRC: the realistic images
+    /// cached by scripts/bench-fixtures.py if any, else a generated demo image
+    /// (2 layers of ~11 MiB, a trace reading a few percent of it). Data (local
+    /// registry, stores, demo image, results) goes to $SOCI_BENCH_DATA, else
+    /// $XDG_CACHE_HOME/soci-rs/bench (~/.cache/soci-rs/bench).
     Startup(BenchStartupArgs),
 }
 
@@ -96,9 +99,10 @@ pub struct BenchStartupArgs {
     /// --min-layer-size values to sweep (comma separated).
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     pub sweep_min_layer_sizes: Vec<u64>,
-    /// Where startup.json, startup.svg and startup.md go.
-    #[arg(long, short = 'o', default_value = "soci-bench-results")]
-    pub out: PathBuf,
+    /// Where startup.json, startup.svg and startup.md go. Default: `results` in
+    /// the data directory (see above).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
 }
 
 const CREATE_HELP: &str = "\
