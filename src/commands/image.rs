@@ -166,16 +166,18 @@ pub fn layers_json(
         .collect()
 }
 
-fn print_created(c: &Created) {
+fn print_created(c: &Created, store: &Store) {
     for (d, o) in &c.layers {
         println!("{}", o.line(&d.digest));
     }
+    // Where it went: the local store (`soci push` and `index info` read it there).
     for p in &c.platforms {
         println!(
-            "soci index {} for {} ({})",
+            "soci index {} for {} ({}) in the local store {}",
             p.index.descriptor.digest,
             p.image.descriptor.digest,
-            platform_str(&p.image.platform)
+            platform_str(&p.image.platform),
+            store.dir().display()
         );
     }
     for path in &c.prefetch_not_found {
@@ -263,7 +265,7 @@ fn run_create(
     };
     let mut out = created_json(&created);
     if !global.json {
-        print_created(&created);
+        print_created(&created, &store);
     }
     if let (Some(dest), Some(destination)) = (&dest, &destination) {
         let result = publish_to(&created, &store, destination, &reporter)
