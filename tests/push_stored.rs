@@ -201,3 +201,46 @@ fn push_picks_the_newest_or_the_named_index() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+#[test]
+fn push_of_a_docker_archive_publishes_what_create_stored() {
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout_opts(&dir.path().join("img"), "1", false);
+    let archive = dir.path().join("app.tar");
+    soci_testkit::make_docker_archive(&archive, &fx.images[0], "app:1", false);
+    let src = format!("docker-archive:{}", archive.display());
+    let store = dir.path().join("store");
+    let st = p(&store);
+    let a = format!("{}/arch:a", reg.host());
+    soci_ok(&[
+        "create",
+        "--plain-http",
+        "--store",
+        st,
+        "-q",
+        "--min-layer-size",
+        "0",
+        "--span-size",
+        "64KiB",
+        &src,
+        "--dest",
+        &a,
+    ]);
+    let stored = stored_indexes(st);
+    assert_eq!(soci_entries(&a), stored);
+    // To another tag from the store: the same index, the same image index.
+    let b = format!("{}/arch:b", reg.host());
+    soci_ok(&[
+        "push",
+        "--plain-http",
+        "--store",
+        st,
+        "-q",
+        &src,
+        "--dest",
+        &b,
+    ]);
+    assert_eq!(soci_entries(&b), stored);
+    assert_eq!(inspect_raw(&a), inspect_raw(&b));
+}

@@ -380,8 +380,25 @@ pub fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
             None
         },
     };
-    let source = open(&src, &a.image)?;
-    let created = stored_created(&*source, &store, &choice)?;
+    let opened = open(&src, &a.image)?;
+    let reporter = ImageProgress::new(global.quiet, global.json);
+    // A docker archive's layers are plain tars: `create --dest` indexed their
+    // deterministic gzip form, so push that form (compressed again, same bytes;
+    // no zTOC is built).
+    let recompressed;
+    let source: &dyn ImageSource = if matches!(src, ImageRef::DockerArchive { .. }) {
+        let opts = CreateOptions {
+            require_stored: true,
+            jobs: jobs(&a.image),
+            ..Default::default()
+        };
+        reporter.message("compressing the archive's layers (gzip -6, deterministic) as create did");
+        recompressed = soci_image::recompress::recompress(&*opened, &store, &opts, &reporter)?;
+        &recompressed
+    } else {
+        &*opened
+    };
+    let created = stored_created(source, &store, &choice)?;
     let version = version_of(&created).context("the stored SOCI index has no version")?;
     if let (
         ImageRef::Registry { tag: None, .. }
@@ -447,9 +464,8 @@ pub fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
             _ => {}
         }
     }
-    let reporter = ImageProgress::new(global.quiet, global.json);
     let registry_opts = registry_options(&a.image)?;
-    let destination = Destination::new(&*source, &dest, version, &registry_opts)
+    let destination = Destination::new(source, &dest, version, &registry_opts)
         .with_copy_jobs(a.max_concurrent_uploads.into());
     let result = publish_to(&created, &store, &destination, &reporter)
         .with_context(|| format!("cannot push to {dest}"))?;
