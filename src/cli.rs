@@ -2,16 +2,6 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-// Every command now has its own text with examples (the tests check that);
-// this plain one stays for commands added without examples yet.
-#[allow(dead_code)]
-const AFTER_HELP: &str = "\
-Exit codes:
-  0  success
-  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)
-  3  `verify` found a mismatch";
-
 /// Build SOCI (Seekable OCI) lazy-loading indexes, without a daemon.
 ///
 /// A SOCI index lets a container runtime (AWS Fargate, containerd with the
@@ -48,7 +38,8 @@ pub enum Command {
     /// SOCI index, as one image index. Same as `create SRC --dest DST`.
     #[command(after_help = CONVERT_HELP)]
     Convert(ConvertArgs),
-    /// Push the SOCI index that `create` left in the local store next to the image.
+    /// Push the SOCI index that `create` left in the local store next to the
+    /// image, as stored: nothing is rebuilt.
     #[command(after_help = PUSH_HELP)]
     Push(PushArgs),
     /// Prove an image's SOCI index works: every zTOC decodes, belongs to a layer of
@@ -123,8 +114,11 @@ pub struct PrefetchInfoArgs {
 pub enum BenchCommand {
     /// Full pull vs lazy start of images through a shaping proxy in front of a local
     /// registry (needs docker-registry and skopeo); prints time to ready, bytes and
-    /// requests; writes startup.json/.svg/.md. Without SRC: the cached fixture images
-    /// (scripts/bench-fixtures.py) and fixtures/traces.
+    /// requests; writes startup.json/.svg/.md. Without SRC: the realistic images
+    /// cached by scripts/bench-fixtures.py if any, else a generated demo image
+    /// (2 layers of ~11 MiB, a trace reading a few percent of it). Data (local
+    /// registry, stores, demo image, results) goes to $SOCI_BENCH_DATA, else
+    /// $XDG_CACHE_HOME/soci-rs/bench (~/.cache/soci-rs/bench).
     #[command(after_help = BENCH_HELP)]
     Startup(BenchStartupArgs),
 }
@@ -152,9 +146,10 @@ pub struct BenchStartupArgs {
     /// --min-layer-size values to sweep (comma separated).
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     pub sweep_min_layer_sizes: Vec<u64>,
-    /// Where startup.json, startup.svg and startup.md go.
-    #[arg(long, short = 'o', default_value = "soci-bench-results")]
-    pub out: PathBuf,
+    /// Where startup.json, startup.svg and startup.md go. Default: `results` in
+    /// the data directory (see above).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
 }
 
 const CREATE_HELP: &str = "\
@@ -313,16 +308,59 @@ pub struct ConvertArgs {
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// The image whose index `create` left in the local store (same reference).
+    /// The image whose index `create` left in the local store (any reference to
+    /// the same image manifests).
     pub source: String,
     /// Where to push (default: the source's tag).
     #[arg(long, value_name = "DST")]
     pub dest: Option<String>,
-    #[command(flatten)]
-    pub build: BuildArgs,
+    /// Push this stored SOCI index (a digest, or a unique prefix of one) instead
+    /// of the newest one stored for the image.
+    #[arg(long, value_name = "DIGEST")]
+    pub index: Option<String>,
+    /// Only consider stored indexes of this version. Default: the version of the
+    /// newest index stored for the image.
+    #[arg(long, value_enum)]
+    pub index_version: Option<IndexVersionArg>,
+    /// When the destination already has a SOCI index for the image: `warn` (say
+    /// so on stderr, push anyway), `skip` (push nothing, exit 0) or `allow`
+    /// (push without a word).
+    #[arg(long, value_enum, default_value_t = ExistingIndex::Warn)]
+    pub existing_index: ExistingIndex,
+    /// Blobs uploaded at the same time.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_concurrent_uploads: u16,
     #[command(flatten)]
     pub image: ImageArgs,
 }
+
+/// `soci push --existing-index`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ExistingIndex {
+    Warn,
+    Skip,
+    Allow,
+}
+
+const PUSH_HELP: &str = "\
+What is pushed: for each platform of the image (or each --platform), the newest
+SOCI index that `soci create` stored for that image manifest, byte for byte, with
+its zTOCs and prefetch artifacts: the options given to `create` (--min-layer-size,
+--span-size, --prefetch-file, ...) are the ones the registry gets. v2: the image's
+blobs and manifests are copied to DST when missing, then a SOCI-enabled image index
+is tagged at DST (default: the source's tag). v1: the index manifests are pushed
+with the image manifest as their subject (referrers API, else the fallback tag).
+Nothing stored for the image: an error that says to run `soci create` first.
+
+Examples:
+  soci create --plain-http 127.0.0.1:5000/app:1.0 --min-layer-size 0
+  soci push --plain-http 127.0.0.1:5000/app:1.0
+  soci push --index sha256:a998 --existing-index skip registry.example.com/app:1.0
+
+Exit codes:
+  0  success (also: nothing pushed with --existing-index skip)
+  1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -487,16 +525,6 @@ Exit codes:
   1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
   2  wrong usage (unknown flag, missing argument)
   3  `verify` found a mismatch";
-
-const PUSH_HELP: &str = "\
-Examples:
-  soci create --plain-http 127.0.0.1:5000/app:1.0 && soci push --plain-http 127.0.0.1:5000/app:1.0
-  soci push registry.example.com/app:1.0 --dest registry.example.com/app:1.0-soci
-
-Exit codes:
-  0  success
-  1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
 
 const VERIFY_HELP: &str = "\
 Examples:

@@ -2,9 +2,32 @@
 //!
 //! The binary is thin: it parses arguments (`cli`), calls one entry point per
 //! command (`commands`), and turns errors into one clear line and an exit code.
+
+// Every `println!`/`eprintln!` of this crate goes through `output`, not std's:
+// std's panic when the stream is closed (`soci index list | head -n 1` was a
+// panic, exit 101). Defined before the modules so that they shadow std's in
+// all of them, including commands added later. See `output::print_line`.
+macro_rules! println {
+    () => {
+        $crate::output::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::print_line(format_args!($($arg)*))
+    };
+}
+macro_rules! eprintln {
+    () => {
+        $crate::output::eprint_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::eprint_line(format_args!($($arg)*))
+    };
+}
+
 mod cli;
 mod commands;
 mod metrics;
+mod digest;
 mod output;
 mod progress;
 
@@ -27,7 +50,14 @@ pub mod exit {
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let global = args.global.clone();
-    match commands::run(args) {
+    let result = commands::run(args);
+    // A stdout that failed other than by being closed (a full disk behind a
+    // redirection): the output is incomplete, so the run did not succeed.
+    let result = match (result, output::stdout_error()) {
+        (Ok(_), Some(e)) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
+        (r, _) => r,
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             if is_broken_pipe(&err) {
@@ -63,7 +93,20 @@ fn describe(err: &anyhow::Error) -> String {
         }
         msg.push_str(&text);
     }
-    msg
+    one_line(&msg)
+}
+
+/// `text` on one line: some errors (flatbuffers' verifier) span several lines
+/// with blank ones; an error is one line on stderr, whatever its source.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for piece in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() && !piece.starts_with([')', ']', ',', '.']) {
+            out.push(' ');
+        }
+        out.push_str(piece);
+    }
+    out
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -109,5 +152,15 @@ mod tests {
         );
         let e = anyhow::Error::new(Inner).context("cannot build layer x");
         assert_eq!(super::describe(&e), "cannot build layer x: inner problem");
+    }
+
+    #[test]
+    fn a_multi_line_cause_is_put_on_one_line() {
+        let e = anyhow::anyhow!("not a valid flatbuffer (Range [1, 5) is out of bounds.\n\twhile verifying table field `version`\n\n)")
+            .context("x.ztoc is not a valid zTOC");
+        assert_eq!(
+            super::describe(&e),
+            "x.ztoc is not a valid zTOC: not a valid flatbuffer (Range [1, 5) is out of bounds. while verifying table field `version`)"
+        );
     }
 }

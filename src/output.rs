@@ -2,6 +2,8 @@
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory,
 /// then a rename, so an interrupted run never leaves a half-written file.
@@ -43,12 +45,71 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result.with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Writes raw bytes to stdout.
-pub fn write_stdout(bytes: &[u8]) -> Result<()> {
+/// Set once stdout is found closed (EPIPE): what is left to print is dropped.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+/// The first other error writing to stdout, reported by `main` at the end.
+static STDOUT_ERROR: Mutex<Option<std::io::Error>> = Mutex::new(None);
+
+/// `println!` of this crate (see main.rs). A closed stdout (the reader quit,
+/// as `head -n 1` does) ends the output quietly: the command still finishes
+/// its work (a push is not cut in half because nobody reads its report) and
+/// exits as it would have, 0 on success; like ripgrep, no message, no panic.
+/// Any other write error is kept for `main`, which fails the run with it.
+pub fn print_line(args: std::fmt::Arguments<'_>) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
-    out.write_all(bytes)?;
-    out.flush()?;
-    Ok(())
+    let r = out.write_fmt(args).and_then(|()| out.write_all(b"\n"));
+    if let Err(e) = r {
+        note_stdout_error(e);
+    }
+}
+
+fn note_stdout_error(e: std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        return;
+    }
+    let mut first = STDOUT_ERROR.lock().unwrap_or_else(|p| p.into_inner());
+    if first.is_none() {
+        *first = Some(e);
+    }
+}
+
+/// The first error (not EPIPE) met writing to stdout, if any; flushes first.
+pub fn stdout_error() -> Option<std::io::Error> {
+    if !STDOUT_CLOSED.load(Ordering::Relaxed) {
+        if let Err(e) = std::io::stdout().lock().flush() {
+            note_stdout_error(e);
+        }
+    }
+    STDOUT_ERROR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+}
+
+/// `eprintln!` of this crate: a closed or failing stderr is ignored (there is
+/// nowhere left to say anything), instead of std's panic.
+pub fn eprint_line(args: std::fmt::Arguments<'_>) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+}
+
+/// Writes raw bytes to stdout (a closed stdout is not an error, as above).
+pub fn write_stdout(bytes: &[u8]) -> Result<()> {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        r => Ok(r?),
+    }
 }
 
 /// Prints a JSON value, pretty, on stdout.

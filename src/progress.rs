@@ -128,14 +128,18 @@ impl soci_image::Reporter for ImageProgress {
             bar.set_message(format!("{} spans, {} files", p.spans, p.files));
         }
     }
-    fn layer_done(&self, layer_digest: &str, outcome: &str) {
+    fn layer_done(&self, layer_digest: &str, _outcome: &str) {
+        // The outcome is a result: the command prints it once, on stdout, at
+        // the end; printed here too it appeared twice on a terminal.
         self.remove_bar(layer_digest);
-        if self.chatty {
-            let _ = self.multi.println(outcome);
-        }
     }
     fn copy_progress(&self, digest: &str, sent: u64, size: u64) {
         if !self.show {
+            // Without bars, one line per copy (and per restarted copy) says
+            // what a long step is doing; with bars, the bar says it.
+            if sent == 0 && self.chatty {
+                eprintln!("copying blob {digest}");
+            }
             return;
         }
         let key = copy_key(digest);

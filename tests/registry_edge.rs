@@ -209,7 +209,8 @@ fn v1_dest_from_layout_and_push_v2_from_store() {
     // With an empty store, push refuses to build.
     let r2 = push_fixture(&fx, &reg, "pushv2:2");
     let o = soci(&reg_cmd("push", &r2, p(&dir.path().join("empty")), &[]));
-    assert_error(&o, "run `soci create` first");
+    assert_error(&o, "first");
+    assert_error(&o, "no SOCI index for");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `soci create|convert|push|verify`: whole images.
 use crate::cli::{
-    BuildArgs, ConvertArgs, CreateArgs, GlobalArgs, ImageArgs, IndexVersionArg, PushArgs,
-    VerifyArgs,
+    BuildArgs, ConvertArgs, CreateArgs, ExistingIndex, GlobalArgs, ImageArgs, IndexVersionArg,
+    PushArgs, VerifyArgs,
 };
 use crate::output::print_json;
 use crate::progress::ImageProgress;
@@ -78,8 +78,8 @@ pub fn platform_choice(a: &ImageArgs) -> Result<PlatformChoice> {
 }
 
 pub fn parse_ref(s: &str) -> Result<ImageRef> {
-    s.parse::<ImageRef>()
-        .with_context(|| format!("invalid image reference {s:?}"))
+    // The error names the reference already ("invalid image reference …").
+    Ok(s.parse::<ImageRef>()?)
 }
 
 pub fn open(r: &ImageRef, a: &ImageArgs) -> Result<Box<dyn ImageSource>> {
@@ -168,16 +168,18 @@ pub fn layers_json(
         .collect()
 }
 
-fn print_created(c: &Created) {
+fn print_created(c: &Created, store: &Store) {
     for (d, o) in &c.layers {
         println!("{}", o.line(&d.digest));
     }
+    // Where it went: the local store (`soci push` and `index info` read it there).
     for p in &c.platforms {
         println!(
-            "soci index {} for {} ({})",
+            "soci index {} for {} ({}) in the local store {}",
             p.index.descriptor.digest,
             p.image.descriptor.digest,
-            platform_str(&p.image.platform)
+            platform_str(&p.image.platform),
+            store.dir().display()
         );
     }
     for path in &c.prefetch_not_found {
@@ -271,7 +273,7 @@ fn run_create(
     };
     let mut out = created_json(&created);
     if !global.json {
-        print_created(&created);
+        print_created(&created, &store);
     }
     let mut code = crate::exit::OK;
     // --verify checks what was built against the image before anything is
@@ -381,18 +383,152 @@ pub fn convert_cmd(a: ConvertArgs, global: &GlobalArgs) -> Result<u8> {
     )
 }
 
+/// Entry point for `soci push`: publishes what `create` stored, never rebuilds.
 pub fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
-    let opts = create_options(&a.build, &a.image, version(&a.build))?;
-    run_create(
-        &a.source,
-        a.dest.clone(),
-        true,
-        false,
-        opts,
-        &a.image,
-        global,
-        true,
-    )
+    use soci_image::stored::{existing_indexes, stored_created, version_of, StoredChoice};
+    let src = parse_ref(&a.source)?;
+    let dest = match &a.dest {
+        Some(d) => parse_ref(d)?,
+        None => match &src {
+            ImageRef::Registry { .. } => src.clone(),
+            _ => bail!("push needs a registry image; for {src} give --dest DST"),
+        },
+    };
+    let store = open_store(a.image.store.as_deref())?;
+    let index = match &a.index {
+        Some(d) => {
+            let stored = store.list_indexes(&soci_index::store::IndexFilter::default())?;
+            Some(
+                crate::digest::resolve(d, stored.iter().map(|r| r.digest.as_str()), "SOCI index")
+                    .with_context(|| format!("in the local store {}", store.dir().display()))?,
+            )
+        }
+        None => None,
+    };
+    let explicit_platforms = a.image.all_platforms || !a.image.platform.is_empty();
+    let choice = StoredChoice {
+        index,
+        version: a.index_version.map(|v| match v {
+            IndexVersionArg::V1 => IndexVersion::V1,
+            IndexVersionArg::V2 => IndexVersion::V2,
+        }),
+        platforms: if explicit_platforms {
+            Some(platform_choice(&a.image)?)
+        } else {
+            None
+        },
+    };
+    let opened = open(&src, &a.image)?;
+    let reporter = ImageProgress::new(global.quiet, global.json);
+    // A docker archive's layers are plain tars: `create --dest` indexed their
+    // deterministic gzip form, so push that form (compressed again, same bytes;
+    // no zTOC is built).
+    let recompressed;
+    let source: &dyn ImageSource = if matches!(src, ImageRef::DockerArchive { .. }) {
+        let opts = CreateOptions {
+            require_stored: true,
+            jobs: jobs(&a.image),
+            ..Default::default()
+        };
+        reporter.message("compressing the archive's layers (gzip -6, deterministic) as create did");
+        recompressed = soci_image::recompress::recompress(&*opened, &store, &opts, &reporter)?;
+        &recompressed
+    } else {
+        &*opened
+    };
+    let created = stored_created(source, &store, &choice)?;
+    let version = version_of(&created).context("the stored SOCI index has no version")?;
+    if let (
+        ImageRef::Registry { tag: None, .. }
+        | ImageRef::Registry {
+            digest: Some(_), ..
+        },
+        IndexVersion::V2,
+    ) = (&dest, version)
+    {
+        bail!("the destination image must be a tagged ref of the form \"registry/repository:tag\" to push a v2 SOCI index");
+    }
+    if version == IndexVersion::V1 && !matches!(dest, ImageRef::Registry { .. }) {
+        bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers), not {dest}");
+    }
+    if !global.json {
+        for p in &created.platforms {
+            println!(
+                "soci index {} ({}, {}) for {}: {} zTOC(s), {} prefetch artifact(s)",
+                p.index.descriptor.digest,
+                version,
+                platform_str(&p.image.platform),
+                p.image.descriptor.digest,
+                p.ztocs.len(),
+                p.prefetches.len()
+            );
+        }
+    }
+    let mut out = json!({
+        "indexes": created.platforms.iter().map(|p| json!({
+            "index": p.index.descriptor.digest,
+            "version": version.as_str(),
+            "platform": p.image.platform,
+            "manifest": p.image.descriptor.digest,
+            "ztocs": p.ztocs.len(),
+            "prefetches": p.prefetches.len(),
+        })).collect::<Vec<_>>(),
+    });
+    // What the destination already has (a new tag or repository: nothing).
+    let existing = match a.existing_index {
+        ExistingIndex::Allow => Vec::new(),
+        _ => open(&dest, &a.image)
+            .map(|d| existing_indexes(&*d, &created))
+            .unwrap_or_default(),
+    };
+    if !existing.is_empty() {
+        match a.existing_index {
+            ExistingIndex::Skip => {
+                if global.json {
+                    out["skipped"] = json!({"existing": existing});
+                    print_json(&out)?;
+                } else {
+                    println!(
+                        "skipped: {dest} already has SOCI index(es) {} (--existing-index skip)",
+                        existing.join(", ")
+                    );
+                }
+                return Ok(crate::exit::OK);
+            }
+            ExistingIndex::Warn if !global.quiet => eprintln!(
+                "warning: {dest} already has SOCI index(es) {}; pushing anyway (--existing-index skip leaves it as is)",
+                existing.join(", ")
+            ),
+            _ => {}
+        }
+    }
+    let registry_opts = registry_options(&a.image)?;
+    let destination = Destination::new(source, &dest, version, &registry_opts)
+        .with_copy_jobs(a.max_concurrent_uploads.into());
+    let result = publish_to(&created, &store, &destination, &reporter)
+        .with_context(|| format!("cannot push to {dest}"))?;
+    if global.json {
+        out["pushed"] = serde_json::to_value(&result)?;
+        print_json(&out)?;
+    } else {
+        print_pushed(&result);
+    }
+    Ok(crate::exit::OK)
+}
+
+fn print_pushed(result: &soci_image::publish::PublishResult) {
+    match &result.image_index {
+        Some(d) => println!(
+            "pushed SOCI-enabled image {} ({})",
+            result.destination, d.digest
+        ),
+        None => println!(
+            "pushed soci index(es) {} to {} ({})",
+            result.soci_indexes.join(", "),
+            result.destination,
+            result.referrers.clone().unwrap_or_default()
+        ),
+    }
 }
 
 fn print_verify(r: &VerifyReport) {

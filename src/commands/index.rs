@@ -2,7 +2,7 @@
 use super::image::open_store;
 use crate::cli::{GlobalArgs, IndexCommand};
 use crate::output::{print_json, write_stdout};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
@@ -50,25 +50,21 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
         }
         IndexCommand::Info(a) => {
             let store = open_store(a.store.as_deref())?;
-            let recs = store.get_artifact(&a.digest)?;
-            if recs.is_empty() {
-                bail!(
-                    "no SOCI index {} in the local store {}",
-                    a.digest,
-                    store.dir().display()
-                );
-            }
+            let all = store.artifacts()?;
+            let digest = resolve_index(&a.digest, &all)
+                .with_context(|| format!("in the local store {}", store.dir().display()))?;
+            let recs: Vec<_> = all.into_iter().filter(|r| r.digest == digest).collect();
             if recs
                 .iter()
                 .all(|r| r.kind != soci_index::store::ArtifactKind::Index)
             {
                 bail!(
                     "{} is not a SOCI index (it is a {}); use `soci ztoc info` for zTOCs",
-                    a.digest,
+                    digest,
                     recs[0].kind
                 );
             }
-            let bytes = store.get_blob(&a.digest)?;
+            let bytes = store.get_blob(&digest)?;
             serde_json::from_slice::<serde_json::Value>(&bytes)?; // valid JSON
             let mut s = go_indent(&bytes);
             s.push(b'\n');
@@ -80,7 +76,13 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
                 bail!("give the digests of the indexes to remove, or --ref REF (see `soci index list`)");
             }
             let store = open_store(a.store.as_deref())?;
-            let mut digests = a.digests.clone();
+            let all = store.artifacts()?;
+            // Every digest is checked before anything is removed.
+            let mut digests = a
+                .digests
+                .iter()
+                .map(|d| resolve_index(d, &all))
+                .collect::<Result<Vec<_>>>()?;
             if let Some(r) = &a.image_ref {
                 let found = super::listing::matching_indexes(&store, Some(r), None)?;
                 if found.is_empty() {
@@ -109,6 +111,20 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
             Ok(crate::exit::OK)
         }
     }
+}
+
+/// The SOCI index `typed` names (a digest or a unique prefix) among the
+/// indexes; failing that among all artifacts, so that a zTOC's digest gets
+/// "is not a SOCI index" rather than "no such index".
+fn resolve_index(typed: &str, all: &[soci_index::store::ArtifactRecord]) -> Result<String> {
+    let indexes = all
+        .iter()
+        .filter(|r| r.kind == soci_index::store::ArtifactKind::Index)
+        .map(|r| r.digest.as_str());
+    crate::digest::resolve(typed, indexes, "SOCI index").or_else(|e| {
+        crate::digest::resolve(typed, all.iter().map(|r| r.digest.as_str()), "SOCI index")
+            .map_err(|_| e)
+    })
 }
 
 /// Go's `json.Indent(dst, src, "", "  ")` on compact JSON: the stored bytes with

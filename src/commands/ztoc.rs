@@ -106,26 +106,29 @@ fn build(args: ZtocBuildArgs, global: &GlobalArgs) -> Result<u8> {
 /// Reads a zTOC given as a file path or as the digest of a zTOC in the store.
 fn load_ztoc(arg: &str, store: Option<&Path>) -> Result<(Ztoc, Vec<u8>, Option<ArtifactRecord>)> {
     let path = Path::new(arg);
-    if arg.starts_with("sha256:") && !path.exists() {
+    // A file that exists wins; else a digest, or a unique prefix of one.
+    if crate::digest::looks_like_digest(arg) && !path.exists() {
         let store = open_store(store)?;
-        let rec = store
-            .get_artifact(arg)?
+        let ztocs = store.list_ztocs(&ZtocFilter::default())?;
+        let digest = crate::digest::resolve(arg, ztocs.iter().map(|r| r.digest.as_str()), "zTOC")
+            .with_context(|| format!("in the local store {}", store.dir().display()))?;
+        let rec = ztocs
             .into_iter()
-            .find(|r| r.kind == ArtifactKind::Layer)
+            .find(|r| r.digest == digest && r.kind == ArtifactKind::Layer)
             .ok_or_else(|| {
                 anyhow::anyhow!("no zTOC {arg} in the local store {}", store.dir().display())
             })?;
-        let bytes = store.get_blob(arg)?;
+        let bytes = store.get_blob(&digest)?;
         // The lazy reader trusts the zTOC's span digests to check what a
         // registry sends: the zTOC must be the one its digest names.
         let actual = soci_oci::spec::sha256_digest(&bytes);
-        if actual != arg {
+        if actual != digest {
             bail!(
-                "stored zTOC {arg} is damaged: its bytes have digest {actual}; run `soci create --force` to rebuild it"
+                "stored zTOC {digest} is damaged: its bytes have digest {actual}; run `soci create --force` to rebuild it"
             );
         }
         let ztoc =
-            codec::decode(&bytes).with_context(|| format!("stored zTOC {arg} is not valid"))?;
+            codec::decode(&bytes).with_context(|| format!("stored zTOC {digest} is not valid"))?;
         return Ok((ztoc, bytes, Some(rec)));
     }
     let (z, b) = read_ztoc(path)?;
@@ -313,7 +316,7 @@ fn get_file(args: ZtocGetFileArgs, global: &GlobalArgs) -> Result<u8> {
         }
         None => None,
     };
-    let entry = z.find_regular(path.as_bytes())?;
+    let entry = find_entry(&z, &path)?;
     let mut fetched = None;
     let data = match (layer_file, blob) {
         (Some(layer), Some(mut blob)) => z
@@ -362,6 +365,28 @@ fn get_file(args: ZtocGetFileArgs, global: &GlobalArgs) -> Result<u8> {
         }
     }
     Ok(crate::exit::OK)
+}
+
+/// The entry `path` names: as stored, else the same path written the other
+/// usual ways (`/etc/os-release`, `etc/os-release`, `./etc/os-release`), since
+/// layers store names without a leading slash (docker) or with `./` (tar -C).
+fn find_entry<'z>(z: &'z Ztoc, path: &str) -> Result<&'z soci_ztoc::model::TocEntry> {
+    use soci_ztoc::extract::ExtractError;
+    let first = match z.find_regular(path.as_bytes()) {
+        Err(e @ ExtractError::NotFound(_)) => e,
+        other => return Ok(other?),
+    };
+    let bare = path.trim_start_matches("./").trim_start_matches('/');
+    for alt in [bare.to_string(), format!("./{bare}"), format!("/{bare}")] {
+        if alt == path || bare.is_empty() {
+            continue;
+        }
+        match z.find_regular(alt.as_bytes()) {
+            Err(ExtractError::NotFound(_)) => continue,
+            other => return Ok(other?),
+        }
+    }
+    Err(first.into())
 }
 
 /// The layer of `source` a zTOC belongs to: from the store record, else the one

@@ -77,7 +77,7 @@ pub fn assert_error(o: &Output, what: &str) {
 }
 
 /// `CMD IMAGE EXTRA… --plain-http --store STORE -q`, plus `--min-layer-size 0`
-/// for the commands that build (create, convert, push): a soci command against
+/// for the commands that build (create, convert): a soci command against
 /// the test registry with the flags these tests always pass.
 pub fn reg_cmd<'a>(
     cmd: &'a str,
@@ -88,7 +88,7 @@ pub fn reg_cmd<'a>(
     let mut a = vec![cmd, image];
     a.extend_from_slice(extra);
     a.extend(["--plain-http", "--store", store, "-q"]);
-    if matches!(cmd, "create" | "convert" | "push") {
+    if matches!(cmd, "create" | "convert") {
         a.extend(["--min-layer-size", "0"]);
     }
     a

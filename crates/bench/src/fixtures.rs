@@ -44,3 +44,14 @@ pub fn synthetic(dir: &Path) -> Result<ImageSpec> {
         trace,
     })
 }
+
+/// The generated demo image of `soci bench startup` without SRC (about
+/// 22 MiB, every layer above the default --min-layer-size), in `dir`.
+pub fn demo(dir: &Path) -> Result<ImageSpec> {
+    let (source, trace) = crate::synthetic::make_demo_image(dir)?;
+    Ok(ImageSpec {
+        name: "demo".into(),
+        source,
+        trace,
+    })
+}

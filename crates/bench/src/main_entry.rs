@@ -105,12 +105,13 @@ pub fn startup(cfg: &StartupConfig) -> Result<Report> {
         v
     } else {
         eprintln!(
-            "[bench] no cached images under {}: using a generated image. For the realistic ones (Debian, Python data science) run once:\n[bench]   sudo scripts/bench-fixtures.py",
+            "[bench] no cached images under {}: using a generated demo image (2 layers of ~11 MiB; the trace reads 3 libraries and 20 small modules, a few percent of it). For realistic images (Debian, Python data science) run once from a checkout: sudo scripts/bench-fixtures.py --data {}",
+            cfg.data_dir.join("images").display(),
             cfg.data_dir.display()
         );
         _synthetic_dir = tempfile::tempdir_in(&work_dir)?;
         sweep_image = None;
-        vec![fixtures::synthetic(_synthetic_dir.path())?]
+        vec![fixtures::demo(_synthetic_dir.path())?]
     };
     if let Some(s) = &sweep_image {
         if !images.iter().any(|i| &i.name == s) {

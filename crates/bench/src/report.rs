@@ -98,7 +98,48 @@ pub fn sweep_table(r: &Report) -> String {
 }
 
 pub fn text(r: &Report) -> String {
-    format!("{}\n{}\n{}", image_table(r), table(r), sweep_table(r))
+    format!(
+        "{}\n{}\n{}{}",
+        image_table(r),
+        table(r),
+        sweep_table(r),
+        verdict(r)
+    )
+}
+
+/// One plain line per image and profile where the lazy start was not faster
+/// than a full pull, saying why (a table of ratios does not).
+pub fn verdict(r: &Report) -> String {
+    let mut s = String::new();
+    for i in &r.images {
+        for p in &i.results {
+            if p.lazy_full_time < 1.0 {
+                continue;
+            }
+            let why = if i.lazy_layers == 0 {
+                "no layer was indexed (all under --min-layer-size), so the lazy start pulls every layer whole".to_string()
+            } else if p.lazy_full_bytes > 0.8 {
+                format!(
+                    "the traced files lie in spans holding {:.0}% of the image's bytes, so it fetches about what a full pull does, in more requests (try a smaller --span-size)",
+                    100.0 * p.lazy_full_bytes
+                )
+            } else {
+                format!(
+                    "it fetched only {:.0}% of the bytes, but its {} requests at {} ms round trip cost more than the {} MB it saved",
+                    100.0 * p.lazy_full_bytes,
+                    p.lazy.requests,
+                    p.profile.rtt.as_millis(),
+                    mb(p.full.bytes.saturating_sub(p.lazy.bytes))
+                )
+            };
+            let _ = writeln!(
+                s,
+                "note: {} on {}: the lazy start took {:.2}x the time of a full pull: {why}.",
+                i.name, p.profile.name, p.lazy_full_time
+            );
+        }
+    }
+    s
 }
 
 /// Grouped bars: time to ready and MB transferred per image and profile.

@@ -12,6 +12,7 @@ pub mod layers;
 pub mod lazy;
 pub mod publish;
 pub mod recompress;
+pub mod stored;
 pub mod verify;
 
 pub use create::{create, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt};

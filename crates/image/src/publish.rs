@@ -153,9 +153,10 @@ impl Sink for OciArchiveWriter {
     }
 }
 
-/// Blob copies in flight at once (docker's default for uploads is 5): a copy
+/// Blob copies in flight at once unless the caller says otherwise
+/// (`--max-concurrent-uploads`; docker's default for uploads is 5): a copy
 /// waits mostly on the network, so this is not tied to `--jobs` (CPU).
-const COPY_JOBS: usize = 4;
+pub const COPY_JOBS: usize = 4;
 
 /// Blobs put at a destination, by how.
 #[derive(Debug, Default, Clone, Copy)]
@@ -171,12 +172,13 @@ impl Copied {
     }
 }
 
-/// [`copy_blob`] for each distinct blob of `blobs`, [`COPY_JOBS`] at a time,
+/// [`copy_blob`] for each distinct blob of `blobs`, `jobs` at a time,
 /// biggest first.
 fn copy_blobs(
     sink: &dyn Sink,
     source: &dyn ImageSource,
     blobs: &[&Descriptor],
+    jobs: usize,
     reporter: &dyn Reporter,
 ) -> Result<Copied> {
     let mut distinct: Vec<&Descriptor> = Vec::with_capacity(blobs.len());
@@ -187,7 +189,7 @@ fn copy_blobs(
     }
     let done = parallel_by(
         &distinct,
-        COPY_JOBS,
+        jobs,
         |d| d.size.max(0) as u64,
         |d| copy_blob(sink, source, d, reporter),
     )?;
@@ -220,7 +222,7 @@ fn copy_blob(
             mounted: 1,
         });
     }
-    reporter.message(&format!("copying blob {}", d.digest));
+    // The reporter shows the copy (a bar, or a line without a terminal).
     let size = d.size.max(0) as u64;
     let copied = sink
         .put_blob_stream(d, &|| {
@@ -283,6 +285,7 @@ fn copy_image(
     sink: &dyn Sink,
     source: &dyn ImageSource,
     created: &Created,
+    jobs: usize,
     reporter: &dyn Reporter,
 ) -> Result<Copied> {
     let blobs: Vec<&Descriptor> = created
@@ -290,7 +293,7 @@ fn copy_image(
         .iter()
         .flat_map(|p| std::iter::once(&p.image.manifest.config).chain(&p.image.manifest.layers))
         .collect();
-    let copied = copy_blobs(sink, source, &blobs, reporter)?;
+    let copied = copy_blobs(sink, source, &blobs, jobs, reporter)?;
     // Every blob is there before the first manifest that refers to it.
     for p in &created.platforms {
         sink.put_manifest(None, &p.image.raw, &p.image.descriptor.media_type)?;
@@ -404,6 +407,8 @@ pub struct Destination<'a> {
     version: IndexVersion,
     registry_opts: &'a RegistryOptions,
     opened: std::sync::OnceLock<OpenSink>,
+    /// Blob copies in flight at once.
+    copy_jobs: usize,
     /// Layers put there while `create` read them.
     teed_uploaded: AtomicUsize,
     teed_mounted: AtomicUsize,
@@ -422,9 +427,16 @@ impl<'a> Destination<'a> {
             version,
             registry_opts,
             opened: std::sync::OnceLock::new(),
+            copy_jobs: COPY_JOBS,
             teed_uploaded: AtomicUsize::new(0),
             teed_mounted: AtomicUsize::new(0),
         }
+    }
+
+    /// Copies at most `n` blobs at once (at least 1).
+    pub fn with_copy_jobs(mut self, n: usize) -> Self {
+        self.copy_jobs = n.max(1);
+        self
     }
 
     fn opened(&self) -> Result<&OpenSink> {
@@ -500,7 +512,8 @@ pub fn publish_to(
     let (sink, tag) = destination.opened()?;
     let sink: &dyn Sink = &**sink;
     let tag = tag.clone();
-    let mut copied = copy_image(sink, source, created, reporter)?;
+    let jobs = destination.copy_jobs;
+    let mut copied = copy_image(sink, source, created, jobs, reporter)?;
     copied.add(Copied {
         uploaded: destination.teed_uploaded.load(Ordering::Relaxed),
         mounted: destination.teed_mounted.load(Ordering::Relaxed),
@@ -536,7 +549,15 @@ pub fn publish_to(
             }
             // Children of the source index that we did not index must exist at
             // the destination too: copy those the source has.
-            copy_untouched_children(sink, source, created, &manifests, &mut copied, reporter)?;
+            copy_untouched_children(
+                sink,
+                source,
+                created,
+                &manifests,
+                &mut copied,
+                jobs,
+                reporter,
+            )?;
             let out = convert(&ConvertInput {
                 root,
                 root_bytes: &created.root_bytes,
@@ -593,7 +614,15 @@ pub fn publish_to(
                     .iter()
                     .map(|p| (p.image.descriptor.digest.clone(), Vec::new()))
                     .collect();
-                copy_untouched_children(sink, source, created, &chosen, &mut copied, reporter)?;
+                copy_untouched_children(
+                    sink,
+                    source,
+                    created,
+                    &chosen,
+                    &mut copied,
+                    jobs,
+                    reporter,
+                )?;
                 sink.put_manifest(Some(tag), &created.root_bytes, &created.root.media_type)?;
             }
             Ok(PublishResult {
@@ -620,6 +649,7 @@ fn copy_untouched_children(
     created: &Created,
     converted: &HashMap<String, Vec<u8>>,
     copied: &mut Copied,
+    jobs: usize,
     reporter: &dyn Reporter,
 ) -> Result<()> {
     if !is_index(&created.root.media_type) {
@@ -639,7 +669,7 @@ fn copy_untouched_children(
                 .chain(&m.layers)
                 .filter(|d| !d.digest.is_empty())
                 .collect();
-            copied.add(copy_blobs(sink, source, &blobs, reporter)?);
+            copied.add(copy_blobs(sink, source, &blobs, jobs, reporter)?);
         }
         sink.put_manifest(None, &raw, &child.media_type)?;
     }

@@ -214,9 +214,31 @@ fn valid_host(h: &str) -> bool {
     }
 }
 
+/// A path (`/x`, `./x`, `../x`, `~/x`: never a registry reference), or a name
+/// with an archive suffix that has no host part or names an existing file
+/// (`HOST/repo.tar` stays a repository).
+fn looks_like_local_path(s: &str) -> bool {
+    ["/", "./", "../", "~/"].iter().any(|p| s.starts_with(p))
+        || ([".tar", ".tar.gz", ".tgz"].iter().any(|x| s.ends_with(x))
+            && (!s.contains('/') || std::path::Path::new(s).exists()))
+}
+
 fn parse_registry(input: &str, s: &str) -> Result<ImageRef> {
     if s.is_empty() {
         return Err(invalid(input, "empty registry reference"));
+    }
+    // A file or directory given without its transport: suggest the right one
+    // rather than a registry name built around a path.
+    if looks_like_local_path(s) {
+        let form = if std::path::Path::new(s).is_dir() {
+            format!("oci:{s}")
+        } else {
+            format!("docker-archive:{s}")
+        };
+        return Err(invalid(
+            input,
+            format!("this looks like a local path, not a registry reference; write {form:?}"),
+        ));
     }
     let (name_tag, digest) = match s.split_once('@') {
         Some((n, d)) => {
@@ -428,6 +450,28 @@ impl fmt::Display for ImageRef {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod local_path_tests {
+    use super::ImageRef;
+
+    #[test]
+    fn a_path_suggests_its_transport_once() {
+        for (input, form) in [
+            ("/path/to/img.tar", "\"docker-archive:/path/to/img.tar\""),
+            ("./img.tar", "\"docker-archive:./img.tar\""),
+            ("img.tar", "\"docker-archive:img.tar\""),
+            ("/", "\"oci:/\""),
+        ] {
+            let e = input.parse::<ImageRef>().unwrap_err().to_string();
+            assert!(e.contains(form), "{input}: {e}");
+            assert!(!e.contains("docker.io"), "{input}: {e}");
+            assert_eq!(e.matches("invalid image reference").count(), 1, "{e}");
+        }
+        // A repository that happens to end in .tar is still one.
+        assert!("example.com/x.tar".parse::<ImageRef>().is_ok());
     }
 }
 

@@ -275,7 +275,16 @@ pub fn select_manifests(
         children.push((d.clone(), platform));
     }
     let available = || {
-        let v: Vec<String> = children.iter().map(|(_, p)| p.to_string()).collect();
+        // Each platform once: a SOCI-enabled index repeats its images'
+        // platforms on their SOCI index entries; attestations (unknown/unknown)
+        // are not images to choose.
+        let mut v: Vec<String> = Vec::new();
+        for (_, p) in children.iter().filter(|(_, p)| !p.is_unknown()) {
+            let p = p.to_string();
+            if !v.contains(&p) {
+                v.push(p);
+            }
+        }
         if v.is_empty() {
             "none".to_string()
         } else {
