@@ -26,8 +26,8 @@ macro_rules! eprintln {
 
 mod cli;
 mod commands;
-mod metrics;
 mod digest;
+mod metrics;
 mod output;
 mod progress;
 
