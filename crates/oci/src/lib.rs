@@ -25,6 +25,7 @@
 //! ```
 pub mod archive;
 pub mod error;
+pub mod fsio;
 pub mod layout;
 pub mod platform;
 pub mod reference;
