@@ -50,8 +50,11 @@ pub fn pid_alive(pid: i32) -> bool {
     }
 }
 
+/// `O_NOFOLLOW`, for `OpenOptionsExt::custom_flags` (std names no such constant).
+pub const O_NOFOLLOW: i32 = OFlags::NOFOLLOW.bits() as i32;
+
 fn nofollow() -> i32 {
-    OFlags::NOFOLLOW.bits() as i32
+    O_NOFOLLOW
 }
 
 /// A temporary file that disappears unless [`persist`](TempFile::persist)ed.
