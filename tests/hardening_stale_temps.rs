@@ -66,7 +66,10 @@ fn wait_for_temp(dest: &Path, child: &mut Child, except: Option<&Path>) -> PathB
             child.try_wait().unwrap().is_none(),
             "the build ended before writing a temporary"
         );
-        assert!(t.elapsed() < Duration::from_secs(60), "no temporary appeared");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no temporary appeared"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -100,7 +103,10 @@ fn killed_build_temporaries_are_removed_next_run_but_live_ones_kept() {
             libc::kill(child.id() as i32, sig);
         }
         assert!(!child.wait().unwrap().success());
-        assert!(leftover.exists(), "the killed run's temporary is gone already");
+        assert!(
+            leftover.exists(),
+            "the killed run's temporary is gone already"
+        );
 
         // A live writer: stalled on the same layer, its temporary on disk.
         let mut live = spawn_create(&host, &store, &dest);

@@ -26,8 +26,8 @@ use crate::manifest::{parse_index_manifest, IndexVersion, PrefetchRecord, ZtocRe
 use crate::*;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
-use soci_oci::spec::{self, Descriptor, Index, Platform};
 use soci_oci::fsio::{self, TempFile};
+use soci_oci::spec::{self, Descriptor, Index, Platform};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -318,7 +318,9 @@ impl Store {
             return Ok(());
         }
         // Built aside and renamed in, so a crash leaves no half-filled index.
-        let stage = self.tmp_dir().join(format!("by-layer-{}", std::process::id()));
+        let stage = self
+            .tmp_dir()
+            .join(format!("by-layer-{}", std::process::id()));
         let _ = fs::remove_dir_all(&stage);
         internal_dir(&stage)?;
         let mut newest: std::collections::HashMap<String, ArtifactRecord> = Default::default();
@@ -701,12 +703,7 @@ impl Store {
     ) -> Result<Option<ArtifactRecord>> {
         // One file read, whatever the store's size (scanning every record made
         // runs slow down with the square of the store's size).
-        let key = reuse_key(
-            layer_digest,
-            Some(span_size),
-            options,
-            ArtifactKind::Layer,
-        );
+        let key = reuse_key(layer_digest, Some(span_size), options, ArtifactKind::Layer);
         let path = self.by_layer_dir().join(key);
         let bytes = match fsio::read_limited(&path, MAX_RECORD) {
             Ok(b) => b,

@@ -481,7 +481,10 @@ fn symlinked_internal_dirs_are_refused_and_never_cleaned_through() {
             err.contains(internal) && err.contains("symlink"),
             "{internal}: {err}"
         );
-        assert_eq!(fs::read(victim.join("2147483646-0-0")).unwrap(), b"precious");
+        assert_eq!(
+            fs::read(victim.join("2147483646-0-0")).unwrap(),
+            b"precious"
+        );
         assert_eq!(fs::read(victim.join("other")).unwrap(), b"precious");
     }
 }
@@ -551,7 +554,11 @@ fn index_naming_a_ztoc_removed_meanwhile_is_not_recorded() {
         "{err}"
     );
     for d in read_index_json(t.path()).manifests {
-        assert!(s.has_blob(&d.digest), "index.json names missing {}", d.digest);
+        assert!(
+            s.has_blob(&d.digest),
+            "index.json names missing {}",
+            d.digest
+        );
     }
     assert!(s.list_indexes(&IndexFilter::default()).unwrap().is_empty());
 }
@@ -610,7 +617,11 @@ fn index_rm_interrupted_leaves_a_valid_layout_and_can_be_rerun() {
     fs::write(zp.join("x"), b"x").unwrap();
     assert!(s.remove_index(&built.descriptor.digest).is_err());
     for d in read_index_json(t.path()).manifests {
-        assert!(s.has_blob(&d.digest), "index.json names missing {}", d.digest);
+        assert!(
+            s.has_blob(&d.digest),
+            "index.json names missing {}",
+            d.digest
+        );
     }
     // The fault gone, the same command finishes the removal.
     fs::remove_dir_all(&zp).unwrap();

@@ -31,8 +31,8 @@ fn read_index(dir: &Path) -> Result<Index> {
     let p = dir.join("index.json");
     // Bounded by what is actually read: `stat` of a symlink to /dev/zero says 0
     // bytes, and a FIFO would block the open.
-    let raw = fsio::read_limited(&p, crate::source::MAX_IN_MEMORY_BLOB)
-        .map_err(|e| Error::io(&p, e))?;
+    let raw =
+        fsio::read_limited(&p, crate::source::MAX_IN_MEMORY_BLOB).map_err(|e| Error::io(&p, e))?;
     serde_json::from_slice(&raw).map_err(|e| Error::json(p.display().to_string(), e))
 }
 

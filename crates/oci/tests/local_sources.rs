@@ -442,7 +442,10 @@ fn replace_with(path: &std::path::Path, what: &str) {
     match what {
         "zero" => std::os::unix::fs::symlink("/dev/zero", path).unwrap(),
         "fifo" => {
-            let st = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+            let st = std::process::Command::new("mkfifo")
+                .arg(path)
+                .status()
+                .unwrap();
             assert!(st.success());
         }
         _ => unreachable!(),
@@ -458,7 +461,10 @@ fn index_json_that_is_dev_zero_or_a_fifo_is_refused() {
         let r: ImageRef = fx.oci_ref().parse().unwrap();
         let e = within_a_minute(move || OciLayoutSource::open(r).err().map(|e| e.to_string()))
             .expect("a hostile index.json was accepted");
-        assert!(e.contains("index.json") && e.contains("not a regular file"), "{e}");
+        assert!(
+            e.contains("index.json") && e.contains("not a regular file"),
+            "{e}"
+        );
     }
 }
 
@@ -518,7 +524,11 @@ fn manifest_and_layer_blobs_that_are_devices_fifos_or_too_long_are_refused() {
         size: l.bytes.len() as i64,
         ..Default::default()
     };
-    let e = src.open_blob(&d).err().expect("longer blob opened").to_string();
+    let e = src
+        .open_blob(&d)
+        .err()
+        .expect("longer blob opened")
+        .to_string();
     assert!(e.contains("size mismatch") || e.contains("expected"), "{e}");
 }
 
@@ -543,7 +553,10 @@ fn layout_writer_never_writes_through_planted_temp_symlinks() {
     w.put_manifest(Some("v1"), b"{}", spec::MEDIA_TYPE_OCI_MANIFEST)
         .unwrap();
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
-    assert_eq!(std::fs::read(blob_file(&dest, &digest)).unwrap(), b"blob content");
+    assert_eq!(
+        std::fs::read(blob_file(&dest, &digest)).unwrap(),
+        b"blob content"
+    );
     let left: Vec<_> = std::fs::read_dir(dest.join("blobs/sha256"))
         .unwrap()
         .flatten()
