@@ -1,7 +1,9 @@
-//! `soci index rm` racing a `soci create` that reuses the same zTOCs (issue 13
-//! item 14), with real processes: whatever the interleaving, an index that
-//! `create` reports (exit 0) is listed with every blob it names present, and
-//! every index the store lists is whole.
+//! The local store driven by the real binary: `soci index rm` racing a
+//! `soci create` that reuses the same zTOCs (issue 13 item 14), with real
+//! processes: whatever the interleaving, an index that `create` reports (exit
+//! 0) is listed with every blob it names present, and every index the store
+//! lists is whole. A zTOC corrupted in the store is replaced by
+//! `create --force` (item 15).
 mod hardening_common;
 use hardening_common::{soci, soci_bin, text};
 use std::path::Path;
@@ -99,4 +101,55 @@ fn index_rm_racing_a_reusing_create_never_loses_a_needed_blob() {
             );
         }
     }
+}
+
+#[test]
+fn corrupted_ztoc_in_the_store_is_replaced_by_create_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s");
+    let s = store.to_str().unwrap();
+    let src = example_layout();
+    let o = soci(&["create", "-q", "--min-layer-size", "0", "--store", s, &src]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = soci(&["ztoc", "list", "--digests-only", "--store", s]);
+    let ztocs: Vec<String> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(!ztocs.is_empty());
+    // Same size, one byte flipped: only the digest tells.
+    let p = store
+        .join("blobs/sha256")
+        .join(ztocs[0].trim_start_matches("sha256:"));
+    let good = std::fs::read(&p).unwrap();
+    let mut bad = good.clone();
+    bad[good.len() / 2] ^= 0x55;
+    std::fs::write(&p, &bad).unwrap();
+    // Reading it names the corruption and the way out.
+    let o = soci(&["ztoc", "info", "--store", s, &ztocs[0]]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("corrupt") && text(&o).contains("--force"),
+        "{}",
+        text(&o)
+    );
+    let o = soci(&[
+        "create",
+        "-q",
+        "--force",
+        "--min-layer-size",
+        "0",
+        "--store",
+        s,
+        &src,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(&p).unwrap(),
+        good,
+        "the corrupt zTOC was kept"
+    );
+    let o = soci(&["ztoc", "info", "--store", s, &ztocs[0]]);
+    assert!(o.status.success(), "{}", text(&o));
 }
