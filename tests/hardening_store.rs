@@ -66,7 +66,7 @@ fn index_rm_racing_a_reusing_create_never_loses_a_needed_blob() {
         assert!(first.starts_with("sha256:"), "{first}");
 
         // A v1 index of the same image reuses the v2 index's zTOCs ...
-        let mut create = Command::new(soci_bin())
+        let create = Command::new(soci_bin())
             .args([
                 "create",
                 "-q",
