@@ -286,6 +286,15 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
 /// `stat` said before the read.
 pub fn read_limited(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     let f = open_regular(path)?;
+    // Refused before reading when `stat` already tells; the bounded read below
+    // covers a file that grows meanwhile.
+    let len = f.metadata()?.len();
+    if len > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("is {len} bytes, more than the {limit}-byte limit"),
+        ));
+    }
     let mut buf = Vec::new();
     f.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
@@ -297,7 +306,7 @@ pub fn read_limited(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
 fn too_big(limit: u64) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
-        format!("holds more than {limit} bytes"),
+        format!("holds more than the {limit}-byte limit"),
     )
 }
 
@@ -387,7 +396,10 @@ mod tests {
         let e = LimitedReader::new(io::repeat(0), 100)
             .read_to_end(&mut out)
             .unwrap_err();
-        assert!(e.to_string().contains("more than 100 bytes"), "{e}");
+        assert!(
+            e.to_string().contains("more than the 100-byte limit"),
+            "{e}"
+        );
         let mut out = Vec::new();
         LimitedReader::new(&b"abc"[..], 3)
             .read_to_end(&mut out)
