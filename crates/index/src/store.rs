@@ -385,7 +385,7 @@ impl Store {
     /// unlinked, never followed. Returns how many were removed.
     pub fn clean_tmp(&self) -> Result<usize> {
         let dir = self.tmp_dir();
-        fsio::clean_stale_temps(&dir, "", fsio::STALE_TMP_AGE).map_err(|e| Error::io(&dir, e))
+        fsio::clean_private_temp_dir(&dir, fsio::STALE_TMP_AGE).map_err(|e| Error::io(&dir, e))
     }
 
     // ---- blobs ----

@@ -169,12 +169,23 @@ pub fn write_atomic(tmp_dir: &Path, prefix: &str, dest: &Path, bytes: &[u8]) -> 
     tmp.persist(dest)
 }
 
-/// Remove the temporaries named `PREFIX…` in `dir` whose writer is gone: a
-/// regular file is removed when nobody holds its lock and the process id in its
-/// name is dead (or unreadable), or when it is older than `max_age`; anything
-/// else at such a name (a symlink, a FIFO) is unlinked itself, never followed.
+/// Remove the temporaries named `PREFIX<pid>-…` in `dir` whose writer is gone:
+/// a regular file is removed when nobody holds its lock and process `pid` is
+/// dead, or when nobody holds its lock and it is older than `max_age`; a
+/// symlink, FIFO or socket at such a name is unlinked itself, never followed.
 /// Returns how many entries were removed.
 pub fn clean_stale_temps(dir: &Path, prefix: &str, max_age: Duration) -> io::Result<usize> {
+    clean(dir, prefix, max_age, false)
+}
+
+/// [`clean_stale_temps`] for a directory that holds only temporaries (the
+/// store's `soci/tmp`, prefix `""`): entries whose name carries no process id
+/// are ours too, and go once nobody holds their lock.
+pub fn clean_private_temp_dir(dir: &Path, max_age: Duration) -> io::Result<usize> {
+    clean(dir, "", max_age, true)
+}
+
+fn clean(dir: &Path, prefix: &str, max_age: Duration, private: bool) -> io::Result<usize> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -192,12 +203,16 @@ pub fn clean_stale_temps(dir: &Path, prefix: &str, max_age: Duration) -> io::Res
             continue;
         }
         let path = ent.path();
+        // Only names this module makes (`PREFIX<pid>-…`) are touched: a user's
+        // own `.tmp-notes` in a layout directory is left alone.
+        let pid = rest
+            .split_once('-')
+            .and_then(|(p, _)| p.parse::<i32>().ok())
+            .filter(|p| *p > 0);
+        if pid.is_none() && !private {
+            continue;
+        }
         let stale = if ft.is_file() {
-            let pid: Option<i32> = rest
-                .split('-')
-                .next()
-                .and_then(|p| p.parse().ok())
-                .filter(|p| *p > 0);
             let old = ent
                 .metadata()
                 .and_then(|m| m.modified())
@@ -381,8 +396,12 @@ mod tests {
         let target = d.path().join("target");
         std::fs::write(&target, b"t").unwrap();
         std::os::unix::fs::symlink(&target, d.path().join(".tmp-1-2-3")).unwrap();
+        // Not a name this module makes: kept.
+        let mine_not = d.path().join(".tmp-notes");
+        std::fs::write(&mine_not, b"n").unwrap();
         let removed = clean_stale_temps(d.path(), ".tmp-", STALE_TMP_AGE).unwrap();
         assert_eq!(removed, 2);
+        assert!(mine_not.exists());
         assert!(live.path().exists(), "a live temporary was removed");
         assert!(!dead.exists());
         assert_eq!(std::fs::read(&target).unwrap(), b"t");
