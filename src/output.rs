@@ -5,8 +5,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory,
-/// then a rename, so an interrupted run never leaves a half-written file.
+/// Writes `bytes` to `path` atomically with soci-oci's one atomic writer: an
+/// exclusive, unfollowed temporary `.NAME.tmp-PID-…` in the same directory,
+/// fsynced, renamed over `path`, directory fsynced; so an interrupted run never
+/// leaves a half-written file and a symlink planted at the temporary name is
+/// never written through.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -16,33 +19,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        // create_new: never follow or reuse what is already there (a symlink
-        // planted at the temporary name must not redirect the write).
-        let mut n = 0;
-        let mut f = loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-            {
-                Ok(f) => break f,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => {
-                    n += 1;
-                    tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write {}", path.display()))
+    soci_oci::fsio::write_atomic(dir, &format!(".{name}.tmp-"), path, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Set once stdout is found closed (EPIPE): what is left to print is dropped.

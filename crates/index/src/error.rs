@@ -47,6 +47,10 @@ pub enum Error {
         expected: u64,
         actual: u64,
     },
+    #[error("blob {digest} in the local store is corrupt (its content is {actual}); `soci create --force` rebuilds it")]
+    CorruptBlob { digest: String, actual: String },
+    #[error("SOCI index {index} needs blob {blob}, which is no longer in the local store (removed meanwhile, e.g. by `soci index rm`); run the command again")]
+    IndexBlobMissing { index: String, blob: String },
     #[error("blob {0} not found in the local store")]
     BlobNotFound(String),
     #[error("artifact {0} not found in the local store")]

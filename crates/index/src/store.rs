@@ -6,37 +6,39 @@
 //! <dir>/index.json               OCI index listing the recorded SOCI index manifests (and roots added by callers)
 //! <dir>/blobs/sha256/<hex>       content-addressed blobs (ztocs, prefetch artifacts, {} config, index manifests, ...)
 //! <dir>/soci/artifacts/*.json    one JSON file per artifact record
+//! <dir>/soci/by-layer/<key>      the newest ztoc record per (layer, span size, options): the reuse lookup reads one file
 //! <dir>/soci/tmp/                temp files (same filesystem, so rename is atomic)
 //! <dir>/soci/lock                flock(2) lock for read-modify-write of index.json and removals
 //! ```
 //!
-//! Crash and concurrency safety: every file is written to `soci/tmp`, fsynced and
-//! renamed into place (then the directory is fsynced), so a blob, record or
-//! `index.json` is either absent or complete. Records are one file each, so
+//! Crash and concurrency safety: every file is written with soci-oci's one atomic
+//! writer ([`soci_oci::fsio`]: an exclusive, unfollowed temporary in `soci/tmp`,
+//! fsynced and renamed into place, then the directory fsynced), so a blob, record
+//! or `index.json` is either absent or complete. Records are one file each, so
 //! concurrent writers (threads or processes) never lose each other's rows; the only
-//! shared document, `index.json`, is updated under an exclusive `flock`. Temp files
-//! left by a crashed writer are removed by [`Store::open`] (owner process gone, or
-//! older than a day).
+//! shared document, `index.json`, is updated under an exclusive `flock`, and so is
+//! every removal and the final check that an index's blobs are all present. Temp
+//! files left by a crashed writer are removed by [`Store::open`] (lock free and
+//! owner process gone, or older than a day). The store's internal directories must
+//! be real directories: a symlink among them is refused, never followed.
 use crate::error::{digest_hex, Error, Result};
 use crate::manifest::{parse_index_manifest, IndexVersion, PrefetchRecord, ZtocRecord};
 use crate::*;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
+use soci_oci::fsio::{self, TempFile};
 use soci_oci::spec::{self, Descriptor, Index, Platform};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
 
-/// Temp files older than this are removed whoever owns them.
-const STALE_TMP_AGE: Duration = Duration::from_secs(24 * 3600);
 /// OCI annotation naming a tag in an image layout's `index.json`.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
-
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// Largest `index.json` the store reads (about 200k entries).
+const MAX_INDEX_JSON: u64 = 64 << 20;
+/// Largest artifact record read.
+const MAX_RECORD: u64 = 1 << 20;
 
 /// Kind of an artifact record (names as in the reference artifacts.db).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -138,22 +140,34 @@ impl ArtifactRecord {
         }
     }
 
+    /// The reuse key: what a ztoc is looked up by (`soci/by-layer/<key>`).
+    fn key_hash(&self) -> String {
+        reuse_key(
+            self.layer_digest.as_deref().unwrap_or(""),
+            self.span_size,
+            &self.options,
+            self.kind,
+        )
+    }
+
     fn file_name(&self) -> Result<String> {
         let hex = digest_hex(&self.digest)?;
-        let key = format!(
-            "{}\0{}\0{}\0{}",
-            self.layer_digest.as_deref().unwrap_or(""),
-            self.span_size.map(|s| s.to_string()).unwrap_or_default(),
-            self.options,
-            self.kind.as_str()
-        );
-        let key_hash = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+        let key_hash = self.key_hash();
         Ok(match self.kind {
             // One row per index digest (re-recording updates it).
             ArtifactKind::Index => format!("{}-{hex}.json", self.kind),
             _ => format!("{}-{hex}-{}.json", self.kind, &key_hash[..16]),
         })
     }
+}
+
+fn reuse_key(layer: &str, span_size: Option<u64>, options: &str, kind: ArtifactKind) -> String {
+    let key = format!(
+        "{layer}\0{}\0{options}\0{}",
+        span_size.map(|s| s.to_string()).unwrap_or_default(),
+        kind.as_str()
+    );
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
 }
 
 /// A stored blob.
@@ -205,16 +219,20 @@ fn mkdir(path: &Path) -> Result<()> {
         .map_err(|e| Error::io(path, e))
 }
 
-fn fsync_dir(path: &Path) -> Result<()> {
-    File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(path, e))
+/// Create `path` (its parent being checked already) unless present, then refuse
+/// it unless it is a real directory: a symlinked `soci/tmp` would have the
+/// cleaning delete files wherever it points.
+fn internal_dir(path: &Path) -> Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    fsio::require_real_dir(path).map_err(|e| Error::io(path, e))
 }
 
-fn pid_alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence/permission.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+fn fsync_dir(path: &Path) -> Result<()> {
+    fsio::fsync_dir(path).map_err(|e| Error::io(path, e))
 }
 
 /// Exclusive flock held until dropped.
@@ -230,10 +248,20 @@ impl Store {
             dir: dir.as_ref().to_path_buf(),
         };
         mkdir(&store.dir)?;
-        mkdir(&store.dir.join("blobs").join("sha256"))?;
-        mkdir(&store.artifacts_dir())?;
-        mkdir(&store.tmp_dir())?;
+        for d in [
+            store.dir.join("blobs"),
+            store.dir.join("blobs").join("sha256"),
+            store.dir.join("soci"),
+            store.artifacts_dir(),
+            store.tmp_dir(),
+        ] {
+            internal_dir(&d)?;
+        }
         store.clean_tmp()?;
+        if fs::symlink_metadata(store.by_layer_dir()).is_err() {
+            store.build_by_layer()?;
+        }
+        internal_dir(&store.by_layer_dir())?;
         let layout = store.dir.join("oci-layout");
         if !layout.exists() {
             store.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -277,6 +305,43 @@ impl Store {
         self.dir.join("soci").join("tmp")
     }
 
+    fn by_layer_dir(&self) -> PathBuf {
+        self.dir.join("soci").join("by-layer")
+    }
+
+    /// Fill `soci/by-layer` from the records (a store written by an older
+    /// version): once, under the lock, so later lookups read one file.
+    fn build_by_layer(&self) -> Result<()> {
+        let _g = self.lock()?;
+        let dir = self.by_layer_dir();
+        if fs::symlink_metadata(&dir).is_ok() {
+            return Ok(());
+        }
+        // Built aside and renamed in, so a crash leaves no half-filled index.
+        let stage = self
+            .tmp_dir()
+            .join(format!("by-layer-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&stage);
+        internal_dir(&stage)?;
+        let mut newest: std::collections::HashMap<String, ArtifactRecord> = Default::default();
+        for r in self.artifacts()? {
+            if r.kind != ArtifactKind::Layer {
+                continue;
+            }
+            let k = r.key_hash();
+            if newest.get(&k).is_none_or(|o| o.created_at <= r.created_at) {
+                newest.insert(k, r);
+            }
+        }
+        for (k, r) in newest {
+            let bytes =
+                serde_json::to_vec_pretty(&r).map_err(|e| Error::json(r.digest.clone(), e))?;
+            self.write_atomic(&stage.join(k), &bytes)?;
+        }
+        fs::rename(&stage, &dir).map_err(|e| Error::io(&dir, e))?;
+        fsync_dir(&self.dir.join("soci"))
+    }
+
     fn index_json_path(&self) -> PathBuf {
         self.dir.join("index.json")
     }
@@ -297,97 +362,30 @@ impl Store {
             .truncate(false)
             .write(true)
             .mode(0o600)
+            // A symlink here would have us create or lock a file elsewhere.
+            .custom_flags(fsio::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        loop {
-            // SAFETY: flock on a valid fd we own.
-            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if r == 0 {
-                return Ok(LockGuard { _file: file });
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(Error::io(&path, err));
-            }
-        }
+        fsio::lock_exclusive(&file).map_err(|e| Error::io(&path, e))?;
+        Ok(LockGuard { _file: file })
     }
 
-    fn new_tmp(&self) -> Result<(File, PathBuf)> {
+    fn new_tmp(&self) -> Result<TempFile> {
         let dir = self.tmp_dir();
-        loop {
-            let nanos = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .subsec_nanos();
-            let name = format!(
-                "{}-{}-{nanos}.tmp",
-                std::process::id(),
-                TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-            );
-            let path = dir.join(name);
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(&path)
-            {
-                Ok(f) => return Ok((f, path)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(Error::io(&path, e)),
-            }
-        }
+        TempFile::new_in(&dir, "").map_err(|e| Error::io(&dir, e))
     }
 
     /// Write `bytes` to `dest` atomically: temp file, fsync, rename, fsync dir.
     fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
-        let (mut f, tmp) = self.new_tmp()?;
-        let res = f.write_all(bytes).and_then(|_| f.sync_all());
-        drop(f);
-        if let Err(e) = res {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io(&tmp, e));
-        }
-        if let Err(e) = fs::rename(&tmp, dest) {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io(dest, e));
-        }
-        fsync_dir(dest.parent().unwrap_or(&self.dir))
+        fsio::write_atomic(&self.tmp_dir(), "", dest, bytes).map_err(|e| Error::io(dest, e))
     }
 
-    /// Remove temp files whose writer is gone (or that are older than a day).
-    /// Returns how many were removed.
+    /// Remove temp files whose writer is gone (lock free and process dead, or
+    /// older than a day); a live writer's are kept. Symlinks in `soci/tmp` are
+    /// unlinked, never followed. Returns how many were removed.
     pub fn clean_tmp(&self) -> Result<usize> {
         let dir = self.tmp_dir();
-        let rd = match fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(Error::io(&dir, e)),
-        };
-        let me = std::process::id() as i32;
-        let mut removed = 0;
-        for ent in rd.flatten() {
-            let name = ent.file_name().to_string_lossy().into_owned();
-            let pid: Option<i32> = name
-                .split('-')
-                .next()
-                .and_then(|p| p.parse().ok())
-                .filter(|p| *p > 0);
-            let old = ent
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|m| SystemTime::now().duration_since(m).ok())
-                .is_some_and(|age| age > STALE_TMP_AGE);
-            let stale = match pid {
-                None => true,
-                Some(p) if p == me => old,
-                Some(p) => old || !pid_alive(p),
-            };
-            if stale && fs::remove_file(ent.path()).is_ok() {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        fsio::clean_private_temp_dir(&dir, fsio::STALE_TMP_AGE).map_err(|e| Error::io(&dir, e))
     }
 
     // ---- blobs ----
@@ -395,7 +393,8 @@ impl Store {
     /// A writer that hashes while writing into a temp file; the blob appears under
     /// `blobs/sha256/` only at [`BlobWriter::commit`].
     pub fn blob_writer(&self) -> Result<BlobWriter> {
-        let (file, tmp) = self.new_tmp()?;
+        let file = self.new_tmp()?;
+        let tmp = file.path().to_path_buf();
         Ok(BlobWriter {
             store: self.clone(),
             file: Some(file),
@@ -408,7 +407,7 @@ impl Store {
     /// Store bytes; returns their digest and size.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobRef> {
         let digest = spec::sha256_digest(bytes);
-        if self.has_blob(&digest) {
+        if self.blob_intact(&digest, bytes.len() as u64) {
             return Ok(BlobRef {
                 digest,
                 size: bytes.len() as u64,
@@ -455,6 +454,32 @@ impl Store {
         self.blob_path(digest).is_ok_and(|p| p.is_file())
     }
 
+    /// Whether the stored blob has `size` bytes and hashes to `digest` (a blob
+    /// corrupted on disk is then rewritten instead of kept).
+    fn blob_intact(&self, digest: &str, size: u64) -> bool {
+        let Ok(p) = self.blob_path(digest) else {
+            return false;
+        };
+        let Ok(f) = fsio::open_regular(&p) else {
+            return false;
+        };
+        if f.metadata().map(|m| m.len()).ok() != Some(size) {
+            return false;
+        }
+        let mut r = fsio::LimitedReader::new(f, size);
+        let mut h = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => h.update(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        format!("sha256:{}", hex::encode(h.finalize())) == digest
+    }
+
     /// Open a blob for reading.
     pub fn open_blob(&self, digest: &str) -> Result<File> {
         let p = self.blob_path(digest)?;
@@ -464,13 +489,25 @@ impl Store {
         })
     }
 
-    /// Read a whole blob.
+    /// Read a whole blob, checked against its digest (a blob corrupted on disk is
+    /// an error here, before it is pushed or decoded; `create --force` rewrites it).
     pub fn get_blob(&self, digest: &str) -> Result<Vec<u8>> {
         let p = self.blob_path(digest)?;
-        fs::read(&p).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::BlobNotFound(digest.to_string()),
-            _ => Error::io(&p, e),
-        })
+        let mut bytes = Vec::new();
+        fsio::open_regular(&p)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::BlobNotFound(digest.to_string()),
+                _ => Error::io(&p, e),
+            })?;
+        let actual = spec::sha256_digest(&bytes);
+        if actual != digest {
+            return Err(Error::CorruptBlob {
+                digest: digest.to_string(),
+                actual,
+            });
+        }
+        Ok(bytes)
     }
 
     /// Read and parse a stored SOCI index manifest.
@@ -501,6 +538,10 @@ impl Store {
         let bytes =
             serde_json::to_vec_pretty(&rec).map_err(|e| Error::json(rec.digest.clone(), e))?;
         self.write_atomic(&path, &bytes)?;
+        if rec.kind == ArtifactKind::Layer {
+            // The lookup entry: the newest record for this reuse key.
+            self.write_atomic(&self.by_layer_dir().join(rec.key_hash()), &bytes)?;
+        }
         Ok(rec)
     }
 
@@ -592,6 +633,20 @@ impl Store {
             created_at: String::new(),
         };
         let _g = self.lock()?;
+        // Under the lock `index rm` holds while it deletes: a ztoc reused by this
+        // build but deleted meanwhile is caught here, before the index is listed.
+        self.require_blob(&e.digest, e.size)?;
+        let parsed = self.get_index_manifest(&e.digest)?;
+        for d in std::iter::once(&parsed.manifest.config).chain(&parsed.manifest.layers) {
+            self.require_blob(&d.digest, d.size.max(0) as u64)
+                .map_err(|err| match err {
+                    Error::BlobNotFound(b) => Error::IndexBlobMissing {
+                        index: e.digest.clone(),
+                        blob: b,
+                    },
+                    other => other,
+                })?;
+        }
         let rec = self.record(&rec)?;
         let mut idx = self.read_index_json()?;
         let desc = rec.descriptor();
@@ -615,9 +670,10 @@ impl Store {
             if !name.to_string_lossy().ends_with(".json") {
                 continue;
             }
-            let bytes = match fs::read(ent.path()) {
+            let bytes = match fsio::read_limited(&ent.path(), MAX_RECORD) {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // removed meanwhile
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => continue, // not a record
                 Err(e) => return Err(Error::io(ent.path(), e)),
             };
             if let Ok(rec) = serde_json::from_slice::<ArtifactRecord>(&bytes) {
@@ -645,19 +701,29 @@ impl Store {
         span_size: u64,
         options: &str,
     ) -> Result<Option<ArtifactRecord>> {
-        let mut found: Vec<ArtifactRecord> = self
-            .artifacts()?
-            .into_iter()
-            .filter(|r| {
-                r.kind == ArtifactKind::Layer
-                    && r.layer_digest.as_deref() == Some(layer_digest)
-                    && r.span_size == Some(span_size)
-                    && r.options == options
-                    && self.has_blob(&r.digest)
-            })
-            .collect();
-        found.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-        Ok(found.into_iter().next())
+        // One file read, whatever the store's size (scanning every record made
+        // runs slow down with the square of the store's size).
+        let key = reuse_key(layer_digest, Some(span_size), options, ArtifactKind::Layer);
+        let path = self.by_layer_dir().join(key);
+        let bytes = match fsio::read_limited(&path, MAX_RECORD) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let Ok(r) = serde_json::from_slice::<ArtifactRecord>(&bytes) else {
+            return Ok(None);
+        };
+        let matches = r.kind == ArtifactKind::Layer
+            && r.layer_digest.as_deref() == Some(layer_digest)
+            && r.span_size == Some(span_size)
+            && r.options == options;
+        // A cheap size check on reuse; the digest is checked when the blob is read.
+        let present = self
+            .blob_path(&r.digest)
+            .ok()
+            .and_then(|p| fs::metadata(p).ok())
+            .is_some_and(|m| m.is_file() && m.len() == r.size);
+        Ok((matches && present).then_some(r))
     }
 
     /// SOCI index records matching `filter`, newest first.
@@ -732,6 +798,16 @@ impl Store {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&p, e)),
             }
+            if rec.kind == ArtifactKind::Layer {
+                let entry = self.by_layer_dir().join(rec.key_hash());
+                let points_here = fsio::read_limited(&entry, MAX_RECORD)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<ArtifactRecord>(&b).ok())
+                    .is_some_and(|e| e.digest == rec.digest);
+                if points_here {
+                    let _ = fs::remove_file(&entry);
+                }
+            }
         }
         fsync_dir(&self.artifacts_dir())
     }
@@ -767,9 +843,14 @@ impl Store {
         {
             still_used.extend(referenced_by(&r.digest));
         }
+        // Order so that a crash at any point leaves a valid layout and a store
+        // where `index rm` can be run again: first index.json stops naming the
+        // index, then the ztocs and prefetch artifacts go, then the index blob,
+        // and its record last (while it exists, `index rm` finds the index again).
+        let mut idx = self.read_index_json()?;
+        idx.manifests.retain(|m| m.digest != digest);
+        self.write_index_json(&idx)?;
         let mut removed = vec![digest.to_string()];
-        self.remove_records(|r| r.digest == digest)?;
-        self.remove_blob(digest)?;
         for d in mine {
             if still_used.contains(&d) || removed.contains(&d) || d == EMPTY_CONFIG_DIGEST {
                 continue;
@@ -778,9 +859,8 @@ impl Store {
             self.remove_blob(&d)?;
             removed.push(d);
         }
-        let mut idx = self.read_index_json()?;
-        idx.manifests.retain(|m| m.digest != digest);
-        self.write_index_json(&idx)?;
+        self.remove_blob(digest)?;
+        self.remove_records(|r| r.digest == digest)?;
         Ok(removed)
     }
 
@@ -788,7 +868,7 @@ impl Store {
 
     fn read_index_json(&self) -> Result<Index> {
         let p = self.index_json_path();
-        match fs::read(&p) {
+        match fsio::read_limited(&p, MAX_INDEX_JSON) {
             Ok(b) => {
                 serde_json::from_slice(&b).map_err(|e| Error::json(p.display().to_string(), e))
             }
@@ -847,7 +927,7 @@ impl Store {
 /// committing removes the temp file.
 pub struct BlobWriter {
     store: Store,
-    file: Option<File>,
+    file: Option<TempFile>,
     tmp: PathBuf,
     hasher: sha2::Sha256,
     size: u64,
@@ -907,16 +987,14 @@ impl BlobWriter {
                     });
                 }
             }
-            file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
-            drop(file);
-            let dest = self.store.blob_path(&digest)?;
-            if dest.is_file() {
+            // A blob already there is kept only if intact: a corrupted one is
+            // replaced (rename over it), not trusted forever.
+            if self.store.blob_intact(&digest, self.size) {
                 return Ok(());
             }
-            fs::rename(&self.tmp, &dest).map_err(|e| Error::io(&dest, e))?;
-            fsync_dir(dest.parent().expect("blob has a parent"))
+            let dest = self.store.blob_path(&digest)?;
+            file.persist(&dest).map_err(|e| Error::io(&dest, e))
         })();
-        let _ = fs::remove_file(&self.tmp); // no-op after a successful rename
         result.map(|()| BlobRef {
             digest,
             size: self.size,
@@ -926,8 +1004,7 @@ impl BlobWriter {
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.tmp);
-        }
+        // Dropping the temporary removes it.
+        self.file.take();
     }
 }

@@ -457,3 +457,209 @@ fn default_dir_uses_xdg_or_home() {
         assert_eq!(d.unwrap(), Path::new(&h).join(".local/share/soci-rs"));
     }
 }
+
+// ---- hardening (issue 13 items 3, 14, 15, 16, 18) ----
+
+/// A symlinked `soci/tmp` (or any internal directory) is refused, and the files
+/// where it points survive: cleaning never follows it.
+#[test]
+fn symlinked_internal_dirs_are_refused_and_never_cleaned_through() {
+    for internal in ["soci/tmp", "soci", "blobs/sha256", "soci/artifacts"] {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        // Looks like a dead writer's temporary to the cleaner.
+        fs::write(victim.join("2147483646-0-0"), b"precious").unwrap();
+        fs::write(victim.join("other"), b"precious").unwrap();
+        let dir = t.path().join("store");
+        Store::open(&dir).unwrap();
+        let p = dir.join(internal);
+        fs::remove_dir_all(&p).unwrap();
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        let err = Store::open(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains(internal) && err.contains("symlink"),
+            "{internal}: {err}"
+        );
+        assert_eq!(
+            fs::read(victim.join("2147483646-0-0")).unwrap(),
+            b"precious"
+        );
+        assert_eq!(fs::read(victim.join("other")).unwrap(), b"precious");
+    }
+}
+
+/// A symlink planted in `soci/tmp` is unlinked by the cleaning, its target kept.
+#[test]
+fn planted_symlink_in_tmp_is_unlinked_not_followed() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    Store::open(&dir).unwrap();
+    let victim = t.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("soci/tmp/1-0-0")).unwrap();
+    Store::open(&dir).unwrap();
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(tmp_files(&dir), 0);
+}
+
+/// Issue 13 item 14: `index rm` deletes a ztoc between a build's reuse lookup and
+/// its recording of the new index: the recording fails, naming the blob, and no
+/// index naming a missing blob is listed.
+#[test]
+fn index_naming_a_ztoc_removed_meanwhile_is_not_recorded() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let z = ztoc_in(&s, b"shared-ztoc", &layer('1'), 4194304);
+    s.record_ztoc(&z, "").unwrap();
+    let (old, _) = index_for(&s, std::slice::from_ref(&z), 'a', "docker.io/library/a:1");
+    // The second build reuses the ztoc ...
+    let reused = s
+        .find_ztoc(&layer('1'), 4194304, "")
+        .unwrap()
+        .unwrap()
+        .to_ztoc_record()
+        .unwrap();
+    // ... while `index rm` removes the only index that used it.
+    let removed = s.remove_index(&old.descriptor.digest).unwrap();
+    assert!(removed.contains(&z.ztoc_digest));
+    let built = build_index_manifest(
+        IndexVersion::V1,
+        std::slice::from_ref(&reused),
+        &[],
+        Some(Descriptor {
+            media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
+            digest: layer('b'),
+            size: 500,
+            ..Default::default()
+        }),
+        DEFAULT_BUILD_TOOL_IDENTIFIER,
+    )
+    .unwrap();
+    s.put_blob_expecting(&built.bytes, &built.descriptor.digest)
+        .unwrap();
+    let err = s
+        .record_index(&IndexEntry {
+            digest: built.descriptor.digest.clone(),
+            size: built.descriptor.size as u64,
+            version: IndexVersion::V1,
+            image_ref: Some("docker.io/library/b:1".into()),
+            image_digest: Some(layer('b')),
+            manifest_digest: layer('b'),
+            platform: None,
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::IndexBlobMissing { blob, .. } if *blob == z.ztoc_digest),
+        "{err}"
+    );
+    for d in read_index_json(t.path()).manifests {
+        assert!(
+            s.has_blob(&d.digest),
+            "index.json names missing {}",
+            d.digest
+        );
+    }
+    assert!(s.list_indexes(&IndexFilter::default()).unwrap().is_empty());
+}
+
+/// Issue 13 item 15: a corrupted blob is detected when read (before a push) and
+/// replaced when the same content is stored again (`create --force`).
+#[test]
+fn corrupted_blob_is_detected_and_replaced_on_rewrite() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let b = s.put_blob(b"ztoc bytes").unwrap();
+    let p = s.blob_path(&b.digest).unwrap();
+    // Same size, different content: only the digest tells.
+    fs::write(&p, b"ztoc byteX").unwrap();
+    let err = s.get_blob(&b.digest).unwrap_err();
+    assert!(matches!(err, Error::CorruptBlob { .. }), "{err}");
+    s.put_blob(b"ztoc bytes").unwrap();
+    assert_eq!(s.get_blob(&b.digest).unwrap(), b"ztoc bytes");
+    // Through the streaming writer too (what a build uses).
+    fs::write(&p, b"short").unwrap();
+    let mut w = s.blob_writer().unwrap();
+    w.write_all(b"ztoc bytes").unwrap();
+    w.commit().unwrap();
+    assert_eq!(fs::read(&p).unwrap(), b"ztoc bytes");
+    assert_eq!(tmp_files(t.path()), 0);
+}
+
+/// Issue 13 item 15: reuse checks the stored ztoc's size, so a truncated one is
+/// rebuilt instead of reused.
+#[test]
+fn truncated_ztoc_is_not_reused() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let z = ztoc_in(&s, b"ztoc-content", &layer('1'), 4194304);
+    s.record_ztoc(&z, "").unwrap();
+    assert!(s.find_ztoc(&layer('1'), 4194304, "").unwrap().is_some());
+    fs::write(s.blob_path(&z.ztoc_digest).unwrap(), b"ztoc").unwrap();
+    assert!(s.find_ztoc(&layer('1'), 4194304, "").unwrap().is_none());
+}
+
+/// Issue 13 item 16: `index rm` failing part-way (here: a ztoc blob that cannot
+/// be removed) leaves index.json naming only present blobs, and `index rm` can
+/// be run again to finish.
+#[test]
+fn index_rm_interrupted_leaves_a_valid_layout_and_can_be_rerun() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let z = ztoc_in(&s, b"ztoc-to-remove", &layer('1'), 4194304);
+    s.record_ztoc(&z, "").unwrap();
+    let (built, _) = index_for(&s, std::slice::from_ref(&z), 'a', "docker.io/library/a:1");
+    // Inject a failure: the ztoc blob becomes a non-empty directory, which
+    // remove_file cannot remove (even as root).
+    let zp = s.blob_path(&z.ztoc_digest).unwrap();
+    fs::remove_file(&zp).unwrap();
+    fs::create_dir(&zp).unwrap();
+    fs::write(zp.join("x"), b"x").unwrap();
+    assert!(s.remove_index(&built.descriptor.digest).is_err());
+    for d in read_index_json(t.path()).manifests {
+        assert!(
+            s.has_blob(&d.digest),
+            "index.json names missing {}",
+            d.digest
+        );
+    }
+    // The fault gone, the same command finishes the removal.
+    fs::remove_dir_all(&zp).unwrap();
+    let removed = s.remove_index(&built.descriptor.digest).unwrap();
+    assert_eq!(removed[0], built.descriptor.digest);
+    assert!(!s.has_blob(&built.descriptor.digest));
+    assert!(s.list_indexes(&IndexFilter::default()).unwrap().is_empty());
+}
+
+/// Issue 13 item 18: the reuse lookup reads the by-layer entry only, not every
+/// record: with the records directory gone it still answers (a scan would fail).
+#[test]
+fn ztoc_lookup_does_not_scan_records() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let mut zs = Vec::new();
+    for (i, c) in ['1', '2', '3', '4'].into_iter().enumerate() {
+        let z = ztoc_in(&s, format!("ztoc-{i}").as_bytes(), &layer(c), 4194304);
+        s.record_ztoc(&z, "").unwrap();
+        zs.push(z);
+    }
+    fs::rename(t.path().join("soci/artifacts"), t.path().join("aside")).unwrap();
+    for z in &zs {
+        let found = s.find_ztoc(&z.layer_digest, 4194304, "").unwrap().unwrap();
+        assert_eq!(found.digest, z.ztoc_digest);
+    }
+    assert!(s.find_ztoc(&layer('9'), 4194304, "").unwrap().is_none());
+}
+
+/// A store written before the by-layer entries existed gets them built once.
+#[test]
+fn by_layer_entries_are_built_for_an_older_store() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let z = ztoc_in(&s, b"old-ztoc", &layer('5'), 4194304);
+    s.record_ztoc(&z, "").unwrap();
+    fs::remove_dir_all(t.path().join("soci/by-layer")).unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let found = s.find_ztoc(&layer('5'), 4194304, "").unwrap().unwrap();
+    assert_eq!(found.digest, z.ztoc_digest);
+}

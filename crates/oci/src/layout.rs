@@ -1,6 +1,7 @@
 //! OCI image layouts (image-spec `image-layout.md`): reading one as an
 //! [`ImageSource`] and writing blobs and tagged manifests into one.
 use crate::error::{Error, Result};
+use crate::fsio;
 use crate::reference::{is_sha256_digest, ImageRef};
 use crate::source::{check_small, sha256_hex_of, verify_blob, ImageSource};
 use crate::spec::{self, Descriptor, Index};
@@ -8,7 +9,6 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The annotation that tags a manifest in `index.json`.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -29,18 +29,10 @@ pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf> {
 
 fn read_index(dir: &Path) -> Result<Index> {
     let p = dir.join("index.json");
-    // Refuse an oversized index.json before reading it into memory.
-    let len = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
-    if len > crate::source::MAX_IN_MEMORY_BLOB {
-        return Err(Error::BadImage {
-            image: format!("oci:{}", dir.display()),
-            reason: format!(
-                "index.json is {len} bytes, more than the {}-byte limit",
-                crate::source::MAX_IN_MEMORY_BLOB
-            ),
-        });
-    }
-    let raw = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+    // Bounded by what is actually read: `stat` of a symlink to /dev/zero says 0
+    // bytes, and a FIFO would block the open.
+    let raw =
+        fsio::read_limited(&p, crate::source::MAX_IN_MEMORY_BLOB).map_err(|e| Error::io(&p, e))?;
     serde_json::from_slice(&raw).map_err(|e| Error::json(p.display().to_string(), e))
 }
 
@@ -74,9 +66,11 @@ impl OciLayoutSource {
         &self.dir
     }
 
-    fn open_file(&self, d: &Descriptor) -> Result<File> {
+    /// Open a blob: a regular file (not a device or FIFO behind a symlink) no
+    /// longer than its descriptor says. Returns the file and its length.
+    fn open_file(&self, d: &Descriptor) -> Result<(File, u64)> {
         let p = blob_path(&self.dir, &d.digest)?;
-        File::open(&p).map_err(|e| {
+        let f = fsio::open_regular(&p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::BlobNotFound {
                     image: self.reference.to_string(),
@@ -85,7 +79,16 @@ impl OciLayoutSource {
             } else {
                 Error::io(&p, e)
             }
-        })
+        })?;
+        let len = file_len(&f, &p)?;
+        if d.size > 0 && len != d.size as u64 {
+            return Err(Error::SizeMismatch {
+                what: format!("{}: blob {}", self.reference, d.digest),
+                expected: d.size as u64,
+                actual: len,
+            });
+        }
+        Ok((f, len))
     }
 }
 
@@ -131,10 +134,10 @@ impl ImageSource for OciLayoutSource {
 
     fn fetch_blob(&self, d: &Descriptor) -> Result<Vec<u8>> {
         check_small(&self.reference, d)?;
-        let mut f = self.open_file(d)?;
+        let (f, len) = self.open_file(d)?;
         let mut buf = Vec::with_capacity(d.size.max(0) as usize);
-        Read::by_ref(&mut f)
-            .take(crate::source::MAX_IN_MEMORY_BLOB + 1)
+        // The file may grow after the size check: read no more than was checked.
+        fsio::LimitedReader::new(f, len.min(crate::source::MAX_IN_MEMORY_BLOB))
             .read_to_end(&mut buf)
             .map_err(|e| Error::io(blob_path(&self.dir, &d.digest).unwrap_or_default(), e))?;
         verify_blob(&format!("{}: blob", self.reference), d, &buf)?;
@@ -142,16 +145,16 @@ impl ImageSource for OciLayoutSource {
     }
 
     fn open_blob(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>> {
+        let (f, len) = self.open_file(d)?;
         Ok(Box::new(std::io::BufReader::with_capacity(
             1 << 16,
-            self.open_file(d)?,
+            fsio::LimitedReader::new(f, len),
         )))
     }
 
     fn read_blob_range(&self, d: &Descriptor, range: Range<u64>) -> Result<Vec<u8>> {
-        let mut f = self.open_file(d)?;
+        let (mut f, len) = self.open_file(d)?;
         let path = blob_path(&self.dir, &d.digest)?;
-        let len = file_len(&f, &path)?;
         read_range_from(&mut f, &path, 0, len, range, &self.reference, &d.digest)
     }
 }
@@ -186,45 +189,42 @@ pub(crate) fn read_range_from(
     Ok(buf)
 }
 
-/// Writes blobs and tags into an OCI image layout. Every write is atomic
-/// (temporary file in the same directory, then rename), so readers never see
-/// a partial blob or `index.json`.
+/// Writes blobs and tags into an OCI image layout. Every write goes through
+/// [`fsio`]'s atomic writer (an exclusive, unfollowed, locked temporary named
+/// `.tmp-PID-…` beside the destination, fsynced, renamed, directory fsynced), so
+/// readers never see a partial blob or `index.json` and a symlink planted at a
+/// temporary name is never written through.
 pub struct OciLayoutWriter {
     dir: PathBuf,
 }
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// Name prefix of the writer's temporaries (in the layout and in `blobs/sha256`).
+pub const TMP_PREFIX: &str = ".tmp-";
 
-fn tmp_path(dir: &Path) -> PathBuf {
-    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(".tmp-{}-{n}", std::process::id()))
-}
-
-fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(dir);
-    let res = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, dest)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(dest, e));
-    }
-    Ok(())
+fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = dest.parent().expect("layout paths have a parent");
+    fsio::write_atomic(dir, TMP_PREFIX, dest, bytes).map_err(|e| Error::io(dest, e))
 }
 
 impl OciLayoutWriter {
     /// Open a layout for writing, creating `oci-layout`, `blobs/sha256/` and an
-    /// empty `index.json` when absent.
+    /// empty `index.json` when absent. `blobs` and `blobs/sha256` must be real
+    /// directories (not symlinks). Temporaries left by writers that died (killed
+    /// mid-copy) are removed; a live writer's are kept.
     pub fn create(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         let blobs = dir.join("blobs").join("sha256");
         std::fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
+        for d in [dir.join("blobs"), blobs.clone()] {
+            fsio::require_real_dir(&d).map_err(|e| Error::io(&d, e))?;
+        }
+        for d in [&dir, &blobs] {
+            fsio::clean_stale_temps(d, TMP_PREFIX, fsio::STALE_TMP_AGE)
+                .map_err(|e| Error::io(d, e))?;
+        }
         let layout = dir.join("oci-layout");
         if !layout.exists() {
-            write_atomic(&dir, &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         }
         let index = dir.join("index.json");
         if !index.exists() {
@@ -233,7 +233,7 @@ impl OciLayoutWriter {
                 media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
                 ..Default::default()
             };
-            write_atomic(&dir, &index, &spec::to_go_json(&empty))?;
+            write_atomic(&index, &spec::to_go_json(&empty))?;
         }
         Ok(OciLayoutWriter { dir })
     }
@@ -251,7 +251,7 @@ impl OciLayoutWriter {
         let digest = spec::sha256_digest(bytes);
         let dest = blob_path(&self.dir, &digest)?;
         if !dest.exists() {
-            write_atomic(dest.parent().expect("blob path has a parent"), &dest, bytes)?;
+            write_atomic(&dest, bytes)?;
         }
         Ok(digest)
     }
@@ -264,46 +264,41 @@ impl OciLayoutWriter {
             return Ok(());
         }
         let parent = dest.parent().expect("blob path has a parent");
-        let tmp = tmp_path(parent);
-        let res = (|| -> Result<()> {
-            let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            struct Tee<'a, R> {
-                r: R,
-                w: &'a mut File,
-            }
-            impl<R: Read> Read for Tee<'_, R> {
-                fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                    let n = self.r.read(buf)?;
-                    self.w.write_all(&buf[..n])?;
-                    Ok(n)
-                }
-            }
-            let (digest, n) = sha256_hex_of(Tee {
-                r: reader,
-                w: &mut f,
-            })
-            .map_err(|e| Error::io(&tmp, e))?;
-            if digest != d.digest {
-                return Err(Error::DigestMismatch {
-                    what: format!("blob written to {}", self.dir.display()),
-                    expected: d.digest.clone(),
-                    actual: digest,
-                });
-            }
-            if d.size > 0 && n != d.size as u64 {
-                return Err(Error::SizeMismatch {
-                    what: format!("blob {}", d.digest),
-                    expected: d.size as u64,
-                    actual: n,
-                });
-            }
-            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-            std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))
-        })();
-        if res.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        let mut tmp =
+            fsio::TempFile::new_in(parent, TMP_PREFIX).map_err(|e| Error::io(parent, e))?;
+        let tmp_path = tmp.path().to_path_buf();
+        struct Tee<'a, R> {
+            r: R,
+            w: &'a mut fsio::TempFile,
         }
-        res
+        impl<R: Read> Read for Tee<'_, R> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.r.read(buf)?;
+                self.w.write_all(&buf[..n])?;
+                Ok(n)
+            }
+        }
+        let (digest, n) = sha256_hex_of(Tee {
+            r: reader,
+            w: &mut tmp,
+        })
+        .map_err(|e| Error::io(&tmp_path, e))?;
+        if digest != d.digest {
+            return Err(Error::DigestMismatch {
+                what: format!("blob written to {}", self.dir.display()),
+                expected: d.digest.clone(),
+                actual: digest,
+            });
+        }
+        if d.size > 0 && n != d.size as u64 {
+            return Err(Error::SizeMismatch {
+                what: format!("blob {}", d.digest),
+                expected: d.size as u64,
+                actual: n,
+            });
+        }
+        // Dropping `tmp` on an error above removes it.
+        tmp.persist(&dest).map_err(|e| Error::io(&dest, e))
     }
 
     /// The current `index.json`.
@@ -313,11 +308,7 @@ impl OciLayoutWriter {
 
     /// Replace `index.json` (written Go-canonical, atomically).
     pub fn write_index(&self, index: &Index) -> Result<()> {
-        write_atomic(
-            &self.dir,
-            &self.dir.join("index.json"),
-            &spec::to_go_json(index),
-        )
+        write_atomic(&self.dir.join("index.json"), &spec::to_go_json(index))
     }
 
     /// Point `tag` at `desc` in `index.json`: entries already carrying that tag

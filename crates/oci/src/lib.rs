@@ -26,6 +26,7 @@
 //! ```
 pub mod archive;
 pub mod error;
+pub mod fsio;
 pub mod layout;
 pub mod oci_archive;
 pub mod platform;

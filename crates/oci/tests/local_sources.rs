@@ -420,3 +420,155 @@ fn size_limit_and_index_without_platforms() {
         "from the config"
     );
 }
+
+// ---- hostile layouts (issue 13 items 4 and 9) ----
+
+/// Runs `f` on a thread; fails if it does not finish within 60 s (a bound only
+/// to prove "no hang", not a timing assertion).
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("read of a hostile layout did not finish")
+}
+
+fn blob_file(dir: &std::path::Path, digest: &str) -> std::path::PathBuf {
+    soci_oci::layout::blob_path(dir, digest).unwrap()
+}
+
+fn replace_with(path: &std::path::Path, what: &str) {
+    std::fs::remove_file(path).unwrap();
+    match what {
+        "zero" => std::os::unix::fs::symlink("/dev/zero", path).unwrap(),
+        "fifo" => {
+            let st = std::process::Command::new("mkfifo")
+                .arg(path)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn index_json_that_is_dev_zero_or_a_fifo_is_refused() {
+    for what in ["zero", "fifo"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let fx = make_oci_layout(&tmp.path().join("img"), "v1");
+        replace_with(&fx.dir.join("index.json"), what);
+        let r: ImageRef = fx.oci_ref().parse().unwrap();
+        let e = within_a_minute(move || OciLayoutSource::open(r).err().map(|e| e.to_string()))
+            .expect("a hostile index.json was accepted");
+        assert!(
+            e.contains("index.json") && e.contains("not a regular file"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn manifest_and_layer_blobs_that_are_devices_fifos_or_too_long_are_refused() {
+    for what in ["zero", "fifo"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let fx = make_oci_layout(&tmp.path().join("img"), "v1");
+        let img = fx.images[0].clone();
+        // The manifest: resolving the root must fail, not read forever.
+        replace_with(&blob_file(&fx.dir, &fx.root.digest), what);
+        let r: ImageRef = fx.oci_ref().parse().unwrap();
+        let e = within_a_minute(move || {
+            OciLayoutSource::open(r)
+                .unwrap()
+                .resolve_root()
+                .err()
+                .map(|e| e.to_string())
+        })
+        .expect("a hostile manifest was accepted");
+        assert!(e.contains("not a regular file"), "{what}: {e}");
+
+        // A layer: opening its stream fails at once.
+        let l = &img.layers[0];
+        replace_with(&blob_file(&fx.dir, &l.digest), what);
+        let d = Descriptor {
+            media_type: l.media_type.clone(),
+            digest: l.digest.clone(),
+            size: l.bytes.len() as i64,
+            ..Default::default()
+        };
+        let r: ImageRef = fx.oci_ref().parse().unwrap();
+        let e = within_a_minute(move || {
+            let src = OciLayoutSource::open(r).unwrap();
+            let mut out = Vec::new();
+            match src.open_blob(&d) {
+                Err(e) => Some(e.to_string()),
+                Ok(mut s) => s.read_to_end(&mut out).err().map(|e| e.to_string()),
+            }
+        })
+        .expect("a hostile layer was read");
+        assert!(e.contains("not a regular file"), "{what}: {e}");
+    }
+
+    // A layer blob longer than its descriptor: refused, not streamed on.
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = make_oci_layout(&tmp.path().join("img"), "v1");
+    let l = fx.images[0].layers[0].clone();
+    let p = blob_file(&fx.dir, &l.digest);
+    let mut longer = l.bytes.clone();
+    longer.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&p, &longer).unwrap();
+    let src = OciLayoutSource::open(fx.oci_ref().parse().unwrap()).unwrap();
+    let d = Descriptor {
+        media_type: l.media_type.clone(),
+        digest: l.digest.clone(),
+        size: l.bytes.len() as i64,
+        ..Default::default()
+    };
+    let e = src
+        .open_blob(&d)
+        .err()
+        .expect("longer blob opened")
+        .to_string();
+    assert!(e.contains("size mismatch") || e.contains("expected"), "{e}");
+}
+
+/// Issue 13 item 4: symlinks planted at `.tmp-*` names in an `oci:` destination
+/// are never written through (unlinked on open; temporaries are created with
+/// O_EXCL|O_NOFOLLOW), and what they point at is untouched.
+#[test]
+fn layout_writer_never_writes_through_planted_temp_symlinks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("dest");
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    std::fs::create_dir_all(dest.join("blobs/sha256")).unwrap();
+    let pid = std::process::id();
+    for dir in [dest.clone(), dest.join("blobs/sha256")] {
+        for n in 0..64 {
+            std::os::unix::fs::symlink(&victim, dir.join(format!(".tmp-{pid}-{n}"))).unwrap();
+        }
+    }
+    let w = OciLayoutWriter::create(&dest).unwrap();
+    let digest = w.put_blob(b"blob content").unwrap();
+    w.put_manifest(Some("v1"), b"{}", spec::MEDIA_TYPE_OCI_MANIFEST)
+        .unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(
+        std::fs::read(blob_file(&dest, &digest)).unwrap(),
+        b"blob content"
+    );
+    let left: Vec<_> = std::fs::read_dir(dest.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // A symlinked blobs directory is refused.
+    let other = tmp.path().join("dest2");
+    std::fs::create_dir_all(&other).unwrap();
+    std::os::unix::fs::symlink(tmp.path(), other.join("blobs")).unwrap();
+    let e = OciLayoutWriter::create(&other).err().unwrap().to_string();
+    assert!(e.contains("symlink"), "{e}");
+}
