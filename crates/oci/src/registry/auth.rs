@@ -1,37 +1,185 @@
 //! The token exchange: a bearer token per repository from the registry's
-//! challenge (through oci-client's `auth`), briefly cached.
+//! challenge (through oci-client's `auth`), briefly cached; and which
+//! `Authorization` header, if any, a request of ours carries (only what the
+//! host's own 401 challenge asked for).
+use super::credentials::{is_loopback, Resolved};
 use super::error_chain;
 use super::fetch::Fetcher;
+use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Bearer token (if any) and when it was obtained, per repository.
-pub(super) type TokenCache =
-    Arc<tokio::sync::Mutex<std::collections::HashMap<String, (Option<String>, Instant)>>>;
+/// Per client (shared by the fetcher's clones): tokens, the host's challenge,
+/// and the credentials chosen for it.
+pub(super) type TokenCache = Arc<AuthState>;
+
+pub(super) struct AuthState {
+    /// Bearer token (if any) and when it was obtained, per repository.
+    tokens: tokio::sync::Mutex<std::collections::HashMap<String, (Option<String>, Instant)>>,
+    /// What `GET /v2/` answered: asked once per client.
+    challenge: tokio::sync::OnceCell<Challenge>,
+    pub(super) resolved: Resolved,
+    /// Print our HTTP exchanges on stderr (`--http-dump`).
+    pub(super) dump: bool,
+}
+
+impl AuthState {
+    pub(super) fn new(resolved: Resolved, dump: bool) -> Self {
+        AuthState {
+            tokens: Default::default(),
+            challenge: Default::default(),
+            resolved,
+            dump,
+        }
+    }
+}
+
+/// How the registry asks for credentials (`WWW-Authenticate` of a 401 to `GET /v2/`).
+#[derive(Debug)]
+enum Challenge {
+    /// It did not ask: nothing is ever sent to it.
+    None,
+    Basic,
+    /// A token service at `realm`.
+    Bearer {
+        realm: String,
+    },
+}
+
+/// The `Authorization` header of one request.
+pub(super) enum Authorization {
+    None,
+    Basic(String, String),
+    Bearer(String),
+}
+
+impl Authorization {
+    pub(super) fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Authorization::None => req,
+            Authorization::Basic(u, p) => req.basic_auth(u, Some(p)),
+            Authorization::Bearer(t) => req.bearer_auth(t),
+        }
+    }
+}
+
+/// `realm="…"` of a Bearer challenge.
+fn realm_of(header: &str) -> Option<String> {
+    let i = header.to_ascii_lowercase().find("realm=")?;
+    let rest = header[i + 6..].trim_start();
+    let v = match rest.strip_prefix('"') {
+        Some(q) => q.split('"').next()?,
+        None => rest.split([',', ' ']).next()?,
+    };
+    Some(v.to_string())
+}
 
 const TOKEN_TTL: Duration = Duration::from_secs(50);
 
 impl Fetcher {
+    /// The host's challenge, asked once (errors are not kept: asked again).
+    async fn challenge(&self, r: &Reference) -> std::result::Result<&Challenge, String> {
+        self.tokens
+            .challenge
+            .get_or_try_init(|| async {
+                let url = format!("{}://{}/v2/", self.scheme, r.resolve_registry());
+                let req = super::dump::request(self.tokens.dump, self.http.get(&url));
+                let resp = tokio::time::timeout(self.policy.stall_timeout, req.send())
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "GET {url}: no response within {:.1?} (stalled)",
+                            self.policy.stall_timeout
+                        )
+                    })?
+                    .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+                super::dump::response(self.tokens.dump, &resp);
+                if resp.status().as_u16() != 401 {
+                    return Ok(Challenge::None);
+                }
+                let header = resp
+                    .headers()
+                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .trim();
+                let scheme = header
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                Ok(match scheme.as_str() {
+                    "basic" => Challenge::Basic,
+                    "bearer" => Challenge::Bearer {
+                        realm: realm_of(header).unwrap_or_default(),
+                    },
+                    _ => Challenge::None,
+                })
+            })
+            .await
+    }
+
+    /// What our request to `r` carries: credentials only in the form the
+    /// host's own 401 challenge asked for (none to a registry that never
+    /// asked), and a token service reached in plain HTTP on another host
+    /// is asked anonymously.
+    pub(super) async fn authorization(
+        &self,
+        r: &Reference,
+        fresh: bool,
+    ) -> std::result::Result<Authorization, String> {
+        match self.challenge(r).await? {
+            Challenge::None => Ok(Authorization::None),
+            Challenge::Basic => Ok(match &self.auth {
+                RegistryAuth::Basic(u, p) => Authorization::Basic(u.clone(), p.clone()),
+                _ => Authorization::None,
+            }),
+            Challenge::Bearer { realm } => {
+                let host = r.resolve_registry();
+                let realm_host = realm
+                    .strip_prefix("http://")
+                    .map(|rest| rest.split(['/', '?']).next().unwrap_or(""));
+                let clear_text_elsewhere = realm_host.is_some_and(|h| h != host && !is_loopback(h));
+                Ok(self
+                    .token(r, fresh, clear_text_elsewhere)
+                    .await?
+                    .map_or(Authorization::None, Authorization::Bearer))
+            }
+        }
+    }
+
     pub(super) async fn token(
         &self,
         r: &Reference,
         fresh: bool,
+        anonymous: bool,
     ) -> std::result::Result<Option<String>, String> {
         let key = r.repository().to_string();
         if !fresh {
-            if let Some((t, at)) = self.tokens.lock().await.get(&key) {
+            if let Some((t, at)) = self.tokens.tokens.lock().await.get(&key) {
                 if at.elapsed() < TOKEN_TTL {
                     return Ok(t.clone());
                 }
             }
         }
+        let auth = if anonymous {
+            &RegistryAuth::Anonymous
+        } else {
+            &self.auth
+        };
         let t = self
             .client
-            .auth(r, &self.auth, RegistryOperation::Pull)
+            .auth(r, auth, RegistryOperation::Pull)
             .await
-            .map_err(|e| format!("authentication: {}", error_chain(&e)))?;
+            .map_err(|e| match e {
+                oci_client::errors::OciDistributionError::AuthenticationFailure(_) => {
+                    format!("authentication: {}", self.tokens.resolved.refused())
+                }
+                e => format!("authentication: {}", error_chain(&e)),
+            })?;
         self.tokens
+            .tokens
             .lock()
             .await
             .insert(key, (t.clone(), Instant::now()));

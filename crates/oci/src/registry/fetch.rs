@@ -81,8 +81,8 @@ impl Fetcher {
         deadline: Instant,
         fresh_token: bool,
     ) -> std::result::Result<reqwest::Response, Failure> {
-        let token = self
-            .token(r, fresh_token)
+        let authorization = self
+            .authorization(r, fresh_token)
             .await
             .map_err(|message| Failure::Retry {
                 message,
@@ -95,12 +95,7 @@ impl Fetcher {
         if let Some(range) = range {
             req = req.header(reqwest::header::RANGE, range);
         }
-        req = match (&token, &self.auth) {
-            (Some(t), _) => req.bearer_auth(t),
-            (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
-            (None, RegistryAuth::Bearer(t)) => req.bearer_auth(t),
-            (None, RegistryAuth::Anonymous) => req,
-        };
+        req = super::dump::request(self.tokens.dump, authorization.apply(req));
         let wait = self.wait_limit(deadline);
         let resp = match tokio::time::timeout(wait, req.send()).await {
             Err(_) => {
@@ -125,6 +120,7 @@ impl Fetcher {
             }
             Ok(Ok(resp)) => resp,
         };
+        super::dump::response(self.tokens.dump, &resp);
         let status = resp.status().as_u16();
         match status {
             200 | 206 => Ok(resp),
@@ -137,6 +133,12 @@ impl Fetcher {
                 message: format!("HTTP {}", resp.status()),
                 retry_after: Some(Duration::ZERO),
             }),
+            // Refused again with a fresh token: say who we were, not the body.
+            401 | 403 => Err(Failure::Fatal(reg_err(
+                &self.registry,
+                format!("GET {url}"),
+                format!("HTTP {}: {}", resp.status(), self.tokens.resolved.refused()),
+            ))),
             _ => {
                 let s = resp.status();
                 let body = tokio::time::timeout(Duration::from_secs(5), resp.bytes())

@@ -27,12 +27,15 @@
 mod auth;
 mod bridge;
 mod credentials;
+mod dump;
 mod fetch;
 mod retry;
 mod source;
 mod upload;
 
-pub use credentials::{Credentials, RegistryOptions};
+pub use credentials::{
+    is_loopback, valid_helper_name, ClientCert, Credentials, HostCredentials, RegistryOptions,
+};
 pub use fetch::MAX_MANIFEST_SIZE;
 pub use retry::RetryPolicy;
 pub use source::RegistrySource;
@@ -47,7 +50,7 @@ use fetch::{Fetcher, Sink};
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
+use oci_client::{Client, Reference};
 use retry::oci_retryable;
 use std::io::Read;
 use std::ops::Range;
@@ -79,7 +82,11 @@ impl RegistryClient {
     /// Connect (lazily: no request is made) to `registry` (`host[:port]`),
     /// with the retry policy of [`RetryPolicy::from_env`].
     pub fn new(registry: &str, opts: &RegistryOptions) -> Result<Arc<Self>> {
-        Self::with_policy(registry, opts, RetryPolicy::from_env())
+        let mut policy = RetryPolicy::from_env();
+        if let Some(t) = opts.timeout {
+            policy.total_timeout = t;
+        }
+        Self::with_policy(registry, opts, policy)
     }
 
     /// [`Self::new`] with an explicit retry policy.
@@ -88,9 +95,29 @@ impl RegistryClient {
         opts: &RegistryOptions,
         policy: RetryPolicy,
     ) -> Result<Arc<Self>> {
+        let plain_http = opts.plain_http_for(registry);
         let mut http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(policy.stall_timeout);
+            .read_timeout(policy.stall_timeout)
+            .danger_accept_invalid_certs(opts.insecure);
+        if let Some(cc) = &opts.client_cert {
+            // reqwest wants the certificate and its key in one PEM.
+            let mut pem = std::fs::read(&cc.cert).map_err(|e| Error::io(&cc.cert, e))?;
+            pem.push(b'\n');
+            pem.extend(std::fs::read(&cc.key).map_err(|e| Error::io(&cc.key, e))?);
+            let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                reg_err(
+                    registry,
+                    format!(
+                        "client certificate {} with key {}",
+                        cc.cert.display(),
+                        cc.key.display()
+                    ),
+                    format!("not a PEM certificate and private key: {}", error_chain(&e)),
+                )
+            })?;
+            http = http.identity(id);
+        }
         let mut ca_pem = None;
         if let Some(ca) = &opts.tls_ca {
             let pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
@@ -101,7 +128,7 @@ impl RegistryClient {
         }
         let make_client = |monolithic: bool| {
             let config = ClientConfig {
-                protocol: if opts.plain_http {
+                protocol: if plain_http {
                     ClientProtocol::Http
                 } else {
                     ClientProtocol::Https
@@ -110,6 +137,7 @@ impl RegistryClient {
                 connect_timeout: Some(CONNECT_TIMEOUT),
                 read_timeout: Some(policy.stall_timeout),
                 use_monolithic_push: monolithic,
+                accept_invalid_certificates: opts.insecure,
                 extra_root_certificates: ca_pem
                     .iter()
                     .map(|pem| Certificate {
@@ -132,15 +160,16 @@ impl RegistryClient {
         let http = http
             .build()
             .map_err(|e| reg_err(registry, "creating the HTTP client", e))?;
-        let auth = credentials::registry_auth(registry, &opts.credentials)?;
+        let resolved = credentials::resolve(registry, opts)?;
+        let auth = resolved.auth.clone();
         let fetcher = Fetcher {
             registry: registry.into(),
             client: client.clone(),
             auth: auth.clone(),
             http: http.clone(),
-            scheme: if opts.plain_http { "http" } else { "https" },
+            scheme: if plain_http { "http" } else { "https" },
             policy,
-            tokens: Default::default(),
+            tokens: Arc::new(auth::AuthState::new(resolved, opts.http_dump)),
         };
         let this = RegistryClient {
             registry: registry.into(),
@@ -148,7 +177,7 @@ impl RegistryClient {
             empty_blob_client,
             auth,
             http,
-            plain_http: opts.plain_http,
+            plain_http,
             fetcher,
         };
         let host = this.oci_ref("x", None, None).resolve_registry().to_string();
@@ -239,7 +268,13 @@ impl RegistryClient {
     pub fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
         let r = self.oci_ref(repo, None, None);
         self.retrying(|| runtime().block_on(self.client.blob_exists(&r, digest)))
-            .map_err(|e| reg_err(&self.registry, format!("HEAD blob {repo}@{digest}"), e))
+            .map_err(|e| {
+                reg_err(
+                    &self.registry,
+                    format!("HEAD blob {repo}@{digest}"),
+                    self.explain_refusal(e),
+                )
+            })
     }
 
     /// Runs an idempotent oci-client request again on transient failures
@@ -358,25 +393,21 @@ impl RegistryClient {
         );
         let ctx = format!("GET {url}");
         runtime().block_on(async {
-            let token = self
-                .client
-                .auth(&r, &self.auth, RegistryOperation::Pull)
+            let authorization = self
+                .fetcher
+                .authorization(&r, false)
                 .await
                 .map_err(|e| reg_err(&self.registry, &ctx, e))?;
-            let mut req = self
+            let req = self
                 .http
                 .get(&url)
                 .header(reqwest::header::ACCEPT, spec::MEDIA_TYPE_OCI_INDEX);
-            req = match (&token, &self.auth) {
-                (Some(t), _) => req.bearer_auth(t),
-                (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
-                (None, RegistryAuth::Bearer(t)) => req.bearer_auth(t),
-                (None, RegistryAuth::Anonymous) => req,
-            };
+            let req = dump::request(self.fetcher.tokens.dump, authorization.apply(req));
             let resp = req
                 .send()
                 .await
                 .map_err(|e| reg_err(&self.registry, &ctx, e))?;
+            dump::response(self.fetcher.tokens.dump, &resp);
             match resp.status().as_u16() {
                 200 => {
                     let body = resp
@@ -387,6 +418,11 @@ impl RegistryClient {
                     Ok(idx.ok().filter(|i| i.schema_version == 2))
                 }
                 400 | 404 | 405 | 501 => Ok(None),
+                s @ (401 | 403) => Err(reg_err(
+                    &self.registry,
+                    &ctx,
+                    format!("HTTP {s}: {}", self.fetcher.tokens.resolved.refused()),
+                )),
                 s => Err(reg_err(&self.registry, &ctx, format!("HTTP {s}"))),
             }
         })
@@ -411,6 +447,24 @@ impl RegistryClient {
                 })?;
                 Ok(index.manifests)
             }
+        }
+    }
+}
+
+impl RegistryClient {
+    /// `e`'s text; for a refusal (401/403, a token service saying no), what
+    /// credentials were tried and what to do instead of the registry's body.
+    fn explain_refusal(&self, e: OciDistributionError) -> String {
+        let refused = match &e {
+            OciDistributionError::AuthenticationFailure(_)
+            | OciDistributionError::UnauthorizedError { .. } => true,
+            OciDistributionError::ServerError { code, .. } => matches!(code, 401 | 403),
+            _ => false,
+        };
+        if refused {
+            format!("refused: {}", self.fetcher.tokens.resolved.refused())
+        } else {
+            e.to_string()
         }
     }
 }
