@@ -57,6 +57,7 @@ fn credentials_and_tls() {
                 credentials,
                 plain_http: false,
                 tls_ca,
+                ..Default::default()
             },
         )
     };
@@ -97,6 +98,7 @@ fn credentials_and_tls() {
             credentials: basic,
             plain_http: false,
             tls_ca: Some(ca.clone()),
+            ..Default::default()
         },
     )
     .unwrap();
