@@ -118,6 +118,10 @@ Examples:
   soci create oci:./image:latest --dest oci:./image-soci:latest
   soci create --index-version v1 registry.example.com/app:1.0 --push
   soci create docker-archive:app.tar --dest registry.example.com/app:1.0
+  soci create registry.example.com/app:1.0 --push -u ci:$PW
+
+Credentials: -u/--user is the destination's (--dest, --push), else the source's;
+--src-user gives the source's when it differs from the destination.
 
 Exit codes:
   0  success
@@ -135,6 +139,11 @@ Examples:
   soci convert registry.example.com/app:1.0 registry.example.com/app:1.0-soci
   soci convert --plain-http oci:./image:latest 127.0.0.1:5000/app:soci
   soci convert docker-archive:app.tar oci:./app-soci:latest
+  echo \"$PW\" | soci convert src.example.com/app:1.0 dst.example.com/app:1.0 -u ci --password-stdin
+  soci convert --src-user bob:$SRC_PW src.example.com/app:1.0 dst.example.com/app:1.0 -u ci:$DST_PW
+
+Credentials: -u/--user is the destination's, --src-user the source's; each is sent
+only to its registry, after that registry asks for it (a 401 challenge).
 
 Exit codes:
   0  success
@@ -170,6 +179,8 @@ pub struct ImageArgs {
     #[arg(long, short = 'k')]
     pub insecure: bool,
     /// Client certificate (PEM) for registries that require one; with --tlskey.
+    /// Presented on soci's own requests (manifests, blobs, ranges, referrers);
+    /// uploads go through the oci-client library, which cannot present one.
     #[arg(long, value_name = "FILE", requires = "tlskey")]
     pub tlscert: Option<PathBuf>,
     /// Private key (PEM) of --tlscert.
@@ -180,8 +191,11 @@ pub struct ImageArgs {
     /// SOCI_REGISTRY_STALL_TIMEOUT and SOCI_REGISTRY_RETRIES).
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
-    /// Print each HTTP exchange with registries on stderr (method, URL,
-    /// status, headers; credentials and tokens shown as <redacted>).
+    /// Print each HTTP exchange soci makes itself with registries on stderr
+    /// (the /v2/ challenge, manifests, blobs, ranges, referrers: method, URL,
+    /// status, headers; credentials, tokens, cookies and URL queries shown as
+    /// <redacted>). Uploads and token requests, made by the oci-client
+    /// library, are not shown.
     #[arg(long, visible_alias = "debug")]
     pub http_dump: bool,
     /// Registry credentials, USER:PASSWORD or USER with --password-stdin, for

@@ -266,10 +266,7 @@ fn user_password_forms_and_refusals() {
     let o = create(&[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(
-        err.contains("credentials tried: anonymous (no "),
-        "{err}"
-    );
+    assert!(err.contains("credentials tried: anonymous (no "), "{err}");
     assert!(err.contains("docker login"), "{err}");
 
     // Plain HTTP to a host that is not this machine: explicit credentials are
