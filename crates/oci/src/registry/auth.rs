@@ -17,8 +17,9 @@ pub(super) type TokenCache = Arc<AuthState>;
 pub(super) struct AuthState {
     /// Bearer token (if any) and when it was obtained, per repository.
     tokens: tokio::sync::Mutex<std::collections::HashMap<String, (Option<String>, Instant)>>,
-    /// What `GET /v2/` answered: asked once per client.
-    challenge: tokio::sync::OnceCell<Challenge>,
+    /// How the host asks for credentials: from its answer to `GET /v2/`
+    /// (asked once per client), or from a 401 to one of our requests.
+    challenge: std::sync::Mutex<Option<Challenge>>,
     pub(super) resolved: Resolved,
     /// Print our HTTP exchanges on stderr (`--http-dump`).
     pub(super) dump: bool,
@@ -36,7 +37,7 @@ impl AuthState {
 }
 
 /// How the registry asks for credentials (`WWW-Authenticate` of a 401 to `GET /v2/`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Challenge {
     /// It did not ask: nothing is ever sent to it.
     None,
@@ -64,6 +65,24 @@ impl Authorization {
     }
 }
 
+/// The challenge of a 401 answer (`WWW-Authenticate`), if it names one.
+fn parse_challenge(resp: &reqwest::Response) -> Option<Challenge> {
+    let header = resp
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)?
+        .to_str()
+        .ok()?
+        .trim();
+    let scheme = header.split_whitespace().next()?.to_ascii_lowercase();
+    match scheme.as_str() {
+        "basic" => Some(Challenge::Basic),
+        "bearer" => Some(Challenge::Bearer {
+            realm: realm_of(header).unwrap_or_default(),
+        }),
+        _ => None,
+    }
+}
+
 /// `realm="…"` of a Bearer challenge.
 fn realm_of(header: &str) -> Option<String> {
     let i = header.to_ascii_lowercase().find("realm=")?;
@@ -78,46 +97,42 @@ fn realm_of(header: &str) -> Option<String> {
 const TOKEN_TTL: Duration = Duration::from_secs(50);
 
 impl Fetcher {
-    /// The host's challenge, asked once (errors are not kept: asked again).
-    async fn challenge(&self, r: &Reference) -> std::result::Result<&Challenge, String> {
-        self.tokens
-            .challenge
-            .get_or_try_init(|| async {
-                let url = format!("{}://{}/v2/", self.scheme, r.resolve_registry());
-                let req = super::dump::request(self.tokens.dump, self.http.get(&url));
-                let resp = tokio::time::timeout(self.policy.stall_timeout, req.send())
-                    .await
-                    .map_err(|_| {
-                        format!(
-                            "GET {url}: no response within {:.1?} (stalled)",
-                            self.policy.stall_timeout
-                        )
-                    })?
-                    .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
-                super::dump::response(self.tokens.dump, &resp);
-                if resp.status().as_u16() != 401 {
-                    return Ok(Challenge::None);
-                }
-                let header = resp
-                    .headers()
-                    .get(reqwest::header::WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .trim();
-                let scheme = header
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_lowercase();
-                Ok(match scheme.as_str() {
-                    "basic" => Challenge::Basic,
-                    "bearer" => Challenge::Bearer {
-                        realm: realm_of(header).unwrap_or_default(),
-                    },
-                    _ => Challenge::None,
-                })
-            })
+    /// The host's challenge: `GET /v2/` asked once; a 200 or 404 (no
+    /// challenge) is kept too, a failure or a 5xx is not (asked again next time).
+    async fn challenge(&self, r: &Reference) -> std::result::Result<Challenge, String> {
+        if let Some(c) = self.tokens.challenge.lock().unwrap().clone() {
+            return Ok(c);
+        }
+        let url = format!("{}://{}/v2/", self.scheme, r.resolve_registry());
+        let req = super::dump::request(self.tokens.dump, self.http.get(&url));
+        let resp = tokio::time::timeout(self.policy.stall_timeout, req.send())
             .await
+            .map_err(|_| {
+                format!(
+                    "GET {url}: no response within {:.1?} (stalled)",
+                    self.policy.stall_timeout
+                )
+            })?
+            .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+        super::dump::response(self.tokens.dump, &resp);
+        let status = resp.status().as_u16();
+        let c = match status {
+            401 => parse_challenge(&resp).unwrap_or(Challenge::None),
+            200..=299 | 404 => Challenge::None,
+            // Not an answer about credentials: go without this time, and a
+            // 401 on the request itself still teaches us the challenge.
+            _ => return Ok(Challenge::None),
+        };
+        *self.tokens.challenge.lock().unwrap() = Some(c.clone());
+        Ok(c)
+    }
+
+    /// A 401 to one of our requests: its challenge counts from now on (some
+    /// registries leave `/v2/` open and ask per repository).
+    pub(super) fn learn_challenge(&self, resp: &reqwest::Response) {
+        if let Some(c) = parse_challenge(resp) {
+            *self.tokens.challenge.lock().unwrap() = Some(c);
+        }
     }
 
     /// What our request to `r` carries: credentials only in the form the

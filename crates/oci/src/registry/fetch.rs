@@ -129,10 +129,13 @@ impl Fetcher {
                 message: format!("HTTP {}", resp.status()),
                 retry_after: retry_after(&resp),
             }),
-            401 if !fresh_token => Err(Failure::Retry {
-                message: format!("HTTP {}", resp.status()),
-                retry_after: Some(Duration::ZERO),
-            }),
+            401 if !fresh_token => {
+                self.learn_challenge(&resp);
+                Err(Failure::Retry {
+                    message: format!("HTTP {}", resp.status()),
+                    retry_after: Some(Duration::ZERO),
+                })
+            }
             // Refused again with a fresh token: say who we were, not the body.
             401 | 403 => Err(Failure::Fatal(reg_err(
                 &self.registry,
