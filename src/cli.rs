@@ -369,6 +369,8 @@ pub struct IndexRmArgs {
     pub store: Option<PathBuf>,
 }
 
+// Parsed once per run: the size of the registry flags in GetFile costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ZtocCommand {
     /// Build the zTOC of one layer blob (a .tar.gz or .tar file), in one pass.
