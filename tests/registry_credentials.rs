@@ -42,6 +42,7 @@ fn auth_registry(tmp: &Path) -> Registry {
     let reg = Registry::start_with(&RegistryConfig {
         basic_auth: Some((USER.into(), PASS.into())),
         tls: false,
+        ..Default::default()
     })
     .unwrap_or_else(|e| panic!("test registry: {e}"));
     let fx = make_oci_layout(&tmp.join("auth-img"), "v1");
@@ -479,6 +480,7 @@ fn tls_flags_and_timeout() {
     let reg = Registry::start_with(&RegistryConfig {
         basic_auth: None,
         tls: true,
+        ..Default::default()
     })
     .unwrap_or_else(|e| panic!("test registry: {e}"));
     let fx = make_oci_layout(&tmp.path().join("img"), "v1");
@@ -575,4 +577,62 @@ fn tls_flags_and_timeout() {
         text(&o)
     );
     let _: &FaultProxy = &src.proxy;
+}
+
+#[test]
+fn client_certificate_is_presented() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start_with(&RegistryConfig {
+        basic_auth: None,
+        tls: true,
+        client_ca: true,
+    })
+    .unwrap_or_else(|e| panic!("test registry: {e}"));
+    let (cert, key, cert_dir) = reg.client_cert().unwrap();
+    let fx = make_oci_layout(&tmp.path().join("img"), "v1");
+    skopeo(&[
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--preserve-digests",
+        "--dest-cert-dir",
+        cert_dir.to_str().unwrap(),
+        &fx.oci_ref(),
+        &format!("docker://{}/app/one:v1", reg.host()),
+    ])
+    .unwrap();
+    let store = tmp.path().join("store");
+    let ca = reg.ca_cert().unwrap();
+    let image = format!("{}/app/one:v1", reg.host());
+    let create = |extra: &[&str]| {
+        let mut a = vec![
+            "create",
+            "--min-layer-size",
+            "0",
+            "--store",
+            store.to_str().unwrap(),
+            "--force",
+            "--tls-ca",
+            ca.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        a.push(&image);
+        soci(&a)
+    };
+    // Without the certificate the registry ends the handshake.
+    let o = create(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // With it, the image is read and indexed.
+    let o = create(&[
+        "--tlscert",
+        cert.to_str().unwrap(),
+        "--tlskey",
+        key.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("-> ztoc sha256:"),
+        "{}",
+        text(&o)
+    );
 }

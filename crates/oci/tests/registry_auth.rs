@@ -30,6 +30,7 @@ fn credentials_and_tls() {
     let reg = Registry::start_with(&RegistryConfig {
         basic_auth: Some(("soci".into(), "s3cret".into())),
         tls: true,
+        ..Default::default()
     })
     .unwrap_or_else(|e| panic!("test registry: {e}"));
     let ca = reg.ca_cert().unwrap();
