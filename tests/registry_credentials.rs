@@ -413,6 +413,54 @@ fn credential_helpers_by_name_from_path_only() {
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(marker.exists());
+
+    // Refusals name where the credentials came from: a helper, an auths entry.
+    let stale = "stale-Qx7-secret";
+    std::fs::write(
+        bin.join("docker-credential-stale"),
+        format!("#!/bin/sh\nprintf '{{\"Username\":\"bob\",\"Secret\":\"{stale}\"}}'\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("docker-credential-stale"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let refused = |json: String| {
+        std::fs::write(config.join("config.json"), json).unwrap();
+        let o = soci_in(
+            &[
+                "create",
+                "--plain-http",
+                "--min-layer-size",
+                "0",
+                "--store",
+                store.to_str().unwrap(),
+                &image,
+            ],
+            "",
+            &[("DOCKER_CONFIG", config.to_str().unwrap()), ("PATH", &path)],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(!text(&o).contains(stale), "{}", text(&o));
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let err = refused(format!(r#"{{"credHelpers":{{"{}":"stale"}}}}"#, reg.host()));
+    assert!(
+        err.contains("credentials tried: user bob from credential helper docker-credential-stale (credHelpers in"),
+        "{err}"
+    );
+    // base64 of "bob:stale-Qx7-secret"
+    let err = refused(format!(
+        r#"{{"auths":{{"{}":{{"auth":"Ym9iOnN0YWxlLVF4Ny1zZWNyZXQ="}}}}}}"#,
+        reg.host()
+    ));
+    assert!(
+        err.contains("credentials tried: user bob from auths in"),
+        "{err}"
+    );
+    assert!(err.contains("docker login"), "{err}");
 }
 
 #[test]

@@ -161,6 +161,11 @@ pub fn registry_options(a: &ImageArgs) -> Result<RegistryOptions> {
                 origin: flag.to_string(),
             }),
             // A command with one image: its registry is the only one.
+            None if matches!(opts.credentials, Credentials::Basic { .. }) => {
+                bail!(
+                    "-u/--user and --src-user both give the image's registry credentials: keep one"
+                )
+            }
             None => opts.credentials = credentials,
         }
     }
