@@ -161,11 +161,12 @@ pub struct ImageArgs {
     #[arg(long, conflicts_with = "platform")]
     pub all_platforms: bool,
     /// Talk plain HTTP (local registries): bare, to every registry of the
-    /// command; `--plain-http=HOST[,HOST]`, only to those. Credentials go in
-    /// plain HTTP only to loopback hosts and to hosts named here.
+    /// command; `--plain-http=HOST[:PORT][,…]` (as in the image reference),
+    /// only to those. Credentials go in plain HTTP only to loopback hosts and
+    /// to hosts named here.
     #[arg(
         long,
-        value_name = "HOST",
+        value_name = "HOST[:PORT]",
         num_args = 0..=1,
         require_equals = true,
         value_delimiter = ','
