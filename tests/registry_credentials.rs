@@ -684,3 +684,50 @@ fn client_certificate_is_presented() {
         text(&o)
     );
 }
+
+#[test]
+fn uploads_send_no_credentials_to_a_destination_that_never_asks() {
+    // An identity token for the destination in config.json: oci-client used
+    // to send it (as a bearer token) on every HEAD, upload and mount, unasked.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = proxied_registry();
+    let dst = proxied_registry();
+    let config = tmp.path().join("docker");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"idtok-{PASS}"}}}}}}"#,
+            dst.proxy.host()
+        ),
+    )
+    .unwrap();
+    let store = tmp.path().join("store");
+    let o = soci_in(
+        &[
+            "convert",
+            "--plain-http",
+            "--min-layer-size",
+            "0",
+            "--store",
+            store.to_str().unwrap(),
+            &format!("{}/app/one:v1", src.reg.host()),
+            &format!("{}/app/dst:v1", dst.proxy.host()),
+        ],
+        "",
+        &[("DOCKER_CONFIG", config.to_str().unwrap())],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    no_secret(&o);
+    let log = dst.proxy.log();
+    assert!(
+        log.iter().any(|s| s.method == "PUT"),
+        "nothing uploaded: {log:?}"
+    );
+    let sent: Vec<_> = log.iter().filter(|s| s.authorization.is_some()).collect();
+    assert!(
+        sent.is_empty(),
+        "the destination received credentials: {sent:?}"
+    );
+}

@@ -83,6 +83,15 @@ fn parse_challenge(resp: &reqwest::Response) -> Option<Challenge> {
     }
 }
 
+/// Whether a token service at `realm` would get credentials in plain HTTP on
+/// a host other than the registry `host` and not this machine.
+fn clear_text_elsewhere(realm: &str, host: &str) -> bool {
+    realm
+        .strip_prefix("http://")
+        .map(|rest| rest.split(['/', '?']).next().unwrap_or(""))
+        .is_some_and(|h| h != host && !is_loopback(h))
+}
+
 /// `realm="…"` of a Bearer challenge.
 fn realm_of(header: &str) -> Option<String> {
     let i = header.to_ascii_lowercase().find("realm=")?;
@@ -150,17 +159,30 @@ impl Fetcher {
                 RegistryAuth::Basic(u, p) => Authorization::Basic(u.clone(), p.clone()),
                 _ => Authorization::None,
             }),
-            Challenge::Bearer { realm } => {
-                let host = r.resolve_registry();
-                let realm_host = realm
-                    .strip_prefix("http://")
-                    .map(|rest| rest.split(['/', '?']).next().unwrap_or(""));
-                let clear_text_elsewhere = realm_host.is_some_and(|h| h != host && !is_loopback(h));
-                Ok(self
-                    .token(r, fresh, clear_text_elsewhere)
-                    .await?
-                    .map_or(Authorization::None, Authorization::Bearer))
+            Challenge::Bearer { realm } => Ok(self
+                .token(r, fresh, clear_text_elsewhere(&realm, r.resolve_registry()))
+                .await?
+                .map_or(Authorization::None, Authorization::Bearer)),
+        }
+    }
+
+    /// The credentials oci-client may hold for its own requests (HEADs,
+    /// uploads, mounts): it would send an identity token to a host that never
+    /// asked, and a password to any token service: so none for a host that
+    /// does not ask, nor when its token service is plain HTTP on another host.
+    /// When the host's answer is not known (unreachable, 5xx), oci-client's
+    /// own per-request challenge decides, as before.
+    pub(super) async fn client_credentials(&self, r: &Reference) -> RegistryAuth {
+        let _ = self.challenge(r).await;
+        let known = self.tokens.challenge.lock().unwrap().clone();
+        match known {
+            Some(Challenge::None) => RegistryAuth::Anonymous,
+            Some(Challenge::Bearer { realm })
+                if clear_text_elsewhere(&realm, r.resolve_registry()) =>
+            {
+                RegistryAuth::Anonymous
             }
+            _ => self.auth.clone(),
         }
     }
 

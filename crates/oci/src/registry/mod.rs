@@ -49,7 +49,6 @@ use bytes::Bytes;
 use fetch::{Fetcher, Sink};
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
-use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use retry::oci_retryable;
 use std::io::Read;
@@ -64,10 +63,11 @@ pub struct RegistryClient {
     client: Client,
     /// Chunked-mode client, for the empty blob only (see `with_policy`).
     empty_blob_client: Client,
-    auth: RegistryAuth,
     http: reqwest::Client,
     plain_http: bool,
     fetcher: Fetcher,
+    /// Whether oci-client was given its credentials (see `client_auth`).
+    client_auth: std::sync::OnceLock<()>,
 }
 
 fn reg_err(registry: &str, context: impl Into<String>, e: impl std::fmt::Display) -> Error {
@@ -161,11 +161,10 @@ impl RegistryClient {
             .build()
             .map_err(|e| reg_err(registry, "creating the HTTP client", e))?;
         let resolved = credentials::resolve(registry, opts)?;
-        let auth = resolved.auth.clone();
         let fetcher = Fetcher {
             registry: registry.into(),
             client: client.clone(),
-            auth: auth.clone(),
+            auth: resolved.auth.clone(),
             http: http.clone(),
             scheme: if plain_http { "http" } else { "https" },
             policy,
@@ -175,18 +174,25 @@ impl RegistryClient {
             registry: registry.into(),
             client,
             empty_blob_client,
-            auth,
             http,
             plain_http,
             fetcher,
+            client_auth: Default::default(),
         };
-        let host = this.oci_ref("x", None, None).resolve_registry().to_string();
-        runtime().block_on(this.client.store_auth_if_needed(&host, &this.auth));
-        runtime().block_on(
-            this.empty_blob_client
-                .store_auth_if_needed(&host, &this.auth),
-        );
         Ok(Arc::new(this))
+    }
+
+    /// Gives oci-client (whose HEADs, uploads and mounts use only the
+    /// credentials it holds) what it may send, once, before its first request:
+    /// see `Fetcher::client_credentials`.
+    pub(super) fn client_auth(&self) {
+        self.client_auth.get_or_init(|| {
+            let r = self.oci_ref("x", None, None);
+            let auth = runtime().block_on(self.fetcher.client_credentials(&r));
+            let host = r.resolve_registry().to_string();
+            runtime().block_on(self.client.store_auth_if_needed(&host, &auth));
+            runtime().block_on(self.empty_blob_client.store_auth_if_needed(&host, &auth));
+        });
     }
 
     pub fn registry(&self) -> &str {
@@ -266,6 +272,7 @@ impl RegistryClient {
 
     /// Whether blob `digest` exists in `repo` (HEAD).
     pub fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
+        self.client_auth();
         let r = self.oci_ref(repo, None, None);
         self.retrying(|| runtime().block_on(self.client.blob_exists(&r, digest)))
             .map_err(|e| {

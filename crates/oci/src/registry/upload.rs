@@ -245,6 +245,7 @@ impl RegistryClient {
     /// blob is in `repo` afterwards; a refused or failed mount is `false`, for
     /// the caller to upload instead.
     pub fn try_mount(&self, repo: &str, from_repo: &str, digest: &str) -> Result<bool> {
+        self.client_auth();
         let r = self.oci_ref(repo, None, None);
         let src = self.oci_ref(from_repo, None, None);
         if runtime()
@@ -265,6 +266,7 @@ impl RegistryClient {
         raw: &[u8],
         media_type: &str,
     ) -> Result<Descriptor> {
+        self.client_auth();
         let digest = spec::sha256_digest(raw);
         if is_sha256_digest(reference) && reference != digest {
             return Err(Error::DigestMismatch {
