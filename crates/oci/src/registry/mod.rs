@@ -11,7 +11,10 @@
 //! - A `Client` keeps the first credentials it saw per registry, and the blob
 //!   calls (`pull_blob_stream*`, `push_blob`, `mount_blob`, `blob_exists`) use
 //!   only stored credentials: we create one client per credential set and
-//!   store the credentials before any call.
+//!   store the credentials before its first call (`client_auth`), once the
+//!   host's challenge is known: it sends an identity token unasked.
+//! - Our own requests carry credentials only in the form the host's 401
+//!   challenge asked for (see `auth.rs`), never pre-emptively.
 //! - It does not expose the `OCI-Subject` header nor a way to tell the
 //!   referrers API from its tag fallback: the probe is our own request.
 //! - It does not retry, resume or bound manifest sizes: manifest and blob
