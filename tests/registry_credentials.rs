@@ -263,6 +263,31 @@ fn user_password_forms_and_refusals() {
     assert!(!err.contains("{\"errors\""), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
+    // The same refusal on the upload side (HEAD/PUT through oci-client).
+    let o = soci(&[
+        "convert",
+        "--plain-http",
+        "--min-layer-size",
+        "0",
+        "--store",
+        store,
+        "-u",
+        &format!("{USER}:wrong-{PASS}"),
+        &format!(
+            "oci:{}/fixtures/example-image:latest",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        &format!("{}/app/pushed:v1", reg.host()),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        err.contains("credentials tried: user alice from -u/--user"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
     // No credentials at all: says anonymous, and why.
     let o = create(&[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));

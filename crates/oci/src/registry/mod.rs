@@ -469,6 +469,9 @@ impl RegistryClient {
             OciDistributionError::AuthenticationFailure(_)
             | OciDistributionError::UnauthorizedError { .. } => true,
             OciDistributionError::ServerError { code, .. } => matches!(code, 401 | 403),
+            OciDistributionError::RequestError(r) => {
+                r.status().is_some_and(|s| matches!(s.as_u16(), 401 | 403))
+            }
             _ => false,
         };
         if refused {
