@@ -100,7 +100,11 @@ pub fn bind_credentials(a: &ImageArgs, src: &ImageRef, user_image: &ImageRef) ->
     let mut a = a.clone();
     if a.username.is_some() {
         a.user_registry = Some(registry_host(user_image).with_context(|| {
-            format!("-u/--user gives the credentials of the registry {user_image} would be in, but it is not a registry image (for the source's registry use --src-user)")
+            if user_image == src {
+                format!("-u/--user gives registry credentials, but {src} is not a registry image")
+            } else {
+                format!("-u/--user gives the destination's registry credentials, but {user_image} is not a registry image (for the source's registry use --src-user)")
+            }
         })?);
     }
     if a.src_user.is_some() {
