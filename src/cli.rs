@@ -174,6 +174,10 @@ Examples:
   soci create docker-archive:app.tar --dest registry.example.com/app:1.0
   soci create oci:./image:latest --min-layer-size 0 --verify
   soci create registry.example.com/ml:1.0 --push --max-uncompressed-size 200GiB --max-files 10000000
+  soci create registry.example.com/app:1.0 --push -u ci:$PW
+
+Credentials: -u/--user is the destination's (--dest, --push), else the source's;
+--src-user gives the source's when it differs from the destination.
 
 Exit codes:
   0  success
@@ -191,6 +195,11 @@ Examples:
   soci convert registry.example.com/app:1.0 registry.example.com/app:1.0-soci
   soci convert --plain-http oci:./image:latest 127.0.0.1:5000/app:soci
   soci convert docker-archive:app.tar oci:./app-soci:latest
+  echo \"$PW\" | soci convert src.example.com/app:1.0 dst.example.com/app:1.0 -u ci --password-stdin
+  soci convert --src-user bob:$SRC_PW src.example.com/app:1.0 dst.example.com/app:1.0 -u ci:$DST_PW
+
+Credentials: -u/--user is the destination's, --src-user the source's; each is sent
+only to its registry, after that registry asks for it (a 401 challenge).
 
 Exit codes:
   0  success
@@ -207,20 +216,76 @@ pub struct ImageArgs {
     /// Use every platform of a multi-platform image.
     #[arg(long, conflicts_with = "platform")]
     pub all_platforms: bool,
-    /// Talk plain HTTP to the registry (local registries).
-    #[arg(long)]
-    pub plain_http: bool,
+    /// Talk plain HTTP (local registries): bare, to every registry of the
+    /// command; `--plain-http=HOST[:PORT][,…]` (as in the image reference),
+    /// only to those. Credentials go in plain HTTP only to loopback hosts and
+    /// to hosts named here.
+    #[arg(
+        long,
+        value_name = "HOST[:PORT]",
+        num_args = 0..=1,
+        require_equals = true,
+        value_delimiter = ','
+    )]
+    pub plain_http: Option<Vec<String>>,
     /// Trust this extra CA certificate (PEM) for registry TLS.
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
-    /// Registry user name (password from --password-stdin). Default: what Docker
-    /// would use from $DOCKER_CONFIG/config.json (credHelpers, auths, credsStore;
-    /// helpers are the docker-credential-NAME programs on PATH), else anonymous.
-    #[arg(long, short = 'u')]
+    /// Do not verify registries' TLS certificates (prints a warning). Anyone
+    /// on the network path can then read and alter the traffic.
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+    /// Client certificate (PEM) for registries that require one; with --tlskey.
+    /// Presented on soci's own requests (manifests, blobs, ranges, referrers);
+    /// uploads go through the oci-client library, which cannot present one.
+    #[arg(long, value_name = "FILE", requires = "tlskey")]
+    pub tlscert: Option<PathBuf>,
+    /// Private key (PEM) of --tlscert.
+    #[arg(long, value_name = "FILE", requires = "tlscert")]
+    pub tlskey: Option<PathBuf>,
+    /// Overall limit in seconds for one registry download, retries included
+    /// (default: $SOCI_REGISTRY_TIMEOUT, else 3600; see also
+    /// SOCI_REGISTRY_STALL_TIMEOUT and SOCI_REGISTRY_RETRIES).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
+    /// Print each HTTP exchange soci makes itself with registries on stderr
+    /// (the /v2/ challenge, manifests, blobs, ranges, referrers: method, URL,
+    /// status, headers; credentials, tokens, cookies and URL queries shown as
+    /// <redacted>). Uploads and token requests, made by the oci-client
+    /// library, are not shown.
+    #[arg(long, visible_alias = "debug")]
+    pub http_dump: bool,
+    /// Registry credentials, USER:PASSWORD or USER with --password-stdin, for
+    /// ONE registry: the destination of `convert`, `create --dest/--push` and
+    /// `push`; the image's registry for the other commands. Never sent to
+    /// another registry, and only when that registry asks (a 401 challenge).
+    /// Default: what Docker would use from $DOCKER_CONFIG/config.json
+    /// (credHelpers, auths, credsStore; helpers are the docker-credential-NAME
+    /// programs in PATH's absolute directories), else anonymous.
+    #[arg(
+        long = "user",
+        short = 'u',
+        visible_alias = "username",
+        value_name = "USER[:PASSWORD]"
+    )]
     pub username: Option<String>,
-    /// Read the registry password from standard input.
+    /// Read the password of -u/--user from standard input.
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
+    /// Credentials for the source registry when it differs from the
+    /// destination (convert, create --dest), USER:PASSWORD or USER with
+    /// --src-password-stdin.
+    #[arg(long, value_name = "USER[:PASSWORD]")]
+    pub src_user: Option<String>,
+    /// Read the password of --src-user from standard input.
+    #[arg(long, requires = "src_user", conflicts_with = "password_stdin")]
+    pub src_password_stdin: bool,
+    /// The registry host -u/--user belongs to (set by the command, not a flag).
+    #[arg(skip)]
+    pub user_registry: Option<String>,
+    /// The registry host --src-user belongs to (set by the command, not a flag).
+    #[arg(skip)]
+    pub src_registry: Option<String>,
     /// The local store (an OCI image layout plus an artifacts database).
     /// Default: $XDG_DATA_HOME/soci-rs or ~/.local/share/soci-rs.
     #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
@@ -418,6 +483,8 @@ pub struct IndexRmArgs {
     pub store: Option<PathBuf>,
 }
 
+// Parsed once per run: the size of the registry flags in GetFile costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ZtocCommand {
     /// Build the zTOC of one layer blob (a .tar.gz or .tar file), in one pass.
@@ -653,6 +720,19 @@ Exit codes:
   0  success
   1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
   2  wrong usage (unknown flag, missing argument)";
+/// Parses `--timeout`: seconds (fractions allowed), more than 0, at most a year.
+pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(v.is_finite() && v > 0.0 && v <= 366.0 * 86400.0) {
+        return Err(format!(
+            "`{s}`: give a number of seconds above 0 and at most a year"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(v))
+}
 
 /// Parses a size in bytes with an optional KiB/MiB suffix (0 allowed).
 pub fn parse_size(s: &str) -> Result<u64, String> {

@@ -15,6 +15,7 @@ fn opts() -> RegistryOptions {
         credentials: Credentials::Anonymous,
         plain_http: true,
         tls_ca: None,
+        ..Default::default()
     }
 }
 

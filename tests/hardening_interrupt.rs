@@ -26,6 +26,7 @@ fn opts() -> RegistryOptions {
         credentials: Credentials::Anonymous,
         plain_http: true,
         tls_ca: None,
+        ..Default::default()
     }
 }
 

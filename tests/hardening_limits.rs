@@ -295,6 +295,7 @@ fn credentials_never_appear_in_output() {
     let reg = Registry::start_with(&RegistryConfig {
         basic_auth: Some((USER.into(), PASS.into())),
         tls: false,
+        ..Default::default()
     })
     .unwrap_or_else(|e| panic!("test registry: {e}"));
     let host = reg.host();

@@ -21,6 +21,7 @@ fn opts() -> RegistryOptions {
         credentials: Credentials::Anonymous,
         plain_http: true,
         tls_ca: None,
+        ..Default::default()
     }
 }
 

@@ -87,6 +87,7 @@ fn v1_index_found_and_pushed_through_the_referrers_api() {
         credentials: Credentials::Anonymous,
         plain_http: true,
         tls_ca: None,
+        ..Default::default()
     };
     let t = RegistryTarget::new(&reg.host(), &opts).unwrap();
     let (desc, _) = t

@@ -14,7 +14,7 @@ use soci_image::Reporter as _;
 use soci_index::manifest::IndexVersion;
 use soci_index::store::Store;
 use soci_oci::reference::ImageRef;
-use soci_oci::registry::{Credentials, RegistryOptions};
+use soci_oci::registry::{ClientCert, Credentials, HostCredentials, RegistryOptions};
 use soci_oci::source::{open_source, ImageSource, PlatformChoice};
 use std::collections::HashMap;
 use std::io::Read;
@@ -28,35 +28,158 @@ pub fn open_store(dir: Option<&std::path::Path>) -> Result<Store> {
     Store::open(&dir).with_context(|| format!("cannot open the local store {}", dir.display()))
 }
 
-pub fn registry_options(a: &ImageArgs) -> Result<RegistryOptions> {
-    let credentials = match &a.username {
-        Some(user) => {
-            // Read stdin once: the source and the push destination both ask.
+/// Ends the process with a usage error (exit code 2), as clap does.
+fn usage_error(message: String) -> ! {
+    clap::Error::raw(
+        clap::error::ErrorKind::ArgumentConflict,
+        format!("{message}\n"),
+    )
+    .exit()
+}
+
+/// `-u USER[:PASSWORD]` (or `--src-user`) as credentials: the password after
+/// the first `:`, else from stdin with `from_stdin`; neither is a usage error.
+fn basic_credentials(
+    flag: &str,
+    stdin_flag: &str,
+    user: &str,
+    from_stdin: bool,
+) -> Result<Credentials> {
+    let (username, inline) = match user.split_once(':') {
+        Some((u, p)) => (u, Some(p)),
+        None => (user, None),
+    };
+    if username.is_empty() {
+        usage_error(format!(
+            "{flag} needs a user name: {flag} USER:PASSWORD or {flag} USER {stdin_flag}"
+        ));
+    }
+    let password = match (inline, from_stdin) {
+        (Some(_), true) => usage_error(format!(
+            "{flag} USER:PASSWORD already gives the password; drop {stdin_flag} or the :PASSWORD"
+        )),
+        (Some(p), false) => p.to_string(),
+        (None, false) => usage_error(format!(
+            "{flag} {username} gives no password: use {flag} {username}:PASSWORD, or {flag} {username} {stdin_flag} with the password on standard input"
+        )),
+        (None, true) => {
+            // Read stdin once, however many registries the command opens.
             static STDIN_PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-            let mut password = String::new();
-            if a.password_stdin {
-                match STDIN_PASSWORD.get() {
-                    Some(p) => password = p.clone(),
-                    None => {
-                        std::io::stdin()
-                            .read_to_string(&mut password)
-                            .context("cannot read the password from stdin")?;
-                        let _ = STDIN_PASSWORD.set(password.clone());
-                    }
+            match STDIN_PASSWORD.get() {
+                Some(p) => p.clone(),
+                None => {
+                    let mut password = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut password)
+                        .context("cannot read the password from stdin")?;
+                    let password = password.trim_end_matches(['\n', '\r']).to_string();
+                    let _ = STDIN_PASSWORD.set(password.clone());
+                    password
                 }
             }
-            Credentials::Basic {
-                username: user.clone(),
-                password: password.trim_end_matches(['\n', '\r']).to_string(),
-            }
         }
-        None => Credentials::DockerConfig,
     };
-    Ok(RegistryOptions {
-        credentials,
-        plain_http: a.plain_http,
-        tls_ca: a.tls_ca.clone(),
+    Ok(Credentials::Basic {
+        username: username.to_string(),
+        password,
     })
+}
+
+/// The registry host of `r`, if it is a registry image.
+fn registry_host(r: &ImageRef) -> Option<String> {
+    match r {
+        ImageRef::Registry { registry, .. } => Some(registry.clone()),
+        _ => None,
+    }
+}
+
+/// Binds -u/--user to the registry it belongs to (`user_image`: the
+/// destination when there is one, else the source) and --src-user to the
+/// source's, refusing a flag whose image is not in a registry.
+pub fn bind_credentials(a: &ImageArgs, src: &ImageRef, user_image: &ImageRef) -> Result<ImageArgs> {
+    let mut a = a.clone();
+    if a.username.is_some() {
+        a.user_registry = Some(registry_host(user_image).with_context(|| {
+            if user_image == src {
+                format!("-u/--user gives registry credentials, but {src} is not a registry image")
+            } else {
+                format!("-u/--user gives the destination's registry credentials, but {user_image} is not a registry image (for the source's registry use --src-user)")
+            }
+        })?);
+    }
+    if a.src_user.is_some() {
+        a.src_registry = Some(registry_host(src).with_context(|| {
+            format!("--src-user gives the credentials of the source's registry, but {src} is not a registry image")
+        })?);
+        if a.src_registry == a.user_registry {
+            bail!(
+                "-u/--user and --src-user both give credentials for {}: keep one",
+                a.src_registry.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    Ok(a)
+}
+
+pub fn registry_options(a: &ImageArgs) -> Result<RegistryOptions> {
+    let mut opts = RegistryOptions {
+        credentials: Credentials::DockerConfig,
+        plain_http: a.plain_http.as_ref().is_some_and(|hosts| hosts.is_empty()),
+        plain_http_hosts: a.plain_http.clone().unwrap_or_default(),
+        tls_ca: a.tls_ca.clone(),
+        insecure: a.insecure,
+        client_cert: match (&a.tlscert, &a.tlskey) {
+            (Some(cert), Some(key)) => Some(ClientCert {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
+        timeout: a.timeout,
+        http_dump: a.http_dump,
+        ..Default::default()
+    };
+    let scoped = [
+        (
+            &a.username,
+            a.password_stdin,
+            &a.user_registry,
+            "-u/--user",
+            "--password-stdin",
+        ),
+        (
+            &a.src_user,
+            a.src_password_stdin,
+            &a.src_registry,
+            "--src-user",
+            "--src-password-stdin",
+        ),
+    ];
+    for (user, from_stdin, registry, flag, stdin_flag) in scoped {
+        let Some(user) = user else { continue };
+        let credentials = basic_credentials(flag, stdin_flag, user, from_stdin)?;
+        match registry {
+            Some(host) => opts.host_credentials.push(HostCredentials {
+                registry: host.clone(),
+                credentials,
+                origin: flag.to_string(),
+            }),
+            // A command with one image: its registry is the only one.
+            None if matches!(opts.credentials, Credentials::Basic { .. }) => {
+                bail!(
+                    "-u/--user and --src-user both give the image's registry credentials: keep one"
+                )
+            }
+            None => opts.credentials = credentials,
+        }
+    }
+    if a.insecure {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            eprintln!("warning: -k/--insecure: registry TLS certificates are not verified; anyone on the network path can read and alter the traffic");
+        });
+    }
+    Ok(opts)
 }
 
 pub fn platform_choice(a: &ImageArgs) -> Result<PlatformChoice> {
@@ -227,6 +350,7 @@ fn run_create(
         }
     }
     opts.require_stored = require_stored;
+    let image = &bind_credentials(image, &src, dest.as_ref().unwrap_or(&src))?;
     let store = open_store(image.store.as_deref())?;
     let opened = open(&src, image)?;
     // The tag is resolved here, once: every later step (layers, the store's

@@ -53,6 +53,8 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub range: Option<String>,
+    /// The request's `Authorization` header, if any.
+    pub authorization: Option<String>,
     pub fault: Option<String>,
     /// Requests being served when this one arrived, itself included.
     pub in_flight: usize,
@@ -188,6 +190,7 @@ fn serve(
         method: method.clone(),
         path: path.clone(),
         range: range.clone(),
+        authorization: header(&head, "authorization").map(str::to_string),
         fault: fault.as_ref().map(|f| format!("{f:?}")),
         in_flight,
     });

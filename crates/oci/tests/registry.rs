@@ -16,6 +16,7 @@ fn opts() -> RegistryOptions {
         credentials: Credentials::Anonymous,
         plain_http: true,
         tls_ca: None,
+        ..Default::default()
     }
 }
 

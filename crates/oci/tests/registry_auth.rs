@@ -30,6 +30,7 @@ fn credentials_and_tls() {
     let reg = Registry::start_with(&RegistryConfig {
         basic_auth: Some(("soci".into(), "s3cret".into())),
         tls: true,
+        ..Default::default()
     })
     .unwrap_or_else(|e| panic!("test registry: {e}"));
     let ca = reg.ca_cert().unwrap();
@@ -57,6 +58,7 @@ fn credentials_and_tls() {
                 credentials,
                 plain_http: false,
                 tls_ca,
+                ..Default::default()
             },
         )
     };
@@ -97,6 +99,7 @@ fn credentials_and_tls() {
             credentials: basic,
             plain_http: false,
             tls_ca: Some(ca.clone()),
+            ..Default::default()
         },
     )
     .unwrap();

@@ -1,7 +1,7 @@
 //! A throw-away `docker-registry serve` (distribution 2.8) on 127.0.0.1.
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,9 @@ pub struct RegistryConfig {
     /// Serve HTTPS with a leaf certificate for 127.0.0.1 signed by a fresh CA
     /// (see [`Registry::ca_cert`]); needs the `openssl` command.
     pub tls: bool,
+    /// With `tls`: require a client certificate signed by the same CA (see
+    /// [`Registry::client_cert`]).
+    pub client_ca: bool,
 }
 
 fn run(cmd: &mut Command) -> std::io::Result<()> {
@@ -94,6 +97,55 @@ fn make_certs(dir: &Path) -> std::io::Result<()> {
     ])
 }
 
+/// A client certificate (`client.pem`, `client.key`) signed by the CA of
+/// [`make_certs`], and the same pair as skopeo's `--*-cert-dir` wants it.
+fn make_client_cert(dir: &Path) -> std::io::Result<()> {
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
+    )?;
+    let o = |args: &[&str]| {
+        let mut c = Command::new("openssl");
+        c.current_dir(dir).args(args);
+        run(&mut c)
+    };
+    o(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=soci-testkit client",
+    ])?;
+    o(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "client.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "client.ext",
+    ])?;
+    let certs = dir.join("client-certs");
+    std::fs::create_dir_all(&certs)?;
+    std::fs::copy(dir.join("client.pem"), certs.join("client.cert"))?;
+    std::fs::copy(dir.join("client.key"), certs.join("client.key"))?;
+    std::fs::copy(dir.join("ca.pem"), certs.join("ca.crt"))?;
+    Ok(())
+}
+
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -147,6 +199,13 @@ impl Registry {
                 dir.path().join("leaf.pem").display(),
                 dir.path().join("leaf.key").display()
             );
+            if opts.client_ca {
+                make_client_cert(dir.path())?;
+                yml += &format!(
+                    "    clientcas:\n      - {}\n",
+                    dir.path().join("ca.pem").display()
+                );
+            }
         }
         if let Some((user, password)) = &opts.basic_auth {
             let hash = bcrypt::hash(password, 4).map_err(std::io::Error::other)?;
@@ -226,6 +285,20 @@ impl Registry {
     /// (only with `tls`).
     pub fn ca_cert(&self) -> Option<std::path::PathBuf> {
         self.tls.then(|| self.dir.path().join("ca.pem"))
+    }
+
+    /// The client certificate and key (PEM files) the registry accepts, and a
+    /// directory holding them as skopeo's `--dest-cert-dir` wants (only with
+    /// `client_ca`).
+    pub fn client_cert(&self) -> Option<(PathBuf, PathBuf, PathBuf)> {
+        let d = self.dir.path();
+        d.join("client-certs").is_dir().then(|| {
+            (
+                d.join("client.pem"),
+                d.join("client.key"),
+                d.join("client-certs"),
+            )
+        })
     }
 
     /// The registry's own log (warnings and errors).

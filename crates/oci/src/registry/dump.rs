@@ -1,0 +1,68 @@
+//! `--http-dump`: the HTTP exchanges soci makes itself, on stderr, with every
+//! secret (credentials, tokens, cookies) replaced by `<redacted>`.
+use reqwest::header::HeaderMap;
+
+/// Headers whose values are secrets.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+fn print_headers(prefix: &str, headers: &HeaderMap) {
+    for (name, value) in headers {
+        let shown = if SECRET_HEADERS.contains(&name.as_str()) {
+            // Keep the scheme (Basic, Bearer): it says what was sent, not the secret.
+            let scheme = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.split_whitespace().next())
+                .filter(|s| s.len() < 16 && s.chars().all(|c| c.is_ascii_alphabetic()));
+            match scheme {
+                Some(s) if name.as_str().ends_with("authorization") => format!("{s} <redacted>"),
+                _ => "<redacted>".to_string(),
+            }
+        } else {
+            // Escaped: a registry's header must not drive the terminal.
+            String::from_utf8_lossy(value.as_bytes())
+                .escape_debug()
+                .to_string()
+        };
+        eprintln!("{prefix} {name}: {shown}");
+    }
+}
+
+/// `url` without its query, which on a redirect to storage can be a
+/// signature (a credential).
+fn shown_url(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    let had_query = u.query().is_some();
+    u.set_query(None);
+    if had_query {
+        format!("{u}?<redacted>")
+    } else {
+        u.to_string()
+    }
+}
+
+/// Prints the request `req` would make (when `enabled`), and returns it.
+pub(super) fn request(enabled: bool, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    if !enabled {
+        return req;
+    }
+    if let Some(built) = req.try_clone().and_then(|r| r.build().ok()) {
+        eprintln!("> {} {}", built.method(), shown_url(built.url()));
+        print_headers(">", built.headers());
+    }
+    req
+}
+
+/// Prints the status and headers of `resp` (when `enabled`).
+pub(super) fn response(enabled: bool, resp: &reqwest::Response) {
+    if !enabled {
+        return;
+    }
+    eprintln!("< {} {}", resp.status(), shown_url(resp.url()));
+    print_headers("<", resp.headers());
+}
