@@ -215,7 +215,7 @@ pub fn config_platform(source: &dyn ImageSource, manifest: &Manifest) -> Result<
     Ok(p)
 }
 
-/// Choose the image manifests to index (soci-format.md §2.2 step 1, §5):
+/// Choose the image manifests to index (docs/format.md §4.4):
 /// a single-manifest image is used whatever the choice, with its platform read
 /// from its config; for an index/manifest list, `All` takes every child whose
 /// platform is not `unknown` (deduplicated, index order), `List`/`Host` take for
