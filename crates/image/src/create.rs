@@ -6,6 +6,7 @@
 //! `jobs` worker threads; a layer already indexed in the local store with the same
 //! span size and build options is reused instead (`force` rebuilds).
 use crate::layers::{plan_layer, why_nothing_indexed, LayerKind, LayerPlan};
+use crate::pool::parallel_by;
 use crate::{LayerProgress, QueueReader, Reporter};
 use anyhow::{anyhow, bail, Context, Result};
 use soci_index::manifest::{
@@ -20,8 +21,6 @@ use soci_ztoc::build::{build_ztoc, BuildOptions, BuiltZtoc, LayerCompression};
 use soci_ztoc::codec;
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// What to build, as the `create`/`convert` flags say.
 #[derive(Debug, Clone)]
@@ -284,67 +283,6 @@ pub(crate) fn store_built(
         spans: built.ztoc.compression_info.span_digests.len(),
         ztoc,
     })
-}
-
-/// Runs `work` over `items` on up to `jobs` threads; stops handing out new items
-/// after the first error, which is returned.
-pub(crate) fn parallel<T: Sync, R: Send>(
-    items: &[T],
-    jobs: usize,
-    work: impl Fn(&T) -> Result<R> + Sync,
-) -> Result<Vec<R>> {
-    parallel_by(items, jobs, |_| 0, work)
-}
-
-/// [`parallel`], starting the items with the largest `cost` first (longest
-/// processing time first keeps the workers busy to the end); results stay in
-/// `items` order.
-pub(crate) fn parallel_by<T: Sync, R: Send>(
-    items: &[T],
-    jobs: usize,
-    cost: impl Fn(&T) -> u64,
-    work: impl Fn(&T) -> Result<R> + Sync,
-) -> Result<Vec<R>> {
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(cost(&items[i])));
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<R>>>> =
-        Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, items.len().max(1)) {
-            s.spawn(|| loop {
-                if failed.load(Ordering::Relaxed) {
-                    break;
-                }
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= items.len() {
-                    break;
-                }
-                let i = order[k];
-                let r = work(&items[i]);
-                if r.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                results
-                    .lock()
-                    .expect("no worker panics while holding the lock")[i] = Some(r);
-            });
-        }
-    });
-    let mut out = Vec::with_capacity(items.len());
-    let mut first_err = None;
-    for r in results.into_inner().expect("workers joined") {
-        match r {
-            Some(Ok(v)) => out.push(v),
-            Some(Err(e)) if first_err.is_none() => first_err = Some(e),
-            Some(Err(_)) | None => {}
-        }
-    }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
 }
 
 /// Builds the zTOCs and SOCI indexes of `source` for the chosen platforms into

@@ -10,6 +10,7 @@
 pub mod create;
 pub mod layers;
 pub mod lazy;
+mod pool;
 pub mod publish;
 pub mod recompress;
 pub mod stored;

@@ -5,7 +5,8 @@
 //! manifests by digest (SOCI indexes, rewritten image manifests), and the tag — or
 //! the referrers fallback tag for v1 — last. An interrupted push leaves at most
 //! unreferenced blobs, never a tag pointing at something incomplete.
-use crate::create::{parallel_by, Created, LayerTee};
+use crate::create::{Created, LayerTee};
+use crate::pool::parallel_by;
 use crate::Reporter;
 use anyhow::{bail, Context, Result};
 use soci_index::convert::{convert, ConvertInput, PlatformIndex};

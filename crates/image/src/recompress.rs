@@ -16,7 +16,8 @@
 //!  archive tar ──sha256──> gzip -6 ──┬──> store blob (temp file, renamed at the end)
 //!                                    └──chunks──> build_ztoc (own thread) ──> zTOC
 //! ```
-use crate::create::{parallel_by, store_built, CreateOptions, LayerOutcome};
+use crate::create::{store_built, CreateOptions, LayerOutcome};
+use crate::pool::parallel_by;
 use crate::layers::{plan_layer, LayerPlan};
 use crate::{HashingReader, LayerProgress, QueueReader, Reporter};
 use anyhow::{bail, Context, Result};

@@ -9,6 +9,7 @@
 //! and 32 KiB windows: what resuming from a checkpoint uses), span digests, file
 //! table and sizes. Each layer is read once; layers are verified in parallel.
 use crate::layers::{layer_kind, LayerKind};
+use crate::pool::parallel_map;
 use crate::{LayerProgress, Reporter};
 use anyhow::{Context, Result};
 use soci_index::manifest::{parse_index_manifest, IndexVersion};
@@ -599,8 +600,4 @@ fn verify_platform(
         verify_ztoc(source, ztocs_in, img, z, reporter, known_good)
     });
     pr
-}
-
-fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    crate::create::parallel(items, jobs, |x| Ok(f(x))).expect("the work cannot fail")
 }
