@@ -323,23 +323,8 @@ pub fn create_with(
     let (root, root_bytes) = source.resolve_root()?;
     let images = select_manifests(source, &opts.platforms)?;
 
-    // Distinct layers across platforms, in image order.
-    let mut layers: Vec<Descriptor> = Vec::new();
-    for img in &images {
-        for l in &img.manifest.layers {
-            if !layers.iter().any(|x| x.digest == l.digest) {
-                layers.push(l.clone());
-            }
-        }
-    }
-    let plans: Vec<(Descriptor, LayerPlan)> = layers
-        .iter()
-        .map(|l| {
-            plan_layer(l, opts.min_layer_size)
-                .map(|p| (l.clone(), p))
-                .map_err(|e| anyhow!(e))
-        })
-        .collect::<Result<_>>()?;
+    let layers = distinct_layers(&images);
+    let plans = plan_layers(&layers, opts.min_layer_size)?;
     let outcomes = parallel_by(
         &plans,
         opts.jobs,
@@ -370,21 +355,7 @@ pub fn create_with(
     let mut skipped_platforms = Vec::new();
     let mut not_found_everywhere: Option<Vec<String>> = None;
     for img in images {
-        let ztocs: Vec<ZtocRecord> = img
-            .manifest
-            .layers
-            .iter()
-            .filter_map(|l| {
-                by_digest
-                    .get(l.digest.as_str())
-                    .and_then(|o| o.ztoc())
-                    .cloned()
-            })
-            .map(|mut z| {
-                z.disable_xattrs = opts.xattr_optimization && z.disable_xattrs;
-                z
-            })
-            .collect();
+        let ztocs = platform_ztocs(&img, &by_digest, opts);
         if ztocs.is_empty() {
             skipped_platforms.push((img.platform.clone(), "no layer was indexed".to_string()));
             continue;
@@ -394,33 +365,9 @@ pub fn create_with(
             None => not_found,
             Some(prev) => prev.into_iter().filter(|p| not_found.contains(p)).collect(),
         });
-        let subject = match opts.index_version {
-            IndexVersion::V1 => Some(img.descriptor.clone()),
-            IndexVersion::V2 => None,
-        };
-        let index = build_index_manifest(
-            opts.index_version,
-            &ztocs,
-            &prefetches,
-            subject,
-            &opts.build_tool_identifier,
-        )?;
-        store.put_blob_expecting(&index.bytes, &index.descriptor.digest)?;
-        store.record_index(&IndexEntry {
-            digest: index.descriptor.digest.clone(),
-            size: index.bytes.len() as u64,
-            version: opts.index_version,
-            image_ref: Some(source.reference().to_string()),
-            image_digest: Some(root.digest.clone()),
-            manifest_digest: img.descriptor.digest.clone(),
-            platform: Some(img.platform.clone()),
-        })?;
-        platforms.push(PlatformIndexBuilt {
-            image: img,
-            index,
-            ztocs,
-            prefetches,
-        });
+        platforms.push(index_platform(
+            source, store, &root, img, ztocs, prefetches, opts,
+        )?);
     }
     if platforms.is_empty() {
         let why = why_nothing_indexed(&plans, opts.min_layer_size);
@@ -438,6 +385,95 @@ pub fn create_with(
         skipped_platforms,
         layers,
         prefetch_not_found: not_found_everywhere.unwrap_or_default(),
+    })
+}
+
+/// Distinct layers across platforms, in image order.
+fn distinct_layers(images: &[ImageManifest]) -> Vec<Descriptor> {
+    let mut layers: Vec<Descriptor> = Vec::new();
+    for img in images {
+        for l in &img.manifest.layers {
+            if !layers.iter().any(|x| x.digest == l.digest) {
+                layers.push(l.clone());
+            }
+        }
+    }
+    layers
+}
+
+/// What to do with each layer (index it, or why it is skipped); an unknown
+/// media type is an error.
+fn plan_layers(layers: &[Descriptor], min_layer_size: u64) -> Result<Vec<(Descriptor, LayerPlan)>> {
+    layers
+        .iter()
+        .map(|l| {
+            plan_layer(l, min_layer_size)
+                .map(|p| (l.clone(), p))
+                .map_err(|e| anyhow!(e))
+        })
+        .collect()
+}
+
+/// The zTOCs of one platform's layers, in its layer order; the disable-xattrs
+/// flag is kept only when the xattr optimisation was asked for.
+fn platform_ztocs(
+    img: &ImageManifest,
+    by_digest: &HashMap<&str, &LayerOutcome>,
+    opts: &CreateOptions,
+) -> Vec<ZtocRecord> {
+    img.manifest
+        .layers
+        .iter()
+        .filter_map(|l| {
+            by_digest
+                .get(l.digest.as_str())
+                .and_then(|o| o.ztoc())
+                .cloned()
+        })
+        .map(|mut z| {
+            z.disable_xattrs = opts.xattr_optimization && z.disable_xattrs;
+            z
+        })
+        .collect()
+}
+
+/// Builds one platform's SOCI index manifest (v1 names the image manifest as
+/// its subject, v2 does not), stores it and records it in the store.
+fn index_platform(
+    source: &dyn ImageSource,
+    store: &Store,
+    root: &Descriptor,
+    img: ImageManifest,
+    ztocs: Vec<ZtocRecord>,
+    prefetches: Vec<PrefetchRecord>,
+    opts: &CreateOptions,
+) -> Result<PlatformIndexBuilt> {
+    let subject = match opts.index_version {
+        IndexVersion::V1 => Some(img.descriptor.clone()),
+        IndexVersion::V2 => None,
+    };
+    let index = build_index_manifest(
+        opts.index_version,
+        &ztocs,
+        &prefetches,
+        subject,
+        &opts.build_tool_identifier,
+    )?;
+    store.put_blob_expecting(&index.bytes, &index.descriptor.digest)?;
+    store.record_index(&IndexEntry {
+        digest: index.descriptor.digest.clone(),
+        size: index.bytes.len() as u64,
+        version: opts.index_version,
+        image_ref: Some(source.reference().to_string()),
+        image_digest: Some(root.digest.clone()),
+        manifest_digest: img.descriptor.digest.clone(),
+        platform: Some(img.platform.clone()),
+    })?;
+    Ok(PlatformIndexBuilt {
+        image: img,
+        index,
+        ztocs,
+        prefetches,
     })
 }
 
