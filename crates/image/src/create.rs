@@ -7,7 +7,8 @@
 //! span size and build options is reused instead (`force` rebuilds).
 use crate::layers::{plan_layer, why_nothing_indexed, LayerKind, LayerPlan};
 use crate::pool::parallel_by;
-use crate::{LayerProgress, QueueReader, Reporter};
+use crate::tee::{OnHangup, QueueReader, Tee};
+use crate::{LayerProgress, Reporter};
 use anyhow::{anyhow, bail, Context, Result};
 use soci_index::manifest::{
     build_index_manifest, disable_xattrs_applies, is_xattr_record_key, BuiltIndex, IndexVersion,
@@ -148,27 +149,6 @@ pub trait LayerTee: Sync {
 /// Chunks queued between the builder's reader and a [`LayerTee`].
 const TEE_DEPTH: usize = 16;
 
-/// Reads for the builder and queues a copy of every chunk for the tee; if the
-/// tee stops taking them, the builder goes on alone.
-struct TeeReader<R> {
-    inner: R,
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-}
-
-impl<R: Read> Read for TeeReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n > 0 {
-            if let Some(tx) = &self.tx {
-                if tx.send(buf[..n].to_vec()).is_err() {
-                    self.tx = None;
-                }
-            }
-        }
-        Ok(n)
-    }
-}
-
 /// Builds (or reuses) the zTOC of one layer and stores it; a layer that is read
 /// goes to `tee` in the same pass when it wants it.
 fn index_layer(
@@ -225,10 +205,8 @@ fn index_layer(
             let (tx, rx) = std::sync::mpsc::sync_channel(TEE_DEPTH);
             std::thread::scope(|s| {
                 let taken = s.spawn(|| tee.take(layer, Box::new(QueueReader::new(rx))));
-                let teed = TeeReader {
-                    inner: reader,
-                    tx: Some(tx),
-                };
+                // If the tee stops taking chunks, the builder goes on alone.
+                let teed = Tee::new(reader, Some(tx), OnHangup::Continue);
                 // The reader (and so the queue) is dropped when the build ends.
                 let built = build_ztoc(teed, &bo, &mut progress);
                 let taken = taken.join().expect("the layer tee does not panic");
