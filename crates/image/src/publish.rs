@@ -42,7 +42,7 @@ pub struct PublishResult {
 }
 
 /// A place blobs and manifests can be put (from several threads at once).
-trait Sink: Sync {
+trait ImageSink: Sync {
     fn has_blob(&self, digest: &str) -> Result<bool>;
     fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()>;
     /// Streams `d` from what `open` returns; `open` may be called again to
@@ -71,7 +71,7 @@ struct RegistrySink {
     repo: String,
 }
 
-impl Sink for RegistrySink {
+impl ImageSink for RegistrySink {
     fn has_blob(&self, digest: &str) -> Result<bool> {
         Ok(self.target.blob_exists(&self.repo, digest)?)
     }
@@ -111,7 +111,7 @@ impl Sink for RegistrySink {
     }
 }
 
-impl Sink for OciLayoutWriter {
+impl ImageSink for OciLayoutWriter {
     fn has_blob(&self, digest: &str) -> Result<bool> {
         Ok(OciLayoutWriter::has_blob(self, digest)?)
     }
@@ -132,22 +132,22 @@ impl Sink for OciLayoutWriter {
     }
 }
 
-impl Sink for OciArchiveWriter {
+impl ImageSink for OciArchiveWriter {
     fn has_blob(&self, digest: &str) -> Result<bool> {
-        Sink::has_blob(self.layout(), digest)
+        ImageSink::has_blob(self.layout(), digest)
     }
     fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()> {
-        Sink::put_blob(self.layout(), d, bytes)
+        ImageSink::put_blob(self.layout(), d, bytes)
     }
     fn put_blob_stream<'a>(
         &self,
         d: &Descriptor,
         open: &dyn Fn() -> soci_oci::Result<BlobReader<'a>>,
     ) -> Result<()> {
-        Sink::put_blob_stream(self.layout(), d, open)
+        ImageSink::put_blob_stream(self.layout(), d, open)
     }
     fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
-        Sink::put_manifest(self.layout(), tag, raw, media_type)
+        ImageSink::put_manifest(self.layout(), tag, raw, media_type)
     }
     fn finish(&self) -> Result<()> {
         Ok(OciArchiveWriter::finish(self)?)
@@ -176,7 +176,7 @@ impl Copied {
 /// [`copy_blob`] for each distinct blob of `blobs`, `jobs` at a time,
 /// biggest first.
 fn copy_blobs(
-    sink: &dyn Sink,
+    sink: &dyn ImageSink,
     source: &dyn ImageSource,
     blobs: &[&Descriptor],
     jobs: usize,
@@ -204,7 +204,7 @@ fn copy_blobs(
 /// Puts the source's blob `d` at the sink unless it is there: mounted from the
 /// source repository when the sink is on the same registry, else streamed.
 fn copy_blob(
-    sink: &dyn Sink,
+    sink: &dyn ImageSink,
     source: &dyn ImageSource,
     d: &Descriptor,
     reporter: &dyn Reporter,
@@ -283,7 +283,7 @@ fn blob_desc(digest: &str, size: u64, media_type: &str) -> Descriptor {
 /// Copies what the image needs at the destination (config and layer blobs of the
 /// chosen manifests, the manifests themselves) unless already there.
 fn copy_image(
-    sink: &dyn Sink,
+    sink: &dyn ImageSink,
     source: &dyn ImageSource,
     created: &Created,
     jobs: usize,
@@ -304,7 +304,7 @@ fn copy_image(
 
 /// Pushes the SOCI artifacts (zTOCs, prefetch artifacts, `{}` config, index
 /// manifests) from the store to the sink.
-fn put_soci_artifacts(sink: &dyn Sink, store: &Store, created: &Created) -> Result<usize> {
+fn put_soci_artifacts(sink: &dyn ImageSink, store: &Store, created: &Created) -> Result<usize> {
     let mut uploaded = 0;
     let mut blobs: Vec<Descriptor> = vec![blob_desc(
         EMPTY_CONFIG_DIGEST,
@@ -348,7 +348,7 @@ fn put_soci_artifacts(sink: &dyn Sink, store: &Store, created: &Created) -> Resu
 
 /// Where `publish` puts things, and the tag it sets last (none for a
 /// registry reference by digest).
-type OpenSink = (Box<dyn Sink + Send>, Option<String>);
+type OpenSink = (Box<dyn ImageSink + Send>, Option<String>);
 
 fn open_sink(
     dest: &ImageRef,
@@ -511,7 +511,7 @@ pub fn publish_to(
         destination.registry_opts,
     );
     let (sink, tag) = destination.opened()?;
-    let sink: &dyn Sink = &**sink;
+    let sink: &dyn ImageSink = &**sink;
     let tag = tag.clone();
     let jobs = destination.copy_jobs;
     let mut copied = copy_image(sink, source, created, jobs, reporter)?;
@@ -645,7 +645,7 @@ fn is_index(mt: &str) -> bool {
 /// For a multi-platform source, the index entries we did not convert stay in the
 /// new index as they are, so the destination needs them (and their blobs).
 fn copy_untouched_children(
-    sink: &dyn Sink,
+    sink: &dyn ImageSink,
     source: &dyn ImageSource,
     created: &Created,
     converted: &HashMap<String, Vec<u8>>,
