@@ -504,15 +504,9 @@ pub fn publish_to(
     destination: &Destination<'_>,
     reporter: &dyn Reporter,
 ) -> Result<PublishResult> {
-    let (source, dest, version, registry_opts) = (
-        destination.source,
-        destination.dest,
-        destination.version,
-        destination.registry_opts,
-    );
-    let (sink, tag) = destination.opened()?;
+    let (source, dest, version) = (destination.source, destination.dest, destination.version);
+    let (sink, _) = destination.opened()?;
     let sink: &dyn ImageSink = &**sink;
-    let tag = tag.clone();
     let jobs = destination.copy_jobs;
     let mut copied = copy_image(sink, source, created, jobs, reporter)?;
     copied.add(Copied {
@@ -526,116 +520,133 @@ pub fn publish_to(
         .map(|p| p.index.descriptor.digest.clone())
         .collect();
 
-    match version {
-        IndexVersion::V2 => {
-            let tag = tag.expect("checked above");
-            let manifests: HashMap<String, Vec<u8>> = created
-                .platforms
-                .iter()
-                .map(|p| (p.image.descriptor.digest.clone(), p.image.raw.clone()))
-                .collect();
-            let indexes: Vec<PlatformIndex> = created
-                .platforms
-                .iter()
-                .map(|p| PlatformIndex {
-                    image_manifest_digest: p.image.descriptor.digest.clone(),
-                    platform: p.image.platform.clone(),
-                    index_digest: p.index.descriptor.digest.clone(),
-                    index_size: p.index.bytes.len() as u64,
-                })
-                .collect();
-            let mut root = created.root.clone();
-            if !is_index(&root.media_type) {
-                root.platform = created.platforms.first().map(|p| p.image.platform.clone());
-            }
-            // Children of the source index that we did not index must exist at
-            // the destination too: copy those the source has.
-            copy_untouched_children(
-                sink,
-                source,
-                created,
-                &manifests,
-                &mut copied,
-                jobs,
-                reporter,
-            )?;
-            let out = convert(&ConvertInput {
-                root,
-                root_bytes: &created.root_bytes,
-                manifests: &manifests,
-                indexes: &indexes,
-            })?;
-            for m in &out.manifests {
-                sink.put_manifest(None, &m.bytes, spec::MEDIA_TYPE_OCI_MANIFEST)?;
-            }
-            let desc =
-                sink.put_manifest(Some(&tag), &out.index_bytes, spec::MEDIA_TYPE_OCI_INDEX)?;
-            sink.finish()?;
-            Ok(PublishResult {
-                destination: dest.to_string(),
-                image_index: Some(desc),
-                soci_indexes,
-                blobs_uploaded: copied.uploaded,
-                blobs_mounted: copied.mounted,
-                referrers: None,
-            })
-        }
-        IndexVersion::V1 => {
-            let ImageRef::Registry {
-                registry,
-                repository,
-                ..
-            } = dest
-            else {
-                bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers)");
-            };
-            let target = RegistryTarget::new(registry, registry_opts)?;
-            let mut how = Vec::new();
-            for p in &created.platforms {
-                let subject = &p.image.descriptor.digest;
-                if target.referrers_api_supported(repository, subject)? {
-                    how.push("referrers API".to_string());
-                    continue;
-                }
-                let ftag = fallback_tag(subject)?;
-                let existing = target.get_manifest_raw(repository, &ftag)?;
-                let merged = merge_fallback_index(
-                    existing.as_ref().map(|(_, b)| b.as_slice()),
-                    fallback_entry(&p.index.descriptor, &p.index.manifest),
-                )?;
-                target.push_manifest(repository, &ftag, &merged, spec::MEDIA_TYPE_OCI_INDEX)?;
-                how.push(format!("fallback tag {ftag}"));
-            }
-            how.dedup();
-            // Copied elsewhere (`--dest`): the destination tag names the image,
-            // last, once its referrers are in place (with `--push` it already does).
-            if let Some(tag) = tag.as_deref().filter(|_| dest != source.reference()) {
-                let chosen: HashMap<String, Vec<u8>> = created
-                    .platforms
-                    .iter()
-                    .map(|p| (p.image.descriptor.digest.clone(), Vec::new()))
-                    .collect();
-                copy_untouched_children(
-                    sink,
-                    source,
-                    created,
-                    &chosen,
-                    &mut copied,
-                    jobs,
-                    reporter,
-                )?;
-                sink.put_manifest(Some(tag), &created.root_bytes, &created.root.media_type)?;
-            }
-            Ok(PublishResult {
-                destination: dest.to_string(),
-                image_index: None,
-                soci_indexes,
-                blobs_uploaded: copied.uploaded,
-                blobs_mounted: copied.mounted,
-                referrers: Some(how.join(", ")),
-            })
-        }
+    let (image_index, referrers) = match version {
+        IndexVersion::V2 => (
+            Some(publish_v2(created, destination, &mut copied, reporter)?),
+            None,
+        ),
+        IndexVersion::V1 => (
+            None,
+            Some(publish_v1(created, destination, &mut copied, reporter)?),
+        ),
+    };
+    Ok(PublishResult {
+        destination: dest.to_string(),
+        image_index,
+        soci_indexes,
+        blobs_uploaded: copied.uploaded,
+        blobs_mounted: copied.mounted,
+        referrers,
+    })
+}
+
+/// The v2 end of [`publish_to`]: rewrites the image manifests with the SOCI
+/// index link and tags the SOCI-enabled image index at the destination.
+/// Returns that index's descriptor.
+fn publish_v2(
+    created: &Created,
+    destination: &Destination<'_>,
+    copied: &mut Copied,
+    reporter: &dyn Reporter,
+) -> Result<Descriptor> {
+    let source = destination.source;
+    let (sink, tag) = destination.opened()?;
+    let sink: &dyn ImageSink = &**sink;
+    let tag = tag
+        .clone()
+        .expect("open_sink refuses a v2 destination without a tag");
+    let jobs = destination.copy_jobs;
+    let manifests: HashMap<String, Vec<u8>> = created
+        .platforms
+        .iter()
+        .map(|p| (p.image.descriptor.digest.clone(), p.image.raw.clone()))
+        .collect();
+    let indexes: Vec<PlatformIndex> = created
+        .platforms
+        .iter()
+        .map(|p| PlatformIndex {
+            image_manifest_digest: p.image.descriptor.digest.clone(),
+            platform: p.image.platform.clone(),
+            index_digest: p.index.descriptor.digest.clone(),
+            index_size: p.index.bytes.len() as u64,
+        })
+        .collect();
+    let mut root = created.root.clone();
+    if !is_index(&root.media_type) {
+        root.platform = created.platforms.first().map(|p| p.image.platform.clone());
     }
+    // Children of the source index that we did not index must exist at
+    // the destination too: copy those the source has.
+    copy_untouched_children(sink, source, created, &manifests, copied, jobs, reporter)?;
+    let out = convert(&ConvertInput {
+        root,
+        root_bytes: &created.root_bytes,
+        manifests: &manifests,
+        indexes: &indexes,
+    })?;
+    for m in &out.manifests {
+        sink.put_manifest(None, &m.bytes, spec::MEDIA_TYPE_OCI_MANIFEST)?;
+    }
+    let desc = sink.put_manifest(Some(&tag), &out.index_bytes, spec::MEDIA_TYPE_OCI_INDEX)?;
+    sink.finish()?;
+    Ok(desc)
+}
+
+/// The v1 end of [`publish_to`]: makes each index manifest discoverable from
+/// its subject (the referrers API, else the fallback tag), then, when the image
+/// was copied elsewhere, tags it there. Returns how the indexes are found.
+fn publish_v1(
+    created: &Created,
+    destination: &Destination<'_>,
+    copied: &mut Copied,
+    reporter: &dyn Reporter,
+) -> Result<String> {
+    let (source, dest, registry_opts) = (
+        destination.source,
+        destination.dest,
+        destination.registry_opts,
+    );
+    let (sink, tag) = destination.opened()?;
+    let sink: &dyn ImageSink = &**sink;
+    let jobs = destination.copy_jobs;
+    let ImageRef::Registry {
+        registry,
+        repository,
+        ..
+    } = dest
+    else {
+        bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers)");
+    };
+    let target = RegistryTarget::new(registry, registry_opts)?;
+    let mut how = Vec::new();
+    for p in &created.platforms {
+        let subject = &p.image.descriptor.digest;
+        if target.referrers_api_supported(repository, subject)? {
+            how.push("referrers API".to_string());
+            continue;
+        }
+        let ftag = fallback_tag(subject)?;
+        let existing = target.get_manifest_raw(repository, &ftag)?;
+        let merged = merge_fallback_index(
+            existing.as_ref().map(|(_, b)| b.as_slice()),
+            fallback_entry(&p.index.descriptor, &p.index.manifest),
+        )?;
+        target.push_manifest(repository, &ftag, &merged, spec::MEDIA_TYPE_OCI_INDEX)?;
+        how.push(format!("fallback tag {ftag}"));
+    }
+    how.dedup();
+    // Copied elsewhere (`--dest`): the destination tag names the image,
+    // last, once its referrers are in place (with `--push` it already does).
+    if let Some(tag) = tag.as_deref().filter(|_| dest != source.reference()) {
+        let chosen: HashMap<String, Vec<u8>> = created
+            .platforms
+            .iter()
+            .map(|p| (p.image.descriptor.digest.clone(), Vec::new()))
+            .collect();
+        copy_untouched_children(sink, source, created, &chosen, copied, jobs, reporter)?;
+        sink.put_manifest(Some(tag), &created.root_bytes, &created.root.media_type)?;
+    }
+    Ok(how.join(", "))
 }
 
 fn is_index(mt: &str) -> bool {
