@@ -6,7 +6,9 @@
 //! `jobs` worker threads; a layer already indexed in the local store with the same
 //! span size and build options is reused instead (`force` rebuilds).
 use crate::layers::{plan_layer, why_nothing_indexed, LayerKind, LayerPlan};
-use crate::{LayerProgress, QueueReader, Reporter};
+use crate::pool::parallel_by;
+use crate::tee::{OnHangup, QueueReader, Tee};
+use crate::{LayerProgress, Reporter};
 use anyhow::{anyhow, bail, Context, Result};
 use soci_index::manifest::{
     build_index_manifest, disable_xattrs_applies, is_xattr_record_key, BuiltIndex, IndexVersion,
@@ -20,8 +22,6 @@ use soci_ztoc::build::{build_ztoc, BuildOptions, BuiltZtoc, LayerCompression};
 use soci_ztoc::codec;
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// What to build, as the `create`/`convert` flags say.
 #[derive(Debug, Clone)]
@@ -149,27 +149,6 @@ pub trait LayerTee: Sync {
 /// Chunks queued between the builder's reader and a [`LayerTee`].
 const TEE_DEPTH: usize = 16;
 
-/// Reads for the builder and queues a copy of every chunk for the tee; if the
-/// tee stops taking them, the builder goes on alone.
-struct TeeReader<R> {
-    inner: R,
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-}
-
-impl<R: Read> Read for TeeReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n > 0 {
-            if let Some(tx) = &self.tx {
-                if tx.send(buf[..n].to_vec()).is_err() {
-                    self.tx = None;
-                }
-            }
-        }
-        Ok(n)
-    }
-}
-
 /// Builds (or reuses) the zTOC of one layer and stores it; a layer that is read
 /// goes to `tee` in the same pass when it wants it.
 fn index_layer(
@@ -226,10 +205,8 @@ fn index_layer(
             let (tx, rx) = std::sync::mpsc::sync_channel(TEE_DEPTH);
             std::thread::scope(|s| {
                 let taken = s.spawn(|| tee.take(layer, Box::new(QueueReader::new(rx))));
-                let teed = TeeReader {
-                    inner: reader,
-                    tx: Some(tx),
-                };
+                // If the tee stops taking chunks, the builder goes on alone.
+                let teed = Tee::new(reader, Some(tx), OnHangup::Continue);
                 // The reader (and so the queue) is dropped when the build ends.
                 let built = build_ztoc(teed, &bo, &mut progress);
                 let taken = taken.join().expect("the layer tee does not panic");
@@ -286,67 +263,6 @@ pub(crate) fn store_built(
     })
 }
 
-/// Runs `work` over `items` on up to `jobs` threads; stops handing out new items
-/// after the first error, which is returned.
-pub(crate) fn parallel<T: Sync, R: Send>(
-    items: &[T],
-    jobs: usize,
-    work: impl Fn(&T) -> Result<R> + Sync,
-) -> Result<Vec<R>> {
-    parallel_by(items, jobs, |_| 0, work)
-}
-
-/// [`parallel`], starting the items with the largest `cost` first (longest
-/// processing time first keeps the workers busy to the end); results stay in
-/// `items` order.
-pub(crate) fn parallel_by<T: Sync, R: Send>(
-    items: &[T],
-    jobs: usize,
-    cost: impl Fn(&T) -> u64,
-    work: impl Fn(&T) -> Result<R> + Sync,
-) -> Result<Vec<R>> {
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(cost(&items[i])));
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<R>>>> =
-        Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, items.len().max(1)) {
-            s.spawn(|| loop {
-                if failed.load(Ordering::Relaxed) {
-                    break;
-                }
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= items.len() {
-                    break;
-                }
-                let i = order[k];
-                let r = work(&items[i]);
-                if r.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                results
-                    .lock()
-                    .expect("no worker panics while holding the lock")[i] = Some(r);
-            });
-        }
-    });
-    let mut out = Vec::with_capacity(items.len());
-    let mut first_err = None;
-    for r in results.into_inner().expect("workers joined") {
-        match r {
-            Some(Ok(v)) => out.push(v),
-            Some(Err(e)) if first_err.is_none() => first_err = Some(e),
-            Some(Err(_)) | None => {}
-        }
-    }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
-}
-
 /// Builds the zTOCs and SOCI indexes of `source` for the chosen platforms into
 /// `store`. Nothing is pushed.
 pub fn create(
@@ -385,23 +301,8 @@ pub fn create_with(
     let (root, root_bytes) = source.resolve_root()?;
     let images = select_manifests(source, &opts.platforms)?;
 
-    // Distinct layers across platforms, in image order.
-    let mut layers: Vec<Descriptor> = Vec::new();
-    for img in &images {
-        for l in &img.manifest.layers {
-            if !layers.iter().any(|x| x.digest == l.digest) {
-                layers.push(l.clone());
-            }
-        }
-    }
-    let plans: Vec<(Descriptor, LayerPlan)> = layers
-        .iter()
-        .map(|l| {
-            plan_layer(l, opts.min_layer_size)
-                .map(|p| (l.clone(), p))
-                .map_err(|e| anyhow!(e))
-        })
-        .collect::<Result<_>>()?;
+    let layers = distinct_layers(&images);
+    let plans = plan_layers(&layers, opts.min_layer_size)?;
     let outcomes = parallel_by(
         &plans,
         opts.jobs,
@@ -432,21 +333,7 @@ pub fn create_with(
     let mut skipped_platforms = Vec::new();
     let mut not_found_everywhere: Option<Vec<String>> = None;
     for img in images {
-        let ztocs: Vec<ZtocRecord> = img
-            .manifest
-            .layers
-            .iter()
-            .filter_map(|l| {
-                by_digest
-                    .get(l.digest.as_str())
-                    .and_then(|o| o.ztoc())
-                    .cloned()
-            })
-            .map(|mut z| {
-                z.disable_xattrs = opts.xattr_optimization && z.disable_xattrs;
-                z
-            })
-            .collect();
+        let ztocs = platform_ztocs(&img, &by_digest, opts);
         if ztocs.is_empty() {
             skipped_platforms.push((img.platform.clone(), "no layer was indexed".to_string()));
             continue;
@@ -456,33 +343,9 @@ pub fn create_with(
             None => not_found,
             Some(prev) => prev.into_iter().filter(|p| not_found.contains(p)).collect(),
         });
-        let subject = match opts.index_version {
-            IndexVersion::V1 => Some(img.descriptor.clone()),
-            IndexVersion::V2 => None,
-        };
-        let index = build_index_manifest(
-            opts.index_version,
-            &ztocs,
-            &prefetches,
-            subject,
-            &opts.build_tool_identifier,
-        )?;
-        store.put_blob_expecting(&index.bytes, &index.descriptor.digest)?;
-        store.record_index(&IndexEntry {
-            digest: index.descriptor.digest.clone(),
-            size: index.bytes.len() as u64,
-            version: opts.index_version,
-            image_ref: Some(source.reference().to_string()),
-            image_digest: Some(root.digest.clone()),
-            manifest_digest: img.descriptor.digest.clone(),
-            platform: Some(img.platform.clone()),
-        })?;
-        platforms.push(PlatformIndexBuilt {
-            image: img,
-            index,
-            ztocs,
-            prefetches,
-        });
+        platforms.push(index_platform(
+            source, store, &root, img, ztocs, prefetches, opts,
+        )?);
     }
     if platforms.is_empty() {
         let why = why_nothing_indexed(&plans, opts.min_layer_size);
@@ -500,6 +363,95 @@ pub fn create_with(
         skipped_platforms,
         layers,
         prefetch_not_found: not_found_everywhere.unwrap_or_default(),
+    })
+}
+
+/// Distinct layers across platforms, in image order.
+fn distinct_layers(images: &[ImageManifest]) -> Vec<Descriptor> {
+    let mut layers: Vec<Descriptor> = Vec::new();
+    for img in images {
+        for l in &img.manifest.layers {
+            if !layers.iter().any(|x| x.digest == l.digest) {
+                layers.push(l.clone());
+            }
+        }
+    }
+    layers
+}
+
+/// What to do with each layer (index it, or why it is skipped); an unknown
+/// media type is an error.
+fn plan_layers(layers: &[Descriptor], min_layer_size: u64) -> Result<Vec<(Descriptor, LayerPlan)>> {
+    layers
+        .iter()
+        .map(|l| {
+            plan_layer(l, min_layer_size)
+                .map(|p| (l.clone(), p))
+                .map_err(|e| anyhow!(e))
+        })
+        .collect()
+}
+
+/// The zTOCs of one platform's layers, in its layer order; the disable-xattrs
+/// flag is kept only when the xattr optimisation was asked for.
+fn platform_ztocs(
+    img: &ImageManifest,
+    by_digest: &HashMap<&str, &LayerOutcome>,
+    opts: &CreateOptions,
+) -> Vec<ZtocRecord> {
+    img.manifest
+        .layers
+        .iter()
+        .filter_map(|l| {
+            by_digest
+                .get(l.digest.as_str())
+                .and_then(|o| o.ztoc())
+                .cloned()
+        })
+        .map(|mut z| {
+            z.disable_xattrs = opts.xattr_optimization && z.disable_xattrs;
+            z
+        })
+        .collect()
+}
+
+/// Builds one platform's SOCI index manifest (v1 names the image manifest as
+/// its subject, v2 does not), stores it and records it in the store.
+fn index_platform(
+    source: &dyn ImageSource,
+    store: &Store,
+    root: &Descriptor,
+    img: ImageManifest,
+    ztocs: Vec<ZtocRecord>,
+    prefetches: Vec<PrefetchRecord>,
+    opts: &CreateOptions,
+) -> Result<PlatformIndexBuilt> {
+    let subject = match opts.index_version {
+        IndexVersion::V1 => Some(img.descriptor.clone()),
+        IndexVersion::V2 => None,
+    };
+    let index = build_index_manifest(
+        opts.index_version,
+        &ztocs,
+        &prefetches,
+        subject,
+        &opts.build_tool_identifier,
+    )?;
+    store.put_blob_expecting(&index.bytes, &index.descriptor.digest)?;
+    store.record_index(&IndexEntry {
+        digest: index.descriptor.digest.clone(),
+        size: index.bytes.len() as u64,
+        version: opts.index_version,
+        image_ref: Some(source.reference().to_string()),
+        image_digest: Some(root.digest.clone()),
+        manifest_digest: img.descriptor.digest.clone(),
+        platform: Some(img.platform.clone()),
+    })?;
+    Ok(PlatformIndexBuilt {
+        image: img,
+        index,
+        ztocs,
+        prefetches,
     })
 }
 

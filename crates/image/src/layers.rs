@@ -1,4 +1,4 @@
-//! Which layers get a zTOC, and how they are compressed (soci-format.md §5).
+//! Which layers get a zTOC, and how they are compressed (docs/format.md §4.1, §4.2).
 use soci_oci::spec::{self, Descriptor};
 
 /// How a layer is compressed, from its media type (containerd `DiffCompression`).

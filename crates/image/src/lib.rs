@@ -10,9 +10,11 @@
 pub mod create;
 pub mod layers;
 pub mod lazy;
+mod pool;
 pub mod publish;
 pub mod recompress;
 pub mod stored;
+mod tee;
 pub mod verify;
 
 pub use create::{create, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt};
@@ -102,42 +104,6 @@ pub trait Reporter: Sync {
 /// A reporter that ignores everything.
 pub struct Silent;
 impl Reporter for Silent {}
-
-/// The receiving end of a bounded queue of byte chunks, as a reader: EOF once
-/// every sender is dropped (the producer finished, or gave up).
-pub(crate) struct QueueReader {
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl QueueReader {
-    pub(crate) fn new(rx: std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
-        QueueReader {
-            rx,
-            cur: Vec::new(),
-            pos: 0,
-        }
-    }
-}
-
-impl std::io::Read for QueueReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(v) => {
-                    self.cur = v;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
 
 /// The largest zTOC read: far beyond a real one (a zTOC holds a 32 KiB window
 /// per span and one entry per file; 1 GiB is some 100 TiB of layer at the

@@ -5,7 +5,8 @@
 //! manifests by digest (SOCI indexes, rewritten image manifests), and the tag — or
 //! the referrers fallback tag for v1 — last. An interrupted push leaves at most
 //! unreferenced blobs, never a tag pointing at something incomplete.
-use crate::create::{parallel_by, Created, LayerTee};
+use crate::create::{Created, LayerTee};
+use crate::pool::parallel_by;
 use crate::Reporter;
 use anyhow::{bail, Context, Result};
 use soci_index::convert::{convert, ConvertInput, PlatformIndex};
@@ -41,7 +42,7 @@ pub struct PublishResult {
 }
 
 /// A place blobs and manifests can be put (from several threads at once).
-trait Sink: Sync {
+trait ImageSink: Sync {
     fn has_blob(&self, digest: &str) -> Result<bool>;
     fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()>;
     /// Streams `d` from what `open` returns; `open` may be called again to
@@ -70,7 +71,7 @@ struct RegistrySink {
     repo: String,
 }
 
-impl Sink for RegistrySink {
+impl ImageSink for RegistrySink {
     fn has_blob(&self, digest: &str) -> Result<bool> {
         Ok(self.target.blob_exists(&self.repo, digest)?)
     }
@@ -110,7 +111,7 @@ impl Sink for RegistrySink {
     }
 }
 
-impl Sink for OciLayoutWriter {
+impl ImageSink for OciLayoutWriter {
     fn has_blob(&self, digest: &str) -> Result<bool> {
         Ok(OciLayoutWriter::has_blob(self, digest)?)
     }
@@ -131,22 +132,22 @@ impl Sink for OciLayoutWriter {
     }
 }
 
-impl Sink for OciArchiveWriter {
+impl ImageSink for OciArchiveWriter {
     fn has_blob(&self, digest: &str) -> Result<bool> {
-        Sink::has_blob(self.layout(), digest)
+        ImageSink::has_blob(self.layout(), digest)
     }
     fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()> {
-        Sink::put_blob(self.layout(), d, bytes)
+        ImageSink::put_blob(self.layout(), d, bytes)
     }
     fn put_blob_stream<'a>(
         &self,
         d: &Descriptor,
         open: &dyn Fn() -> soci_oci::Result<BlobReader<'a>>,
     ) -> Result<()> {
-        Sink::put_blob_stream(self.layout(), d, open)
+        ImageSink::put_blob_stream(self.layout(), d, open)
     }
     fn put_manifest(&self, tag: Option<&str>, raw: &[u8], media_type: &str) -> Result<Descriptor> {
-        Sink::put_manifest(self.layout(), tag, raw, media_type)
+        ImageSink::put_manifest(self.layout(), tag, raw, media_type)
     }
     fn finish(&self) -> Result<()> {
         Ok(OciArchiveWriter::finish(self)?)
@@ -175,7 +176,7 @@ impl Copied {
 /// [`copy_blob`] for each distinct blob of `blobs`, `jobs` at a time,
 /// biggest first.
 fn copy_blobs(
-    sink: &dyn Sink,
+    sink: &dyn ImageSink,
     source: &dyn ImageSource,
     blobs: &[&Descriptor],
     jobs: usize,
@@ -203,7 +204,7 @@ fn copy_blobs(
 /// Puts the source's blob `d` at the sink unless it is there: mounted from the
 /// source repository when the sink is on the same registry, else streamed.
 fn copy_blob(
-    sink: &dyn Sink,
+    sink: &dyn ImageSink,
     source: &dyn ImageSource,
     d: &Descriptor,
     reporter: &dyn Reporter,
@@ -282,7 +283,7 @@ fn blob_desc(digest: &str, size: u64, media_type: &str) -> Descriptor {
 /// Copies what the image needs at the destination (config and layer blobs of the
 /// chosen manifests, the manifests themselves) unless already there.
 fn copy_image(
-    sink: &dyn Sink,
+    sink: &dyn ImageSink,
     source: &dyn ImageSource,
     created: &Created,
     jobs: usize,
@@ -303,7 +304,7 @@ fn copy_image(
 
 /// Pushes the SOCI artifacts (zTOCs, prefetch artifacts, `{}` config, index
 /// manifests) from the store to the sink.
-fn put_soci_artifacts(sink: &dyn Sink, store: &Store, created: &Created) -> Result<usize> {
+fn put_soci_artifacts(sink: &dyn ImageSink, store: &Store, created: &Created) -> Result<usize> {
     let mut uploaded = 0;
     let mut blobs: Vec<Descriptor> = vec![blob_desc(
         EMPTY_CONFIG_DIGEST,
@@ -347,7 +348,7 @@ fn put_soci_artifacts(sink: &dyn Sink, store: &Store, created: &Created) -> Resu
 
 /// Where `publish` puts things, and the tag it sets last (none for a
 /// registry reference by digest).
-type OpenSink = (Box<dyn Sink + Send>, Option<String>);
+type OpenSink = (Box<dyn ImageSink + Send>, Option<String>);
 
 fn open_sink(
     dest: &ImageRef,
@@ -503,15 +504,9 @@ pub fn publish_to(
     destination: &Destination<'_>,
     reporter: &dyn Reporter,
 ) -> Result<PublishResult> {
-    let (source, dest, version, registry_opts) = (
-        destination.source,
-        destination.dest,
-        destination.version,
-        destination.registry_opts,
-    );
-    let (sink, tag) = destination.opened()?;
-    let sink: &dyn Sink = &**sink;
-    let tag = tag.clone();
+    let (source, dest, version) = (destination.source, destination.dest, destination.version);
+    let (sink, _) = destination.opened()?;
+    let sink: &dyn ImageSink = &**sink;
     let jobs = destination.copy_jobs;
     let mut copied = copy_image(sink, source, created, jobs, reporter)?;
     copied.add(Copied {
@@ -525,116 +520,133 @@ pub fn publish_to(
         .map(|p| p.index.descriptor.digest.clone())
         .collect();
 
-    match version {
-        IndexVersion::V2 => {
-            let tag = tag.expect("checked above");
-            let manifests: HashMap<String, Vec<u8>> = created
-                .platforms
-                .iter()
-                .map(|p| (p.image.descriptor.digest.clone(), p.image.raw.clone()))
-                .collect();
-            let indexes: Vec<PlatformIndex> = created
-                .platforms
-                .iter()
-                .map(|p| PlatformIndex {
-                    image_manifest_digest: p.image.descriptor.digest.clone(),
-                    platform: p.image.platform.clone(),
-                    index_digest: p.index.descriptor.digest.clone(),
-                    index_size: p.index.bytes.len() as u64,
-                })
-                .collect();
-            let mut root = created.root.clone();
-            if !is_index(&root.media_type) {
-                root.platform = created.platforms.first().map(|p| p.image.platform.clone());
-            }
-            // Children of the source index that we did not index must exist at
-            // the destination too: copy those the source has.
-            copy_untouched_children(
-                sink,
-                source,
-                created,
-                &manifests,
-                &mut copied,
-                jobs,
-                reporter,
-            )?;
-            let out = convert(&ConvertInput {
-                root,
-                root_bytes: &created.root_bytes,
-                manifests: &manifests,
-                indexes: &indexes,
-            })?;
-            for m in &out.manifests {
-                sink.put_manifest(None, &m.bytes, spec::MEDIA_TYPE_OCI_MANIFEST)?;
-            }
-            let desc =
-                sink.put_manifest(Some(&tag), &out.index_bytes, spec::MEDIA_TYPE_OCI_INDEX)?;
-            sink.finish()?;
-            Ok(PublishResult {
-                destination: dest.to_string(),
-                image_index: Some(desc),
-                soci_indexes,
-                blobs_uploaded: copied.uploaded,
-                blobs_mounted: copied.mounted,
-                referrers: None,
-            })
-        }
-        IndexVersion::V1 => {
-            let ImageRef::Registry {
-                registry,
-                repository,
-                ..
-            } = dest
-            else {
-                bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers)");
-            };
-            let target = RegistryTarget::new(registry, registry_opts)?;
-            let mut how = Vec::new();
-            for p in &created.platforms {
-                let subject = &p.image.descriptor.digest;
-                if target.referrers_api_supported(repository, subject)? {
-                    how.push("referrers API".to_string());
-                    continue;
-                }
-                let ftag = fallback_tag(subject)?;
-                let existing = target.get_manifest_raw(repository, &ftag)?;
-                let merged = merge_fallback_index(
-                    existing.as_ref().map(|(_, b)| b.as_slice()),
-                    fallback_entry(&p.index.descriptor, &p.index.manifest),
-                )?;
-                target.push_manifest(repository, &ftag, &merged, spec::MEDIA_TYPE_OCI_INDEX)?;
-                how.push(format!("fallback tag {ftag}"));
-            }
-            how.dedup();
-            // Copied elsewhere (`--dest`): the destination tag names the image,
-            // last, once its referrers are in place (with `--push` it already does).
-            if let Some(tag) = tag.as_deref().filter(|_| dest != source.reference()) {
-                let chosen: HashMap<String, Vec<u8>> = created
-                    .platforms
-                    .iter()
-                    .map(|p| (p.image.descriptor.digest.clone(), Vec::new()))
-                    .collect();
-                copy_untouched_children(
-                    sink,
-                    source,
-                    created,
-                    &chosen,
-                    &mut copied,
-                    jobs,
-                    reporter,
-                )?;
-                sink.put_manifest(Some(tag), &created.root_bytes, &created.root.media_type)?;
-            }
-            Ok(PublishResult {
-                destination: dest.to_string(),
-                image_index: None,
-                soci_indexes,
-                blobs_uploaded: copied.uploaded,
-                blobs_mounted: copied.mounted,
-                referrers: Some(how.join(", ")),
-            })
-        }
+    let (image_index, referrers) = match version {
+        IndexVersion::V2 => (
+            Some(publish_v2(created, destination, &mut copied, reporter)?),
+            None,
+        ),
+        IndexVersion::V1 => (
+            None,
+            Some(publish_v1(created, destination, &mut copied, reporter)?),
+        ),
+    };
+    Ok(PublishResult {
+        destination: dest.to_string(),
+        image_index,
+        soci_indexes,
+        blobs_uploaded: copied.uploaded,
+        blobs_mounted: copied.mounted,
+        referrers,
+    })
+}
+
+/// The v2 end of [`publish_to`]: rewrites the image manifests with the SOCI
+/// index link and tags the SOCI-enabled image index at the destination.
+/// Returns that index's descriptor.
+fn publish_v2(
+    created: &Created,
+    destination: &Destination<'_>,
+    copied: &mut Copied,
+    reporter: &dyn Reporter,
+) -> Result<Descriptor> {
+    let source = destination.source;
+    let (sink, tag) = destination.opened()?;
+    let sink: &dyn ImageSink = &**sink;
+    let tag = tag
+        .clone()
+        .expect("open_sink refuses a v2 destination without a tag");
+    let jobs = destination.copy_jobs;
+    let manifests: HashMap<String, Vec<u8>> = created
+        .platforms
+        .iter()
+        .map(|p| (p.image.descriptor.digest.clone(), p.image.raw.clone()))
+        .collect();
+    let indexes: Vec<PlatformIndex> = created
+        .platforms
+        .iter()
+        .map(|p| PlatformIndex {
+            image_manifest_digest: p.image.descriptor.digest.clone(),
+            platform: p.image.platform.clone(),
+            index_digest: p.index.descriptor.digest.clone(),
+            index_size: p.index.bytes.len() as u64,
+        })
+        .collect();
+    let mut root = created.root.clone();
+    if !is_index(&root.media_type) {
+        root.platform = created.platforms.first().map(|p| p.image.platform.clone());
     }
+    // Children of the source index that we did not index must exist at
+    // the destination too: copy those the source has.
+    copy_untouched_children(sink, source, created, &manifests, copied, jobs, reporter)?;
+    let out = convert(&ConvertInput {
+        root,
+        root_bytes: &created.root_bytes,
+        manifests: &manifests,
+        indexes: &indexes,
+    })?;
+    for m in &out.manifests {
+        sink.put_manifest(None, &m.bytes, spec::MEDIA_TYPE_OCI_MANIFEST)?;
+    }
+    let desc = sink.put_manifest(Some(&tag), &out.index_bytes, spec::MEDIA_TYPE_OCI_INDEX)?;
+    sink.finish()?;
+    Ok(desc)
+}
+
+/// The v1 end of [`publish_to`]: makes each index manifest discoverable from
+/// its subject (the referrers API, else the fallback tag), then, when the image
+/// was copied elsewhere, tags it there. Returns how the indexes are found.
+fn publish_v1(
+    created: &Created,
+    destination: &Destination<'_>,
+    copied: &mut Copied,
+    reporter: &dyn Reporter,
+) -> Result<String> {
+    let (source, dest, registry_opts) = (
+        destination.source,
+        destination.dest,
+        destination.registry_opts,
+    );
+    let (sink, tag) = destination.opened()?;
+    let sink: &dyn ImageSink = &**sink;
+    let jobs = destination.copy_jobs;
+    let ImageRef::Registry {
+        registry,
+        repository,
+        ..
+    } = dest
+    else {
+        bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers)");
+    };
+    let target = RegistryTarget::new(registry, registry_opts)?;
+    let mut how = Vec::new();
+    for p in &created.platforms {
+        let subject = &p.image.descriptor.digest;
+        if target.referrers_api_supported(repository, subject)? {
+            how.push("referrers API".to_string());
+            continue;
+        }
+        let ftag = fallback_tag(subject)?;
+        let existing = target.get_manifest_raw(repository, &ftag)?;
+        let merged = merge_fallback_index(
+            existing.as_ref().map(|(_, b)| b.as_slice()),
+            fallback_entry(&p.index.descriptor, &p.index.manifest),
+        )?;
+        target.push_manifest(repository, &ftag, &merged, spec::MEDIA_TYPE_OCI_INDEX)?;
+        how.push(format!("fallback tag {ftag}"));
+    }
+    how.dedup();
+    // Copied elsewhere (`--dest`): the destination tag names the image,
+    // last, once its referrers are in place (with `--push` it already does).
+    if let Some(tag) = tag.as_deref().filter(|_| dest != source.reference()) {
+        let chosen: HashMap<String, Vec<u8>> = created
+            .platforms
+            .iter()
+            .map(|p| (p.image.descriptor.digest.clone(), Vec::new()))
+            .collect();
+        copy_untouched_children(sink, source, created, &chosen, copied, jobs, reporter)?;
+        sink.put_manifest(Some(tag), &created.root_bytes, &created.root.media_type)?;
+    }
+    Ok(how.join(", "))
 }
 
 fn is_index(mt: &str) -> bool {
@@ -644,7 +656,7 @@ fn is_index(mt: &str) -> bool {
 /// For a multi-platform source, the index entries we did not convert stay in the
 /// new index as they are, so the destination needs them (and their blobs).
 fn copy_untouched_children(
-    sink: &dyn Sink,
+    sink: &dyn ImageSink,
     source: &dyn ImageSource,
     created: &Created,
     converted: &HashMap<String, Vec<u8>>,

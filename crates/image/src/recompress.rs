@@ -16,9 +16,11 @@
 //!  archive tar ──sha256──> gzip -6 ──┬──> store blob (temp file, renamed at the end)
 //!                                    └──chunks──> build_ztoc (own thread) ──> zTOC
 //! ```
-use crate::create::{parallel_by, store_built, CreateOptions, LayerOutcome};
+use crate::create::{store_built, CreateOptions, LayerOutcome};
 use crate::layers::{plan_layer, LayerPlan};
-use crate::{HashingReader, LayerProgress, QueueReader, Reporter};
+use crate::pool::parallel_by;
+use crate::tee::{CopyStopped, OnHangup, QueueReader, Tee};
+use crate::{HashingReader, LayerProgress, Reporter};
 use anyhow::{bail, Context, Result};
 use flate2::{Compression, GzBuilder};
 use soci_index::store::Store;
@@ -111,42 +113,19 @@ pub fn recompress<'a>(
     })
 }
 
-/// Writes to the store blob and hands the same bytes to the builder.
-struct Tee {
-    blob: soci_index::store::BlobWriter,
-    builder: Option<mpsc::SyncSender<Vec<u8>>>,
-}
+/// The store's blob writer, its write errors naming its file ("No space left
+/// on device" alone does not say where).
+struct BlobFile(soci_index::store::BlobWriter);
 
-/// The builder hung up (it stopped on an error, which is the one to report).
-#[derive(Debug)]
-struct BuilderStopped;
-
-impl std::fmt::Display for BuilderStopped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the zTOC builder stopped")
-    }
-}
-
-impl std::error::Error for BuilderStopped {}
-
-impl Write for Tee {
+impl Write for BlobFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.blob.write_all(buf).map_err(|e| {
-            // Name the file: "No space left on device" alone does not say where.
-            std::io::Error::new(
-                e.kind(),
-                format!("{}: {e}", self.blob.temp_path().display()),
-            )
+        self.0.write_all(buf).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("{}: {e}", self.0.temp_path().display()))
         })?;
-        if let Some(tx) = &self.builder {
-            if tx.send(buf.to_vec()).is_err() {
-                return Err(std::io::Error::other(BuilderStopped));
-            }
-        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.blob.flush()
+        self.0.flush()
     }
 }
 
@@ -185,10 +164,13 @@ fn compress_layer(
             };
             s.spawn(move || build_ztoc(rx, bo, &mut progress))
         });
-        let tee = Tee {
-            blob: store.blob_writer()?,
-            builder: build.then_some(tx),
-        };
+        // Writes to the store blob and hands the same bytes to the builder; a
+        // builder that hung up stopped on an error, which is the one to report.
+        let tee = Tee::new(
+            BlobFile(store.blob_writer()?),
+            build.then_some(tx),
+            OnHangup::Fail("the zTOC builder stopped"),
+        );
         let out = std::io::BufWriter::with_capacity(PIPE_CHUNK, tee);
         let mut gz = GzBuilder::new().mtime(0).write(out, Compression::new(6));
         let copied = std::io::copy(&mut reader, &mut gz).and_then(|_| gz.try_finish());
@@ -197,10 +179,7 @@ fn compress_layer(
             .and_then(|w| w.into_inner().map_err(|e| e.into_error()));
         // Ending the channel lets the builder see the end of the blob.
         let (blob, copied) = match (copied, tee) {
-            (Ok(_), Ok(mut tee)) => {
-                tee.builder.take();
-                (Some(tee.blob), Ok(()))
-            }
+            (Ok(_), Ok(tee)) => (Some(tee.into_inner().0), Ok(())),
             (Err(e), _) | (_, Err(e)) => (None, Err(e)),
         };
         let built = builder.map(|b| b.join().expect("the zTOC builder does not panic"));
@@ -208,7 +187,7 @@ fn compress_layer(
             // A builder error explains a stopped pipe better than the pipe does;
             // any other failure (reading the archive, writing the store) stopped
             // the builder's input, and is the one to report.
-            let pipe_stopped = e.get_ref().is_some_and(|x| x.is::<BuilderStopped>());
+            let pipe_stopped = e.get_ref().is_some_and(|x| x.is::<CopyStopped>());
             if let (true, Some(Err(be))) = (pipe_stopped, built) {
                 return Err(anyhow::Error::new(be))
                     .with_context(|| format!("cannot build the zTOC of layer {}", l.digest));

@@ -9,6 +9,7 @@
 //! and 32 KiB windows: what resuming from a checkpoint uses), span digests, file
 //! table and sizes. Each layer is read once; layers are verified in parallel.
 use crate::layers::{layer_kind, LayerKind};
+use crate::pool::parallel_map;
 use crate::{LayerProgress, Reporter};
 use anyhow::{Context, Result};
 use soci_index::manifest::{parse_index_manifest, IndexVersion};
@@ -153,6 +154,16 @@ fn find_index(
 /// differences (at most a few of each kind).
 fn compare(stored: &Ztoc, fresh: &Ztoc) -> Vec<String> {
     let mut p = Vec::new();
+    compare_sizes(stored, fresh, &mut p);
+    compare_compression(stored, fresh, &mut p);
+    compare_zinfo(stored, fresh, &mut p);
+    compare_span_digests(stored, fresh, &mut p);
+    compare_file_tables(stored, fresh, &mut p);
+    p
+}
+
+/// The compressed and uncompressed archive sizes.
+fn compare_sizes(stored: &Ztoc, fresh: &Ztoc, p: &mut Vec<String>) {
     if stored.compressed_archive_size != fresh.compressed_archive_size {
         p.push(format!(
             "compressed_archive_size is {} but the layer is {} bytes",
@@ -165,6 +176,10 @@ fn compare(stored: &Ztoc, fresh: &Ztoc) -> Vec<String> {
             stored.uncompressed_archive_size, fresh.uncompressed_archive_size
         ));
     }
+}
+
+/// The compression algorithm and the number of spans.
+fn compare_compression(stored: &Ztoc, fresh: &Ztoc, p: &mut Vec<String>) {
     let (sc, fc) = (&stored.compression_info, &fresh.compression_info);
     if sc.compression_algorithm != fc.compression_algorithm {
         p.push(format!(
@@ -180,6 +195,11 @@ fn compare(stored: &Ztoc, fresh: &Ztoc) -> Vec<String> {
             fc.max_span_id + 1
         ));
     }
+}
+
+/// The zinfo: gzip checkpoints (place and window; stops once `p` holds more
+/// than 8 lines) or the tar zinfo.
+fn compare_zinfo(stored: &Ztoc, fresh: &Ztoc, p: &mut Vec<String>) {
     match (stored.zinfo(), fresh.zinfo()) {
         (Ok(Zinfo::Gzip(s)), Ok(Zinfo::Gzip(f))) => {
             if s.checkpoints.len() != f.checkpoints.len() {
@@ -216,6 +236,11 @@ fn compare(stored: &Ztoc, fresh: &Ztoc) -> Vec<String> {
         (Err(e), _) => p.push(format!("zinfo does not decode: {e}")),
         _ => p.push("zinfo kind does not match the layer's compression".into()),
     }
+}
+
+/// The span digests, one by one and in number.
+fn compare_span_digests(stored: &Ztoc, fresh: &Ztoc, p: &mut Vec<String>) {
+    let (sc, fc) = (&stored.compression_info, &fresh.compression_info);
     let bad_spans: Vec<usize> = sc
         .span_digests
         .iter()
@@ -238,6 +263,10 @@ fn compare(stored: &Ztoc, fresh: &Ztoc) -> Vec<String> {
             fc.span_digests.len()
         ));
     }
+}
+
+/// The file table: its length and the first 5 entries that differ.
+fn compare_file_tables(stored: &Ztoc, fresh: &Ztoc, p: &mut Vec<String>) {
     let (se, fe) = (&stored.toc.entries, &fresh.toc.entries);
     if se.len() != fe.len() {
         p.push(format!(
@@ -271,7 +300,6 @@ fn compare(stored: &Ztoc, fresh: &Ztoc) -> Vec<String> {
             }
         }
     }
-    p
 }
 
 /// (layer digest, zTOC digest) pairs already checked against each other by
@@ -599,8 +627,4 @@ fn verify_platform(
         verify_ztoc(source, ztocs_in, img, z, reporter, known_good)
     });
     pr
-}
-
-fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    crate::create::parallel(items, jobs, |x| Ok(f(x))).expect("the work cannot fail")
 }

@@ -168,42 +168,8 @@ fn is_soci_index_entry(d: &Descriptor) -> bool {
 
 /// Convert an image into a SOCI-enabled (v2) image; see the module docs.
 pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
-    let root = &input.root;
-    check_content(&root.digest, input.root_bytes)?;
-    let mut single: Option<(&str, &[u8])> = None;
-    let mut index: Index = if is_index_type(&root.media_type) {
-        check_media_type(&root.digest, &root.media_type, input.root_bytes)?;
-        let mut idx: Index = serde_json::from_slice(input.root_bytes)
-            .map_err(|e| Error::json(root.digest.clone(), e))?;
-        idx.media_type = spec::MEDIA_TYPE_OCI_INDEX.into();
-        idx
-    } else if is_manifest_type(&root.media_type) {
-        single = Some((&root.digest, input.root_bytes));
-        Index {
-            schema_version: 2,
-            media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
-            manifests: vec![root.clone()],
-            ..Default::default()
-        }
-    } else {
-        return Err(Error::NotAnImage {
-            digest: root.digest.clone(),
-            media_type: root.media_type.clone(),
-        });
-    };
-
-    for pi in input.indexes {
-        if !index
-            .manifests
-            .iter()
-            .any(|d| d.digest == pi.image_manifest_digest && !is_soci_index_entry(d))
-        {
-            return Err(Error::ManifestNotInImage {
-                index: pi.index_digest.clone(),
-                manifest: pi.image_manifest_digest.clone(),
-            });
-        }
-    }
+    let (mut index, single) = root_as_index(&input.root, input.root_bytes)?;
+    check_indexed_manifests_listed(&index, input.indexes)?;
 
     let mut new_manifest_digest: HashMap<String, String> = HashMap::new();
     let mut converted = Vec::new();
@@ -228,39 +194,130 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
                 continue;
             }
         };
-        check_content(&entry.digest, raw)?;
-        check_media_type(&entry.digest, &entry.media_type, raw)?;
-        let mut m: Manifest =
-            serde_json::from_slice(raw).map_err(|e| Error::json(entry.digest.clone(), e))?;
-        m.media_type = spec::MEDIA_TYPE_OCI_MANIFEST.into();
-        m.config.media_type = spec::MEDIA_TYPE_OCI_CONFIG.into();
-        if let Some(p) = soci {
-            m.annotations.insert(
-                IMAGE_ANNOTATION_SOCI_INDEX_DIGEST.into(),
-                p.index_digest.clone(),
-            );
-        }
-        let bytes = spec::to_go_json(&m);
-        let descriptor = Descriptor {
-            media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-            digest: spec::sha256_digest(&bytes),
-            size: bytes.len() as i64,
-            ..Default::default()
-        };
-        let original_digest = std::mem::replace(&mut entry.digest, descriptor.digest.clone());
-        entry.size = descriptor.size;
-        entry.media_type = spec::MEDIA_TYPE_OCI_MANIFEST.into();
-        entry.annotations = m.annotations.clone();
-        new_manifest_digest.insert(original_digest.clone(), descriptor.digest.clone());
-        converted.push(ConvertedManifest {
-            original_digest,
-            descriptor,
-            bytes,
-        });
+        let rewritten = rewrite_manifest(entry, raw, soci)?;
+        new_manifest_digest.insert(
+            rewritten.original_digest.clone(),
+            rewritten.descriptor.digest.clone(),
+        );
+        converted.push(rewritten);
     }
 
-    let mut soci_descriptors = Vec::with_capacity(input.indexes.len());
-    for pi in input.indexes {
+    let soci_descriptors = place_soci_descriptors(&mut index, input.indexes, &new_manifest_digest);
+
+    let index_bytes = spec::to_go_json(&index);
+    let index_descriptor = Descriptor {
+        media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
+        digest: spec::sha256_digest(&index_bytes),
+        size: index_bytes.len() as i64,
+        ..Default::default()
+    };
+    Ok(ConvertOutput {
+        manifests: converted,
+        index,
+        index_bytes,
+        index_descriptor,
+        soci_descriptors,
+    })
+}
+
+/// A single-manifest root's digest and bytes.
+type SingleManifest<'a> = Option<(&'a str, &'a [u8])>;
+
+/// The root as an OCI image index to rewrite: an index or manifest list as
+/// read (its media type made OCI), a single manifest wrapped in a new index
+/// (then also returned, as its bytes are not in `manifests`).
+fn root_as_index<'a>(
+    root: &'a Descriptor,
+    root_bytes: &'a [u8],
+) -> Result<(Index, SingleManifest<'a>)> {
+    check_content(&root.digest, root_bytes)?;
+    if is_index_type(&root.media_type) {
+        check_media_type(&root.digest, &root.media_type, root_bytes)?;
+        let mut idx: Index =
+            serde_json::from_slice(root_bytes).map_err(|e| Error::json(root.digest.clone(), e))?;
+        idx.media_type = spec::MEDIA_TYPE_OCI_INDEX.into();
+        Ok((idx, None))
+    } else if is_manifest_type(&root.media_type) {
+        let idx = Index {
+            schema_version: 2,
+            media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
+            manifests: vec![root.clone()],
+            ..Default::default()
+        };
+        Ok((idx, Some((&root.digest, root_bytes))))
+    } else {
+        Err(Error::NotAnImage {
+            digest: root.digest.clone(),
+            media_type: root.media_type.clone(),
+        })
+    }
+}
+
+/// Every SOCI index must have been built from an image manifest of this image.
+fn check_indexed_manifests_listed(index: &Index, indexes: &[PlatformIndex]) -> Result<()> {
+    for pi in indexes {
+        if !index
+            .manifests
+            .iter()
+            .any(|d| d.digest == pi.image_manifest_digest && !is_soci_index_entry(d))
+        {
+            return Err(Error::ManifestNotInImage {
+                index: pi.index_digest.clone(),
+                manifest: pi.image_manifest_digest.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites one image manifest as an OCI manifest (with the SOCI index digest
+/// annotation when `soci` indexes it) and points its index `entry` at the new
+/// bytes.
+fn rewrite_manifest(
+    entry: &mut Descriptor,
+    raw: &[u8],
+    soci: Option<&PlatformIndex>,
+) -> Result<ConvertedManifest> {
+    check_content(&entry.digest, raw)?;
+    check_media_type(&entry.digest, &entry.media_type, raw)?;
+    let mut m: Manifest =
+        serde_json::from_slice(raw).map_err(|e| Error::json(entry.digest.clone(), e))?;
+    m.media_type = spec::MEDIA_TYPE_OCI_MANIFEST.into();
+    m.config.media_type = spec::MEDIA_TYPE_OCI_CONFIG.into();
+    if let Some(p) = soci {
+        m.annotations.insert(
+            IMAGE_ANNOTATION_SOCI_INDEX_DIGEST.into(),
+            p.index_digest.clone(),
+        );
+    }
+    let bytes = spec::to_go_json(&m);
+    let descriptor = Descriptor {
+        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
+        digest: spec::sha256_digest(&bytes),
+        size: bytes.len() as i64,
+        ..Default::default()
+    };
+    let original_digest = std::mem::replace(&mut entry.digest, descriptor.digest.clone());
+    entry.size = descriptor.size;
+    entry.media_type = spec::MEDIA_TYPE_OCI_MANIFEST.into();
+    entry.annotations = m.annotations;
+    Ok(ConvertedManifest {
+        original_digest,
+        descriptor,
+        bytes,
+    })
+}
+
+/// Adds one SOCI index descriptor per platform to `index`, naming the
+/// rewritten manifest digest; one already there for the same platform (a
+/// re-convert) is replaced in place. Returns them in `indexes` order.
+fn place_soci_descriptors(
+    index: &mut Index,
+    indexes: &[PlatformIndex],
+    new_manifest_digest: &HashMap<String, String>,
+) -> Vec<Descriptor> {
+    let mut soci_descriptors = Vec::with_capacity(indexes.len());
+    for pi in indexes {
         let manifest_digest = new_manifest_digest
             .get(&pi.image_manifest_digest)
             .cloned()
@@ -291,19 +348,5 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
         }
         soci_descriptors.push(desc);
     }
-
-    let index_bytes = spec::to_go_json(&index);
-    let index_descriptor = Descriptor {
-        media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
-        digest: spec::sha256_digest(&index_bytes),
-        size: index_bytes.len() as i64,
-        ..Default::default()
-    };
-    Ok(ConvertOutput {
-        manifests: converted,
-        index,
-        index_bytes,
-        index_descriptor,
-        soci_descriptors,
-    })
+    soci_descriptors
 }

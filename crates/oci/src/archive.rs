@@ -59,6 +59,192 @@ fn clean(p: &str) -> String {
     parts.join("/")
 }
 
+/// Walks the tar once and records where each regular file's data starts;
+/// symlinks and hard links are kept as the (cleaned) name they point to.
+fn index_entries(path: &Path) -> Result<HashMap<String, Entry>> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut entries: HashMap<String, Entry> = HashMap::new();
+    let mut ar = tar::Archive::new(f);
+    let iter = ar.entries_with_seek().map_err(|e| Error::io(path, e))?;
+    for e in iter {
+        let e = e.map_err(|e| Error::io(path, e))?;
+        let name = clean(&String::from_utf8_lossy(&e.path_bytes()));
+        let kind = e.header().entry_type();
+        if kind.is_file() {
+            entries.insert(
+                name,
+                Entry::File {
+                    offset: e.raw_file_position(),
+                    size: e.size(),
+                },
+            );
+        } else if kind.is_symlink() || kind.is_hard_link() {
+            let target = e
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let target = if kind.is_symlink() && !target.starts_with('/') {
+                match name.rsplit_once('/') {
+                    Some((dir, _)) => clean(&format!("{dir}/{target}")),
+                    None => clean(&target),
+                }
+            } else {
+                clean(&target)
+            };
+            entries.insert(name, Entry::Link(target));
+        }
+    }
+    Ok(entries)
+}
+
+/// Follows links (at most 16, so a cycle ends) to the data of `name`:
+/// (offset in the archive, size).
+fn locate_entry(
+    entries: &HashMap<String, Entry>,
+    reference: &ImageRef,
+    name: &str,
+) -> Result<(u64, u64)> {
+    let bad = |reason: String| Error::bad_image(reference, reason);
+    let mut n = clean(name);
+    for _ in 0..16 {
+        match entries.get(&n) {
+            Some(Entry::File { offset, size }) => return Ok((*offset, *size)),
+            Some(Entry::Link(t)) => n = t.clone(),
+            None => return Err(bad(format!("archive has no file {name:?}"))),
+        }
+    }
+    Err(bad(format!("too many links resolving {name:?}")))
+}
+
+/// Picks the image named by `docker-archive:FILE:NAME:TAG` (matched against
+/// RepoTags, with or without the `docker.io/` prefixes), or the only one.
+fn choose_image<'a>(
+    images: &'a [ArchiveManifest],
+    image: &Option<String>,
+    reference: &ImageRef,
+) -> Result<&'a ArchiveManifest> {
+    let tags_of = |m: &ArchiveManifest| m.repo_tags.clone().unwrap_or_default();
+    let all_tags = || {
+        let t: Vec<String> = images.iter().flat_map(tags_of).collect();
+        if t.is_empty() {
+            "none".to_string()
+        } else {
+            t.join(", ")
+        }
+    };
+    let chosen = match image {
+        Some(want) => images.iter().find(|m| {
+            tags_of(m).iter().any(|t| {
+                t == want
+                    || format!("docker.io/library/{t}") == *want
+                    || format!("docker.io/{t}") == *want
+            })
+        }),
+        None if images.len() == 1 => images.first(),
+        None => None,
+    };
+    chosen.ok_or_else(|| {
+        Error::bad_image(
+            reference,
+            match image {
+                Some(w) => format!("no image tagged {w:?}; RepoTags: {}", all_tags()),
+                None => format!("archive holds {} images, say which with docker-archive:FILE:NAME:TAG; RepoTags: {}", images.len(), all_tags()),
+            },
+        )
+    })
+}
+
+/// The config's `rootfs.diff_ids`, or nothing when they are missing, malformed
+/// or do not match the layer count (then every layer is hashed instead).
+fn diff_ids_of(config_raw: &[u8], layer_count: usize) -> Vec<String> {
+    serde_json::from_slice::<serde_json::Value>(config_raw)
+        .ok()
+        .and_then(|c| {
+            c["rootfs"]["diff_ids"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str())
+                    .filter(|d| crate::reference::is_sha256_digest(d))
+                    .map(String::from)
+                    .collect()
+            })
+        })
+        .filter(|d: &Vec<String>| d.len() == layer_count)
+        .unwrap_or_default()
+}
+
+/// Describes one layer stored at `off..off+size`: its media type from the
+/// first bytes, its digest from the entry name, the diff_id, or by hashing.
+fn layer_descriptor(
+    path: &Path,
+    name: &str,
+    (off, size): (u64, u64),
+    diff_id: Option<&String>,
+) -> Result<Descriptor> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    f.seek(SeekFrom::Start(off))
+        .map_err(|e| Error::io(path, e))?;
+    let mut magic = Vec::new();
+    (&mut f)
+        .take(size.min(4))
+        .read_to_end(&mut magic)
+        .map_err(|e| Error::io(path, e))?;
+    let media_type = if magic.starts_with(&[0x1f, 0x8b]) {
+        spec::MEDIA_TYPE_DOCKER_LAYER_GZIP
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        spec::MEDIA_TYPE_OCI_LAYER_ZSTD
+    } else {
+        spec::MEDIA_TYPE_DOCKER_LAYER_TAR
+    };
+    // Docker 25+ names layers by digest; trust it (readers verify as
+    // they stream), as the diff_id of a plain tar layer. Else the layer
+    // is hashed here.
+    let named = clean(name)
+        .strip_prefix("blobs/sha256/")
+        .map(|h| format!("sha256:{h}"))
+        .filter(|d| crate::reference::is_sha256_digest(d))
+        .or_else(|| {
+            (media_type == spec::MEDIA_TYPE_DOCKER_LAYER_TAR)
+                .then(|| diff_id.cloned())
+                .flatten()
+        });
+    let digest = match named {
+        Some(d) => d,
+        None => {
+            f.seek(SeekFrom::Start(off))
+                .map_err(|e| Error::io(path, e))?;
+            sha256_hex_of(f.take(size))
+                .map_err(|e| Error::io(path, e))?
+                .0
+        }
+    };
+    Ok(Descriptor {
+        media_type: media_type.into(),
+        digest,
+        size: size as i64,
+        ..Default::default()
+    })
+}
+
+/// The Docker schema2 manifest the archive does not contain, in Go's JSON
+/// encoding, and its descriptor.
+fn synthesise_manifest(config: Descriptor, layers: Vec<Descriptor>) -> (Descriptor, Vec<u8>) {
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: spec::MEDIA_TYPE_DOCKER_MANIFEST.into(),
+        config,
+        layers,
+        ..Default::default()
+    };
+    let manifest_raw = spec::to_go_json(&manifest);
+    let manifest_desc = Descriptor {
+        media_type: spec::MEDIA_TYPE_DOCKER_MANIFEST.into(),
+        digest: spec::sha256_digest(&manifest_raw),
+        size: manifest_raw.len() as i64,
+        ..Default::default()
+    };
+    (manifest_desc, manifest_raw)
+}
+
 impl DockerArchiveSource {
     /// Index the archive's entries, read `manifest.json`, pick the image and
     /// synthesise its manifest.
@@ -70,50 +256,9 @@ impl DockerArchiveSource {
             });
         };
         let (path, image) = (file.clone(), image.clone());
-        let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let mut entries: HashMap<String, Entry> = HashMap::new();
-        let mut ar = tar::Archive::new(f);
-        let iter = ar.entries_with_seek().map_err(|e| Error::io(&path, e))?;
-        for e in iter {
-            let e = e.map_err(|e| Error::io(&path, e))?;
-            let name = clean(&String::from_utf8_lossy(&e.path_bytes()));
-            let kind = e.header().entry_type();
-            if kind.is_file() {
-                entries.insert(
-                    name,
-                    Entry::File {
-                        offset: e.raw_file_position(),
-                        size: e.size(),
-                    },
-                );
-            } else if kind.is_symlink() || kind.is_hard_link() {
-                let target = e
-                    .link_name_bytes()
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-                let target = if kind.is_symlink() && !target.starts_with('/') {
-                    match name.rsplit_once('/') {
-                        Some((dir, _)) => clean(&format!("{dir}/{target}")),
-                        None => clean(&target),
-                    }
-                } else {
-                    clean(&target)
-                };
-                entries.insert(name, Entry::Link(target));
-            }
-        }
+        let entries = index_entries(&path)?;
         let bad = |reason: String| Error::bad_image(&reference, reason);
-        let locate = |name: &str| -> Result<(u64, u64)> {
-            let mut n = clean(name);
-            for _ in 0..16 {
-                match entries.get(&n) {
-                    Some(Entry::File { offset, size }) => return Ok((*offset, *size)),
-                    Some(Entry::Link(t)) => n = t.clone(),
-                    None => return Err(bad(format!("archive has no file {name:?}"))),
-                }
-            }
-            Err(bad(format!("too many links resolving {name:?}")))
-        };
+        let locate = |name: &str| locate_entry(&entries, &reference, name);
 
         let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let mut read_small = |name: &str| -> Result<Vec<u8>> {
@@ -136,32 +281,7 @@ impl DockerArchiveSource {
             .map_err(|_| bad("no manifest.json: not a `docker save` archive".into()))?;
         let images: Vec<ArchiveManifest> = serde_json::from_slice(&mj)
             .map_err(|e| Error::json(format!("{reference}: manifest.json"), e))?;
-        let tags_of = |m: &ArchiveManifest| m.repo_tags.clone().unwrap_or_default();
-        let all_tags = || {
-            let t: Vec<String> = images.iter().flat_map(tags_of).collect();
-            if t.is_empty() {
-                "none".to_string()
-            } else {
-                t.join(", ")
-            }
-        };
-        let chosen = match &image {
-            Some(want) => images.iter().find(|m| {
-                tags_of(m).iter().any(|t| {
-                    t == want
-                        || format!("docker.io/library/{t}") == *want
-                        || format!("docker.io/{t}") == *want
-                })
-            }),
-            None if images.len() == 1 => images.first(),
-            None => None,
-        };
-        let Some(chosen) = chosen else {
-            return Err(bad(match &image {
-                Some(w) => format!("no image tagged {w:?}; RepoTags: {}", all_tags()),
-                None => format!("archive holds {} images, say which with docker-archive:FILE:NAME:TAG; RepoTags: {}", images.len(), all_tags()),
-            }));
-        };
+        let chosen = choose_image(&images, &image, &reference)?;
 
         let config_raw = read_small(&chosen.config)?;
         let config_digest = spec::sha256_digest(&config_raw);
@@ -170,88 +290,23 @@ impl DockerArchiveSource {
 
         // An uncompressed layer's digest is its diff_id, which the config lists
         // in layer order: no need to read the layers to name them.
-        let diff_ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(&config_raw)
-            .ok()
-            .and_then(|c| {
-                c["rootfs"]["diff_ids"].as_array().map(|a| {
-                    a.iter()
-                        .filter_map(|d| d.as_str())
-                        .filter(|d| crate::reference::is_sha256_digest(d))
-                        .map(String::from)
-                        .collect()
-                })
-            })
-            .filter(|d: &Vec<String>| d.len() == chosen.layers.len())
-            .unwrap_or_default();
+        let diff_ids = diff_ids_of(&config_raw, chosen.layers.len());
 
         let mut layers = Vec::new();
         for (i, l) in chosen.layers.iter().enumerate() {
-            let (off, size) = locate(l)?;
-            let mut f = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            f.seek(SeekFrom::Start(off))
-                .map_err(|e| Error::io(&path, e))?;
-            let mut magic = Vec::new();
-            (&mut f)
-                .take(size.min(4))
-                .read_to_end(&mut magic)
-                .map_err(|e| Error::io(&path, e))?;
-            let media_type = if magic.starts_with(&[0x1f, 0x8b]) {
-                spec::MEDIA_TYPE_DOCKER_LAYER_GZIP
-            } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-                spec::MEDIA_TYPE_OCI_LAYER_ZSTD
-            } else {
-                spec::MEDIA_TYPE_DOCKER_LAYER_TAR
-            };
-            // Docker 25+ names layers by digest; trust it (readers verify as
-            // they stream), as the diff_id of a plain tar layer. Else the layer
-            // is hashed here.
-            let named = clean(l)
-                .strip_prefix("blobs/sha256/")
-                .map(|h| format!("sha256:{h}"))
-                .filter(|d| crate::reference::is_sha256_digest(d))
-                .or_else(|| {
-                    (media_type == spec::MEDIA_TYPE_DOCKER_LAYER_TAR)
-                        .then(|| diff_ids.get(i).cloned())
-                        .flatten()
-                });
-            let digest = match named {
-                Some(d) => d,
-                None => {
-                    f.seek(SeekFrom::Start(off))
-                        .map_err(|e| Error::io(&path, e))?;
-                    sha256_hex_of(f.take(size))
-                        .map_err(|e| Error::io(&path, e))?
-                        .0
-                }
-            };
-            blobs.insert(digest.clone(), (off, size));
-            layers.push(Descriptor {
-                media_type: media_type.into(),
-                digest,
-                size: size as i64,
-                ..Default::default()
-            });
+            let at = locate(l)?;
+            let layer = layer_descriptor(&path, l, at, diff_ids.get(i))?;
+            blobs.insert(layer.digest.clone(), at);
+            layers.push(layer);
         }
 
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: spec::MEDIA_TYPE_DOCKER_MANIFEST.into(),
-            config: Descriptor {
-                media_type: spec::MEDIA_TYPE_DOCKER_CONFIG.into(),
-                digest: config_digest,
-                size: config_raw.len() as i64,
-                ..Default::default()
-            },
-            layers,
+        let config = Descriptor {
+            media_type: spec::MEDIA_TYPE_DOCKER_CONFIG.into(),
+            digest: config_digest,
+            size: config_raw.len() as i64,
             ..Default::default()
         };
-        let manifest_raw = spec::to_go_json(&manifest);
-        let manifest_desc = Descriptor {
-            media_type: spec::MEDIA_TYPE_DOCKER_MANIFEST.into(),
-            digest: spec::sha256_digest(&manifest_raw),
-            size: manifest_raw.len() as i64,
-            ..Default::default()
-        };
+        let (manifest_desc, manifest_raw) = synthesise_manifest(config, layers);
         Ok(DockerArchiveSource {
             reference,
             file: path,

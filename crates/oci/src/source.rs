@@ -215,7 +215,7 @@ pub fn config_platform(source: &dyn ImageSource, manifest: &Manifest) -> Result<
     Ok(p)
 }
 
-/// Choose the image manifests to index (soci-format.md §2.2 step 1, §5):
+/// Choose the image manifests to index (docs/format.md §4.4):
 /// a single-manifest image is used whatever the choice, with its platform read
 /// from its config; for an index/manifest list, `All` takes every child whose
 /// platform is not `unknown` (deduplicated, index order), `List`/`Host` take for
@@ -233,21 +233,7 @@ pub fn select_manifests(
         root.media_type.clone()
     };
     if is_manifest_type(&mt) {
-        let manifest = parse_manifest(image, &root, &raw)?;
-        let platform = config_platform(source, &manifest)?.normalize();
-        let descriptor = Descriptor {
-            media_type: mt,
-            digest: root.digest.clone(),
-            size: root.size,
-            platform: Some(platform.clone()),
-            ..Default::default()
-        };
-        return Ok(vec![ImageManifest {
-            descriptor,
-            manifest,
-            raw,
-            platform,
-        }]);
+        return Ok(vec![single_manifest(source, &root, mt, raw)?]);
     }
     if !is_index_type(&mt) {
         return Err(Error::bad_image(
@@ -257,8 +243,41 @@ pub fn select_manifests(
     }
     let index: Index = serde_json::from_slice(&raw)
         .map_err(|e| Error::json(format!("{image}: index {}", root.digest), e))?;
+    let children = index_children(source, &index)?;
+    choose_children(image, &children, choice)?
+        .into_iter()
+        .map(|(d, entry_platform, platform)| fetch_chosen(source, d, entry_platform, platform))
+        .collect()
+}
 
-    // Children with their platform (read from the config when the index has none).
+/// A single-manifest root, with its platform read from its config.
+fn single_manifest(
+    source: &dyn ImageSource,
+    root: &Descriptor,
+    media_type: String,
+    raw: Vec<u8>,
+) -> Result<ImageManifest> {
+    let manifest = parse_manifest(source.reference(), root, &raw)?;
+    let platform = config_platform(source, &manifest)?.normalize();
+    let descriptor = Descriptor {
+        media_type,
+        digest: root.digest.clone(),
+        size: root.size,
+        platform: Some(platform.clone()),
+        ..Default::default()
+    };
+    Ok(ImageManifest {
+        descriptor,
+        manifest,
+        raw,
+        platform,
+    })
+}
+
+/// The image manifests an index lists, with their platform (read from the
+/// config when the index has none); nested indexes and artifacts are left out.
+fn index_children(source: &dyn ImageSource, index: &Index) -> Result<Vec<(Descriptor, Platform)>> {
+    let image = source.reference();
     let mut children: Vec<(Descriptor, Platform)> = Vec::new();
     for d in &index.manifests {
         if !d.media_type.is_empty() && !is_manifest_type(&d.media_type) {
@@ -274,6 +293,17 @@ pub fn select_manifests(
         };
         children.push((d.clone(), platform));
     }
+    Ok(children)
+}
+
+/// Applies `choice` to an index's children: (index entry, its platform, build
+/// platform) for each chosen one, or the platforms available when a wanted one
+/// is missing.
+fn choose_children(
+    image: &ImageRef,
+    children: &[(Descriptor, Platform)],
+    choice: &PlatformChoice,
+) -> Result<Vec<(Descriptor, Platform, Platform)>> {
     let available = || {
         // Each platform once: a SOCI-enabled index repeats its images'
         // platforms on their SOCI index entries; attestations (unknown/unknown)
@@ -292,11 +322,10 @@ pub fn select_manifests(
         }
     };
 
-    // (index entry, its platform, build platform)
     let mut chosen: Vec<(Descriptor, Platform, Platform)> = Vec::new();
     match choice {
         PlatformChoice::All => {
-            for (d, p) in &children {
+            for (d, p) in children {
                 if p.is_unknown() || chosen.iter().any(|(_, q, _)| q.matches_strict(p)) {
                     continue;
                 }
@@ -332,23 +361,28 @@ pub fn select_manifests(
             }
         }
     }
+    Ok(chosen)
+}
 
-    chosen
-        .into_iter()
-        .map(|(mut d, entry_platform, platform)| {
-            let raw = source.fetch_blob(&d)?;
-            let manifest = parse_manifest(image, &d, &raw)?;
-            if d.media_type.is_empty() {
-                d.media_type =
-                    sniff_media_type(&raw).unwrap_or_else(|| spec::MEDIA_TYPE_OCI_MANIFEST.into());
-            }
-            d.platform.get_or_insert(entry_platform);
-            Ok(ImageManifest {
-                descriptor: d,
-                manifest,
-                raw,
-                platform,
-            })
-        })
-        .collect()
+/// Fetches a chosen child manifest; its descriptor gets a media type (sniffed
+/// when the index has none) and its index entry's platform.
+fn fetch_chosen(
+    source: &dyn ImageSource,
+    mut d: Descriptor,
+    entry_platform: Platform,
+    platform: Platform,
+) -> Result<ImageManifest> {
+    let raw = source.fetch_blob(&d)?;
+    let manifest = parse_manifest(source.reference(), &d, &raw)?;
+    if d.media_type.is_empty() {
+        d.media_type =
+            sniff_media_type(&raw).unwrap_or_else(|| spec::MEDIA_TYPE_OCI_MANIFEST.into());
+    }
+    d.platform.get_or_insert(entry_platform);
+    Ok(ImageManifest {
+        descriptor: d,
+        manifest,
+        raw,
+        platform,
+    })
 }
