@@ -66,7 +66,7 @@ fn big_layer(env: &Env) -> (Descriptor, Vec<u8>) {
 /// A whole blob through the client's verified stream (`ImageSource::open_blob`
 /// leaves the digest to its reader).
 fn read_all(src: &RegistrySource, d: &Descriptor) -> soci_oci::Result<Vec<u8>> {
-    let mut r = src.client().open_blob("app/one", &d.digest)?;
+    let mut r = src.client().open_blob("app/one", d)?;
     let mut v = Vec::new();
     r.read_to_end(&mut v)
         .map_err(|e| soci_oci::Error::Registry {
