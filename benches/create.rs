@@ -176,11 +176,7 @@ fn main() {
         let (t, rss) = run_measured(Command::new(soci).args(args(&src)));
         rows[0].push((t, rss, layers.iter().map(|l| inflate(l).0).collect()));
         let (t, rss) = run_measured(Command::new(soci).args(&reg_args));
-        rows[1].push((
-            t,
-            rss,
-            digests.iter().map(&inflate_from_registry).collect(),
-        ));
+        rows[1].push((t, rss, digests.iter().map(&inflate_from_registry).collect()));
         let (t, rss) = run_archive();
         rows[2].push((t, rss, small_tars.iter().map(|p| gzip(p)).collect()));
         let ratio =

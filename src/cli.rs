@@ -6,7 +6,7 @@ const AFTER_HELP: &str = "\
 Exit codes:
   0  success
   1  error (bad input, I/O, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)
+  2  wrong usage (unknown flag, missing argument, a bad SOCI_REGISTRY_* value)
   3  `verify` found a mismatch";
 
 /// Build SOCI (Seekable OCI) lazy-loading indexes, without a daemon.
@@ -122,7 +122,7 @@ Examples:
 Exit codes:
   0  success
   1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)
+  2  wrong usage (unknown flag, missing argument, a bad SOCI_REGISTRY_* value)
   3  `--verify` found a mismatch";
 
 const CONVERT_HELP: &str = "\
@@ -139,7 +139,7 @@ Examples:
 Exit codes:
   0  success
   1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
+  2  wrong usage (unknown flag, missing argument, a bad SOCI_REGISTRY_* value)";
 
 /// How to reach registries and which platforms to use.
 #[derive(Debug, Clone, Args)]
