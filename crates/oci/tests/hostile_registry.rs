@@ -464,3 +464,37 @@ fn a_refused_connection_is_not_called_authentication() {
     assert!(e.to_lowercase().contains("refused"), "{e}");
     assert!(e.contains("gave up after 2 attempts"), "{e}");
 }
+
+#[test]
+fn a_challenge_on_a_repository_is_followed_even_when_v2_had_none() {
+    // `/v2/` answers without a challenge (404 here); the manifest asks for a token.
+    let srv = HostileServer::start();
+    srv.on(
+        "GET",
+        "/manifests/v1",
+        1,
+        Answer::status(
+            401,
+            &[(
+                "WWW-Authenticate",
+                r#"Bearer realm="http://{host}/token",service="hostile""#,
+            )],
+            "",
+        ),
+    );
+    srv.on(
+        "GET",
+        "/manifests/v1",
+        usize::MAX,
+        Answer::status(200, &[], MANIFEST),
+    );
+    srv.on(
+        "GET",
+        "/token",
+        usize::MAX,
+        Answer::status(200, &[], r#"{"token":"t0k"}"#),
+    );
+    let (_, raw) = client(&srv).get_manifest_raw("r", "v1").unwrap().unwrap();
+    assert_eq!(raw, MANIFEST);
+    assert_eq!(srv.seen("GET", "/token"), 1, "{:?}", srv.log());
+}

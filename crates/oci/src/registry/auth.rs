@@ -145,6 +145,20 @@ impl Conn {
         Ok(c)
     }
 
+    /// Take the challenge of a 401 answer as the registry's challenge (a
+    /// registry may answer `/v2/` without one and still protect a repository).
+    pub(super) async fn learn_challenge(&self, resp: &reqwest::Response) {
+        if let Some(c) = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(parse_challenge)
+            .filter(|c| *c != Challenge::None)
+        {
+            *self.auth_state.challenge.lock().await = Some(c);
+        }
+    }
+
     /// The `Authorization` header for a request needing `scope`, if any: the
     /// identity token or user and password as they are, or a bearer token
     /// from the challenge's realm (cached per scope; `t.fresh_token` asks a

@@ -204,6 +204,7 @@ impl Conn {
             return Err(self.retryable_status(&resp, ""));
         }
         if status == 401 && !t.fresh_token && !matches!(self.auth, RegistryAuth::Bearer(_)) {
+            self.learn_challenge(&resp).await;
             return Err(Failure::Retry {
                 message: format!("HTTP {}", resp.status()),
                 retry_after: Some(Duration::ZERO),
