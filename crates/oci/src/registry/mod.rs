@@ -1,7 +1,7 @@
 //! Registries (OCI distribution API over reqwest + rustls) behind a
 //! synchronous API.
 //!
-//! One process-wide tokio runtime drives all requests ([`bridge`]); callers
+//! One process-wide tokio runtime drives all requests (`bridge`); callers
 //! are plain threads that block on it. Blob streams are downloaded by a task
 //! on that runtime and handed over through a bounded channel, so reading a
 //! layer keeps at most a few chunks in memory and nothing on disk.
