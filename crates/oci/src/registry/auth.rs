@@ -5,7 +5,6 @@
 //! header.
 use super::retry::{read_limited, Failure, Try};
 use super::Conn;
-use crate::error::Error;
 use oci_client::secrets::RegistryAuth;
 use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use std::collections::HashMap;
@@ -298,12 +297,6 @@ fn base64(input: &[u8]) -> String {
         }
     }
     out
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure::Fatal(e)
-    }
 }
 
 #[cfg(test)]
