@@ -498,3 +498,91 @@ fn a_challenge_on_a_repository_is_followed_even_when_v2_had_none() {
     assert_eq!(raw, MANIFEST);
     assert_eq!(srv.seen("GET", "/token"), 1, "{:?}", srv.log());
 }
+
+#[test]
+fn credentials_go_only_where_they_are_asked_for() {
+    let with_password = |srv: &HostileServer| {
+        RegistryClient::with_policy(
+            &srv.host(),
+            &RegistryOptions {
+                credentials: Credentials::Basic {
+                    username: "alice".into(),
+                    password: "pw".into(),
+                },
+                plain_http: true,
+                tls_ca: None,
+            },
+            policy(),
+        )
+        .unwrap()
+    };
+    // A registry that never asks: no request carries them.
+    let srv = HostileServer::start();
+    srv.on(
+        "GET",
+        "/manifests/v1",
+        usize::MAX,
+        Answer::status(200, &[], MANIFEST),
+    );
+    with_password(&srv)
+        .get_manifest_raw("r", "v1")
+        .unwrap()
+        .unwrap();
+    assert!(
+        srv.log().iter().all(|s| s.authorization.is_none()),
+        "{:?}",
+        srv.log()
+    );
+    // One that asks for Basic: sent after the challenge.
+    let srv = HostileServer::start();
+    srv.on_exact(
+        "GET",
+        "/v2/",
+        usize::MAX,
+        Answer::status(401, &[("WWW-Authenticate", r#"Basic realm="r""#)], ""),
+    );
+    srv.on(
+        "GET",
+        "/manifests/v1",
+        usize::MAX,
+        Answer::status(200, &[], MANIFEST),
+    );
+    with_password(&srv)
+        .get_manifest_raw("r", "v1")
+        .unwrap()
+        .unwrap();
+    let m: Vec<_> = srv
+        .log()
+        .into_iter()
+        .filter(|s| s.path.contains("/manifests/"))
+        .collect();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].authorization.as_deref(), Some("Basic"));
+    // A token realm: the password goes to the realm, the token to the registry.
+    let srv = HostileServer::start();
+    srv.require_token();
+    srv.on(
+        "GET",
+        "/token",
+        usize::MAX,
+        Answer::status(200, &[], r#"{"token":"t0k"}"#),
+    );
+    srv.on(
+        "GET",
+        "/manifests/v1",
+        usize::MAX,
+        Answer::status(200, &[], MANIFEST),
+    );
+    with_password(&srv)
+        .get_manifest_raw("r", "v1")
+        .unwrap()
+        .unwrap();
+    for s in srv.log() {
+        let want = match s.path.as_str() {
+            p if p.starts_with("/token") => Some("Basic"),
+            p if p.contains("/manifests/") => Some("Bearer"),
+            _ => None,
+        };
+        assert_eq!(s.authorization.as_deref(), want, "{s:?}");
+    }
+}

@@ -79,11 +79,14 @@ struct Rule {
     answer: Answer,
 }
 
-/// One request the server saw: method (`TLS` for a TLS handshake) and path.
+/// One request the server saw: method (`TLS` for a TLS handshake), path,
+/// and the scheme of its `Authorization` header (`Basic`, `Bearer`; never
+/// the secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
     pub method: String,
     pub path: String,
+    pub authorization: Option<String>,
 }
 
 /// The server; it stops serving when dropped (its port is then refused).
@@ -215,6 +218,7 @@ fn serve(
         log.lock().unwrap().push(Seen {
             method: "TLS".into(),
             path: String::new(),
+            authorization: None,
         });
         out.write_all(
             b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -251,9 +255,16 @@ fn serve(
     if let Some(n) = len {
         std::io::copy(&mut (&mut rd).take(n), &mut std::io::sink())?;
     }
+    let authorization = head.iter().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("authorization")
+            .then(|| v.split_whitespace().next().unwrap_or("").to_string())
+    });
     log.lock().unwrap().push(Seen {
         method: method.clone(),
         path: path.clone(),
+        authorization,
     });
     let answer = {
         let mut rules = rules.lock().unwrap();
