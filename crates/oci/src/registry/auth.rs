@@ -266,11 +266,11 @@ impl Conn {
                     Failure::Fatal(self.err(&ctx, "the token answer holds no usable token"))
                 })
         };
-        match tokio::time::timeout(t.wait(), whole).await {
+        let wait = t.wait();
+        match tokio::time::timeout(wait, whole).await {
             Ok(r) => r,
             Err(_) => Err(Failure::retry(format!(
-                "{ctx}: no complete answer within {:.1?} (stalled)",
-                t.wait()
+                "{ctx}: no complete answer within {wait:.1?} (stalled)"
             ))),
         }
     }
