@@ -128,10 +128,18 @@ fn parse_challenge(v: &str) -> Challenge {
 /// anonymously (a password must not cross the network in the clear to a
 /// host the user never named).
 fn clear_text_elsewhere(realm: &str, host: &str) -> bool {
-    realm
-        .strip_prefix("http://")
-        .map(|rest| rest.split(['/', '?']).next().unwrap_or(""))
-        .is_some_and(|h| h != host && !is_loopback(h))
+    // A realm that is not a URL is refused when the token is asked for.
+    let Ok(url) = reqwest::Url::parse(realm) else {
+        return false;
+    };
+    let Some(h) = url.host_str().filter(|_| url.scheme() == "http") else {
+        return false;
+    };
+    let h = match url.port() {
+        Some(p) => format!("{h}:{p}"),
+        None => h.to_string(),
+    };
+    !h.eq_ignore_ascii_case(host) && !is_loopback(&h)
 }
 
 impl Conn {
@@ -308,7 +316,7 @@ fn header(v: &str) -> Option<HeaderValue> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_challenge, Challenge};
+    use super::{clear_text_elsewhere, parse_challenge, Challenge};
 
     #[test]
     fn challenges() {
@@ -323,5 +331,23 @@ mod tests {
         );
         assert_eq!(parse_challenge(r#"Basic realm="x""#), Challenge::Basic);
         assert_eq!(parse_challenge("Negotiate"), Challenge::None);
+    }
+
+    #[test]
+    fn a_plain_http_realm_elsewhere_is_asked_anonymously() {
+        let host = "registry.example:5000";
+        // Plain HTTP to another host that is not this machine: no password.
+        assert!(clear_text_elsewhere("http://auth.example/token", host));
+        assert!(clear_text_elsewhere("http://auth.example:8080?x", host));
+        assert!(clear_text_elsewhere("HTTP://Auth.Example/token", host));
+        // TLS, the registry itself, or this machine: the credentials may go.
+        assert!(!clear_text_elsewhere("https://auth.example/token", host));
+        assert!(!clear_text_elsewhere(
+            "http://registry.example:5000/token",
+            host
+        ));
+        assert!(!clear_text_elsewhere("http://127.0.0.1:9/token", host));
+        assert!(!clear_text_elsewhere("http://localhost/token", host));
+        assert!(!clear_text_elsewhere("http://[::1]:5000/token", host));
     }
 }
