@@ -242,7 +242,8 @@ pub struct ImageArgs {
     /// Private key (PEM) of --tlscert.
     #[arg(long, value_name = "FILE", requires = "tlscert")]
     pub tlskey: Option<PathBuf>,
-    /// Overall limit in seconds for one registry download, retries included
+    /// Overall limit in seconds for one registry request (a whole blob
+    /// download or upload, the token exchange included), retries included
     /// (default: $SOCI_REGISTRY_TIMEOUT, else 3600; see also
     /// SOCI_REGISTRY_STALL_TIMEOUT and SOCI_REGISTRY_RETRIES).
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]

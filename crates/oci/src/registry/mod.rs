@@ -21,7 +21,7 @@
 //!
 //! Credentials (`credentials`) belong to one registry host and travel only in
 //! the form that host's own 401 challenge asked for (`auth`); every request,
-//! uploads and token requests included, goes through [`Conn::send_raw`], so
+//! uploads and token requests included, goes through `Conn::send_raw`, so
 //! `--http-dump`, `-k` and the client certificate cover all of them.
 mod auth;
 mod bridge;
