@@ -95,14 +95,18 @@ fn main() {
         },
     )
     .expect("registry client");
-    let digests: Vec<String> = layers
+    let digests: Vec<soci_oci::spec::Descriptor> = layers
         .iter()
-        .map(|l| format!("sha256:{}", sha256_file(l)))
+        .map(|l| soci_oci::spec::Descriptor {
+            digest: format!("sha256:{}", sha256_file(l)),
+            size: std::fs::metadata(l).expect("layer size").len() as i64,
+            ..Default::default()
+        })
         .collect();
-    let inflate_from_registry = |digest: &str| -> Duration {
+    let inflate_from_registry = |d: &soci_oci::spec::Descriptor| -> Duration {
         let t = std::time::Instant::now();
         let rd = client
-            .open_blob_unverified("bench/create", digest)
+            .open_blob_unverified("bench/create", d)
             .expect("GET blob");
         let mut d =
             flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, rd));
@@ -172,11 +176,7 @@ fn main() {
         let (t, rss) = run_measured(Command::new(soci).args(args(&src)));
         rows[0].push((t, rss, layers.iter().map(|l| inflate(l).0).collect()));
         let (t, rss) = run_measured(Command::new(soci).args(&reg_args));
-        rows[1].push((
-            t,
-            rss,
-            digests.iter().map(|d| inflate_from_registry(d)).collect(),
-        ));
+        rows[1].push((t, rss, digests.iter().map(&inflate_from_registry).collect()));
         let (t, rss) = run_archive();
         rows[2].push((t, rss, small_tars.iter().map(|p| gzip(p)).collect()));
         let ratio =

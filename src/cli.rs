@@ -182,7 +182,7 @@ Credentials: -u/--user is the destination's (--dest, --push), else the source's;
 Exit codes:
   0  success
   1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)
+  2  wrong usage (unknown flag, missing argument, a bad SOCI_REGISTRY_* value)
   3  `--verify` found a mismatch";
 
 const CONVERT_HELP: &str = "\
@@ -204,7 +204,7 @@ only to its registry, after that registry asks for it (a 401 challenge).
 Exit codes:
   0  success
   1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
+  2  wrong usage (unknown flag, missing argument, a bad SOCI_REGISTRY_* value)";
 
 /// How to reach registries and which platforms to use.
 #[derive(Debug, Clone, Args)]
@@ -236,23 +236,22 @@ pub struct ImageArgs {
     #[arg(long, short = 'k')]
     pub insecure: bool,
     /// Client certificate (PEM) for registries that require one; with --tlskey.
-    /// Presented on soci's own requests (manifests, blobs, ranges, referrers);
-    /// uploads go through the oci-client library, which cannot present one.
+    /// Presented on every registry request, uploads and token requests included.
     #[arg(long, value_name = "FILE", requires = "tlskey")]
     pub tlscert: Option<PathBuf>,
     /// Private key (PEM) of --tlscert.
     #[arg(long, value_name = "FILE", requires = "tlscert")]
     pub tlskey: Option<PathBuf>,
-    /// Overall limit in seconds for one registry download, retries included
+    /// Overall limit in seconds for one registry request (a whole blob
+    /// download or upload, the token exchange included), retries included
     /// (default: $SOCI_REGISTRY_TIMEOUT, else 3600; see also
     /// SOCI_REGISTRY_STALL_TIMEOUT and SOCI_REGISTRY_RETRIES).
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
-    /// Print each HTTP exchange soci makes itself with registries on stderr
-    /// (the /v2/ challenge, manifests, blobs, ranges, referrers: method, URL,
-    /// status, headers; credentials, tokens, cookies and URL queries shown as
-    /// <redacted>). Uploads and token requests, made by the oci-client
-    /// library, are not shown.
+    /// Print each HTTP exchange with registries on stderr (the /v2/
+    /// challenge, token requests, manifests, blobs, ranges, HEADs, uploads,
+    /// mounts, referrers: method, URL, status, headers; credentials, tokens,
+    /// cookies and URL queries shown as <redacted>).
     #[arg(long, visible_alias = "debug")]
     pub http_dump: bool,
     /// Registry credentials, USER:PASSWORD or USER with --password-stdin, for
@@ -590,7 +589,7 @@ Examples:
 Exit codes:
   0  success
   1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)
+  2  wrong usage (unknown flag, missing argument, a bad SOCI_REGISTRY_* value)
   3  `verify` found a mismatch";
 
 const VERIFY_HELP: &str = "\

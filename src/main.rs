@@ -40,8 +40,8 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// An error: bad input, I/O, registry, corrupt data.
     pub const ERROR: u8 = 1;
-    /// Wrong usage (unknown flag, missing argument); set by clap.
-    #[allow(dead_code)]
+    /// Wrong usage (unknown flag, missing argument; set by clap), or an
+    /// unusable `SOCI_REGISTRY_*` setting.
     pub const USAGE: u8 = 2;
     /// `verify` ran and found a mismatch.
     pub const VERIFY_FAILED: u8 = 3;
@@ -73,7 +73,14 @@ fn main() -> ExitCode {
                 println!("{out}");
             }
             eprintln!("soci: {msg}");
-            ExitCode::from(exit::ERROR)
+            // A bad setting (e.g. SOCI_REGISTRY_TIMEOUT=1e19) is wrong usage.
+            let usage = err.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<soci_oci::Error>(),
+                    Some(soci_oci::Error::InvalidSetting { .. })
+                )
+            });
+            ExitCode::from(if usage { exit::USAGE } else { exit::ERROR })
         }
     }
 }

@@ -7,7 +7,7 @@ mod hardening_common;
 use hardening_common::proxy::{Fault, FaultProxy};
 use hardening_common::{soci, text};
 use soci_oci::spec::{self, Descriptor};
-use soci_oci::{Credentials, RegistryOptions, RegistryTarget};
+use soci_oci::{Credentials, RegistryClient, RegistryOptions};
 use soci_testkit::{skopeo_copy, Registry};
 
 fn opts() -> RegistryOptions {
@@ -22,7 +22,7 @@ fn opts() -> RegistryOptions {
 const EMPTY: &[u8] = b"{}";
 const SIG_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
-fn fallback(t: &RegistryTarget, tag: &str) -> Option<spec::Index> {
+fn fallback(t: &RegistryClient, tag: &str) -> Option<spec::Index> {
     t.get_manifest_raw("ex/img", tag)
         .unwrap()
         .map(|(_, raw)| serde_json::from_slice(&raw).unwrap())
@@ -37,7 +37,7 @@ fn fallback_index_keeps_every_entry() {
         env!("CARGO_MANIFEST_DIR")
     );
     skopeo_copy(&layout, &format!("docker://{host}/ex/img:v1")).unwrap();
-    let t = RegistryTarget::new(&host, &opts()).unwrap();
+    let t = RegistryClient::new(&host, &opts()).unwrap();
     let (subject, _) = t.get_manifest_raw("ex/img", "v1").unwrap().unwrap();
     let tag = subject.digest.replacen(':', "-", 1);
 

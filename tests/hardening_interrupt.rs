@@ -5,7 +5,7 @@
 mod hardening_common;
 use hardening_common::{check_store_blobs, soci, soci_bin, text};
 use soci_oci::spec::{self, Descriptor};
-use soci_oci::{Credentials, ImageSource, RegistryOptions, RegistrySource, RegistryTarget};
+use soci_oci::{Credentials, ImageSource, RegistryClient, RegistryOptions, RegistrySource};
 use soci_testkit::{skopeo_copy, Registry};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -96,7 +96,7 @@ fn check_store(store: &Path) {
 fn check_tag_complete(host: &str, repo: &str, tag: &str) {
     let src =
         RegistrySource::new(format!("{host}/{repo}:{tag}").parse().unwrap(), &opts()).unwrap();
-    let target = RegistryTarget::new(host, &opts()).unwrap();
+    let target = RegistryClient::new(host, &opts()).unwrap();
     let Ok((root, raw)) = src.resolve_root() else {
         return;
     };

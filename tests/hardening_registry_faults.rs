@@ -67,7 +67,7 @@ fn big_layer(env: &Env) -> (Descriptor, Vec<u8>) {
 /// A whole blob through the client's verified stream (`ImageSource::open_blob`
 /// leaves the digest to its reader).
 fn read_all(src: &RegistrySource, d: &Descriptor) -> soci_oci::Result<Vec<u8>> {
-    let mut r = src.client().open_blob("app/one", &d.digest)?;
+    let mut r = src.client().open_blob("app/one", d)?;
     let mut v = Vec::new();
     r.read_to_end(&mut v)
         .map_err(|e| soci_oci::Error::Registry {
@@ -495,4 +495,67 @@ fn streamed_blob_uploads_are_retried() {
         posts.is_multiple_of(4) && (4..=16).contains(&posts),
         "{posts} session starts"
     );
+}
+
+/// `SOCI_REGISTRY_*` values that are not numbers in range (1e19 s overflowed
+/// a timer and panicked, exit 101): a usage error naming the variable.
+#[test]
+fn absurd_registry_settings_are_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    for (name, value) in [
+        ("SOCI_REGISTRY_TIMEOUT", "1e19"),
+        ("SOCI_REGISTRY_STALL_TIMEOUT", "NaN"),
+        ("SOCI_REGISTRY_TIMEOUT", "-3"),
+        ("SOCI_REGISTRY_RETRIES", "many"),
+    ] {
+        let o = std::process::Command::new(hardening_common::soci_bin())
+            .args([
+                "create",
+                "--plain-http",
+                "--store",
+                store.to_str().unwrap(),
+                "127.0.0.1:9/app/one:v1",
+            ])
+            .env(name, value)
+            .env_remove("SOCI_STORE")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{name}={value}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(name) && !err.contains("panicked"),
+            "{name}={value}: {}",
+            text(&o)
+        );
+    }
+}
+
+/// Forgetting `--plain-http` on a plain-HTTP registry: at once (no retries),
+/// one line saying what happened and what to do, not "authentication".
+#[test]
+fn forgetting_plain_http_fails_at_once_and_says_so() {
+    let env = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let hostile = soci_testkit::HostileServer::start();
+    // The real registry, then a server that counts the attempts.
+    for host in [env.reg.host(), hostile.host()] {
+        let o = soci(&[
+            "create",
+            "--store",
+            tmp.path().join("store").to_str().unwrap(),
+            &format!("{host}/app/one:v1"),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!(
+                "{host} answered plain HTTP to a TLS request: use --plain-http"
+            )),
+            "{}",
+            text(&o)
+        );
+        assert!(!err.contains("authentication"), "{}", text(&o));
+    }
+    assert_eq!(hostile.log().len(), 1, "retried: {:?}", hostile.log());
 }

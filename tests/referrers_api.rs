@@ -5,7 +5,7 @@
 mod hardening_common;
 use hardening_common::proxy::{Fault, FaultProxy};
 use hardening_common::{soci, text};
-use soci_oci::{Credentials, RegistryOptions, RegistryTarget};
+use soci_oci::{Credentials, RegistryClient, RegistryOptions};
 use soci_testkit::{skopeo_copy, Registry};
 
 #[test]
@@ -89,7 +89,7 @@ fn v1_index_found_and_pushed_through_the_referrers_api() {
         tls_ca: None,
         ..Default::default()
     };
-    let t = RegistryTarget::new(&reg.host(), &opts).unwrap();
+    let t = RegistryClient::new(&reg.host(), &opts).unwrap();
     let (desc, _) = t
         .get_manifest_raw("ex/img", &index_digest)
         .unwrap()

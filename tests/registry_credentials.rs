@@ -263,7 +263,7 @@ fn user_password_forms_and_refusals() {
     assert!(!err.contains("{\"errors\""), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
-    // The same refusal on the upload side (HEAD/PUT through oci-client).
+    // The same refusal on the upload side (HEAD, uploads).
     let o = soci(&[
         "convert",
         "--plain-http",
@@ -545,6 +545,43 @@ fn http_dump_shows_exchanges_without_secrets() {
     assert!(o.status.success(), "{}", text(&o));
     no_secret(&o);
     assert!(String::from_utf8_lossy(&o.stderr).contains("Basic <redacted>"));
+    // Uploads are soci's own requests too: the session POST, the blob and
+    // manifest PUTs are shown, redacted like the rest.
+    let o = soci_in(
+        &[
+            "create",
+            "--plain-http",
+            "--min-layer-size",
+            "0",
+            "--store",
+            store.to_str().unwrap(),
+            "--force",
+            "--push",
+            "--http-dump",
+            "-u",
+            &format!("{USER}:{PASS}"),
+            &format!("{}/app/one:v1", reg.host()),
+        ],
+        "",
+        &[],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    no_secret(&o);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        err.contains(&format!("> POST http://{host}/v2/app/one/blobs/uploads/")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("> PUT http://{host}/v2/app/one/manifests/")),
+        "{err}"
+    );
+    assert!(
+        err.contains("?<redacted>"),
+        "blob PUT query not redacted: {err}"
+    );
+    assert!(!err.contains("digest=sha256"), "{err}");
 }
 
 #[test]
@@ -708,6 +745,15 @@ fn client_certificate_is_presented() {
         "{}",
         text(&o)
     );
+    // Uploads present it too (they went through oci-client, which could not).
+    let o = create(&[
+        "--tlscert",
+        cert.to_str().unwrap(),
+        "--tlskey",
+        key.to_str().unwrap(),
+        "--push",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
 }
 
 #[test]

@@ -17,7 +17,7 @@ use soci_index::{EMPTY_CONFIG_CONTENT, EMPTY_CONFIG_DIGEST};
 use soci_oci::layout::OciLayoutWriter;
 use soci_oci::oci_archive::OciArchiveWriter;
 use soci_oci::reference::ImageRef;
-use soci_oci::registry::{RegistryOptions, RegistryTarget};
+use soci_oci::registry::{RegistryClient, RegistryOptions};
 use soci_oci::source::ImageSource;
 use soci_oci::spec::{self, Descriptor};
 use std::collections::HashMap;
@@ -66,7 +66,7 @@ trait ImageSink: Sync {
 }
 
 struct RegistrySink {
-    target: RegistryTarget,
+    target: std::sync::Arc<RegistryClient>,
     registry: String,
     repo: String,
 }
@@ -369,7 +369,7 @@ fn open_sink(
             if version == IndexVersion::V2 && (digest.is_some() || tag.is_none()) {
                 bail!("the destination image must be a tagged ref of the form \"registry/repository:tag\", got {dest}");
             }
-            let target = RegistryTarget::new(registry, registry_opts)?;
+            let target = RegistryClient::new(registry, registry_opts)?;
             (
                 Box::new(RegistrySink {
                     target,
@@ -617,7 +617,7 @@ fn publish_v1(
     else {
         bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers)");
     };
-    let target = RegistryTarget::new(registry, registry_opts)?;
+    let target = RegistryClient::new(registry, registry_opts)?;
     let mut how = Vec::new();
     for p in &created.platforms {
         let subject = &p.image.descriptor.digest;

@@ -63,6 +63,15 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// A setting (environment variable or option) with an unusable value: a
+    /// usage error, not a failure of the work.
+    #[error("{name}={value:?}: {reason}")]
+    InvalidSetting {
+        name: String,
+        value: String,
+        reason: String,
+    },
+
     #[error("registry {registry}: {context}: {message}")]
     Registry {
         registry: String,
@@ -89,5 +98,46 @@ impl Error {
             image: image.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+/// Longest piece of a server's answer quoted in an error message.
+pub const MAX_SHOWN_BODY: usize = 300;
+
+/// `text` made safe to print and short: control characters (escape
+/// sequences, newlines, carriage returns that could forge or hide terminal
+/// lines) written as visible escapes, and everything past `max` characters
+/// cut with an ellipsis. A registry's error body goes through this before it
+/// reaches an error message.
+pub fn shown(text: &str, max: usize) -> String {
+    let text = text.trim();
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == max {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn shown_escapes_control_characters_and_shortens() {
+        assert_eq!(shown("ok", 10), "ok");
+        assert_eq!(
+            shown("a\x1b[2J\nsoci index OK\r", 100),
+            "a\\u{1b}[2J\\nsoci index OK"
+        );
+        assert_eq!(shown(&"x".repeat(50), 10), format!("{}...", "x".repeat(10)));
+        assert_eq!(shown("\u{202e}evil", 10), "\\u{202e}evil");
     }
 }

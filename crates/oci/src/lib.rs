@@ -8,7 +8,7 @@
 //!   ([`OciLayoutSource`]) or a `docker save` archive ([`DockerArchiveSource`]);
 //!   [`open_source`] picks the right one.
 //! - [`select_manifests`]: the platform image manifests to build SOCI indexes for.
-//! - Writing: [`RegistryTarget`] (blobs, byte-exact manifests, referrers probe)
+//! - Writing: [`RegistryClient`] (blobs, byte-exact manifests, referrers probe)
 //!   and [`OciLayoutWriter`] (atomic blobs and `index.json`).
 //! - [`spec`]: OCI JSON types serialised exactly like Go.
 //!
@@ -41,7 +41,7 @@ pub use layout::{OciLayoutSource, OciLayoutWriter, ANNOTATION_REF_NAME};
 pub use oci_archive::{OciArchiveSource, OciArchiveWriter};
 pub use platform::Platform;
 pub use reference::ImageRef;
-pub use registry::{Credentials, RegistryClient, RegistryOptions, RegistrySource, RegistryTarget};
+pub use registry::{Credentials, RegistryClient, RegistryOptions, RegistrySource};
 pub use source::{
     config_platform, open_source, select_manifests, verify_blob, ImageManifest, ImageSource,
     PlatformChoice, MAX_IN_MEMORY_BLOB,

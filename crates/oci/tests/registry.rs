@@ -2,8 +2,8 @@
 //! fail, not skip, when either is missing.
 use soci_oci::spec::{self, Descriptor, Manifest};
 use soci_oci::{
-    select_manifests, Credentials, ImageRef, ImageSource, PlatformChoice, RegistryOptions,
-    RegistrySource, RegistryTarget,
+    select_manifests, Credentials, ImageRef, ImageSource, PlatformChoice, RegistryClient,
+    RegistryOptions, RegistrySource,
 };
 use soci_testkit::{
     make_multiplatform_layout, make_oci_layout, skopeo_copy, skopeo_copy_all, skopeo_inspect_raw,
@@ -143,7 +143,7 @@ fn push_artifact_with_subject() {
     let fx = make_oci_layout(&tmp.path().join("img"), "v1");
     skopeo_copy(&fx.oci_ref(), &format!("docker://{}/app:v1", reg.host())).unwrap();
 
-    let target = RegistryTarget::new(&reg.host(), &opts()).unwrap();
+    let target = RegistryClient::new(&reg.host(), &opts()).unwrap();
     let blob = b"a ztoc, say".to_vec();
     let blob_digest = spec::sha256_digest(&blob);
     assert!(
@@ -299,7 +299,7 @@ fn registry_errors_are_clear() {
 fn referrers_api_detected() {
     let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#.to_vec();
     let server = soci_testkit::ReferrersServer::start(index).unwrap();
-    let target = RegistryTarget::new(&server.host(), &opts()).unwrap();
+    let target = RegistryClient::new(&server.host(), &opts()).unwrap();
     let digest = format!("sha256:{}", "a".repeat(64));
     assert!(target
         .referrers_api_supported("some/repo", &digest)
@@ -307,7 +307,7 @@ fn referrers_api_detected() {
     assert!(target.referrers("some/repo", &digest).unwrap().is_empty());
     // A 200 that is not an index does not count.
     let server = soci_testkit::ReferrersServer::start(b"not json".to_vec()).unwrap();
-    let target = RegistryTarget::new(&server.host(), &opts()).unwrap();
+    let target = RegistryClient::new(&server.host(), &opts()).unwrap();
     assert!(!target
         .referrers_api_supported("some/repo", &digest)
         .unwrap());
@@ -319,7 +319,7 @@ fn referrers_api_detected() {
 #[test]
 fn push_blob_streaming() {
     let reg = start();
-    let target = RegistryTarget::new(&reg.host(), &opts()).unwrap();
+    let target = RegistryClient::new(&reg.host(), &opts()).unwrap();
     // Bigger than any buffer on the way: streamed in one PUT, not held whole.
     let data = soci_testkit::fixture::pseudo_random(42, 9 << 20);
     let d = Descriptor {

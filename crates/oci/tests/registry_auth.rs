@@ -2,8 +2,8 @@
 //! certificate). Its own test binary: it sets DOCKER_CONFIG for the process.
 use soci_oci::spec;
 use soci_oci::{
-    select_manifests, Credentials, ImageSource, PlatformChoice, RegistryOptions, RegistrySource,
-    RegistryTarget,
+    select_manifests, Credentials, ImageSource, PlatformChoice, RegistryClient, RegistryOptions,
+    RegistrySource,
 };
 use soci_testkit::{make_oci_layout, skopeo, Registry, RegistryConfig};
 use std::io::Read;
@@ -93,7 +93,7 @@ fn credentials_and_tls() {
     assert_eq!(src.read_blob_range(l, 100..200).unwrap(), &bytes[100..200]);
 
     // Push with credentials.
-    let target = RegistryTarget::new(
+    let target = RegistryClient::new(
         &reg.host(),
         &RegistryOptions {
             credentials: basic,

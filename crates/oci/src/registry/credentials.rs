@@ -69,8 +69,9 @@ pub struct RegistryOptions {
     pub insecure: bool,
     /// Present this client certificate (`--tlscert/--tlskey`).
     pub client_cert: Option<ClientCert>,
-    /// Overall limit for one download, retries included (`--timeout`); the
-    /// `SOCI_REGISTRY_TIMEOUT` environment variable otherwise.
+    /// Overall limit for one request (a whole download or upload), retries
+    /// included (`--timeout`); the `SOCI_REGISTRY_TIMEOUT` environment
+    /// variable otherwise.
     pub timeout: Option<std::time::Duration>,
     /// Print every HTTP exchange soci makes itself (method, URL, status,
     /// headers; credentials redacted) on stderr (`--http-dump`).

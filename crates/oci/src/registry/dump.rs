@@ -46,23 +46,14 @@ fn shown_url(url: &reqwest::Url) -> String {
     }
 }
 
-/// Prints the request `req` would make (when `enabled`), and returns it.
-pub(super) fn request(enabled: bool, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    if !enabled {
-        return req;
-    }
-    if let Some(built) = req.try_clone().and_then(|r| r.build().ok()) {
-        eprintln!("> {} {}", built.method(), shown_url(built.url()));
-        print_headers(">", built.headers());
-    }
-    req
+/// Prints request `req` (method, URL, headers) as it is about to be sent.
+pub(super) fn request(req: &reqwest::Request) {
+    eprintln!("> {} {}", req.method(), shown_url(req.url()));
+    print_headers(">", req.headers());
 }
 
-/// Prints the status and headers of `resp` (when `enabled`).
-pub(super) fn response(enabled: bool, resp: &reqwest::Response) {
-    if !enabled {
-        return;
-    }
+/// Prints the status and headers of `resp`.
+pub(super) fn response(resp: &reqwest::Response) {
     eprintln!("< {} {}", resp.status(), shown_url(resp.url()));
     print_headers("<", resp.headers());
 }

@@ -116,8 +116,7 @@ impl ImageSource for RegistrySource {
 
     fn open_blob(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>> {
         // The trait's readers hash what they read (see `ImageSource::open_blob`).
-        self.client
-            .open_blob_unverified(&self.repository, &d.digest)
+        self.client.open_blob_unverified(&self.repository, d)
     }
 
     fn read_blob_range(&self, d: &Descriptor, range: Range<u64>) -> Result<Vec<u8>> {

@@ -1,25 +1,22 @@
-//! Pushes: blobs (whole or streamed), cross-repository mounts, manifests.
+//! Writing to a registry: blob uploads (whole, or streamed from a reader
+//! through a bounded channel: one POST for the session, one PUT whose body is
+//! streamed, as containerd does), cross-repository mounts, manifest PUTs.
+//! A failed upload is started over with a new session: idempotent.
+use super::auth::Scope;
 use super::bridge::runtime;
-use super::retry::oci_retryable;
-use super::{reg_err, RegistryClient};
+use super::retry::{Failure, Try};
+use super::{check_digest, Conn, RegistryClient};
 use crate::error::{Error, Result};
 use crate::reference::is_sha256_digest;
 use crate::spec::{self, Descriptor};
 use bytes::Bytes;
-use oci_client::errors::OciDistributionError;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use std::io::Read;
+use std::time::Instant;
 
 /// 1 MiB chunks buffered between a blob's reader and its upload (uploads run
 /// several at a time, see soci-image's publish).
 const UPLOAD_CHANNEL_CHUNKS: usize = 4;
-
-/// How one upload attempt failed.
-/// How one upload attempt failed.
-enum Attempt {
-    /// Worth starting over (see [`oci_retryable`]).
-    Retryable(Error),
-    Final(Error),
-}
 
 impl RegistryClient {
     /// Push `bytes` as blob `digest` into `repo`, unless it is already there.
@@ -28,7 +25,7 @@ impl RegistryClient {
         let actual = spec::sha256_digest(bytes);
         if actual != digest {
             return Err(Error::DigestMismatch {
-                what: format!("blob to push to {}/{repo}", self.registry),
+                what: format!("blob to push to {}/{repo}", self.registry()),
                 expected: digest.into(),
                 actual,
             });
@@ -36,18 +33,20 @@ impl RegistryClient {
         if self.blob_exists(repo, digest)? {
             return Ok(false);
         }
-        let r = self.oci_ref(repo, None, None);
-        // A failed upload is started over (a new upload session): idempotent.
-        let client = if bytes.is_empty() {
-            &self.empty_blob_client
-        } else {
-            &self.client
-        };
-        self.retrying(|| {
-            runtime().block_on(client.push_blob(&r, Bytes::copy_from_slice(bytes), digest))
+        let bytes = Bytes::copy_from_slice(bytes);
+        let conn = &self.conn;
+        runtime().block_on(async {
+            let mut r = conn.retrier(format!("push blob {repo}@{digest}"));
+            loop {
+                let t = r.attempt();
+                let body = reqwest::Body::from(bytes.clone());
+                let attempt = conn.upload_once(repo, digest, bytes.len() as u64, body, t);
+                match r.bounded(attempt).await {
+                    Ok(()) => return Ok(true),
+                    Err(f) => r.pause(f).await?,
+                }
+            }
         })
-        .map_err(|e| reg_err(&self.registry, format!("push blob {repo}@{digest}"), e))?;
-        Ok(true)
     }
 
     /// Upload the blob `d` from `reader` into `repo` without holding it in
@@ -57,36 +56,32 @@ impl RegistryClient {
     /// One attempt: see [`Self::push_blob_stream_reopening`] for retries.
     pub fn push_blob_stream(&self, repo: &str, d: &Descriptor, reader: impl Read) -> Result<bool> {
         let mut reader = Some(reader);
-        self.push_stream_attempts(repo, d, 0, || {
+        self.push_stream_attempts(repo, d, false, || {
             Ok(reader.take().expect("one attempt, one reader"))
         })
     }
 
     /// [`Self::push_blob_stream`], started over from a fresh reader (`open` is
     /// called per attempt) when the upload fails in a way worth retrying
-    /// (connection reset, 408/429/5xx; see [`RetryPolicy`]). A reader error or
-    /// content that does not match `d` is final.
+    /// (connection reset, 408/429/5xx, a stall; see [`super::RetryPolicy`]). A
+    /// reader error or content that does not match `d` is final.
     pub fn push_blob_stream_reopening<R: Read>(
         &self,
         repo: &str,
         d: &Descriptor,
         open: impl FnMut() -> Result<R>,
     ) -> Result<bool> {
-        self.push_stream_attempts(repo, d, self.fetcher.policy.retries, open)
+        self.push_stream_attempts(repo, d, true, open)
     }
 
     fn push_stream_attempts<R: Read>(
         &self,
         repo: &str,
         d: &Descriptor,
-        retries: u32,
+        retry: bool,
         mut open: impl FnMut() -> Result<R>,
     ) -> Result<bool> {
-        if !is_sha256_digest(&d.digest) {
-            return Err(Error::UnsupportedDigest {
-                digest: d.digest.clone(),
-            });
-        }
+        check_digest(&d.digest)?;
         if self.blob_exists(repo, &d.digest)? {
             return Ok(false);
         }
@@ -94,57 +89,64 @@ impl RegistryClient {
             let mut bytes = Vec::new();
             open()?
                 .read_to_end(&mut bytes)
-                .map_err(|e| reg_err(&self.registry, format!("reading blob {}", d.digest), e))?;
+                .map_err(|e| self.conn.err(format!("reading blob {}", d.digest), e))?;
             return self.push_blob(repo, &bytes, &d.digest);
         }
-        let mut retry = 0;
+        let what = format!("blob {} pushed to {}/{repo}", d.digest, self.registry());
+        let mut r = self.conn.retrier(&what);
         loop {
-            match self.push_stream_once(repo, d, open()?) {
+            let t = r.attempt();
+            let failure = match self.push_stream_once(repo, d, open()?, &what, t) {
                 Ok(()) => return Ok(true),
-                Err(Attempt::Retryable(_)) if retry < retries => {
-                    std::thread::sleep(self.fetcher.policy.backoff(retry, None));
-                    retry += 1;
+                Err(Failure::Retry { message, .. }) if !retry => {
+                    return Err(self.conn.err(&what, message))
                 }
-                Err(Attempt::Retryable(e) | Attempt::Final(e)) => return Err(e),
-            }
+                Err(Failure::Retry { .. }) if Instant::now() >= t.deadline => {
+                    Failure::Fatal(r.deadline_error(""))
+                }
+                Err(f) => f,
+            };
+            r.pause_blocking(failure)?;
         }
     }
 
-    /// One streamed upload of `d` (a new upload session).
+    /// One streamed upload of `d` (a new upload session), fed from `reader`
+    /// on this thread; every chunk handed over within the stall limit, the
+    /// whole upload within the overall deadline.
     fn push_stream_once(
         &self,
         repo: &str,
         d: &Descriptor,
         mut reader: impl Read,
-    ) -> std::result::Result<(), Attempt> {
+        what: &str,
+        t: Try,
+    ) -> std::result::Result<(), Failure> {
         use sha2::Digest as _;
-        let what = format!("blob {} pushed to {}/{repo}", d.digest, self.registry);
-        let final_err = |e: Error| Attempt::Final(e);
-        let upload_err = |e: OciDistributionError| {
-            let retry = oci_retryable(&e);
-            let err = reg_err(&self.registry, &what, e);
-            if retry {
-                Attempt::Retryable(err)
-            } else {
-                Attempt::Final(err)
-            }
-        };
-        let (tx, rx) =
-            tokio::sync::mpsc::channel::<oci_client::errors::Result<Bytes>>(UPLOAD_CHANNEL_CHUNKS);
+        let final_err = |m: String| Failure::Fatal(self.conn.err(what, m));
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(UPLOAD_CHANNEL_CHUNKS);
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
-        let client = self.client.clone();
-        let r = self.oci_ref(repo, None, None);
-        let digest = d.digest.clone();
+        let conn = self.conn.clone();
+        let (repo_owned, digest) = (repo.to_string(), d.digest.clone());
         let size = d.size as u64;
+        let deadline = tokio::time::Instant::from_std(t.deadline);
         let upload = runtime().spawn(async move {
-            client
-                .push_blob_stream(&r, stream, &digest, Some(size))
-                .await
+            let body = reqwest::Body::wrap_stream(stream);
+            tokio::time::timeout_at(
+                deadline,
+                conn.upload_once(&repo_owned, &digest, size, body, t),
+            )
+            .await
         });
 
         // Feed the upload from this thread; a failed send means it already ended.
+        let send = |item: std::io::Result<Bytes>| {
+            runtime()
+                .block_on(async { tokio::time::timeout(t.wait(), tx.send(item)).await })
+                .map_err(|_| ())
+                .and_then(|r| r.map_err(|_| ()))
+        };
         let mut hasher = sha2::Sha256::new();
         let mut sent = 0u64;
         let mut buf = vec![0u8; 1 << 20];
@@ -156,19 +158,14 @@ impl RegistryClient {
                 Ok(n) => {
                     hasher.update(&buf[..n]);
                     sent += n as u64;
-                    if tx
-                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
+                    if send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
                         upload_ended = true;
                         break;
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let _ = tx.blocking_send(Err(OciDistributionError::GenericError(Some(
-                        format!("reading {what}: {e}"),
-                    ))));
+                    let _ = send(Err(std::io::Error::other(format!("reading {what}: {e}"))));
                     read_error = Some(e);
                     break;
                 }
@@ -178,47 +175,43 @@ impl RegistryClient {
         // Content that does not match aborts the upload instead of committing it.
         let mismatch = actual != d.digest || sent != size;
         if read_error.is_none() && !upload_ended && mismatch {
-            let _ = tx.blocking_send(Err(OciDistributionError::GenericError(Some(format!(
+            let _ = send(Err(std::io::Error::other(format!(
                 "{what}: content does not match"
-            )))));
+            ))));
         }
         drop(tx);
-        let result = runtime()
-            .block_on(upload)
-            .map_err(|e| final_err(reg_err(&self.registry, &what, e)))?;
+        let result = match runtime().block_on(upload) {
+            Err(e) => return Err(final_err(e.to_string())),
+            Ok(Err(_elapsed)) => Err(Failure::retry("the overall timeout was reached")),
+            Ok(Ok(r)) => r,
+        };
         if let Some(e) = read_error {
-            return Err(final_err(reg_err(
-                &self.registry,
-                &what,
-                format!("reading the blob: {e}"),
-            )));
+            return Err(final_err(format!("reading the blob: {e}")));
         }
         if upload_ended {
             // The upload stopped taking bytes: its own error says why.
             return match result {
-                Err(e) => Err(upload_err(e)),
-                Ok(_) => Err(final_err(reg_err(
-                    &self.registry,
-                    &what,
-                    "the upload ended before the blob was sent",
-                ))),
+                Err(f) => Err(f),
+                Ok(()) => Err(final_err(
+                    "the upload ended before the blob was sent".into(),
+                )),
             };
         }
         if actual != d.digest {
-            return Err(final_err(Error::DigestMismatch {
-                what,
+            return Err(Failure::Fatal(Error::DigestMismatch {
+                what: what.into(),
                 expected: d.digest.clone(),
                 actual,
             }));
         }
         if sent != size {
-            return Err(final_err(Error::SizeMismatch {
-                what,
+            return Err(Failure::Fatal(Error::SizeMismatch {
+                what: what.into(),
                 expected: size,
                 actual: sent,
             }));
         }
-        result.map(|_| ()).map_err(upload_err)
+        result
     }
 
     /// Make blob `digest` available in `repo`: nothing if present, a
@@ -245,16 +238,40 @@ impl RegistryClient {
     /// blob is in `repo` afterwards; a refused or failed mount is `false`, for
     /// the caller to upload instead.
     pub fn try_mount(&self, repo: &str, from_repo: &str, digest: &str) -> Result<bool> {
-        self.client_auth();
-        let r = self.oci_ref(repo, None, None);
-        let src = self.oci_ref(from_repo, None, None);
-        if runtime()
-            .block_on(self.client.mount_blob(&r, &src, digest))
-            .is_err()
-        {
-            return Ok(false);
+        check_digest(digest)?;
+        let conn = &self.conn;
+        let mounted: Result<bool> = runtime().block_on(async {
+            let mut url =
+                conn.parse_url(&conn.url(repo, "blobs/uploads/"))
+                    .map_err(|f| match f {
+                        Failure::Fatal(e) => e,
+                        Failure::Retry { message, .. } => conn.err("mount", message),
+                    })?;
+            url.query_pairs_mut()
+                .append_pair("mount", digest)
+                .append_pair("from", from_repo);
+            let scope = Scope::Push {
+                repo,
+                also_pull: Some(from_repo),
+            };
+            let mut r = conn.retrier(format!("mount blob {digest} from {from_repo} into {repo}"));
+            loop {
+                let t = r.attempt();
+                let attempt = async {
+                    let resp = conn.send(&scope, &t, conn.http.post(url.clone())).await?;
+                    // 201: mounted; 202: an upload session instead (left to expire).
+                    Ok(resp.status().as_u16() == 201)
+                };
+                match r.bounded(attempt).await {
+                    Ok(m) => return Ok(m),
+                    Err(f) => r.pause(f).await?,
+                }
+            }
+        });
+        match mounted {
+            Ok(true) => self.blob_exists(repo, digest),
+            _ => Ok(false),
         }
-        self.blob_exists(repo, digest)
     }
 
     /// PUT `raw` as manifest `reference` (tag or digest) of `repo`, byte-exact,
@@ -266,31 +283,60 @@ impl RegistryClient {
         raw: &[u8],
         media_type: &str,
     ) -> Result<Descriptor> {
-        self.client_auth();
         let digest = spec::sha256_digest(raw);
         if is_sha256_digest(reference) && reference != digest {
             return Err(Error::DigestMismatch {
-                what: format!("manifest to push to {}/{repo}", self.registry),
+                what: format!("manifest to push to {}/{repo}", self.registry()),
                 expected: reference.into(),
                 actual: digest,
             });
         }
-        let r = self.tag_or_digest_ref(repo, reference)?;
+        if !is_sha256_digest(reference) && !crate::reference::is_tag(reference) {
+            return Err(Error::InvalidReference {
+                input: reference.into(),
+                reason: "neither a tag nor a sha256 digest".into(),
+            });
+        }
         let ct = reqwest::header::HeaderValue::from_str(media_type).map_err(|e| {
             Error::InvalidReference {
                 input: media_type.into(),
                 reason: format!("not a valid media type: {e}"),
             }
         })?;
-        self.retrying(|| {
-            runtime().block_on(self.client.push_manifest_raw(&r, raw.to_vec(), ct.clone()))
-        })
-        .map_err(|e| {
-            reg_err(
-                &self.registry,
-                format!("PUT manifest {repo}:{reference}"),
-                e,
-            )
+        let conn = &self.conn;
+        let url = conn.url(repo, &format!("manifests/{reference}"));
+        let body = Bytes::copy_from_slice(raw);
+        runtime().block_on(async {
+            let mut r = conn.retrier(format!("PUT manifest {repo}:{reference}"));
+            loop {
+                let t = r.attempt();
+                let attempt = async {
+                    let req = conn
+                        .http
+                        .put(&url)
+                        .header(CONTENT_TYPE, ct.clone())
+                        .body(body.clone());
+                    let resp = conn
+                        .send(
+                            &Scope::Push {
+                                repo,
+                                also_pull: None,
+                            },
+                            &t,
+                            req,
+                        )
+                        .await?;
+                    if resp.status().is_success() {
+                        Ok(())
+                    } else {
+                        Err(conn.fatal_status(resp, r.ctx(), &t).await)
+                    }
+                };
+                match r.bounded(attempt).await {
+                    Ok(()) => return Ok(()),
+                    Err(f) => r.pause(f).await?,
+                }
+            }
         })?;
         Ok(Descriptor {
             media_type: media_type.into(),
@@ -298,5 +344,60 @@ impl RegistryClient {
             size: raw.len() as i64,
             ..Default::default()
         })
+    }
+}
+
+impl Conn {
+    fn parse_url(&self, u: &str) -> std::result::Result<reqwest::Url, Failure> {
+        reqwest::Url::parse(u)
+            .map_err(|e| Failure::Fatal(self.err("building a URL", format!("{u:?}: {e}"))))
+    }
+
+    /// One upload of `size` bytes of `body` as blob `digest`: a new session
+    /// (POST), then one PUT of the whole body.
+    async fn upload_once(
+        &self,
+        repo: &str,
+        digest: &str,
+        size: u64,
+        body: reqwest::Body,
+        t: Try,
+    ) -> std::result::Result<(), Failure> {
+        let scope = Scope::Push {
+            repo,
+            also_pull: None,
+        };
+        let ctx = format!("blob {digest} pushed to {}/{repo}", self.registry);
+        let start = self.url(repo, "blobs/uploads/");
+        let resp = self
+            .send(&scope, &t, self.http.post(&start).header(CONTENT_LENGTH, 0))
+            .await?;
+        if resp.status().as_u16() != 202 {
+            return Err(self
+                .fatal_status(resp, &format!("{ctx}: starting the upload"), &t)
+                .await);
+        }
+        let Some(location) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) else {
+            return Err(Failure::Fatal(
+                self.err(&ctx, "the upload session has no Location"),
+            ));
+        };
+        let mut url = self
+            .parse_url(&start)?
+            .join(location)
+            .map_err(|e| Failure::Fatal(self.err(&ctx, format!("Location {location:?}: {e}"))))?;
+        url.query_pairs_mut().append_pair("digest", digest);
+        let req = self
+            .http
+            .put(url)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, size)
+            .body(body);
+        let resp = self.send(&scope, &t, req).await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.fatal_status(resp, &ctx, &t).await)
+        }
     }
 }
