@@ -15,7 +15,9 @@ pub mod recompress;
 pub mod stored;
 pub mod verify;
 
-pub use create::{create, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt};
+pub use create::{
+    create, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt, DEFAULT_MIN_LAYER_SIZE,
+};
 
 /// Forwards one layer's build progress to a [`Reporter`].
 pub(crate) struct LayerProgress<'a> {

@@ -210,7 +210,7 @@ fn index_for(
         ztocs,
         &[],
         Some(subject),
-        DEFAULT_BUILD_TOOL_IDENTIFIER,
+        "AWS SOCI CLI v0.2",
     )
     .unwrap();
     s.put_blob_expecting(&built.bytes, &built.descriptor.digest)
@@ -298,7 +298,7 @@ fn indexes_listing_and_index_json() {
         digest: d.into(),
         size: s.get_blob(d).unwrap().len() as i64,
         annotations: [(
-            soci_index::store::ANNOTATION_REF_NAME.to_string(),
+            soci_oci::spec::ANNOTATION_REF_NAME.to_string(),
             "img:soci".to_string(),
         )]
         .into_iter()

@@ -36,7 +36,7 @@ pub mod spec;
 
 pub use archive::DockerArchiveSource;
 pub use error::{Error, Result};
-pub use layout::{OciLayoutSource, OciLayoutWriter, ANNOTATION_REF_NAME};
+pub use layout::{OciLayoutSource, OciLayoutWriter};
 pub use oci_archive::{OciArchiveSource, OciArchiveWriter};
 pub use platform::Platform;
 pub use reference::ImageRef;
@@ -45,3 +45,4 @@ pub use source::{
     config_platform, open_source, select_manifests, verify_blob, ImageManifest, ImageSource,
     PlatformChoice, MAX_IN_MEMORY_BLOB,
 };
+pub use spec::ANNOTATION_REF_NAME;

@@ -8,6 +8,9 @@
 /// `Ztoc.version` written by the reference and by us.
 pub const ZTOC_VERSION: &str = "0.9";
 
+/// Key prefix of the PAX records that carry extended attributes.
+const XATTR_PAX_PREFIX: &[u8] = b"SCHILY.xattr.";
+
 /// A whole zTOC: the table of contents of one layer plus its zinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ztoc {
@@ -69,11 +72,16 @@ impl TocEntry {
 
     /// Extended attributes proper: the `SCHILY.xattr.*` PAX records, prefix stripped.
     pub fn xattrs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        const PREFIX: &[u8] = b"SCHILY.xattr.";
         self.pax_records
             .iter()
-            .filter(|(k, _)| k.starts_with(PREFIX))
-            .map(|(k, v)| (&k[PREFIX.len()..], v.as_slice()))
+            .filter(|(k, _)| k.starts_with(XATTR_PAX_PREFIX))
+            .map(|(k, v)| (&k[XATTR_PAX_PREFIX.len()..], v.as_slice()))
+    }
+
+    /// Whether the entry has at least one extended attribute (a `SCHILY.xattr.*`
+    /// PAX record): what the `--optimizations xattr` rule looks at.
+    pub fn has_xattrs(&self) -> bool {
+        self.xattrs().next().is_some()
     }
 }
 
