@@ -53,7 +53,7 @@ use flatbuffers::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::model::{CompressionAlgorithm, CompressionInfo, Toc, TocEntry, Ztoc};
+use crate::model::{CompressionAlgorithm, CompressionInfo, EntryType, Toc, TocEntry, Ztoc};
 
 /// Tar block size: entries' headers start on 512-byte boundaries.
 const TAR_BLOCK_SIZE: i64 = 512;
@@ -213,7 +213,7 @@ fn encode_entry<'a>(
     e: &TocEntry,
 ) -> WIPOffset<flatbuffers::TableFinishedWIPOffset> {
     let name = b.create_byte_string(&e.name);
-    let entry_type = b.create_string(&e.entry_type);
+    let entry_type = b.create_string(e.entry_type.as_str());
     let linkname = b.create_byte_string(&e.linkname);
     let uname = b.create_byte_string(&e.uname);
     let gname = b.create_byte_string(&e.gname);
@@ -629,7 +629,7 @@ fn decode_entry(t: TableRef<'_>) -> ReadResult<TocEntry> {
     }
     Ok(TocEntry {
         name: t.bytes(slot::FM_NAME)?.to_vec(),
-        entry_type: t.string_lossy(slot::FM_TYPE)?,
+        entry_type: EntryType::from(t.string_lossy(slot::FM_TYPE)?),
         uncompressed_offset: t.i64(slot::FM_UNCOMPRESSED_OFFSET)?,
         uncompressed_size: t.i64(slot::FM_UNCOMPRESSED_SIZE)?,
         linkname: t.bytes(slot::FM_LINKNAME)?.to_vec(),
