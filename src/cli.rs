@@ -329,7 +329,7 @@ pub struct PushArgs {
     #[arg(long, value_enum, default_value_t = ExistingIndex::Warn)]
     pub existing_index: ExistingIndex,
     /// Blobs uploaded at the same time.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = soci_image::publish::COPY_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_concurrent_uploads: u16,
     #[command(flatten)]
     pub image: ImageArgs,

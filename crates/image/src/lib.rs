@@ -8,7 +8,7 @@
 //!
 //! Libraries never draw on the terminal: progress goes through [`Reporter`].
 pub mod create;
-pub mod layers;
+mod layers;
 pub mod lazy;
 pub mod publish;
 pub mod recompress;
@@ -203,7 +203,7 @@ pub fn fetch_ztoc(
 }
 
 /// Whether `bytes` are what descriptor `d` names (size and sha256).
-pub fn check_ztoc_bytes(
+pub(crate) fn check_ztoc_bytes(
     d: &soci_oci::spec::Descriptor,
     bytes: &[u8],
 ) -> Result<(), ZtocFetchError> {
@@ -232,10 +232,6 @@ impl<'a> PinnedSource<'a> {
     pub fn new(inner: &'a dyn soci_oci::source::ImageSource) -> soci_oci::Result<Self> {
         let root = inner.resolve_root()?;
         Ok(PinnedSource { inner, root })
-    }
-    /// The digest the root was resolved to.
-    pub fn root_digest(&self) -> &str {
-        &self.root.0.digest
     }
 }
 

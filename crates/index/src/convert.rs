@@ -95,7 +95,7 @@ fn check_media_type(digest: &str, expected: &str, bytes: &[u8]) -> Result<()> {
 }
 
 /// containerd `platforms.Normalize` (OS and architecture/variant aliases).
-pub fn normalize_platform(p: &Platform) -> Platform {
+pub(crate) fn normalize_platform(p: &Platform) -> Platform {
     let mut os = p.os.to_lowercase();
     if os == "macos" {
         os = "darwin".into();
@@ -146,7 +146,7 @@ pub fn normalize_platform(p: &Platform) -> Platform {
 
 /// containerd `platforms.OnlyStrict(a).Match(b)`: same normalised OS, architecture
 /// and variant (and OS version when both have one).
-pub fn platform_matches_strict(a: &Platform, b: &Platform) -> bool {
+pub(crate) fn platform_matches_strict(a: &Platform, b: &Platform) -> bool {
     let (na, nb) = (normalize_platform(a), normalize_platform(b));
     na.os == nb.os
         && na.architecture == nb.architecture

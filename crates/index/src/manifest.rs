@@ -37,7 +37,7 @@ impl IndexVersion {
         }
     }
     /// The `{}` config descriptor of this version.
-    pub fn config_descriptor(self) -> Descriptor {
+    pub(crate) fn config_descriptor(self) -> Descriptor {
         Descriptor {
             media_type: self.artifact_type().to_string(),
             digest: EMPTY_CONFIG_DIGEST.to_string(),

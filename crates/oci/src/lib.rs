@@ -41,8 +41,5 @@ pub use oci_archive::{OciArchiveSource, OciArchiveWriter};
 pub use platform::Platform;
 pub use reference::ImageRef;
 pub use registry::{Credentials, RegistryClient, RegistryOptions, RegistrySource, RegistryTarget};
-pub use source::{
-    config_platform, open_source, select_manifests, verify_blob, ImageManifest, ImageSource,
-    PlatformChoice, MAX_IN_MEMORY_BLOB,
-};
+pub use source::{open_source, select_manifests, ImageManifest, ImageSource, PlatformChoice};
 pub use spec::ANNOTATION_REF_NAME;

@@ -414,7 +414,7 @@ impl Verifiable for ZtocV {
 ///   of a Go-made blob stays below `4 * len` (re-reading the shared vtables costs at
 ///   most 32 bytes per table); `8 * len` leaves room and bounds decode output.
 /// - The deepest path is Ztoc → TOC → FileMetadata → Xattr (4 tables).
-pub fn verifier_options(len: usize) -> VerifierOptions {
+pub(crate) fn verifier_options(len: usize) -> VerifierOptions {
     VerifierOptions {
         max_depth: 16,
         max_tables: len / 4 + 16,

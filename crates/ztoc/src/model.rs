@@ -63,12 +63,6 @@ impl TocEntry {
         String::from_utf8_lossy(&self.name)
     }
 
-    /// Offset of the tar header that precedes this entry's data, as readers of the
-    /// zTOC derive it (not stored in the blob).
-    pub fn is_regular(&self) -> bool {
-        self.entry_type == EntryType::Reg
-    }
-
     /// Extended attributes proper: the `SCHILY.xattr.*` PAX records, prefix stripped.
     pub fn xattrs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.pax_records
@@ -177,14 +171,14 @@ pub enum CompressionAlgorithm {
 }
 
 impl CompressionAlgorithm {
-    pub fn to_i8(self) -> i8 {
+    pub(crate) fn to_i8(self) -> i8 {
         match self {
             CompressionAlgorithm::Gzip => 1,
             CompressionAlgorithm::Uncompressed => 2,
             CompressionAlgorithm::Other(v) => v,
         }
     }
-    pub fn from_i8(v: i8) -> Self {
+    pub(crate) fn from_i8(v: i8) -> Self {
         match v {
             1 => CompressionAlgorithm::Gzip,
             2 => CompressionAlgorithm::Uncompressed,
