@@ -99,37 +99,37 @@ mod slot {
         4 + 2 * index
     }
 
-    pub const XATTR_KEY: VOffsetT = vt(0);
-    pub const XATTR_VALUE: VOffsetT = vt(1);
+    pub(crate) const XATTR_KEY: VOffsetT = vt(0);
+    pub(crate) const XATTR_VALUE: VOffsetT = vt(1);
 
-    pub const FM_NAME: VOffsetT = vt(0);
-    pub const FM_TYPE: VOffsetT = vt(1);
-    pub const FM_UNCOMPRESSED_OFFSET: VOffsetT = vt(2);
-    pub const FM_UNCOMPRESSED_SIZE: VOffsetT = vt(3);
-    pub const FM_LINKNAME: VOffsetT = vt(4);
-    pub const FM_MODE: VOffsetT = vt(5);
-    pub const FM_UID: VOffsetT = vt(6);
-    pub const FM_GID: VOffsetT = vt(7);
-    pub const FM_UNAME: VOffsetT = vt(8);
-    pub const FM_GNAME: VOffsetT = vt(9);
-    pub const FM_MOD_TIME: VOffsetT = vt(10);
-    pub const FM_DEVMAJOR: VOffsetT = vt(11);
-    pub const FM_DEVMINOR: VOffsetT = vt(12);
-    pub const FM_XATTRS: VOffsetT = vt(13);
+    pub(crate) const FM_NAME: VOffsetT = vt(0);
+    pub(crate) const FM_TYPE: VOffsetT = vt(1);
+    pub(crate) const FM_UNCOMPRESSED_OFFSET: VOffsetT = vt(2);
+    pub(crate) const FM_UNCOMPRESSED_SIZE: VOffsetT = vt(3);
+    pub(crate) const FM_LINKNAME: VOffsetT = vt(4);
+    pub(crate) const FM_MODE: VOffsetT = vt(5);
+    pub(crate) const FM_UID: VOffsetT = vt(6);
+    pub(crate) const FM_GID: VOffsetT = vt(7);
+    pub(crate) const FM_UNAME: VOffsetT = vt(8);
+    pub(crate) const FM_GNAME: VOffsetT = vt(9);
+    pub(crate) const FM_MOD_TIME: VOffsetT = vt(10);
+    pub(crate) const FM_DEVMAJOR: VOffsetT = vt(11);
+    pub(crate) const FM_DEVMINOR: VOffsetT = vt(12);
+    pub(crate) const FM_XATTRS: VOffsetT = vt(13);
 
-    pub const CI_COMPRESSION_ALGORITHM: VOffsetT = vt(0);
-    pub const CI_MAX_SPAN_ID: VOffsetT = vt(1);
-    pub const CI_SPAN_DIGESTS: VOffsetT = vt(2);
-    pub const CI_CHECKPOINTS: VOffsetT = vt(3);
+    pub(crate) const CI_COMPRESSION_ALGORITHM: VOffsetT = vt(0);
+    pub(crate) const CI_MAX_SPAN_ID: VOffsetT = vt(1);
+    pub(crate) const CI_SPAN_DIGESTS: VOffsetT = vt(2);
+    pub(crate) const CI_CHECKPOINTS: VOffsetT = vt(3);
 
-    pub const TOC_METADATA: VOffsetT = vt(0);
+    pub(crate) const TOC_METADATA: VOffsetT = vt(0);
 
-    pub const ZTOC_VERSION: VOffsetT = vt(0);
-    pub const ZTOC_BUILD_TOOL_IDENTIFIER: VOffsetT = vt(1);
-    pub const ZTOC_COMPRESSED_ARCHIVE_SIZE: VOffsetT = vt(2);
-    pub const ZTOC_UNCOMPRESSED_ARCHIVE_SIZE: VOffsetT = vt(3);
-    pub const ZTOC_TOC: VOffsetT = vt(4);
-    pub const ZTOC_COMPRESSION_INFO: VOffsetT = vt(5);
+    pub(crate) const ZTOC_VERSION: VOffsetT = vt(0);
+    pub(crate) const ZTOC_BUILD_TOOL_IDENTIFIER: VOffsetT = vt(1);
+    pub(crate) const ZTOC_COMPRESSED_ARCHIVE_SIZE: VOffsetT = vt(2);
+    pub(crate) const ZTOC_UNCOMPRESSED_ARCHIVE_SIZE: VOffsetT = vt(3);
+    pub(crate) const ZTOC_TOC: VOffsetT = vt(4);
+    pub(crate) const ZTOC_COMPRESSION_INFO: VOffsetT = vt(5);
 }
 
 /// `CompressionInfo.compression_algorithm` default in the schema (`Gzip`).
