@@ -22,7 +22,7 @@ use crate::manifest::{parse_index_manifest, IndexVersion, PrefetchRecord, ZtocRe
 use crate::*;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
-use soci_oci::spec::{self, Descriptor, Index, Platform, ANNOTATION_REF_NAME};
+use soci_oci::spec::{self, Descriptor, Index, Platform};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -33,6 +33,8 @@ use std::time::{Duration, SystemTime};
 
 /// Temp files older than this are removed whoever owns them.
 const STALE_TMP_AGE: Duration = Duration::from_secs(24 * 3600);
+/// OCI annotation naming a tag in an image layout's `index.json`.
+pub use soci_oci::spec::ANNOTATION_REF_NAME;
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
