@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime};
 /// Temp files older than this are removed whoever owns them.
 const STALE_TMP_AGE: Duration = Duration::from_secs(24 * 3600);
 /// OCI annotation naming a tag in an image layout's `index.json`.
-pub use soci_oci::spec::ANNOTATION_REF_NAME;
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
