@@ -2,6 +2,7 @@
 use soci_index::store::IndexEntry;
 use soci_index::*;
 use soci_oci::spec::{self, Descriptor, Index, Platform};
+use soci_ztoc::build::DEFAULT_BUILD_TOOL_IDENTIFIER;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -210,7 +211,7 @@ fn index_for(
         ztocs,
         &[],
         Some(subject),
-        "AWS SOCI CLI v0.2",
+        DEFAULT_BUILD_TOOL_IDENTIFIER,
     )
     .unwrap();
     s.put_blob_expecting(&built.bytes, &built.descriptor.digest)
