@@ -544,7 +544,7 @@ pub fn publish_to(
                 })
                 .collect();
             let mut root = created.root.clone();
-            if !spec::is_index_media_type(&root.media_type) {
+            if !is_index(&root.media_type) {
                 root.platform = created.platforms.first().map(|p| p.image.platform.clone());
             }
             // Children of the source index that we did not index must exist at
@@ -637,6 +637,8 @@ pub fn publish_to(
     }
 }
 
+use spec::is_index_media_type as is_index;
+
 /// For a multi-platform source, the index entries we did not convert stay in the
 /// new index as they are, so the destination needs them (and their blobs).
 fn copy_untouched_children(
@@ -648,7 +650,7 @@ fn copy_untouched_children(
     jobs: usize,
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    if !spec::is_index_media_type(&created.root.media_type) {
+    if !is_index(&created.root.media_type) {
         return Ok(());
     }
     let index: spec::Index =

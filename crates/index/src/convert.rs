@@ -63,6 +63,8 @@ pub struct ConvertOutput {
     pub soci_descriptors: Vec<Descriptor>,
 }
 
+use spec::{is_index_media_type as is_index_type, is_manifest_media_type as is_manifest_type};
+
 fn check_content(desc_digest: &str, bytes: &[u8]) -> Result<()> {
     digest_hex(desc_digest)?;
     let actual = spec::sha256_digest(bytes);
@@ -163,13 +165,13 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
     let root = &input.root;
     check_content(&root.digest, input.root_bytes)?;
     let mut single: Option<(&str, &[u8])> = None;
-    let mut index: Index = if spec::is_index_media_type(&root.media_type) {
+    let mut index: Index = if is_index_type(&root.media_type) {
         check_media_type(&root.digest, &root.media_type, input.root_bytes)?;
         let mut idx: Index = serde_json::from_slice(input.root_bytes)
             .map_err(|e| Error::json(root.digest.clone(), e))?;
         idx.media_type = spec::MEDIA_TYPE_OCI_INDEX.into();
         idx
-    } else if spec::is_manifest_media_type(&root.media_type) {
+    } else if is_manifest_type(&root.media_type) {
         single = Some((&root.digest, input.root_bytes));
         Index {
             schema_version: 2,
@@ -202,7 +204,7 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
     for entry in index.manifests.iter_mut() {
         // Existing SOCI index entries (re-convert) and nested indexes are left as they
         // are; a SOCI entry for a re-indexed platform is replaced below.
-        if is_soci_index_entry(entry) || !spec::is_manifest_media_type(&entry.media_type) {
+        if is_soci_index_entry(entry) || !is_manifest_type(&entry.media_type) {
             continue;
         }
         let soci = input

@@ -76,7 +76,7 @@ pub enum PlatformChoice {
     Host,
 }
 
-// The registry client still calls these by their old names; the rules live in `spec`.
+// Short names for the rules, which live in `spec` (the registry client uses them too).
 pub(crate) use spec::{
     is_index_media_type as is_index_type, is_manifest_media_type as is_manifest_type,
 };
@@ -229,7 +229,7 @@ pub fn select_manifests(
     } else {
         root.media_type.clone()
     };
-    if spec::is_manifest_media_type(&mt) {
+    if is_manifest_type(&mt) {
         let manifest = parse_manifest(image, &root, &raw)?;
         let platform = config_platform(source, &manifest)?.normalize();
         let descriptor = Descriptor {
@@ -246,7 +246,7 @@ pub fn select_manifests(
             platform,
         }]);
     }
-    if !spec::is_index_media_type(&mt) {
+    if !is_index_type(&mt) {
         return Err(Error::bad_image(
             image,
             format!("root {} has unsupported media type {mt:?}", root.digest),
@@ -258,7 +258,7 @@ pub fn select_manifests(
     // Children with their platform (read from the config when the index has none).
     let mut children: Vec<(Descriptor, Platform)> = Vec::new();
     for d in &index.manifests {
-        if !d.media_type.is_empty() && !spec::is_manifest_media_type(&d.media_type) {
+        if !d.media_type.is_empty() && !is_manifest_type(&d.media_type) {
             continue; // nested indexes, artifacts
         }
         let platform = match &d.platform {
