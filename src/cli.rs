@@ -133,9 +133,9 @@ pub struct BenchStartupArgs {
     /// Network profiles BANDWIDTH/RTT (repeatable).
     #[arg(long = "profile", default_values_t = ["100M/20ms".to_string(), "1G/2ms".to_string()])]
     pub profiles: Vec<String>,
-    #[arg(long, default_value_t = soci_ztoc::build::DEFAULT_SPAN_SIZE, value_parser = parse_span_size)]
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = parse_span_size)]
     pub span_size: u64,
-    #[arg(long, default_value_t = soci_image::DEFAULT_MIN_LAYER_SIZE, value_parser = parse_size)]
+    #[arg(long, default_value_t = 10 * 1024 * 1024, value_parser = parse_size)]
     pub min_layer_size: u64,
     /// Range requests in flight at once.
     #[arg(long, default_value_t = 8)]
