@@ -306,14 +306,14 @@ pub enum IndexVersionArg {
 #[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
     /// Uncompressed bytes between checkpoints.
-    #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = parse_span_size)]
+    #[arg(long, default_value_t = soci_ztoc::build::DEFAULT_SPAN_SIZE, value_parser = parse_span_size)]
     pub span_size: u64,
     /// Layers smaller than this (compressed bytes) get no zTOC and are pulled whole.
-    #[arg(long, default_value_t = 10 * 1024 * 1024, value_parser = parse_size)]
+    #[arg(long, default_value_t = soci_image::DEFAULT_MIN_LAYER_SIZE, value_parser = parse_size)]
     pub min_layer_size: u64,
     /// Optimisations: `xattr` marks layers without extended attributes so the
     /// snapshotter skips xattr lookups.
-    #[arg(long, value_parser = ["xattr"])]
+    #[arg(long, value_parser = [soci_index::XATTR_OPTIMIZATION])]
     pub optimizations: Vec<String>,
     /// A file to prefetch when the container starts (repeatable).
     #[arg(long, value_name = "PATH")]
@@ -327,8 +327,9 @@ pub struct BuildArgs {
     /// SOCI index manifest version.
     #[arg(long, value_enum, default_value_t = IndexVersionArg::V2)]
     pub index_version: IndexVersionArg,
-    /// The build tool identifier written into zTOCs and the index.
-    #[arg(long, default_value = "AWS SOCI CLI v0.2")]
+    /// The build tool identifier written into zTOCs and the index. The default is
+    /// the reference CLI's, so the zTOCs and index match its bytes.
+    #[arg(long, default_value = soci_ztoc::build::DEFAULT_BUILD_TOOL_IDENTIFIER)]
     pub build_tool_identifier: String,
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -392,7 +393,7 @@ pub struct PushArgs {
     #[arg(long, value_enum, default_value_t = ExistingIndex::Warn)]
     pub existing_index: ExistingIndex,
     /// Blobs uploaded at the same time.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = soci_image::publish::COPY_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_concurrent_uploads: u16,
     #[command(flatten)]
     pub image: ImageArgs,
@@ -518,10 +519,11 @@ pub struct ZtocBuildArgs {
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Uncompressed bytes between checkpoints (gzip) or span length (tar).
-    #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = parse_span_size)]
+    #[arg(long, default_value_t = soci_ztoc::build::DEFAULT_SPAN_SIZE, value_parser = parse_span_size)]
     pub span_size: u64,
-    /// The build tool identifier written into the zTOC.
-    #[arg(long, default_value_t = soci_ztoc::build::default_build_tool_identifier())]
+    /// The build tool identifier written into the zTOC. The default is the
+    /// reference CLI's (the same as `soci create`), so the zTOC matches its bytes.
+    #[arg(long, default_value = soci_ztoc::build::DEFAULT_BUILD_TOOL_IDENTIFIER)]
     pub build_tool_identifier: String,
     /// How the layer is compressed.
     #[arg(long, value_enum, default_value_t = CompressionArg::Auto)]
@@ -818,5 +820,25 @@ mod tests {
         let mut bad = Vec::new();
         walk(&mut Cli::command(), "", &mut bad);
         assert!(bad.is_empty(), "commands without examples: {bad:?}");
+    }
+
+    /// `--max-uncompressed-size` keeps "64GiB" as its default text (readable in
+    /// `--help`); it must still be the library's default.
+    #[test]
+    fn limit_defaults_are_the_library_defaults() {
+        let cli = Cli::try_parse_from(["soci", "ztoc", "build", "layer.tar"]).unwrap();
+        let Command::Ztoc(ZtocCommand::Build(a)) = cli.command else {
+            panic!("not ztoc build")
+        };
+        assert_eq!(
+            a.limits.max_uncompressed_size,
+            soci_ztoc::build::DEFAULT_MAX_UNCOMPRESSED_SIZE
+        );
+        assert_eq!(a.limits.max_files, soci_ztoc::build::DEFAULT_MAX_FILES);
+        assert_eq!(a.span_size, soci_ztoc::build::DEFAULT_SPAN_SIZE);
+        assert_eq!(
+            a.build_tool_identifier,
+            soci_ztoc::build::DEFAULT_BUILD_TOOL_IDENTIFIER
+        );
     }
 }

@@ -80,26 +80,73 @@ fn reproduces_every_reference_ztoc_byte_for_byte() {
     }
 }
 
+/// With no flags at all, `soci ztoc build` writes the reference's zTOC: the
+/// default span size and build tool identifier are the reference CLI's.
 #[test]
-fn default_identifier_names_soci_rs() {
+fn defaults_reproduce_the_reference_ztoc() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("x.ztoc");
-    let st = Command::new(env!("CARGO_BIN_EXE_soci"))
-        .args(["ztoc", "build", "-q", "-o"])
-        .arg(&out)
-        .arg(golden("app.tar.gz"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let info = Command::new(env!("CARGO_BIN_EXE_soci"))
-        .args(["ztoc", "info"])
-        .arg(&out)
+    for (i, (layer, _, sha)) in GOLDENS
+        .iter()
+        .filter(|(_, span, _)| *span == soci_ztoc::build::DEFAULT_SPAN_SIZE)
+        .enumerate()
+    {
+        let out = dir.path().join(format!("{i}.ztoc"));
+        let status = Command::new(env!("CARGO_BIN_EXE_soci"))
+            .args(["ztoc", "build", "-q", "-o"])
+            .arg(&out)
+            .arg(golden(layer))
+            .status()
+            .unwrap();
+        assert!(status.success(), "build {layer}");
+        let got = std::fs::read(&out).unwrap();
+        assert_eq!(
+            hex::encode(Sha256::digest(&got)),
+            *sha,
+            "{layer}: default `ztoc build` differs from the reference zTOC"
+        );
+    }
+}
+
+/// `soci ztoc build` and `soci create` give the same layer the same zTOC bytes
+/// by default (they once wrote different build tool identifiers).
+#[test]
+fn ztoc_build_and_create_agree_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout_opts(&dir.path().join("img"), "1.0", false);
+    let store = dir.path().join("store");
+    let out = Command::new(env!("CARGO_BIN_EXE_soci"))
+        .env_remove("SOCI_STORE")
+        .args(["--json", "create", &fx.oci_ref(), "--min-layer-size", "0"])
+        .arg("--store")
+        .arg(&store)
+        .arg("-q")
         .output()
         .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
-    assert_eq!(
-        v["build_tool"],
-        format!("soci-rs v{}", env!("CARGO_PKG_VERSION"))
+    assert!(
+        out.status.success(),
+        "create: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(v["version"], "0.9");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ztocs = v["platforms"][0]["ztocs"].as_array().unwrap();
+    assert!(!ztocs.is_empty(), "{v}");
+    for z in ztocs {
+        let layer_digest = z["layer"].as_str().unwrap();
+        let layer = dir.path().join("layer");
+        std::fs::write(&layer, fx.blob(layer_digest)).unwrap();
+        let built = dir.path().join("layer.ztoc");
+        let status = Command::new(env!("CARGO_BIN_EXE_soci"))
+            .args(["ztoc", "build", "-q", "-o"])
+            .arg(&built)
+            .arg(&layer)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ztoc build {layer_digest}");
+        let bytes = std::fs::read(&built).unwrap();
+        assert_eq!(
+            format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+            z["ztoc"].as_str().unwrap(),
+            "layer {layer_digest}: `ztoc build` and `create` wrote different zTOCs"
+        );
+    }
 }

@@ -230,7 +230,10 @@ fn create_options(b: &BuildArgs, a: &ImageArgs, version: IndexVersion) -> Result
     Ok(CreateOptions {
         span_size: b.span_size,
         min_layer_size: b.min_layer_size,
-        xattr_optimization: b.optimizations.iter().any(|o| o == "xattr"),
+        xattr_optimization: b
+            .optimizations
+            .iter()
+            .any(|o| o == soci_index::XATTR_OPTIMIZATION),
         prefetch_paths: soci_index::prefetch::trim_prefetch_paths(&prefetch),
         force: b.force,
         index_version: version,

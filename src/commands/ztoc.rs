@@ -9,8 +9,8 @@ use crate::progress::{self, LayerBar};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use soci_index::store::{ArtifactKind, ArtifactRecord, ZtocFilter};
-use soci_zinfo::Zinfo;
 use soci_ztoc::build::{build_ztoc, BuildOptions, LayerCompression};
+use soci_ztoc::Zinfo;
 use soci_ztoc::{codec, Ztoc};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -254,7 +254,7 @@ fn info(args: ZtocInfoArgs, _global: &GlobalArgs) -> Result<u8> {
             "filename": e.name_lossy(),
             "offset": e.uncompressed_offset,
             "size": e.uncompressed_size,
-            "type": e.entry_type,
+            "type": e.entry_type.as_str(),
             "start_span": start,
             "end_span": end,
         }));

@@ -44,8 +44,8 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             profiles: Profile::defaults(),
-            span_size: soci_index::DEFAULT_SPAN_SIZE,
-            min_layer_size: soci_index::DEFAULT_MIN_LAYER_SIZE,
+            span_size: soci_ztoc::build::DEFAULT_SPAN_SIZE,
+            min_layer_size: soci_image::DEFAULT_MIN_LAYER_SIZE,
             batch: BatchOptions::default(),
             span_sweep: Vec::new(),
             min_layer_sweep: Vec::new(),

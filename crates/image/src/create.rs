@@ -11,8 +11,8 @@ use crate::tee::{OnHangup, QueueReader, Tee};
 use crate::{LayerProgress, Reporter};
 use anyhow::{anyhow, bail, Context, Result};
 use soci_index::manifest::{
-    build_index_manifest, disable_xattrs_applies, is_xattr_record_key, BuiltIndex, IndexVersion,
-    PrefetchRecord, ZtocRecord,
+    build_index_manifest, disable_xattrs_applies, BuiltIndex, IndexVersion, PrefetchRecord,
+    ZtocRecord,
 };
 use soci_index::prefetch::{plan_prefetch, PrefetchLayer};
 use soci_index::store::{IndexEntry, Store};
@@ -22,6 +22,10 @@ use soci_ztoc::build::{build_ztoc, BuildOptions, BuiltZtoc, LayerCompression};
 use soci_ztoc::codec;
 use std::collections::HashMap;
 use std::io::Read;
+
+/// Default [`CreateOptions::min_layer_size`]: layers under 10 MiB (compressed)
+/// get no zTOC, as in the reference; a layer of exactly this size is indexed.
+pub const DEFAULT_MIN_LAYER_SIZE: u64 = 10 << 20;
 
 /// What to build, as the `create`/`convert` flags say.
 #[derive(Debug, Clone)]
@@ -49,8 +53,8 @@ pub struct CreateOptions {
 impl Default for CreateOptions {
     fn default() -> Self {
         CreateOptions {
-            span_size: soci_index::DEFAULT_SPAN_SIZE,
-            min_layer_size: soci_index::DEFAULT_MIN_LAYER_SIZE,
+            span_size: soci_ztoc::build::DEFAULT_SPAN_SIZE,
+            min_layer_size: DEFAULT_MIN_LAYER_SIZE,
             xattr_optimization: false,
             prefetch_paths: Vec::new(),
             force: false,
@@ -58,7 +62,7 @@ impl Default for CreateOptions {
             jobs: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
-            build_tool_identifier: soci_index::DEFAULT_BUILD_TOOL_IDENTIFIER.to_string(),
+            build_tool_identifier: soci_ztoc::build::DEFAULT_BUILD_TOOL_IDENTIFIER.to_string(),
             platforms: PlatformChoice::Host,
             require_stored: false,
             max_uncompressed_size: soci_ztoc::build::DEFAULT_MAX_UNCOMPRESSED_SIZE,
@@ -241,12 +245,14 @@ pub(crate) fn store_built(
     let blob = store
         .put_blob(&bytes)
         .with_context(|| format!("cannot store the zTOC of layer {}", layer.digest))?;
-    let applies = disable_xattrs_applies(built.ztoc.toc.entries.iter().map(|e| {
-        (
-            e.name.as_slice(),
-            e.pax_records.iter().any(|(k, _)| is_xattr_record_key(k)),
-        )
-    }));
+    let applies = disable_xattrs_applies(
+        built
+            .ztoc
+            .toc
+            .entries
+            .iter()
+            .map(|e| (e.name.as_slice(), e.has_xattrs())),
+    );
     let ztoc = ZtocRecord {
         ztoc_digest: blob.digest,
         ztoc_size: blob.size,

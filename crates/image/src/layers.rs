@@ -3,7 +3,7 @@ use soci_oci::spec::{self, Descriptor};
 
 /// How a layer is compressed, from its media type (containerd `DiffCompression`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayerKind {
+pub(crate) enum LayerKind {
     Gzip,
     /// Plain tar (OCI `…tar`, Docker `…rootfs.diff.tar`).
     Uncompressed,
@@ -11,7 +11,7 @@ pub enum LayerKind {
 }
 
 /// Classifies a layer media type; `None` for something that is not a layer.
-pub fn layer_kind(media_type: &str) -> Option<LayerKind> {
+pub(crate) fn layer_kind(media_type: &str) -> Option<LayerKind> {
     match media_type {
         spec::MEDIA_TYPE_DOCKER_LAYER_GZIP => Some(LayerKind::Gzip),
         spec::MEDIA_TYPE_DOCKER_LAYER_TAR => Some(LayerKind::Uncompressed),
@@ -32,7 +32,7 @@ pub fn layer_kind(media_type: &str) -> Option<LayerKind> {
 
 /// What to do with one layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LayerPlan {
+pub(crate) enum LayerPlan {
     Index(LayerKind),
     /// Skipped, with the reference's message.
     Skip(String),
@@ -40,7 +40,7 @@ pub enum LayerPlan {
 
 /// Decides for one layer, with the reference's messages. Errors for a descriptor
 /// that is not a layer at all.
-pub fn plan_layer(layer: &Descriptor, min_layer_size: u64) -> Result<LayerPlan, String> {
+pub(crate) fn plan_layer(layer: &Descriptor, min_layer_size: u64) -> Result<LayerPlan, String> {
     let kind = layer_kind(&layer.media_type).ok_or_else(|| {
         format!(
             "layer {} has media type {:?}, which is not a known image layer type",
@@ -65,7 +65,10 @@ pub fn plan_layer(layer: &Descriptor, min_layer_size: u64) -> Result<LayerPlan, 
 /// Why no layer got a zTOC, in a few words and with the flag that changes it
 /// (the reference prints a line per skipped layer; a user who missed those, or
 /// ran with `-q`, still learns what to do).
-pub fn why_nothing_indexed(plans: &[(Descriptor, LayerPlan)], min_layer_size: u64) -> String {
+pub(crate) fn why_nothing_indexed(
+    plans: &[(Descriptor, LayerPlan)],
+    min_layer_size: u64,
+) -> String {
     let small: Vec<u64> = plans
         .iter()
         .filter(|(l, _)| (l.size.max(0) as u64) < min_layer_size)

@@ -36,7 +36,11 @@ pub enum SpanCheckError {
 
 /// Whether `layer` is the blob `ztoc` describes (as far as sizes tell) and the
 /// zTOC has a digest for every span.
-pub fn check_layout(layer: &Descriptor, ztoc: &Ztoc, zinfo: &Zinfo) -> Result<(), SpanCheckError> {
+pub(crate) fn check_layout(
+    layer: &Descriptor,
+    ztoc: &Ztoc,
+    zinfo: &Zinfo,
+) -> Result<(), SpanCheckError> {
     if layer.size != ztoc.compressed_archive_size {
         return Err(SpanCheckError::LayerSize {
             layer: layer.digest.clone(),
@@ -56,7 +60,7 @@ pub fn check_layout(layer: &Descriptor, ztoc: &Ztoc, zinfo: &Zinfo) -> Result<()
 
 /// Checks spans `first..=last`, whose compressed bytes are `data` starting at
 /// blob offset `start`, against the zTOC's span digests.
-pub fn check_spans(
+pub(crate) fn check_spans(
     layer: &Descriptor,
     ztoc: &Ztoc,
     zinfo: &Zinfo,
@@ -103,7 +107,7 @@ pub struct FetchStats {
 
 /// The compressed byte range holding `[offset, offset+len)` of the uncompressed
 /// stream, and the first span of it.
-pub fn span_range(
+pub(crate) fn span_range(
     zinfo: &Zinfo,
     blob_size: u64,
     offset: u64,
@@ -229,7 +233,7 @@ impl Default for BatchOptions {
 
 /// Sorted, deduplicated span ids as runs `[first, last]` (inclusive), merging runs
 /// separated by at most `gap` missing spans.
-pub fn merge_span_runs(spans: &[u64], gap: u64) -> Vec<(u64, u64)> {
+pub(crate) fn merge_span_runs(spans: &[u64], gap: u64) -> Vec<(u64, u64)> {
     let mut s: Vec<u64> = spans.to_vec();
     s.sort_unstable();
     s.dedup();
@@ -298,13 +302,8 @@ impl<'a> SpanReader<'a> {
         self.layer.size.max(0) as u64
     }
 
-    /// Whether span `s` is cached.
-    pub fn has_span(&self, s: u64) -> bool {
-        self.have.contains(&s)
-    }
-
     /// Fetch every span of `spans` not yet cached: merged runs, `parallel` at a time.
-    pub fn fetch_spans(&mut self, spans: &[u64]) -> Result<()> {
+    pub(crate) fn fetch_spans(&mut self, spans: &[u64]) -> Result<()> {
         let missing: Vec<u64> = spans
             .iter()
             .copied()

@@ -8,7 +8,7 @@
 //!
 //! Libraries never draw on the terminal: progress goes through [`Reporter`].
 pub mod create;
-pub mod layers;
+mod layers;
 pub mod lazy;
 mod pool;
 pub mod publish;
@@ -17,7 +17,9 @@ pub mod stored;
 mod tee;
 pub mod verify;
 
-pub use create::{create, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt};
+pub use create::{
+    create, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt, DEFAULT_MIN_LAYER_SIZE,
+};
 
 /// Forwards one layer's build progress to a [`Reporter`].
 pub(crate) struct LayerProgress<'a> {
@@ -167,7 +169,7 @@ pub fn fetch_ztoc(
 }
 
 /// Whether `bytes` are what descriptor `d` names (size and sha256).
-pub fn check_ztoc_bytes(
+pub(crate) fn check_ztoc_bytes(
     d: &soci_oci::spec::Descriptor,
     bytes: &[u8],
 ) -> Result<(), ZtocFetchError> {
@@ -196,10 +198,6 @@ impl<'a> PinnedSource<'a> {
     pub fn new(inner: &'a dyn soci_oci::source::ImageSource) -> soci_oci::Result<Self> {
         let root = inner.resolve_root()?;
         Ok(PinnedSource { inner, root })
-    }
-    /// The digest the root was resolved to.
-    pub fn root_digest(&self) -> &str {
-        &self.root.0.digest
     }
 }
 

@@ -649,9 +649,7 @@ fn publish_v1(
     Ok(how.join(", "))
 }
 
-fn is_index(mt: &str) -> bool {
-    mt == spec::MEDIA_TYPE_OCI_INDEX || mt == spec::MEDIA_TYPE_DOCKER_MANIFEST_LIST
-}
+use spec::is_index_media_type as is_index;
 
 /// For a multi-platform source, the index entries we did not convert stay in the
 /// new index as they are, so the destination needs them (and their blobs).

@@ -16,8 +16,8 @@ use soci_index::manifest::{parse_index_manifest, IndexVersion};
 use soci_index::store::{IndexFilter, Store};
 use soci_oci::source::{select_manifests, ImageManifest, ImageSource, PlatformChoice};
 use soci_oci::spec::{self, Descriptor, Platform};
-use soci_zinfo::Zinfo;
 use soci_ztoc::build::{build_ztoc, BuildOptions, LayerCompression};
+use soci_ztoc::Zinfo;
 use soci_ztoc::{codec, Ztoc};
 
 /// The verdict on one zTOC and its layer.

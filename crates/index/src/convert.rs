@@ -63,13 +63,7 @@ pub struct ConvertOutput {
     pub soci_descriptors: Vec<Descriptor>,
 }
 
-fn is_index_type(mt: &str) -> bool {
-    mt == spec::MEDIA_TYPE_OCI_INDEX || mt == spec::MEDIA_TYPE_DOCKER_MANIFEST_LIST
-}
-
-fn is_manifest_type(mt: &str) -> bool {
-    mt == spec::MEDIA_TYPE_OCI_MANIFEST || mt == spec::MEDIA_TYPE_DOCKER_MANIFEST
-}
+use spec::{is_index_media_type as is_index_type, is_manifest_media_type as is_manifest_type};
 
 fn check_content(desc_digest: &str, bytes: &[u8]) -> Result<()> {
     digest_hex(desc_digest)?;
@@ -103,7 +97,7 @@ fn check_media_type(digest: &str, expected: &str, bytes: &[u8]) -> Result<()> {
 }
 
 /// containerd `platforms.Normalize` (OS and architecture/variant aliases).
-pub fn normalize_platform(p: &Platform) -> Platform {
+pub(crate) fn normalize_platform(p: &Platform) -> Platform {
     let mut os = p.os.to_lowercase();
     if os == "macos" {
         os = "darwin".into();
@@ -154,7 +148,7 @@ pub fn normalize_platform(p: &Platform) -> Platform {
 
 /// containerd `platforms.OnlyStrict(a).Match(b)`: same normalised OS, architecture
 /// and variant (and OS version when both have one).
-pub fn platform_matches_strict(a: &Platform, b: &Platform) -> bool {
+pub(crate) fn platform_matches_strict(a: &Platform, b: &Platform) -> bool {
     let (na, nb) = (normalize_platform(a), normalize_platform(b));
     na.os == nb.os
         && na.architecture == nb.architecture

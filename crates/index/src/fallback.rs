@@ -43,8 +43,7 @@ pub fn merge_fallback_index(existing: Option<&[u8]>, entry: Descriptor) -> Resul
                 .map_err(|e| Error::json("referrers fallback index", e))?;
             // Something else under the tag (a manifest, an unknown document) is
             // not overwritten: refusing keeps whatever it is.
-            let is_index = index.media_type == spec::MEDIA_TYPE_OCI_INDEX
-                || index.media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+            let is_index = spec::is_index_media_type(&index.media_type)
                 || (index.media_type.is_empty() && has_manifests_field(b));
             if !is_index {
                 return Err(Error::json(

@@ -18,8 +18,8 @@ pub use convert::{convert, ConvertInput, ConvertOutput, ConvertedManifest, Platf
 pub use error::{Error, Result};
 pub use fallback::{fallback_entry, fallback_tag, merge_fallback_index};
 pub use manifest::{
-    build_index_manifest, disable_xattrs_applies, is_xattr_record_key, parse_index_manifest,
-    BuiltIndex, IndexVersion, ParsedIndex, PrefetchRecord, ZtocRecord,
+    build_index_manifest, disable_xattrs_applies, parse_index_manifest, BuiltIndex, IndexVersion,
+    ParsedIndex, PrefetchRecord, ZtocRecord,
 };
 pub use prefetch::{
     clean_prefetch_path, normalize_prefetch_spans, plan_prefetch, trim_prefetch_paths,
@@ -66,19 +66,7 @@ pub const ANNOTATION_IMAGE_MANIFEST_DIGEST: &str = "com.amazon.soci.image-manife
 /// On a converted image manifest: the SOCI v2 index manifest digest.
 pub const IMAGE_ANNOTATION_SOCI_INDEX_DIGEST: &str = "com.amazon.soci.index-digest";
 
-/// Build tool identifier written by the reference CLI (index annotation and ztoc).
-pub const DEFAULT_BUILD_TOOL_IDENTIFIER: &str = "AWS SOCI CLI v0.2";
-/// Ztoc format version written by the reference.
-pub const ZTOC_VERSION: &str = "0.9";
-/// Default span size (4 MiB).
-pub const DEFAULT_SPAN_SIZE: u64 = 1 << 22;
-/// Default minimum layer size to build a ztoc (10 MiB; equal size is indexed).
-pub const DEFAULT_MIN_LAYER_SIZE: u64 = 10 << 20;
-/// Default root of the reference snapshotter.
-pub const DEFAULT_SOCI_ROOT: &str = "/var/lib/soci-snapshotter-grpc/";
 /// Suffix of the opaque-directory whiteout; its presence disables the xattr optimisation.
 pub const WHITEOUT_OPAQUE_DIR: &str = ".wh..wh..opq";
 /// The only known `--optimizations` value.
 pub const XATTR_OPTIMIZATION: &str = "xattr";
-/// PAX record prefix of extended attributes.
-pub const SCHILY_XATTR_PREFIX: &str = "SCHILY.xattr.";

@@ -37,7 +37,7 @@ impl IndexVersion {
         }
     }
     /// The `{}` config descriptor of this version.
-    pub fn config_descriptor(self) -> Descriptor {
+    pub(crate) fn config_descriptor(self) -> Descriptor {
         Descriptor {
             media_type: self.artifact_type().to_string(),
             digest: EMPTY_CONFIG_DIGEST.to_string(),
@@ -247,7 +247,8 @@ pub fn parse_index_manifest(bytes: &[u8]) -> Result<ParsedIndex> {
 /// The `--optimizations xattr` rule (docs/format.md §4.3): true iff no entry has a
 /// `SCHILY.xattr.*` PAX record and no raw name ends with `.wh..wh..opq`.
 ///
-/// Items: (raw entry name, entry has at least one `SCHILY.xattr.` record).
+/// Items: (raw entry name, entry has at least one `SCHILY.xattr.` record, as
+/// `soci_ztoc::TocEntry::has_xattrs` tells).
 pub fn disable_xattrs_applies<'a>(entries: impl IntoIterator<Item = (&'a [u8], bool)>) -> bool {
     for (name, has_xattr) in entries {
         if has_xattr || name.ends_with(WHITEOUT_OPAQUE_DIR.as_bytes()) {
@@ -255,9 +256,4 @@ pub fn disable_xattrs_applies<'a>(entries: impl IntoIterator<Item = (&'a [u8], b
         }
     }
     true
-}
-
-/// Helper for [`disable_xattrs_applies`]: does this PAX record key denote an xattr?
-pub fn is_xattr_record_key(key: &[u8]) -> bool {
-    key.starts_with(SCHILY_XATTR_PREFIX.as_bytes())
 }

@@ -34,7 +34,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// OCI annotation naming a tag in an image layout's `index.json`.
-pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub use soci_oci::spec::ANNOTATION_REF_NAME;
 /// Largest `index.json` the store reads (about 200k entries).
 const MAX_INDEX_JSON: u64 = 64 << 20;
 /// Largest artifact record read.

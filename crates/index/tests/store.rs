@@ -2,6 +2,7 @@
 use soci_index::store::IndexEntry;
 use soci_index::*;
 use soci_oci::spec::{self, Descriptor, Index, Platform};
+use soci_ztoc::build::DEFAULT_BUILD_TOOL_IDENTIFIER;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -298,7 +299,7 @@ fn indexes_listing_and_index_json() {
         digest: d.into(),
         size: s.get_blob(d).unwrap().len() as i64,
         annotations: [(
-            soci_index::store::ANNOTATION_REF_NAME.to_string(),
+            soci_oci::spec::ANNOTATION_REF_NAME.to_string(),
             "img:soci".to_string(),
         )]
         .into_iter()

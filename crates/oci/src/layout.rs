@@ -10,8 +10,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-/// The annotation that tags a manifest in `index.json`.
-pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+use crate::spec::ANNOTATION_REF_NAME;
 
 /// `blobs/sha256/<hex>` under `dir`; refuses anything but a well-formed sha256
 /// digest so a descriptor cannot point outside the layout.

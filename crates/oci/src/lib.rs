@@ -37,12 +37,10 @@ pub mod spec;
 
 pub use archive::DockerArchiveSource;
 pub use error::{Error, Result};
-pub use layout::{OciLayoutSource, OciLayoutWriter, ANNOTATION_REF_NAME};
+pub use layout::{OciLayoutSource, OciLayoutWriter};
 pub use oci_archive::{OciArchiveSource, OciArchiveWriter};
 pub use platform::Platform;
 pub use reference::ImageRef;
 pub use registry::{Credentials, RegistryClient, RegistryOptions, RegistrySource};
-pub use source::{
-    config_platform, open_source, select_manifests, verify_blob, ImageManifest, ImageSource,
-    PlatformChoice, MAX_IN_MEMORY_BLOB,
-};
+pub use source::{open_source, select_manifests, ImageManifest, ImageSource, PlatformChoice};
+pub use spec::ANNOTATION_REF_NAME;

@@ -137,7 +137,7 @@ pub fn unpack(file: &Path, dir: &Path) -> Result<()> {
 /// Packs the layout in `dir` into a tar at `file`, atomically. Entries are in a
 /// fixed order (`oci-layout`, `index.json`, then `blobs/` sorted) with zero
 /// owners and times, so the same layout gives the same archive.
-pub fn pack(dir: &Path, file: &Path) -> Result<()> {
+pub(crate) fn pack(dir: &Path, file: &Path) -> Result<()> {
     let parent = parent_of(file);
     let tmp = tempfile::Builder::new()
         .prefix(&tmp_prefix(true))

@@ -64,57 +64,6 @@ impl ImageRef {
         }
         parse_registry(&s, &s)
     }
-
-    /// The `HOST/REPO` part of a registry reference.
-    pub fn registry_name(&self) -> Option<String> {
-        match self {
-            ImageRef::Registry {
-                registry,
-                repository,
-                ..
-            } => Some(format!("{registry}/{repository}")),
-            _ => None,
-        }
-    }
-
-    /// The same registry repository with another tag and no digest.
-    pub fn with_tag(&self, new_tag: &str) -> Result<ImageRef> {
-        match self {
-            ImageRef::Registry {
-                registry,
-                repository,
-                ..
-            } => ImageRef::registry(registry, repository, Some(new_tag), None),
-            ImageRef::OciLayout { dir, .. } => {
-                if !is_tag(new_tag) {
-                    return Err(Error::InvalidReference {
-                        input: new_tag.into(),
-                        reason: "not a valid tag".into(),
-                    });
-                }
-                Ok(ImageRef::OciLayout {
-                    dir: dir.clone(),
-                    tag: Some(new_tag.into()),
-                })
-            }
-            ImageRef::DockerArchive { .. } => Err(Error::InvalidReference {
-                input: self.to_string(),
-                reason: "docker-archive references cannot be re-tagged".into(),
-            }),
-            ImageRef::OciArchive { file, .. } => {
-                if !is_tag(new_tag) {
-                    return Err(Error::InvalidReference {
-                        input: new_tag.into(),
-                        reason: "not a valid tag".into(),
-                    });
-                }
-                Ok(ImageRef::OciArchive {
-                    file: file.clone(),
-                    tag: Some(new_tag.into()),
-                })
-            }
-        }
-    }
 }
 
 fn invalid(input: &str, reason: impl Into<String>) -> Error {

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::ops::Range;
 
 /// Blobs read whole into memory (manifests, configs) may not be larger than this.
-pub const MAX_IN_MEMORY_BLOB: u64 = 16 << 20;
+pub(crate) const MAX_IN_MEMORY_BLOB: u64 = 16 << 20;
 
 /// Read access to one image. Implementations are cheap to share between threads.
 ///
@@ -76,13 +76,10 @@ pub enum PlatformChoice {
     Host,
 }
 
-pub(crate) fn is_index_type(mt: &str) -> bool {
-    mt == spec::MEDIA_TYPE_OCI_INDEX || mt == spec::MEDIA_TYPE_DOCKER_MANIFEST_LIST
-}
-
-pub(crate) fn is_manifest_type(mt: &str) -> bool {
-    mt == spec::MEDIA_TYPE_OCI_MANIFEST || mt == spec::MEDIA_TYPE_DOCKER_MANIFEST
-}
+// Short names for the rules, which live in `spec` (the registry client uses them too).
+pub(crate) use spec::{
+    is_index_media_type as is_index_type, is_manifest_media_type as is_manifest_type,
+};
 
 /// The media type of a manifest/index document: from its `mediaType` field, else
 /// guessed from its shape (OCI allows the field to be absent).
@@ -132,7 +129,7 @@ pub(crate) fn sha256_hex_of(mut r: impl Read) -> std::io::Result<(String, u64)> 
 }
 
 /// Check `bytes` against descriptor `d` (digest and, when known, size).
-pub fn verify_blob(what: &str, d: &Descriptor, bytes: &[u8]) -> Result<()> {
+pub(crate) fn verify_blob(what: &str, d: &Descriptor, bytes: &[u8]) -> Result<()> {
     if !crate::reference::is_sha256_digest(&d.digest) {
         return Err(Error::UnsupportedDigest {
             digest: d.digest.clone(),
@@ -204,7 +201,7 @@ fn parse_manifest(image: &ImageRef, d: &Descriptor, raw: &[u8]) -> Result<Manife
 
 /// The platform recorded in an image config (`os`, `architecture`, `variant`,
 /// `os.version`, `os.features`).
-pub fn config_platform(source: &dyn ImageSource, manifest: &Manifest) -> Result<Platform> {
+pub(crate) fn config_platform(source: &dyn ImageSource, manifest: &Manifest) -> Result<Platform> {
     let raw = source.fetch_blob(&manifest.config)?;
     let p: Platform = serde_json::from_slice(&raw).map_err(|e| {
         Error::json(

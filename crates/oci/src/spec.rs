@@ -24,6 +24,21 @@ pub const MEDIA_TYPE_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.
 pub const MEDIA_TYPE_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const MEDIA_TYPE_DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
+/// The annotation that names a manifest's tag in an OCI layout's `index.json`
+/// (our local store is one, too).
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Whether `mt` is a multi-manifest document: an OCI image index or a Docker
+/// manifest list (the two are read alike).
+pub fn is_index_media_type(mt: &str) -> bool {
+    mt == MEDIA_TYPE_OCI_INDEX || mt == MEDIA_TYPE_DOCKER_MANIFEST_LIST
+}
+
+/// Whether `mt` is a single-image manifest, OCI or Docker schema 2.
+pub fn is_manifest_media_type(mt: &str) -> bool {
+    mt == MEDIA_TYPE_OCI_MANIFEST || mt == MEDIA_TYPE_DOCKER_MANIFEST
+}
+
 pub type Annotations = BTreeMap<String, String>;
 
 /// `ocispec.Platform`.

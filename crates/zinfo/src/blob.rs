@@ -176,7 +176,7 @@ impl GzipZinfo {
     /// Index of the checkpoint to start from for `uncompressed_offset`: the
     /// last one with `out <= offset`, or 0 (reference:
     /// `pt_index_from_ucmp_offset`).
-    pub fn checkpoint_index_for(&self, uncompressed_offset: u64) -> usize {
+    pub(crate) fn checkpoint_index_for(&self, uncompressed_offset: u64) -> usize {
         self.checkpoints
             .partition_point(|c| c.uncompressed_offset <= uncompressed_offset)
             .saturating_sub(1)

@@ -23,6 +23,12 @@ use std::sync::mpsc;
 /// Default span size of the reference (4 MiB).
 pub const DEFAULT_SPAN_SIZE: u64 = 1 << 22;
 
+/// Default build tool identifier, written into every zTOC (and, by soci-image,
+/// into the index annotation) unless the caller picks another. It is the Go
+/// reference CLI's own string: the identifier is part of the zTOC bytes, and our
+/// promise is the reference's zTOC digest for the same layer (docs/format.md §2.4).
+pub const DEFAULT_BUILD_TOOL_IDENTIFIER: &str = "AWS SOCI CLI v0.2";
+
 /// Default [`BuildOptions::max_uncompressed_size`]: 64 GiB, three times a
 /// 20 GB ML layer's worth of tar.
 pub const DEFAULT_MAX_UNCOMPRESSED_SIZE: u64 = 64 << 30;
@@ -75,18 +81,13 @@ impl BuildOptions {
         BuildOptions {
             span_size: DEFAULT_SPAN_SIZE,
             compression,
-            build_tool_identifier: default_build_tool_identifier(),
+            build_tool_identifier: DEFAULT_BUILD_TOOL_IDENTIFIER.to_string(),
             expected_digest: None,
             expected_size: None,
             max_uncompressed_size: DEFAULT_MAX_UNCOMPRESSED_SIZE,
             max_files: DEFAULT_MAX_FILES,
         }
     }
-}
-
-/// Our own build tool identifier, written into zTOCs we build unless told otherwise.
-pub fn default_build_tool_identifier() -> String {
-    format!("soci-rs v{}", env!("CARGO_PKG_VERSION"))
 }
 
 /// Progress callbacks; called from the building thread after each chunk.

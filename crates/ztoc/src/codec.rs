@@ -53,7 +53,7 @@ use flatbuffers::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::model::{CompressionAlgorithm, CompressionInfo, Toc, TocEntry, Ztoc};
+use crate::model::{CompressionAlgorithm, CompressionInfo, EntryType, Toc, TocEntry, Ztoc};
 
 /// Tar block size: entries' headers start on 512-byte boundaries.
 const TAR_BLOCK_SIZE: i64 = 512;
@@ -99,37 +99,37 @@ mod slot {
         4 + 2 * index
     }
 
-    pub const XATTR_KEY: VOffsetT = vt(0);
-    pub const XATTR_VALUE: VOffsetT = vt(1);
+    pub(crate) const XATTR_KEY: VOffsetT = vt(0);
+    pub(crate) const XATTR_VALUE: VOffsetT = vt(1);
 
-    pub const FM_NAME: VOffsetT = vt(0);
-    pub const FM_TYPE: VOffsetT = vt(1);
-    pub const FM_UNCOMPRESSED_OFFSET: VOffsetT = vt(2);
-    pub const FM_UNCOMPRESSED_SIZE: VOffsetT = vt(3);
-    pub const FM_LINKNAME: VOffsetT = vt(4);
-    pub const FM_MODE: VOffsetT = vt(5);
-    pub const FM_UID: VOffsetT = vt(6);
-    pub const FM_GID: VOffsetT = vt(7);
-    pub const FM_UNAME: VOffsetT = vt(8);
-    pub const FM_GNAME: VOffsetT = vt(9);
-    pub const FM_MOD_TIME: VOffsetT = vt(10);
-    pub const FM_DEVMAJOR: VOffsetT = vt(11);
-    pub const FM_DEVMINOR: VOffsetT = vt(12);
-    pub const FM_XATTRS: VOffsetT = vt(13);
+    pub(crate) const FM_NAME: VOffsetT = vt(0);
+    pub(crate) const FM_TYPE: VOffsetT = vt(1);
+    pub(crate) const FM_UNCOMPRESSED_OFFSET: VOffsetT = vt(2);
+    pub(crate) const FM_UNCOMPRESSED_SIZE: VOffsetT = vt(3);
+    pub(crate) const FM_LINKNAME: VOffsetT = vt(4);
+    pub(crate) const FM_MODE: VOffsetT = vt(5);
+    pub(crate) const FM_UID: VOffsetT = vt(6);
+    pub(crate) const FM_GID: VOffsetT = vt(7);
+    pub(crate) const FM_UNAME: VOffsetT = vt(8);
+    pub(crate) const FM_GNAME: VOffsetT = vt(9);
+    pub(crate) const FM_MOD_TIME: VOffsetT = vt(10);
+    pub(crate) const FM_DEVMAJOR: VOffsetT = vt(11);
+    pub(crate) const FM_DEVMINOR: VOffsetT = vt(12);
+    pub(crate) const FM_XATTRS: VOffsetT = vt(13);
 
-    pub const CI_COMPRESSION_ALGORITHM: VOffsetT = vt(0);
-    pub const CI_MAX_SPAN_ID: VOffsetT = vt(1);
-    pub const CI_SPAN_DIGESTS: VOffsetT = vt(2);
-    pub const CI_CHECKPOINTS: VOffsetT = vt(3);
+    pub(crate) const CI_COMPRESSION_ALGORITHM: VOffsetT = vt(0);
+    pub(crate) const CI_MAX_SPAN_ID: VOffsetT = vt(1);
+    pub(crate) const CI_SPAN_DIGESTS: VOffsetT = vt(2);
+    pub(crate) const CI_CHECKPOINTS: VOffsetT = vt(3);
 
-    pub const TOC_METADATA: VOffsetT = vt(0);
+    pub(crate) const TOC_METADATA: VOffsetT = vt(0);
 
-    pub const ZTOC_VERSION: VOffsetT = vt(0);
-    pub const ZTOC_BUILD_TOOL_IDENTIFIER: VOffsetT = vt(1);
-    pub const ZTOC_COMPRESSED_ARCHIVE_SIZE: VOffsetT = vt(2);
-    pub const ZTOC_UNCOMPRESSED_ARCHIVE_SIZE: VOffsetT = vt(3);
-    pub const ZTOC_TOC: VOffsetT = vt(4);
-    pub const ZTOC_COMPRESSION_INFO: VOffsetT = vt(5);
+    pub(crate) const ZTOC_VERSION: VOffsetT = vt(0);
+    pub(crate) const ZTOC_BUILD_TOOL_IDENTIFIER: VOffsetT = vt(1);
+    pub(crate) const ZTOC_COMPRESSED_ARCHIVE_SIZE: VOffsetT = vt(2);
+    pub(crate) const ZTOC_UNCOMPRESSED_ARCHIVE_SIZE: VOffsetT = vt(3);
+    pub(crate) const ZTOC_TOC: VOffsetT = vt(4);
+    pub(crate) const ZTOC_COMPRESSION_INFO: VOffsetT = vt(5);
 }
 
 /// `CompressionInfo.compression_algorithm` default in the schema (`Gzip`).
@@ -213,7 +213,7 @@ fn encode_entry<'a>(
     e: &TocEntry,
 ) -> WIPOffset<flatbuffers::TableFinishedWIPOffset> {
     let name = b.create_byte_string(&e.name);
-    let entry_type = b.create_string(&e.entry_type);
+    let entry_type = b.create_string(e.entry_type.as_str());
     let linkname = b.create_byte_string(&e.linkname);
     let uname = b.create_byte_string(&e.uname);
     let gname = b.create_byte_string(&e.gname);
@@ -414,7 +414,7 @@ impl Verifiable for ZtocV {
 ///   of a Go-made blob stays below `4 * len` (re-reading the shared vtables costs at
 ///   most 32 bytes per table); `8 * len` leaves room and bounds decode output.
 /// - The deepest path is Ztoc → TOC → FileMetadata → Xattr (4 tables).
-pub fn verifier_options(len: usize) -> VerifierOptions {
+pub(crate) fn verifier_options(len: usize) -> VerifierOptions {
     VerifierOptions {
         max_depth: 16,
         max_tables: len / 4 + 16,
@@ -629,7 +629,7 @@ fn decode_entry(t: TableRef<'_>) -> ReadResult<TocEntry> {
     }
     Ok(TocEntry {
         name: t.bytes(slot::FM_NAME)?.to_vec(),
-        entry_type: t.string_lossy(slot::FM_TYPE)?,
+        entry_type: EntryType::from(t.string_lossy(slot::FM_TYPE)?),
         uncompressed_offset: t.i64(slot::FM_UNCOMPRESSED_OFFSET)?,
         uncompressed_size: t.i64(slot::FM_UNCOMPRESSED_SIZE)?,
         linkname: t.bytes(slot::FM_LINKNAME)?.to_vec(),

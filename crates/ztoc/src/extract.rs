@@ -1,5 +1,5 @@
 //! Reading files back out of a layer through its zTOC.
-use crate::model::{CompressionAlgorithm, TocEntry, Ztoc};
+use crate::model::{CompressionAlgorithm, EntryType, TocEntry, Ztoc};
 use soci_zinfo::{GzipZinfo, TarZinfo, Zinfo, ZinfoError};
 use std::io::{Read, Seek, SeekFrom};
 
@@ -48,7 +48,7 @@ impl Ztoc {
             .iter()
             .find(|e| e.name == name)
             .ok_or_else(|| ExtractError::NotFound(lossy()))?;
-        let entry = if entry.entry_type == "hardlink" {
+        let entry = if entry.entry_type == EntryType::Hardlink {
             self.toc
                 .entries
                 .iter()
@@ -60,10 +60,10 @@ impl Ztoc {
         } else {
             entry
         };
-        if entry.entry_type != "reg" {
+        if entry.entry_type != EntryType::Reg {
             return Err(ExtractError::NotRegular {
                 name: lossy(),
-                kind: entry.entry_type.clone(),
+                kind: entry.entry_type.to_string(),
             });
         }
         Ok(entry)

@@ -18,7 +18,7 @@ const NANOS_PER_SEC: i64 = 1_000_000_000;
 ///
 /// `nanos` may be negative or over 1e9, as `time.Unix` allows; it is normalised the way
 /// Go does (with Go's wrapping arithmetic at the extremes).
-pub fn marshal_text_utc(secs: i64, nanos: i64) -> String {
+pub(crate) fn marshal_text_utc(secs: i64, nanos: i64) -> String {
     let (sec, nsec) = normalize_unix(secs, nanos);
     // Go's calendar arithmetic wraps modulo 2^64 around a fixed offset, which makes the
     // mapping seconds -> year a bijection; so "year in 0..=9999" is exactly this range.

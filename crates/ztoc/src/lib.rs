@@ -11,8 +11,11 @@
 pub mod build;
 pub mod codec;
 pub mod extract;
-pub mod gotime;
+mod gotime;
 pub mod model;
 pub mod tar_walk;
-pub mod twin_sha;
+mod twin_sha;
 pub use model::*;
+// The zinfo types that this crate's API hands out (`Ztoc::zinfo`, the `Zinfo`
+// variants of `BuildError` and `ExtractError`), so a user needs no second crate.
+pub use soci_zinfo::{Checkpoint, GzipZinfo, TarZinfo, Zinfo, ZinfoError};

@@ -8,6 +8,9 @@
 /// `Ztoc.version` written by the reference and by us.
 pub const ZTOC_VERSION: &str = "0.9";
 
+/// Key prefix of the PAX records that carry extended attributes.
+const XATTR_PAX_PREFIX: &[u8] = b"SCHILY.xattr.";
+
 /// A whole zTOC: the table of contents of one layer plus its zinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ztoc {
@@ -32,9 +35,8 @@ pub struct Toc {
 pub struct TocEntry {
     /// Raw name as Go's `archive/tar` reports it (no normalisation).
     pub name: Vec<u8>,
-    /// `reg`, `dir`, `symlink`, `hardlink`, `char`, `block` or `fifo` when we build;
-    /// whatever the blob says when we decode.
-    pub entry_type: String,
+    /// One of the seven types we build; whatever the blob says when we decode.
+    pub entry_type: EntryType,
     /// Offset of the entry's data in the uncompressed tar (just after its headers).
     pub uncompressed_offset: i64,
     /// The header's (or PAX) `size`, verbatim.
@@ -61,19 +63,100 @@ impl TocEntry {
         String::from_utf8_lossy(&self.name)
     }
 
-    /// Offset of the tar header that precedes this entry's data, as readers of the
-    /// zTOC derive it (not stored in the blob).
-    pub fn is_regular(&self) -> bool {
-        self.entry_type == "reg"
-    }
-
     /// Extended attributes proper: the `SCHILY.xattr.*` PAX records, prefix stripped.
     pub fn xattrs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        const PREFIX: &[u8] = b"SCHILY.xattr.";
         self.pax_records
             .iter()
-            .filter(|(k, _)| k.starts_with(PREFIX))
-            .map(|(k, v)| (&k[PREFIX.len()..], v.as_slice()))
+            .filter(|(k, _)| k.starts_with(XATTR_PAX_PREFIX))
+            .map(|(k, v)| (&k[XATTR_PAX_PREFIX.len()..], v.as_slice()))
+    }
+
+    /// Whether the entry has at least one extended attribute (a `SCHILY.xattr.*`
+    /// PAX record): what the `--optimizations xattr` rule looks at.
+    pub fn has_xattrs(&self) -> bool {
+        self.xattrs().next().is_some()
+    }
+}
+
+/// The type of a tar entry, as the zTOC names it (the `type` string of the
+/// schema's `FileMetadata`, which the reference fills from Go's tar typeflag).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EntryType {
+    /// `reg`: a regular file (typeflag `0`, or NUL in old tars).
+    Reg,
+    /// `hardlink` (typeflag `1`): `linkname` names the file it shares data with.
+    Hardlink,
+    /// `symlink` (typeflag `2`).
+    Symlink,
+    /// `char`: a character device (typeflag `3`).
+    Char,
+    /// `block`: a block device (typeflag `4`).
+    Block,
+    /// `dir` (typeflag `5`).
+    Dir,
+    /// `fifo` (typeflag `6`).
+    Fifo,
+    /// A name this version does not know, kept verbatim so that a decoded zTOC
+    /// encodes back to the same bytes (the empty string included).
+    Other(String),
+}
+
+impl EntryType {
+    /// The name written into the zTOC.
+    pub fn as_str(&self) -> &str {
+        match self {
+            EntryType::Reg => "reg",
+            EntryType::Hardlink => "hardlink",
+            EntryType::Symlink => "symlink",
+            EntryType::Char => "char",
+            EntryType::Block => "block",
+            EntryType::Dir => "dir",
+            EntryType::Fifo => "fifo",
+            EntryType::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for EntryType {
+    fn from(s: &str) -> Self {
+        match s {
+            "reg" => EntryType::Reg,
+            "hardlink" => EntryType::Hardlink,
+            "symlink" => EntryType::Symlink,
+            "char" => EntryType::Char,
+            "block" => EntryType::Block,
+            "dir" => EntryType::Dir,
+            "fifo" => EntryType::Fifo,
+            other => EntryType::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for EntryType {
+    fn from(s: String) -> Self {
+        EntryType::from(s.as_str())
+    }
+}
+
+/// An entry built by hand starts with no type at all (the empty string), as a
+/// zeroed `FileMetadata` would.
+impl Default for EntryType {
+    fn default() -> Self {
+        EntryType::Other(String::new())
+    }
+}
+
+impl std::fmt::Display for EntryType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compares the name as written in the zTOC (handy where the name comes from
+/// outside, e.g. JSON or a test's expectation).
+impl PartialEq<&str> for EntryType {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -88,14 +171,14 @@ pub enum CompressionAlgorithm {
 }
 
 impl CompressionAlgorithm {
-    pub fn to_i8(self) -> i8 {
+    pub(crate) fn to_i8(self) -> i8 {
         match self {
             CompressionAlgorithm::Gzip => 1,
             CompressionAlgorithm::Uncompressed => 2,
             CompressionAlgorithm::Other(v) => v,
         }
     }
-    pub fn from_i8(v: i8) -> Self {
+    pub(crate) fn from_i8(v: i8) -> Self {
         match v {
             1 => CompressionAlgorithm::Gzip,
             2 => CompressionAlgorithm::Uncompressed,
@@ -121,4 +204,25 @@ pub struct CompressionInfo {
     pub span_digests: Vec<String>,
     /// The zinfo blob: gzip checkpoints (v2/v1 layout) or a tar zinfo flatbuffer.
     pub checkpoints: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EntryType;
+
+    #[test]
+    fn entry_type_names_round_trip() {
+        for name in ["reg", "hardlink", "symlink", "char", "block", "dir", "fifo"] {
+            let t = EntryType::from(name);
+            assert!(!matches!(t, EntryType::Other(_)), "{name} is a known type");
+            assert_eq!(t.as_str(), name);
+        }
+        // Unknown names (and none at all) are kept as written, so a decoded
+        // zTOC encodes back to the same bytes.
+        for name in ["", "sparse", "REG"] {
+            assert_eq!(EntryType::from(name), EntryType::Other(name.into()));
+            assert_eq!(EntryType::from(name).as_str(), name);
+        }
+        assert_eq!(EntryType::default().as_str(), "");
+    }
 }

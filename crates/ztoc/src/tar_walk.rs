@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use crate::gotime::marshal_text_utc;
-use crate::model::TocEntry;
+use crate::model::{EntryType, TocEntry};
 
 const BLOCK: usize = 512;
 /// Go's `maxSpecialFileSize`: the limit on PAX header and GNU long name/link data.
@@ -551,19 +551,19 @@ impl TarWalker {
         pad: u64,
     ) -> Result<(), TarError> {
         let entry_type = match hdr.typeflag {
-            b'0' => "reg",
-            b'1' => "hardlink",
-            b'2' => "symlink",
-            b'3' => "char",
-            b'4' => "block",
-            b'5' => "dir",
-            b'6' => "fifo",
+            b'0' => EntryType::Reg,
+            b'1' => EntryType::Hardlink,
+            b'2' => EntryType::Symlink,
+            b'3' => EntryType::Char,
+            b'4' => EntryType::Block,
+            b'5' => EntryType::Dir,
+            b'6' => EntryType::Fifo,
             _ => return Err(unsupported(&hdr)),
         };
         self.cur_name = hdr.name.clone();
         self.entries.push(TocEntry {
             name: hdr.name,
-            entry_type: entry_type.to_string(),
+            entry_type,
             uncompressed_offset: self.pos as i64,
             uncompressed_size: hdr.size,
             linkname: hdr.linkname,

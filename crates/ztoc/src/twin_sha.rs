@@ -31,7 +31,7 @@ const IV: [u32; 8] = [
 
 /// One SHA-256 computation.
 #[derive(Clone)]
-pub struct Sha256Stream {
+pub(crate) struct Sha256Stream {
     state: [u32; 8],
     pending: [u8; BLOCK],
     npending: usize,
@@ -45,7 +45,7 @@ impl Default for Sha256Stream {
 }
 
 impl Sha256Stream {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Sha256Stream {
             state: IV,
             pending: [0; BLOCK],
@@ -78,7 +78,7 @@ impl Sha256Stream {
         self.npending += tail.len();
     }
 
-    pub fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, data: &[u8]) {
         self.len += data.len() as u64;
         let rest = self.top_up(data);
         let (blocks, tail) = rest.as_chunks::<BLOCK>();
@@ -87,7 +87,7 @@ impl Sha256Stream {
     }
 
     /// Feeds the same bytes to two streams, alternating their blocks.
-    pub fn update_both(a: &mut Sha256Stream, b: &mut Sha256Stream, data: &[u8]) {
+    pub(crate) fn update_both(a: &mut Sha256Stream, b: &mut Sha256Stream, data: &[u8]) {
         a.len += data.len() as u64;
         b.len += data.len() as u64;
         let rest_a = a.top_up(data);
@@ -106,7 +106,7 @@ impl Sha256Stream {
     }
 
     /// The digest, as `sha256:<hex>`.
-    pub fn finish(mut self) -> String {
+    pub(crate) fn finish(mut self) -> String {
         let bits = self.len.wrapping_mul(8);
         let mut last = [0u8; 2 * BLOCK];
         last[..self.npending].copy_from_slice(&self.pending[..self.npending]);

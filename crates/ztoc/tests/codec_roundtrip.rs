@@ -73,7 +73,7 @@ fn tricky_entries() -> Vec<TocEntry> {
     let mut v = Vec::new();
 
     let mut e = entry(b"", 512, 0); // empty name and strings everywhere
-    e.entry_type = String::new();
+    e.entry_type = String::new().into();
     e.mod_time = String::new();
     e.mode = 0;
     v.push(e);

@@ -99,6 +99,7 @@ fn pax_xattrs_are_kept_sorted() {
         ]
     );
     assert_eq!(e.xattrs().count(), 2);
+    assert!(e.has_xattrs());
     assert_eq!(e.mod_time, "2020-09-13T12:26:40.123456789Z");
 }
 

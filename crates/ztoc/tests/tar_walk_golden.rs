@@ -115,7 +115,7 @@ fn decode_golden(ztoc: &[u8]) -> (Vec<TocEntry>, i64) {
         .iter()
         .map(|m| TocEntry {
             name: m.bytes(0),
-            entry_type: m.string(1),
+            entry_type: m.string(1).into(),
             uncompressed_offset: m.i64(2),
             uncompressed_size: m.i64(3),
             linkname: m.bytes(4),
