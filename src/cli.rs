@@ -54,6 +54,7 @@ pub enum Command {
     #[command(subcommand, after_help = ZTOC_HELP)]
     Ztoc(ZtocCommand),
     /// Benchmarks: how much sooner a container starts with the SOCI index.
+    ///
     /// Runs the separate `soci-bench` binary (next to `soci`, else on PATH).
     #[command(after_help = BENCH_HELP)]
     Bench(BenchArgs),
