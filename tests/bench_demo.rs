@@ -20,6 +20,7 @@ fn build_soci_bench() {
             other => other,
         };
         let status = Command::new(env!("CARGO"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args([
                 "build",
                 "--quiet",
