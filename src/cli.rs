@@ -54,8 +54,10 @@ pub enum Command {
     #[command(subcommand, after_help = ZTOC_HELP)]
     Ztoc(ZtocCommand),
     /// Benchmarks: how much sooner a container starts with the SOCI index.
-    #[command(subcommand, after_help = BENCH_HELP)]
-    Bench(BenchCommand),
+    ///
+    /// Runs the separate `soci-bench` binary (next to `soci`, else on PATH).
+    #[command(after_help = BENCH_HELP)]
+    Bench(BenchArgs),
     /// Prefetch artifacts in the local store (the spans a runtime fetches
     /// eagerly, from --prefetch-file).
     #[command(subcommand, after_help = PREFETCH_HELP)]
@@ -110,46 +112,17 @@ pub struct PrefetchInfoArgs {
     pub store: Option<PathBuf>,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Full pull vs lazy start of images through a shaping proxy in front of a local
-    /// registry (needs docker-registry and skopeo); prints time to ready, bytes and
-    /// requests; writes startup.json/.svg/.md. Without SRC: the realistic images
-    /// cached by scripts/bench-fixtures.py if any, else a generated demo image
-    /// (2 layers of ~11 MiB, a trace reading a few percent of it). Data (local
-    /// registry, stores, demo image, results) goes to $SOCI_BENCH_DATA, else
-    /// $XDG_CACHE_HOME/soci-rs/bench (~/.cache/soci-rs/bench).
-    #[command(after_help = BENCH_HELP)]
-    Startup(BenchStartupArgs),
-}
-
+/// `soci bench` passes everything after `bench` to `soci-bench`, which defines
+/// the benchmarks and their flags: the `soci` binary does not link them.
 #[derive(Debug, Args)]
-pub struct BenchStartupArgs {
-    /// Images (any reference soci reads: oci:DIR[:TAG], docker-archive:FILE, HOST/REPO:TAG).
-    pub src: Vec<String>,
-    /// Startup trace(s): JSON (fixtures/traces) or one path per line; one for all SRC or one per SRC.
-    #[arg(long)]
-    pub trace: Vec<PathBuf>,
-    /// Network profiles BANDWIDTH/RTT (repeatable).
-    #[arg(long = "profile", default_values_t = ["100M/20ms".to_string(), "1G/2ms".to_string()])]
-    pub profiles: Vec<String>,
-    #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = parse_span_size)]
-    pub span_size: u64,
-    #[arg(long, default_value_t = 10 * 1024 * 1024, value_parser = parse_size)]
-    pub min_layer_size: u64,
-    /// Range requests in flight at once.
-    #[arg(long, default_value_t = 8)]
-    pub parallel: usize,
-    /// Span sizes to sweep (comma separated); empty for none.
-    #[arg(long, value_delimiter = ',', value_parser = parse_span_size)]
-    pub sweep_span_sizes: Vec<u64>,
-    /// --min-layer-size values to sweep (comma separated).
-    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
-    pub sweep_min_layer_sizes: Vec<u64>,
-    /// Where startup.json, startup.svg and startup.md go. Default: `results` in
-    /// the data directory (see above).
-    #[arg(long, short = 'o')]
-    pub out: Option<PathBuf>,
+pub struct BenchArgs {
+    /// The benchmark (`startup`) and its options; `soci bench startup --help` lists them.
+    #[arg(
+        value_name = "BENCHMARK [OPTIONS]",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
 }
 
 const CREATE_HELP: &str = "\
@@ -702,6 +675,22 @@ Exit codes:
   1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
   2  wrong usage (unknown flag, missing argument)";
 
+const BENCH_HELP: &str = "\
+`soci bench` runs `soci-bench` from the directory of `soci`, else from PATH. Install it
+with `cargo install --path crates/bench` (or build it with `cargo build -p soci-bench`).
+`cargo bench --bench startup` runs the same benchmark from a checkout.
+
+Examples:
+  soci bench startup
+  soci bench startup oci:./app:1.0 --trace trace.json --profile 100M/20ms
+  soci bench startup --help
+
+Exit codes:
+  0  success
+  1  error (bad input, I/O, registry, corrupt data, soci-bench not found); one line on
+     stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
 const PREFETCH_HELP: &str = "\
 Examples:
   soci prefetch list
@@ -712,15 +701,6 @@ Exit codes:
   1  error (bad input, I/O, corrupt data); one line on stderr says what and where
   2  wrong usage (unknown flag, missing argument)";
 
-const BENCH_HELP: &str = "\
-Examples:
-  soci bench startup
-  soci bench startup oci:./app:1.0 --trace trace.json --profile 100M/20ms
-
-Exit codes:
-  0  success
-  1  error (bad input, I/O, registry, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
 /// Parses `--timeout`: seconds (fractions allowed), more than 0, at most a year.
 pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     let v: f64 = s
@@ -735,36 +715,8 @@ pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(v))
 }
 
-/// Parses a size in bytes with an optional KiB/MiB suffix (0 allowed).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    if s.trim() == "0" {
-        return Ok(0);
-    }
-    parse_span_size(s)
-}
-
-/// Parses a span size: plain bytes or with a KiB/MiB suffix (`65536`, `64KiB`, `4MiB`).
-pub fn parse_span_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix("MiB") {
-        (n, 1u64 << 20)
-    } else if let Some(n) = t.strip_suffix("KiB") {
-        (n, 1u64 << 10)
-    } else {
-        (t, 1)
-    };
-    let v: u64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size in bytes (e.g. 4194304 or 4MiB)"))?;
-    let v = v
-        .checked_mul(mult)
-        .ok_or_else(|| format!("`{s}` is too large"))?;
-    if v == 0 {
-        return Err("the span size must be greater than 0".into());
-    }
-    Ok(v)
-}
+// One parser for both binaries (`soci` and `soci-bench`): see soci_index::size.
+pub use soci_index::size::{parse_size, parse_span_size};
 
 /// Limits on what one layer may hold, against gzip bombs: the zTOC (and the
 /// memory building it) grows with a layer's uncompressed size and file count.

@@ -1,51 +1,67 @@
-//! `soci bench startup`: a thin wrapper over the soci-bench crate.
-use crate::cli::{BenchCommand, GlobalArgs};
-use soci_bench::{Profile, StartupConfig};
+//! `soci bench …`: runs the separate `soci-bench` binary (crates/bench).
+//!
+//! The benchmark brings a shaping proxy, a registry launcher (soci-testkit), bcrypt
+//! and zstd; none of that belongs in the CLI people ship, so `soci` only finds the
+//! bench binary and hands over to it (docs/architecture.md, "The bench binary").
+use crate::cli::{BenchArgs, GlobalArgs};
+use anyhow::{anyhow, Context};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
-pub fn run(cmd: BenchCommand, g: &GlobalArgs) -> anyhow::Result<u8> {
-    let BenchCommand::Startup(a) = cmd;
-    let root = std::env::current_dir()?;
-    let mut cfg = StartupConfig::new(root);
-    // Never a `target/` in whatever directory this runs in: a per-user cache.
-    cfg.data_dir = data_dir();
-    cfg.out_dir = a.out.unwrap_or_else(|| cfg.data_dir.join("results"));
-    cfg.sources = a.src;
-    cfg.traces = a.trace;
-    cfg.profiles = a
-        .profiles
-        .iter()
-        .map(|p| Profile::parse(p))
-        .collect::<anyhow::Result<_>>()?;
-    cfg.span_size = a.span_size;
-    cfg.min_layer_size = a.min_layer_size;
-    cfg.parallel = a.parallel;
-    cfg.span_sweep = a.sweep_span_sizes;
-    cfg.min_layer_sweep = a.sweep_min_layer_sizes;
-    cfg.verbose = !g.quiet;
-    cfg.command = std::env::args().collect::<Vec<_>>().join(" ");
-    let r = soci_bench::startup(&cfg)?;
+const BENCH_EXE: &str = "soci-bench";
+
+pub fn run(a: BenchArgs, g: &GlobalArgs) -> anyhow::Result<u8> {
+    let exe = find_bench_exe().ok_or_else(|| {
+        anyhow!(
+            "`soci bench` needs the {BENCH_EXE} binary, found neither next to {} nor on PATH; \
+             install it with `cargo install --path crates/bench` (or `cargo build -p soci-bench`)",
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "soci".into())
+        )
+    })?;
+    // Global flags given before `bench` (`soci --json bench startup`) go along;
+    // those after it are already in `a.args`.
+    let mut args: Vec<OsString> = Vec::new();
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        println!("{}", soci_bench::report::text(&r));
-        println!("results: {}/startup.{{json,svg,md}}", cfg.out_dir.display());
+        args.push("--json".into());
     }
-    Ok(0)
+    if g.quiet {
+        args.push("--quiet".into());
+    }
+    args.extend(a.args.into_iter().map(OsString::from));
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args(&args);
+    exec(cmd).with_context(|| format!("running {}", exe.display()))
 }
 
-/// Where `soci bench startup` keeps its data (registry, stores, the demo image,
-/// results): $SOCI_BENCH_DATA, else $XDG_CACHE_HOME/soci-rs/bench, else
-/// ~/.cache/soci-rs/bench, else a directory under the system's temp dir.
-fn data_dir() -> std::path::PathBuf {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(d) = env("SOCI_BENCH_DATA") {
-        return d.into();
-    }
-    let cache = env("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".cache")));
-    match cache {
-        Some(c) => c.join("soci-rs/bench"),
-        None => std::env::temp_dir().join("soci-rs-bench"),
-    }
+/// Replaces this process: soci-bench's output, exit code and signals are the
+/// user's directly, with no `soci` left in between.
+#[cfg(unix)]
+fn exec(mut cmd: std::process::Command) -> anyhow::Result<u8> {
+    use std::os::unix::process::CommandExt;
+    Err(cmd.exec().into())
+}
+
+#[cfg(not(unix))]
+fn exec(mut cmd: std::process::Command) -> anyhow::Result<u8> {
+    let status = cmd.status()?;
+    Ok(status.code().unwrap_or(1).clamp(0, 255) as u8)
+}
+
+/// `soci-bench` next to the running `soci` (how `cargo build`, `cargo install`
+/// and release archives lay them out), else the first on PATH.
+fn find_bench_exe() -> Option<PathBuf> {
+    let name = format!("{BENCH_EXE}{}", std::env::consts::EXE_SUFFIX);
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(&name)));
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(&name)).collect())
+        .unwrap_or_default();
+    beside.into_iter().chain(on_path).find(|p| is_file(p))
+}
+
+fn is_file(p: &Path) -> bool {
+    p.metadata().map(|m| m.is_file()).unwrap_or(false)
 }

@@ -250,6 +250,16 @@ fn measure_lazy(
     Ok(m)
 }
 
+/// What every step of a run shares: the options, the registry behind the
+/// shaping proxy, and the scratch directory.
+struct Bench<'a> {
+    o: &'a RunOptions,
+    proxy: &'a Proxy,
+    /// `host:port` of the registry itself (publishing does not go through the proxy).
+    registry: String,
+    work: &'a Path,
+}
+
 /// Runs everything; prints progress; returns the report.
 pub fn run(images: &[ImageSpec], o: &RunOptions, command: &str) -> Result<Report> {
     std::fs::create_dir_all(&o.work_dir)?;
@@ -263,19 +273,47 @@ pub fn run(images: &[ImageSpec], o: &RunOptions, command: &str) -> Result<Report
             .cloned()
             .unwrap_or_else(|| Profile::new(0, Default::default())),
     )?;
+    let bench = Bench {
+        o,
+        proxy: &proxy,
+        registry: registry.host(),
+        work: work.path(),
+    };
     let mut reports = Vec::new();
-    let mut sweeps = Vec::new();
     for img in images {
+        reports.push(bench.image(img)?);
+    }
+    let sweeps = bench.sweeps(images)?;
+    Ok(Report {
+        command: command.to_string(),
+        machine: format!(
+            "{} cores",
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0)
+        ),
+        span_size: o.span_size,
+        min_layer_size: o.min_layer_size,
+        parallel: o.batch.parallel,
+        images: reports,
+        sweeps,
+    })
+}
+
+impl Bench<'_> {
+    /// One image: index and publish it, then every network profile.
+    fn image(&self, img: &ImageSpec) -> Result<ImageReport> {
+        let o = self.o;
         log(
             o,
-            &format!("{}: soci create + publish to {}", img.name, registry.host()),
+            &format!("{}: soci create + publish to {}", img.name, self.registry),
         );
         let p = build_and_publish(
             img,
-            &registry.host(),
+            &self.registry,
             o.span_size,
             o.min_layer_size,
-            work.path(),
+            self.work,
         )?;
         log(
             o,
@@ -290,84 +328,9 @@ pub fn run(images: &[ImageSpec], o: &RunOptions, command: &str) -> Result<Report
         );
         let mut results = Vec::new();
         for prof in &o.profiles {
-            proxy.set_profile(prof.clone());
-            let full_dir = work.path().join("full");
-            let _ = std::fs::remove_dir_all(&full_dir);
-            let before = proxy.traffic();
-            let full = full_pull(&proxy.host(), &p.repo, &p.tag, &full_dir)?;
-            let fullm = Measure::from(full.time.as_secs_f64(), proxy.traffic() - before);
-            log(
-                o,
-                &format!(
-                    "{} {}: full pull {:.2}s {:.1} MB",
-                    img.name,
-                    prof.name,
-                    fullm.secs,
-                    fullm.bytes as f64 / 1e6
-                ),
-            );
-            let lazy_dir = work.path().join("lazy");
-            let mut lazy = measure_lazy(
-                &proxy,
-                &p,
-                &img.trace,
-                LazyOptions {
-                    mode: LazyMode::OnDemand,
-                    ranges: false,
-                    batch: o.batch,
-                },
-                &lazy_dir,
-            )?;
-            lazy.verified_files = verify_lazy(&img.trace, &lazy_dir, &full, false)?;
-            let mut prefetch = measure_lazy(
-                &proxy,
-                &p,
-                &img.trace,
-                LazyOptions {
-                    mode: LazyMode::Prefetch,
-                    ranges: false,
-                    batch: o.batch,
-                },
-                &lazy_dir,
-            )?;
-            prefetch.verified_files = verify_lazy(&img.trace, &lazy_dir, &full, false)?;
-            let ranges = if img.trace.has_ranges() {
-                let mut m = measure_lazy(
-                    &proxy,
-                    &p,
-                    &img.trace,
-                    LazyOptions {
-                        mode: LazyMode::OnDemand,
-                        ranges: true,
-                        batch: o.batch,
-                    },
-                    &lazy_dir,
-                )?;
-                m.verified_files = verify_lazy(&img.trace, &lazy_dir, &full, true)?;
-                Some(m)
-            } else {
-                None
-            };
-            let floor = floor_of(lazy.lazy.as_ref().unwrap());
-            log(o, &format!("{} {}: lazy {:.2}s {:.1} MB {} req; prefetch {:.2}s {:.1} MB {} req; floor {:.1} MB",
-                img.name, prof.name, lazy.secs, lazy.bytes as f64 / 1e6, lazy.requests, prefetch.secs, prefetch.bytes as f64 / 1e6, prefetch.requests, floor as f64 / 1e6));
-            let _ = std::fs::remove_dir_all(&full_dir);
-            let _ = std::fs::remove_dir_all(&lazy_dir);
-            results.push(ProfileResult {
-                profile: prof.clone(),
-                lazy_over_floor: lazy.bytes as f64 / floor.max(1) as f64,
-                lazy_full_time: lazy.secs / fullm.secs,
-                lazy_full_bytes: lazy.bytes as f64 / fullm.bytes.max(1) as f64,
-                prefetch_full_time: prefetch.secs / fullm.secs,
-                prefetch_full_bytes: prefetch.bytes as f64 / fullm.bytes.max(1) as f64,
-                floor_bytes: floor,
-                full: fullm,
-                lazy,
-                prefetch,
-                ranges,
-            });
+            results.push(self.profile(img, &p, prof)?);
         }
-        reports.push(ImageReport {
+        Ok(ImageReport {
             name: img.name.clone(),
             source: img.source.clone(),
             layers: p.layers,
@@ -385,92 +348,165 @@ pub fn run(images: &[ImageSpec], o: &RunOptions, command: &str) -> Result<Report
                 .flat_map(|f| f.ranges.iter().map(|r| r.1.min(f.size.saturating_sub(r.0))))
                 .sum(),
             results,
-        });
+        })
     }
 
-    // sweeps on one image, first profile, on-demand lazy start
-    let sweep_img = match &o.sweep_image {
-        Some(n) => images.iter().find(|i| &i.name == n),
-        None => images.first(),
-    };
-    if let (Some(img), Some(prof)) = (sweep_img, o.profiles.first()) {
-        proxy.set_profile(prof.clone());
-        let mut points: Vec<(u64, u64)> = o
-            .span_sweep
-            .iter()
-            .map(|&s| (s, o.min_layer_size))
-            .collect();
+    /// One image on one network profile: the full pull, then the lazy starts
+    /// (on demand, with prefetch, and traced ranges only when the trace has
+    /// them), each checked byte for byte against the full pull.
+    fn profile(&self, img: &ImageSpec, p: &Published, prof: &Profile) -> Result<ProfileResult> {
+        let o = self.o;
+        self.proxy.set_profile(prof.clone());
+        let full_dir = self.work.join("full");
+        let _ = std::fs::remove_dir_all(&full_dir);
+        let before = self.proxy.traffic();
+        let full = full_pull(&self.proxy.host(), &p.repo, &p.tag, &full_dir)?;
+        let fullm = Measure::from(full.time.as_secs_f64(), self.proxy.traffic() - before);
+        log(
+            o,
+            &format!(
+                "{} {}: full pull {:.2}s {:.1} MB",
+                img.name,
+                prof.name,
+                fullm.secs,
+                fullm.bytes as f64 / 1e6
+            ),
+        );
+        let lazy_dir = self.work.join("lazy");
+        let lazy_checked = |mode, ranges| -> Result<Measure> {
+            let opts = LazyOptions {
+                mode,
+                ranges,
+                batch: o.batch,
+            };
+            let mut m = measure_lazy(self.proxy, p, &img.trace, opts, &lazy_dir)?;
+            m.verified_files = verify_lazy(&img.trace, &lazy_dir, &full, ranges)?;
+            Ok(m)
+        };
+        let lazy = lazy_checked(LazyMode::OnDemand, false)?;
+        let prefetch = lazy_checked(LazyMode::Prefetch, false)?;
+        let ranges = if img.trace.has_ranges() {
+            Some(lazy_checked(LazyMode::OnDemand, true)?)
+        } else {
+            None
+        };
+        let floor = floor_of(lazy.lazy.as_ref().unwrap());
+        log(o, &format!("{} {}: lazy {:.2}s {:.1} MB {} req; prefetch {:.2}s {:.1} MB {} req; floor {:.1} MB",
+            img.name, prof.name, lazy.secs, lazy.bytes as f64 / 1e6, lazy.requests, prefetch.secs, prefetch.bytes as f64 / 1e6, prefetch.requests, floor as f64 / 1e6));
+        let _ = std::fs::remove_dir_all(&full_dir);
+        let _ = std::fs::remove_dir_all(&lazy_dir);
+        Ok(ProfileResult {
+            profile: prof.clone(),
+            lazy_over_floor: lazy.bytes as f64 / floor.max(1) as f64,
+            lazy_full_time: lazy.secs / fullm.secs,
+            lazy_full_bytes: lazy.bytes as f64 / fullm.bytes.max(1) as f64,
+            prefetch_full_time: prefetch.secs / fullm.secs,
+            prefetch_full_bytes: prefetch.bytes as f64 / fullm.bytes.max(1) as f64,
+            floor_bytes: floor,
+            full: fullm,
+            lazy,
+            prefetch,
+            ranges,
+        })
+    }
+
+    /// The sweeps: on one image, first profile, on-demand lazy start.
+    fn sweeps(&self, images: &[ImageSpec]) -> Result<Vec<SweepRow>> {
+        let o = self.o;
+        let sweep_img = match &o.sweep_image {
+            Some(n) => images.iter().find(|i| &i.name == n),
+            None => images.first(),
+        };
+        let (Some(img), Some(prof)) = (sweep_img, o.profiles.first()) else {
+            return Ok(Vec::new());
+        };
+        self.proxy.set_profile(prof.clone());
         let mut seen_layer_sets = std::collections::HashSet::new();
-        for &m in &o.min_layer_sweep {
-            if !points.contains(&(o.span_size, m)) {
-                points.push((o.span_size, m));
+        let mut rows = Vec::new();
+        for (span, min_layer) in sweep_points(o) {
+            if let Some(row) = self.sweep_point(img, prof, span, min_layer, &mut seen_layer_sets)? {
+                rows.push(row);
             }
         }
-        for (span, min_layer) in points {
-            let p = match build_and_publish(img, &registry.host(), span, min_layer, work.path()) {
-                Ok(p) => p,
-                Err(e) => {
-                    log(o, &format!("sweep span {span} min {min_layer}: {e:#}"));
-                    continue;
-                }
-            };
-            if span == o.span_size
-                && o.min_layer_sweep.contains(&min_layer)
-                && !seen_layer_sets.insert(p.lazy_layers)
-            {
-                // same lazy layers as an earlier --min-layer-size point: nothing new to measure
-                log(o, &format!("sweep --min-layer-size {min_layer}: same {} lazy layers as an earlier point, skipped", p.lazy_layers));
-                continue;
+        Ok(rows)
+    }
+
+    /// One sweep point; `None` when it could not be built or would measure the
+    /// same lazy layers as an earlier `--min-layer-size` point.
+    fn sweep_point(
+        &self,
+        img: &ImageSpec,
+        prof: &Profile,
+        span: u64,
+        min_layer: u64,
+        seen_layer_sets: &mut std::collections::HashSet<usize>,
+    ) -> Result<Option<SweepRow>> {
+        let o = self.o;
+        let p = match build_and_publish(img, &self.registry, span, min_layer, self.work) {
+            Ok(p) => p,
+            Err(e) => {
+                log(o, &format!("sweep span {span} min {min_layer}: {e:#}"));
+                return Ok(None);
             }
-            let lazy = measure_lazy(
-                &proxy,
-                &p,
-                &img.trace,
-                LazyOptions {
-                    mode: LazyMode::OnDemand,
-                    ranges: false,
-                    batch: o.batch,
-                },
-                &work.path().join("sweep"),
-            )?;
-            let floor = floor_of(lazy.lazy.as_ref().unwrap());
-            log(
-                o,
-                &format!(
-                    "sweep {} span {} KiB min-layer {} KiB: {} lazy layers, {:.2}s {:.1} MB {} req",
-                    img.name,
-                    span >> 10,
-                    min_layer >> 10,
-                    p.lazy_layers,
-                    lazy.secs,
-                    lazy.bytes as f64 / 1e6,
-                    lazy.requests
-                ),
-            );
-            sweeps.push(SweepRow {
-                image: img.name.clone(),
-                profile: prof.name.clone(),
-                span_size: span,
-                min_layer_size: min_layer,
-                lazy_layers: p.lazy_layers,
-                index_bytes: p.index_bytes,
-                lazy,
-                floor_bytes: floor,
-            });
+        };
+        if span == o.span_size
+            && o.min_layer_sweep.contains(&min_layer)
+            && !seen_layer_sets.insert(p.lazy_layers)
+        {
+            // same lazy layers as an earlier --min-layer-size point: nothing new to measure
+            log(o, &format!("sweep --min-layer-size {min_layer}: same {} lazy layers as an earlier point, skipped", p.lazy_layers));
+            return Ok(None);
+        }
+        let lazy = measure_lazy(
+            self.proxy,
+            &p,
+            &img.trace,
+            LazyOptions {
+                mode: LazyMode::OnDemand,
+                ranges: false,
+                batch: o.batch,
+            },
+            &self.work.join("sweep"),
+        )?;
+        let floor = floor_of(lazy.lazy.as_ref().unwrap());
+        log(
+            o,
+            &format!(
+                "sweep {} span {} KiB min-layer {} KiB: {} lazy layers, {:.2}s {:.1} MB {} req",
+                img.name,
+                span >> 10,
+                min_layer >> 10,
+                p.lazy_layers,
+                lazy.secs,
+                lazy.bytes as f64 / 1e6,
+                lazy.requests
+            ),
+        );
+        Ok(Some(SweepRow {
+            image: img.name.clone(),
+            profile: prof.name.clone(),
+            span_size: span,
+            min_layer_size: min_layer,
+            lazy_layers: p.lazy_layers,
+            index_bytes: p.index_bytes,
+            lazy,
+            floor_bytes: floor,
+        }))
+    }
+}
+
+/// (span size, min layer size) points of the sweeps: each span size at the
+/// run's min layer size, then each min layer size at the run's span size.
+fn sweep_points(o: &RunOptions) -> Vec<(u64, u64)> {
+    let mut points: Vec<(u64, u64)> = o
+        .span_sweep
+        .iter()
+        .map(|&s| (s, o.min_layer_size))
+        .collect();
+    for &m in &o.min_layer_sweep {
+        if !points.contains(&(o.span_size, m)) {
+            points.push((o.span_size, m));
         }
     }
-    Ok(Report {
-        command: command.to_string(),
-        machine: format!(
-            "{} cores",
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0)
-        ),
-        span_size: o.span_size,
-        min_layer_size: o.min_layer_size,
-        parallel: o.batch.parallel,
-        images: reports,
-        sweeps,
-    })
+    points
 }

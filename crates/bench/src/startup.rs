@@ -1,5 +1,5 @@
 //! The two ways to start a container: full pull, and lazy start through the SOCI index.
-use crate::trace::{clean, Trace};
+use crate::trace::{clean, Trace, TraceFile};
 use anyhow::{anyhow, bail, Context, Result};
 use soci_image::lazy::{BatchOptions, SpanReader};
 use soci_image::HashingReader;
@@ -209,7 +209,70 @@ pub fn lazy_start(
     let (src, manifest, soci) = open_image(host, repo, tag)?;
     let _config = src.fetch_blob(&manifest.config)?;
     let soci = soci.ok_or_else(|| anyhow!("{repo}:{tag} has no SOCI index"))?;
-    let soci_raw = src.fetch_manifest(&soci)?;
+    let artifacts = index_artifacts(&src, &soci, opts.mode, &mut out)?;
+    let pulled_root = dest.join(".pulled");
+    let layers = fetch_layers(&src, &manifest, &artifacts, &pulled_root, &mut out)?;
+    let locs = locate_paths(&layers, &pulled_root)?;
+    let mut readers: Vec<Option<SpanReader>> = layers
+        .iter()
+        .map(|l| {
+            l.ztoc
+                .as_ref()
+                .map(|(z, zi)| SpanReader::new(&src, &l.desc, z, zi, opts.batch))
+        })
+        .collect();
+    out.setup_time = t0.elapsed();
+
+    if opts.mode == LazyMode::Prefetch {
+        prefetch(&mut readers, &layers)?;
+    }
+
+    // floor: union of the spans holding the traced data
+    let mut floor_spans: Vec<std::collections::BTreeSet<u64>> =
+        vec![Default::default(); layers.len()];
+    let mut files = Materialise {
+        layers: &layers,
+        readers: &mut readers,
+        floor_spans: &mut floor_spans,
+        pulled_root: &pulled_root,
+        dest,
+        ranges: opts.ranges,
+        out: &mut out,
+    };
+    for f in &trace.files {
+        match locs.get(&f.path) {
+            Some(loc) => files.file(f, loc)?,
+            None => files.out.missing.push(f.path.clone()),
+        }
+    }
+    out.time = t0.elapsed();
+    for (i, r) in readers.iter().enumerate() {
+        if let Some(r) = r {
+            out.span_bytes += r.stats.bytes;
+            out.span_requests += r.stats.requests;
+            let (_, zi) = layers[i].ztoc.as_ref().unwrap();
+            out.floor_span_bytes += spans_bytes(zi, layers[i].desc.size as u64, &floor_spans[i]);
+        }
+    }
+    Ok(out)
+}
+
+/// The zTOC and prefetch-artifact descriptors of a SOCI index, by layer digest.
+struct IndexArtifacts {
+    ztocs: HashMap<String, Descriptor>,
+    /// Empty unless the lazy start prefetches.
+    prefetches: HashMap<String, Descriptor>,
+}
+
+/// Fetches the SOCI index manifest (counted in `out.index_bytes`) and maps its
+/// zTOCs (and, in prefetch mode, its prefetch artifacts) to their layers.
+fn index_artifacts(
+    src: &RegistrySource,
+    soci: &Descriptor,
+    mode: LazyMode,
+    out: &mut LazyOutcome,
+) -> Result<IndexArtifacts> {
+    let soci_raw = src.fetch_manifest(soci)?;
     out.index_bytes += soci_raw.len() as u64;
     let parsed = parse_index_manifest(&soci_raw)?;
     let layer_of = |d: &Descriptor| {
@@ -218,9 +281,8 @@ pub fn lazy_start(
             .cloned()
             .unwrap_or_default()
     };
-    let ztoc_descs: HashMap<String, Descriptor> =
-        parsed.ztocs().map(|d| (layer_of(d), d.clone())).collect();
-    let prefetch_descs: HashMap<String, Descriptor> = if opts.mode == LazyMode::Prefetch {
+    let ztocs = parsed.ztocs().map(|d| (layer_of(d), d.clone())).collect();
+    let prefetches = if mode == LazyMode::Prefetch {
         parsed
             .prefetches()
             .map(|d| (layer_of(d), d.clone()))
@@ -228,59 +290,39 @@ pub fn lazy_start(
     } else {
         HashMap::new()
     };
+    Ok(IndexArtifacts { ztocs, prefetches })
+}
 
-    // zTOCs and prefetch artifacts in parallel with the layers pulled in full
-    let pulled_root = dest.join(".pulled");
-    let layers: Vec<LazyLayer> = std::thread::scope(|s| -> Result<Vec<LazyLayer>> {
+/// zTOCs and prefetch artifacts in parallel with the layers pulled in full
+/// (those without a zTOC, unpacked under `pulled_root/INDEX`); the bytes of
+/// the former and the layers of the latter are counted in `out`.
+fn fetch_layers(
+    src: &RegistrySource,
+    manifest: &Manifest,
+    artifacts: &IndexArtifacts,
+    pulled_root: &Path,
+    out: &mut LazyOutcome,
+) -> Result<Vec<LazyLayer>> {
+    std::thread::scope(|s| -> Result<Vec<LazyLayer>> {
         let hs: Vec<_> = manifest
             .layers
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let (src, zd, pd, pulled_root) = (
-                    &src,
-                    ztoc_descs.get(&l.digest),
-                    prefetch_descs.get(&l.digest),
-                    &pulled_root,
-                );
-                s.spawn(move || -> Result<(LazyLayer, u64)> {
-                    match zd {
-                        Some(zd) => {
-                            // Streamed and checked against the index's descriptor
-                            // (the lazy reads trust its span digests).
-                            let blob = soci_image::fetch_ztoc(src, zd)?;
-                            let z = soci_ztoc::codec::decode(&blob)
-                                .map_err(|e| anyhow!("zTOC {}: {e}", zd.digest))?;
-                            let zi = z.zinfo().map_err(|e| anyhow!("zTOC {}: {e}", zd.digest))?;
-                            let mut n = blob.len() as u64;
-                            let prefetch = match pd {
-                                Some(pd) => {
-                                    let b = src.fetch_blob(pd)?;
-                                    n += b.len() as u64;
-                                    Some(PrefetchArtifact::from_json(&b)?)
-                                }
-                                None => None,
-                            };
-                            Ok((
-                                LazyLayer {
-                                    desc: l.clone(),
-                                    ztoc: Some((z, zi)),
-                                    prefetch,
-                                },
-                                n,
-                            ))
-                        }
-                        None => {
-                            pull_layer(src, l, &pulled_root.join(i.to_string()))?;
-                            Ok((
-                                LazyLayer {
-                                    desc: l.clone(),
-                                    ztoc: None,
-                                    prefetch: None,
-                                },
-                                0,
-                            ))
-                        }
+                let zd = artifacts.ztocs.get(&l.digest);
+                let pd = artifacts.prefetches.get(&l.digest);
+                s.spawn(move || match zd {
+                    Some(zd) => fetch_ztoc_layer(src, l, zd, pd),
+                    None => {
+                        pull_layer(src, l, &pulled_root.join(i.to_string()))?;
+                        Ok((
+                            LazyLayer {
+                                desc: l.clone(),
+                                ztoc: None,
+                                prefetch: None,
+                            },
+                            0,
+                        ))
                     }
                 })
             })
@@ -296,9 +338,43 @@ pub fn lazy_start(
             v.push(l);
         }
         Ok(v)
-    })?;
+    })
+}
 
-    // path -> topmost layer holding it (whiteouts hide lower layers)
+/// A layer with a zTOC: the zTOC (and its prefetch artifact, if asked for)
+/// and the bytes fetched for them.
+fn fetch_ztoc_layer(
+    src: &RegistrySource,
+    l: &Descriptor,
+    zd: &Descriptor,
+    pd: Option<&Descriptor>,
+) -> Result<(LazyLayer, u64)> {
+    // Streamed and checked against the index's descriptor
+    // (the lazy reads trust its span digests).
+    let blob = soci_image::fetch_ztoc(src, zd)?;
+    let z = soci_ztoc::codec::decode(&blob).map_err(|e| anyhow!("zTOC {}: {e}", zd.digest))?;
+    let zi = z.zinfo().map_err(|e| anyhow!("zTOC {}: {e}", zd.digest))?;
+    let mut n = blob.len() as u64;
+    let prefetch = match pd {
+        Some(pd) => {
+            let b = src.fetch_blob(pd)?;
+            n += b.len() as u64;
+            Some(PrefetchArtifact::from_json(&b)?)
+        }
+        None => None,
+    };
+    Ok((
+        LazyLayer {
+            desc: l.clone(),
+            ztoc: Some((z, zi)),
+            prefetch,
+        },
+        n,
+    ))
+}
+
+/// Path -> topmost layer holding it (whiteouts hide lower layers).
+fn locate_paths(layers: &[LazyLayer], pulled_root: &Path) -> Result<HashMap<String, Loc>> {
     let mut locs: HashMap<String, Loc> = HashMap::new();
     for (i, l) in layers.iter().enumerate() {
         match &l.ztoc {
@@ -327,102 +403,103 @@ pub fn lazy_start(
             }
         }
     }
-    let mut readers: Vec<Option<SpanReader>> = layers
-        .iter()
-        .map(|l| {
-            l.ztoc
-                .as_ref()
-                .map(|(z, zi)| SpanReader::new(&src, &l.desc, z, zi, opts.batch))
-        })
-        .collect();
-    out.setup_time = t0.elapsed();
+    Ok(locs)
+}
 
-    if opts.mode == LazyMode::Prefetch {
-        std::thread::scope(|s| -> Result<()> {
-            let hs: Vec<_> = readers
-                .iter_mut()
-                .zip(&layers)
-                .filter_map(|(r, l)| Some((r.as_mut()?, l.prefetch.as_ref()?)))
-                .map(|(r, p)| {
-                    let spans: Vec<u64> = p
-                        .prefetch_spans
-                        .iter()
-                        .flat_map(|s| s.start_span..=s.end_span)
-                        .collect();
-                    s.spawn(move || r.prefetch_spans(&spans))
-                })
-                .collect();
-            for h in hs {
-                h.join()
-                    .map_err(|_| anyhow!("prefetch thread panicked"))??;
-            }
-            Ok(())
-        })?;
-    }
+/// Fetches the spans every layer's prefetch artifact names, layers in parallel.
+fn prefetch(readers: &mut [Option<SpanReader>], layers: &[LazyLayer]) -> Result<()> {
+    std::thread::scope(|s| -> Result<()> {
+        let hs: Vec<_> = readers
+            .iter_mut()
+            .zip(layers)
+            .filter_map(|(r, l)| Some((r.as_mut()?, l.prefetch.as_ref()?)))
+            .map(|(r, p)| {
+                let spans: Vec<u64> = p
+                    .prefetch_spans
+                    .iter()
+                    .flat_map(|s| s.start_span..=s.end_span)
+                    .collect();
+                s.spawn(move || r.prefetch_spans(&spans))
+            })
+            .collect();
+        for h in hs {
+            h.join()
+                .map_err(|_| anyhow!("prefetch thread panicked"))??;
+        }
+        Ok(())
+    })
+}
 
-    // floor: union of the spans holding the traced data
-    let mut floor_spans: Vec<std::collections::BTreeSet<u64>> =
-        vec![Default::default(); layers.len()];
+/// Writes traced files under `dest`, each from where it lives, and records
+/// the spans holding the traced data (the floor).
+struct Materialise<'a, 'r> {
+    layers: &'a [LazyLayer],
+    readers: &'a mut [Option<SpanReader<'r>>],
+    floor_spans: &'a mut [std::collections::BTreeSet<u64>],
+    pulled_root: &'a Path,
+    dest: &'a Path,
+    /// Only the traced byte ranges, not whole files.
+    ranges: bool,
+    out: &'a mut LazyOutcome,
+}
 
-    for f in &trace.files {
-        let Some(loc) = locs.get(&f.path) else {
-            out.missing.push(f.path.clone());
-            continue;
-        };
-        let target = dest.join(&f.path);
+impl Materialise<'_, '_> {
+    fn file(&mut self, f: &TraceFile, loc: &Loc) -> Result<()> {
+        let target = self.dest.join(&f.path);
         if let Some(p) = target.parent() {
             std::fs::create_dir_all(p)?;
         }
         match *loc {
             Loc::Pulled { layer } => {
-                let srcp = pulled_root.join(layer.to_string()).join(&f.path);
-                out.data_bytes += std::fs::copy(&srcp, &target)
+                let srcp = self.pulled_root.join(layer.to_string()).join(&f.path);
+                self.out.data_bytes += std::fs::copy(&srcp, &target)
                     .with_context(|| format!("copy {}", srcp.display()))?;
             }
             Loc::Ztoc { layer, entry } => {
-                let (z, zi) = layers[layer].ztoc.as_ref().unwrap();
+                let (z, _) = self.layers[layer].ztoc.as_ref().unwrap();
                 let e = resolve_hardlink(z, entry)?;
-                let r = readers[layer].as_mut().unwrap();
-                let size = e.uncompressed_size.max(0) as u64;
-                let base = e.uncompressed_offset.max(0) as u64;
-                if opts.ranges {
-                    // only what the process read or mapped
-                    let file = std::fs::File::create(&target)?;
-                    file.set_len(size)?;
-                    for &(off, len) in &f.ranges {
-                        let len = len.min(size.saturating_sub(off));
-                        if len == 0 {
-                            continue;
-                        }
-                        floor_spans[layer].extend(soci_image::lazy::spans_of_range(
-                            zi,
-                            base + off,
-                            len,
-                        ));
-                        let data = r.read_range(base + off, len)?;
-                        std::os::unix::fs::FileExt::write_all_at(&file, &data, off)?;
-                        out.data_bytes += len;
-                    }
+                if self.ranges {
+                    self.ranges_of(f, layer, e, &target)?;
                 } else {
-                    floor_spans[layer].extend(r.entry_spans(e));
+                    let r = self.readers[layer].as_mut().unwrap();
+                    self.floor_spans[layer].extend(r.entry_spans(e));
                     let data = r.read_entry(e)?;
-                    out.data_bytes += data.len() as u64;
+                    self.out.data_bytes += data.len() as u64;
                     std::fs::write(&target, &data)?;
                 }
             }
         }
-        out.files += 1;
+        self.out.files += 1;
+        Ok(())
     }
-    out.time = t0.elapsed();
-    for (i, r) in readers.iter().enumerate() {
-        if let Some(r) = r {
-            out.span_bytes += r.stats.bytes;
-            out.span_requests += r.stats.requests;
-            let (_, zi) = layers[i].ztoc.as_ref().unwrap();
-            out.floor_span_bytes += spans_bytes(zi, layers[i].desc.size as u64, &floor_spans[i]);
+
+    /// Only what the process read or mapped: a sparse file of the entry's size
+    /// with the traced ranges written in.
+    fn ranges_of(
+        &mut self,
+        f: &TraceFile,
+        layer: usize,
+        e: &TocEntry,
+        target: &Path,
+    ) -> Result<()> {
+        let (_, zi) = self.layers[layer].ztoc.as_ref().unwrap();
+        let r = self.readers[layer].as_mut().unwrap();
+        let size = e.uncompressed_size.max(0) as u64;
+        let base = e.uncompressed_offset.max(0) as u64;
+        let file = std::fs::File::create(target)?;
+        file.set_len(size)?;
+        for &(off, len) in &f.ranges {
+            let len = len.min(size.saturating_sub(off));
+            if len == 0 {
+                continue;
+            }
+            self.floor_spans[layer].extend(soci_image::lazy::spans_of_range(zi, base + off, len));
+            let data = r.read_range(base + off, len)?;
+            std::os::unix::fs::FileExt::write_all_at(&file, &data, off)?;
+            self.out.data_bytes += len;
         }
+        Ok(())
     }
-    Ok(out)
 }
 
 /// Compressed bytes of the union of `spans`' ranges (consecutive spans may share a byte).

@@ -476,9 +476,9 @@ impl LayerTee for Destination<'_> {
     }
 }
 
-/// Puts `created` at `dest`: for v2 the SOCI-enabled image index (soci-format.md
-/// §2.2) tagged at `dest`; for v1 the index manifests with their `subject`,
-/// discoverable through the referrers API or the fallback tag (§2.3).
+/// Puts `created` at `dest`: for v2 the SOCI-enabled image index (docs/format.md
+/// §7) tagged at `dest`; for v1 the index manifests with their `subject`,
+/// discoverable through the referrers API or the fallback tag (§8).
 pub fn publish(
     created: &Created,
     source: &dyn ImageSource,

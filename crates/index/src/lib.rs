@@ -11,6 +11,7 @@ pub mod error;
 pub mod fallback;
 pub mod manifest;
 pub mod prefetch;
+pub mod size;
 pub mod store;
 mod time;
 
