@@ -13,9 +13,10 @@ use soci_image::verify::{verify, verify_created, verify_with, VerifyReport};
 use soci_image::Reporter as _;
 use soci_index::manifest::IndexVersion;
 use soci_index::store::Store;
+use soci_oci::open_source;
 use soci_oci::reference::ImageRef;
 use soci_oci::registry::{ClientCert, Credentials, HostCredentials, RegistryOptions};
-use soci_oci::source::{open_source, ImageSource, PlatformChoice};
+use soci_oci::source::{ImageSource, PlatformChoice};
 use std::collections::HashMap;
 use std::io::Read;
 

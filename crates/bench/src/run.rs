@@ -8,9 +8,9 @@ use soci_image::lazy::BatchOptions;
 use soci_image::{create, publish, CreateOptions, Silent};
 use soci_index::manifest::IndexVersion;
 use soci_index::store::Store;
+use soci_oci::open_source;
 use soci_oci::reference::ImageRef;
 use soci_oci::registry::RegistryOptions;
-use soci_oci::source::open_source;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

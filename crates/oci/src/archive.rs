@@ -8,10 +8,11 @@
 //! extracted. Layer digests of the old form are the config's diff_ids for plain
 //! tar layers (readers check them as they stream); a compressed layer of the
 //! old form is hashed once when the source is opened.
+use crate::blob::{check_small, sha256_hex_of, verify_blob, MAX_IN_MEMORY_BLOB};
 use crate::error::{Error, Result};
 use crate::layout::{file_len, read_range_from};
 use crate::reference::ImageRef;
-use crate::source::{check_small, sha256_hex_of, verify_blob, ImageSource};
+use crate::source::ImageSource;
 use crate::spec::{self, Descriptor, Manifest};
 use std::collections::HashMap;
 use std::fs::File;
@@ -263,7 +264,7 @@ impl DockerArchiveSource {
         let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let mut read_small = |name: &str| -> Result<Vec<u8>> {
             let (off, size) = locate(name)?;
-            if size > crate::source::MAX_IN_MEMORY_BLOB {
+            if size > MAX_IN_MEMORY_BLOB {
                 return Err(bad(format!("{name} is {size} bytes, too large")));
             }
             let len = file_len(&file, &path)?;
@@ -358,12 +359,12 @@ impl ImageSource for DockerArchiveSource {
         }
         check_small(&self.reference, d)?;
         let (off, size) = self.locate(d)?;
-        if size > crate::source::MAX_IN_MEMORY_BLOB {
+        if size > MAX_IN_MEMORY_BLOB {
             return Err(Error::BlobTooLarge {
                 image: self.reference.to_string(),
                 digest: d.digest.clone(),
                 size,
-                limit: crate::source::MAX_IN_MEMORY_BLOB,
+                limit: MAX_IN_MEMORY_BLOB,
             });
         }
         let mut buf = Vec::with_capacity(size as usize);

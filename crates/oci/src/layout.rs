@@ -1,9 +1,10 @@
 //! OCI image layouts (image-spec `image-layout.md`): reading one as an
 //! [`ImageSource`] and writing blobs and tagged manifests into one.
+use crate::blob::{check_small, sha256_hex_of, verify_blob, MAX_IN_MEMORY_BLOB};
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::reference::{is_sha256_digest, ImageRef};
-use crate::source::{check_small, sha256_hex_of, verify_blob, ImageSource};
+use crate::source::ImageSource;
 use crate::spec::{self, Descriptor, Index};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -30,8 +31,7 @@ fn read_index(dir: &Path) -> Result<Index> {
     let p = dir.join("index.json");
     // Bounded by what is actually read: `stat` of a symlink to /dev/zero says 0
     // bytes, and a FIFO would block the open.
-    let raw =
-        fsio::read_limited(&p, crate::source::MAX_IN_MEMORY_BLOB).map_err(|e| Error::io(&p, e))?;
+    let raw = fsio::read_limited(&p, MAX_IN_MEMORY_BLOB).map_err(|e| Error::io(&p, e))?;
     serde_json::from_slice(&raw).map_err(|e| Error::json(p.display().to_string(), e))
 }
 
@@ -126,7 +126,7 @@ impl ImageSource for OciLayoutSource {
         let raw = self.fetch_blob(&root)?;
         let mut root = root;
         if root.media_type.is_empty() {
-            root.media_type = crate::source::sniff_media_type(&raw).unwrap_or_default();
+            root.media_type = spec::sniff_media_type(&raw).unwrap_or_default();
         }
         Ok((root, raw))
     }
@@ -136,7 +136,7 @@ impl ImageSource for OciLayoutSource {
         let (f, len) = self.open_file(d)?;
         let mut buf = Vec::with_capacity(d.size.max(0) as usize);
         // The file may grow after the size check: read no more than was checked.
-        fsio::LimitedReader::new(f, len.min(crate::source::MAX_IN_MEMORY_BLOB))
+        fsio::LimitedReader::new(f, len.min(MAX_IN_MEMORY_BLOB))
             .read_to_end(&mut buf)
             .map_err(|e| Error::io(blob_path(&self.dir, &d.digest).unwrap_or_default(), e))?;
         verify_blob(&format!("{}: blob", self.reference), d, &buf)?;

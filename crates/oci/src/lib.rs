@@ -25,10 +25,12 @@
 //! # Ok::<(), soci_oci::Error>(())
 //! ```
 pub mod archive;
+mod blob;
 pub mod error;
 pub mod fsio;
 pub mod layout;
 pub mod oci_archive;
+mod open;
 pub mod platform;
 pub mod reference;
 pub mod registry;
@@ -39,8 +41,9 @@ pub use archive::DockerArchiveSource;
 pub use error::{Error, Result};
 pub use layout::{OciLayoutSource, OciLayoutWriter};
 pub use oci_archive::{OciArchiveSource, OciArchiveWriter};
+pub use open::open_source;
 pub use platform::Platform;
 pub use reference::ImageRef;
 pub use registry::{Credentials, RegistryClient, RegistryOptions, RegistrySource};
-pub use source::{open_source, select_manifests, ImageManifest, ImageSource, PlatformChoice};
+pub use source::{select_manifests, ImageManifest, ImageSource, PlatformChoice};
 pub use spec::ANNOTATION_REF_NAME;

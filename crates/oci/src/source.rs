@@ -8,9 +8,6 @@ use crate::spec::{self, Descriptor, Index, Manifest};
 use std::io::Read;
 use std::ops::Range;
 
-/// Blobs read whole into memory (manifests, configs) may not be larger than this.
-pub(crate) const MAX_IN_MEMORY_BLOB: u64 = 16 << 20;
-
 /// Read access to one image. Implementations are cheap to share between threads.
 ///
 /// All methods block. Call them from ordinary threads, not from inside a tokio
@@ -25,7 +22,7 @@ pub trait ImageSource: Send + Sync {
     fn resolve_root(&self) -> Result<(Descriptor, Vec<u8>)>;
 
     /// A small blob (manifest, config) read whole, size-limited to
-    /// [`MAX_IN_MEMORY_BLOB`], digest verified.
+    /// [`MAX_IN_MEMORY_BLOB`](crate::blob::MAX_IN_MEMORY_BLOB), digest verified.
     fn fetch_blob(&self, d: &Descriptor) -> Result<Vec<u8>>;
 
     /// A blob as a stream, without a temporary copy and with bounded memory.
@@ -77,112 +74,10 @@ pub enum PlatformChoice {
 }
 
 // Short names for the rules, which live in `spec` (the registry client uses them too).
-pub(crate) use spec::{
+use spec::{
     is_index_media_type as is_index_type, is_manifest_media_type as is_manifest_type,
+    sniff_media_type,
 };
-
-/// The media type of a manifest/index document: from its `mediaType` field, else
-/// guessed from its shape (OCI allows the field to be absent).
-pub(crate) fn sniff_media_type(raw: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Doc {
-        #[serde(rename = "mediaType", default)]
-        media_type: String,
-        #[serde(rename = "schemaVersion", default)]
-        schema_version: i64,
-        manifests: Option<serde_json::Value>,
-        config: Option<serde_json::Value>,
-        #[serde(rename = "fsLayers")]
-        fs_layers: Option<serde_json::Value>,
-    }
-    let doc: Doc = serde_json::from_slice(raw).ok()?;
-    if !doc.media_type.is_empty() {
-        return Some(doc.media_type);
-    }
-    if doc.fs_layers.is_some() || doc.schema_version == 1 {
-        return Some("application/vnd.docker.distribution.manifest.v1+json".into());
-    }
-    if doc.manifests.is_some() {
-        Some(spec::MEDIA_TYPE_OCI_INDEX.into())
-    } else if doc.config.is_some() {
-        Some(spec::MEDIA_TYPE_OCI_MANIFEST.into())
-    } else {
-        None
-    }
-}
-
-/// Streaming sha256 of what passes through.
-pub(crate) fn sha256_hex_of(mut r: impl Read) -> std::io::Result<(String, u64)> {
-    use sha2::Digest as _;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut n = 0u64;
-    loop {
-        let k = r.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((format!("sha256:{}", hex::encode(h.finalize())), n))
-}
-
-/// Check `bytes` against descriptor `d` (digest and, when known, size).
-pub(crate) fn verify_blob(what: &str, d: &Descriptor, bytes: &[u8]) -> Result<()> {
-    if !crate::reference::is_sha256_digest(&d.digest) {
-        return Err(Error::UnsupportedDigest {
-            digest: d.digest.clone(),
-        });
-    }
-    let actual = spec::sha256_digest(bytes);
-    if actual != d.digest {
-        return Err(Error::DigestMismatch {
-            what: what.into(),
-            expected: d.digest.clone(),
-            actual,
-        });
-    }
-    if d.size > 0 && d.size as u64 != bytes.len() as u64 {
-        return Err(Error::SizeMismatch {
-            what: what.into(),
-            expected: d.size as u64,
-            actual: bytes.len() as u64,
-        });
-    }
-    Ok(())
-}
-
-pub(crate) fn check_small(image: &ImageRef, d: &Descriptor) -> Result<()> {
-    if d.size as u64 > MAX_IN_MEMORY_BLOB {
-        return Err(Error::BlobTooLarge {
-            image: image.to_string(),
-            digest: d.digest.clone(),
-            size: d.size as u64,
-            limit: MAX_IN_MEMORY_BLOB,
-        });
-    }
-    Ok(())
-}
-
-/// Open any [`ImageRef`] with the registry options used for registry references.
-pub fn open_source(
-    r: &ImageRef,
-    opts: &crate::registry::RegistryOptions,
-) -> Result<Box<dyn ImageSource>> {
-    Ok(match r {
-        ImageRef::Registry { .. } => {
-            Box::new(crate::registry::RegistrySource::new(r.clone(), opts)?)
-        }
-        ImageRef::OciLayout { .. } => Box::new(crate::layout::OciLayoutSource::open(r.clone())?),
-        ImageRef::DockerArchive { .. } => {
-            Box::new(crate::archive::DockerArchiveSource::open(r.clone())?)
-        }
-        ImageRef::OciArchive { .. } => {
-            Box::new(crate::oci_archive::OciArchiveSource::open(r.clone())?)
-        }
-    })
-}
 
 fn parse_manifest(image: &ImageRef, d: &Descriptor, raw: &[u8]) -> Result<Manifest> {
     let m: Manifest = serde_json::from_slice(raw)

@@ -39,6 +39,36 @@ pub fn is_manifest_media_type(mt: &str) -> bool {
     mt == MEDIA_TYPE_OCI_MANIFEST || mt == MEDIA_TYPE_DOCKER_MANIFEST
 }
 
+/// The media type of a manifest/index document: from its `mediaType` field, else
+/// guessed from its shape (OCI allows the field to be absent).
+pub(crate) fn sniff_media_type(raw: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        #[serde(rename = "mediaType", default)]
+        media_type: String,
+        #[serde(rename = "schemaVersion", default)]
+        schema_version: i64,
+        manifests: Option<serde_json::Value>,
+        config: Option<serde_json::Value>,
+        #[serde(rename = "fsLayers")]
+        fs_layers: Option<serde_json::Value>,
+    }
+    let doc: Doc = serde_json::from_slice(raw).ok()?;
+    if !doc.media_type.is_empty() {
+        return Some(doc.media_type);
+    }
+    if doc.fs_layers.is_some() || doc.schema_version == 1 {
+        return Some("application/vnd.docker.distribution.manifest.v1+json".into());
+    }
+    if doc.manifests.is_some() {
+        Some(MEDIA_TYPE_OCI_INDEX.into())
+    } else if doc.config.is_some() {
+        Some(MEDIA_TYPE_OCI_MANIFEST.into())
+    } else {
+        None
+    }
+}
+
 pub type Annotations = BTreeMap<String, String>;
 
 /// `ocispec.Platform`.

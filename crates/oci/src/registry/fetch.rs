@@ -7,7 +7,7 @@ use super::retry::{next_chunk, read_limited, Failure};
 use super::{check_digest, Conn, RegistryClient};
 use crate::error::{Error, Result};
 use crate::reference::is_sha256_digest;
-use crate::source::sniff_media_type;
+use crate::spec::sniff_media_type;
 use crate::spec::{self, Descriptor};
 use bytes::Bytes;
 use std::io::Read;

@@ -1,8 +1,9 @@
 //! An image in a registry as an [`ImageSource`].
 use super::{reg_err, RegistryClient, RegistryOptions};
+use crate::blob::{check_small, verify_blob, MAX_IN_MEMORY_BLOB};
 use crate::error::{Error, Result};
 use crate::reference::ImageRef;
-use crate::source::{check_small, verify_blob, ImageSource};
+use crate::source::ImageSource;
 use crate::spec::Descriptor;
 use std::io::Read;
 use std::ops::Range;
@@ -68,8 +69,8 @@ impl ImageSource for RegistrySource {
 
     fn fetch_blob(&self, d: &Descriptor) -> Result<Vec<u8>> {
         check_small(&self.reference, d)?;
-        let bytes = if crate::source::is_index_type(&d.media_type)
-            || crate::source::is_manifest_type(&d.media_type)
+        let bytes = if crate::spec::is_index_media_type(&d.media_type)
+            || crate::spec::is_manifest_media_type(&d.media_type)
         {
             match self.client.get_manifest_raw(&self.repository, &d.digest)? {
                 Some((_, raw)) => raw,
@@ -83,7 +84,7 @@ impl ImageSource for RegistrySource {
         } else {
             let mut buf = Vec::new();
             self.open_blob(d)?
-                .take(crate::source::MAX_IN_MEMORY_BLOB + 1)
+                .take(MAX_IN_MEMORY_BLOB + 1)
                 .read_to_end(&mut buf)
                 .map_err(|e| {
                     reg_err(self.client.registry(), format!("GET blob {}", d.digest), e)
