@@ -1,12 +1,14 @@
 //! Copying a byte stream to a second consumer on another thread, in the same
 //! pass: [`Tee`] sends a copy of every chunk read or written through it into a
-//! bounded queue, and [`QueueReader`] is that queue's other end as a reader.
+//! bounded queue, and [`QueueReader`] is that queue's other end as a reader
+//! (soci-oci's [`ChannelReader`], which also reads registry downloads).
 //!
 //! `create --dest` tees each layer the zTOC builder reads to the upload
 //! (the upload is optional: if it stops, the build goes on alone); the
 //! docker-archive path tees the compressed layer it writes to the store to the
 //! zTOC builder (the build is required: if it stops, so does the write). The
 //! queue is bounded so the slower side sets the pace and memory stays small.
+use soci_oci::ChannelReader;
 use std::io::{Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender};
 
@@ -90,41 +92,9 @@ impl<W: Write> Write for Tee<W> {
     }
 }
 
-/// The receiving end of a bounded queue of byte chunks, as a reader: EOF once
+/// The receiving end of a [`Tee`]'s bounded queue, as a reader: EOF once
 /// every sender is dropped (the producer finished, or gave up).
-pub(crate) struct QueueReader {
-    rx: Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl QueueReader {
-    pub(crate) fn new(rx: Receiver<Vec<u8>>) -> Self {
-        QueueReader {
-            rx,
-            cur: Vec::new(),
-            pos: 0,
-        }
-    }
-}
-
-impl Read for QueueReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(v) => {
-                    self.cur = v;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
+pub(crate) type QueueReader = ChannelReader<Receiver<Vec<u8>>>;
 
 #[cfg(test)]
 mod tests {

@@ -26,6 +26,7 @@
 //! ```
 pub mod archive;
 mod blob;
+pub mod chunks;
 pub mod error;
 pub mod fsio;
 pub mod layout;
@@ -38,6 +39,7 @@ pub mod source;
 pub mod spec;
 
 pub use archive::DockerArchiveSource;
+pub use chunks::ChannelReader;
 pub use error::{Error, Result};
 pub use layout::{OciLayoutSource, OciLayoutWriter};
 pub use oci_archive::{OciArchiveSource, OciArchiveWriter};

@@ -2,9 +2,10 @@
 //! never read past their descriptor's size), blob ranges, HEAD, and the
 //! referrers probe. Every answer is bounded in size and time.
 use super::auth::Scope;
-use super::bridge::{runtime, ChannelReader, STREAM_CHANNEL_CHUNKS};
+use super::bridge::{runtime, STREAM_CHANNEL_CHUNKS};
 use super::retry::{next_chunk, read_limited, Failure};
 use super::{check_digest, Conn, RegistryClient};
+use crate::chunks::ChannelReader;
 use crate::error::{Error, Result};
 use crate::reference::is_sha256_digest;
 use crate::spec::sniff_media_type;
@@ -179,7 +180,7 @@ impl RegistryClient {
             Some(Ok(b)) => b,
             Some(Err(e)) => return Err(self.conn.err(format!("GET blob {repo}@{}", d.digest), e)),
         };
-        Ok(Box::new(ChannelReader { rx, cur }))
+        Ok(Box::new(ChannelReader::starting_with(rx, cur)))
     }
 
     /// Bytes `range` of blob `digest` of `repo` (HTTP Range; a registry that
