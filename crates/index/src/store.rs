@@ -26,6 +26,7 @@ use crate::manifest::{parse_index_manifest, IndexVersion, PrefetchRecord, ZtocRe
 use crate::*;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
+use soci_digest::Sha256Hasher;
 use soci_oci::fsio::{self, TempFile};
 use soci_oci::spec::{self, Descriptor, Index, Platform};
 use std::fs::{self, File, OpenOptions};
@@ -399,8 +400,7 @@ impl Store {
             store: self.clone(),
             file: Some(file),
             tmp,
-            hasher: sha2::Sha256::new(),
-            size: 0,
+            hasher: Sha256Hasher::new(),
         })
     }
 
@@ -466,18 +466,8 @@ impl Store {
         if f.metadata().map(|m| m.len()).ok() != Some(size) {
             return false;
         }
-        let mut r = fsio::LimitedReader::new(f, size);
-        let mut h = sha2::Sha256::new();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => h.update(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
-            }
-        }
-        format!("sha256:{}", hex::encode(h.finalize())) == digest
+        soci_digest::sha256_digest_of_reader(fsio::LimitedReader::new(f, size))
+            .is_ok_and(|(actual, _)| actual == digest)
     }
 
     /// Open a blob for reading.
@@ -929,8 +919,8 @@ pub struct BlobWriter {
     store: Store,
     file: Option<TempFile>,
     tmp: PathBuf,
-    hasher: sha2::Sha256,
-    size: u64,
+    /// Digest and length of what the temp file took.
+    hasher: Sha256Hasher,
 }
 
 impl Write for BlobWriter {
@@ -941,7 +931,6 @@ impl Write for BlobWriter {
             .ok_or_else(|| std::io::Error::other("blob writer already committed"))?;
         let n = f.write(buf)?;
         self.hasher.update(&buf[..n]);
-        self.size += n as u64;
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -955,7 +944,7 @@ impl Write for BlobWriter {
 impl BlobWriter {
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
-        self.size
+        self.hasher.size()
     }
 
     /// Path of the temp file (not visible as a blob).
@@ -976,7 +965,7 @@ impl BlobWriter {
 
     fn finish(mut self, expected: Option<&str>) -> Result<BlobRef> {
         let file = self.file.take().expect("file present until finish");
-        let digest = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
+        let (digest, size) = (self.hasher.digest(), self.hasher.size());
         let result = (|| {
             if let Some(exp) = expected {
                 digest_hex(exp)?;
@@ -989,16 +978,13 @@ impl BlobWriter {
             }
             // A blob already there is kept only if intact: a corrupted one is
             // replaced (rename over it), not trusted forever.
-            if self.store.blob_intact(&digest, self.size) {
+            if self.store.blob_intact(&digest, size) {
                 return Ok(());
             }
             let dest = self.store.blob_path(&digest)?;
             file.persist(&dest).map_err(|e| Error::io(&dest, e))
         })();
-        result.map(|()| BlobRef {
-            digest,
-            size: self.size,
-        })
+        result.map(|()| BlobRef { digest, size })
     }
 }
 

@@ -8,7 +8,7 @@
 //! extracted. Layer digests of the old form are the config's diff_ids for plain
 //! tar layers (readers check them as they stream); a compressed layer of the
 //! old form is hashed once when the source is opened.
-use crate::blob::{check_small, sha256_hex_of, verify_blob, MAX_IN_MEMORY_BLOB};
+use crate::blob::{check_small, verify_blob, MAX_IN_MEMORY_BLOB};
 use crate::error::{Error, Result};
 use crate::layout::{file_len, read_range_from};
 use crate::reference::ImageRef;
@@ -213,7 +213,7 @@ fn layer_descriptor(
         None => {
             f.seek(SeekFrom::Start(off))
                 .map_err(|e| Error::io(path, e))?;
-            sha256_hex_of(f.take(size))
+            soci_digest::sha256_digest_of_reader(f.take(size))
                 .map_err(|e| Error::io(path, e))?
                 .0
         }

@@ -1,13 +1,13 @@
 //! OCI image layouts (image-spec `image-layout.md`): reading one as an
 //! [`ImageSource`] and writing blobs and tagged manifests into one.
-use crate::blob::{check_small, sha256_hex_of, verify_blob, MAX_IN_MEMORY_BLOB};
+use crate::blob::{check_small, verify_blob, MAX_IN_MEMORY_BLOB};
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::reference::{is_sha256_digest, ImageRef};
 use crate::source::ImageSource;
 use crate::spec::{self, Descriptor, Index};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -257,7 +257,7 @@ impl OciLayoutWriter {
 
     /// Stream a blob into the layout, verifying it against `d` before it
     /// becomes visible (a mismatch leaves nothing behind).
-    pub fn put_blob_from_reader(&self, d: &Descriptor, reader: impl Read) -> Result<()> {
+    pub fn put_blob_from_reader(&self, d: &Descriptor, mut reader: impl Read) -> Result<()> {
         let dest = blob_path(&self.dir, &d.digest)?;
         if dest.exists() {
             return Ok(());
@@ -266,22 +266,9 @@ impl OciLayoutWriter {
         let mut tmp =
             fsio::TempFile::new_in(parent, TMP_PREFIX).map_err(|e| Error::io(parent, e))?;
         let tmp_path = tmp.path().to_path_buf();
-        struct Tee<'a, R> {
-            r: R,
-            w: &'a mut fsio::TempFile,
-        }
-        impl<R: Read> Read for Tee<'_, R> {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                let n = self.r.read(buf)?;
-                self.w.write_all(&buf[..n])?;
-                Ok(n)
-            }
-        }
-        let (digest, n) = sha256_hex_of(Tee {
-            r: reader,
-            w: &mut tmp,
-        })
-        .map_err(|e| Error::io(&tmp_path, e))?;
+        let mut w = soci_digest::Hashing::new(&mut tmp);
+        std::io::copy(&mut reader, &mut w).map_err(|e| Error::io(&tmp_path, e))?;
+        let (digest, n) = (w.digest(), w.size());
         if digest != d.digest {
             return Err(Error::DigestMismatch {
                 what: format!("blob written to {}", self.dir.display()),

@@ -274,11 +274,9 @@ fn deserialize_digest<'de, D: serde::Deserializer<'de>>(de: D) -> Result<String,
     Ok(d)
 }
 
-/// `sha256:<hex>` of some bytes.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
+/// `sha256:<hex>` of some bytes (the workspace's one implementation, also
+/// `soci_ztoc::codec::sha256_digest`).
+pub use soci_digest::sha256_digest;
 
 #[cfg(test)]
 mod tests {

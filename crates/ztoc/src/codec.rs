@@ -51,7 +51,6 @@ use flatbuffers::{
     FlatBufferBuilder, ForwardsUOffset, InvalidFlatbuffer, Vector, Verifiable, Verifier,
     VerifierOptions, WIPOffset,
 };
-use sha2::{Digest, Sha256};
 
 use crate::model::{CompressionAlgorithm, CompressionInfo, EntryType, Toc, TocEntry, Ztoc};
 
@@ -84,10 +83,9 @@ pub enum CodecError {
     },
 }
 
-/// `"sha256:<hex>"` of `bytes`: the OCI digest of an encoded zTOC.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+/// `"sha256:<hex>"` of `bytes`: the OCI digest of an encoded zTOC (the
+/// workspace's one implementation, also `soci_oci::spec::sha256_digest`).
+pub use soci_digest::sha256_digest;
 
 // ---------------------------------------------------------------------------------
 // Schema: vtable byte offsets (4 + 2 * slot index), from `ztoc/fbs/ztoc.fbs`.

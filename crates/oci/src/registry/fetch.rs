@@ -350,7 +350,6 @@ impl Conn {
         want: Want,
         mut sink: Sink<'_>,
     ) -> Result<()> {
-        use sha2::Digest as _;
         let url = self.url(repo, &format!("blobs/{digest}"));
         let Want {
             range,
@@ -367,7 +366,7 @@ impl Conn {
         } else {
             format!("GET blob {repo}@{digest}")
         });
-        let mut hasher = sha2::Sha256::new();
+        let mut hasher = soci_digest::Sha256Hasher::new();
         let mut pos = 0u64; // bytes delivered to `sink`
         loop {
             let t = r.attempt();
@@ -470,7 +469,7 @@ impl Conn {
             }
         }
         if verify && pos == len {
-            let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+            let actual = hasher.digest();
             if actual != digest {
                 return Err(Error::DigestMismatch {
                     what: format!("{}: {}", self.registry, r.ctx()),

@@ -117,11 +117,10 @@ impl RegistryClient {
         &self,
         repo: &str,
         d: &Descriptor,
-        mut reader: impl Read,
+        reader: impl Read,
         what: &str,
         t: Try,
     ) -> std::result::Result<(), Failure> {
-        use sha2::Digest as _;
         let final_err = |m: String| Failure::Fatal(self.conn.err(what, m));
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(UPLOAD_CHANNEL_CHUNKS);
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -147,8 +146,9 @@ impl RegistryClient {
                 .map_err(|_| ())
                 .and_then(|r| r.map_err(|_| ()))
         };
-        let mut hasher = sha2::Sha256::new();
-        let mut sent = 0u64;
+        // What was read is what was sent (the loop stops at the first send
+        // that fails), so its digest and length are the upload's.
+        let mut reader = soci_digest::Hashing::new(reader);
         let mut buf = vec![0u8; 1 << 20];
         let mut read_error = None;
         let mut upload_ended = false;
@@ -156,8 +156,6 @@ impl RegistryClient {
             match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    hasher.update(&buf[..n]);
-                    sent += n as u64;
                     if send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
                         upload_ended = true;
                         break;
@@ -171,7 +169,7 @@ impl RegistryClient {
                 }
             }
         }
-        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        let (actual, sent) = (reader.digest(), reader.size());
         // Content that does not match aborts the upload instead of committing it.
         let mismatch = actual != d.digest || sent != size;
         if read_error.is_none() && !upload_ended && mismatch {
