@@ -29,6 +29,21 @@ pub fn sha256_digest_of_reader(r: impl Read) -> io::Result<(String, u64)> {
     Ok((h.digest(), h.size()))
 }
 
+/// The hex part of `digest` when it is `sha256:` and 64 lower-case hex digits
+/// (the only digests this project computes and verifies), else `None`.
+pub fn sha256_hex(digest: &str) -> Option<&str> {
+    digest.strip_prefix("sha256:").filter(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    })
+}
+
+/// Whether `digest` is `sha256:` and 64 lower-case hex digits.
+pub fn is_sha256_digest(digest: &str) -> bool {
+    sha256_hex(digest).is_some()
+}
+
 fn format_sha256(sum: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sum))
 }
@@ -151,6 +166,21 @@ mod tests {
         h.update(b"ab");
         h.update(b"c");
         assert_eq!((h.digest(), h.size()), (ABC.to_string(), 3));
+    }
+
+    #[test]
+    fn only_lower_case_sha256_of_the_right_length_is_well_formed() {
+        assert_eq!(sha256_hex(ABC), Some(&ABC["sha256:".len()..]));
+        for bad in [
+            ABC.replace("sha256:", "sha512:"),
+            ABC.to_uppercase(),
+            ABC[..ABC.len() - 1].to_string(),
+            format!("{ABC}0"),
+            format!("sha256:{}/../etc", &ABC[7..60]),
+            ABC[7..].to_string(),
+        ] {
+            assert!(!is_sha256_digest(&bad), "{bad}");
+        }
     }
 
     /// A writer that takes at most two bytes a call.

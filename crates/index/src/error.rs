@@ -84,15 +84,5 @@ impl Error {
 
 /// Validate `sha256:<64 lowercase hex>` and return the hex part.
 pub(crate) fn digest_hex(digest: &str) -> Result<&str> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .ok_or_else(|| Error::InvalidDigest(digest.to_string()))?;
-    if hex.len() != 64
-        || !hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return Err(Error::InvalidDigest(digest.to_string()));
-    }
-    Ok(hex)
+    soci_digest::sha256_hex(digest).ok_or_else(|| Error::InvalidDigest(digest.to_string()))
 }

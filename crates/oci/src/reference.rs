@@ -84,13 +84,7 @@ pub(crate) fn is_tag(t: &str) -> bool {
 }
 
 /// `sha256:` + 64 lower-case hex digits (the only algorithm we verify).
-pub(crate) fn is_sha256_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    })
-}
+pub(crate) use soci_digest::is_sha256_digest;
 
 /// distribution/reference path component: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
 fn is_path_component(c: &str) -> bool {
