@@ -6,7 +6,7 @@
 //! [`convert`], which rewrites each indexed image manifest with
 //! `com.amazon.soci.index-digest` and appends the index descriptor carrying the
 //! *new* manifest digest.
-use crate::error::{digest_hex, Error, Result};
+use crate::error::{check_content, Error, Result};
 use crate::*;
 use serde::Deserialize;
 use soci_oci::spec::{self, Descriptor, Index, Manifest, Platform};
@@ -64,18 +64,6 @@ pub struct ConvertOutput {
 }
 
 use spec::{is_index_media_type as is_index_type, is_manifest_media_type as is_manifest_type};
-
-fn check_content(desc_digest: &str, bytes: &[u8]) -> Result<()> {
-    digest_hex(desc_digest)?;
-    let actual = spec::sha256_digest(bytes);
-    if actual != desc_digest {
-        return Err(Error::DigestMismatch {
-            expected: desc_digest.to_string(),
-            actual,
-        });
-    }
-    Ok(())
-}
 
 /// containerd `ValidateMediaType`-like check: a `mediaType` in the content must
 /// agree with the descriptor.
@@ -199,12 +187,7 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
     let soci_descriptors = place_soci_descriptors(&mut index, input.indexes, &new_manifest_digest);
 
     let index_bytes = spec::to_go_json(&index);
-    let index_descriptor = Descriptor {
-        media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
-        digest: spec::sha256_digest(&index_bytes),
-        size: index_bytes.len() as i64,
-        ..Default::default()
-    };
+    let index_descriptor = Descriptor::of(spec::MEDIA_TYPE_OCI_INDEX, &index_bytes);
     Ok(ConvertOutput {
         manifests: converted,
         index,
@@ -285,12 +268,7 @@ fn rewrite_manifest(
         );
     }
     let bytes = spec::to_go_json(&m);
-    let descriptor = Descriptor {
-        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-        digest: spec::sha256_digest(&bytes),
-        size: bytes.len() as i64,
-        ..Default::default()
-    };
+    let descriptor = Descriptor::of(spec::MEDIA_TYPE_OCI_MANIFEST, &bytes);
     let original_digest = std::mem::replace(&mut entry.digest, descriptor.digest.clone());
     entry.size = descriptor.size;
     entry.media_type = spec::MEDIA_TYPE_OCI_MANIFEST.into();

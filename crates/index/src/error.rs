@@ -82,6 +82,19 @@ impl Error {
     }
 }
 
+/// Check that `bytes` have `expected`, a well-formed sha256 digest.
+pub(crate) fn check_content(expected: &str, bytes: &[u8]) -> Result<()> {
+    digest_hex(expected)?;
+    let actual = soci_oci::spec::sha256_digest(bytes);
+    if actual != expected {
+        return Err(Error::DigestMismatch {
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
 /// Validate `sha256:<64 lowercase hex>` and return the hex part.
 pub(crate) fn digest_hex(digest: &str) -> Result<&str> {
     soci_digest::sha256_hex(digest).ok_or_else(|| Error::InvalidDigest(digest.to_string()))

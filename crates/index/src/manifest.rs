@@ -179,11 +179,8 @@ pub fn build_index_manifest(
     };
     let bytes = spec::to_go_json(&manifest);
     let descriptor = Descriptor {
-        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-        digest: spec::sha256_digest(&bytes),
-        size: bytes.len() as i64,
         artifact_type: version.artifact_type().into(),
-        ..Default::default()
+        ..Descriptor::of(spec::MEDIA_TYPE_OCI_MANIFEST, &bytes)
     };
     Ok(BuiltIndex {
         manifest,

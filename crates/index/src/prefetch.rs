@@ -107,17 +107,7 @@ pub fn trim_prefetch_paths<S: AsRef<str>>(paths: &[S]) -> Vec<String> {
 /// Go `strings.TrimPrefix(filepath.Clean("/"+p), "/")`: lexical cleaning of `.`,
 /// `..` and repeated slashes, rooted, leading slash removed.
 pub fn clean_prefetch_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for comp in path.split('/') {
-        match comp {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    parts.join("/")
+    soci_oci::fsio::clean_rooted_path(path)
 }
 
 /// Sort by (start, end) and merge ranges that overlap or touch

@@ -21,7 +21,7 @@
 //! files left by a crashed writer are removed by [`Store::open`] (lock free and
 //! owner process gone, or older than a day). The store's internal directories must
 //! be real directories: a symlink among them is refused, never followed.
-use crate::error::{digest_hex, Error, Result};
+use crate::error::{check_content, digest_hex, Error, Result};
 use crate::manifest::{parse_index_manifest, IndexVersion, PrefetchRecord, ZtocRecord};
 use crate::*;
 use serde::{Deserialize, Serialize};
@@ -420,14 +420,7 @@ impl Store {
 
     /// Store bytes that must have digest `expected`.
     pub fn put_blob_expecting(&self, bytes: &[u8], expected: &str) -> Result<BlobRef> {
-        digest_hex(expected)?;
-        let actual = spec::sha256_digest(bytes);
-        if actual != expected {
-            return Err(Error::DigestMismatch {
-                expected: expected.to_string(),
-                actual,
-            });
-        }
+        check_content(expected, bytes)?;
         self.put_blob(bytes)
     }
 

@@ -10,6 +10,7 @@
 //! old form is hashed once when the source is opened.
 use crate::blob::{check_small, verify_blob, MAX_IN_MEMORY_BLOB};
 use crate::error::{Error, Result};
+use crate::fsio::clean_rooted_path as clean;
 use crate::layout::{file_len, read_range_from};
 use crate::reference::ImageRef;
 use crate::source::ImageSource;
@@ -44,20 +45,6 @@ pub struct DockerArchiveSource {
     blobs: HashMap<String, (u64, u64)>,
     manifest_desc: Descriptor,
     manifest_raw: Vec<u8>,
-}
-
-fn clean(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    parts.join("/")
 }
 
 /// Walks the tar once and records where each regular file's data starts;
@@ -237,12 +224,7 @@ fn synthesise_manifest(config: Descriptor, layers: Vec<Descriptor>) -> (Descript
         ..Default::default()
     };
     let manifest_raw = spec::to_go_json(&manifest);
-    let manifest_desc = Descriptor {
-        media_type: spec::MEDIA_TYPE_DOCKER_MANIFEST.into(),
-        digest: spec::sha256_digest(&manifest_raw),
-        size: manifest_raw.len() as i64,
-        ..Default::default()
-    };
+    let manifest_desc = Descriptor::of(spec::MEDIA_TYPE_DOCKER_MANIFEST, &manifest_raw);
     (manifest_desc, manifest_raw)
 }
 
@@ -251,10 +233,10 @@ impl DockerArchiveSource {
     /// synthesise its manifest.
     pub fn open(reference: ImageRef) -> Result<Self> {
         let ImageRef::DockerArchive { file, image } = &reference else {
-            return Err(Error::InvalidReference {
-                input: reference.to_string(),
-                reason: "not a docker-archive: reference".into(),
-            });
+            return Err(Error::invalid_reference(
+                &reference,
+                "not a docker-archive: reference",
+            ));
         };
         let (path, image) = (file.clone(), image.clone());
         let entries = index_entries(&path)?;

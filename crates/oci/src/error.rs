@@ -93,6 +93,12 @@ impl Error {
             source,
         }
     }
+    pub(crate) fn invalid_reference(input: impl ToString, reason: impl Into<String>) -> Self {
+        Error::InvalidReference {
+            input: input.to_string(),
+            reason: reason.into(),
+        }
+    }
     pub(crate) fn bad_image(image: impl ToString, reason: impl Into<String>) -> Self {
         Error::BadImage {
             image: image.to_string(),

@@ -28,6 +28,23 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// alive (ids are reused) and their lock is free.
 pub const STALE_TMP_AGE: Duration = Duration::from_secs(24 * 3600);
 
+/// Go `strings.TrimPrefix(path.Clean("/"+p), "/")`: lexical cleaning of a
+/// slash-separated name (tar member names, prefetch paths) that cannot climb
+/// above its root: `.`, empty parts and a `..` at the top are dropped.
+pub fn clean_rooted_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
 /// Take an exclusive `flock` on `file`, waiting for it (retrying on `EINTR`).
 pub fn lock_exclusive(file: &File) -> io::Result<()> {
     loop {

@@ -46,10 +46,10 @@ impl OciLayoutSource {
     /// Open `oci:DIR[:TAG]`; fails early if `DIR/index.json` is unreadable.
     pub fn open(reference: ImageRef) -> Result<Self> {
         let ImageRef::OciLayout { dir, tag } = &reference else {
-            return Err(Error::InvalidReference {
-                input: reference.to_string(),
-                reason: "not an oci: reference".into(),
-            });
+            return Err(Error::invalid_reference(
+                &reference,
+                "not an oci: reference",
+            ));
         };
         let (dir, tag) = (dir.clone(), tag.clone());
         read_index(&dir)?;

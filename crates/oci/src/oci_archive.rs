@@ -209,10 +209,10 @@ impl OciArchiveSource {
     /// (in `$TMPDIR`) that lives as long as the source.
     pub fn open(reference: ImageRef) -> Result<Self> {
         let ImageRef::OciArchive { file, tag } = &reference else {
-            return Err(Error::InvalidReference {
-                input: reference.to_string(),
-                reason: "not an oci-archive: reference".into(),
-            });
+            return Err(Error::invalid_reference(
+                &reference,
+                "not an oci-archive: reference",
+            ));
         };
         if !file.is_file() {
             return Err(Error::bad_image(

@@ -67,10 +67,7 @@ impl ImageRef {
 }
 
 fn invalid(input: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidReference {
-        input: input.into(),
-        reason: reason.into(),
-    }
+    Error::invalid_reference(input, reason)
 }
 
 /// distribution/reference `tag`: `[\w][\w.-]{0,127}`.
@@ -81,6 +78,15 @@ pub(crate) fn is_tag(t: &str) -> bool {
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
         && b.iter()
             .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-')
+}
+
+/// A manifest reference within a repository: a tag or a sha256 digest.
+pub(crate) fn check_manifest_reference(reference: &str) -> Result<()> {
+    if is_sha256_digest(reference) || is_tag(reference) {
+        Ok(())
+    } else {
+        Err(invalid(reference, "neither a tag nor a sha256 digest"))
+    }
 }
 
 /// `sha256:` + 64 lower-case hex digits (the only algorithm we verify).

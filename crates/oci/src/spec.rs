@@ -119,6 +119,19 @@ pub struct Descriptor {
     pub artifact_type: String,
 }
 
+impl Descriptor {
+    /// The descriptor of `bytes` as a blob of `media_type`: their digest and
+    /// length, nothing else set.
+    pub fn of(media_type: impl Into<String>, bytes: &[u8]) -> Self {
+        Descriptor {
+            media_type: media_type.into(),
+            digest: sha256_digest(bytes),
+            size: bytes.len() as i64,
+            ..Default::default()
+        }
+    }
+}
+
 /// `ocispec.Manifest`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Manifest {

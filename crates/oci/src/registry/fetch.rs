@@ -85,21 +85,11 @@ impl RegistryClient {
         repo: &str,
         reference: &str,
     ) -> Result<Option<(Descriptor, Vec<u8>)>> {
-        if !is_sha256_digest(reference) && !crate::reference::is_tag(reference) {
-            return Err(Error::InvalidReference {
-                input: reference.into(),
-                reason: "neither a tag nor a sha256 digest".into(),
-            });
-        }
+        crate::reference::check_manifest_reference(reference)?;
         let registry = self.registry();
         match runtime().block_on(self.conn.get_manifest(repo, reference))? {
             Some((raw, digest)) => {
-                let desc = Descriptor {
-                    media_type: sniff_media_type(&raw).unwrap_or_default(),
-                    digest: spec::sha256_digest(&raw),
-                    size: raw.len() as i64,
-                    ..Default::default()
-                };
+                let desc = Descriptor::of(sniff_media_type(&raw).unwrap_or_default(), &raw);
                 if is_sha256_digest(reference) && desc.digest != reference {
                     return Err(Error::DigestMismatch {
                         what: format!("manifest {registry}/{repo}@{reference}"),

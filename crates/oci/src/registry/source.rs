@@ -19,10 +19,10 @@ pub struct RegistrySource {
 impl RegistrySource {
     pub fn new(reference: ImageRef, opts: &RegistryOptions) -> Result<Self> {
         let ImageRef::Registry { registry, .. } = &reference else {
-            return Err(Error::InvalidReference {
-                input: reference.to_string(),
-                reason: "not a registry reference".into(),
-            });
+            return Err(Error::invalid_reference(
+                &reference,
+                "not a registry reference",
+            ));
         };
         let client = RegistryClient::new(registry, opts)?;
         Self::with_client(reference, client)
@@ -31,10 +31,10 @@ impl RegistrySource {
     /// Share a client (and its token cache) between sources of the same registry.
     pub fn with_client(reference: ImageRef, client: Arc<RegistryClient>) -> Result<Self> {
         let ImageRef::Registry { repository, .. } = &reference else {
-            return Err(Error::InvalidReference {
-                input: reference.to_string(),
-                reason: "not a registry reference".into(),
-            });
+            return Err(Error::invalid_reference(
+                &reference,
+                "not a registry reference",
+            ));
         };
         Ok(RegistrySource {
             repository: repository.clone(),

@@ -289,12 +289,7 @@ impl RegistryClient {
                 actual: digest,
             });
         }
-        if !is_sha256_digest(reference) && !crate::reference::is_tag(reference) {
-            return Err(Error::InvalidReference {
-                input: reference.into(),
-                reason: "neither a tag nor a sha256 digest".into(),
-            });
-        }
+        crate::reference::check_manifest_reference(reference)?;
         let ct = reqwest::header::HeaderValue::from_str(media_type).map_err(|e| {
             Error::InvalidReference {
                 input: media_type.into(),
