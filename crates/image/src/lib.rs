@@ -8,6 +8,7 @@
 //!
 //! Libraries never draw on the terminal: progress goes through [`Reporter`].
 pub mod create;
+pub mod job;
 mod layers;
 pub mod lazy;
 mod pool;

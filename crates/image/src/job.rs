@@ -1,0 +1,255 @@
+//! One entry point for `create`, `convert` and `create --dest`/`--push`:
+//! [`CreateJob`]. Front ends map their flags to a job, run it and print its
+//! [`CreateReport`]; they do not assemble the steps themselves.
+//!
+//! The plan, in order:
+//! 1. the source's tag is resolved once ([`PinnedSource`]): every later step
+//!    (layers, the store's record, publishing, verifying) uses that digest,
+//!    even if the tag moves meanwhile;
+//! 2. a docker archive going somewhere has its plain-tar layers compressed
+//!    first ([`crate::recompress`]): what lands at the destination is
+//!    compressed, so that form is the one indexed;
+//! 3. the zTOCs and SOCI indexes are built into the local store, each layer
+//!    read being copied to the destination in the same pass
+//!    ([`crate::publish::Destination`] as the [`crate::create::LayerTee`]);
+//! 4. with `verify`, what was built is checked against the image before
+//!    anything is published (a failure stops the job there);
+//! 5. the index is published ([`publish_to`]);
+//! 6. after a verified publish, the destination is verified the way a runtime
+//!    finds the index, skipping the zTOCs step 4 already checked.
+use crate::create::{create_with, CreateOptions, Created, LayerTee};
+use crate::publish::{check_destination, publish_to, Destination, PublishResult};
+use crate::verify::{known_good, verify_created, verify_with, VerifyReport};
+use crate::{PinnedSource, Reporter};
+use anyhow::{bail, Context, Result};
+use soci_index::store::Store;
+use soci_oci::reference::ImageRef;
+use soci_oci::registry::RegistryOptions;
+use soci_oci::source::{open_source, ImageSource};
+use std::collections::HashMap;
+
+/// Where a [`CreateJob`] puts the index it builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Only the local store (`soci create`).
+    Store,
+    /// Next to the source image itself, which must be in a registry (`--push`).
+    InPlace,
+    /// At this image (`--dest`, `soci convert`).
+    To(ImageRef),
+}
+
+/// A create (and maybe publish) job, its destination already checked.
+#[derive(Debug, Clone)]
+pub struct CreateJob {
+    source: ImageRef,
+    dest: Option<ImageRef>,
+    opts: CreateOptions,
+    registry: RegistryOptions,
+    verify: bool,
+}
+
+/// What a [`CreateJob`] did.
+#[derive(Debug)]
+pub struct CreateReport {
+    /// The indexes built, and what happened to each layer.
+    pub created: Created,
+    /// With `verify`: the check of what was built, before publishing. When it
+    /// failed, nothing was published and the job stopped there.
+    pub verified: Option<VerifyReport>,
+    /// Where the index went, when there is a destination.
+    pub published: Option<PublishResult>,
+    /// With `verify` and a destination: the check of the published index, as
+    /// a runtime finds it there.
+    pub verified_at_destination: Option<VerifyReport>,
+    /// A step after the build that failed (publishing, or verifying at the
+    /// destination): everything above happened, the rest did not.
+    pub failure: Option<anyhow::Error>,
+}
+
+impl CreateJob {
+    /// A job indexing `source` for `target`, refusing now a destination that
+    /// cannot take an index of `opts.index_version` (see
+    /// [`check_destination`]), before anything is read or built.
+    pub fn new(source: ImageRef, target: Target, opts: CreateOptions) -> Result<Self> {
+        let dest = match target {
+            Target::Store => None,
+            Target::To(d) => Some(d),
+            Target::InPlace => match &source {
+                ImageRef::Registry { .. } => Some(source.clone()),
+                _ => bail!("--push needs a registry image; for {source} give --dest DST"),
+            },
+        };
+        if let Some(d) = &dest {
+            check_destination(d, opts.index_version)?;
+        }
+        Ok(CreateJob {
+            source,
+            dest,
+            opts,
+            registry: RegistryOptions::default(),
+            verify: false,
+        })
+    }
+
+    /// How registries (source and destination) are reached.
+    pub fn registry_options(mut self, registry: RegistryOptions) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Verify what is built before publishing it, and after publishing verify
+    /// it again at the destination.
+    pub fn verify(mut self, yes: bool) -> Self {
+        self.verify = yes;
+        self
+    }
+
+    /// The destination, if the job publishes.
+    pub fn destination(&self) -> Option<&ImageRef> {
+        self.dest.as_ref()
+    }
+
+    /// Runs the plan (see the module docs) with the local store `store`.
+    /// Build progress goes to `reporter`, verification progress to
+    /// `verify_reporter` (a front end may meter the build alone). An error
+    /// means nothing was built; a later step's failure is in
+    /// [`CreateReport::failure`], next to what was done before it.
+    pub fn run(
+        &self,
+        store: &Store,
+        reporter: &dyn Reporter,
+        verify_reporter: &dyn Reporter,
+    ) -> Result<CreateReport> {
+        let (src, opts) = (&self.source, &self.opts);
+        let opened =
+            open_source(src, &self.registry).with_context(|| format!("cannot open image {src}"))?;
+        let pinned =
+            PinnedSource::new(&*opened).with_context(|| format!("cannot resolve {src}"))?;
+        let recompressed;
+        let mut prebuilt = HashMap::new();
+        let source: &dyn ImageSource = if matches!(src, ImageRef::DockerArchive { .. })
+            && self.dest.is_some()
+        {
+            reporter.message(
+                "compressing the archive's layers (gzip -6, deterministic) into the local store, building their zTOCs on the way",
+            );
+            recompressed = crate::recompress::recompress(&pinned, store, opts, reporter)?;
+            prebuilt = recompressed.prebuilt().clone();
+            &recompressed
+        } else {
+            &pinned
+        };
+        // Opened on first use, by the tee or by publishing: one registry
+        // client (and one run of the credential helper) for the whole job.
+        let destination = self
+            .dest
+            .as_ref()
+            .map(|d| Destination::new(source, d, opts.index_version, &self.registry));
+        let tee = destination.as_ref().map(|d| d as &dyn LayerTee);
+        let created = create_with(source, store, opts, reporter, &prebuilt, tee)?;
+        let mut report = CreateReport {
+            created,
+            verified: None,
+            published: None,
+            verified_at_destination: None,
+            failure: None,
+        };
+        // The zTOCs are read from the local store that holds them.
+        let mut checked = None;
+        if self.verify {
+            let v = verify_created(source, store, &report.created, opts.jobs, verify_reporter);
+            let ok = v.ok;
+            checked = Some(known_good(&v));
+            report.verified = Some(v);
+            if !ok {
+                return Ok(report);
+            }
+        }
+        let (Some(dest), Some(destination)) = (&self.dest, &destination) else {
+            return Ok(report);
+        };
+        match publish_to(&report.created, store, destination, reporter)
+            .with_context(|| format!("cannot push to {dest}"))
+        {
+            Ok(p) => report.published = Some(p),
+            Err(e) => {
+                report.failure = Some(e);
+                return Ok(report);
+            }
+        }
+        if let Some(checked) = &checked {
+            let at_dest = open_source(dest, &self.registry)
+                .with_context(|| format!("cannot open image {dest}"))
+                .and_then(|d| {
+                    verify_with(
+                        &*d,
+                        Some(store),
+                        &opts.platforms,
+                        opts.jobs,
+                        verify_reporter,
+                        checked,
+                    )
+                    .with_context(|| format!("cannot verify {dest}"))
+                });
+            match at_dest {
+                Ok(v) => report.verified_at_destination = Some(v),
+                Err(e) => report.failure = Some(e),
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use soci_index::manifest::IndexVersion;
+
+    fn job(source: &str, target: Target, version: IndexVersion) -> Result<CreateJob> {
+        let opts = CreateOptions {
+            index_version: version,
+            ..Default::default()
+        };
+        CreateJob::new(source.parse().unwrap(), target, opts)
+    }
+
+    fn to(r: &str) -> Target {
+        Target::To(r.parse().unwrap())
+    }
+
+    #[test]
+    fn destinations_are_checked_before_anything_runs() {
+        use IndexVersion::{V1, V2};
+        let err = |r: Result<CreateJob>| r.unwrap_err().to_string();
+        assert!(err(job("oci:/nowhere", Target::InPlace, V2)).contains("--push needs a registry"));
+        let by_digest = "localhost:5000/a@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        assert!(err(job("oci:/nowhere", to(by_digest), V2)).contains("tagged ref"));
+        assert!(err(job(
+            "oci:/nowhere",
+            to("localhost:5000/a:t@sha256:0000000000000000000000000000000000000000000000000000000000000000"),
+            V2
+        ))
+        .contains("tagged ref"));
+        assert!(
+            err(job("oci:/nowhere", to("oci:/out"), V1)).contains("only be pushed to a registry")
+        );
+        assert!(err(job("oci:/nowhere", to("docker-archive:/x.tar"), V2))
+            .contains("docker-archive destination"));
+        // Allowed: v1 by digest (it only adds referrers), v2 to a tag or layout.
+        assert!(job("oci:/nowhere", to(by_digest), V1).is_ok());
+        assert!(job("oci:/nowhere", to("localhost:5000/a:t"), V2).is_ok());
+        assert!(job("oci:/nowhere", to("oci:/out:t"), V2).is_ok());
+        let in_place = job("localhost:5000/a:t", Target::InPlace, V2).unwrap();
+        assert_eq!(
+            in_place.destination(),
+            Some(&"localhost:5000/a:t".parse().unwrap())
+        );
+        assert_eq!(
+            job("oci:/nowhere", Target::Store, V2)
+                .unwrap()
+                .destination(),
+            None
+        );
+    }
+}
