@@ -8,10 +8,8 @@ use crate::progress::ImageProgress;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use soci_image::create::{CreateOptions, Created, NothingIndexed};
-use soci_image::job::{CreateJob, Target};
-use soci_image::publish::{publish_to, Destination};
+use soci_image::job::{CreateJob, PushJob, Target};
 use soci_image::verify::{verify, VerifyReport};
-use soci_image::Reporter as _;
 use soci_index::manifest::IndexVersion;
 use soci_index::store::Store;
 use soci_oci::reference::ImageRef;
@@ -448,15 +446,13 @@ pub fn convert_cmd(a: ConvertArgs, global: &GlobalArgs) -> Result<u8> {
 
 /// Entry point for `soci push`: publishes what `create` stored, never rebuilds.
 pub fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
-    use soci_image::stored::{existing_indexes, stored_created, version_of, StoredChoice};
+    use soci_image::stored::StoredChoice;
     let src = parse_ref(&a.source)?;
-    let dest = match &a.dest {
-        Some(d) => parse_ref(d)?,
-        None => match &src {
-            ImageRef::Registry { .. } => src.clone(),
-            _ => bail!("push needs a registry image; for {src} give --dest DST"),
-        },
+    let target = match &a.dest {
+        Some(d) => Target::To(parse_ref(d)?),
+        None => Target::InPlace,
     };
+    let job = PushJob::new(src, target)?;
     let store = open_store(a.image.store.as_deref())?;
     let index = match &a.index {
         Some(d) => {
@@ -481,100 +477,72 @@ pub fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
             None
         },
     };
-    let opened = open(&src, &a.image)?;
+    let job = job
+        .choice(choice)
+        .registry_options(registry_options(&a.image)?)
+        .jobs(jobs(&a.image))
+        .copy_jobs(a.max_concurrent_uploads.into())
+        .look_for_existing(a.existing_index != ExistingIndex::Allow);
+    let dest = job.destination().clone();
     let reporter = ImageProgress::new(global.quiet, global.json);
-    // A docker archive's layers are plain tars: `create --dest` indexed their
-    // deterministic gzip form, so push that form (compressed again, same bytes;
-    // no zTOC is built).
-    let recompressed;
-    let source: &dyn ImageSource = if matches!(src, ImageRef::DockerArchive { .. }) {
-        let opts = CreateOptions {
-            require_stored: true,
-            jobs: jobs(&a.image),
-            ..Default::default()
-        };
-        reporter.message("compressing the archive's layers (gzip -6, deterministic) as create did");
-        recompressed = soci_image::recompress::recompress(&*opened, &store, &opts, &reporter)?;
-        &recompressed
-    } else {
-        &*opened
-    };
-    let created = stored_created(source, &store, &choice)?;
-    let version = version_of(&created).context("the stored SOCI index has no version")?;
-    if let (
-        ImageRef::Registry { tag: None, .. }
-        | ImageRef::Registry {
-            digest: Some(_), ..
-        },
-        IndexVersion::V2,
-    ) = (&dest, version)
-    {
-        bail!("the destination image must be a tagged ref of the form \"registry/repository:tag\" to push a v2 SOCI index");
-    }
-    if version == IndexVersion::V1 && !matches!(dest, ImageRef::Registry { .. }) {
-        bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers), not {dest}");
-    }
-    if !global.json {
-        for p in &created.platforms {
-            println!(
-                "soci index {} ({}, {}) for {}: {} zTOC(s), {} prefetch artifact(s)",
-                p.index.descriptor.digest,
-                version,
-                platform_str(&p.image.platform),
-                p.image.descriptor.digest,
-                p.ztocs.len(),
-                p.prefetches.len()
-            );
-        }
-    }
-    let mut out = json!({
-        "indexes": created.platforms.iter().map(|p| json!({
-            "index": p.index.descriptor.digest,
-            "version": version.as_str(),
-            "platform": p.image.platform,
-            "manifest": p.image.descriptor.digest,
-            "ztocs": p.ztocs.len(),
-            "prefetches": p.prefetches.len(),
-        })).collect::<Vec<_>>(),
-    });
-    // What the destination already has (a new tag or repository: nothing).
-    let existing = match a.existing_index {
-        ExistingIndex::Allow => Vec::new(),
-        _ => open(&dest, &a.image)
-            .map(|d| existing_indexes(&*d, &created))
-            .unwrap_or_default(),
-    };
-    if !existing.is_empty() {
-        match a.existing_index {
-            ExistingIndex::Skip => {
-                if global.json {
-                    out["skipped"] = json!({"existing": existing});
-                    print_json(&out)?;
-                } else {
-                    println!(
-                        "skipped: {dest} already has SOCI index(es) {} (--existing-index skip)",
-                        existing.join(", ")
-                    );
-                }
-                return Ok(crate::exit::OK);
+    let mut out = serde_json::Value::Null;
+    let pushed = job.run(&store, &reporter, &mut |plan| {
+        let (created, version) = (plan.created, plan.version);
+        if !global.json {
+            for p in &created.platforms {
+                println!(
+                    "soci index {} ({}, {}) for {}: {} zTOC(s), {} prefetch artifact(s)",
+                    p.index.descriptor.digest,
+                    version,
+                    platform_str(&p.image.platform),
+                    p.image.descriptor.digest,
+                    p.ztocs.len(),
+                    p.prefetches.len()
+                );
             }
-            ExistingIndex::Warn if !global.quiet => eprintln!(
-                "warning: {dest} already has SOCI index(es) {}; pushing anyway (--existing-index skip leaves it as is)",
-                existing.join(", ")
-            ),
-            _ => {}
         }
-    }
-    let registry_opts = registry_options(&a.image)?;
-    let destination = Destination::new(source, &dest, version, &registry_opts)
-        .with_copy_jobs(a.max_concurrent_uploads.into());
-    let result = publish_to(&created, &store, &destination, &reporter)
-        .with_context(|| format!("cannot push to {dest}"))?;
-    if global.json {
-        out["pushed"] = serde_json::to_value(&result)?;
-        print_json(&out)?;
-    } else {
-        print_pushed(&result);
+        out = json!({
+            "indexes": created.platforms.iter().map(|p| json!({
+                "index": p.index.descriptor.digest,
+                "version": version.as_str(),
+                "platform": p.image.platform,
+                "manifest": p.image.descriptor.digest,
+                "ztocs": p.ztocs.len(),
+                "prefetches": p.prefetches.len(),
+            })).collect::<Vec<_>>(),
+        });
+        let existing = &plan.existing;
+        if !existing.is_empty() {
+            match a.existing_index {
+                ExistingIndex::Skip => {
+                    if global.json {
+                        out["skipped"] = json!({"existing": existing});
+                    } else {
+                        println!(
+                            "skipped: {dest} already has SOCI index(es) {} (--existing-index skip)",
+                            existing.join(", ")
+                        );
+                    }
+                    return Ok(false);
+                }
+                ExistingIndex::Warn if !global.quiet => eprintln!(
+                    "warning: {dest} already has SOCI index(es) {}; pushing anyway (--existing-index skip leaves it as is)",
+                    existing.join(", ")
+                ),
+                _ => {}
+            }
+        }
+        Ok(true)
+    })?;
+    match pushed {
+        Some(result) if global.json => {
+            out["pushed"] = serde_json::to_value(&result)?;
+            print_json(&out)?;
+        }
+        Some(result) => print_pushed(&result),
+        // Skipped: the destination already has an index.
+        None if global.json => print_json(&out)?,
+        None => {}
     }
     Ok(crate::exit::OK)
 }

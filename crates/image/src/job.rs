@@ -19,9 +19,11 @@
 //!    finds the index, skipping the zTOCs step 4 already checked.
 use crate::create::{create_with, CreateOptions, Created, LayerTee};
 use crate::publish::{check_destination, publish_to, Destination, PublishResult};
+use crate::stored::{existing_indexes, stored_created, version_of, StoredChoice};
 use crate::verify::{known_good, verify_created, verify_with, VerifyReport};
 use crate::{PinnedSource, Reporter};
 use anyhow::{bail, Context, Result};
+use soci_index::manifest::IndexVersion;
 use soci_index::store::Store;
 use soci_oci::reference::ImageRef;
 use soci_oci::registry::RegistryOptions;
@@ -37,6 +39,15 @@ pub enum Target {
     InPlace,
     /// At this image (`--dest`, `soci convert`).
     To(ImageRef),
+}
+
+/// The source itself as the destination (`what`: the flag or command asking),
+/// which only a registry image can be.
+fn in_place(source: &ImageRef, what: &str) -> Result<ImageRef> {
+    match source {
+        ImageRef::Registry { .. } => Ok(source.clone()),
+        _ => bail!("{what} needs a registry image; for {source} give --dest DST"),
+    }
 }
 
 /// A create (and maybe publish) job, its destination already checked.
@@ -75,10 +86,7 @@ impl CreateJob {
         let dest = match target {
             Target::Store => None,
             Target::To(d) => Some(d),
-            Target::InPlace => match &source {
-                ImageRef::Registry { .. } => Some(source.clone()),
-                _ => bail!("--push needs a registry image; for {source} give --dest DST"),
-            },
+            Target::InPlace => Some(in_place(&source, "--push")?),
         };
         if let Some(d) = &dest {
             check_destination(d, opts.index_version)?;
@@ -201,10 +209,148 @@ impl CreateJob {
     }
 }
 
+/// A `soci push` job: publishes the SOCI index(es) `create` left in the local
+/// store for an image, never rebuilding anything (see [`crate::stored`]).
+#[derive(Debug, Clone)]
+pub struct PushJob {
+    source: ImageRef,
+    dest: ImageRef,
+    choice: StoredChoice,
+    registry: RegistryOptions,
+    jobs: usize,
+    copy_jobs: usize,
+    look_for_existing: bool,
+}
+
+/// What a [`PushJob`] is about to publish, shown to its caller before
+/// anything is pushed.
+#[derive(Debug)]
+pub struct PushPlan<'a> {
+    /// The stored indexes (one per platform) and their zTOCs.
+    pub created: &'a Created,
+    /// Their version (all the same).
+    pub version: IndexVersion,
+    /// SOCI indexes the destination already has for these image manifests
+    /// (looked for only when asked, see [`PushJob::look_for_existing`]).
+    pub existing: Vec<String>,
+}
+
+impl PushJob {
+    /// A job pushing the stored index of `source` to `target` ([`Target::Store`]
+    /// means in place, as [`Target::InPlace`]). The destination's rules that
+    /// depend on the index version are checked once the index is found.
+    pub fn new(source: ImageRef, target: Target) -> Result<Self> {
+        let dest = match target {
+            Target::To(d) => d,
+            Target::InPlace | Target::Store => in_place(&source, "push")?,
+        };
+        Ok(PushJob {
+            source,
+            dest,
+            choice: StoredChoice::default(),
+            registry: RegistryOptions::default(),
+            jobs: 1,
+            copy_jobs: crate::publish::COPY_JOBS,
+            look_for_existing: false,
+        })
+    }
+
+    /// Which stored index to push (default: the newest for every platform).
+    pub fn choice(mut self, choice: StoredChoice) -> Self {
+        self.choice = choice;
+        self
+    }
+
+    /// How registries (source and destination) are reached.
+    pub fn registry_options(mut self, registry: RegistryOptions) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Layers compressed at the same time (a docker archive's, see
+    /// [`PushJob::run`]).
+    pub fn jobs(mut self, n: usize) -> Self {
+        self.jobs = n.max(1);
+        self
+    }
+
+    /// Blob copies in flight at once.
+    pub fn copy_jobs(mut self, n: usize) -> Self {
+        self.copy_jobs = n.max(1);
+        self
+    }
+
+    /// Whether to read the destination for the SOCI indexes it already has
+    /// ([`PushPlan::existing`]).
+    pub fn look_for_existing(mut self, yes: bool) -> Self {
+        self.look_for_existing = yes;
+        self
+    }
+
+    /// The destination.
+    pub fn destination(&self) -> &ImageRef {
+        &self.dest
+    }
+
+    /// Finds the stored index(es), checks the destination can take their
+    /// version, asks `proceed` (with the plan) whether to go on, and if so
+    /// publishes. `None`: `proceed` said no, nothing was pushed.
+    pub fn run(
+        &self,
+        store: &Store,
+        reporter: &dyn Reporter,
+        proceed: &mut dyn FnMut(&PushPlan<'_>) -> Result<bool>,
+    ) -> Result<Option<PublishResult>> {
+        let (src, dest) = (&self.source, &self.dest);
+        let opened =
+            open_source(src, &self.registry).with_context(|| format!("cannot open image {src}"))?;
+        // A docker archive's layers are plain tars: `create --dest` indexed
+        // their deterministic gzip form, so push that form (compressed again,
+        // same bytes; no zTOC is built).
+        let recompressed;
+        let source: &dyn ImageSource = if matches!(src, ImageRef::DockerArchive { .. }) {
+            let opts = CreateOptions {
+                require_stored: true,
+                jobs: self.jobs,
+                ..Default::default()
+            };
+            reporter
+                .message("compressing the archive's layers (gzip -6, deterministic) as create did");
+            recompressed = crate::recompress::recompress(&*opened, store, &opts, reporter)?;
+            &recompressed
+        } else {
+            &*opened
+        };
+        let created = stored_created(source, store, &self.choice)?;
+        let version = version_of(&created).context("the stored SOCI index has no version")?;
+        check_destination(dest, version)?;
+        // What the destination already has (a new tag or repository: nothing).
+        let existing = if self.look_for_existing {
+            open_source(dest, &self.registry)
+                .map(|d| existing_indexes(&*d, &created))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let plan = PushPlan {
+            created: &created,
+            version,
+            existing,
+        };
+        if !proceed(&plan)? {
+            return Ok(None);
+        }
+        let destination =
+            Destination::new(source, dest, version, &self.registry).with_copy_jobs(self.copy_jobs);
+        publish_to(&created, store, &destination, reporter)
+            .with_context(|| format!("cannot push to {dest}"))
+            .map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use soci_index::manifest::IndexVersion;
 
     fn job(source: &str, target: Target, version: IndexVersion) -> Result<CreateJob> {
         let opts = CreateOptions {
