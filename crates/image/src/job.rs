@@ -351,6 +351,7 @@ impl PushJob {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use soci_oci::spec;
 
     fn job(source: &str, target: Target, version: IndexVersion) -> Result<CreateJob> {
         let opts = CreateOptions {
@@ -396,6 +397,78 @@ mod tests {
                 .unwrap()
                 .destination(),
             None
+        );
+    }
+
+    /// A v1 publish asks the destination about referrers with the client the
+    /// copy used: one client, so one `GET /v2/` challenge and one run of the
+    /// credential helper (it used to open a second client for referrers).
+    #[test]
+    fn a_v1_publish_uses_one_registry_client() {
+        use soci_oci::registry::Credentials;
+        use soci_testkit::hostile::{Answer, HostileServer};
+        let work = tempfile::tempdir().unwrap();
+        let fx = soci_testkit::fixture::make_oci_layout(&work.path().join("image"), "t");
+        let store = Store::open(&work.path().join("store")).unwrap();
+        // A registry that has every blob, takes every manifest and has the
+        // referrers API: enough for a v1 publish.
+        let server = HostileServer::start();
+        server.on("HEAD", "/blobs/", usize::MAX, Answer::status(200, &[], ""));
+        server.on(
+            "PUT",
+            "/manifests/",
+            usize::MAX,
+            Answer::status(201, &[], ""),
+        );
+        server.on(
+            "GET",
+            "/referrers/",
+            usize::MAX,
+            Answer::status(
+                200,
+                &[("Content-Type", spec::MEDIA_TYPE_OCI_INDEX)],
+                format!(
+                    r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[]}}"#,
+                    spec::MEDIA_TYPE_OCI_INDEX
+                ),
+            ),
+        );
+        let opts = CreateOptions {
+            index_version: IndexVersion::V1,
+            min_layer_size: 0,
+            platforms: soci_oci::source::PlatformChoice::All,
+            jobs: 1,
+            ..Default::default()
+        };
+        let dest = format!("{}/r:t", server.host());
+        let report = CreateJob::new(fx.oci_ref().parse().unwrap(), to(&dest), opts)
+            .unwrap()
+            .registry_options(RegistryOptions {
+                credentials: Credentials::Anonymous,
+                plain_http: true,
+                ..Default::default()
+            })
+            .run(&store, &crate::Silent, &crate::Silent)
+            .unwrap();
+        if let Some(e) = &report.failure {
+            panic!("{e:#}");
+        }
+        let published = report.published.expect("published");
+        assert_eq!(published.referrers.as_deref(), Some("referrers API"));
+        let challenges = server
+            .log()
+            .iter()
+            .filter(|s| s.method == "GET" && s.path == "/v2/")
+            .count();
+        assert_eq!(
+            challenges,
+            1,
+            "{:?}",
+            server
+                .log()
+                .iter()
+                .map(|s| format!("{} {}", s.method, s.path))
+                .collect::<Vec<_>>()
         );
     }
 }
