@@ -409,7 +409,7 @@ mod tests {
         use soci_testkit::hostile::{Answer, HostileServer};
         let work = tempfile::tempdir().unwrap();
         let fx = soci_testkit::fixture::make_oci_layout(&work.path().join("image"), "t");
-        let store = Store::open(&work.path().join("store")).unwrap();
+        let store = Store::open(work.path().join("store")).unwrap();
         // A registry that has every blob, takes every manifest and has the
         // referrers API: enough for a v1 publish.
         let server = HostileServer::start();
