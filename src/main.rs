@@ -67,8 +67,8 @@ fn main() -> ExitCode {
             if global.json {
                 let mut out = serde_json::json!({ "error": msg });
                 // Nothing to index: each layer's reason, as after a successful run.
-                if let Some(n) = err.downcast_ref::<soci_image::create::NothingIndexed>() {
-                    out["layers"] = commands::image::layers_json(&n.layers);
+                if let Some(soci_image::Error::NothingIndexed { layers, .. }) = err.downcast_ref() {
+                    out["layers"] = commands::image::layers_json(layers);
                 }
                 println!("{out}");
             }

@@ -7,7 +7,7 @@ use crate::output::print_json;
 use crate::progress::ImageProgress;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use soci_image::create::{CreateOptions, Created, NothingIndexed};
+use soci_image::create::{CreateOptions, Created};
 use soci_image::job::{CreateJob, PushJob, Target};
 use soci_image::verify::{verify, VerifyReport};
 use soci_index::manifest::IndexVersion;
@@ -352,12 +352,12 @@ fn run_create(
         Ok(r) => r,
         Err(e) => {
             // Nothing to index: still say per layer why, as after a successful run.
-            if let (Some(n), false) = (e.downcast_ref::<NothingIndexed>(), global.json) {
-                for (d, o) in &n.layers {
+            if let (soci_image::Error::NothingIndexed { layers, .. }, false) = (&e, global.json) {
+                for (d, o) in layers {
                     println!("{}", o.line(&d.digest));
                 }
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     let created = &report.created;
@@ -395,7 +395,7 @@ fn run_create(
         out["pushed"] = serde_json::to_value(result)?;
     }
     if let Some(e) = report.failure {
-        return Err(e);
+        return Err(e.into());
     }
     reporter.annotate(&mut out);
     if let Some(v) = &report.verified_at_destination {
@@ -523,7 +523,7 @@ pub fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
                             existing.join(", ")
                         );
                     }
-                    return Ok(false);
+                    return false;
                 }
                 ExistingIndex::Warn if !global.quiet => eprintln!(
                     "warning: {dest} already has SOCI index(es) {}; pushing anyway (--existing-index skip leaves it as is)",
@@ -532,7 +532,7 @@ pub fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
                 _ => {}
             }
         }
-        Ok(true)
+        true
     })?;
     match pushed {
         Some(result) if global.json => {

@@ -18,11 +18,11 @@
 //! 6. after a verified publish, the destination is verified the way a runtime
 //!    finds the index, skipping the zTOCs step 4 already checked.
 use crate::create::{create_with, CreateOptions, Created, LayerTee};
+use crate::error::{Error, Result};
 use crate::publish::{check_destination, publish_to, Destination, PublishResult};
 use crate::stored::{existing_indexes, stored_created, version_of, StoredChoice};
 use crate::verify::{known_good, verify_created, verify_with, VerifyReport};
 use crate::{PinnedSource, Reporter};
-use anyhow::{bail, Context, Result};
 use soci_index::manifest::IndexVersion;
 use soci_index::store::Store;
 use soci_oci::reference::ImageRef;
@@ -46,8 +46,19 @@ pub enum Target {
 fn in_place(source: &ImageRef, what: &str) -> Result<ImageRef> {
     match source {
         ImageRef::Registry { .. } => Ok(source.clone()),
-        _ => bail!("{what} needs a registry image; for {source} give --dest DST"),
+        _ => Err(Error::NotInRegistry {
+            what: what.to_string(),
+            image: source.to_string(),
+        }),
     }
+}
+
+/// Opens `image` as a source.
+fn open_image(image: &ImageRef, registry: &RegistryOptions) -> Result<Box<dyn ImageSource>> {
+    open_source(image, registry).map_err(|source| Error::OpenImage {
+        image: image.to_string(),
+        source,
+    })
 }
 
 /// A create (and maybe publish) job, its destination already checked.
@@ -75,7 +86,7 @@ pub struct CreateReport {
     pub verified_at_destination: Option<VerifyReport>,
     /// A step after the build that failed (publishing, or verifying at the
     /// destination): everything above happened, the rest did not.
-    pub failure: Option<anyhow::Error>,
+    pub failure: Option<Error>,
 }
 
 impl CreateJob {
@@ -130,10 +141,11 @@ impl CreateJob {
         verify_reporter: &dyn Reporter,
     ) -> Result<CreateReport> {
         let (src, opts) = (&self.source, &self.opts);
-        let opened =
-            open_source(src, &self.registry).with_context(|| format!("cannot open image {src}"))?;
-        let pinned =
-            PinnedSource::new(&*opened).with_context(|| format!("cannot resolve {src}"))?;
+        let opened = open_image(src, &self.registry)?;
+        let pinned = PinnedSource::new(&*opened).map_err(|source| Error::Resolve {
+            image: src.to_string(),
+            source,
+        })?;
         let recompressed;
         let mut prebuilt = HashMap::new();
         let source: &dyn ImageSource = if matches!(src, ImageRef::DockerArchive { .. })
@@ -177,9 +189,10 @@ impl CreateJob {
         let (Some(dest), Some(destination)) = (&self.dest, &destination) else {
             return Ok(report);
         };
-        match publish_to(&report.created, store, destination, reporter)
-            .with_context(|| format!("cannot push to {dest}"))
-        {
+        match publish_to(&report.created, store, destination, reporter).map_err(|e| Error::Push {
+            dest: dest.to_string(),
+            source: Box::new(e),
+        }) {
             Ok(p) => report.published = Some(p),
             Err(e) => {
                 report.failure = Some(e);
@@ -187,19 +200,20 @@ impl CreateJob {
             }
         }
         if let Some(checked) = &checked {
-            let at_dest = open_source(dest, &self.registry)
-                .with_context(|| format!("cannot open image {dest}"))
-                .and_then(|d| {
-                    verify_with(
-                        &*d,
-                        Some(store),
-                        &opts.platforms,
-                        opts.jobs,
-                        verify_reporter,
-                        checked,
-                    )
-                    .with_context(|| format!("cannot verify {dest}"))
-                });
+            let at_dest = open_image(dest, &self.registry).and_then(|d| {
+                verify_with(
+                    &*d,
+                    Some(store),
+                    &opts.platforms,
+                    opts.jobs,
+                    verify_reporter,
+                    checked,
+                )
+                .map_err(|e| Error::Verify {
+                    image: dest.to_string(),
+                    source: Box::new(e),
+                })
+            });
             match at_dest {
                 Ok(v) => report.verified_at_destination = Some(v),
                 Err(e) => report.failure = Some(e),
@@ -299,11 +313,10 @@ impl PushJob {
         &self,
         store: &Store,
         reporter: &dyn Reporter,
-        proceed: &mut dyn FnMut(&PushPlan<'_>) -> Result<bool>,
+        proceed: &mut dyn FnMut(&PushPlan<'_>) -> bool,
     ) -> Result<Option<PublishResult>> {
         let (src, dest) = (&self.source, &self.dest);
-        let opened =
-            open_source(src, &self.registry).with_context(|| format!("cannot open image {src}"))?;
+        let opened = open_image(src, &self.registry)?;
         // A docker archive's layers are plain tars: `create --dest` indexed
         // their deterministic gzip form, so push that form (compressed again,
         // same bytes; no zTOC is built).
@@ -322,7 +335,8 @@ impl PushJob {
             &*opened
         };
         let created = stored_created(source, store, &self.choice)?;
-        let version = version_of(&created).context("the stored SOCI index has no version")?;
+        let version = version_of(&created)
+            .ok_or_else(|| Error::Stored("the stored SOCI index has no version".into()))?;
         check_destination(dest, version)?;
         // What the destination already has (a new tag or repository: nothing).
         let existing = if self.look_for_existing {
@@ -337,13 +351,16 @@ impl PushJob {
             version,
             existing,
         };
-        if !proceed(&plan)? {
+        if !proceed(&plan) {
             return Ok(None);
         }
         let destination =
             Destination::new(source, dest, version, &self.registry).with_copy_jobs(self.copy_jobs);
         publish_to(&created, store, &destination, reporter)
-            .with_context(|| format!("cannot push to {dest}"))
+            .map_err(|e| Error::Push {
+                dest: dest.to_string(),
+                source: Box::new(e),
+            })
             .map(Some)
     }
 }
@@ -470,5 +487,44 @@ mod tests {
                 .map(|s| format!("{} {}", s.method, s.path))
                 .collect::<Vec<_>>()
         );
+    }
+
+    /// Nothing to index is a variant a front end matches on (to print each
+    /// layer's reason), not an error hidden inside another.
+    #[test]
+    fn nothing_indexed_is_matchable_and_names_every_layer() {
+        let work = tempfile::tempdir().unwrap();
+        let fx = soci_testkit::fixture::make_oci_layout(&work.path().join("image"), "t");
+        let store = Store::open(work.path().join("store")).unwrap();
+        let opts = CreateOptions {
+            min_layer_size: u64::MAX,
+            platforms: soci_oci::source::PlatformChoice::All,
+            jobs: 1,
+            ..Default::default()
+        };
+        let err = CreateJob::new(fx.oci_ref().parse().unwrap(), Target::Store, opts)
+            .unwrap()
+            .run(&store, &crate::Silent, &crate::Silent)
+            .unwrap_err();
+        let Error::NothingIndexed { layers, .. } = &err else {
+            panic!("{err}");
+        };
+        let expected: usize = {
+            let mut all: Vec<&str> = fx
+                .images
+                .iter()
+                .flat_map(|i| i.layers.iter().map(|l| l.digest.as_str()))
+                .collect();
+            all.sort();
+            all.dedup();
+            all.len()
+        };
+        assert_eq!(layers.len(), expected);
+        assert!(layers
+            .iter()
+            .all(|(_, o)| matches!(o, crate::LayerOutcome::Skipped { .. })));
+        assert!(err
+            .to_string()
+            .starts_with("no ztocs created, all layers either skipped or produced errors: "));
     }
 }

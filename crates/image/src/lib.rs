@@ -8,6 +8,7 @@
 //!
 //! Libraries never draw on the terminal: progress goes through [`Reporter`].
 pub mod create;
+mod error;
 pub mod job;
 mod layers;
 pub mod lazy;
@@ -17,6 +18,8 @@ pub mod recompress;
 pub mod stored;
 mod tee;
 pub mod verify;
+
+pub use error::{Error, Result};
 
 pub use create::{
     create, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt, DEFAULT_MIN_LAYER_SIZE,

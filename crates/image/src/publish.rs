@@ -6,9 +6,9 @@
 //! the referrers fallback tag for v1 — last. An interrupted push leaves at most
 //! unreferenced blobs, never a tag pointing at something incomplete.
 use crate::create::{Created, LayerTee};
+use crate::error::{Error, Result};
 use crate::pool::parallel_by;
 use crate::Reporter;
-use anyhow::{bail, Context, Result};
 use soci_index::convert::{convert, ConvertInput, PlatformIndex};
 use soci_index::fallback::{fallback_entry, fallback_tag, merge_fallback_index};
 use soci_index::manifest::IndexVersion;
@@ -246,7 +246,10 @@ fn copy_blob(
                 shown: 0,
             }))
         })
-        .with_context(|| format!("cannot copy blob {}", d.digest));
+        .map_err(|e| Error::CopyBlob {
+            digest: d.digest.clone(),
+            source: Box::new(e),
+        });
     reporter.copy_done(&d.digest);
     copied.map(|()| Copied {
         uploaded: 1,
@@ -409,17 +412,21 @@ fn open_sink(
 pub fn check_destination(dest: &ImageRef, version: IndexVersion) -> Result<()> {
     match (dest, version) {
         (ImageRef::Registry { .. }, IndexVersion::V1) => Ok(()),
-        (_, IndexVersion::V1) => bail!(
+        (_, IndexVersion::V1) => Err(Error::BadDestination(format!(
             "a v1 SOCI index can only be pushed to a registry (it is found through referrers), not {dest}"
-        ),
+        ))),
         (ImageRef::Registry { tag, digest, .. }, IndexVersion::V2)
             if tag.is_none() || digest.is_some() =>
         {
-            bail!("the destination image must be a tagged ref of the form \"registry/repository:tag\"")
+            Err(Error::BadDestination(
+                "the destination image must be a tagged ref of the form \"registry/repository:tag\""
+                    .into(),
+            ))
         }
-        (ImageRef::DockerArchive { .. }, _) => bail!(
+        (ImageRef::DockerArchive { .. }, _) => Err(Error::BadDestination(
             "cannot write to a docker-archive destination: use a registry, oci:DIR or oci-archive:FILE"
-        ),
+                .into(),
+        )),
         _ => Ok(()),
     }
 }
@@ -681,14 +688,17 @@ fn copy_untouched_children(
         return Ok(());
     }
     let index: spec::Index =
-        serde_json::from_slice(&created.root_bytes).context("cannot parse the image index")?;
+        serde_json::from_slice(&created.root_bytes).map_err(Error::BadImageIndex)?;
     for child in &index.manifests {
         if converted.contains_key(&child.digest) {
             continue;
         }
         let raw = source
             .fetch_blob(child)
-            .with_context(|| format!("cannot read manifest {}", child.digest))?;
+            .map_err(|source| Error::ReadManifest {
+                digest: child.digest.clone(),
+                source,
+            })?;
         if let Ok(m) = serde_json::from_slice::<spec::Manifest>(&raw) {
             let blobs: Vec<&Descriptor> = std::iter::once(&m.config)
                 .chain(&m.layers)
