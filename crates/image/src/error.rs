@@ -153,6 +153,55 @@ pub enum Error {
         #[source]
         source: soci_index::Error,
     },
+    /// Lazy reads ([`crate::lazy`]): a zTOC entry that cannot be a file's.
+    #[error("invalid zTOC entry {name:?}: {why}")]
+    InvalidEntry { name: String, why: &'static str },
+    #[error("{what}")]
+    TooLarge {
+        what: &'static str,
+        #[source]
+        source: std::num::TryFromIntError,
+    },
+    #[error("the source returned {got} bytes for range {range:?}")]
+    ShortRange {
+        got: usize,
+        range: std::ops::Range<u64>,
+    },
+    #[error("the file's bytes are not in its spans")]
+    NotInSpans,
+    #[error("spans missing from the cache")]
+    SpansMissing,
+    #[error("range {offset}+{len} ends past the archive")]
+    PastArchive { offset: u64, len: u64 },
+    #[error("the layer ended after {got} of {size} bytes")]
+    LayerEnded { got: usize, size: usize },
+    #[error("the layer ended after {got} of {size} bytes of {name:?}")]
+    FileEnded {
+        got: usize,
+        size: usize,
+        name: String,
+    },
+    #[error("cannot inflate {name:?} from checkpoint {checkpoint}")]
+    InflateFile {
+        name: String,
+        checkpoint: u64,
+        #[source]
+        source: soci_ztoc::ZinfoError,
+    },
+    #[error("cannot inflate span {span}")]
+    InflateSpan {
+        span: u64,
+        #[source]
+        source: soci_ztoc::ZinfoError,
+    },
+    #[error("cannot read {name:?}")]
+    ReadEntry {
+        name: String,
+        #[source]
+        source: Box<Error>,
+    },
+    #[error(transparent)]
+    SpanCheck(#[from] crate::lazy::SpanCheckError),
     #[error(transparent)]
     Oci(#[from] soci_oci::Error),
     #[error(transparent)]
