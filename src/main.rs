@@ -67,19 +67,14 @@ fn main() -> ExitCode {
             if global.json {
                 let mut out = serde_json::json!({ "error": msg });
                 // Nothing to index: each layer's reason, as after a successful run.
-                if let Some(n) = err.downcast_ref::<soci_image::create::NothingIndexed>() {
-                    out["layers"] = commands::image::layers_json(&n.layers);
+                if let Some(soci_image::Error::NothingIndexed { layers, .. }) = err.downcast_ref() {
+                    out["layers"] = commands::image::layers_json(layers);
                 }
                 println!("{out}");
             }
             eprintln!("soci: {msg}");
             // A bad setting (e.g. SOCI_REGISTRY_TIMEOUT=1e19) is wrong usage.
-            let usage = err.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<soci_oci::Error>(),
-                    Some(soci_oci::Error::InvalidSetting { .. })
-                )
-            });
+            let usage = is_bad_setting(&err);
             ExitCode::from(if usage { exit::USAGE } else { exit::ERROR })
         }
     }
@@ -114,6 +109,23 @@ fn one_line(text: &str) -> String {
         out.push_str(piece);
     }
     out
+}
+
+/// Whether `err` comes from a bad setting (e.g. SOCI_REGISTRY_TIMEOUT=1e19),
+/// which is wrong usage.
+fn is_bad_setting(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        // soci-image passes soci-oci's errors on transparently (a nested
+        // cause is boxed).
+        let image = c
+            .downcast_ref::<soci_image::Error>()
+            .or_else(|| c.downcast_ref::<Box<soci_image::Error>>().map(|b| &**b));
+        let oci = c.downcast_ref::<soci_oci::Error>().or(match image {
+            Some(soci_image::Error::Oci(e)) => Some(e),
+            _ => None,
+        });
+        matches!(oci, Some(soci_oci::Error::InvalidSetting { .. }))
+    })
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -159,6 +171,23 @@ mod tests {
         );
         let e = anyhow::Error::new(Inner).context("cannot build layer x");
         assert_eq!(super::describe(&e), "cannot build layer x: inner problem");
+    }
+
+    #[test]
+    fn a_bad_setting_is_seen_through_soci_image() {
+        let setting = || soci_oci::Error::InvalidSetting {
+            name: "SOCI_REGISTRY_TIMEOUT".into(),
+            value: "1e19".into(),
+            reason: "too large".into(),
+        };
+        let direct = anyhow::Error::new(setting()).context("cannot open image x");
+        assert!(super::is_bad_setting(&direct));
+        let wrapped = anyhow::Error::new(soci_image::Error::Push {
+            dest: "r/x:t".into(),
+            source: Box::new(soci_image::Error::Oci(setting())),
+        });
+        assert!(super::is_bad_setting(&wrapped));
+        assert!(!super::is_bad_setting(&anyhow::anyhow!("other")));
     }
 
     #[test]

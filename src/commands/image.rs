@@ -7,17 +7,15 @@ use crate::output::print_json;
 use crate::progress::ImageProgress;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use soci_image::create::{create_with, CreateOptions, Created, LayerTee, NothingIndexed};
-use soci_image::publish::{publish_to, Destination};
-use soci_image::verify::{verify, verify_created, verify_with, VerifyReport};
-use soci_image::Reporter as _;
+use soci_image::create::{CreateOptions, Created};
+use soci_image::job::{CreateJob, PushJob, Target};
+use soci_image::verify::{verify, VerifyReport};
 use soci_index::manifest::IndexVersion;
 use soci_index::store::Store;
 use soci_oci::open_source;
 use soci_oci::reference::ImageRef;
 use soci_oci::registry::{ClientCert, Credentials, HostCredentials, RegistryOptions};
 use soci_oci::source::{ImageSource, PlatformChoice};
-use std::collections::HashMap;
 use std::io::Read;
 
 /// Opens the local store (`--store` or the default directory).
@@ -322,7 +320,8 @@ fn platform_str(p: &soci_oci::spec::Platform) -> String {
     s
 }
 
-/// Entry point for `soci create` (and `convert`, `push`).
+/// Entry point for `soci create` (and `convert`, `push`): maps the flags to a
+/// [`CreateJob`], runs it and prints its report.
 #[allow(clippy::too_many_arguments)]
 fn run_create(
     source_ref: &str,
@@ -335,89 +334,47 @@ fn run_create(
     require_stored: bool,
 ) -> Result<u8> {
     let src = parse_ref(source_ref)?;
-    let dest = match (dest, push) {
-        (Some(d), _) => Some(parse_ref(&d)?),
-        (None, true) => match &src {
-            ImageRef::Registry { .. } => Some(src.clone()),
-            _ => bail!("--push needs a registry image; for {src} give --dest DST"),
-        },
-        (None, false) => None,
+    let target = match (dest, push) {
+        (Some(d), _) => Target::To(parse_ref(&d)?),
+        (None, true) => Target::InPlace,
+        (None, false) => Target::Store,
     };
-    if let (Some(ImageRef::Registry { tag: None, .. }), IndexVersion::V2) =
-        (&dest, opts.index_version)
-    {
-        bail!("the destination image must be a tagged ref of the form \"registry/repository:tag\"");
-    }
-    if let (Some(d), IndexVersion::V1) = (&dest, opts.index_version) {
-        if !matches!(d, ImageRef::Registry { .. }) {
-            bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers), not {d}");
-        }
-    }
     opts.require_stored = require_stored;
+    let job = CreateJob::new(src.clone(), target, opts)?.verify(verify_after);
+    let dest = job.destination().cloned();
     let image = &bind_credentials(image, &src, dest.as_ref().unwrap_or(&src))?;
     let store = open_store(image.store.as_deref())?;
-    let opened = open(&src, image)?;
-    // The tag is resolved here, once: every later step (layers, the store's
-    // record, publishing, --verify) uses this digest, even if the tag moves.
-    let pinned =
-        soci_image::PinnedSource::new(&*opened).with_context(|| format!("cannot resolve {src}"))?;
+    let job = job.registry_options(registry_options(image)?);
     let progress = ImageProgress::new(global.quiet, global.json);
     // Timings and bytes per layer for --json; forwards everything to the bars.
+    // Not the verification's: --json's timings and bytes are the build's.
     let reporter = crate::metrics::Metered::new(&progress);
-    // A docker archive holds plain-tar layers; what lands in a registry is
-    // compressed, so index the compressed form we are about to push.
-    let recompressed;
-    let mut prebuilt = HashMap::new();
-    let source: &dyn ImageSource = if matches!(src, ImageRef::DockerArchive { .. })
-        && dest.is_some()
-    {
-        reporter.message(
-                "compressing the archive's layers (gzip -6, deterministic) into the local store, building their zTOCs on the way",
-            );
-        recompressed = soci_image::recompress::recompress(&pinned, &store, &opts, &reporter)?;
-        prebuilt = recompressed.prebuilt().clone();
-        &recompressed
-    } else {
-        &pinned
-    };
-    // With a destination, each layer the builder reads is copied there in the
-    // same pass; publish then adds the rest (skipped layers, config, manifests).
-    let registry_opts = registry_options(image)?;
-    let destination = dest
-        .as_ref()
-        .map(|d| Destination::new(source, d, opts.index_version, &registry_opts));
-    let tee = destination.as_ref().map(|d| d as &dyn LayerTee);
-    let created = match create_with(source, &store, &opts, &reporter, &prebuilt, tee) {
-        Ok(c) => c,
+    let report = match job.run(&store, &reporter, &progress) {
+        Ok(r) => r,
         Err(e) => {
             // Nothing to index: still say per layer why, as after a successful run.
-            if let (Some(n), false) = (e.downcast_ref::<NothingIndexed>(), global.json) {
-                for (d, o) in &n.layers {
+            if let (soci_image::Error::NothingIndexed { layers, .. }, false) = (&e, global.json) {
+                for (d, o) in layers {
                     println!("{}", o.line(&d.digest));
                 }
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
-    let mut out = created_json(&created);
+    let created = &report.created;
+    let mut out = created_json(created);
     if !global.json {
-        print_created(&created, &store);
+        print_created(created, &store);
     }
     let mut code = crate::exit::OK;
-    // --verify checks what was built against the image before anything is
-    // published; the zTOCs are read from the local store that holds them.
-    let mut checked = None;
-    if verify_after {
-        // Not metered: --json's timings and bytes are the build's, not this re-read's.
-        let report = verify_created(source, &store, &created, opts.jobs, &progress);
-        let failed = !report.ok;
-        if failed || dest.is_none() {
+    if let Some(v) = &report.verified {
+        if !v.ok || dest.is_none() {
             if !global.json {
-                print_verify(&report);
+                print_verify(v);
             }
-            out["verify"] = serde_json::to_value(&report)?;
+            out["verify"] = serde_json::to_value(v)?;
         }
-        if failed {
+        if !v.ok {
             if dest.is_some() {
                 eprintln!("soci: verify failed: nothing was pushed");
             }
@@ -426,51 +383,28 @@ fn run_create(
             }
             return Ok(crate::exit::VERIFY_FAILED);
         }
-        checked = Some(soci_image::verify::known_good(&report));
     }
-    if let (Some(dest), Some(destination)) = (&dest, &destination) {
-        let result = publish_to(&created, &store, destination, &reporter)
-            .with_context(|| format!("cannot push to {dest}"))?;
+    if let (Some(dest), Some(result)) = (&dest, &report.published) {
         // So that `index list --ref DST` (and `rm`, `ztoc list --image-ref`) find
         // it; the push itself succeeded, so a failure here is only a warning.
         if let Err(e) = super::listing::remember_destination(&store, &result.soci_indexes, dest) {
             eprintln!("warning: {e:#}");
         }
         if !global.json {
-            match &result.image_index {
-                Some(d) => println!(
-                    "pushed SOCI-enabled image {} ({})",
-                    result.destination, d.digest
-                ),
-                None => println!(
-                    "pushed soci index(es) {} to {} ({})",
-                    result.soci_indexes.join(", "),
-                    result.destination,
-                    result.referrers.clone().unwrap_or_default()
-                ),
-            }
+            print_pushed(result);
         }
-        out["pushed"] = serde_json::to_value(&result)?;
+        out["pushed"] = serde_json::to_value(result)?;
+    }
+    if let Some(e) = report.failure {
+        return Err(e.into());
     }
     reporter.annotate(&mut out);
-    // After a push: the published index must be found at the destination the
-    // way a runtime finds it; zTOCs already checked above are not read again.
-    if let (Some(d), Some(checked)) = (&dest, &checked) {
-        let vsource = open(d, image)?;
-        let report = verify_with(
-            &*vsource,
-            Some(&store),
-            &opts.platforms,
-            opts.jobs,
-            &progress,
-            checked,
-        )
-        .with_context(|| format!("cannot verify {d}"))?;
+    if let Some(v) = &report.verified_at_destination {
         if !global.json {
-            print_verify(&report);
+            print_verify(v);
         }
-        out["verify"] = serde_json::to_value(&report)?;
-        if !report.ok {
+        out["verify"] = serde_json::to_value(v)?;
+        if !v.ok {
             code = crate::exit::VERIFY_FAILED;
         }
     }
@@ -513,15 +447,13 @@ pub fn convert_cmd(a: ConvertArgs, global: &GlobalArgs) -> Result<u8> {
 
 /// Entry point for `soci push`: publishes what `create` stored, never rebuilds.
 pub fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
-    use soci_image::stored::{existing_indexes, stored_created, version_of, StoredChoice};
+    use soci_image::stored::StoredChoice;
     let src = parse_ref(&a.source)?;
-    let dest = match &a.dest {
-        Some(d) => parse_ref(d)?,
-        None => match &src {
-            ImageRef::Registry { .. } => src.clone(),
-            _ => bail!("push needs a registry image; for {src} give --dest DST"),
-        },
+    let target = match &a.dest {
+        Some(d) => Target::To(parse_ref(d)?),
+        None => Target::InPlace,
     };
+    let job = PushJob::new(src, target)?;
     let store = open_store(a.image.store.as_deref())?;
     let index = match &a.index {
         Some(d) => {
@@ -546,100 +478,72 @@ pub fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
             None
         },
     };
-    let opened = open(&src, &a.image)?;
+    let job = job
+        .choice(choice)
+        .registry_options(registry_options(&a.image)?)
+        .jobs(jobs(&a.image))
+        .copy_jobs(a.max_concurrent_uploads.into())
+        .look_for_existing(a.existing_index != ExistingIndex::Allow);
+    let dest = job.destination().clone();
     let reporter = ImageProgress::new(global.quiet, global.json);
-    // A docker archive's layers are plain tars: `create --dest` indexed their
-    // deterministic gzip form, so push that form (compressed again, same bytes;
-    // no zTOC is built).
-    let recompressed;
-    let source: &dyn ImageSource = if matches!(src, ImageRef::DockerArchive { .. }) {
-        let opts = CreateOptions {
-            require_stored: true,
-            jobs: jobs(&a.image),
-            ..Default::default()
-        };
-        reporter.message("compressing the archive's layers (gzip -6, deterministic) as create did");
-        recompressed = soci_image::recompress::recompress(&*opened, &store, &opts, &reporter)?;
-        &recompressed
-    } else {
-        &*opened
-    };
-    let created = stored_created(source, &store, &choice)?;
-    let version = version_of(&created).context("the stored SOCI index has no version")?;
-    if let (
-        ImageRef::Registry { tag: None, .. }
-        | ImageRef::Registry {
-            digest: Some(_), ..
-        },
-        IndexVersion::V2,
-    ) = (&dest, version)
-    {
-        bail!("the destination image must be a tagged ref of the form \"registry/repository:tag\" to push a v2 SOCI index");
-    }
-    if version == IndexVersion::V1 && !matches!(dest, ImageRef::Registry { .. }) {
-        bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers), not {dest}");
-    }
-    if !global.json {
-        for p in &created.platforms {
-            println!(
-                "soci index {} ({}, {}) for {}: {} zTOC(s), {} prefetch artifact(s)",
-                p.index.descriptor.digest,
-                version,
-                platform_str(&p.image.platform),
-                p.image.descriptor.digest,
-                p.ztocs.len(),
-                p.prefetches.len()
-            );
-        }
-    }
-    let mut out = json!({
-        "indexes": created.platforms.iter().map(|p| json!({
-            "index": p.index.descriptor.digest,
-            "version": version.as_str(),
-            "platform": p.image.platform,
-            "manifest": p.image.descriptor.digest,
-            "ztocs": p.ztocs.len(),
-            "prefetches": p.prefetches.len(),
-        })).collect::<Vec<_>>(),
-    });
-    // What the destination already has (a new tag or repository: nothing).
-    let existing = match a.existing_index {
-        ExistingIndex::Allow => Vec::new(),
-        _ => open(&dest, &a.image)
-            .map(|d| existing_indexes(&*d, &created))
-            .unwrap_or_default(),
-    };
-    if !existing.is_empty() {
-        match a.existing_index {
-            ExistingIndex::Skip => {
-                if global.json {
-                    out["skipped"] = json!({"existing": existing});
-                    print_json(&out)?;
-                } else {
-                    println!(
-                        "skipped: {dest} already has SOCI index(es) {} (--existing-index skip)",
-                        existing.join(", ")
-                    );
-                }
-                return Ok(crate::exit::OK);
+    let mut out = serde_json::Value::Null;
+    let pushed = job.run(&store, &reporter, &mut |plan| {
+        let (created, version) = (plan.created, plan.version);
+        if !global.json {
+            for p in &created.platforms {
+                println!(
+                    "soci index {} ({}, {}) for {}: {} zTOC(s), {} prefetch artifact(s)",
+                    p.index.descriptor.digest,
+                    version,
+                    platform_str(&p.image.platform),
+                    p.image.descriptor.digest,
+                    p.ztocs.len(),
+                    p.prefetches.len()
+                );
             }
-            ExistingIndex::Warn if !global.quiet => eprintln!(
-                "warning: {dest} already has SOCI index(es) {}; pushing anyway (--existing-index skip leaves it as is)",
-                existing.join(", ")
-            ),
-            _ => {}
         }
-    }
-    let registry_opts = registry_options(&a.image)?;
-    let destination = Destination::new(source, &dest, version, &registry_opts)
-        .with_copy_jobs(a.max_concurrent_uploads.into());
-    let result = publish_to(&created, &store, &destination, &reporter)
-        .with_context(|| format!("cannot push to {dest}"))?;
-    if global.json {
-        out["pushed"] = serde_json::to_value(&result)?;
-        print_json(&out)?;
-    } else {
-        print_pushed(&result);
+        out = json!({
+            "indexes": created.platforms.iter().map(|p| json!({
+                "index": p.index.descriptor.digest,
+                "version": version.as_str(),
+                "platform": p.image.platform,
+                "manifest": p.image.descriptor.digest,
+                "ztocs": p.ztocs.len(),
+                "prefetches": p.prefetches.len(),
+            })).collect::<Vec<_>>(),
+        });
+        let existing = &plan.existing;
+        if !existing.is_empty() {
+            match a.existing_index {
+                ExistingIndex::Skip => {
+                    if global.json {
+                        out["skipped"] = json!({"existing": existing});
+                    } else {
+                        println!(
+                            "skipped: {dest} already has SOCI index(es) {} (--existing-index skip)",
+                            existing.join(", ")
+                        );
+                    }
+                    return false;
+                }
+                ExistingIndex::Warn if !global.quiet => eprintln!(
+                    "warning: {dest} already has SOCI index(es) {}; pushing anyway (--existing-index skip leaves it as is)",
+                    existing.join(", ")
+                ),
+                _ => {}
+            }
+        }
+        true
+    })?;
+    match pushed {
+        Some(result) if global.json => {
+            out["pushed"] = serde_json::to_value(&result)?;
+            print_json(&out)?;
+        }
+        Some(result) => print_pushed(&result),
+        // Skipped: the destination already has an index.
+        None if global.json => print_json(&out)?,
+        None => {}
     }
     Ok(crate::exit::OK)
 }

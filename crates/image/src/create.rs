@@ -5,11 +5,11 @@
 //! and file table happen in that one pass. Layers are built in parallel by
 //! `jobs` worker threads; a layer already indexed in the local store with the same
 //! span size and build options is reused instead (`force` rebuilds).
+use crate::error::{Error, Result};
 use crate::layers::{plan_layer, why_nothing_indexed, LayerKind, LayerPlan};
 use crate::pool::parallel_by;
 use crate::tee::{OnHangup, QueueReader, Tee};
 use crate::{LayerProgress, Reporter};
-use anyhow::{anyhow, bail, Context, Result};
 use soci_index::manifest::{
     build_index_manifest, disable_xattrs_applies, BuiltIndex, IndexVersion, PrefetchRecord,
     ZtocRecord,
@@ -178,16 +178,16 @@ fn index_layer(
         }
     }
     if opts.require_stored {
-        bail!(
-            "the local store has no zTOC for layer {} at span size {}: run `soci create` first",
-            layer.digest,
-            opts.span_size
-        );
+        return Err(Error::NotStored {
+            layer: layer.digest.clone(),
+            span_size: opts.span_size,
+        });
     }
     reporter.layer_start(&layer.digest, layer.size.max(0) as u64);
-    let reader = source
-        .open_blob(layer)
-        .with_context(|| format!("cannot read layer {}", layer.digest))?;
+    let reader = source.open_blob(layer).map_err(|source| Error::ReadLayer {
+        layer: layer.digest.clone(),
+        source,
+    })?;
     let mut bo = BuildOptions::new(match kind {
         LayerKind::Gzip => LayerCompression::Gzip,
         _ => LayerCompression::Uncompressed,
@@ -203,7 +203,10 @@ fn index_layer(
         digest: &layer.digest,
         tar_bytes: false,
     };
-    let cannot_build = || format!("cannot build the zTOC of layer {}", layer.digest);
+    let cannot_build = |source| Error::BuildZtoc {
+        layer: layer.digest.clone(),
+        source,
+    };
     let built = match tee {
         Some(tee) if tee.wants(layer)? => {
             let (tx, rx) = std::sync::mpsc::sync_channel(TEE_DEPTH);
@@ -215,20 +218,19 @@ fn index_layer(
                 let built = build_ztoc(teed, &bo, &mut progress);
                 let taken = taken.join().expect("the layer tee does not panic");
                 match (built, taken) {
-                    (Err(e), _) => Err(anyhow::Error::new(e).context(cannot_build())),
+                    (Err(e), _) => Err(cannot_build(e)),
                     (Ok(b), Ok(())) => {
                         reporter.layer_uploaded(&layer.digest, layer.size.max(0) as u64);
                         Ok(b)
                     }
-                    (Ok(_), Err(e)) => Err(e.context(format!(
-                        "cannot copy layer {} to the destination",
-                        layer.digest
-                    ))),
+                    (Ok(_), Err(e)) => Err(Error::TeeLayer {
+                        layer: layer.digest.clone(),
+                        source: Box::new(e),
+                    }),
                 }
             })
         }
-        _ => build_ztoc(reader, &bo, &mut progress)
-            .map_err(|e| anyhow::Error::new(e).context(cannot_build())),
+        _ => build_ztoc(reader, &bo, &mut progress).map_err(cannot_build),
     }?;
     store_built(store, layer, &built, opts)
 }
@@ -242,9 +244,10 @@ pub(crate) fn store_built(
 ) -> Result<LayerOutcome> {
     let key = options_key(opts);
     let bytes = codec::encode(&built.ztoc);
-    let blob = store
-        .put_blob(&bytes)
-        .with_context(|| format!("cannot store the zTOC of layer {}", layer.digest))?;
+    let blob = store.put_blob(&bytes).map_err(|source| Error::StoreZtoc {
+        layer: layer.digest.clone(),
+        source,
+    })?;
     let applies = disable_xattrs_applies(
         built
             .ztoc
@@ -280,16 +283,6 @@ pub fn create(
     create_with(source, store, opts, reporter, &HashMap::new(), None)
 }
 
-/// `create` found no layer to index (all skipped): the reference's message, why
-/// in a few words, and each layer's outcome so a caller can print the per-layer
-/// reasons as it does after a successful run.
-#[derive(Debug, thiserror::Error)]
-#[error("no ztocs created, all layers either skipped or produced errors: {why}")]
-pub struct NothingIndexed {
-    pub layers: Vec<(Descriptor, LayerOutcome)>,
-    pub why: String,
-}
-
 /// [`create`], with the outcomes of layers already built by the caller (the
 /// docker-archive path builds zTOCs while it compresses, see `recompress`), and
 /// optionally handing every layer it reads to `tee` in the same pass.
@@ -302,7 +295,7 @@ pub fn create_with(
     tee: Option<&dyn LayerTee>,
 ) -> Result<Created> {
     if opts.span_size == 0 {
-        bail!("the span size must be greater than 0");
+        return Err(Error::ZeroSpanSize);
     }
     let (root, root_bytes) = source.resolve_root()?;
     let images = select_manifests(source, &opts.platforms)?;
@@ -326,7 +319,7 @@ pub fn create_with(
                 }
             };
             reporter.layer_done(&layer.digest, &outcome.line(&layer.digest));
-            Ok(outcome)
+            Ok::<_, Error>(outcome)
         },
     )?;
     let by_digest: HashMap<&str, &LayerOutcome> = layers
@@ -355,11 +348,10 @@ pub fn create_with(
     }
     if platforms.is_empty() {
         let why = why_nothing_indexed(&plans, opts.min_layer_size);
-        return Err(NothingIndexed {
+        return Err(Error::NothingIndexed {
             layers: layers.into_iter().zip(outcomes).collect(),
             why,
-        }
-        .into());
+        });
     }
     let layers = layers.into_iter().zip(outcomes).collect();
     Ok(Created {
@@ -393,7 +385,7 @@ fn plan_layers(layers: &[Descriptor], min_layer_size: u64) -> Result<Vec<(Descri
         .map(|l| {
             plan_layer(l, min_layer_size)
                 .map(|p| (l.clone(), p))
-                .map_err(|e| anyhow!(e))
+                .map_err(Error::UnknownLayerType)
         })
         .collect()
 }
@@ -475,8 +467,10 @@ fn prefetch_for(
     let mut decoded = Vec::new();
     for z in ztocs {
         let bytes = store.get_blob(&z.ztoc_digest)?;
-        let ztoc = codec::decode(&bytes)
-            .with_context(|| format!("stored zTOC {} is invalid", z.ztoc_digest))?;
+        let ztoc = codec::decode(&bytes).map_err(|source| Error::InvalidStoredZtoc {
+            ztoc: z.ztoc_digest.clone(),
+            source,
+        })?;
         let zinfo = ztoc.zinfo()?;
         decoded.push((z.layer_digest.clone(), ztoc, zinfo));
     }

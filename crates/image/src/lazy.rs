@@ -11,7 +11,7 @@
 //! anything on the way) that alters a range makes the read fail, never return
 //! altered file content. The zTOC itself is trusted only once checked against
 //! the digest its SOCI index (or the store) names it by.
-use anyhow::{bail, Context, Result};
+use crate::error::{Error, Result};
 use soci_oci::source::ImageSource;
 use soci_oci::spec::Descriptor;
 use soci_zinfo::Zinfo;
@@ -131,10 +131,10 @@ pub fn read_entry(
     entry: &TocEntry,
 ) -> Result<(Vec<u8>, FetchStats)> {
     if entry.uncompressed_offset < 0 || entry.uncompressed_size < 0 {
-        bail!(
-            "invalid zTOC entry {:?}: negative offset or size",
-            entry.name_lossy()
-        );
+        return Err(Error::InvalidEntry {
+            name: entry.name_lossy().to_string(),
+            why: "negative offset or size",
+        });
     }
     let (off, len) = (
         entry.uncompressed_offset as u64,
@@ -144,12 +144,15 @@ pub fn read_entry(
         return Ok((Vec::new(), FetchStats::default()));
     }
     if off + len > ztoc.uncompressed_archive_size.max(0) as u64 {
-        bail!(
-            "invalid zTOC entry {:?}: data ends past the archive",
-            entry.name_lossy()
-        );
+        return Err(Error::InvalidEntry {
+            name: entry.name_lossy().to_string(),
+            why: "data ends past the archive",
+        });
     }
-    let size = usize::try_from(len).context("file too large")?;
+    let size = usize::try_from(len).map_err(|source| Error::TooLarge {
+        what: "file too large",
+        source,
+    })?;
     let blob_size = layer.size.max(0) as u64;
     check_layout(layer, ztoc, zinfo)?;
     // Whole spans are fetched (for a tar layer too), so that each can be
@@ -157,10 +160,10 @@ pub fn read_entry(
     let (first, last, range) = span_range(zinfo, blob_size, off, len);
     let compressed = source.read_blob_range(layer, range.clone())?;
     if compressed.len() as u64 != range.end - range.start {
-        bail!(
-            "the source returned {} bytes for range {range:?}",
-            compressed.len()
-        );
+        return Err(Error::ShortRange {
+            got: compressed.len(),
+            range,
+        });
     }
     check_spans(layer, ztoc, zinfo, first, last, range.start, &compressed)?;
     match zinfo {
@@ -168,7 +171,7 @@ pub fn read_entry(
             let at = (off - range.start) as usize;
             let data = compressed
                 .get(at..at + size)
-                .context("the file's bytes are not in its spans")?
+                .ok_or(Error::NotInSpans)?
                 .to_vec();
             Ok((
                 data,
@@ -188,17 +191,17 @@ pub fn read_entry(
                 off - cp.uncompressed_offset,
                 &mut out,
             )
-            .with_context(|| {
-                format!(
-                    "cannot inflate {:?} from checkpoint {first}",
-                    entry.name_lossy()
-                )
+            .map_err(|source| Error::InflateFile {
+                name: entry.name_lossy().to_string(),
+                checkpoint: first,
+                source,
             })?;
             if n != size {
-                bail!(
-                    "the layer ended after {n} of {size} bytes of {:?}",
-                    entry.name_lossy()
-                );
+                return Err(Error::FileEnded {
+                    got: n,
+                    size,
+                    name: entry.name_lossy().to_string(),
+                });
             }
             Ok((
                 out,
@@ -333,7 +336,7 @@ impl<'a> SpanReader<'a> {
                 .map(|(_, _, r)| {
                     self.source
                         .read_blob_range(self.layer, r.clone())
-                        .map_err(anyhow::Error::from)
+                        .map_err(Error::from)
                 })
                 .collect()
         } else {
@@ -350,7 +353,7 @@ impl<'a> SpanReader<'a> {
                         let r = self
                             .source
                             .read_blob_range(self.layer, ranges[i].2.clone())
-                            .map_err(anyhow::Error::from);
+                            .map_err(Error::from);
                         *slots[i].lock().unwrap() = Some(r);
                     });
                 }
@@ -363,10 +366,10 @@ impl<'a> SpanReader<'a> {
         for ((a, b, range), data) in ranges.into_iter().zip(results) {
             let data = data?;
             if data.len() as u64 != range.end - range.start {
-                bail!(
-                    "the source returned {} bytes for range {range:?}",
-                    data.len()
-                );
+                return Err(Error::ShortRange {
+                    got: data.len(),
+                    range,
+                });
             }
             // Nothing unchecked enters the cache.
             check_spans(self.layer, self.ztoc, self.zinfo, a, b, range.start, &data)?;
@@ -404,15 +407,16 @@ impl<'a> SpanReader<'a> {
             return Ok(Vec::new());
         }
         if offset + len > self.ztoc.uncompressed_archive_size.max(0) as u64 {
-            bail!("range {offset}+{len} ends past the archive");
+            return Err(Error::PastArchive { offset, len });
         }
         let spans: Vec<u64> = spans_of_range(self.zinfo, offset, len).collect();
         self.fetch_spans(&spans)?;
-        let size = usize::try_from(len).context("range too large")?;
+        let size = usize::try_from(len).map_err(|source| Error::TooLarge {
+            what: "range too large",
+            source,
+        })?;
         match self.zinfo {
-            Zinfo::Tar(_) => self
-                .cached(offset..offset + len)
-                .context("spans missing from the cache"),
+            Zinfo::Tar(_) => self.cached(offset..offset + len).ok_or(Error::SpansMissing),
             Zinfo::Gzip(_) => {
                 let total = self.ztoc.uncompressed_archive_size.max(0) as u64;
                 let mut out = Vec::with_capacity(size);
@@ -428,7 +432,10 @@ impl<'a> SpanReader<'a> {
                     }
                 }
                 if out.len() != size {
-                    bail!("the layer ended after {} of {size} bytes", out.len());
+                    return Err(Error::LayerEnded {
+                        got: out.len(),
+                        size,
+                    });
                 }
                 Ok(out)
             }
@@ -446,9 +453,7 @@ impl<'a> SpanReader<'a> {
         let total = self.ztoc.uncompressed_archive_size.max(0) as u64;
         let urange = self.zinfo.span_uncompressed_range(sp, total);
         let crange = self.zinfo.span_compressed_range(sp, self.blob_size());
-        let compressed = self
-            .cached(crange)
-            .context("spans missing from the cache")?;
+        let compressed = self.cached(crange).ok_or(Error::SpansMissing)?;
         let mut buf = vec![0u8; (urange.end - urange.start) as usize];
         let n = soci_zinfo::extract_from_checkpoint(
             &gz.checkpoints[sp as usize],
@@ -456,7 +461,7 @@ impl<'a> SpanReader<'a> {
             0,
             &mut buf,
         )
-        .with_context(|| format!("cannot inflate span {sp}"))?;
+        .map_err(|source| Error::InflateSpan { span: sp, source })?;
         buf.truncate(n);
         self.inflated.insert(sp, buf);
         Ok(())
@@ -477,16 +482,19 @@ impl<'a> SpanReader<'a> {
     /// A regular file's data.
     pub fn read_entry(&mut self, entry: &TocEntry) -> Result<Vec<u8>> {
         if entry.uncompressed_offset < 0 || entry.uncompressed_size < 0 {
-            bail!(
-                "invalid zTOC entry {:?}: negative offset or size",
-                entry.name_lossy()
-            );
+            return Err(Error::InvalidEntry {
+                name: entry.name_lossy().to_string(),
+                why: "negative offset or size",
+            });
         }
         self.read_range(
             entry.uncompressed_offset as u64,
             entry.uncompressed_size as u64,
         )
-        .with_context(|| format!("cannot read {:?}", entry.name_lossy()))
+        .map_err(|e| Error::ReadEntry {
+            name: entry.name_lossy().to_string(),
+            source: Box::new(e),
+        })
     }
 
     /// The spans holding a regular file's data.

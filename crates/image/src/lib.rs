@@ -6,8 +6,16 @@
 //! registry or an OCI layout), blobs first and the tag last; [`verify`] proves an
 //! index matches its image by reading every layer once.
 //!
+//! [`job`] is the one entry point a front end needs: a [`job::CreateJob`] (or
+//! [`job::PushJob`]) is built from source, destination and options, checked
+//! once, run with a [`Reporter`], and returns a report to print.
+//!
 //! Libraries never draw on the terminal: progress goes through [`Reporter`].
+//! Failures are an [`Error`], one variant per failure, naming the layer,
+//! digest or image concerned.
 pub mod create;
+mod error;
+pub mod job;
 mod layers;
 pub mod lazy;
 mod pool;
@@ -16,6 +24,8 @@ pub mod recompress;
 pub mod stored;
 mod tee;
 pub mod verify;
+
+pub use error::{Error, Result};
 
 pub use create::{
     create, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt, DEFAULT_MIN_LAYER_SIZE,

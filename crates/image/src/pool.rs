@@ -2,34 +2,33 @@
 //! counter. Layers are built, compressed, copied and verified on it (`--jobs`
 //! threads each time, see docs/architecture.md "Threads and runtimes"); scoped
 //! threads let the work borrow the source, store and reporter without `Arc`.
-use anyhow::Result;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Runs `work` over `items` on up to `jobs` threads; stops handing out new items
 /// after the first error, which is returned.
-pub(crate) fn parallel<T: Sync, R: Send>(
+pub(crate) fn parallel<T: Sync, R: Send, E: Send>(
     items: &[T],
     jobs: usize,
-    work: impl Fn(&T) -> Result<R> + Sync,
-) -> Result<Vec<R>> {
+    work: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
     parallel_by(items, jobs, |_| 0, work)
 }
 
 /// [`parallel`], starting the items with the largest `cost` first (longest
 /// processing time first keeps the workers busy to the end); results stay in
 /// `items` order.
-pub(crate) fn parallel_by<T: Sync, R: Send>(
+pub(crate) fn parallel_by<T: Sync, R: Send, E: Send>(
     items: &[T],
     jobs: usize,
     cost: impl Fn(&T) -> u64,
-    work: impl Fn(&T) -> Result<R> + Sync,
-) -> Result<Vec<R>> {
+    work: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(cost(&items[i])));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<R>>>> =
+    let results: Mutex<Vec<Option<Result<R, E>>>> =
         Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..jobs.clamp(1, items.len().max(1)) {
@@ -73,5 +72,8 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
     jobs: usize,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    parallel(items, jobs, |x| Ok(f(x))).expect("the work cannot fail")
+    match parallel(items, jobs, |x| Ok::<R, std::convert::Infallible>(f(x))) {
+        Ok(v) => v,
+        Err(never) => match never {},
+    }
 }

@@ -6,9 +6,9 @@
 //! the referrers fallback tag for v1 — last. An interrupted push leaves at most
 //! unreferenced blobs, never a tag pointing at something incomplete.
 use crate::create::{Created, LayerTee};
+use crate::error::{Error, Result};
 use crate::pool::parallel_by;
 use crate::Reporter;
-use anyhow::{bail, Context, Result};
 use soci_index::convert::{convert, ConvertInput, PlatformIndex};
 use soci_index::fallback::{fallback_entry, fallback_tag, merge_fallback_index};
 use soci_index::manifest::IndexVersion;
@@ -63,6 +63,12 @@ trait ImageSink: Sync {
     fn finish(&self) -> Result<()> {
         Ok(())
     }
+    /// The registry client and repository behind this sink, if it is one: a v1
+    /// publish asks it about referrers instead of opening a second client
+    /// (which would run the credential helper again).
+    fn registry(&self) -> Option<(&RegistryClient, &str)> {
+        None
+    }
 }
 
 struct RegistrySink {
@@ -108,6 +114,9 @@ impl ImageSink for RegistrySink {
         Ok(self
             .target
             .push_manifest(&self.repo, tag.unwrap_or(&digest), raw, media_type)?)
+    }
+    fn registry(&self) -> Option<(&RegistryClient, &str)> {
+        Some((&*self.target, &self.repo))
     }
 }
 
@@ -237,7 +246,10 @@ fn copy_blob(
                 shown: 0,
             }))
         })
-        .with_context(|| format!("cannot copy blob {}", d.digest));
+        .map_err(|e| Error::CopyBlob {
+            digest: d.digest.clone(),
+            source: Box::new(e),
+        });
     reporter.copy_done(&d.digest);
     copied.map(|()| Copied {
         uploaded: 1,
@@ -355,20 +367,14 @@ fn open_sink(
     version: IndexVersion,
     registry_opts: &RegistryOptions,
 ) -> Result<OpenSink> {
-    if version == IndexVersion::V1 && !matches!(dest, ImageRef::Registry { .. }) {
-        bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers)");
-    }
+    check_destination(dest, version)?;
     Ok(match dest {
         ImageRef::Registry {
             registry,
             repository,
             tag,
-            digest,
+            ..
         } => {
-            // v2 moves a tag; v1 only adds referrers, so `--push` on HOST/REPO@DIGEST is fine.
-            if version == IndexVersion::V2 && (digest.is_some() || tag.is_none()) {
-                bail!("the destination image must be a tagged ref of the form \"registry/repository:tag\", got {dest}");
-            }
             let target = RegistryClient::new(registry, registry_opts)?;
             (
                 Box::new(RegistrySink {
@@ -393,10 +399,36 @@ fn open_sink(
                 Some(tag.clone().unwrap_or_else(|| "latest".to_string())),
             )
         }
-        ImageRef::DockerArchive { .. } => {
-            bail!("cannot write to a docker-archive destination: use a registry, oci:DIR or oci-archive:FILE")
-        }
+        ImageRef::DockerArchive { .. } => unreachable!("check_destination refuses it"),
     })
+}
+
+/// The one place that says where an index of `version` can be published:
+/// v1 is found through referrers, so only a registry; v2 moves a tag, so a
+/// registry reference must name a tag and no digest (v1 only adds referrers,
+/// so `--push` on `HOST/REPO@DIGEST` is fine); nothing is written into a
+/// docker archive. [`crate::job::CreateJob::new`] checks it before anything
+/// is built; [`publish_to`] checks it again for callers that skip the job.
+pub fn check_destination(dest: &ImageRef, version: IndexVersion) -> Result<()> {
+    match (dest, version) {
+        (ImageRef::Registry { .. }, IndexVersion::V1) => Ok(()),
+        (_, IndexVersion::V1) => Err(Error::BadDestination(format!(
+            "a v1 SOCI index can only be pushed to a registry (it is found through referrers), not {dest}"
+        ))),
+        (ImageRef::Registry { tag, digest, .. }, IndexVersion::V2)
+            if tag.is_none() || digest.is_some() =>
+        {
+            Err(Error::BadDestination(
+                "the destination image must be a tagged ref of the form \"registry/repository:tag\""
+                    .into(),
+            ))
+        }
+        (ImageRef::DockerArchive { .. }, _) => Err(Error::BadDestination(
+            "cannot write to a docker-archive destination: use a registry, oci:DIR or oci-archive:FILE"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The destination of `create --dest`/`--push`, opened on first use. As a
@@ -601,23 +633,13 @@ fn publish_v1(
     copied: &mut Copied,
     reporter: &dyn Reporter,
 ) -> Result<String> {
-    let (source, dest, registry_opts) = (
-        destination.source,
-        destination.dest,
-        destination.registry_opts,
-    );
+    let (source, dest) = (destination.source, destination.dest);
     let (sink, tag) = destination.opened()?;
     let sink: &dyn ImageSink = &**sink;
     let jobs = destination.copy_jobs;
-    let ImageRef::Registry {
-        registry,
-        repository,
-        ..
-    } = dest
-    else {
-        bail!("a v1 SOCI index can only be pushed to a registry (it is found through referrers)");
-    };
-    let target = RegistryClient::new(registry, registry_opts)?;
+    let (target, repository) = sink
+        .registry()
+        .expect("check_destination allows v1 only to a registry");
     let mut how = Vec::new();
     for p in &created.platforms {
         let subject = &p.image.descriptor.digest;
@@ -666,14 +688,17 @@ fn copy_untouched_children(
         return Ok(());
     }
     let index: spec::Index =
-        serde_json::from_slice(&created.root_bytes).context("cannot parse the image index")?;
+        serde_json::from_slice(&created.root_bytes).map_err(Error::BadImageIndex)?;
     for child in &index.manifests {
         if converted.contains_key(&child.digest) {
             continue;
         }
         let raw = source
             .fetch_blob(child)
-            .with_context(|| format!("cannot read manifest {}", child.digest))?;
+            .map_err(|source| Error::ReadManifest {
+                digest: child.digest.clone(),
+                source,
+            })?;
         if let Ok(m) = serde_json::from_slice::<spec::Manifest>(&raw) {
             let blobs: Vec<&Descriptor> = std::iter::once(&m.config)
                 .chain(&m.layers)

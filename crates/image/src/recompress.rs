@@ -17,11 +17,11 @@
 //!                                    └──chunks──> build_ztoc (own thread) ──> zTOC
 //! ```
 use crate::create::{store_built, CreateOptions, LayerOutcome};
+use crate::error::{Error, Result};
 use crate::layers::{plan_layer, LayerPlan};
 use crate::pool::parallel_by;
 use crate::tee::{CopyStopped, OnHangup, QueueReader, Tee};
 use crate::{HashingReader, LayerProgress, Reporter};
-use anyhow::{bail, Context, Result};
 use flate2::{Compression, GzBuilder};
 use soci_index::store::Store;
 use soci_oci::reference::ImageRef;
@@ -60,8 +60,11 @@ pub fn recompress<'a>(
     reporter: &dyn Reporter,
 ) -> Result<RecompressedImage<'a>> {
     let (root, raw) = inner.resolve_root()?;
-    let mut manifest: Manifest = serde_json::from_slice(&raw)
-        .with_context(|| format!("{}: the image manifest does not parse", inner.reference()))?;
+    let mut manifest: Manifest =
+        serde_json::from_slice(&raw).map_err(|source| Error::BadManifest {
+            image: inner.reference().to_string(),
+            source,
+        })?;
     let done = parallel_by(
         &manifest.layers,
         opts.jobs,
@@ -138,9 +141,10 @@ fn compress_layer(
     opts: &CreateOptions,
     reporter: &dyn Reporter,
 ) -> Result<(Descriptor, Option<LayerOutcome>)> {
-    let reader = inner
-        .open_blob(l)
-        .with_context(|| format!("cannot read layer {}", l.digest))?;
+    let reader = inner.open_blob(l).map_err(|source| Error::ReadLayer {
+        layer: l.digest.clone(),
+        source,
+    })?;
     // Hashed on the way, to check the archive's layer digest (its diff_id).
     let mut reader = HashingReader::new(reader);
     reporter.layer_start(&l.digest, l.size.max(0) as u64);
@@ -189,25 +193,28 @@ fn compress_layer(
             // the builder's input, and is the one to report.
             let pipe_stopped = e.get_ref().is_some_and(|x| x.is::<CopyStopped>());
             if let (true, Some(Err(be))) = (pipe_stopped, built) {
-                return Err(anyhow::Error::new(be))
-                    .with_context(|| format!("cannot build the zTOC of layer {}", l.digest));
+                return Err(Error::BuildZtoc {
+                    layer: l.digest.clone(),
+                    source: be,
+                });
             }
-            return Err(anyhow::Error::new(e))
-                .with_context(|| format!("cannot compress layer {}", l.digest));
+            return Err(Error::Compress {
+                layer: l.digest.clone(),
+                source: e,
+            });
         }
         let blob = blob.expect("present when compression succeeded");
         let actual = reader.digest();
         if actual != l.digest || (l.size > 0 && reader.size() != l.size as u64) {
-            bail!(
-                "{}: layer {} does not match its digest/size: read {} ({} bytes)",
-                inner.reference(),
-                l.digest,
+            return Err(Error::LayerMismatch {
+                image: inner.reference().to_string(),
+                layer: l.digest.clone(),
                 actual,
-                reader.size()
-            );
+                size: reader.size(),
+            });
         }
         let blob = blob.commit()?;
-        Ok::<_, anyhow::Error>((blob, built))
+        Ok::<_, Error>((blob, built))
     })?;
     let desc = Descriptor {
         media_type: spec::MEDIA_TYPE_OCI_LAYER_GZIP.into(),
@@ -218,14 +225,16 @@ fn compress_layer(
     let Some(built) = built else {
         return Ok((desc, None));
     };
-    let built = built.with_context(|| format!("cannot build the zTOC of layer {}", l.digest))?;
+    let built = built.map_err(|source| Error::BuildZtoc {
+        layer: l.digest.clone(),
+        source,
+    })?;
     if built.blob_digest != desc.digest {
-        bail!(
-            "layer {}: the zTOC builder read {}, the store wrote {}",
-            l.digest,
-            built.blob_digest,
-            desc.digest
-        );
+        return Err(Error::CompressedMismatch {
+            layer: l.digest.clone(),
+            built: built.blob_digest,
+            stored: desc.digest,
+        });
     }
     // Only what `create` would index (size, media type) is recorded.
     let outcome = match plan_layer(&desc, opts.min_layer_size) {

@@ -4,7 +4,7 @@
 //! so the options `create` was given (span size, min layer size, prefetch
 //! files, optimisations, build tool) are the ones the registry gets.
 use crate::create::{Created, LayerOutcome, PlatformIndexBuilt};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{Error, Result};
 use soci_index::manifest::{BuiltIndex, IndexVersion, PrefetchRecord, ZtocRecord};
 use soci_index::store::{ArtifactRecord, IndexFilter, Store};
 use soci_index::{
@@ -62,15 +62,15 @@ pub fn stored_created(
         let rec = records
             .iter()
             .find(|r| &r.digest == want)
-            .ok_or_else(|| anyhow!("the local store has no SOCI index {want}"))?;
+            .ok_or_else(|| Error::Stored(format!("the local store has no SOCI index {want}")))?;
         let img = images
             .into_iter()
             .find(|i| for_image(i, rec))
             .ok_or_else(|| {
-                anyhow!(
+                Error::Stored(format!(
                     "SOCI index {want} was built for image manifest {}, which {image} does not have (for the chosen platforms)",
                     rec.manifest_digest.as_deref().unwrap_or("(unknown)")
-                )
+                ))
             })?;
         picked.push((img, rec.clone()));
     } else {
@@ -85,10 +85,10 @@ pub fn stored_created(
                 .iter()
                 .map(|i| i.descriptor.digest.as_str())
                 .collect();
-            bail!(
+            return Err(Error::Stored(format!(
                 "the local store has no SOCI index for {image} (image manifest {}): run `soci create {image}` first",
                 manifests.join(", ")
-            );
+            )));
         };
         for img in images {
             if let Some(rec) = records
@@ -105,9 +105,16 @@ pub fn stored_created(
     for (mut img, rec) in picked {
         let bytes = store
             .get_blob(&rec.digest)
-            .with_context(|| format!("cannot read the stored SOCI index {}", rec.digest))?;
-        let parsed = soci_index::parse_index_manifest(&bytes)
-            .with_context(|| format!("the stored SOCI index {} is invalid", rec.digest))?;
+            .map_err(|source| Error::ReadStoredIndex {
+                digest: rec.digest.clone(),
+                source,
+            })?;
+        let parsed = soci_index::parse_index_manifest(&bytes).map_err(|source| {
+            Error::InvalidStoredIndex {
+                digest: rec.digest.clone(),
+                source,
+            }
+        })?;
         let ztocs = parsed
             .ztocs()
             .map(|d| ztoc_record(d, &rec.digest))
@@ -129,10 +136,10 @@ pub fn stored_created(
             .chain(prefetches.iter().map(|p| &p.digest))
         {
             if !store.has_blob(d) {
-                bail!(
+                return Err(Error::Stored(format!(
                     "the local store lacks blob {d} of SOCI index {}: run `soci create --force {image}` again",
                     rec.digest
-                );
+                )));
             }
         }
         for z in &ztocs {
@@ -142,12 +149,12 @@ pub fn stored_created(
                 .iter()
                 .any(|l| l.digest == z.layer_digest)
             {
-                bail!(
+                return Err(Error::Stored(format!(
                     "the stored SOCI index {} has a zTOC for layer {}, which image manifest {} does not have",
                     rec.digest,
                     z.layer_digest,
                     img.descriptor.digest
-                );
+                )));
             }
         }
         // The platform `create` recorded: the v2 image index carries it on the
@@ -205,10 +212,10 @@ pub fn version_of(created: &Created) -> Option<IndexVersion> {
 
 fn annotation(d: &Descriptor, key: &str, index: &str) -> Result<String> {
     d.annotations.get(key).cloned().ok_or_else(|| {
-        anyhow!(
+        Error::Stored(format!(
             "the stored SOCI index {index} is invalid: layer {} has no {key} annotation",
             d.digest
-        )
+        ))
     })
 }
 
@@ -220,10 +227,10 @@ fn ztoc_record(d: &Descriptor, index: &str) -> Result<ZtocRecord> {
         layer_digest: annotation(d, ANNOTATION_IMAGE_LAYER_DIGEST, index)?,
         layer_media_type: annotation(d, ANNOTATION_IMAGE_LAYER_MEDIA_TYPE, index)?,
         span_size: span.parse().map_err(|_| {
-            anyhow!(
+            Error::Stored(format!(
                 "the stored SOCI index {index} is invalid: span size {span:?} of zTOC {}",
                 d.digest
-            )
+            ))
         })?,
         disable_xattrs: d
             .annotations

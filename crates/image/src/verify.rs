@@ -8,10 +8,10 @@
 //! one-pass read of the layer must give the very same checkpoints (offsets, bits
 //! and 32 KiB windows: what resuming from a checkpoint uses), span digests, file
 //! table and sizes. Each layer is read once; layers are verified in parallel.
+use crate::error::{chain_text, Error, Result};
 use crate::layers::{layer_kind, LayerKind};
 use crate::pool::parallel_map;
 use crate::{LayerProgress, Reporter};
-use anyhow::{Context, Result};
 use soci_index::manifest::{parse_index_manifest, IndexVersion};
 use soci_index::store::{IndexFilter, Store};
 use soci_oci::source::{select_manifests, ImageManifest, ImageSource, PlatformChoice};
@@ -65,7 +65,10 @@ struct FoundIndex {
 /// A digest taken from an annotation (untrusted text), checked before it is
 /// used in a request or printed.
 fn annotated_digest(what: &str, d: &str) -> Result<String> {
-    spec::check_digest(d).with_context(|| format!("{what} annotation"))?;
+    spec::check_digest(d).map_err(|source| Error::BadAnnotation {
+        what: what.to_string(),
+        source,
+    })?;
     Ok(d.to_string())
 }
 
@@ -78,7 +81,10 @@ fn fetch_manifest(source: &dyn ImageSource, digest: &str) -> Result<Vec<u8>> {
     };
     source
         .fetch_manifest(&d)
-        .with_context(|| format!("cannot fetch SOCI index {digest}"))
+        .map_err(|source| Error::FetchIndex {
+            digest: digest.to_string(),
+            source,
+        })
 }
 
 /// Finds the SOCI index of one platform image manifest.
@@ -351,7 +357,7 @@ fn verify_ztoc(
         Ok(d) => d,
         Err(e) => {
             report.layer_digest = spec::escape_untrusted(&annotated);
-            report.problems.push(format!("{e:#}"));
+            report.problems.push(chain_text(&e));
             return report;
         }
     };
@@ -381,7 +387,7 @@ fn verify_ztoc(
         Err(e) => {
             report
                 .problems
-                .push(format!("cannot fetch the zTOC: {e:#}"));
+                .push(format!("cannot fetch the zTOC: {}", chain_text(&e)));
             return report;
         }
     };
@@ -435,9 +441,9 @@ fn verify_ztoc(
     reporter.layer_start(&layer.digest, layer.size.max(0) as u64);
     let fresh = source
         .open_blob(layer)
-        .map_err(anyhow::Error::from)
+        .map_err(|e| chain_text(&e))
         .and_then(|r| {
-            Ok(build_ztoc(
+            build_ztoc(
                 r,
                 &opts,
                 &mut LayerProgress {
@@ -445,13 +451,14 @@ fn verify_ztoc(
                     digest: &layer.digest,
                     tar_bytes: false,
                 },
-            )?)
+            )
+            .map_err(|e| chain_text(&e))
         });
     match fresh {
         Ok(f) => report.problems.extend(compare(&stored, &f.ztoc)),
         Err(e) => report
             .problems
-            .push(format!("reading the layer failed: {e:#}")),
+            .push(format!("reading the layer failed: {e}")),
     }
     report.ok = report.problems.is_empty();
     reporter.layer_done(&layer.digest, if report.ok { "ok" } else { "MISMATCH" });
@@ -572,7 +579,7 @@ fn verify_platform(
             return pr;
         }
         Err(e) => {
-            pr.problems.push(format!("{e:#}"));
+            pr.problems.push(chain_text(&e));
             return pr;
         }
     };
