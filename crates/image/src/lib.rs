@@ -54,41 +54,10 @@ impl soci_ztoc::build::BuildReporter for LayerProgress<'_> {
     }
 }
 
-/// A reader that computes the sha256 and the length of what passes through.
-pub struct HashingReader<R> {
-    inner: R,
-    hasher: sha2::Sha256,
-    size: u64,
-}
-
-impl<R> HashingReader<R> {
-    pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: <sha2::Sha256 as sha2::Digest>::new(),
-            size: 0,
-        }
-    }
-    /// `sha256:<hex>` of the bytes read so far.
-    pub fn digest(&self) -> String {
-        let h = sha2::Digest::finalize(self.hasher.clone());
-        format!("sha256:{}", hex::encode(h))
-    }
-    /// Bytes read so far.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-}
-
-impl<R: std::io::Read> std::io::Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        sha2::Digest::update(&mut self.hasher, &buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-}
 pub use publish::{publish, PublishResult};
+/// A reader that computes the sha256 and the length of what passes through
+/// (the one hashing adapter, from soci-digest).
+pub use soci_digest::Hashing as HashingReader;
 pub use verify::{verify, LayerReport, VerifyReport};
 
 use soci_ztoc::build::BuildProgress;
