@@ -1,0 +1,11 @@
+//! The integration tests of the `soci` binary: one test binary (one link, one
+//! process whose harness schedules every test on its threads), one module per
+//! area, one helper tree. Run one area with a filter, e.g.
+//! `cargo test --test cli registry::` or `cargo test --test cli hardening::`.
+//!
+//! The tests share this process: they pass settings to the `soci` child
+//! through `Command::env`, never `std::env::set_var`, and never change the
+//! working directory, the umask or signal handlers of the test process.
+
+/// Shared helpers: running `soci`, reading the registry, the fault proxy.
+mod support;
