@@ -9,3 +9,6 @@
 
 /// Shared helpers: running `soci`, reading the registry, the fault proxy.
 mod support;
+/// Commands that need no registry (or only a local one): output, closed pipes,
+/// digest prefixes, the reference CLI's forms, other sources, `soci bench`.
+mod commands;

@@ -1,8 +1,7 @@
 //! The reference CLI's forms: `oci-archive:` as source and destination,
 //! `prefetch list|info`, the list filters (`--platform`, `--ref`, `--image-ref`,
 //! `--ztoc-digest`) and `-q` on list commands.
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use soci_testkit::{skopeo, skopeo_copy, Registry};
 use std::path::Path;

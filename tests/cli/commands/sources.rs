@@ -1,6 +1,5 @@
 //! Other sources (`docker-archive:`) and the errors a user meets first.
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 #[test]
