@@ -12,3 +12,6 @@ mod support;
 /// Commands that need no registry (or only a local one): output, closed pipes,
 /// digest prefixes, the reference CLI's forms, other sources, `soci bench`.
 mod commands;
+/// Faults, interruptions, limits, full disks, stale temporaries, the store
+/// under races, fuzz smoke runs, and image integrity.
+mod hardening;

@@ -3,9 +3,9 @@
 //! an existing entry — a signature, another SOCI index — is never dropped,
 //! also when reading it fails transiently; something that is not an index
 //! under the tag is refused, not overwritten.
-mod hardening_common;
-use hardening_common::proxy::{Fault, FaultProxy};
-use hardening_common::{soci, text};
+use crate::support::proxy::{Fault, FaultProxy};
+use crate::support::proxied::soci;
+use crate::support::text;
 use soci_oci::spec::{self, Descriptor};
 use soci_oci::{Credentials, RegistryClient, RegistryOptions};
 use soci_testkit::{skopeo_copy, Registry};

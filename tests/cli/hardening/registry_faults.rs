@@ -1,13 +1,11 @@
-//! Registry faults, injected by a proxy (tests/hardening_common/proxy.rs) in
+//! Registry faults, injected by a proxy (tests/cli/support/proxy.rs) in
 //! front of a real registry: 5xx, 429 + Retry-After, connections reset in the
 //! middle of a blob, truncated bodies, stalls, corrupt bodies, oversized
 //! manifests. Downloads retry and resume; a digest mismatch is final; a stall
 //! ends in a clear timeout.
-mod hardening_common;
-use hardening_common::proxy::Fault;
-use hardening_common::{
-    check_store_blobs, convert, proxied_registry, soci, text, verify, ProxiedRegistry,
-};
+use crate::support::proxy::Fault;
+use crate::support::proxied::{convert, proxied_registry, soci, verify, ProxiedRegistry};
+use crate::support::{check_store_blobs, text};
 use soci_oci::registry::{RegistryClient, RetryPolicy};
 use soci_oci::spec::Descriptor;
 use soci_oci::{
@@ -509,7 +507,7 @@ fn absurd_registry_settings_are_a_usage_error() {
         ("SOCI_REGISTRY_TIMEOUT", "-3"),
         ("SOCI_REGISTRY_RETRIES", "many"),
     ] {
-        let o = std::process::Command::new(hardening_common::soci_bin())
+        let o = std::process::Command::new(crate::support::soci_bin())
             .args([
                 "create",
                 "--plain-http",

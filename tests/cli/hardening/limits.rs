@@ -2,9 +2,9 @@
 //! corrupt zTOCs end in an error (never a panic), `get-file -o` writes only the
 //! path it was given, hostile names in a layer are reported as they are, and
 //! credentials never appear in output, errors or `--json`.
-mod hardening_common;
-use hardening_common::proxy::{Fault, FaultProxy};
-use hardening_common::{soci, text};
+use crate::support::proxy::{Fault, FaultProxy};
+use crate::support::proxied::soci;
+use crate::support::text;
 use soci_testkit::{skopeo, Registry, RegistryConfig};
 use std::io::Write;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! `cargo fuzz`, see docs/reliability.md): each target gets its seed corpus,
 //! every saved crash input in `fuzz/regressions/<target>/`, and seeded random
 //! mutations of the seeds for a few seconds. Any panic fails the test.
-#[path = "../fuzz/src/targets.rs"]
+#[path = "../../../fuzz/src/targets.rs"]
 mod targets;
 
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@
 //! 0) is listed with every blob it names present, and every index the store
 //! lists is whole. A zTOC corrupted in the store is replaced by
 //! `create --force` (item 15).
-mod hardening_common;
-use hardening_common::{soci, soci_bin, text};
+use crate::support::proxied::soci;
+use crate::support::{soci_bin, text};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -2,11 +2,9 @@
 //! untrusted digests are validated before use, gzip bombs stop at a limit,
 //! `verify` reads zTOCs over 16 MiB and runs before publishing, `create
 //! --verify` without a destination uses the store, and a tag is resolved once.
-mod common;
-mod hardening_common;
 
-use common::*;
-use hardening_common::proxy::{Fault, FaultProxy};
+use crate::support::*;
+use crate::support::proxy::{Fault, FaultProxy};
 use serde_json::json;
 use soci_testkit::fixture::{make_tar, pseudo_random};
 use std::io::Write;
@@ -126,7 +124,7 @@ fn get_file_image_refuses_altered_range_answers() {
     for (layer, name) in [(&digests[0], "t/data.bin"), (&digests[1], "g/data.bin")] {
         let ztoc = &ztocs.iter().find(|(l, _)| l == layer).unwrap().1;
         let get = |out: &Path| {
-            hardening_common::soci(&[
+            proxied::soci(&[
                 "ztoc",
                 "get-file",
                 ztoc,
@@ -167,7 +165,7 @@ fn get_file_image_refuses_altered_range_answers() {
             "the fault was not hit"
         );
         // Without -o: nothing on stdout either.
-        let o = hardening_common::soci(&[
+        let o = proxied::soci(&[
             "ztoc",
             "get-file",
             ztoc,
@@ -421,7 +419,7 @@ fn verify_accepts_ztocs_over_16_mib() {
 /// --dest --verify` fail with nothing at the destination.
 #[test]
 fn create_verify_fails_before_publishing() {
-    let pr = hardening_common::proxied_registry();
+    let pr = proxied::proxied_registry();
     let img = &pr.fx.images[0];
     for (digest, _) in indexable_layers(img) {
         let path = format!("/blobs/{digest}");
@@ -433,7 +431,7 @@ fn create_verify_fails_before_publishing() {
     let store = dir.path().join("store");
     let src = format!("{}/app/one:v1", pr.proxy.host());
     let dst = format!("{}/app/dst:v1", pr.proxy.host());
-    let o = hardening_common::soci(&[
+    let o = proxied::soci(&[
         "create",
         &src,
         "--dest",
@@ -491,7 +489,7 @@ fn create_verify_without_destination_uses_the_store() {
 /// record and the index are all A's; only one GET of the tag is made.
 #[test]
 fn a_tag_moved_mid_run_does_not_mix_two_images() {
-    let pr = hardening_common::proxied_registry();
+    let pr = proxied::proxied_registry();
     let dir = tempfile::tempdir().unwrap();
     // Image B (no zstd layer: another manifest) in the same repository.
     let fx_b = soci_testkit::make_oci_layout_opts(&dir.path().join("b"), "b", false);
@@ -623,7 +621,7 @@ fn forged_digests_are_errors_never_printed_raw() {
     assert_no_control_chars(&o);
 
     // A registry answering the tag with that manifest.
-    let pr = hardening_common::proxied_registry();
+    let pr = proxied::proxied_registry();
     pr.proxy.add(
         "GET",
         "/v2/app/one/manifests/v1",
@@ -631,7 +629,7 @@ fn forged_digests_are_errors_never_printed_raw() {
         Fault::Respond(manifest.clone(), OCI_MANIFEST),
     );
     let src = format!("{}/app/one:v1", pr.proxy.host());
-    let o = hardening_common::soci(&reg_cmd("create", &src, p(&store), &[]));
+    let o = proxied::soci(&reg_cmd("create", &src, p(&store), &[]));
     assert_error(&o, "invalid digest \"sha256:abab");
     assert_no_control_chars(&o);
     assert!(

@@ -2,8 +2,8 @@
 //! SIGKILL at seeded random moments. Afterwards the store holds only whole
 //! blobs, `index list` works, the registry's tag is absent or complete, and
 //! the same command run again succeeds.
-mod hardening_common;
-use hardening_common::{check_store_blobs, soci, soci_bin, text};
+use crate::support::proxied::soci;
+use crate::support::{check_store_blobs, soci_bin, text};
 use soci_oci::spec::{self, Descriptor};
 use soci_oci::{Credentials, ImageSource, RegistryClient, RegistryOptions, RegistrySource};
 use soci_testkit::{skopeo_copy, Registry};

@@ -1,9 +1,9 @@
 //! Temporaries of dead writers (issue 10 item 7): a build to an `oci:`
 //! destination killed mid-copy leaves its `.tmp-*` blob; the next run removes
 //! it, while a live writer's temporary in the same layout is never touched.
-mod hardening_common;
-use hardening_common::proxy::Fault;
-use hardening_common::{proxied_registry, soci_bin, text};
+use crate::support::proxy::Fault;
+use crate::support::proxied::proxied_registry;
+use crate::support::{soci_bin, text};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -5,8 +5,8 @@
 //!
 //! Mounting a tmpfs needs root (CAP_SYS_ADMIN); `.ci/run` runs as root. Without
 //! it, each test says it was skipped and returns.
-mod hardening_common;
-use hardening_common::{check_store_blobs, soci, text};
+use crate::support::proxied::soci;
+use crate::support::{check_store_blobs, text};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
