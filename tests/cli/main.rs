@@ -15,3 +15,5 @@ mod commands;
 /// Faults, interruptions, limits, full disks, stale temporaries, the store
 /// under races, fuzz smoke runs, and image integrity.
 mod hardening;
+/// `soci ztoc`: golden zTOCs, the ztoc commands, lazy `get-file --image`.
+mod ztoc;

@@ -1,7 +1,6 @@
 //! `soci ztoc get-file --image`: one file read lazily from a registry, fetching
 //! only the spans that hold it, compared with GNU tar's extraction.
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::json;
 use soci_testkit::fixture::{make_tar, pseudo_random};
 use std::io::Write;
