@@ -3,8 +3,8 @@
 //! an existing entry — a signature, another SOCI index — is never dropped,
 //! also when reading it fails transiently; something that is not an index
 //! under the tag is refused, not overwritten.
-use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::proxied::soci;
+use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::text;
 use soci_oci::spec::{self, Descriptor};
 use soci_oci::{Credentials, RegistryClient, RegistryOptions};

@@ -3,8 +3,8 @@
 //! `verify` reads zTOCs over 16 MiB and runs before publishing, `create
 //! --verify` without a destination uses the store, and a tag is resolved once.
 
-use crate::support::*;
 use crate::support::proxy::{Fault, FaultProxy};
+use crate::support::*;
 use serde_json::json;
 use soci_testkit::fixture::{make_tar, pseudo_random};
 use std::io::Write;

@@ -2,8 +2,8 @@
 //! corrupt zTOCs end in an error (never a panic), `get-file -o` writes only the
 //! path it was given, hostile names in a layer are reported as they are, and
 //! credentials never appear in output, errors or `--json`.
-use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::proxied::soci;
+use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::text;
 use soci_testkit::{skopeo, Registry, RegistryConfig};
 use std::io::Write;

@@ -3,8 +3,8 @@
 //! middle of a blob, truncated bodies, stalls, corrupt bodies, oversized
 //! manifests. Downloads retry and resume; a digest mismatch is final; a stall
 //! ends in a clear timeout.
-use crate::support::proxy::Fault;
 use crate::support::proxied::{convert, proxied_registry, soci, verify, ProxiedRegistry};
+use crate::support::proxy::Fault;
 use crate::support::{check_store_blobs, text};
 use soci_oci::registry::{RegistryClient, RetryPolicy};
 use soci_oci::spec::Descriptor;

@@ -1,8 +1,8 @@
 //! Temporaries of dead writers (issue 10 item 7): a build to an `oci:`
 //! destination killed mid-copy leaves its `.tmp-*` blob; the next run removes
 //! it, while a live writer's temporary in the same layout is never touched.
-use crate::support::proxy::Fault;
 use crate::support::proxied::proxied_registry;
+use crate::support::proxy::Fault;
 use crate::support::{soci_bin, text};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

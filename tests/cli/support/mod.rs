@@ -2,7 +2,6 @@
 //! against a real registry (soci_testkit::Registry) and real tools (skopeo, tar).
 //! `proxy` puts a fault-injecting proxy in front of a registry; `proxied` runs
 //! `soci` with short registry timeouts against one.
-#![allow(dead_code)]
 pub mod proxied;
 pub mod proxy;
 

@@ -5,7 +5,6 @@
 //! may replace or damage it before it goes back to the client, which is then
 //! closed (so every request of the client passes through the rules).
 //! Requests with a chunked body (streamed uploads) are piped through as they are.
-#![allow(dead_code)]
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;

@@ -1,5 +1,6 @@
 //! `soci ztoc get-file --image`: one file read lazily from a registry, fetching
-//! only the spans that hold it, compared with GNU tar's extraction.
+//! only the spans that hold it, compared with GNU tar's extraction; also
+//! uncompressed layers and the other image sources.
 use crate::support::*;
 use serde_json::json;
 use soci_testkit::fixture::{make_tar, pseudo_random};
@@ -216,4 +217,115 @@ fn get_file_from_a_multiplatform_image_any_platform() {
         assert_eq!(o.status.code(), Some(0), "{}: {}", img.platform, text(&o));
         assert_eq!(String::from_utf8_lossy(&o.stdout), want);
     }
+}
+
+#[test]
+fn get_file_image_uncompressed_layer_and_other_sources() {
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_oci_layout_opts(&dir.path().join("img"), "1", false);
+    let img = &fx.images[0];
+    let r = push_fixture(&fx, &reg, "gf:1");
+    let store = dir.path().join("store");
+    let c = soci_json(&reg_cmd("create", &r, p(&store), &["--span-size", "64KiB"]));
+    let ztocs = c["platforms"][0]["ztocs"].as_array().unwrap().clone();
+    let ztoc_of = |layer: &str| {
+        ztocs.iter().find(|z| z["layer"] == layer).unwrap()["ztoc"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let tar_z = ztoc_of(&img.layers[2].digest);
+    let gz_z = ztoc_of(&img.layers[1].digest);
+    let archive = dir.path().join("a.tar");
+    soci_testkit::make_docker_archive(&archive, img, "gf:1", false);
+    // An uncompressed layer: one range read of the span holding the file (whole
+    // spans, each checked against its digest; here the span is the whole layer).
+    let o = soci(&[
+        "ztoc",
+        "get-file",
+        &tar_z,
+        "usr/share/readme",
+        "--image",
+        &r,
+        "--plain-http",
+        "--store",
+        p(&store),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.stdout, b"an uncompressed layer\n");
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains(&format!("fetched {0} of {0} bytes", img.layers[2].size())),
+        "{}",
+        text(&o)
+    );
+    // The gzip layer from the OCI layout, too.
+    let data = &img.layer_tars[1];
+    let o = soci(&[
+        "ztoc",
+        "get-file",
+        &gz_z,
+        "bin/small",
+        "--image",
+        &fx.oci_ref(),
+        "--store",
+        p(&store),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.stdout, b"small file\n");
+    // A zTOC file (no store record): the layer is found by its size.
+    let zfile = dir.path().join("z.ztoc");
+    let info = soci_ok(&["ztoc", "info", &gz_z, "--store", p(&store)]);
+    assert!(info.contains("bin/data"));
+    let layer_file = dir.path().join("l.tar.gz");
+    std::fs::write(&layer_file, &img.layers[1].bytes).unwrap();
+    soci_ok(&[
+        "ztoc",
+        "build",
+        p(&layer_file),
+        "--span-size",
+        "64KiB",
+        "-o",
+        p(&zfile),
+        "-q",
+    ]);
+    let o = soci(&[
+        "ztoc",
+        "get-file",
+        p(&zfile),
+        "bin/data",
+        "--image",
+        &r,
+        "--plain-http",
+        "--store",
+        p(&dir.path().join("e")),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let want = {
+        let t = dir.path().join("l.tar");
+        std::fs::write(&t, data).unwrap();
+        std::process::Command::new("tar")
+            .arg("-xOf")
+            .arg(&t)
+            .arg("bin/data")
+            .output()
+            .unwrap()
+            .stdout
+    };
+    assert!(o.stdout == want, "bin/data differs from tar's");
+    // The docker archive's uncompressed layer (the zTOC of the tar layer
+    // built from the registry applies: same bytes, same digest).
+    let o = soci(&[
+        "ztoc",
+        "get-file",
+        &tar_z,
+        "usr/share/readme",
+        "--image",
+        &format!("docker-archive:{}", archive.display()),
+        "--store",
+        p(&store),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.stdout, b"an uncompressed layer\n");
 }

@@ -1,7 +1,6 @@
 //! `soci verify` on SOCI indexes that are wrong in ways a runtime would only
 //! find out late: a zTOC of another layer, a zTOC built with another span size.
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use soci_oci::registry::{RegistryClient, RegistryOptions};
 use soci_oci::spec;

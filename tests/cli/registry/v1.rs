@@ -1,8 +1,8 @@
 //! `soci create --index-version v1 --push`: the SOCI index is a referrer of the
 //! image manifest, recorded in the `sha256-<hex>` fallback tag index (the test
-//! registry, distribution 2.8, has no referrers API).
-mod common;
-use common::*;
+//! registry, distribution 2.8, has no referrers API), for every platform of an
+//! index and for a Docker schema2 image.
+use crate::support::*;
 use serde_json::{json, Value};
 use soci_oci::registry::{RegistryClient, RegistryOptions};
 
@@ -125,4 +125,85 @@ fn create_push_v1_fallback_tag_keeps_foreign_referrers() {
     let out = soci_ok(&reg_cmd("push", &r, p(&store), &["--index-version", "v1"]));
     assert!(out.contains(&d1), "{out}");
     assert_eq!(check(), d1);
+}
+
+#[test]
+fn v1_every_platform_and_docker_schema2() {
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let empty = dir.path().join("empty");
+    let fx = soci_testkit::make_multiplatform_layout(&dir.path().join("mp"), "1");
+    let r = push_fixture(&fx, &reg, "v1mp:1");
+    soci_ok(&reg_cmd(
+        "create",
+        &r,
+        p(&store),
+        &["--index-version", "v1", "--push", "--all-platforms"],
+    ));
+    assert_eq!(inspect_raw(&r), fx.root.bytes, "v1 must not touch the tag");
+    for img in &fx.images {
+        let ftag = format!(
+            "sha256-{}",
+            img.manifest.digest.trim_start_matches("sha256:")
+        );
+        let fb = inspect(&format!("{}/v1mp:{ftag}", reg.host()));
+        let ms = fb["manifests"].as_array().unwrap();
+        assert_eq!(ms.len(), 1, "{fb}");
+        let raw = get_manifest(&reg, "v1mp", ms[0]["digest"].as_str().unwrap());
+        check_soci_index(&raw, SOCI_V1, &indexable_layers(img), 4 << 20);
+        let v: Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(v["subject"]["digest"], img.manifest.digest.as_str());
+    }
+    let v = soci_ok(&reg_cmd("verify", &r, p(&empty), &["--all-platforms"]));
+    assert_eq!(v.matches("referrers (v1)").count(), 2, "{v}");
+    assert!(v.contains("verify: OK"), "{v}");
+
+    // Docker schema2: the subject keeps the Docker media type. Its layers are
+    // the amd64 layers above under Docker media types: the zTOCs are reused
+    // from the store, and the index must name this image's media types.
+    let fx = soci_testkit::make_oci_layout_opts(&dir.path().join("d"), "1", false);
+    let r = format!("{}/v1dock:1", reg.host());
+    push_fixture_docker(&fx, &r);
+    let raw = inspect_raw(&r);
+    let md = sha256(&raw);
+    let out = soci_ok(&reg_cmd(
+        "create",
+        &r,
+        p(&store),
+        &["--index-version", "v1", "--push"],
+    ));
+    assert!(out.contains("(already exists)"), "{out}");
+    let fb = inspect(&format!(
+        "{}/v1dock:sha256-{}",
+        reg.host(),
+        md.trim_start_matches("sha256:")
+    ));
+    let idx: Value = serde_json::from_slice(&get_manifest(
+        &reg,
+        "v1dock",
+        fb["manifests"][0]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(
+        idx["subject"]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(idx["subject"]["digest"], md.as_str());
+    assert_eq!(idx["subject"]["size"], raw.len());
+    let dm: Value = serde_json::from_slice(&raw).unwrap();
+    for (z, l) in idx["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(dm["layers"].as_array().unwrap())
+    {
+        assert_eq!(z["annotations"][ANN_LAYER_DIGEST], l["digest"]);
+        assert_eq!(
+            z["annotations"][ANN_LAYER_MT], l["mediaType"],
+            "a reused zTOC keeps the other image's media type"
+        );
+    }
+    let v = soci_ok(&reg_cmd("verify", &r, p(&empty), &[]));
+    assert!(v.contains("verify: OK"), "{v}");
 }

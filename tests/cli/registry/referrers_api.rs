@@ -2,9 +2,9 @@
 //! small in-test front that implements only `GET /v2/<name>/referrers/<digest>`
 //! (no packaged registry has that API). `create --push` must then rely on the
 //! API (no fallback tag written) and `verify` must find the index through it.
-mod hardening_common;
-use hardening_common::proxy::{Fault, FaultProxy};
-use hardening_common::{soci, text};
+use crate::support::proxied::soci;
+use crate::support::proxy::{Fault, FaultProxy};
+use crate::support::text;
 use soci_oci::{Credentials, RegistryClient, RegistryOptions};
 use soci_testkit::{skopeo_copy, Registry};
 

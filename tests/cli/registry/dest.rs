@@ -1,7 +1,6 @@
 //! `--dest` (another repository, an OCI layout), `soci convert`, and the same
 //! image read from a registry or from its OCI layout.
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 fn layout_tag_digest(dir: &std::path::Path, tag: &str) -> String {

@@ -1,7 +1,6 @@
 //! `soci push` publishes the SOCI index `create` stored, byte for byte: the
 //! options given to `create` reach the registry, nothing is rebuilt.
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 /// The SOCI index digests of the SOCI-enabled image index at `r`.

@@ -1,6 +1,7 @@
-//! Multi-platform images: `--all-platforms` and `--platform`, pushed as v2.
-mod common;
-use common::*;
+//! Multi-platform images: `--all-platforms` and `--platform`, pushed as v2;
+//! one platform converted into another repository (`--dest`) with every blob
+//! the index needs.
+use crate::support::*;
 use serde_json::Value;
 
 fn entries(v: &Value) -> Vec<Value> {
@@ -140,4 +141,76 @@ fn all_platforms_then_one_platform() {
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn multiplatform_one_platform_to_other_repo_is_complete() {
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = soci_testkit::make_multiplatform_layout(&dir.path().join("mp"), "1");
+    let src = push_fixture(&fx, &reg, "mpsrc:1");
+    let dst = format!("{}/mpdst:soci", reg.host());
+    let store = dir.path().join("store");
+    soci_ok(&reg_cmd(
+        "create",
+        &src,
+        p(&store),
+        &["--dest", &dst, "--platform", "linux/arm64"],
+    ));
+    // Every child of the index (the untouched amd64 image, the attestation)
+    // and every blob they use is in the other repository.
+    for img in &fx.images {
+        assert!(blob_exists(&reg, "mpdst", &img.config.digest));
+        for l in &img.layers {
+            assert!(
+                blob_exists(&reg, "mpdst", &l.digest),
+                "{} layer {} missing",
+                img.platform,
+                l.digest
+            );
+        }
+    }
+    get_manifest(&reg, "mpdst", &fx.images[0].manifest.digest);
+    get_manifest(&reg, "mpdst", &fx.extra_manifests[0].digest);
+    // skopeo copies the whole graph out (every blob is there). Not with
+    // --preserve-digests: skopeo 1.9 re-serialises the index with image-spec
+    // 1.0 descriptors, which have no `artifactType`, and then refuses.
+    skopeo_all_no_preserve(
+        &docker(&dst),
+        &format!("oci:{}:x", dir.path().join("copy").display()),
+    );
+    let v = soci_ok(&reg_cmd(
+        "verify",
+        &dst,
+        p(&dir.path().join("e")),
+        &["--platform", "linux/arm64"],
+    ));
+    assert!(v.contains("verify: OK"), "{v}");
+    // The same to an OCI layout.
+    let oci = format!("oci:{}:soci", dir.path().join("out").display());
+    soci_ok(&reg_cmd(
+        "create",
+        &src,
+        p(&store),
+        &["--dest", &oci, "--platform", "linux/arm64"],
+    ));
+    let raw = soci_testkit::skopeo(&["inspect", "--raw", &oci]).unwrap();
+    assert_eq!(raw, inspect_raw(&dst));
+    skopeo_all_no_preserve(
+        &oci,
+        &format!("oci:{}:y", dir.path().join("copy2").display()),
+    );
+}
+
+fn skopeo_all_no_preserve(src: &str, dst: &str) {
+    soci_testkit::skopeo(&[
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--all",
+        "--src-tls-verify=false",
+        src,
+        dst,
+    ])
+    .unwrap();
 }

@@ -1,11 +1,11 @@
 //! Converting an image into another repository of the same registry mounts its
 //! blobs (cross-repository blob mount) instead of downloading and uploading
 //! them; a registry that refuses the mount gets an upload instead. A proxy
-//! (tests/hardening_common/proxy.rs) in front of a real registry records the
+//! (tests/cli/support/proxy.rs) in front of a real registry records the
 //! requests.
-mod hardening_common;
-use hardening_common::proxy::Fault;
-use hardening_common::{convert, proxied_registry, soci, text, verify};
+use crate::support::proxied::{convert, proxied_registry, soci, verify};
+use crate::support::proxy::Fault;
+use crate::support::text;
 
 #[test]
 fn same_registry_blobs_are_mounted_not_copied() {

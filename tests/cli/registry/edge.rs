@@ -1,7 +1,6 @@
 //! Edge cases of converting in a registry: converting a converted index with
 //! more platforms, sources by digest, Docker 25 archives, a missing zTOC blob.
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 #[test]

@@ -1,7 +1,6 @@
 //! `soci create --push` (index manifest v2) against a real registry: the image is
 //! re-tagged as a SOCI-enabled image index, checked with skopeo and plain HTTP.
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 /// Checks the SOCI-enabled index tagged at `repo:tag` for a single-platform

@@ -3,10 +3,10 @@
 //! what was tried; credential helpers by valid name from PATH only; TLS and
 //! timeout flags; `--http-dump` with secrets redacted. Real `docker-registry`
 //! instances, a recording proxy on 127.0.0.1 in front of the anonymous one.
-mod hardening_common;
 
-use hardening_common::proxy::{Fault, FaultProxy};
-use hardening_common::{proxied_registry, soci_bin, text};
+use crate::support::proxied::proxied_registry;
+use crate::support::proxy::{Fault, FaultProxy};
+use crate::support::{soci_bin, text};
 use soci_testkit::{make_oci_layout, skopeo, Registry, RegistryConfig};
 use std::io::Write;
 use std::path::Path;
