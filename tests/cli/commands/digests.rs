@@ -1,16 +1,6 @@
 //! Digests as users type them (a unique prefix, with or without `sha256:`, as
 //! git takes commit ids) and file names as they write them (`/etc/os-release`).
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn soci(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_soci"))
-        .args(args)
-        .env_remove("SOCI_STORE")
-        .env("DOCKER_CONFIG", "/nonexistent-soci-itest")
-        .output()
-        .unwrap()
-}
+use crate::support::{example_image, soci};
 
 fn ok(args: &[&str]) -> String {
     let o = soci(args);
@@ -34,21 +24,12 @@ fn error(args: &[&str]) -> String {
     err
 }
 
-fn example() -> String {
-    format!(
-        "oci:{}:latest",
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/example-image")
-            .display()
-    )
-}
-
 #[test]
 fn digests_by_unique_prefix_and_paths_with_a_leading_slash() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s");
     let st = store.to_str().unwrap();
-    let img = example();
+    let img = example_image();
     ok(&["create", &img, "--min-layer-size", "0", "--store", st, "-q"]);
     let index = ok(&["index", "list", "--digests-only", "--store", st])
         .lines()

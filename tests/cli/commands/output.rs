@@ -1,24 +1,7 @@
 //! What users read: each fact once, one line per error.
+use crate::support::{example_image, soci};
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn soci(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_soci"))
-        .args(args)
-        .env_remove("SOCI_STORE")
-        .env("DOCKER_CONFIG", "/nonexistent-soci-itest")
-        .output()
-        .unwrap()
-}
-
-fn example() -> String {
-    format!(
-        "oci:{}:latest",
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/example-image")
-            .display()
-    )
-}
 
 /// Exit 1, exactly one line on stderr, `soci: ` first, no panic; returns it.
 fn one_line_error(o: &Output) -> String {
@@ -55,7 +38,7 @@ fn on_a_terminal_each_layer_line_once_and_no_copy_lines_beside_the_bars() {
     let cmd = format!(
         "{} create {} --min-layer-size 0 --store {d}/s --dest oci:{d}/out:x",
         env!("CARGO_BIN_EXE_soci"),
-        example()
+        example_image()
     );
     let Some(screen) = on_a_terminal(&cmd) else {
         eprintln!("skipped: `script` (util-linux) is not installed");
@@ -69,7 +52,7 @@ fn on_a_terminal_each_layer_line_once_and_no_copy_lines_beside_the_bars() {
     // Without a terminal (a CI log), a line per copied blob says what happens.
     let o = soci(&[
         "create",
-        &example(),
+        &example_image(),
         "--min-layer-size",
         "0",
         "--store",

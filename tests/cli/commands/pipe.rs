@@ -1,6 +1,7 @@
 //! A closed stdout (`soci … | head -n 1`, a reader that quits) ends the output
 //! quietly: exit 0, no panic, for every command that prints.
-use std::path::{Path, PathBuf};
+use crate::support::example_image;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 fn soci() -> Command {
@@ -8,15 +9,6 @@ fn soci() -> Command {
     c.env_remove("SOCI_STORE")
         .env("DOCKER_CONFIG", "/nonexistent-soci-itest");
     c
-}
-
-fn example() -> String {
-    format!(
-        "oci:{}:latest",
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/example-image")
-            .display()
-    )
 }
 
 /// Runs `soci ARGS` with a stdout pipe whose reading end is closed at once,
@@ -60,7 +52,7 @@ fn store() -> (tempfile::TempDir, PathBuf) {
     let out = soci()
         .args([
             "create",
-            &example(),
+            &example_image(),
             "--min-layer-size",
             "0",
             "--store",
@@ -101,7 +93,7 @@ fn listing_commands_end_quietly_on_a_closed_pipe() {
 fn image_commands_end_quietly_on_a_closed_pipe() {
     let (_dir, store) = store();
     let st = store.to_str().unwrap();
-    let img = example();
+    let img = example_image();
     run_closed(&["create", &img, "--min-layer-size", "0", "--store", st, "-q"]);
     run_closed(&[
         "--json",

@@ -6,7 +6,7 @@
 //! Mounting a tmpfs needs root (CAP_SYS_ADMIN); `.ci/run` runs as root. Without
 //! it, each test says it was skipped and returns.
 use crate::support::proxied::soci;
-use crate::support::{check_store_blobs, text};
+use crate::support::{check_store_blobs, example_image, text};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -39,11 +39,6 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(self.dir.path()).status();
     }
-}
-
-fn example() -> String {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/example-image");
-    format!("oci:{}:latest", dir.display())
 }
 
 fn assert_disk_full(o: &std::process::Output, under: &Path) {
@@ -88,7 +83,14 @@ fn store_on_a_full_disk() {
     };
     let store = fs.path().join("store");
     let s = store.to_str().unwrap();
-    let o = soci(&["create", &example(), "--min-layer-size", "0", "--store", s]);
+    let o = soci(&[
+        "create",
+        &example_image(),
+        "--min-layer-size",
+        "0",
+        "--store",
+        s,
+    ]);
     assert_disk_full(&o, &store);
     assert_eq!(temp_files(&store), Vec::<PathBuf>::new());
     check_store_blobs(&store);
@@ -114,7 +116,7 @@ fn oci_destination_on_a_full_disk() {
             "0",
             "--store",
             store.to_str().unwrap(),
-            &example(),
+            &example_image(),
             &format!("oci:{}:v1", to.display()),
         ])
     };

@@ -3,7 +3,7 @@
 //! blobs, `index list` works, the registry's tag is absent or complete, and
 //! the same command run again succeeds.
 use crate::support::proxied::soci;
-use crate::support::{check_store_blobs, soci_bin, text};
+use crate::support::{check_store_blobs, example_image, soci_bin, text};
 use soci_oci::spec::{self, Descriptor};
 use soci_oci::{Credentials, ImageSource, RegistryClient, RegistryOptions, RegistrySource};
 use soci_testkit::{skopeo_copy, Registry};
@@ -28,13 +28,6 @@ fn opts() -> RegistryOptions {
         tls_ca: None,
         ..Default::default()
     }
-}
-
-fn example_layout() -> String {
-    format!(
-        "oci:{}/fixtures/example-image:latest",
-        env!("CARGO_MANIFEST_DIR")
-    )
 }
 
 /// Runs `soci args`, kills it with `sig` after `delay` (if still running).
@@ -129,7 +122,7 @@ fn check_tag_complete(host: &str, repo: &str, tag: &str) {
 fn create_killed_at_random_moments_then_rerun() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let src = example_layout();
+    let src = example_image();
     let args = [
         "create",
         "--min-layer-size",
@@ -214,7 +207,7 @@ fn kill_rounds(
 fn create_push_killed_at_random_moments_then_rerun() {
     let reg = Registry::start().unwrap_or_else(|e| panic!("test registry: {e}"));
     let host = reg.host();
-    skopeo_copy(&example_layout(), &format!("docker://{host}/ex/img:v1")).unwrap();
+    skopeo_copy(&example_image(), &format!("docker://{host}/ex/img:v1")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let image = format!("{host}/ex/img:v1");

@@ -4,22 +4,12 @@
 //! credentials never appear in output, errors or `--json`.
 use crate::support::proxied::soci;
 use crate::support::proxy::{Fault, FaultProxy};
-use crate::support::text;
+use crate::support::{golden, p, text};
 use soci_testkit::{skopeo, Registry, RegistryConfig};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn golden(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/golden")
-        .join(name)
-}
-
-fn p(x: &Path) -> &str {
-    x.to_str().unwrap()
-}
 
 /// Exit code 1 with one `soci: ` line (101 would be a panic).
 fn assert_clean_error(o: &std::process::Output, needle: &str) {

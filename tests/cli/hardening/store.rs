@@ -5,17 +5,10 @@
 //! lists is whole. A zTOC corrupted in the store is replaced by
 //! `create --force` (item 15).
 use crate::support::proxied::soci;
-use crate::support::{soci_bin, text};
+use crate::support::{example_image, soci_bin, text};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn example_layout() -> String {
-    format!(
-        "oci:{}/fixtures/example-image:latest",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
 
 fn blob(store: &Path, digest: &str) -> Option<Vec<u8>> {
     std::fs::read(
@@ -55,7 +48,7 @@ fn check_whole(store: &Path) -> Vec<String> {
 #[test]
 fn index_rm_racing_a_reusing_create_never_loses_a_needed_blob() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = example_layout();
+    let src = example_image();
     for round in 0..12u64 {
         let store = tmp.path().join(format!("s{round}"));
         let s = store.to_str().unwrap();
@@ -108,7 +101,7 @@ fn corrupted_ztoc_in_the_store_is_replaced_by_create_force() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("s");
     let s = store.to_str().unwrap();
-    let src = example_layout();
+    let src = example_image();
     let o = soci(&["create", "-q", "--min-layer-size", "0", "--store", s, &src]);
     assert!(o.status.success(), "{}", text(&o));
     let o = soci(&["ztoc", "list", "--digests-only", "--store", s]);

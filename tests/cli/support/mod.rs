@@ -31,6 +31,24 @@ pub fn soci_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_soci"))
 }
 
+/// `oci:…/fixtures/example-image:latest`: the example image's OCI layout.
+pub fn example_image() -> String {
+    format!(
+        "oci:{}:latest",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/example-image")
+            .display()
+    )
+}
+
+/// A file of fixtures/golden: layers and the zTOCs the reference Go
+/// implementation built from them.
+pub fn golden(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/golden")
+        .join(name)
+}
+
 /// Runs `soci ARGS`.
 pub fn soci(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_soci"))

@@ -1,4 +1,5 @@
 //! The `soci ztoc` commands as a user runs them: output, errors, exit codes.
+use crate::support::golden;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -7,12 +8,6 @@ fn soci(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/golden")
-        .join(name)
 }
 
 fn s(p: &Path) -> &str {

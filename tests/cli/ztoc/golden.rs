@@ -1,14 +1,8 @@
 //! `soci ztoc build` reproduces, byte for byte, every zTOC that the reference Go
 //! implementation built (fixtures/golden, see its README.md).
+use crate::support::golden;
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
 use std::process::Command;
-
-fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/golden")
-        .join(name)
-}
 
 /// (layer, span size, sha256 of the reference zTOC) — from fixtures/golden/README.md.
 const GOLDENS: &[(&str, u64, &str)] = &[
