@@ -1,6 +1,6 @@
 //! The fuzz targets' bodies, shared by the libFuzzer binaries in
 //! `fuzz/fuzz_targets/` (run with `cargo fuzz`) and by the stable-Rust smoke
-//! run in `tests/hardening_fuzz_smoke.rs` (which includes this file with
+//! run in `tests/cli/hardening/fuzz_smoke.rs` (which includes this file with
 //! `#[path]`). Every function must return normally on any input: a panic, an
 //! abort or an unbounded allocation is a bug.
 //!

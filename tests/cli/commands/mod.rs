@@ -1,0 +1,6 @@
+mod bench;
+mod digests;
+mod output;
+mod parity;
+mod pipe;
+mod sources;

@@ -1,0 +1,9 @@
+mod disk_full;
+mod fallback;
+mod fuzz_smoke;
+mod image_integrity;
+mod interrupt;
+mod limits;
+mod registry_faults;
+mod stale_temps;
+mod store;

@@ -1,0 +1,12 @@
+mod credentials;
+mod dest;
+mod docker_archive_push;
+mod edge;
+mod mount;
+mod multiplatform;
+mod prefetch;
+mod push_stored;
+mod referrers_api;
+mod v1;
+mod v2;
+mod verify_broken;

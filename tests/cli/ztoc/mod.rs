@@ -1,0 +1,3 @@
+mod commands;
+mod get_file_image;
+mod golden;
