@@ -2,6 +2,17 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The exit codes of a command that works on local files only (no registry, no
+/// verify): the end of its `--help`, written once.
+macro_rules! local_exit_codes {
+    () => {
+        "Exit codes:
+  0  success
+  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
+  2  wrong usage (unknown flag, missing argument)"
+    };
+}
+
 /// Build SOCI (Seekable OCI) lazy-loading indexes, without a daemon.
 ///
 /// A SOCI index lets a container runtime (AWS Fargate, containerd with the
@@ -74,26 +85,26 @@ pub enum PrefetchCommand {
     Info(PrefetchInfoArgs),
 }
 
-const PREFETCH_LIST_HELP: &str = "\
+const PREFETCH_LIST_HELP: &str = concat!(
+    "\
 Examples:
   soci prefetch list
   soci prefetch list --index sha256:3b1f…   (the prefetch artifacts of one SOCI index)
   soci prefetch list -q                     (digests only)
 
-Exit codes:
-  0  success
-  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
+",
+    local_exit_codes!()
+);
 
-const PREFETCH_INFO_HELP: &str = "\
+const PREFETCH_INFO_HELP: &str = concat!(
+    "\
 Examples:
   soci prefetch info sha256:9c0e…
   soci --json prefetch info sha256:9c0e…
 
-Exit codes:
-  0  success
-  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
+",
+    local_exit_codes!()
+);
 
 #[derive(Debug, Args)]
 pub struct PrefetchListArgs {
@@ -579,91 +590,91 @@ Exit codes:
   2  wrong usage (unknown flag, missing argument)
   3  a zTOC or the index does not match the image";
 
-const INDEX_HELP: &str = "\
+const INDEX_HELP: &str = concat!(
+    "\
 Examples:
   soci index list --ref registry.example.com/app:1.0
   soci index info \"$(soci index list -q | head -n 1)\"
   soci index rm --ref registry.example.com/app:1.0
 
-Exit codes:
-  0  success
-  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
+",
+    local_exit_codes!()
+);
 
-const INDEX_LIST_HELP: &str = "\
+const INDEX_LIST_HELP: &str = concat!(
+    "\
 Examples:
   soci index list
   soci index list --ref registry.example.com/app:1.0 --platform linux/arm64
   soci index list -q                        (digests only)
 
-Exit codes:
-  0  success
-  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
+",
+    local_exit_codes!()
+);
 
-const INDEX_INFO_HELP: &str = "\
+const INDEX_INFO_HELP: &str = concat!(
+    "\
 Examples:
   soci index info sha256:3b1f…
   soci index info \"$(soci index list -q --ref registry.example.com/app:1.0 | head -n 1)\"
 
-Exit codes:
-  0  success
-  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
+",
+    local_exit_codes!()
+);
 
-const INDEX_RM_HELP: &str = "\
+const INDEX_RM_HELP: &str = concat!(
+    "\
 Examples:
   soci index rm sha256:3b1f…
   soci index rm --ref registry.example.com/app:1.0
   soci index list -q | xargs soci index rm  (everything)
 
-Exit codes:
-  0  success
-  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
+",
+    local_exit_codes!()
+);
 
-const ZTOC_HELP: &str = "\
+const ZTOC_HELP: &str = concat!(
+    "\
 Examples:
   soci ztoc build layer.tar.gz -o layer.ztoc
   soci ztoc list --image-ref registry.example.com/app:1.0
   soci ztoc get-file layer.ztoc layer.tar.gz etc/os-release
 
-Exit codes:
-  0  success
-  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
+",
+    local_exit_codes!()
+);
 
-const ZTOC_BUILD_HELP: &str = "\
+const ZTOC_BUILD_HELP: &str = concat!(
+    "\
 Examples:
   soci ztoc build layer.tar.gz                      (writes layer.tar.gz.ztoc)
   soci ztoc build --span-size 1MiB layer.tar -o layer.ztoc
   soci ztoc build layer.tar.gz -o - | sha256sum
 
-Exit codes:
-  0  success
-  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
+",
+    local_exit_codes!()
+);
 
-const ZTOC_LIST_HELP: &str = "\
+const ZTOC_LIST_HELP: &str = concat!(
+    "\
 Examples:
   soci ztoc list
   soci ztoc list --image-ref registry.example.com/app:1.0 -q
   soci ztoc list --layer-digest sha256:52f4…
 
-Exit codes:
-  0  success
-  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
+",
+    local_exit_codes!()
+);
 
-const ZTOC_INFO_HELP: &str = "\
+const ZTOC_INFO_HELP: &str = concat!(
+    "\
 Examples:
   soci ztoc info layer.ztoc
   soci ztoc info sha256:9a1b… > ztoc.json     (a zTOC of the local store)
 
-Exit codes:
-  0  success
-  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
+",
+    local_exit_codes!()
+);
 
 const GET_FILE_HELP: &str = "\
 Examples:
@@ -691,15 +702,15 @@ Exit codes:
      stderr says what and where
   2  wrong usage (unknown flag, missing argument)";
 
-const PREFETCH_HELP: &str = "\
+const PREFETCH_HELP: &str = concat!(
+    "\
 Examples:
   soci prefetch list
   soci prefetch info sha256:9c0e…
 
-Exit codes:
-  0  success
-  1  error (bad input, I/O, corrupt data); one line on stderr says what and where
-  2  wrong usage (unknown flag, missing argument)";
+",
+    local_exit_codes!()
+);
 
 /// Parses `--timeout`: seconds (fractions allowed), more than 0, at most a year.
 pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
