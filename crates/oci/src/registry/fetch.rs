@@ -3,7 +3,7 @@
 //! referrers probe. Every answer is bounded in size and time.
 use super::auth::Scope;
 use super::bridge::{runtime, STREAM_CHANNEL_CHUNKS};
-use super::retry::{next_chunk, read_limited, Failure};
+use super::retry::{next_chunk, read_limited, Failure, Try};
 use super::{check_digest, Conn, RegistryClient};
 use crate::chunks::ChannelReader;
 use crate::error::{Error, Result};
@@ -243,18 +243,17 @@ impl Conn {
         repo: &str,
         reference: &str,
     ) -> Result<Option<(Vec<u8>, Option<String>)>> {
-        let url = self.url(repo, &format!("manifests/{reference}"));
-        let mut r = self.retrier(format!("GET manifest {repo}:{reference}"));
-        let accept = ACCEPT_MANIFESTS.join(", ");
-        loop {
-            let t = r.attempt();
-            let attempt = async {
-                let req = self.http.get(&url).header(reqwest::header::ACCEPT, &accept);
+        let url = &self.url(repo, &format!("manifests/{reference}"));
+        let accept = &ACCEPT_MANIFESTS.join(", ");
+        let ctx = &format!("GET manifest {repo}:{reference}");
+        self.retrier(ctx)
+            .run(|t| async move {
+                let req = self.http.get(url).header(reqwest::header::ACCEPT, accept);
                 let resp = self.send(&Scope::Pull(repo), &t, req).await?;
                 match resp.status().as_u16() {
                     200 => {}
                     404 => return Ok(None),
-                    _ => return Err(self.fatal_status(resp, r.ctx(), &t).await),
+                    _ => return Err(self.fatal_status(resp, ctx, &t).await),
                 }
                 let digest = resp
                     .headers()
@@ -262,70 +261,56 @@ impl Conn {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
                 let body = read_limited(resp, &t, MAX_MANIFEST_SIZE, "the manifest", |m| {
-                    self.err(r.ctx(), m)
+                    self.err(ctx, m)
                 })
                 .await?;
                 Ok(Some((body, digest)))
-            };
-            match r.bounded(attempt).await {
-                Ok(v) => return Ok(v),
-                Err(f) => r.pause(f).await?,
-            }
-        }
+            })
+            .await
     }
 
     /// HEAD blob `digest` in `repo`.
     async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
-        let url = self.url(repo, &format!("blobs/{digest}"));
-        let mut r = self.retrier(format!("HEAD blob {repo}@{digest}"));
-        loop {
-            let t = r.attempt();
-            let attempt = async {
+        let url = &self.url(repo, &format!("blobs/{digest}"));
+        let ctx = &format!("HEAD blob {repo}@{digest}");
+        self.retrier(ctx)
+            .run(|t| async move {
                 let resp = self
-                    .send(&Scope::Pull(repo), &t, self.http.head(&url))
+                    .send(&Scope::Pull(repo), &t, self.http.head(url))
                     .await?;
                 match resp.status().as_u16() {
                     200 => Ok(true),
                     404 => Ok(false),
-                    _ => Err(self.fatal_status(resp, r.ctx(), &t).await),
+                    _ => Err(self.fatal_status(resp, ctx, &t).await),
                 }
-            };
-            match r.bounded(attempt).await {
-                Ok(v) => return Ok(v),
-                Err(f) => r.pause(f).await?,
-            }
-        }
+            })
+            .await
     }
 
     async fn referrers_api(&self, repo: &str, digest: &str) -> Result<Option<spec::Index>> {
-        let url = self.url(repo, &format!("referrers/{digest}"));
-        let mut r = self.retrier(format!("GET {url}"));
-        loop {
-            let t = r.attempt();
-            let attempt = async {
+        let url = &self.url(repo, &format!("referrers/{digest}"));
+        let ctx = &format!("GET {url}");
+        self.retrier(ctx)
+            .run(|t| async move {
                 let req = self
                     .http
-                    .get(&url)
+                    .get(url)
                     .header(reqwest::header::ACCEPT, spec::MEDIA_TYPE_OCI_INDEX);
                 let resp = self.send(&Scope::Pull(repo), &t, req).await?;
                 match resp.status().as_u16() {
                     200 => {}
                     400 | 404 | 405 | 501 => return Ok(None),
-                    _ => return Err(self.fatal_status(resp, r.ctx(), &t).await),
+                    _ => return Err(self.fatal_status(resp, ctx, &t).await),
                 }
                 let body =
                     read_limited(resp, &t, MAX_REFERRERS_SIZE, "the referrers answer", |m| {
-                        self.err(r.ctx(), m)
+                        self.err(ctx, m)
                     })
                     .await?;
                 let idx: std::result::Result<spec::Index, _> = serde_json::from_slice(&body);
                 Ok(idx.ok().filter(|i| i.schema_version == 2))
-            };
-            match r.bounded(attempt).await {
-                Ok(v) => return Ok(v),
-                Err(f) => r.pause(f).await?,
-            }
-        }
+            })
+            .await
     }
 
     /// Download bytes `want.range` of blob `digest` (digest verified if
@@ -333,141 +318,222 @@ impl Conn {
     /// `sink` (which returns `false` to stop early). Retries and resumes from
     /// the byte reached; never reads past the end of the range (for a whole
     /// blob: its descriptor's size, whatever the registry announces or sends).
-    async fn download(
-        &self,
-        repo: &str,
-        digest: &str,
-        want: Want,
-        mut sink: Sink<'_>,
-    ) -> Result<()> {
+    async fn download(&self, repo: &str, digest: &str, want: Want, sink: Sink<'_>) -> Result<()> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let Want {
             range,
             partial,
             verify,
         } = want;
-        let verify = verify && !partial;
-        let len = range.end - range.start;
-        let mut r = self.retrier(if partial {
+        let ctx = if partial {
             format!(
                 "GET blob {repo}@{digest} bytes {}..{}",
                 range.start, range.end
             )
         } else {
             format!("GET blob {repo}@{digest}")
+        };
+        // In a mutex only so that each attempt's future can borrow it
+        // mutably (a closure cannot lend its own captures to the future it
+        // returns); the attempts run one after another, it is never contended.
+        let dl = tokio::sync::Mutex::new(Download {
+            range,
+            partial,
+            pos: 0,
+            hasher: (verify && !partial).then(soci_digest::Sha256Hasher::new),
+            sink,
         });
-        let mut hasher = soci_digest::Sha256Hasher::new();
-        let mut pos = 0u64; // bytes delivered to `sink`
-        loop {
-            let t = r.attempt();
-            let asked = range.start + pos;
-            let header = match (partial, pos) {
-                (false, 0) => None,
-                (false, p) => Some(format!("bytes={p}-")),
-                (true, _) => Some(format!("bytes={asked}-{}", range.end - 1)),
-            };
-            let attempt = async {
-                let mut req = self.http.get(&url);
-                if let Some(h) = &header {
-                    req = req.header(reqwest::header::RANGE, h);
-                }
-                let mut resp = self.send(&Scope::Pull(repo), &t, req).await?;
-                let status = resp.status().as_u16();
-                let fatal = |m: String| Failure::Fatal(self.err(r.ctx(), m));
-                // Where this body starts in the blob.
-                let start = match status {
-                    206 => match content_range(&resp) {
-                        Some((s, _)) => s,
-                        None if header.is_none() => 0,
-                        None => {
-                            return Err(fatal("206 answer without a valid Content-Range".into()))
-                        }
-                    },
-                    200 => {
-                        // The whole blob: a length that contradicts the descriptor is a lie.
-                        if let Some(l) = resp.content_length().filter(|l| !partial && *l != len) {
-                            return Err(Failure::Fatal(Error::SizeMismatch {
-                                what: format!("{}: {} (Content-Length)", self.registry, r.ctx()),
-                                expected: len,
-                                actual: l,
-                            }));
-                        }
-                        0
-                    }
-                    404 => return Err(fatal("blob not found (HTTP 404)".into())),
-                    _ => return Err(self.fatal_status(resp, r.ctx(), &t).await),
-                };
-                if start > asked {
-                    return Err(fatal(format!(
-                        "asked for bytes from {asked}, the registry sent from {start}"
-                    )));
-                }
-                let mut skip = asked - start;
-                while let Some(mut b) = next_chunk(&mut resp, &t, pos).await? {
-                    if skip > 0 {
-                        let k = skip.min(b.len() as u64) as usize;
-                        let _ = b.split_to(k);
-                        skip -= k as u64;
-                    }
-                    let left = len - pos;
-                    if b.len() as u64 > left {
-                        if partial {
-                            b.truncate(left as usize);
-                        } else {
-                            return Err(Failure::Fatal(Error::SizeMismatch {
-                                what: format!("{}: {}", self.registry, r.ctx()),
-                                expected: len,
-                                actual: pos + b.len() as u64,
-                            }));
-                        }
-                    }
-                    if !b.is_empty() {
-                        pos += b.len() as u64;
-                        if verify {
-                            hasher.update(&b);
-                        }
-                        if !sink.put(b).await {
-                            return Ok(()); // the reader went away
-                        }
-                    }
-                    if partial && pos == len {
-                        return Ok(());
-                    }
-                }
-                if pos < len {
-                    return Err(Failure::retry(format!(
-                        "the body ended after {pos} of {len} bytes"
-                    )));
-                }
-                Ok(())
-            };
-            match r.bounded(attempt).await {
-                Ok(()) => break,
-                Err(Failure::Retry {
-                    message,
-                    retry_after,
-                    fresh_token,
-                }) if pos > 0 => {
-                    r.pause(Failure::Retry {
-                        message: format!("{message} (resuming from byte {})", range.start + pos),
+        let (url, ctx, dl_ref) = (&url, ctx.as_str(), &dl);
+        self.retrier(ctx)
+            .run(|t| async move {
+                let dl = &mut *dl_ref.lock().await;
+                match self.download_attempt(url, repo, ctx, dl, t).await {
+                    // Say where the next attempt picks up, if this one delivered anything.
+                    Err(Failure::Retry {
+                        message,
                         retry_after,
                         fresh_token,
-                    })
-                    .await?
+                    }) if dl.pos > 0 => Err(Failure::Retry {
+                        message: format!("{message} (resuming from byte {})", dl.asked()),
+                        retry_after,
+                        fresh_token,
+                    }),
+                    done => done,
                 }
-                Err(f) => r.pause(f).await?,
+            })
+            .await?;
+        self.check_download_digest(ctx, digest, dl.into_inner())
+    }
+
+    /// One attempt of [`Self::download`]: ask for the bytes from the one
+    /// reached on, check where the answer starts, copy its body to the sink.
+    async fn download_attempt(
+        &self,
+        url: &str,
+        repo: &str,
+        ctx: &str,
+        dl: &mut Download<'_>,
+        t: Try,
+    ) -> std::result::Result<(), Failure> {
+        let asked = dl.asked();
+        let header = dl.range_header();
+        let mut req = self.http.get(url);
+        if let Some(h) = &header {
+            req = req.header(reqwest::header::RANGE, h);
+        }
+        let resp = self.send(&Scope::Pull(repo), &t, req).await?;
+        let (resp, start) = self.body_start(resp, header.is_some(), dl, ctx, &t).await?;
+        if start > asked {
+            return Err(Failure::Fatal(self.err(
+                ctx,
+                format!("asked for bytes from {asked}, the registry sent from {start}"),
+            )));
+        }
+        self.copy_body(resp, &t, asked - start, dl, ctx).await
+    }
+
+    /// Where the body of a blob GET answer starts in the blob, from its
+    /// status and `Content-Range`; a whole-blob answer whose `Content-Length`
+    /// contradicts the descriptor's size is refused unread. `ranged`: we sent
+    /// a `Range` header.
+    async fn body_start(
+        &self,
+        resp: reqwest::Response,
+        ranged: bool,
+        dl: &Download<'_>,
+        ctx: &str,
+        t: &Try,
+    ) -> std::result::Result<(reqwest::Response, u64), Failure> {
+        let fatal = |m: &str| Failure::Fatal(self.err(ctx, m));
+        let start = match resp.status().as_u16() {
+            206 => match content_range(&resp) {
+                Some((s, _)) => s,
+                None if !ranged => 0,
+                None => return Err(fatal("206 answer without a valid Content-Range")),
+            },
+            200 => {
+                // The whole blob: a length that contradicts the descriptor is a lie.
+                let len = dl.len();
+                if let Some(l) = resp.content_length().filter(|l| !dl.partial && *l != len) {
+                    return Err(Failure::Fatal(Error::SizeMismatch {
+                        what: format!("{}: {ctx} (Content-Length)", self.registry),
+                        expected: len,
+                        actual: l,
+                    }));
+                }
+                0
+            }
+            404 => return Err(fatal("blob not found (HTTP 404)")),
+            _ => return Err(self.fatal_status(resp, ctx, t).await),
+        };
+        Ok((resp, start))
+    }
+
+    /// Copy `resp`'s body to the sink (the first `skip` bytes dropped: the
+    /// registry started before the byte asked for), each chunk within the
+    /// stall limit, never past the end of the range. A body that ends short
+    /// is worth another attempt; one that runs past a whole blob's size is not.
+    async fn copy_body(
+        &self,
+        mut resp: reqwest::Response,
+        t: &Try,
+        mut skip: u64,
+        dl: &mut Download<'_>,
+        ctx: &str,
+    ) -> std::result::Result<(), Failure> {
+        let len = dl.len();
+        while let Some(mut b) = next_chunk(&mut resp, t, dl.pos).await? {
+            if skip > 0 {
+                let k = skip.min(b.len() as u64) as usize;
+                let _ = b.split_to(k);
+                skip -= k as u64;
+            }
+            let left = len - dl.pos;
+            if b.len() as u64 > left {
+                if dl.partial {
+                    b.truncate(left as usize);
+                } else {
+                    return Err(Failure::Fatal(Error::SizeMismatch {
+                        what: format!("{}: {ctx}", self.registry),
+                        expected: len,
+                        actual: dl.pos + b.len() as u64,
+                    }));
+                }
+            }
+            if !b.is_empty() {
+                dl.pos += b.len() as u64;
+                if let Some(h) = &mut dl.hasher {
+                    h.update(&b);
+                }
+                if !dl.sink.put(b).await {
+                    return Ok(()); // the reader went away
+                }
+            }
+            if dl.partial && dl.pos == len {
+                return Ok(());
             }
         }
-        if verify && pos == len {
-            let actual = hasher.digest();
-            if actual != digest {
-                return Err(Error::DigestMismatch {
-                    what: format!("{}: {}", self.registry, r.ctx()),
-                    expected: digest.into(),
-                    actual,
-                });
-            }
+        if dl.pos < len {
+            return Err(Failure::retry(format!(
+                "the body ended after {} of {len} bytes",
+                dl.pos
+            )));
         }
         Ok(())
+    }
+
+    /// After the last attempt: a whole blob read to its end must have the
+    /// digest asked for (a download stopped early by its reader is not checked).
+    fn check_download_digest(&self, ctx: &str, digest: &str, dl: Download<'_>) -> Result<()> {
+        if dl.pos != dl.len() {
+            return Ok(());
+        }
+        let Some(hasher) = dl.hasher else {
+            return Ok(());
+        };
+        let actual = hasher.digest();
+        if actual != digest {
+            return Err(Error::DigestMismatch {
+                what: format!("{}: {ctx}", self.registry),
+                expected: digest.into(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Where a blob download stands, carried from one attempt to the next.
+struct Download<'a> {
+    /// Bytes of the blob wanted.
+    range: Range<u64>,
+    /// A range of a blob, not the whole blob.
+    partial: bool,
+    /// Bytes delivered to `sink` so far.
+    pos: u64,
+    /// The whole blob's hash so far, when its digest is to be checked.
+    hasher: Option<soci_digest::Sha256Hasher>,
+    sink: Sink<'a>,
+}
+
+impl Download<'_> {
+    fn len(&self) -> u64 {
+        self.range.end - self.range.start
+    }
+
+    /// The blob offset the next attempt asks for.
+    fn asked(&self) -> u64 {
+        self.range.start + self.pos
+    }
+
+    /// The next attempt's `Range` header: none for a whole blob from its
+    /// start, from the byte reached on when resuming one, and always the
+    /// rest of the range for a partial read.
+    fn range_header(&self) -> Option<String> {
+        match (self.partial, self.pos) {
+            (false, 0) => None,
+            (false, p) => Some(format!("bytes={p}-")),
+            (true, _) => Some(format!("bytes={}-{}", self.asked(), self.range.end - 1)),
+        }
     }
 }

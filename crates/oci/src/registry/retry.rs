@@ -153,9 +153,8 @@ impl Try {
 }
 
 /// The retry loop's state for one request: every request kind goes through
-/// [`Retrier::attempt`] / [`Retrier::bounded`] / [`Retrier::pause`] (or
-/// [`Retrier::pause_blocking`] on a plain thread), so they all share one
-/// policy.
+/// [`Retrier::run`] (or [`Retrier::run_blocking`] on a plain thread), so they
+/// all share one policy.
 pub(super) struct Retrier<'a> {
     policy: &'a RetryPolicy,
     registry: &'a str,
@@ -180,12 +179,51 @@ impl<'a> Retrier<'a> {
         }
     }
 
-    pub fn ctx(&self) -> &str {
-        &self.ctx
+    /// Make attempts until one succeeds or the policy gives up: `attempt` is
+    /// called with each attempt's limits, and what it returns is cut off at
+    /// the overall deadline; between attempts we wait as
+    /// [`RetryPolicy::backoff`] says (`Retry-After` honoured). The first
+    /// success, or the final failure.
+    ///
+    /// `attempt` is a plain closure returning a future, not an async closure:
+    /// the futures of async closures are higher-ranked, and rustc cannot yet
+    /// prove them `Send` inside a spawned task (the blob download is one).
+    pub async fn run<T, Fut>(mut self, mut attempt: impl FnMut(Try) -> Fut) -> Result<T>
+    where
+        Fut: Future<Output = std::result::Result<T, Failure>>,
+    {
+        loop {
+            let t = self.attempt();
+            match self.bounded(attempt(t)).await {
+                Ok(v) => return Ok(v),
+                Err(f) => self.pause(f).await?,
+            }
+        }
+    }
+
+    /// [`Self::run`] for a caller on a plain thread (streamed uploads, whose
+    /// reader is read on the caller's thread). Such an attempt cannot be cut
+    /// off from outside, so it bounds itself by [`Try::deadline`]; one that
+    /// fails in a retryable way after the deadline ends the request.
+    pub fn run_blocking<T>(
+        mut self,
+        mut attempt: impl FnMut(Try) -> std::result::Result<T, Failure>,
+    ) -> Result<T> {
+        loop {
+            let t = self.attempt();
+            let failure = match attempt(t) {
+                Ok(v) => return Ok(v),
+                Err(Failure::Retry { .. }) if Instant::now() >= t.deadline => {
+                    Failure::Fatal(self.deadline_error(""))
+                }
+                Err(f) => f,
+            };
+            self.pause_blocking(failure)?;
+        }
     }
 
     /// The limits of the next attempt.
-    pub fn attempt(&self) -> Try {
+    fn attempt(&self) -> Try {
         Try {
             deadline: self.deadline,
             stall: self.policy.stall_timeout,
@@ -201,7 +239,7 @@ impl<'a> Retrier<'a> {
         }
     }
 
-    pub fn deadline_error(&self, message: &str) -> Error {
+    fn deadline_error(&self, message: &str) -> Error {
         let gave_up = format!(
             "gave up: the overall timeout of {:.1?} was reached after {} attempts in {:.1?}",
             self.policy.total_timeout,
@@ -217,7 +255,7 @@ impl<'a> Retrier<'a> {
 
     /// Run one attempt, cut off at the overall deadline whatever it is doing
     /// (a token endpoint trickling a byte at a time included).
-    pub async fn bounded<T>(
+    async fn bounded<T>(
         &self,
         attempt: impl Future<Output = std::result::Result<T, Failure>>,
     ) -> std::result::Result<T, Failure> {
@@ -256,15 +294,14 @@ impl<'a> Retrier<'a> {
     }
 
     /// After a failed attempt: wait for the next one, or the final error.
-    pub async fn pause(&mut self, failure: Failure) -> Result<()> {
+    async fn pause(&mut self, failure: Failure) -> Result<()> {
         let delay = self.next_delay(failure)?;
         tokio::time::sleep(delay).await;
         Ok(())
     }
 
-    /// [`Self::pause`] for a caller on a plain thread (streamed uploads, whose
-    /// reader is read on the caller's thread).
-    pub fn pause_blocking(&mut self, failure: Failure) -> Result<()> {
+    /// [`Self::pause`] on a plain thread.
+    fn pause_blocking(&mut self, failure: Failure) -> Result<()> {
         let delay = self.next_delay(failure)?;
         std::thread::sleep(delay);
         Ok(())

@@ -12,7 +12,6 @@ use crate::spec::{self, Descriptor};
 use bytes::Bytes;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use std::io::Read;
-use std::time::Instant;
 
 /// 1 MiB chunks buffered between a blob's reader and its upload (uploads run
 /// several at a time, see soci-image's publish).
@@ -33,20 +32,16 @@ impl RegistryClient {
         if self.blob_exists(repo, digest)? {
             return Ok(false);
         }
-        let bytes = Bytes::copy_from_slice(bytes);
+        let bytes = &Bytes::copy_from_slice(bytes);
         let conn = &self.conn;
-        runtime().block_on(async {
-            let mut r = conn.retrier(format!("push blob {repo}@{digest}"));
-            loop {
-                let t = r.attempt();
+        runtime().block_on(conn.retrier(format!("push blob {repo}@{digest}")).run(
+            |t| async move {
                 let body = reqwest::Body::from(bytes.clone());
-                let attempt = conn.upload_once(repo, digest, bytes.len() as u64, body, t);
-                match r.bounded(attempt).await {
-                    Ok(()) => return Ok(true),
-                    Err(f) => r.pause(f).await?,
-                }
-            }
-        })
+                conn.upload_once(repo, digest, bytes.len() as u64, body, t)
+                    .await
+            },
+        ))?;
+        Ok(true)
     }
 
     /// Upload the blob `d` from `reader` into `repo` without holding it in
@@ -93,21 +88,17 @@ impl RegistryClient {
             return self.push_blob(repo, &bytes, &d.digest);
         }
         let what = format!("blob {} pushed to {}/{repo}", d.digest, self.registry());
-        let mut r = self.conn.retrier(&what);
-        loop {
-            let t = r.attempt();
-            let failure = match self.push_stream_once(repo, d, open()?, &what, t) {
-                Ok(()) => return Ok(true),
+        let what = what.as_str();
+        self.conn.retrier(what).run_blocking(|t| {
+            let reader = open().map_err(Failure::Fatal)?;
+            match self.push_stream_once(repo, d, reader, what, t) {
                 Err(Failure::Retry { message, .. }) if !retry => {
-                    return Err(self.conn.err(&what, message))
+                    Err(Failure::Fatal(self.conn.err(what, message)))
                 }
-                Err(Failure::Retry { .. }) if Instant::now() >= t.deadline => {
-                    Failure::Fatal(r.deadline_error(""))
-                }
-                Err(f) => f,
-            };
-            r.pause_blocking(failure)?;
-        }
+                done => done,
+            }
+        })?;
+        Ok(true)
     }
 
     /// One streamed upload of `d` (a new upload session), fed from `reader`
@@ -248,23 +239,18 @@ impl RegistryClient {
             url.query_pairs_mut()
                 .append_pair("mount", digest)
                 .append_pair("from", from_repo);
-            let scope = Scope::Push {
+            let scope = &Scope::Push {
                 repo,
                 also_pull: Some(from_repo),
             };
-            let mut r = conn.retrier(format!("mount blob {digest} from {from_repo} into {repo}"));
-            loop {
-                let t = r.attempt();
-                let attempt = async {
-                    let resp = conn.send(&scope, &t, conn.http.post(url.clone())).await?;
+            let url = &url;
+            conn.retrier(format!("mount blob {digest} from {from_repo} into {repo}"))
+                .run(|t| async move {
+                    let resp = conn.send(scope, &t, conn.http.post(url.clone())).await?;
                     // 201: mounted; 202: an upload session instead (left to expire).
                     Ok(resp.status().as_u16() == 201)
-                };
-                match r.bounded(attempt).await {
-                    Ok(m) => return Ok(m),
-                    Err(f) => r.pause(f).await?,
-                }
-            }
+                })
+                .await
         });
         match mounted {
             Ok(true) => self.blob_exists(repo, digest),
@@ -297,40 +283,32 @@ impl RegistryClient {
             }
         })?;
         let conn = &self.conn;
-        let url = conn.url(repo, &format!("manifests/{reference}"));
-        let body = Bytes::copy_from_slice(raw);
-        runtime().block_on(async {
-            let mut r = conn.retrier(format!("PUT manifest {repo}:{reference}"));
-            loop {
-                let t = r.attempt();
-                let attempt = async {
-                    let req = conn
-                        .http
-                        .put(&url)
-                        .header(CONTENT_TYPE, ct.clone())
-                        .body(body.clone());
-                    let resp = conn
-                        .send(
-                            &Scope::Push {
-                                repo,
-                                also_pull: None,
-                            },
-                            &t,
-                            req,
-                        )
-                        .await?;
-                    if resp.status().is_success() {
-                        Ok(())
-                    } else {
-                        Err(conn.fatal_status(resp, r.ctx(), &t).await)
-                    }
-                };
-                match r.bounded(attempt).await {
-                    Ok(()) => return Ok(()),
-                    Err(f) => r.pause(f).await?,
-                }
+        let url = &conn.url(repo, &format!("manifests/{reference}"));
+        let body = &Bytes::copy_from_slice(raw);
+        let ctx = &format!("PUT manifest {repo}:{reference}");
+        let ct = &ct;
+        runtime().block_on(conn.retrier(ctx).run(|t| async move {
+            let req = conn
+                .http
+                .put(url)
+                .header(CONTENT_TYPE, ct.clone())
+                .body(body.clone());
+            let resp = conn
+                .send(
+                    &Scope::Push {
+                        repo,
+                        also_pull: None,
+                    },
+                    &t,
+                    req,
+                )
+                .await?;
+            if resp.status().is_success() {
+                Ok(())
+            } else {
+                Err(conn.fatal_status(resp, ctx, &t).await)
             }
-        })?;
+        }))?;
         Ok(Descriptor {
             media_type: media_type.into(),
             digest,
