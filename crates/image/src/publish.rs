@@ -122,7 +122,10 @@ impl ImageSink for RegistrySink {
 
 impl ImageSink for OciLayoutWriter {
     fn has_blob(&self, digest: &str) -> Result<bool> {
-        Ok(OciLayoutWriter::has_blob(self, digest)?)
+        Ok(OciLayoutWriter::has_blob(
+            self,
+            &soci_oci::parse_sha256(digest)?,
+        )?)
     }
     fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()> {
         self.put_blob_from_reader(d, bytes)?;
