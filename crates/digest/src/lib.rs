@@ -288,6 +288,11 @@ impl Sha256Hasher {
         format_sha256(&self.inner.clone().finalize())
     }
 
+    /// [`Sha256Hasher::digest`] as a [`Digest`].
+    pub fn digest_value(&self) -> Digest {
+        Digest::from_sha256_text(self.digest())
+    }
+
     /// Bytes hashed so far.
     pub fn size(&self) -> u64 {
         self.size
@@ -317,7 +322,7 @@ impl<T> Hashing<T> {
 
     /// [`Hashing::digest`] as a [`Digest`].
     pub fn digest_value(&self) -> Digest {
-        Digest::from_sha256_text(self.hasher.digest())
+        self.hasher.digest_value()
     }
 
     /// Bytes read or written so far.

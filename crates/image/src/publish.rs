@@ -350,7 +350,7 @@ fn put_soci_artifacts(sink: &dyn ImageSink, store: &Store, created: &Created) ->
         let bytes = if d.digest == EMPTY_CONFIG_DIGEST {
             EMPTY_CONFIG_CONTENT.to_vec()
         } else {
-            store.get_blob(&d.digest)?
+            store.get_blob(&soci_index::parse_digest(&d.digest)?)?
         };
         sink.put_blob(&d, &bytes)?;
         uploaded += 1;
