@@ -21,7 +21,7 @@
 //! files left by a crashed writer are removed by [`Store::open`] (lock free and
 //! owner process gone, or older than a day). The store's internal directories must
 //! be real directories: a symlink among them is refused, never followed.
-use crate::error::{check_content, digest_hex, parse_digest, Error, Result};
+use crate::error::{check_content, parse_digest, Error, Result};
 use crate::manifest::{parse_index_manifest, IndexVersion, PrefetchRecord, ZtocRecord};
 use crate::*;
 use serde::{Deserialize, Serialize};
@@ -153,7 +153,8 @@ impl ArtifactRecord {
     }
 
     fn file_name(&self) -> Result<String> {
-        let hex = digest_hex(&self.digest)?;
+        let digest = parse_digest(&self.digest)?;
+        let hex = digest.encoded();
         let key_hash = self.key_hash();
         Ok(match self.kind {
             // One row per index digest (re-recording updates it).
@@ -967,7 +968,7 @@ impl BlobWriter {
         let digest = digest_value.to_string();
         let result = (|| {
             if let Some(exp) = expected {
-                digest_hex(exp)?;
+                parse_digest(exp)?;
                 if exp != digest {
                     return Err(Error::DigestMismatch {
                         expected: exp.to_string(),
