@@ -64,7 +64,7 @@ pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
                     recs[0].kind
                 );
             }
-            let bytes = store.get_blob(&digest)?;
+            let bytes = store.get_blob(&soci_index::parse_digest(&digest)?)?;
             serde_json::from_slice::<serde_json::Value>(&bytes)?; // valid JSON
             let mut s = go_indent(&bytes);
             s.push(b'\n');

@@ -100,8 +100,8 @@ pub fn index_blobs(store: &Store, index_digest: &str) -> Result<Vec<soci_oci::sp
             store.dir().display()
         );
     }
-    let parsed = store
-        .get_index_manifest(index_digest)
+    let parsed = soci_index::parse_digest(index_digest)
+        .and_then(|d| store.get_index_manifest(&d))
         .with_context(|| format!("cannot read SOCI index {index_digest}"))?;
     Ok(parsed.manifest.layers)
 }

@@ -17,7 +17,9 @@ pub fn run(cmd: PrefetchCommand, global: &GlobalArgs) -> Result<u8> {
 /// The artifact's span count, or `None` when its blob is missing or unreadable
 /// (the row is still listed, as the reference does).
 fn total_spans(store: &Store, digest: &str) -> Option<u64> {
-    let bytes = store.get_blob(digest).ok()?;
+    let bytes = store
+        .get_blob(&soci_index::parse_digest(digest).ok()?)
+        .ok()?;
     PrefetchArtifact::from_json(&bytes)
         .ok()
         .map(|a| a.total_spans())
@@ -90,8 +92,8 @@ fn info(a: PrefetchInfoArgs, global: &GlobalArgs) -> Result<u8> {
             ),
         }
     };
-    let bytes = store
-        .get_blob(&a.digest)
+    let bytes = soci_index::parse_digest(&a.digest)
+        .and_then(|d| store.get_blob(&d))
         .with_context(|| format!("cannot read prefetch artifact {}", a.digest))?;
     let artifact = PrefetchArtifact::from_json(&bytes)
         .with_context(|| format!("{} is not a valid prefetch artifact", a.digest))?;

@@ -118,7 +118,7 @@ fn load_ztoc(arg: &str, store: Option<&Path>) -> Result<(Ztoc, Vec<u8>, Option<A
             .ok_or_else(|| {
                 anyhow::anyhow!("no zTOC {arg} in the local store {}", store.dir().display())
             })?;
-        let bytes = store.get_blob(&digest)?;
+        let bytes = store.get_blob(&soci_index::parse_digest(&digest)?)?;
         // The lazy reader trusts the zTOC's span digests to check what a
         // registry sends: the zTOC must be the one its digest names.
         let actual = soci_oci::spec::sha256_digest(&bytes);

@@ -168,7 +168,7 @@ fn index_layer(
     if !opts.force {
         if let Some(rec) = store.find_ztoc(&layer.digest, opts.span_size, &key)? {
             if let Some(mut ztoc) = rec.to_ztoc_record() {
-                if store.has_blob(&ztoc.ztoc_digest) {
+                if store.has_blob(&soci_index::parse_digest(&ztoc.ztoc_digest)?) {
                     // The same layer bytes can be in another image under another
                     // media type (Docker vs OCI): the index describes this image's.
                     ztoc.layer_media_type = layer.media_type.clone();
@@ -466,7 +466,7 @@ fn prefetch_for(
     // Decode each indexed layer's zTOC for its names, offsets and span lookup.
     let mut decoded = Vec::new();
     for z in ztocs {
-        let bytes = store.get_blob(&z.ztoc_digest)?;
+        let bytes = store.get_blob(&soci_index::parse_digest(&z.ztoc_digest)?)?;
         let ztoc = codec::decode(&bytes).map_err(|source| Error::InvalidStoredZtoc {
             ztoc: z.ztoc_digest.clone(),
             source,

@@ -122,7 +122,10 @@ impl ImageSink for RegistrySink {
 
 impl ImageSink for OciLayoutWriter {
     fn has_blob(&self, digest: &str) -> Result<bool> {
-        Ok(OciLayoutWriter::has_blob(self, digest)?)
+        Ok(OciLayoutWriter::has_blob(
+            self,
+            &soci_oci::parse_sha256(digest)?,
+        )?)
     }
     fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()> {
         self.put_blob_from_reader(d, bytes)?;
@@ -347,7 +350,7 @@ fn put_soci_artifacts(sink: &dyn ImageSink, store: &Store, created: &Created) ->
         let bytes = if d.digest == EMPTY_CONFIG_DIGEST {
             EMPTY_CONFIG_CONTENT.to_vec()
         } else {
-            store.get_blob(&d.digest)?
+            store.get_blob(&soci_index::parse_digest(&d.digest)?)?
         };
         sink.put_blob(&d, &bytes)?;
         uploaded += 1;

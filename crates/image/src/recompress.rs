@@ -287,9 +287,8 @@ impl ImageSource for RecompressedImage<'_> {
             return Ok(self.manifest_raw.clone());
         }
         if self.stored(d) {
-            return self
-                .store
-                .get_blob(&d.digest)
+            return soci_index::parse_digest(&d.digest)
+                .and_then(|dg| self.store.get_blob(&dg))
                 .map_err(|e| self.store_err(e));
         }
         let mut o = self.original(d);
@@ -298,9 +297,8 @@ impl ImageSource for RecompressedImage<'_> {
     }
     fn open_blob(&self, d: &Descriptor) -> soci_oci::Result<Box<dyn Read + Send>> {
         if self.stored(d) {
-            let f = self
-                .store
-                .open_blob(&d.digest)
+            let f = soci_index::parse_digest(&d.digest)
+                .and_then(|dg| self.store.open_blob(&dg))
                 .map_err(|e| self.store_err(e))?;
             return Ok(Box::new(f));
         }
@@ -308,9 +306,8 @@ impl ImageSource for RecompressedImage<'_> {
     }
     fn read_blob_range(&self, d: &Descriptor, range: Range<u64>) -> soci_oci::Result<Vec<u8>> {
         if self.stored(d) {
-            let mut f = self
-                .store
-                .open_blob(&d.digest)
+            let mut f = soci_index::parse_digest(&d.digest)
+                .and_then(|dg| self.store.open_blob(&dg))
                 .map_err(|e| self.store_err(e))?;
             let mut buf = Vec::new();
             f.seek(SeekFrom::Start(range.start))

@@ -103,8 +103,8 @@ pub fn stored_created(
     let mut out_platforms = Vec::new();
     let mut layers: Vec<(Descriptor, LayerOutcome)> = Vec::new();
     for (mut img, rec) in picked {
-        let bytes = store
-            .get_blob(&rec.digest)
+        let bytes = soci_index::parse_digest(&rec.digest)
+            .and_then(|d| store.get_blob(&d))
             .map_err(|source| Error::ReadStoredIndex {
                 digest: rec.digest.clone(),
                 source,
@@ -135,7 +135,7 @@ pub fn stored_created(
             .map(|z| &z.ztoc_digest)
             .chain(prefetches.iter().map(|p| &p.digest))
         {
-            if !store.has_blob(d) {
+            if !store.has_blob(&soci_index::parse_digest(d)?) {
                 return Err(Error::Stored(format!(
                     "the local store lacks blob {d} of SOCI index {}: run `soci create --force {image}` again",
                     rec.digest

@@ -147,7 +147,7 @@ fn find_index(
         if let Some(rec) = found.first() {
             return Ok(Some(FoundIndex {
                 digest: rec.digest.clone(),
-                bytes: store.get_blob(&rec.digest)?,
+                bytes: store.get_blob(&soci_index::parse_digest(&rec.digest)?)?,
                 via: format!("local store {}", store.dir().display()),
                 from_store: true,
             }));
@@ -322,7 +322,7 @@ fn read_ztoc(
 ) -> Result<Vec<u8>> {
     match store {
         Some(store) => {
-            let bytes = store.get_blob(&zdesc.digest)?;
+            let bytes = store.get_blob(&soci_index::parse_digest(&zdesc.digest)?)?;
             crate::check_ztoc_bytes(zdesc, &bytes)?;
             Ok(bytes)
         }

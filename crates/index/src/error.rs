@@ -84,7 +84,7 @@ impl Error {
 
 /// Check that `bytes` have `expected`, a well-formed sha256 digest.
 pub(crate) fn check_content(expected: &str, bytes: &[u8]) -> Result<()> {
-    digest_hex(expected)?;
+    parse_digest(expected)?;
     let actual = soci_oci::spec::sha256_digest(bytes);
     if actual != expected {
         return Err(Error::DigestMismatch {
@@ -95,7 +95,12 @@ pub(crate) fn check_content(expected: &str, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Validate `sha256:<64 lowercase hex>` and return the hex part.
-pub(crate) fn digest_hex(digest: &str) -> Result<&str> {
-    soci_digest::sha256_hex(digest).ok_or_else(|| Error::InvalidDigest(digest.to_string()))
+/// Parses a digest that arrives as text (a flag, a record, a manifest) into
+/// the sha256 [`Digest`](soci_digest::Digest) the store's blob functions take;
+/// anything else is [`Error::InvalidDigest`] naming it.
+pub fn parse_digest(digest: &str) -> Result<soci_digest::Digest> {
+    soci_digest::Digest::parse(digest)
+        .ok()
+        .filter(|d| d.is_sha256())
+        .ok_or_else(|| Error::InvalidDigest(digest.to_string()))
 }

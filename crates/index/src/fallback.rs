@@ -1,12 +1,13 @@
 //! Referrers fallback (docs/format.md §8.2): the distribution-spec tag schema index
 //! `sha256-<subject hex>` that oras-go maintains when the registry has no
 //! referrers API.
-use crate::error::{digest_hex, Error, Result};
+use crate::error::{parse_digest, Error, Result};
 use soci_oci::spec::{self, Descriptor, Index};
 
 /// `sha256:<hex>` → `sha256-<hex>`.
 pub fn fallback_tag(subject_digest: &str) -> Result<String> {
-    Ok(format!("sha256-{}", digest_hex(subject_digest)?))
+    let d = parse_digest(subject_digest)?;
+    Ok(format!("sha256-{}", d.encoded()))
 }
 
 /// The fallback-index entry for a SOCI index manifest: `{mediaType, digest, size,

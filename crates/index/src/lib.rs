@@ -16,7 +16,7 @@ pub mod store;
 mod time;
 
 pub use convert::{convert, ConvertInput, ConvertOutput, ConvertedManifest, PlatformIndex};
-pub use error::{Error, Result};
+pub use error::{parse_digest, Error, Result};
 pub use fallback::{fallback_entry, fallback_tag, merge_fallback_index};
 pub use manifest::{
     build_index_manifest, disable_xattrs_applies, parse_index_manifest, BuiltIndex, IndexVersion,
@@ -26,6 +26,7 @@ pub use prefetch::{
     clean_prefetch_path, normalize_prefetch_spans, plan_prefetch, trim_prefetch_paths,
     LayerPrefetch, PrefetchArtifact, PrefetchLayer, PrefetchPlan, PrefetchSpan,
 };
+pub use soci_digest::Digest;
 pub use store::{
     ArtifactKind, ArtifactRecord, BlobRef, BlobWriter, IndexEntry, IndexFilter, Store, ZtocFilter,
 };

@@ -21,11 +21,12 @@
 //! files left by a crashed writer are removed by [`Store::open`] (lock free and
 //! owner process gone, or older than a day). The store's internal directories must
 //! be real directories: a symlink among them is refused, never followed.
-use crate::error::{check_content, digest_hex, Error, Result};
+use crate::error::{check_content, parse_digest, Error, Result};
 use crate::manifest::{parse_index_manifest, IndexVersion, PrefetchRecord, ZtocRecord};
 use crate::*;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
+use soci_digest::Digest;
 use soci_digest::Sha256Hasher;
 use soci_oci::fsio::{self, TempFile};
 use soci_oci::spec::{self, Descriptor, Index, Platform};
@@ -152,7 +153,8 @@ impl ArtifactRecord {
     }
 
     fn file_name(&self) -> Result<String> {
-        let hex = digest_hex(&self.digest)?;
+        let digest = parse_digest(&self.digest)?;
+        let hex = digest.encoded();
         let key_hash = self.key_hash();
         Ok(match self.kind {
             // One row per index digest (re-recording updates it).
@@ -347,13 +349,14 @@ impl Store {
         self.dir.join("index.json")
     }
 
-    /// Path of a blob (whether or not it exists).
-    pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
-        Ok(self
-            .dir
-            .join("blobs")
-            .join("sha256")
-            .join(digest_hex(digest)?))
+    /// Path of a blob (whether or not it exists). A [`Digest`] holds no path
+    /// separator or `..`, so the path stays inside the store; only sha256
+    /// blobs are stored, so another algorithm is refused.
+    pub fn blob_path(&self, digest: &Digest) -> Result<PathBuf> {
+        let hex = digest
+            .hex()
+            .ok_or_else(|| Error::InvalidDigest(digest.to_string()))?;
+        Ok(self.dir.join("blobs").join("sha256").join(hex))
     }
 
     fn lock(&self) -> Result<LockGuard> {
@@ -406,16 +409,16 @@ impl Store {
 
     /// Store bytes; returns their digest and size.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobRef> {
-        let digest = spec::sha256_digest(bytes);
+        let digest = Digest::of(bytes);
         if self.blob_intact(&digest, bytes.len() as u64) {
             return Ok(BlobRef {
-                digest,
+                digest: digest.into_string(),
                 size: bytes.len() as u64,
             });
         }
         let mut w = self.blob_writer()?;
         w.write_all(bytes).map_err(|e| Error::io(&w.tmp, e))?;
-        w.commit_expecting(&digest)
+        w.commit_expecting(digest.as_str())
     }
 
     /// Store bytes that must have digest `expected`.
@@ -443,13 +446,14 @@ impl Store {
         w.commit()
     }
 
-    pub fn has_blob(&self, digest: &str) -> bool {
+    /// Whether the blob `digest` is stored (its file exists).
+    pub fn has_blob(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_ok_and(|p| p.is_file())
     }
 
     /// Whether the stored blob has `size` bytes and hashes to `digest` (a blob
     /// corrupted on disk is then rewritten instead of kept).
-    fn blob_intact(&self, digest: &str, size: u64) -> bool {
+    fn blob_intact(&self, digest: &Digest, size: u64) -> bool {
         let Ok(p) = self.blob_path(digest) else {
             return false;
         };
@@ -460,11 +464,11 @@ impl Store {
             return false;
         }
         soci_digest::sha256_digest_of_reader(fsio::LimitedReader::new(f, size))
-            .is_ok_and(|(actual, _)| actual == digest)
+            .is_ok_and(|(actual, _)| *digest == actual)
     }
 
     /// Open a blob for reading.
-    pub fn open_blob(&self, digest: &str) -> Result<File> {
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
         let p = self.blob_path(digest)?;
         File::open(&p).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::BlobNotFound(digest.to_string()),
@@ -474,7 +478,7 @@ impl Store {
 
     /// Read a whole blob, checked against its digest (a blob corrupted on disk is
     /// an error here, before it is pushed or decoded; `create --force` rewrites it).
-    pub fn get_blob(&self, digest: &str) -> Result<Vec<u8>> {
+    pub fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
         let p = self.blob_path(digest)?;
         let mut bytes = Vec::new();
         fsio::open_regular(&p)
@@ -484,7 +488,7 @@ impl Store {
                 _ => Error::io(&p, e),
             })?;
         let actual = spec::sha256_digest(&bytes);
-        if actual != digest {
+        if *digest != actual {
             return Err(Error::CorruptBlob {
                 digest: digest.to_string(),
                 actual,
@@ -494,11 +498,11 @@ impl Store {
     }
 
     /// Read and parse a stored SOCI index manifest.
-    pub fn get_index_manifest(&self, digest: &str) -> Result<crate::ParsedIndex> {
+    pub fn get_index_manifest(&self, digest: &Digest) -> Result<crate::ParsedIndex> {
         parse_index_manifest(&self.get_blob(digest)?)
     }
 
-    fn remove_blob(&self, digest: &str) -> Result<()> {
+    fn remove_blob(&self, digest: &Digest) -> Result<()> {
         let p = self.blob_path(digest)?;
         match fs::remove_file(&p) {
             Ok(()) => Ok(()),
@@ -528,8 +532,9 @@ impl Store {
         Ok(rec)
     }
 
+    /// `digest` comes from a record or a manifest: parsed here.
     fn require_blob(&self, digest: &str, size: u64) -> Result<()> {
-        let p = self.blob_path(digest)?;
+        let p = self.blob_path(&parse_digest(digest)?)?;
         let meta = fs::metadata(&p).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::BlobNotFound(digest.to_string()),
             _ => Error::io(&p, e),
@@ -619,7 +624,7 @@ impl Store {
         // Under the lock `index rm` holds while it deletes: a ztoc reused by this
         // build but deleted meanwhile is caught here, before the index is listed.
         self.require_blob(&e.digest, e.size)?;
-        let parsed = self.get_index_manifest(&e.digest)?;
+        let parsed = self.get_index_manifest(&parse_digest(&e.digest)?)?;
         for d in std::iter::once(&parsed.manifest.config).chain(&parsed.manifest.layers) {
             self.require_blob(&d.digest, d.size.max(0) as u64)
                 .map_err(|err| match err {
@@ -701,8 +706,8 @@ impl Store {
             && r.span_size == Some(span_size)
             && r.options == options;
         // A cheap size check on reuse; the digest is checked when the blob is read.
-        let present = self
-            .blob_path(&r.digest)
+        let present = parse_digest(&r.digest)
+            .and_then(|d| self.blob_path(&d))
             .ok()
             .and_then(|p| fs::metadata(p).ok())
             .is_some_and(|m| m.is_file() && m.len() == r.size);
@@ -812,7 +817,8 @@ impl Store {
             });
         }
         let referenced_by = |index_digest: &str| -> Vec<String> {
-            self.get_blob(index_digest)
+            parse_digest(index_digest)
+                .and_then(|d| self.get_blob(&d))
                 .ok()
                 .and_then(|b| parse_index_manifest(&b).ok())
                 .map(|p| p.manifest.layers.into_iter().map(|d| d.digest).collect())
@@ -839,10 +845,10 @@ impl Store {
                 continue;
             }
             self.remove_records(|r| r.digest == d && r.kind != ArtifactKind::Index)?;
-            self.remove_blob(&d)?;
+            self.remove_blob(&parse_digest(&d)?)?;
             removed.push(d);
         }
-        self.remove_blob(digest)?;
+        self.remove_blob(&parse_digest(digest)?)?;
         self.remove_records(|r| r.digest == digest)?;
         Ok(removed)
     }
@@ -958,10 +964,11 @@ impl BlobWriter {
 
     fn finish(mut self, expected: Option<&str>) -> Result<BlobRef> {
         let file = self.file.take().expect("file present until finish");
-        let (digest, size) = (self.hasher.digest(), self.hasher.size());
+        let (digest_value, size) = (self.hasher.digest_value(), self.hasher.size());
+        let digest = digest_value.to_string();
         let result = (|| {
             if let Some(exp) = expected {
-                digest_hex(exp)?;
+                parse_digest(exp)?;
                 if exp != digest {
                     return Err(Error::DigestMismatch {
                         expected: exp.to_string(),
@@ -971,10 +978,10 @@ impl BlobWriter {
             }
             // A blob already there is kept only if intact: a corrupted one is
             // replaced (rename over it), not trusted forever.
-            if self.store.blob_intact(&digest, size) {
+            if self.store.blob_intact(&digest_value, size) {
                 return Ok(());
             }
-            let dest = self.store.blob_path(&digest)?;
+            let dest = self.store.blob_path(&digest_value)?;
             file.persist(&dest).map_err(|e| Error::io(&dest, e))
         })();
         result.map(|()| BlobRef { digest, size })

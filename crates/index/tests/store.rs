@@ -67,8 +67,8 @@ fn put_blob_is_atomic_and_verified() {
         vec![r.digest["sha256:".len()..].to_string()]
     );
     assert_eq!(tmp_files(t.path()), 0);
-    assert_eq!(s.get_blob(&r.digest).unwrap(), b"hello world");
-    assert!(s.has_blob(&r.digest));
+    assert_eq!(s.get_blob(&dg(&r.digest)).unwrap(), b"hello world");
+    assert!(s.has_blob(&dg(&r.digest)));
 
     // Wrong expected digest: nothing stored, temp removed, error names both digests.
     let mut w = s.blob_writer().unwrap();
@@ -103,11 +103,18 @@ fn put_blob_is_atomic_and_verified() {
     assert_eq!(r2.digest, spec::sha256_digest(&vec![7u8; 200_000]));
     assert_eq!(r2.size, 200_000);
     assert!(f.exists());
-    assert!(matches!(s.get_blob(&exp), Err(Error::BlobNotFound(d)) if d == exp));
-    assert!(matches!(
-        s.get_blob("md5:abc"),
-        Err(Error::InvalidDigest(_))
-    ));
+    assert!(matches!(s.get_blob(&dg(&exp)), Err(Error::BlobNotFound(d)) if d == exp));
+    // Text that is not a sha256 digest never reaches the store's paths.
+    for bad in [
+        "md5:abc",
+        "sha256:../../etc/passwd",
+        &format!("sha512:{}", "0".repeat(128)),
+    ] {
+        assert!(matches!(
+            soci_index::parse_digest(bad),
+            Err(Error::InvalidDigest(d)) if d == bad
+        ));
+    }
 }
 
 #[test]
@@ -125,7 +132,7 @@ fn crash_leftover_temp_files_are_ignored_and_cleaned() {
     Store::open(t.path()).unwrap();
     assert_eq!(tmp_files(t.path()), 1);
     let r = live.commit().unwrap();
-    assert!(s.has_blob(&r.digest));
+    assert!(s.has_blob(&dg(&r.digest)));
     assert_eq!(tmp_files(t.path()), 0);
 }
 
@@ -185,7 +192,7 @@ fn ztoc_reuse_lookup() {
         2
     );
     // A record whose blob is gone is not offered for reuse.
-    fs::remove_file(s.blob_path(&z.ztoc_digest).unwrap()).unwrap();
+    fs::remove_file(s.blob_path(&dg(&z.ztoc_digest)).unwrap()).unwrap();
     assert!(s
         .find_ztoc(&layer('1'), 4194304, "xattr")
         .unwrap()
@@ -242,8 +249,8 @@ fn indexes_listing_and_index_json() {
     s.record_ztoc(&z, "").unwrap();
     let (b1, r1) = index_for(&s, std::slice::from_ref(&z), 'a', "docker.io/library/a:1");
     let (b2, _r2) = index_for(&s, std::slice::from_ref(&z), 'b', "docker.io/library/b:1");
-    assert!(s.has_blob(EMPTY_CONFIG_DIGEST));
-    assert_eq!(s.get_blob(EMPTY_CONFIG_DIGEST).unwrap(), b"{}");
+    assert!(s.has_blob(&dg(EMPTY_CONFIG_DIGEST)));
+    assert_eq!(s.get_blob(&dg(EMPTY_CONFIG_DIGEST)).unwrap(), b"{}");
     assert_eq!(r1.artifact_type, SOCI_INDEX_ARTIFACT_TYPE_V1);
     assert_eq!(r1.manifest_version, Some(IndexVersion::V1));
 
@@ -297,7 +304,7 @@ fn indexes_listing_and_index_json() {
     let tagged = |d: &str| Descriptor {
         media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
         digest: d.into(),
-        size: s.get_blob(d).unwrap().len() as i64,
+        size: s.get_blob(&dg(d)).unwrap().len() as i64,
         annotations: [(
             soci_oci::spec::ANNOTATION_REF_NAME.to_string(),
             "img:soci".to_string(),
@@ -329,11 +336,11 @@ fn remove_index_keeps_shared_ztocs() {
         removed,
         vec![b1.descriptor.digest.clone(), own.ztoc_digest.clone()]
     );
-    assert!(!s.has_blob(&b1.descriptor.digest));
-    assert!(!s.has_blob(&own.ztoc_digest));
-    assert!(s.has_blob(&shared.ztoc_digest));
-    assert!(s.has_blob(&b2.descriptor.digest));
-    assert!(s.has_blob(EMPTY_CONFIG_DIGEST));
+    assert!(!s.has_blob(&dg(&b1.descriptor.digest)));
+    assert!(!s.has_blob(&dg(&own.ztoc_digest)));
+    assert!(s.has_blob(&dg(&shared.ztoc_digest)));
+    assert!(s.has_blob(&dg(&b2.descriptor.digest)));
+    assert!(s.has_blob(&dg(EMPTY_CONFIG_DIGEST)));
     assert!(s
         .list_ztocs(&ZtocFilter {
             ztoc_digest: Some(own.ztoc_digest.clone()),
@@ -440,7 +447,7 @@ fn parallel_handles_do_not_corrupt() {
     for r in &indexes {
         assert!(idx.manifests.iter().any(|d| d.digest == r.digest));
         assert!(
-            parse_index_manifest(&s.get_blob(&r.digest).unwrap())
+            parse_index_manifest(&s.get_blob(&dg(&r.digest)).unwrap())
                 .unwrap()
                 .go_canonical
         );
@@ -556,7 +563,7 @@ fn index_naming_a_ztoc_removed_meanwhile_is_not_recorded() {
     );
     for d in read_index_json(t.path()).manifests {
         assert!(
-            s.has_blob(&d.digest),
+            s.has_blob(&dg(&d.digest)),
             "index.json names missing {}",
             d.digest
         );
@@ -571,13 +578,13 @@ fn corrupted_blob_is_detected_and_replaced_on_rewrite() {
     let t = tempfile::tempdir().unwrap();
     let s = Store::open(t.path()).unwrap();
     let b = s.put_blob(b"ztoc bytes").unwrap();
-    let p = s.blob_path(&b.digest).unwrap();
+    let p = s.blob_path(&dg(&b.digest)).unwrap();
     // Same size, different content: only the digest tells.
     fs::write(&p, b"ztoc byteX").unwrap();
-    let err = s.get_blob(&b.digest).unwrap_err();
+    let err = s.get_blob(&dg(&b.digest)).unwrap_err();
     assert!(matches!(err, Error::CorruptBlob { .. }), "{err}");
     s.put_blob(b"ztoc bytes").unwrap();
-    assert_eq!(s.get_blob(&b.digest).unwrap(), b"ztoc bytes");
+    assert_eq!(s.get_blob(&dg(&b.digest)).unwrap(), b"ztoc bytes");
     // Through the streaming writer too (what a build uses).
     fs::write(&p, b"short").unwrap();
     let mut w = s.blob_writer().unwrap();
@@ -596,7 +603,7 @@ fn truncated_ztoc_is_not_reused() {
     let z = ztoc_in(&s, b"ztoc-content", &layer('1'), 4194304);
     s.record_ztoc(&z, "").unwrap();
     assert!(s.find_ztoc(&layer('1'), 4194304, "").unwrap().is_some());
-    fs::write(s.blob_path(&z.ztoc_digest).unwrap(), b"ztoc").unwrap();
+    fs::write(s.blob_path(&dg(&z.ztoc_digest)).unwrap(), b"ztoc").unwrap();
     assert!(s.find_ztoc(&layer('1'), 4194304, "").unwrap().is_none());
 }
 
@@ -612,14 +619,14 @@ fn index_rm_interrupted_leaves_a_valid_layout_and_can_be_rerun() {
     let (built, _) = index_for(&s, std::slice::from_ref(&z), 'a', "docker.io/library/a:1");
     // Inject a failure: the ztoc blob becomes a non-empty directory, which
     // remove_file cannot remove (even as root).
-    let zp = s.blob_path(&z.ztoc_digest).unwrap();
+    let zp = s.blob_path(&dg(&z.ztoc_digest)).unwrap();
     fs::remove_file(&zp).unwrap();
     fs::create_dir(&zp).unwrap();
     fs::write(zp.join("x"), b"x").unwrap();
     assert!(s.remove_index(&built.descriptor.digest).is_err());
     for d in read_index_json(t.path()).manifests {
         assert!(
-            s.has_blob(&d.digest),
+            s.has_blob(&dg(&d.digest)),
             "index.json names missing {}",
             d.digest
         );
@@ -628,7 +635,7 @@ fn index_rm_interrupted_leaves_a_valid_layout_and_can_be_rerun() {
     fs::remove_dir_all(&zp).unwrap();
     let removed = s.remove_index(&built.descriptor.digest).unwrap();
     assert_eq!(removed[0], built.descriptor.digest);
-    assert!(!s.has_blob(&built.descriptor.digest));
+    assert!(!s.has_blob(&dg(&built.descriptor.digest)));
     assert!(s.list_indexes(&IndexFilter::default()).unwrap().is_empty());
 }
 
@@ -663,4 +670,9 @@ fn by_layer_entries_are_built_for_an_older_store() {
     let s = Store::open(t.path()).unwrap();
     let found = s.find_ztoc(&layer('5'), 4194304, "").unwrap().unwrap();
     assert_eq!(found.digest, z.ztoc_digest);
+}
+
+/// A digest the store's blob functions take, from a string known to be one.
+fn dg(s: &str) -> soci_index::Digest {
+    s.parse().unwrap()
 }

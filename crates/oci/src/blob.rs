@@ -7,17 +7,28 @@
 use crate::error::{Error, Result};
 use crate::reference::ImageRef;
 use crate::spec::{self, Descriptor};
+use soci_digest::Digest;
+
+/// Parses a digest that arrives as text (a descriptor, a flag, a registry
+/// answer) into a sha256 [`Digest`], the only algorithm blobs are verified and
+/// stored with: a malformed digest is [`Error::InvalidDigest`], a well-formed
+/// one of another algorithm [`Error::UnsupportedDigest`].
+pub fn parse_sha256(digest: &str) -> Result<Digest> {
+    let d = Digest::parse(digest).map_err(Error::InvalidDigest)?;
+    if !d.is_sha256() {
+        return Err(Error::UnsupportedDigest {
+            digest: digest.into(),
+        });
+    }
+    Ok(d)
+}
 
 /// Blobs read whole into memory (manifests, configs) may not be larger than this.
 pub(crate) const MAX_IN_MEMORY_BLOB: u64 = 16 << 20;
 
 /// Check `bytes` against descriptor `d` (digest and, when known, size).
 pub(crate) fn verify_blob(what: &str, d: &Descriptor, bytes: &[u8]) -> Result<()> {
-    if !crate::reference::is_sha256_digest(&d.digest) {
-        return Err(Error::UnsupportedDigest {
-            digest: d.digest.clone(),
-        });
-    }
+    parse_sha256(&d.digest)?;
     let actual = spec::sha256_digest(bytes);
     if actual != d.digest {
         return Err(Error::DigestMismatch {

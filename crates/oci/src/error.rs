@@ -49,6 +49,12 @@ pub enum Error {
     #[error("unsupported digest {digest:?} (only sha256 is supported)")]
     UnsupportedDigest { digest: String },
 
+    /// A digest that arrived as text and breaks the OCI digest grammar. (No
+    /// `From`: a second conversion into this type would break the type
+    /// inference of `?` in async blocks that convert one already.)
+    #[error(transparent)]
+    InvalidDigest(soci_digest::InvalidDigest),
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -1,11 +1,12 @@
 //! OCI image layouts (image-spec `image-layout.md`): reading one as an
 //! [`ImageSource`] and writing blobs and tagged manifests into one.
-use crate::blob::{check_small, verify_blob, MAX_IN_MEMORY_BLOB};
+use crate::blob::{check_small, parse_sha256, verify_blob, MAX_IN_MEMORY_BLOB};
 use crate::error::{Error, Result};
 use crate::fsio;
-use crate::reference::{is_sha256_digest, ImageRef};
+use crate::reference::ImageRef;
 use crate::source::ImageSource;
 use crate::spec::{self, Descriptor, Index};
+use soci_digest::Digest;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
@@ -13,18 +14,16 @@ use std::path::{Path, PathBuf};
 
 use crate::spec::ANNOTATION_REF_NAME;
 
-/// `blobs/sha256/<hex>` under `dir`; refuses anything but a well-formed sha256
-/// digest so a descriptor cannot point outside the layout.
-pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf> {
-    if !is_sha256_digest(digest) {
+/// `blobs/sha256/<hex>` under `dir`. A [`Digest`] cannot hold a path
+/// separator or `..`, so the path stays inside the layout whatever the digest
+/// came from; only sha256 blobs are stored, so another algorithm is refused.
+pub fn blob_path(dir: &Path, digest: &Digest) -> Result<PathBuf> {
+    let Some(hex) = digest.hex() else {
         return Err(Error::UnsupportedDigest {
-            digest: digest.into(),
+            digest: digest.to_string(),
         });
-    }
-    Ok(dir
-        .join("blobs")
-        .join("sha256")
-        .join(&digest["sha256:".len()..]))
+    };
+    Ok(dir.join("blobs").join("sha256").join(hex))
 }
 
 fn read_index(dir: &Path) -> Result<Index> {
@@ -68,7 +67,7 @@ impl OciLayoutSource {
     /// Open a blob: a regular file (not a device or FIFO behind a symlink) no
     /// longer than its descriptor says. Returns the file and its length.
     fn open_file(&self, d: &Descriptor) -> Result<(File, u64)> {
-        let p = blob_path(&self.dir, &d.digest)?;
+        let p = blob_path(&self.dir, &parse_sha256(&d.digest)?)?;
         let f = fsio::open_regular(&p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::BlobNotFound {
@@ -138,7 +137,10 @@ impl ImageSource for OciLayoutSource {
         // The file may grow after the size check: read no more than was checked.
         fsio::LimitedReader::new(f, len.min(MAX_IN_MEMORY_BLOB))
             .read_to_end(&mut buf)
-            .map_err(|e| Error::io(blob_path(&self.dir, &d.digest).unwrap_or_default(), e))?;
+            .map_err(|e| {
+                let path = parse_sha256(&d.digest).and_then(|dg| blob_path(&self.dir, &dg));
+                Error::io(path.unwrap_or_default(), e)
+            })?;
         verify_blob(&format!("{}: blob", self.reference), d, &buf)?;
         Ok(buf)
     }
@@ -153,7 +155,7 @@ impl ImageSource for OciLayoutSource {
 
     fn read_blob_range(&self, d: &Descriptor, range: Range<u64>) -> Result<Vec<u8>> {
         let (mut f, len) = self.open_file(d)?;
-        let path = blob_path(&self.dir, &d.digest)?;
+        let path = blob_path(&self.dir, &parse_sha256(&d.digest)?)?;
         read_range_from(&mut f, &path, 0, len, range, &self.reference, &d.digest)
     }
 }
@@ -241,24 +243,25 @@ impl OciLayoutWriter {
         &self.dir
     }
 
-    pub fn has_blob(&self, digest: &str) -> Result<bool> {
+    /// Whether the layout holds the blob `digest` (its file exists).
+    pub fn has_blob(&self, digest: &Digest) -> Result<bool> {
         Ok(blob_path(&self.dir, digest)?.exists())
     }
 
     /// Store `bytes` as a blob; returns its digest. Existing blobs are kept.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<String> {
-        let digest = spec::sha256_digest(bytes);
+        let digest = Digest::of(bytes);
         let dest = blob_path(&self.dir, &digest)?;
         if !dest.exists() {
             write_atomic(&dest, bytes)?;
         }
-        Ok(digest)
+        Ok(digest.into_string())
     }
 
     /// Stream a blob into the layout, verifying it against `d` before it
     /// becomes visible (a mismatch leaves nothing behind).
     pub fn put_blob_from_reader(&self, d: &Descriptor, mut reader: impl Read) -> Result<()> {
-        let dest = blob_path(&self.dir, &d.digest)?;
+        let dest = blob_path(&self.dir, &parse_sha256(&d.digest)?)?;
         if dest.exists() {
             return Ok(());
         }
@@ -332,5 +335,57 @@ impl OciLayoutWriter {
             self.tag(t, &desc)?;
         }
         Ok(desc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A descriptor built in code (not read from JSON, so not checked by the
+    /// serde parser) cannot steer a layout read or write outside the layout:
+    /// its digest is parsed at the layout's boundary and refused by name.
+    #[test]
+    fn a_descriptor_digest_is_parsed_before_it_becomes_a_path() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("layout");
+        let w = OciLayoutWriter::create(&dir).unwrap();
+        let hex = "a".repeat(64);
+        for (digest, want) in [
+            (format!("sha256:../../{}", &hex[6..]), "invalid digest"),
+            ("sha256:../../../escaped".to_string(), "invalid digest"),
+            (format!("sha512:{}", "a".repeat(128)), "unsupported digest"),
+        ] {
+            let d = Descriptor {
+                media_type: "m".into(),
+                digest: digest.clone(),
+                size: 1,
+                ..Default::default()
+            };
+            let e = w.put_blob_from_reader(&d, &b"x"[..]).unwrap_err();
+            assert!(e.to_string().starts_with(want), "{digest}: {e}");
+            let src = OciLayoutSource::open(ImageRef::OciLayout {
+                dir: dir.clone(),
+                tag: None,
+            })
+            .unwrap();
+            let e = src.open_blob(&d).err().expect("opened");
+            assert!(e.to_string().starts_with(want), "{digest}: {e}");
+        }
+        // Nothing was written beside the layout.
+        let beside: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(beside, ["layout"]);
+
+        let d = Digest::of(b"x");
+        assert_eq!(
+            blob_path(&dir, &d).unwrap(),
+            dir.join("blobs/sha256").join(d.hex().unwrap())
+        );
+        assert!(!w.has_blob(&d).unwrap());
+        assert_eq!(w.put_blob(b"x").unwrap(), d.as_str());
+        assert!(w.has_blob(&d).unwrap());
     }
 }

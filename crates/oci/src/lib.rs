@@ -39,6 +39,7 @@ pub mod source;
 pub mod spec;
 
 pub use archive::DockerArchiveSource;
+pub use blob::parse_sha256;
 pub use chunks::ChannelReader;
 pub use error::{Error, Result};
 pub use layout::{OciLayoutSource, OciLayoutWriter};
@@ -47,5 +48,6 @@ pub use open::open_source;
 pub use platform::Platform;
 pub use reference::ImageRef;
 pub use registry::{Credentials, RegistryClient, RegistryOptions, RegistrySource};
+pub use soci_digest::Digest;
 pub use source::{select_manifests, ImageManifest, ImageSource, PlatformChoice};
 pub use spec::ANNOTATION_REF_NAME;

@@ -204,76 +204,16 @@ pub fn to_go_json<T: Serialize>(value: &T) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// A digest that is not `algorithm:encoded` as the OCI image spec defines it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid digest {shown}: {why}")]
-pub struct InvalidDigest {
-    /// The digest, escaped (`{:?}`) and shortened: it is untrusted text.
-    pub shown: String,
-    pub why: &'static str,
-}
+/// The digest grammar lives in soci-digest (one parser for the workspace);
+/// these names stay here for the callers that know them from this module.
+pub use soci_digest::{escape_untrusted, Digest, InvalidDigest};
 
-/// `d` escaped and cut to a length fit for one error line.
-pub fn escape_untrusted(d: &str) -> String {
-    const MAX: usize = 100;
-    let mut cut: String = d.chars().take(MAX).collect();
-    if cut.len() < d.len() {
-        cut.push('…');
-    }
-    format!("{cut:?}")
-}
-
-/// Checks a digest from untrusted input: `algorithm:encoded` with the OCI
-/// grammar (`[a-z0-9]+([+._-][a-z0-9]+)*` `:` `[a-zA-Z0-9=_-]+`), and for the
-/// registered algorithms lowercase hex of the right length (sha256: 64,
-/// sha512: 128). Nothing that passes can hold a control character, a space or
-/// a path separator.
+/// Checks a digest from untrusted input with [`Digest::parse`]: the OCI
+/// grammar, and lowercase hex of the right length for sha256 and sha512.
+/// Nothing that passes can hold a control character, a space or a path
+/// separator.
 pub fn check_digest(d: &str) -> Result<(), InvalidDigest> {
-    let bad = |why| {
-        Err(InvalidDigest {
-            shown: escape_untrusted(d),
-            why,
-        })
-    };
-    let Some((alg, enc)) = d.split_once(':') else {
-        return bad("not algorithm:hex");
-    };
-    let alg_ok = !alg.is_empty()
-        && alg.split(['+', '.', '_', '-']).all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        });
-    if !alg_ok {
-        return bad("invalid algorithm");
-    }
-    if enc.is_empty()
-        || !enc
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'=' | b'_' | b'-'))
-    {
-        return bad("invalid encoded part");
-    }
-    let hex_len = match alg {
-        "sha256" => Some(64),
-        "sha512" => Some(128),
-        _ => None,
-    };
-    if let Some(n) = hex_len {
-        if enc.len() != n
-            || !enc
-                .bytes()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-        {
-            return bad(if alg == "sha256" {
-                "a sha256 digest is 64 lowercase hex digits"
-            } else {
-                "a sha512 digest is 128 lowercase hex digits"
-            });
-        }
-    }
-    Ok(())
+    Digest::parse(d).map(drop)
 }
 
 /// An empty digest is let through: Go's zero-value descriptor has one, and

@@ -262,7 +262,7 @@ fn layout_writer_is_atomic_and_tags() {
     assert!(w
         .put_blob_from_reader(&lying, src.open_blob(&m.manifest.layers[0]).unwrap())
         .is_err());
-    assert!(!w.has_blob(&lying.digest).unwrap());
+    assert!(!w.has_blob(&lying.digest.parse().unwrap()).unwrap());
     let leftovers: Vec<_> = std::fs::read_dir(out.join("blobs/sha256"))
         .unwrap()
         .filter_map(|e| e.ok())
@@ -435,7 +435,7 @@ fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) ->
 }
 
 fn blob_file(dir: &std::path::Path, digest: &str) -> std::path::PathBuf {
-    soci_oci::layout::blob_path(dir, digest).unwrap()
+    soci_oci::layout::blob_path(dir, &digest.parse().unwrap()).unwrap()
 }
 
 fn replace_with(path: &std::path::Path, what: &str) {
