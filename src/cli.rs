@@ -21,7 +21,7 @@ macro_rules! local_exit_codes {
 /// and decompression checkpoints) and the index, byte-compatible with AWS's `soci`.
 #[derive(Debug, Parser)]
 #[command(name = "soci", version, after_help = ROOT_HELP, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -29,7 +29,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -40,7 +40,7 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Build the zTOCs and the SOCI index of an image; with --push or --dest,
     /// put them next to the image.
     #[command(after_help = CREATE_HELP)]
@@ -76,7 +76,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum PrefetchCommand {
+pub(crate) enum PrefetchCommand {
     /// List the prefetch artifacts in the local store (of one SOCI index with --index).
     #[command(alias = "ls", after_help = PREFETCH_LIST_HELP)]
     List(PrefetchListArgs),
@@ -107,7 +107,7 @@ Examples:
 );
 
 #[derive(Debug, Args)]
-pub struct PrefetchListArgs {
+pub(crate) struct PrefetchListArgs {
     /// Only the prefetch artifacts that this SOCI index references.
     #[arg(long, value_name = "DIGEST")]
     pub index: Option<String>,
@@ -116,7 +116,7 @@ pub struct PrefetchListArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct PrefetchInfoArgs {
+pub(crate) struct PrefetchInfoArgs {
     /// The digest of a prefetch artifact in the local store.
     pub digest: String,
     #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
@@ -126,7 +126,7 @@ pub struct PrefetchInfoArgs {
 /// `soci bench` passes everything after `bench` to `soci-bench`, which defines
 /// the benchmarks and their flags: the `soci` binary does not link them.
 #[derive(Debug, Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// The benchmark (`startup`) and its options; `soci bench startup --help` lists them.
     #[arg(
         value_name = "BENCHMARK [OPTIONS]",
@@ -192,7 +192,7 @@ Exit codes:
 
 /// How to reach registries and which platforms to use.
 #[derive(Debug, Clone, Args)]
-pub struct ImageArgs {
+pub(crate) struct ImageArgs {
     /// Platform to use, os/arch[/variant] (repeatable). Default: the host's; a
     /// single-platform image is used whatever its platform.
     #[arg(long, short = 'p', value_name = "PLATFORM")]
@@ -279,7 +279,7 @@ pub struct ImageArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum IndexVersionArg {
+pub(crate) enum IndexVersionArg {
     /// Index manifest v2: linked from a SOCI-enabled image index (Fargate, current snapshotters).
     V2,
     /// Legacy index manifest v1: found through the referrers API / fallback tag.
@@ -288,7 +288,7 @@ pub enum IndexVersionArg {
 
 /// What to build (the reference's build flags).
 #[derive(Debug, Clone, Args)]
-pub struct BuildArgs {
+pub(crate) struct BuildArgs {
     /// Uncompressed bytes between checkpoints.
     #[arg(long, default_value_t = soci_ztoc::build::DEFAULT_SPAN_SIZE, value_parser = parse_span_size)]
     pub span_size: u64,
@@ -320,7 +320,7 @@ pub struct BuildArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// The image to index.
     pub source: String,
     /// Push the result next to the image in its registry (v2: re-tag the image as
@@ -343,7 +343,7 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ConvertArgs {
+pub(crate) struct ConvertArgs {
     /// The image: docker://HOST/REPO:TAG, HOST/REPO[:TAG|@DIGEST], oci:DIR[:TAG],
     /// oci-archive:FILE[:TAG] or docker-archive:FILE.
     pub source: String,
@@ -356,7 +356,7 @@ pub struct ConvertArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct PushArgs {
+pub(crate) struct PushArgs {
     /// The image whose index `create` left in the local store (any reference to
     /// the same image manifests).
     pub source: String,
@@ -385,7 +385,7 @@ pub struct PushArgs {
 
 /// `soci push --existing-index`.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum ExistingIndex {
+pub(crate) enum ExistingIndex {
     Warn,
     Skip,
     Allow,
@@ -412,7 +412,7 @@ Exit codes:
   2  wrong usage (unknown flag, missing argument)";
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// The (SOCI-enabled) image to check.
     pub source: String,
     #[command(flatten)]
@@ -420,7 +420,7 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum IndexCommand {
+pub(crate) enum IndexCommand {
     /// List the SOCI indexes in the local store.
     #[command(alias = "ls", after_help = INDEX_LIST_HELP)]
     List(IndexListArgs),
@@ -434,7 +434,7 @@ pub enum IndexCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct IndexListArgs {
+pub(crate) struct IndexListArgs {
     /// Only indexes built for this image reference, or pushed to it (the
     /// --dest/--push destination of `create`, `convert`, `push`).
     #[arg(long = "ref")]
@@ -450,14 +450,14 @@ pub struct IndexListArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct IndexInfoArgs {
+pub(crate) struct IndexInfoArgs {
     pub digest: String,
     #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
     pub store: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct IndexRmArgs {
+pub(crate) struct IndexRmArgs {
     /// Digests of the SOCI indexes to remove.
     pub digests: Vec<String>,
     /// Remove every index built for, or pushed to, this image reference.
@@ -470,7 +470,7 @@ pub struct IndexRmArgs {
 // Parsed once per run: the size of the registry flags in GetFile costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
-pub enum ZtocCommand {
+pub(crate) enum ZtocCommand {
     /// Build the zTOC of one layer blob (a .tar.gz or .tar file), in one pass.
     #[command(after_help = ZTOC_BUILD_HELP)]
     Build(ZtocBuildArgs),
@@ -487,7 +487,7 @@ pub enum ZtocCommand {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum CompressionArg {
+pub(crate) enum CompressionArg {
     /// Guess from the blob's first bytes (gzip magic, else tar).
     Auto,
     Gzip,
@@ -496,7 +496,7 @@ pub enum CompressionArg {
 }
 
 #[derive(Debug, Args)]
-pub struct ZtocBuildArgs {
+pub(crate) struct ZtocBuildArgs {
     /// The layer blob: a gzip-compressed or an uncompressed tar.
     pub layer: PathBuf,
     /// Where to write the zTOC; `-` for stdout. Default: LAYER.ztoc
@@ -517,7 +517,7 @@ pub struct ZtocBuildArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ZtocListArgs {
+pub(crate) struct ZtocListArgs {
     /// Only the zTOC of this layer.
     #[arg(long)]
     pub layer_digest: Option<String>,
@@ -536,7 +536,7 @@ pub struct ZtocListArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ZtocInfoArgs {
+pub(crate) struct ZtocInfoArgs {
     /// A zTOC file, or the digest of a zTOC in the local store.
     pub ztoc: String,
     #[arg(long, value_name = "DIR", env = "SOCI_STORE")]
@@ -547,7 +547,7 @@ pub struct ZtocInfoArgs {
 #[command(
     override_usage = "soci ztoc get-file ZTOC LAYER_BLOB PATH [-o FILE]\n       soci ztoc get-file ZTOC PATH --image SRC [-o FILE]"
 )]
-pub struct ZtocGetFileArgs {
+pub(crate) struct ZtocGetFileArgs {
     /// A zTOC file, or the digest of a zTOC in the local store.
     pub ztoc: String,
     /// The layer blob file, then the file's name exactly as stored in the layer
@@ -713,7 +713,7 @@ Examples:
 );
 
 /// Parses `--timeout`: seconds (fractions allowed), more than 0, at most a year.
-pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     let v: f64 = s
         .trim()
         .parse()
@@ -727,12 +727,12 @@ pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
 }
 
 // One parser for both binaries (`soci` and `soci-bench`): see soci_index::size.
-pub use soci_index::size::{parse_size, parse_span_size};
+pub(crate) use soci_index::size::{parse_size, parse_span_size};
 
 /// Limits on what one layer may hold, against gzip bombs: the zTOC (and the
 /// memory building it) grows with a layer's uncompressed size and file count.
 #[derive(Debug, Clone, Args)]
-pub struct LimitArgs {
+pub(crate) struct LimitArgs {
     /// Refuse a layer whose uncompressed tar is larger than this (bytes, or
     /// with a KiB/MiB/GiB suffix). The default, 64GiB, fits a 20 GB ML layer
     /// three times over.
@@ -744,7 +744,7 @@ pub struct LimitArgs {
 }
 
 /// A limit: a size as for `--span-size`, also with a GiB suffix.
-pub fn parse_limit_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_limit_size(s: &str) -> Result<u64, String> {
     match s.trim().strip_suffix("GiB") {
         Some(n) => n
             .trim()

@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 
 /// Whether `s` could be a (possibly abbreviated) sha256 digest: `sha256:HEX…`
 /// or bare hex, at most 64 digits.
-pub fn looks_like_digest(s: &str) -> bool {
+pub(crate) fn looks_like_digest(s: &str) -> bool {
     let hex = s.strip_prefix("sha256:").unwrap_or(s);
     !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -13,7 +13,7 @@ pub fn looks_like_digest(s: &str) -> bool {
 /// `input` is a digest or a prefix of one, with or without `sha256:`, in any
 /// case. `what` names the kind of thing in errors ("SOCI index", "zTOC").
 /// No match and several matches are errors; the latter lists the candidates.
-pub fn resolve<'a>(
+pub(crate) fn resolve<'a>(
     input: &str,
     known: impl IntoIterator<Item = &'a str>,
     what: &str,

@@ -28,14 +28,14 @@ struct Blob {
     teed: u64,
 }
 
-pub struct Metered<'a> {
+pub(crate) struct Metered<'a> {
     inner: &'a dyn Reporter,
     start: Instant,
     blobs: Mutex<HashMap<String, Blob>>,
 }
 
 impl<'a> Metered<'a> {
-    pub fn new(inner: &'a dyn Reporter) -> Self {
+    pub(crate) fn new(inner: &'a dyn Reporter) -> Self {
         Metered {
             inner,
             start: Instant::now(),
@@ -51,7 +51,7 @@ impl<'a> Metered<'a> {
     /// Adds `downloaded_bytes`, `uploaded_bytes`, `build_seconds` and
     /// `copy_seconds` to each entry of `out["layers"]`, and totals under
     /// `out["transfer"]`.
-    pub fn annotate(&self, out: &mut Value) {
+    pub(crate) fn annotate(&self, out: &mut Value) {
         let m = self.blobs.lock().unwrap_or_else(|e| e.into_inner());
         // A copy reads what it sends, so copied bytes are read bytes too.
         let read = |b: &Blob| b.build_read + b.copied;

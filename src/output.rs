@@ -10,7 +10,7 @@ use std::sync::Mutex;
 /// fsynced, renamed over `path`, directory fsynced; so an interrupted run never
 /// leaves a half-written file and a symlink planted at the temporary name is
 /// never written through.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -33,7 +33,7 @@ static STDOUT_ERROR: Mutex<Option<std::io::Error>> = Mutex::new(None);
 /// its work (a push is not cut in half because nobody reads its report) and
 /// exits as it would have, 0 on success; like ripgrep, no message, no panic.
 /// Any other write error is kept for `main`, which fails the run with it.
-pub fn print_line(args: std::fmt::Arguments<'_>) {
+pub(crate) fn print_line(args: std::fmt::Arguments<'_>) {
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return;
     }
@@ -56,7 +56,7 @@ fn note_stdout_error(e: std::io::Error) {
 }
 
 /// The first error (not EPIPE) met writing to stdout, if any; flushes first.
-pub fn stdout_error() -> Option<std::io::Error> {
+pub(crate) fn stdout_error() -> Option<std::io::Error> {
     if !STDOUT_CLOSED.load(Ordering::Relaxed) {
         if let Err(e) = std::io::stdout().lock().flush() {
             note_stdout_error(e);
@@ -70,13 +70,13 @@ pub fn stdout_error() -> Option<std::io::Error> {
 
 /// `eprintln!` of this crate: a closed or failing stderr is ignored (there is
 /// nowhere left to say anything), instead of std's panic.
-pub fn eprint_line(args: std::fmt::Arguments<'_>) {
+pub(crate) fn eprint_line(args: std::fmt::Arguments<'_>) {
     let mut err = std::io::stderr().lock();
     let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
 }
 
 /// Writes raw bytes to stdout (a closed stdout is not an error, as above).
-pub fn write_stdout(bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<()> {
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return Ok(());
     }
@@ -91,7 +91,7 @@ pub fn write_stdout(bytes: &[u8]) -> Result<()> {
 }
 
 /// Prints a JSON value, pretty, on stdout.
-pub fn print_json(v: &serde_json::Value) -> Result<()> {
+pub(crate) fn print_json(v: &serde_json::Value) -> Result<()> {
     let mut s = serde_json::to_string_pretty(v)?;
     s.push('\n');
     write_stdout(s.as_bytes())

@@ -4,17 +4,17 @@ use soci_ztoc::build::{BuildProgress, BuildReporter};
 use std::io::IsTerminal;
 
 /// Whether progress should be drawn.
-pub fn enabled(quiet: bool) -> bool {
+pub(crate) fn enabled(quiet: bool) -> bool {
     !quiet && std::io::stderr().is_terminal()
 }
 
 /// A per-layer bar: compressed bytes read, spans and files found so far.
-pub struct LayerBar {
+pub(crate) struct LayerBar {
     bar: ProgressBar,
 }
 
 impl LayerBar {
-    pub fn new(label: &str, total: Option<u64>, show: bool) -> Self {
+    pub(crate) fn new(label: &str, total: Option<u64>, show: bool) -> Self {
         let bar = if !show {
             ProgressBar::hidden()
         } else if let Some(t) = total {
@@ -32,7 +32,7 @@ impl LayerBar {
         bar.set_prefix(label.to_string());
         LayerBar { bar }
     }
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
     }
 }
@@ -46,7 +46,7 @@ impl BuildReporter for LayerBar {
 }
 
 /// Progress of whole-image jobs: one bar per layer being read, on stderr.
-pub struct ImageProgress {
+pub(crate) struct ImageProgress {
     multi: indicatif::MultiProgress,
     bars: std::sync::Mutex<std::collections::HashMap<String, ProgressBar>>,
     show: bool,
@@ -55,7 +55,7 @@ pub struct ImageProgress {
 }
 
 impl ImageProgress {
-    pub fn new(quiet: bool, json: bool) -> Self {
+    pub(crate) fn new(quiet: bool, json: bool) -> Self {
         let show = enabled(quiet);
         let multi = indicatif::MultiProgress::new();
         if !show {

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Cached benchmark inputs live here (gitignored).
-pub fn data_dir() -> PathBuf {
+pub(crate) fn data_dir() -> PathBuf {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -15,7 +15,7 @@ pub fn data_dir() -> PathBuf {
 
 /// A deterministic gzip tar of system directories (those that exist), made once
 /// and cached as `name`; `None` when none of the directories exists.
-pub fn make_layer(name: &str, dirs: &[&str]) -> Option<PathBuf> {
+pub(crate) fn make_layer(name: &str, dirs: &[&str]) -> Option<PathBuf> {
     let dirs: Vec<&str> = dirs
         .iter()
         .copied()
@@ -52,7 +52,7 @@ pub fn make_layer(name: &str, dirs: &[&str]) -> Option<PathBuf> {
 
 /// Plain single-thread inflate of a gzip file with flate2 + zlib-rs, output
 /// discarded: (time, uncompressed bytes).
-pub fn inflate(p: &Path) -> (Duration, u64) {
+pub(crate) fn inflate(p: &Path) -> (Duration, u64) {
     let t = Instant::now();
     let f = std::fs::File::open(p).unwrap();
     let mut d = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, f));
@@ -72,7 +72,8 @@ pub fn inflate(p: &Path) -> (Duration, u64) {
 /// carries a process's max RSS across exec, so call this while the benchmark
 /// process itself is still small.
 #[allow(clippy::zombie_processes)] // reaped by wait4 below
-pub fn run_measured(cmd: &mut Command) -> (Duration, u64) {
+#[allow(unsafe_code)] // bench-only: std has no wait4, the only source of a child's max RSS
+pub(crate) fn run_measured(cmd: &mut Command) -> (Duration, u64) {
     let t = Instant::now();
     let child = cmd
         .stdout(std::process::Stdio::null())
@@ -91,7 +92,7 @@ pub fn run_measured(cmd: &mut Command) -> (Duration, u64) {
 }
 
 /// Runs `f` `runs` times; the best (shortest) time and the last result.
-pub fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+pub(crate) fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     let mut best = Duration::MAX;
     let mut last = None;
     for _ in 0..runs.max(1) {
@@ -103,7 +104,7 @@ pub fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     (best, last.expect("at least one run"))
 }
 
-pub fn sha256_file(p: &Path) -> String {
+pub(crate) fn sha256_file(p: &Path) -> String {
     let mut f = std::fs::File::open(p).unwrap();
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -118,7 +119,7 @@ pub fn sha256_file(p: &Path) -> String {
 }
 
 /// An OCI layout `name` with these gzip layers (blobs hard-linked from the cache).
-pub fn make_layout(name: &str, layers: &[PathBuf]) -> PathBuf {
+pub(crate) fn make_layout(name: &str, layers: &[PathBuf]) -> PathBuf {
     let dir = data_dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     let blobs = dir.join("blobs/sha256");
@@ -152,7 +153,7 @@ pub fn make_layout(name: &str, layers: &[PathBuf]) -> PathBuf {
 
 /// The layers of the `create` and `convert` benchmarks' image: four large gzip
 /// layers made from system directories (those that exist), cached.
-pub fn multi_layer_image() -> Vec<PathBuf> {
+pub(crate) fn multi_layer_image() -> Vec<PathBuf> {
     [
         "usr/lib/x86_64-linux-gnu",
         "usr/lib/jvm",

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 const BENCH_EXE: &str = "soci-bench";
 
-pub fn run(a: BenchArgs, g: &GlobalArgs) -> anyhow::Result<u8> {
+pub(super) fn run(a: BenchArgs, g: &GlobalArgs) -> anyhow::Result<u8> {
     let exe = find_bench_exe().ok_or_else(|| {
         anyhow!(
             "`soci bench` needs the {BENCH_EXE} binary, found neither next to {} nor on PATH; \

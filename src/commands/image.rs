@@ -19,7 +19,7 @@ use soci_oci::source::{ImageSource, PlatformChoice};
 use std::io::Read;
 
 /// Opens the local store (`--store` or the default directory).
-pub fn open_store(dir: Option<&std::path::Path>) -> Result<Store> {
+pub(crate) fn open_store(dir: Option<&std::path::Path>) -> Result<Store> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => Store::default_dir()?,
@@ -95,7 +95,11 @@ fn registry_host(r: &ImageRef) -> Option<String> {
 /// Binds -u/--user to the registry it belongs to (`user_image`: the
 /// destination when there is one, else the source) and --src-user to the
 /// source's, refusing a flag whose image is not in a registry.
-pub fn bind_credentials(a: &ImageArgs, src: &ImageRef, user_image: &ImageRef) -> Result<ImageArgs> {
+pub(crate) fn bind_credentials(
+    a: &ImageArgs,
+    src: &ImageRef,
+    user_image: &ImageRef,
+) -> Result<ImageArgs> {
     let mut a = a.clone();
     if a.username.is_some() {
         a.user_registry = Some(registry_host(user_image).with_context(|| {
@@ -120,7 +124,7 @@ pub fn bind_credentials(a: &ImageArgs, src: &ImageRef, user_image: &ImageRef) ->
     Ok(a)
 }
 
-pub fn registry_options(a: &ImageArgs) -> Result<RegistryOptions> {
+pub(crate) fn registry_options(a: &ImageArgs) -> Result<RegistryOptions> {
     let mut opts = RegistryOptions {
         credentials: Credentials::DockerConfig,
         plain_http: a.plain_http.as_ref().is_some_and(|hosts| hosts.is_empty()),
@@ -181,7 +185,7 @@ pub fn registry_options(a: &ImageArgs) -> Result<RegistryOptions> {
     Ok(opts)
 }
 
-pub fn platform_choice(a: &ImageArgs) -> Result<PlatformChoice> {
+pub(crate) fn platform_choice(a: &ImageArgs) -> Result<PlatformChoice> {
     if a.all_platforms {
         return Ok(PlatformChoice::All);
     }
@@ -199,12 +203,12 @@ pub fn platform_choice(a: &ImageArgs) -> Result<PlatformChoice> {
     Ok(PlatformChoice::List(list))
 }
 
-pub fn parse_ref(s: &str) -> Result<ImageRef> {
+pub(crate) fn parse_ref(s: &str) -> Result<ImageRef> {
     // The error names the reference already ("invalid image reference …").
     Ok(s.parse::<ImageRef>()?)
 }
 
-pub fn open(r: &ImageRef, a: &ImageArgs) -> Result<Box<dyn ImageSource>> {
+pub(crate) fn open(r: &ImageRef, a: &ImageArgs) -> Result<Box<dyn ImageSource>> {
     open_source(r, &registry_options(a)?).with_context(|| format!("cannot open image {r}"))
 }
 
@@ -271,7 +275,7 @@ fn created_json(c: &Created) -> serde_json::Value {
 
 /// What happened to each layer, for `--json` (also in the error object when
 /// nothing was indexed).
-pub fn layers_json(
+pub(crate) fn layers_json(
     layers: &[(soci_oci::spec::Descriptor, soci_image::LayerOutcome)],
 ) -> serde_json::Value {
     layers
@@ -414,7 +418,7 @@ fn run_create(
     Ok(code)
 }
 
-pub fn create_cmd(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
+pub(crate) fn create_cmd(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
     let opts = create_options(&a.build, &a.image, version(&a.build))?;
     run_create(
         &a.source,
@@ -428,7 +432,7 @@ pub fn create_cmd(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
     )
 }
 
-pub fn convert_cmd(a: ConvertArgs, global: &GlobalArgs) -> Result<u8> {
+pub(crate) fn convert_cmd(a: ConvertArgs, global: &GlobalArgs) -> Result<u8> {
     if a.build.index_version != IndexVersionArg::V2 {
         bail!("convert makes index manifest v2; use `create --index-version v1 --push` for v1");
     }
@@ -446,7 +450,7 @@ pub fn convert_cmd(a: ConvertArgs, global: &GlobalArgs) -> Result<u8> {
 }
 
 /// Entry point for `soci push`: publishes what `create` stored, never rebuilds.
-pub fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
+pub(crate) fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
     use soci_image::stored::StoredChoice;
     let src = parse_ref(&a.source)?;
     let target = match &a.dest {
@@ -596,7 +600,7 @@ fn print_verify(r: &VerifyReport) {
 }
 
 /// Entry point for `soci verify`.
-pub fn verify_cmd(a: VerifyArgs, global: &GlobalArgs) -> Result<u8> {
+pub(crate) fn verify_cmd(a: VerifyArgs, global: &GlobalArgs) -> Result<u8> {
     let src = parse_ref(&a.source)?;
     let source = open(&src, &a.image)?;
     let store = open_store(a.image.store.as_deref()).ok();

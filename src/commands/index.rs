@@ -5,7 +5,7 @@ use crate::output::{print_json, write_stdout};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-pub fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
+pub(super) fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
     match cmd {
         IndexCommand::List(a) => {
             let store = open_store(a.store.as_deref())?;

@@ -12,18 +12,22 @@ use soci_oci::Platform;
 
 /// Annotation on a SOCI index's `index.json` entry in the local store: the
 /// references it was pushed to, one per line.
-pub const DESTINATIONS_ANNOTATION: &str = "dev.soci-rs.destinations";
+pub(super) const DESTINATIONS_ANNOTATION: &str = "dev.soci-rs.destinations";
 
 /// The canonical text of a reference (`docker://h/r:t` and `h/r:t` are the same
 /// image), or the text as given when it does not parse.
-pub fn ref_key(s: &str) -> String {
+pub(super) fn ref_key(s: &str) -> String {
     s.parse::<ImageRef>()
         .map(|r| r.to_string())
         .unwrap_or_else(|_| s.to_string())
 }
 
 /// Remembers that the indexes `digests` were put at `dest`.
-pub fn remember_destination(store: &Store, digests: &[String], dest: &ImageRef) -> Result<()> {
+pub(super) fn remember_destination(
+    store: &Store,
+    digests: &[String],
+    dest: &ImageRef,
+) -> Result<()> {
     let dest = dest.to_string();
     let roots = store.roots()?;
     for digest in digests {
@@ -63,7 +67,7 @@ fn destinations(store: &Store) -> Result<Vec<(String, Vec<String>)>> {
 
 /// SOCI index rows, newest first, built for or pushed to `image_ref` (when
 /// given) and built for `platform` (when given).
-pub fn matching_indexes(
+pub(super) fn matching_indexes(
     store: &Store,
     image_ref: Option<&str>,
     platform: Option<&str>,
@@ -92,7 +96,10 @@ pub fn matching_indexes(
 }
 
 /// The blobs (zTOCs and prefetch artifacts) a stored SOCI index lists.
-pub fn index_blobs(store: &Store, index_digest: &str) -> Result<Vec<soci_oci::spec::Descriptor>> {
+pub(super) fn index_blobs(
+    store: &Store,
+    index_digest: &str,
+) -> Result<Vec<soci_oci::spec::Descriptor>> {
     let recs = store.get_artifact(index_digest)?;
     if !recs.iter().any(|r| r.kind == ArtifactKind::Index) {
         anyhow::bail!(

@@ -1,6 +1,6 @@
 //! One entry point per command.
 mod bench;
-pub mod image;
+pub(crate) mod image;
 mod index;
 mod listing;
 mod prefetch;
@@ -9,7 +9,7 @@ mod ztoc;
 use crate::cli::{Cli, Command};
 
 /// Runs the parsed command line; returns the exit code.
-pub fn run(cli: Cli) -> anyhow::Result<u8> {
+pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.global;
     match cli.command {
         Command::Create(a) => image::create_cmd(a, g),

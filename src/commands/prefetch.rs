@@ -7,7 +7,7 @@ use serde_json::json;
 use soci_index::store::{ArtifactKind, Store};
 use soci_index::PrefetchArtifact;
 
-pub fn run(cmd: PrefetchCommand, global: &GlobalArgs) -> Result<u8> {
+pub(super) fn run(cmd: PrefetchCommand, global: &GlobalArgs) -> Result<u8> {
     match cmd {
         PrefetchCommand::List(a) => list(a, global),
         PrefetchCommand::Info(a) => info(a, global),

@@ -15,7 +15,7 @@ use soci_ztoc::{codec, Ztoc};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub fn run(cmd: ZtocCommand, global: &GlobalArgs) -> Result<u8> {
+pub(super) fn run(cmd: ZtocCommand, global: &GlobalArgs) -> Result<u8> {
     match cmd {
         ZtocCommand::Build(a) => build(a, global),
         ZtocCommand::List(a) => list(a, global),

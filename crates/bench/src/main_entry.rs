@@ -17,23 +17,34 @@ pub struct StartupConfig {
     pub traces: Vec<PathBuf>,
     /// Restrict the fixture images to these names.
     pub only: Vec<String>,
+    /// Network profiles to measure on.
     pub profiles: Vec<Profile>,
+    /// Span size of the indexes built.
     pub span_size: u64,
+    /// Layers smaller than this get no zTOC.
     pub min_layer_size: u64,
+    /// Range requests the lazy start keeps in flight.
     pub parallel: usize,
+    /// Span sizes for the sweep (empty: no sweep).
     pub span_sweep: Vec<u64>,
+    /// Min layer sizes for the sweep (empty: no sweep).
     pub min_layer_sweep: Vec<u64>,
+    /// Image the sweeps run on (default: the first).
     pub sweep_image: Option<String>,
     /// Where startup.json / .svg / .md go.
     pub out_dir: PathBuf,
     /// The repository root (fixtures/traces) and the cache (target/bench-data).
     pub repo_root: PathBuf,
+    /// Cache of fixture images and scratch space (`SOCI_BENCH_DATA`, else target/bench-data).
     pub data_dir: PathBuf,
+    /// Print progress lines on stderr.
     pub verbose: bool,
+    /// The command line, recorded in the report.
     pub command: String,
 }
 
 impl StartupConfig {
+    /// The defaults of `soci bench startup` for a checkout at `repo_root`.
     pub fn new(repo_root: PathBuf) -> StartupConfig {
         let data_dir = std::env::var_os("SOCI_BENCH_DATA")
             .map(PathBuf::from)

@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 /// A network between client and registry.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Profile {
+    /// Label in reports, e.g. `100Mbit/20ms`.
     pub name: String,
     /// Downlink bandwidth, bits per second (0: unlimited).
     pub bandwidth_bps: u64,
@@ -30,6 +31,7 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl Profile {
+    /// A profile named after its bandwidth and RTT.
     pub fn new(bandwidth_bps: u64, rtt: Duration) -> Profile {
         let bw = if bandwidth_bps >= 1_000_000_000 && bandwidth_bps % 1_000_000_000 == 0 {
             format!("{}Gbit", bandwidth_bps / 1_000_000_000)
@@ -91,8 +93,11 @@ struct Counters {
 pub struct Traffic {
     /// Bytes from the registry to the client (bodies and HTTP headers).
     pub bytes_down: u64,
+    /// Bytes from the client to the registry.
     pub bytes_up: u64,
+    /// HTTP requests forwarded.
     pub requests: u64,
+    /// Client connections accepted.
     pub connections: u64,
 }
 
@@ -171,6 +176,7 @@ impl Proxy {
         })
     }
 
+    /// The address the proxy listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -180,10 +186,12 @@ impl Proxy {
         self.addr.to_string()
     }
 
+    /// Shapes traffic from now on to `p`, on open connections too.
     pub fn set_profile(&self, p: Profile) {
         *self.shared.profile.lock().unwrap() = p;
     }
 
+    /// The profile traffic is shaped to now.
     pub fn profile(&self) -> Profile {
         self.shared.profile.lock().unwrap().clone()
     }

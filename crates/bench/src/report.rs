@@ -71,6 +71,7 @@ pub fn image_table(r: &Report) -> String {
     s
 }
 
+/// Markdown table of the sweep points; empty when the run had no sweep.
 pub fn sweep_table(r: &Report) -> String {
     if r.sweeps.is_empty() {
         return String::new();
@@ -97,6 +98,7 @@ pub fn sweep_table(r: &Report) -> String {
     s
 }
 
+/// The whole report as Markdown: image table, results, sweeps, verdict.
 pub fn text(r: &Report) -> String {
     format!(
         "{}\n{}\n{}{}",

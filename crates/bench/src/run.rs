@@ -17,17 +17,24 @@ use std::time::Instant;
 /// One image to measure.
 #[derive(Debug, Clone)]
 pub struct ImageSpec {
+    /// Short name used in the report and in the pushed repository (`bench/<name>`).
     pub name: String,
     /// Any image reference soci reads (`oci:DIR:TAG`, `docker-archive:F`, a registry).
     pub source: String,
+    /// The files a container start reads, which decide what a lazy start fetches.
     pub trace: Trace,
 }
 
+/// What a benchmark run measures and where it works.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// Network profiles (bandwidth, latency) the proxy shapes traffic to; each is measured.
     pub profiles: Vec<Profile>,
+    /// Span size of the SOCI indexes built.
     pub span_size: u64,
+    /// Layers smaller than this get no zTOC and are pulled in full.
     pub min_layer_size: u64,
+    /// How the lazy start batches and parallelises its range requests.
     pub batch: BatchOptions,
     /// Span sizes for the sweep (empty: no sweep).
     pub span_sweep: Vec<u64>,
@@ -35,6 +42,7 @@ pub struct RunOptions {
     pub min_layer_sweep: Vec<u64>,
     /// Image the sweeps run on (default: the first).
     pub sweep_image: Option<String>,
+    /// Scratch directory for stores, pulls and the registry.
     pub work_dir: PathBuf,
     /// Print progress lines on stderr.
     pub verbose: bool,
@@ -59,12 +67,17 @@ impl Default for RunOptions {
 /// One strategy's cost, as counted at the proxy.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Measure {
+    /// Wall-clock seconds the strategy took.
     pub secs: f64,
+    /// Bytes sent down by the proxy.
     pub bytes: u64,
+    /// HTTP requests the proxy saw.
     pub requests: u64,
+    /// TCP connections the proxy accepted.
     pub connections: u64,
     /// Files checked byte for byte against the full pull.
     pub verified_files: usize,
+    /// What the lazy start fetched and how (absent for the full pull).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lazy: Option<LazyOutcome>,
 }
@@ -81,62 +94,100 @@ impl Measure {
     }
 }
 
+/// One image on one network profile: every strategy and the ratios between them.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProfileResult {
+    /// The network profile measured.
     pub profile: Profile,
+    /// Pulling every layer in full (the baseline).
     pub full: Measure,
+    /// Lazy start fetching spans on demand.
     pub lazy: Measure,
+    /// Lazy start with the traced files prefetched.
     pub prefetch: Measure,
     /// Lazy start materialising only the traced byte ranges (when the trace has them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ranges: Option<Measure>,
     /// Spans holding the traced data + index bytes + layers pulled in full.
     pub floor_bytes: u64,
+    /// `lazy.bytes / floor_bytes`: how close on-demand fetching gets to the floor.
     pub lazy_over_floor: f64,
+    /// `lazy.secs / full.secs`.
     pub lazy_full_time: f64,
+    /// `lazy.bytes / full.bytes`.
     pub lazy_full_bytes: f64,
+    /// `prefetch.secs / full.secs`.
     pub prefetch_full_time: f64,
+    /// `prefetch.bytes / full.bytes`.
     pub prefetch_full_bytes: f64,
 }
 
+/// Everything measured for one image.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ImageReport {
+    /// The image's short name.
     pub name: String,
+    /// The reference it was read from.
     pub source: String,
+    /// Layers in the image.
     pub layers: usize,
+    /// Layers that got a zTOC (at least `min_layer_size`).
     pub lazy_layers: usize,
     /// Compressed bytes of all layers.
     pub image_bytes: u64,
+    /// Seconds `soci create` took for the image.
     pub index_build_secs: f64,
     /// SOCI index manifest + zTOCs.
     pub index_bytes: u64,
+    /// `index_bytes / image_bytes`: what the index adds to the image.
     pub index_share: f64,
+    /// Files in the trace.
     pub trace_files: usize,
+    /// Total size of the traced files.
     pub trace_file_bytes: u64,
+    /// Bytes of the traced ranges within those files.
     pub trace_range_bytes: u64,
+    /// One result per network profile.
     pub results: Vec<ProfileResult>,
 }
 
+/// One point of a span-size or min-layer-size sweep: a lazy start with those settings.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SweepRow {
+    /// The image's short name.
     pub image: String,
+    /// Name of the network profile.
     pub profile: String,
+    /// Span size of the index built for this point.
     pub span_size: u64,
+    /// Min layer size of the index built for this point.
     pub min_layer_size: u64,
+    /// Layers that got a zTOC with these settings.
     pub lazy_layers: usize,
+    /// SOCI index manifest + zTOCs.
     pub index_bytes: u64,
+    /// The on-demand lazy start.
     pub lazy: Measure,
+    /// Spans holding the traced data + index bytes + layers pulled in full.
     pub floor_bytes: u64,
 }
 
+/// The whole run, as written to the JSON and Markdown reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
+    /// The command line that produced it, so a reader can rerun it.
     pub command: String,
+    /// The machine it ran on (core count).
     pub machine: String,
+    /// Span size of the indexes.
     pub span_size: u64,
+    /// Min layer size of the indexes.
     pub min_layer_size: u64,
+    /// Parallel range requests of the lazy start.
     pub parallel: usize,
+    /// One report per image.
     pub images: Vec<ImageReport>,
+    /// The sweep points (empty without a sweep).
     pub sweeps: Vec<SweepRow>,
 }
 

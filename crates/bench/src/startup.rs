@@ -99,8 +99,11 @@ pub fn pull_layer(src: &dyn ImageSource, layer: &Descriptor, dir: &Path) -> Resu
 
 /// A full pull: every layer unpacked under `dest/<layer index>`.
 pub struct FullPull {
+    /// Wall time from the manifest request to the last layer unpacked.
     pub time: Duration,
+    /// The manifest's layer descriptors.
     pub layers: Vec<Descriptor>,
+    /// Where each layer was unpacked, in layer order.
     pub dirs: Vec<PathBuf>,
 }
 
@@ -131,6 +134,7 @@ pub fn full_pull(host: &str, repo: &str, tag: &str, dest: &Path) -> Result<FullP
     })
 }
 
+/// How a lazy start fetches the traced files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum LazyMode {
     /// Files materialised in trace order, each when first needed (a FUSE runtime).
@@ -139,11 +143,14 @@ pub enum LazyMode {
     Prefetch,
 }
 
+/// How to run one lazy start.
 #[derive(Debug, Clone, Copy)]
 pub struct LazyOptions {
+    /// On demand or prefetch first.
     pub mode: LazyMode,
     /// Materialise only the traced byte ranges instead of whole files.
     pub ranges: bool,
+    /// How span range requests are merged and parallelised.
     pub batch: BatchOptions,
 }
 
@@ -163,6 +170,7 @@ enum Loc {
 /// What a lazy start did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct LazyOutcome {
+    /// Wall time of the whole lazy start.
     #[serde(serialize_with = "crate::ser_secs")]
     pub time: Duration,
     /// Files materialised (present in the image).
@@ -173,11 +181,13 @@ pub struct LazyOutcome {
     pub data_bytes: u64,
     /// Layers without a zTOC (pulled in full).
     pub pulled_layers: usize,
+    /// Compressed bytes of those layers.
     pub pulled_bytes: u64,
     /// SOCI index manifest + zTOCs (+ prefetch artifacts) fetched.
     pub index_bytes: u64,
     /// Compressed span bytes fetched by the lazy reader (payload).
     pub span_bytes: u64,
+    /// Range requests the lazy reader made for them.
     pub span_requests: u64,
     /// The floor: compressed bytes of the whole spans holding the traced data
     /// (union per layer) -- what any span-granular runtime must fetch.

@@ -3,10 +3,12 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// One file the workload touched.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TraceFile {
     /// Path inside the image, no leading slash, symlinks resolved.
     pub path: String,
+    /// The file's size in the image (0 when unknown, e.g. a plain path list).
     #[serde(default)]
     pub size: u64,
     /// `[offset, length]` pairs read (read/pread) or mapped (mmap); sorted, merged.
@@ -14,14 +16,19 @@ pub struct TraceFile {
     pub ranges: Vec<(u64, u64)>,
 }
 
+/// What one workload read at startup, replayed by the lazy start.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct Trace {
+    /// The image the trace was recorded in.
     #[serde(default)]
     pub image: String,
+    /// The workload's command line.
     #[serde(default)]
     pub command: Vec<String>,
+    /// How to record the trace again.
     #[serde(default)]
     pub regenerate: String,
+    /// The files, in the order first opened.
     pub files: Vec<TraceFile>,
 }
 
@@ -46,6 +53,7 @@ impl Trace {
         ))
     }
 
+    /// A trace of whole files from a list of paths, each normalised with [`clean`].
     pub fn from_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Trace {
         Trace {
             files: paths

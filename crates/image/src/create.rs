@@ -30,7 +30,9 @@ pub const DEFAULT_MIN_LAYER_SIZE: u64 = 10 << 20;
 /// What to build, as the `create`/`convert` flags say.
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
+    /// `--span-size`: uncompressed bytes per span.
     pub span_size: u64,
+    /// `--min-layer-size`: smaller layers get no zTOC (pulled in full).
     pub min_layer_size: u64,
     /// `--optimizations xattr`.
     pub xattr_optimization: bool,
@@ -38,15 +40,19 @@ pub struct CreateOptions {
     pub prefetch_paths: Vec<String>,
     /// Rebuild zTOCs even when the store has them.
     pub force: bool,
+    /// SOCI index v1 (referrers) or v2 (image index).
     pub index_version: IndexVersion,
     /// Layers built at the same time.
     pub jobs: usize,
+    /// Written into every zTOC, so part of their digests.
     pub build_tool_identifier: String,
+    /// `--platform` / `--all-platforms`: which images of an index get a SOCI index.
     pub platforms: PlatformChoice,
     /// Only use zTOCs already in the store (`soci push`): a missing one is an error.
     pub require_stored: bool,
     /// Per-layer limits against gzip bombs (see `BuildOptions`).
     pub max_uncompressed_size: u64,
+    /// Per-layer limit on tar entries (see `BuildOptions`).
     pub max_files: u64,
 }
 
@@ -74,20 +80,29 @@ impl Default for CreateOptions {
 /// What happened to one layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayerOutcome {
+    /// A zTOC was built and stored.
     Built {
+        /// The stored zTOC.
         ztoc: ZtocRecord,
+        /// Tar entries in the layer.
         files: usize,
+        /// Spans (checkpoints) in the zTOC.
         spans: usize,
     },
+    /// The store already had a zTOC for this layer and span size.
     Reused {
+        /// The stored zTOC.
         ztoc: ZtocRecord,
     },
+    /// No zTOC: the layer is below min-layer-size or its compression is unsupported.
     Skipped {
+        /// The reference's message for the layer.
         reason: String,
     },
 }
 
 impl LayerOutcome {
+    /// The layer's zTOC, unless it was skipped.
     pub fn ztoc(&self) -> Option<&ZtocRecord> {
         match self {
             LayerOutcome::Built { ztoc, .. } | LayerOutcome::Reused { ztoc } => Some(ztoc),
@@ -112,9 +127,13 @@ impl LayerOutcome {
 /// The SOCI index built for one platform image manifest.
 #[derive(Debug, Clone)]
 pub struct PlatformIndexBuilt {
+    /// The image manifest indexed.
     pub image: ImageManifest,
+    /// Its SOCI index manifest.
     pub index: BuiltIndex,
+    /// The zTOCs the index lists.
     pub ztocs: Vec<ZtocRecord>,
+    /// The prefetch artifacts the index lists.
     pub prefetches: Vec<PrefetchRecord>,
 }
 
@@ -123,7 +142,9 @@ pub struct PlatformIndexBuilt {
 pub struct Created {
     /// The image's root (index or manifest) as resolved.
     pub root: Descriptor,
+    /// The root's bytes, as fetched.
     pub root_bytes: Vec<u8>,
+    /// One entry per platform that got an index.
     pub platforms: Vec<PlatformIndexBuilt>,
     /// Platforms left without an index because none of their layers was indexed.
     pub skipped_platforms: Vec<(Platform, String)>,

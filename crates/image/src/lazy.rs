@@ -21,17 +21,37 @@ use soci_ztoc::{TocEntry, Ztoc};
 #[derive(Debug, thiserror::Error)]
 pub enum SpanCheckError {
     #[error("span {span} of layer {layer} does not match the zTOC (sha256 {actual}, the zTOC says {expected}): the source returned altered bytes for range {range:?}")]
+    /// A fetched span's bytes are not the ones the zTOC's span digest names.
     DigestMismatch {
+        /// Digest of the layer.
         layer: String,
+        /// Index of the span.
         span: u64,
+        /// The compressed byte range fetched.
         range: std::ops::Range<u64>,
+        /// Span digest in the zTOC.
         expected: String,
+        /// Digest of the bytes fetched.
         actual: String,
     },
+    /// The zTOC's span digests do not cover its spans one to one.
     #[error("the zTOC has {digests} span digests for {spans} spans: it cannot vouch for the layer's bytes")]
-    DigestCount { digests: usize, spans: u64 },
+    DigestCount {
+        /// Span digests in the zTOC.
+        digests: usize,
+        /// Spans in its zinfo.
+        spans: u64,
+    },
+    /// The zTOC was built from a blob of another size than the layer.
     #[error("the zTOC is for a {ztoc}-byte layer, but layer {layer} is {size} bytes")]
-    LayerSize { layer: String, ztoc: i64, size: i64 },
+    LayerSize {
+        /// Digest of the layer.
+        layer: String,
+        /// Compressed size recorded in the zTOC.
+        ztoc: i64,
+        /// Size in the layer's descriptor.
+        size: i64,
+    },
 }
 
 /// Whether `layer` is the blob `ztoc` describes (as far as sizes tell) and the
@@ -98,6 +118,7 @@ pub(crate) fn check_spans(
 /// What a lazy read cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FetchStats {
+    /// Range requests made.
     pub requests: u64,
     /// Compressed bytes fetched.
     pub bytes: u64,
@@ -277,10 +298,12 @@ pub struct SpanReader<'a> {
     /// Inflated spans (gzip): each span is decompressed once from its checkpoint,
     /// however many files it holds.
     inflated: std::collections::HashMap<u64, Vec<u8>>,
+    /// What the reads so far cost.
     pub stats: FetchStats,
 }
 
 impl<'a> SpanReader<'a> {
+    /// A reader of `layer` through its zTOC; fetches nothing until asked.
     pub fn new(
         source: &'a dyn ImageSource,
         layer: &'a Descriptor,

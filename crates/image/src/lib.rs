@@ -94,25 +94,42 @@ pub const MAX_ZTOC_SIZE: u64 = 1 << 30;
 /// A zTOC or other SOCI blob could not be read whole and intact.
 #[derive(Debug, thiserror::Error)]
 pub enum ZtocFetchError {
+    /// Its descriptor announces more than [`MAX_ZTOC_SIZE`]; nothing was fetched.
     #[error("zTOC {digest} is {size} bytes, more than the {MAX_ZTOC_SIZE}-byte limit")]
-    TooLarge { digest: String, size: i64 },
+    TooLarge {
+        /// Digest of the zTOC.
+        digest: String,
+        /// Size its descriptor announces.
+        size: i64,
+    },
+    /// The blob could not be opened at the source.
     #[error("cannot read zTOC {digest}: {source}")]
     Open {
+        /// Digest of the zTOC.
         digest: String,
+        /// The source's error.
         #[source]
         source: soci_oci::Error,
     },
+    /// Reading the blob failed part way.
     #[error("cannot read zTOC {digest}: {source}")]
     Read {
+        /// Digest of the zTOC.
         digest: String,
+        /// The read error.
         #[source]
         source: std::io::Error,
     },
+    /// The bytes read are not the ones the descriptor names.
     #[error("zTOC {digest} does not match its descriptor: read {size} bytes with digest {actual}, expected {expected_size} bytes")]
     Mismatch {
+        /// Digest the descriptor names.
         digest: String,
+        /// Size the descriptor names.
         expected_size: i64,
+        /// Bytes read.
         size: u64,
+        /// Digest of the bytes read.
         actual: String,
     },
 }

@@ -451,6 +451,7 @@ pub struct Destination<'a> {
 }
 
 impl<'a> Destination<'a> {
+    /// Where `create` writes for `dest`; nothing is opened until the first write.
     pub fn new(
         source: &'a dyn ImageSource,
         dest: &'a ImageRef,

@@ -23,33 +23,47 @@ use soci_ztoc::{codec, Ztoc};
 /// The verdict on one zTOC and its layer.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LayerReport {
+    /// Digest of the layer.
     pub layer_digest: String,
+    /// Digest of its zTOC.
     pub ztoc_digest: String,
+    /// No problems found.
     pub ok: bool,
     /// What is wrong, one line each (empty when ok).
     pub problems: Vec<String>,
+    /// Entries in the zTOC.
     pub files: usize,
+    /// Spans in the zTOC.
     pub spans: usize,
 }
 
 /// The verdict on one platform's index.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PlatformReport {
+    /// The platform checked.
     pub platform: Platform,
+    /// Digest of its image manifest.
     pub manifest_digest: String,
+    /// Digest of the SOCI index found for it, if any.
     pub index_digest: Option<String>,
+    /// `v1` or `v2`, when an index was found.
     pub index_version: Option<String>,
     /// Where the index was found.
     pub found_via: Option<String>,
+    /// Problems with the index itself, one line each.
     pub problems: Vec<String>,
+    /// One verdict per zTOC in the index.
     pub layers: Vec<LayerReport>,
     /// Layers of the image without a zTOC (pulled in full by a runtime).
     pub unindexed_layers: Vec<String>,
 }
 
+/// The verdict of `verify` on a whole image.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct VerifyReport {
+    /// No problems on any platform.
     pub ok: bool,
+    /// One report per platform checked.
     pub platforms: Vec<PlatformReport>,
 }
 

@@ -64,18 +64,27 @@ use sha2::Digest as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Media type of an OCI image index (a multi-platform fixture's root).
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Media type of an OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of an OCI image config.
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// Media type of an uncompressed tar layer.
 pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// Media type of a gzip-compressed tar layer.
 pub const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Media type of a zstd-compressed tar layer.
 pub const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// A blob of a fixture: what a descriptor says, plus the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {
+    /// The descriptor's `mediaType`.
     pub media_type: String,
+    /// `sha256:<hex>` of `bytes`.
     pub digest: String,
+    /// The blob's content.
     pub bytes: Vec<u8>,
 }
 
@@ -87,6 +96,7 @@ impl Blob {
             bytes,
         }
     }
+    /// Length of the content, as a descriptor's `size`.
     pub fn size(&self) -> u64 {
         self.bytes.len() as u64
     }
@@ -120,8 +130,11 @@ impl Blob {
 pub struct FixtureImage {
     /// `os/arch[/variant]`.
     pub platform: String,
+    /// The image manifest.
     pub manifest: Blob,
+    /// The image config.
     pub config: Blob,
+    /// The layer blobs, in manifest order.
     pub layers: Vec<Blob>,
     /// The uncompressed tar of each layer (diff_id = its sha256).
     pub layer_tars: Vec<Vec<u8>>,
@@ -130,7 +143,9 @@ pub struct FixtureImage {
 /// An OCI layout written by the fixture makers.
 #[derive(Debug, Clone)]
 pub struct Fixture {
+    /// The layout's directory.
     pub dir: PathBuf,
+    /// The tag its `index.json` names the root by.
     pub tag: String,
     /// What the tag points at: the image manifest or the index.
     pub root: Blob,
@@ -153,6 +168,7 @@ impl Fixture {
     }
 }
 
+/// `sha256:<hex>` of some bytes, computed here independently of the code under test.
 pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }

@@ -20,28 +20,38 @@ use std::time::Duration;
 pub enum Answer {
     /// This status, headers and body (with a correct `Content-Length`).
     Status {
+        /// HTTP status code.
         code: u16,
+        /// Extra response headers.
         headers: Vec<(String, String)>,
+        /// Response body.
         body: Vec<u8>,
     },
     /// 200 with these headers and no length, then one byte of `byte` every
     /// `every`, until the client goes away.
     Trickle {
+        /// Response headers.
         headers: Vec<(String, String)>,
+        /// The byte repeated as the body.
         byte: u8,
+        /// Pause before each byte.
         every: Duration,
     },
     /// 200 with these headers and no length, then `byte` as fast as the
     /// client reads, until it goes away.
     Endless {
+        /// Response headers.
         headers: Vec<(String, String)>,
+        /// The byte repeated as the body.
         byte: u8,
     },
     /// No answer at all for this long (the request is read), then a close.
     Silence(Duration),
     /// The head (200, these headers), then silence for this long.
     Stall {
+        /// Response headers.
         headers: Vec<(String, String)>,
+        /// How long to stay silent after the head.
         wait: Duration,
     },
 }
@@ -84,8 +94,11 @@ struct Rule {
 /// the secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
+    /// HTTP method, or `TLS` for a TLS handshake.
     pub method: String,
+    /// Request target as sent (path and query); empty for TLS.
     pub path: String,
+    /// Scheme of the `Authorization` header, if one was sent.
     pub authorization: Option<String>,
 }
 
@@ -99,6 +112,7 @@ pub struct HostileServer {
 }
 
 impl HostileServer {
+    /// Listens on a free port of 127.0.0.1; with no rules every request gets 404.
     pub fn start() -> HostileServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let addr = listener.local_addr().unwrap();

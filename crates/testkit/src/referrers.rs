@@ -15,6 +15,7 @@ pub struct ReferrersServer {
 }
 
 impl ReferrersServer {
+    /// Listens on a free port of 127.0.0.1 and answers the referrers API with `index_json`.
     pub fn start(index_json: Vec<u8>) -> std::io::Result<ReferrersServer> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
@@ -67,6 +68,7 @@ impl ReferrersServer {
         })
     }
 
+    /// `127.0.0.1:PORT`, for image references.
     pub fn host(&self) -> String {
         self.addr.to_string()
     }

@@ -306,6 +306,7 @@ impl Registry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
+    /// Where the registry keeps its blobs and manifests, for tests that corrupt or inspect them.
     pub fn storage_dir(&self) -> &Path {
         self.dir.path()
     }

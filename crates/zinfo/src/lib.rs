@@ -42,7 +42,9 @@
 mod blob;
 mod checkpointer;
 mod extract;
-#[allow(unsafe_code)] // the only unsafe code: the zlib FFI wrapper
+// The only unsafe code in the workspace (`unsafe_code` is denied in the root
+// Cargo.toml): the zlib FFI wrapper, every block with its SAFETY comment.
+#[allow(unsafe_code)]
 mod ffi;
 mod tar;
 
@@ -61,22 +63,38 @@ pub const WINDOW_SIZE: usize = 32768;
 pub enum ZinfoError {
     /// zlib reported invalid deflate data (or an invalid gzip header/trailer).
     #[error("corrupt deflate data at compressed offset {offset}: {msg}")]
-    Corrupt { offset: u64, msg: String },
+    Corrupt {
+        /// Compressed offset of the input zlib was reading when it failed.
+        offset: u64,
+        /// zlib's own message (`strm.msg`).
+        msg: String,
+    },
     /// The compressed input ended in the middle of a gzip member.
     #[error("gzip stream truncated at compressed offset {offset}")]
-    Truncated { offset: u64 },
+    Truncated {
+        /// Compressed offset where the input ended.
+        offset: u64,
+    },
     /// Bytes after the end of a gzip member that are not another gzip member
     /// (garbage, zero padding, an incomplete header).
     #[error("trailing data after last gzip member at offset {offset}: {msg}")]
-    TrailingData { offset: u64, msg: String },
+    TrailingData {
+        /// Compressed offset of the first byte after the last complete member.
+        offset: u64,
+        /// What was wrong with those bytes.
+        msg: String,
+    },
     /// No input at all.
     #[error("empty gzip stream: no compressed bytes")]
     Empty,
     /// An unexpected zlib failure (out of memory, inconsistent stream state).
     #[error("zlib {what} ({code}) at compressed offset {offset}")]
     Zlib {
+        /// zlib's return code (`Z_MEM_ERROR`, `Z_STREAM_ERROR`, ...).
         code: i32,
+        /// The zlib call that failed, e.g. `inflate`.
         what: &'static str,
+        /// Compressed offset reached when it failed.
         offset: u64,
     },
     /// A serialized gzip zinfo (the zTOC `checkpoints` bytes) is malformed.
@@ -99,7 +117,9 @@ pub enum ZinfoError {
 /// The zinfo of one layer: gzip checkpoints or uncompressed-tar span geometry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Zinfo {
+    /// A gzip layer: deflate checkpoints with their 32 KiB windows.
     Gzip(GzipZinfo),
+    /// An uncompressed tar layer: spans are fixed-size byte ranges, no checkpoints.
     Tar(TarZinfo),
 }
 

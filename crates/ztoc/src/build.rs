@@ -43,6 +43,7 @@ const CHUNK_SIZE: usize = 256 * 1024;
 /// How the layer blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayerCompression {
+    /// A gzip-compressed tar: the zTOC gets deflate checkpoints.
     Gzip,
     /// A plain tar (OCI `…layer.v1.tar`, Docker `…rootfs.diff.tar`).
     Uncompressed,
@@ -62,8 +63,11 @@ impl LayerCompression {
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
+    /// Uncompressed bytes between checkpoints (the unit a lazy pull fetches).
     pub span_size: u64,
+    /// How the blob is compressed; decides gzip checkpoints or tar spans.
     pub compression: LayerCompression,
+    /// Written into the zTOC's `build_tool_identifier`, so it changes the zTOC digest.
     pub build_tool_identifier: String,
     /// `sha256:<hex>` the blob must have (the layer descriptor's digest).
     pub expected_digest: Option<String>,
@@ -77,6 +81,7 @@ pub struct BuildOptions {
 }
 
 impl BuildOptions {
+    /// The defaults the Go CLI uses (span size, build tool, limits), no expected digest or size.
     pub fn new(compression: LayerCompression) -> Self {
         BuildOptions {
             span_size: DEFAULT_SPAN_SIZE,
@@ -92,6 +97,7 @@ impl BuildOptions {
 
 /// Progress callbacks; called from the building thread after each chunk.
 pub trait BuildReporter {
+    /// Called with the totals so far; the default ignores them.
     fn progress(&mut self, _p: &BuildProgress) {}
 }
 
@@ -99,43 +105,78 @@ pub trait BuildReporter {
 pub struct NoProgress;
 impl BuildReporter for NoProgress {}
 
+/// How far a build has got, as totals since the start of the layer.
 #[derive(Debug, Clone, Default)]
 pub struct BuildProgress {
+    /// Bytes of the blob read so far.
     pub compressed_read: u64,
+    /// Bytes of tar produced by inflating them.
     pub uncompressed: u64,
+    /// Spans (checkpoints) recorded so far.
     pub spans: u64,
+    /// Tar entries walked so far.
     pub files: u64,
 }
 
 /// The result of a build.
 #[derive(Debug, Clone)]
 pub struct BuiltZtoc {
+    /// The zTOC built from the layer.
     pub ztoc: Ztoc,
     /// `sha256:<hex>` of the whole blob as read.
     pub blob_digest: String,
+    /// Bytes of the whole blob as read.
     pub blob_size: u64,
 }
 
+/// Why a zTOC could not be built from a layer.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// Reading the layer blob failed.
     #[error("reading the layer failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The gzip stream is corrupt or truncated.
     #[error("{0}")]
     Zinfo(#[from] ZinfoError),
+    /// The tar archive inside the layer is malformed.
     #[error("{0}")]
     Tar(#[from] TarError),
+    /// `span_size` was 0, which would give a checkpoint per byte.
     #[error("span size must be greater than 0")]
     ZeroSpanSize,
+    /// The blob read is not the one the descriptor names.
     #[error("layer digest mismatch: expected {expected}, read {actual}")]
-    DigestMismatch { expected: String, actual: String },
+    DigestMismatch {
+        /// `sha256:<hex>` from the descriptor.
+        expected: String,
+        /// `sha256:<hex>` of the bytes read.
+        actual: String,
+    },
+    /// The blob read is not as long as the descriptor says.
     #[error("layer size mismatch: expected {expected} bytes, read {actual}")]
-    SizeMismatch { expected: u64, actual: u64 },
+    SizeMismatch {
+        /// Size from the descriptor.
+        expected: u64,
+        /// Bytes actually read.
+        actual: u64,
+    },
+    /// The stream ended without the tar end-of-archive marker.
     #[error("the layer's uncompressed data ended before its tar archive did")]
     TarNotEnded,
     #[error("the layer inflates to more than {limit} bytes (the --max-uncompressed-size limit); stopped after {read} compressed bytes")]
-    TooLarge { limit: u64, read: u64 },
+    /// The layer inflates past `max_uncompressed_size` (a gzip bomb guard).
+    TooLarge {
+        /// The limit that was exceeded.
+        limit: u64,
+        /// Compressed bytes read when the build stopped.
+        read: u64,
+    },
     #[error("the layer has more than {limit} files (the --max-files limit)")]
-    TooManyFiles { limit: u64 },
+    /// The layer has more than `max_files` tar entries.
+    TooManyFiles {
+        /// The limit that was exceeded.
+        limit: u64,
+    },
 }
 
 /// A boundary between two spans, at compressed offset `at`: the previous span ends

@@ -6,24 +6,53 @@ use std::io::{Read, Seek, SeekFrom};
 /// Deflate's largest expansion (1032:1), rounded up.
 const MAX_DEFLATE_RATIO: u64 = 1040;
 
+/// Why a file could not be read out of a layer through its zTOC.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
+    /// No entry has that name.
     #[error("no file named {0:?} in the zTOC")]
     NotFound(String),
+    /// The entry has no contents of its own (a directory, symlink, device...).
     #[error("{name:?} is a {kind}, not a regular file")]
-    NotRegular { name: String, kind: String },
+    NotRegular {
+        /// Entry name as in the zTOC.
+        name: String,
+        /// Its tar entry type, e.g. `dir`.
+        kind: String,
+    },
+    /// A hardlink whose target is missing from the zTOC.
     #[error("hardlink {name:?} points to {target:?}, which is not in the zTOC")]
-    DanglingHardlink { name: String, target: String },
+    DanglingHardlink {
+        /// The hardlink's name.
+        name: String,
+        /// The name it links to.
+        target: String,
+    },
+    /// The entry's offsets or size do not fit the layer (a corrupt zTOC).
     #[error("the zTOC's entry for {name:?} is invalid: {why}")]
-    BadEntry { name: String, why: String },
+    BadEntry {
+        /// Entry name as in the zTOC.
+        name: String,
+        /// Which bound it breaks.
+        why: String,
+    },
+    /// The zTOC names a compression algorithm this crate cannot read.
     #[error("unsupported compression algorithm {0} in the zTOC")]
     UnsupportedAlgorithm(String),
+    /// The zinfo blob or the compressed data is corrupt.
     #[error("{0}")]
     Zinfo(#[from] ZinfoError),
+    /// Reading the layer failed.
     #[error("reading the layer failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The layer given is not the blob the zTOC was built from.
     #[error("the layer is {actual} bytes but the zTOC was built from a {expected}-byte blob")]
-    WrongLayerSize { expected: i64, actual: u64 },
+    WrongLayerSize {
+        /// Size recorded in the zTOC.
+        expected: i64,
+        /// Size of the layer given.
+        actual: u64,
+    },
 }
 
 impl Ztoc {

@@ -14,19 +14,24 @@ const XATTR_PAX_PREFIX: &[u8] = b"SCHILY.xattr.";
 /// A whole zTOC: the table of contents of one layer plus its zinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ztoc {
+    /// zTOC format version, e.g. `0.9`.
     pub version: String,
+    /// Names the tool that built it; part of the encoded bytes and so of the digest.
     pub build_tool_identifier: String,
     /// Size of the layer blob as stored in the registry (compressed bytes).
     pub compressed_archive_size: i64,
     /// Tar position at which Go's `archive/tar` reported end of archive.
     pub uncompressed_archive_size: i64,
+    /// The file table.
     pub toc: Toc,
+    /// Span geometry and checkpoints for random access.
     pub compression_info: CompressionInfo,
 }
 
 /// The file table: one entry per tar entry, in archive order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Toc {
+    /// The entries, in the order they appear in the tar.
     pub entries: Vec<TocEntry>,
 }
 
@@ -41,16 +46,24 @@ pub struct TocEntry {
     pub uncompressed_offset: i64,
     /// The header's (or PAX) `size`, verbatim.
     pub uncompressed_size: i64,
+    /// Target of a symlink or hardlink, raw; empty for other types.
     pub linkname: Vec<u8>,
+    /// Permission and mode bits from the header, verbatim.
     pub mode: i64,
+    /// Owner user id.
     pub uid: u32,
+    /// Owner group id.
     pub gid: u32,
+    /// Owner user name, raw.
     pub uname: Vec<u8>,
+    /// Owner group name, raw.
     pub gname: Vec<u8>,
     /// Go `time.Time.MarshalText` of the modification time, in UTC (`...Z`); empty
     /// when Go would fail to marshal it (year outside 0..=9999).
     pub mod_time: String,
+    /// Major number of a character or block device; 0 otherwise.
     pub devmajor: i64,
+    /// Minor number of a character or block device; 0 otherwise.
     pub devminor: i64,
     /// All PAX records of the entry, sorted by key (bytewise), as the reference writes
     /// them into the `xattrs` vector.
@@ -163,8 +176,10 @@ impl PartialEq<&str> for EntryType {
 /// `CompressionAlgorithm` enum of the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CompressionAlgorithm {
+    /// Gzip layer; `checkpoints` holds deflate checkpoints (the schema's 1).
     #[default]
     Gzip,
+    /// Uncompressed tar layer; `checkpoints` holds a tar zinfo (the schema's 2).
     Uncompressed,
     /// A value this version does not know (kept so decode/encode round-trips).
     Other(i8),
@@ -198,7 +213,9 @@ impl CompressionAlgorithm {
 /// The zinfo part of a zTOC.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompressionInfo {
+    /// How the layer is compressed, which decides how `checkpoints` is read.
     pub compression_algorithm: CompressionAlgorithm,
+    /// Index of the last span (number of spans minus one).
     pub max_span_id: i32,
     /// `sha256:<hex>` of the compressed bytes of each span.
     pub span_digests: Vec<String>,

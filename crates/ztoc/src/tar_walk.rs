@@ -54,25 +54,40 @@ pub enum TarError {
     /// which Go surfaces as entries, and GNU sparse/volume/multi-volume entries).
     #[error("unsupported input tar entry '{}' ({}) {:?} at offset {offset}", show_flag(*.typeflag), flag_description(*.typeflag), String::from_utf8_lossy(.name))]
     Unsupported {
+        /// The header's typeflag byte.
         typeflag: u8,
+        /// The entry's name, raw.
         name: Vec<u8>,
         /// Offset of the entry's (last) header block.
         offset: u64,
     },
     /// Go's `archive/tar: invalid tar header` (`ErrHeader`) and its causes.
     #[error("invalid tar header at offset {offset}: {reason}")]
-    InvalidHeader { offset: u64, reason: String },
+    InvalidHeader {
+        /// Offset of the header block.
+        offset: u64,
+        /// Which field or check failed.
+        reason: String,
+    },
     /// Go's `archive/tar: header field too long` for PAX / GNU long name data over 1 MiB.
     #[error("tar {what} at offset {offset} is larger than 1 MiB (size {size})")]
     FieldTooLong {
+        /// Offset of the header that announced it.
         offset: u64,
+        /// Which record: PAX header or GNU long name/link.
         what: &'static str,
+        /// The size announced.
         size: i64,
     },
     /// Go's `io.ErrUnexpectedEOF`: the input ended inside a header, special data or
     /// entry data.
     #[error("tar stream truncated at offset {offset} in {context}")]
-    Truncated { offset: u64, context: String },
+    Truncated {
+        /// Tar offset where the input ended.
+        offset: u64,
+        /// What was being read, e.g. "a header block".
+        context: String,
+    },
 }
 
 fn show_flag(f: u8) -> String {
@@ -184,6 +199,7 @@ impl Default for TarWalker {
 }
 
 impl TarWalker {
+    /// A walker at the start of an archive, expecting a header block.
     pub fn new() -> Self {
         TarWalker {
             state: State::Header,

@@ -526,6 +526,9 @@ fn oci_archive_destination_killed_then_rerun() {
             .spawn()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // Test-only unsafe: SIGKILL to our own child in the middle of its write.
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        #[allow(unsafe_code)]
         unsafe {
             libc::kill(child.id() as i32, libc::SIGKILL);
         }

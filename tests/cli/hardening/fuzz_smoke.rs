@@ -3,6 +3,7 @@
 //! every saved crash input in `fuzz/regressions/<target>/`, and seeded random
 //! mutations of the seeds for a few seconds. Any panic fails the test.
 #[path = "../../../fuzz/src/targets.rs"]
+#[allow(unreachable_pub)] // its items are the fuzz crate's public API there
 mod targets;
 
 use std::path::{Path, PathBuf};

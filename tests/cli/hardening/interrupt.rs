@@ -47,6 +47,9 @@ fn run_and_kill(args: &[&str], sig: i32, delay: Duration) -> bool {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    // Test-only unsafe (no safe std API sends a chosen signal).
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    #[allow(unsafe_code)]
     unsafe {
         libc::kill(child.id() as i32, sig);
     }

@@ -99,6 +99,9 @@ fn killed_build_temporaries_are_removed_next_run_but_live_ones_kept() {
         );
         let mut child = spawn_create(&host, &store, &dest);
         let leftover = wait_for_temp(&dest, &mut child, None);
+        // Test-only unsafe (no safe std API sends a chosen signal).
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        #[allow(unsafe_code)]
         unsafe {
             libc::kill(child.id() as i32, sig);
         }

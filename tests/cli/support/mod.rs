@@ -2,8 +2,8 @@
 //! against a real registry (soci_testkit::Registry) and real tools (skopeo, tar).
 //! `proxy` puts a fault-injecting proxy in front of a registry; `proxied` runs
 //! `soci` with short registry timeouts against one.
-pub mod proxied;
-pub mod proxy;
+pub(crate) mod proxied;
+pub(crate) mod proxy;
 
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -12,27 +12,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-pub use soci_testkit::{skopeo_copy, skopeo_copy_all, skopeo_inspect_raw, Registry};
+pub(crate) use soci_testkit::{skopeo_copy, skopeo_copy_all, skopeo_inspect_raw, Registry};
 
-pub const ZSTD_SKIP: &str =
+pub(crate) const ZSTD_SKIP: &str =
     "is compressed in an unsupported format. expect: [tar, gzip, unknown] but got \"zstd\"";
-pub const SOCI_V1: &str = "application/vnd.amazon.soci.index.v1+json";
-pub const SOCI_V2: &str = "application/vnd.amazon.soci.index.v2+json";
-pub const ANN_INDEX_DIGEST: &str = "com.amazon.soci.index-digest";
-pub const ANN_MANIFEST_DIGEST: &str = "com.amazon.soci.image-manifest-digest";
-pub const ANN_LAYER_DIGEST: &str = "com.amazon.soci.image-layer-digest";
-pub const ANN_LAYER_MT: &str = "com.amazon.soci.image-layer-mediaType";
-pub const ANN_SPAN_SIZE: &str = "com.amazon.soci.span-size";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const SOCI_V1: &str = "application/vnd.amazon.soci.index.v1+json";
+pub(crate) const SOCI_V2: &str = "application/vnd.amazon.soci.index.v2+json";
+pub(crate) const ANN_INDEX_DIGEST: &str = "com.amazon.soci.index-digest";
+pub(crate) const ANN_MANIFEST_DIGEST: &str = "com.amazon.soci.image-manifest-digest";
+pub(crate) const ANN_LAYER_DIGEST: &str = "com.amazon.soci.image-layer-digest";
+pub(crate) const ANN_LAYER_MT: &str = "com.amazon.soci.image-layer-mediaType";
+pub(crate) const ANN_SPAN_SIZE: &str = "com.amazon.soci.span-size";
+pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// The `soci` binary cargo built for these tests.
-pub fn soci_bin() -> PathBuf {
+pub(crate) fn soci_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_soci"))
 }
 
 /// `oci:…/fixtures/example-image:latest`: the example image's OCI layout.
-pub fn example_image() -> String {
+pub(crate) fn example_image() -> String {
     format!(
         "oci:{}:latest",
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -43,14 +43,14 @@ pub fn example_image() -> String {
 
 /// A file of fixtures/golden: layers and the zTOCs the reference Go
 /// implementation built from them.
-pub fn golden(name: &str) -> PathBuf {
+pub(crate) fn golden(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/golden")
         .join(name)
 }
 
 /// Runs `soci ARGS`.
-pub fn soci(args: &[&str]) -> Output {
+pub(crate) fn soci(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_soci"))
         .args(args)
         .env_remove("SOCI_STORE")
@@ -59,7 +59,7 @@ pub fn soci(args: &[&str]) -> Output {
         .expect("run soci")
 }
 
-pub fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
         o.status.code(),
@@ -69,7 +69,7 @@ pub fn text(o: &Output) -> String {
 }
 
 /// Runs `soci ARGS`, asserts exit 0, returns stdout.
-pub fn soci_ok(args: &[&str]) -> String {
+pub(crate) fn soci_ok(args: &[&str]) -> String {
     let o = soci(args);
     assert_eq!(
         o.status.code(),
@@ -82,7 +82,7 @@ pub fn soci_ok(args: &[&str]) -> String {
 }
 
 /// Runs `soci --json ARGS`, asserts exit 0, returns the parsed stdout.
-pub fn soci_json(args: &[&str]) -> Value {
+pub(crate) fn soci_json(args: &[&str]) -> Value {
     let mut a = vec!["--json"];
     a.extend_from_slice(args);
     let out = soci_ok(&a);
@@ -91,7 +91,7 @@ pub fn soci_json(args: &[&str]) -> Value {
 }
 
 /// An error: exit 1, one `soci: ...` line that mentions `what`, no panic.
-pub fn assert_error(o: &Output, what: &str) {
+pub(crate) fn assert_error(o: &Output, what: &str) {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{}", text(o));
     assert!(err.starts_with("soci: "), "{}", text(o));
@@ -106,7 +106,7 @@ pub fn assert_error(o: &Output, what: &str) {
 /// `CMD IMAGE EXTRA… --plain-http --store STORE -q`, plus `--min-layer-size 0`
 /// for the commands that build (create, convert): a soci command against
 /// the test registry with the flags these tests always pass.
-pub fn reg_cmd<'a>(
+pub(crate) fn reg_cmd<'a>(
     cmd: &'a str,
     image: &'a str,
     store: &'a str,
@@ -121,33 +121,33 @@ pub fn reg_cmd<'a>(
     a
 }
 
-pub fn p(path: &Path) -> &str {
+pub(crate) fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
 /// `docker://HOST/REPO:TAG` for skopeo.
-pub fn docker(r: &str) -> String {
+pub(crate) fn docker(r: &str) -> String {
     format!("docker://{r}")
 }
 
 /// The manifest/index at `reference` (`HOST/REPO:TAG` or `HOST/REPO@DIGEST`),
 /// raw, read by skopeo (an independent client).
-pub fn inspect_raw(reference: &str) -> Vec<u8> {
+pub(crate) fn inspect_raw(reference: &str) -> Vec<u8> {
     skopeo_inspect_raw(&docker(reference))
         .unwrap_or_else(|e| panic!("skopeo inspect {reference}: {e}"))
 }
 
-pub fn inspect(reference: &str) -> Value {
+pub(crate) fn inspect(reference: &str) -> Value {
     serde_json::from_slice(&inspect_raw(reference)).unwrap()
 }
 
-pub fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 /// A plain HTTP/1.0 GET (or HEAD) against the registry: (status, body).
-pub fn http(reg: &Registry, method: &str, path: &str) -> (u16, Vec<u8>) {
+pub(crate) fn http(reg: &Registry, method: &str, path: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect_timeout(&reg.addr(), Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
@@ -168,19 +168,19 @@ pub fn http(reg: &Registry, method: &str, path: &str) -> (u16, Vec<u8>) {
 }
 
 /// A blob of `repo`, which must exist; its digest is checked.
-pub fn get_blob(reg: &Registry, repo: &str, digest: &str) -> Vec<u8> {
+pub(crate) fn get_blob(reg: &Registry, repo: &str, digest: &str) -> Vec<u8> {
     let (status, body) = http(reg, "GET", &format!("/v2/{repo}/blobs/{digest}"));
     assert_eq!(status, 200, "GET blob {digest} of {repo}");
     assert_eq!(sha256(&body), digest, "blob {digest} of {repo}");
     body
 }
 
-pub fn blob_exists(reg: &Registry, repo: &str, digest: &str) -> bool {
+pub(crate) fn blob_exists(reg: &Registry, repo: &str, digest: &str) -> bool {
     http(reg, "HEAD", &format!("/v2/{repo}/blobs/{digest}")).0 == 200
 }
 
 /// A manifest of `repo` by digest or tag, raw.
-pub fn get_manifest(reg: &Registry, repo: &str, reference: &str) -> Vec<u8> {
+pub(crate) fn get_manifest(reg: &Registry, repo: &str, reference: &str) -> Vec<u8> {
     let (status, body) = http(reg, "GET", &format!("/v2/{repo}/manifests/{reference}"));
     assert_eq!(
         status,
@@ -194,12 +194,12 @@ pub fn get_manifest(reg: &Registry, repo: &str, reference: &str) -> Vec<u8> {
     body
 }
 
-pub fn manifest_json(reg: &Registry, repo: &str, reference: &str) -> Value {
+pub(crate) fn manifest_json(reg: &Registry, repo: &str, reference: &str) -> Value {
     serde_json::from_slice(&get_manifest(reg, repo, reference)).unwrap()
 }
 
 /// Pushes a soci_testkit fixture layout to `HOST/REPO:TAG` with skopeo, byte-exact.
-pub fn push_fixture(fx: &soci_testkit::Fixture, reg: &Registry, repo_tag: &str) -> String {
+pub(crate) fn push_fixture(fx: &soci_testkit::Fixture, reg: &Registry, repo_tag: &str) -> String {
     let dst = format!("{}/{repo_tag}", reg.host());
     if fx.images.len() > 1 {
         skopeo_copy_all(&fx.oci_ref(), &docker(&dst)).unwrap();
@@ -211,7 +211,7 @@ pub fn push_fixture(fx: &soci_testkit::Fixture, reg: &Registry, repo_tag: &str) 
 
 /// Pushes the single-image fixture to `reference` (HOST/REPO:TAG) converted
 /// to Docker schema2 media types by skopeo.
-pub fn push_fixture_docker(fx: &soci_testkit::Fixture, reference: &str) {
+pub(crate) fn push_fixture_docker(fx: &soci_testkit::Fixture, reference: &str) {
     soci_testkit::skopeo(&[
         "--insecure-policy",
         "copy",
@@ -228,7 +228,7 @@ pub fn push_fixture_docker(fx: &soci_testkit::Fixture, reference: &str) {
 /// Checks one SOCI index manifest (raw bytes): Go-canonical, the expected
 /// version, zTOC descriptors for `layers` (digest, media type) in this order,
 /// each with span size `span`; returns the zTOC digests.
-pub fn check_soci_index(
+pub(crate) fn check_soci_index(
     raw: &[u8],
     version: &str,
     layers: &[(&str, &str)],
@@ -274,7 +274,7 @@ pub fn check_soci_index(
 }
 
 /// The `(digest, mediaType)` of the image layers soci indexes (not zstd).
-pub fn indexable_layers(img: &soci_testkit::FixtureImage) -> Vec<(&str, &str)> {
+pub(crate) fn indexable_layers(img: &soci_testkit::FixtureImage) -> Vec<(&str, &str)> {
     img.layers
         .iter()
         .filter(|l| !l.media_type.ends_with("+zstd"))
@@ -284,7 +284,7 @@ pub fn indexable_layers(img: &soci_testkit::FixtureImage) -> Vec<(&str, &str)> {
 
 /// Every file under `blobs/sha256/` is named by the sha256 of its content;
 /// returns how many there are.
-pub fn check_store_blobs(store: &Path) -> usize {
+pub(crate) fn check_store_blobs(store: &Path) -> usize {
     let dir = store.join("blobs").join("sha256");
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return 0;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 /// `soci ARGS` with fast registry timeouts.
-pub fn soci(args: &[&str]) -> Output {
+pub(crate) fn soci(args: &[&str]) -> Output {
     Command::new(soci_bin())
         .args(args)
         .env("SOCI_REGISTRY_STALL_TIMEOUT", "2")
@@ -20,14 +20,14 @@ pub fn soci(args: &[&str]) -> Output {
 
 /// A real registry holding the fixture image as `app/one:v1`, with a fault
 /// proxy in front of it.
-pub struct ProxiedRegistry {
+pub(crate) struct ProxiedRegistry {
     pub _tmp: tempfile::TempDir,
     pub reg: soci_testkit::Registry,
     pub fx: soci_testkit::Fixture,
     pub proxy: proxy::FaultProxy,
 }
 
-pub fn proxied_registry() -> ProxiedRegistry {
+pub(crate) fn proxied_registry() -> ProxiedRegistry {
     let reg = soci_testkit::Registry::start().unwrap_or_else(|e| panic!("test registry: {e}"));
     let tmp = tempfile::tempdir().unwrap();
     let fx = soci_testkit::make_oci_layout(&tmp.path().join("img"), "v1");
@@ -46,7 +46,7 @@ pub fn proxied_registry() -> ProxiedRegistry {
 }
 
 /// `soci convert SRC DST` over plain HTTP, every layer indexed, store `store`.
-pub fn convert(store: &Path, src: &str, dst: &str) -> Output {
+pub(crate) fn convert(store: &Path, src: &str, dst: &str) -> Output {
     soci(&[
         "convert",
         "--plain-http",
@@ -60,7 +60,7 @@ pub fn convert(store: &Path, src: &str, dst: &str) -> Output {
 }
 
 /// `soci verify IMAGE` over plain HTTP with store `store`.
-pub fn verify(store: &Path, image: &str) -> Output {
+pub(crate) fn verify(store: &Path, image: &str) -> Output {
     soci(&[
         "verify",
         "--plain-http",

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// What to do to a matching request.
 #[derive(Debug, Clone)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// Answer with this status (and `Retry-After` if given), without asking upstream.
     Status(u16, Option<&'static str>),
     /// Send the head and the first `n` body bytes, then reset the connection (RST).
@@ -37,7 +37,7 @@ pub enum Fault {
 }
 
 #[derive(Debug, Clone)]
-pub struct Rule {
+pub(crate) struct Rule {
     pub method: &'static str,
     /// Substring of the request path.
     pub path: String,
@@ -48,7 +48,7 @@ pub struct Rule {
 
 /// One request seen by the proxy.
 #[derive(Debug, Clone)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub method: String,
     pub path: String,
     pub range: Option<String>,
@@ -59,14 +59,14 @@ pub struct Seen {
     pub in_flight: usize,
 }
 
-pub struct FaultProxy {
+pub(crate) struct FaultProxy {
     addr: SocketAddr,
     rules: Arc<Mutex<Vec<Rule>>>,
     log: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl FaultProxy {
-    pub fn start(upstream: SocketAddr) -> FaultProxy {
+    pub(crate) fn start(upstream: SocketAddr) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let rules: Arc<Mutex<Vec<Rule>>> = Default::default();
@@ -88,11 +88,11 @@ impl FaultProxy {
         FaultProxy { addr, rules, log }
     }
 
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         self.addr.to_string()
     }
 
-    pub fn add(&self, method: &'static str, path: &str, times: usize, fault: Fault) {
+    pub(crate) fn add(&self, method: &'static str, path: &str, times: usize, fault: Fault) {
         self.rules.lock().unwrap().push(Rule {
             method,
             path: path.to_string(),
@@ -101,17 +101,17 @@ impl FaultProxy {
         });
     }
 
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.rules.lock().unwrap().clear();
         self.log.lock().unwrap().clear();
     }
 
-    pub fn log(&self) -> Vec<Seen> {
+    pub(crate) fn log(&self) -> Vec<Seen> {
         self.log.lock().unwrap().clone()
     }
 
     /// Requests whose path contains `path`.
-    pub fn seen(&self, method: &str, path: &str) -> Vec<Seen> {
+    pub(crate) fn seen(&self, method: &str, path: &str) -> Vec<Seen> {
         self.log()
             .into_iter()
             .filter(|s| s.method == method && s.path.contains(path))
@@ -146,6 +146,9 @@ fn reset(s: &TcpStream) {
         l_onoff: 1,
         l_linger: 0,
     };
+    // Test-only unsafe: std cannot set SO_LINGER, which makes close() send a RST.
+    // SAFETY: a live socket fd, and a pointer/size pair to a local libc::linger.
+    #[allow(unsafe_code)]
     unsafe {
         libc::setsockopt(
             s.as_raw_fd(),

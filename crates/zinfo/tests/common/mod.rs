@@ -8,18 +8,18 @@ use flatbuffers::{ForwardsUOffset, Table, Vector};
 use soci_zinfo::{GzipCheckpointer, GzipZinfo, ZinfoError};
 
 /// The repository's copy of the golden fixtures.
-pub fn golden_dir() -> PathBuf {
+pub(crate) fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden")
 }
 
-pub fn golden(name: &str) -> Vec<u8> {
+pub(crate) fn golden(name: &str) -> Vec<u8> {
     let p = golden_dir().join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
 }
 
 /// What a reference zTOC says about its compression info.
 #[derive(Debug)]
-pub struct ZtocZinfo {
+pub(crate) struct ZtocZinfo {
     pub compressed_archive_size: i64,
     pub uncompressed_archive_size: i64,
     /// CompressionInfo slot 0 (1 = gzip, the default; 2 = uncompressed).
@@ -35,7 +35,9 @@ pub struct ZtocZinfo {
 /// Ztoc: slot 2 compressed_archive_size, 3 uncompressed_archive_size,
 /// 5 compression_info; CompressionInfo: 0 algorithm, 1 max_span_id,
 /// 2 span_digests, 3 checkpoints. Vtable offset of slot i = 4 + 2i.
-pub fn read_ztoc(buf: &[u8]) -> ZtocZinfo {
+// Test-only unsafe: the flatbuffers generic table API has no safe form.
+#[allow(unsafe_code)]
+pub(crate) fn read_ztoc(buf: &[u8]) -> ZtocZinfo {
     let root = u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
     // SAFETY (test only): the golden files are valid flatbuffers written by
     // the reference Go code; the slots read have the types of ztoc.fbs.
@@ -64,7 +66,11 @@ pub fn read_ztoc(buf: &[u8]) -> ZtocZinfo {
 
 /// Run the checkpointer over `gz`, fed in pieces of `chunk` bytes; returns
 /// the zinfo and the whole uncompressed output.
-pub fn build(gz: &[u8], span: u64, chunk: usize) -> Result<(GzipZinfo, Vec<u8>), ZinfoError> {
+pub(crate) fn build(
+    gz: &[u8],
+    span: u64,
+    chunk: usize,
+) -> Result<(GzipZinfo, Vec<u8>), ZinfoError> {
     let mut cp = GzipCheckpointer::new(span)?;
     let mut out = Vec::new();
     for piece in gz.chunks(chunk.max(1)) {
@@ -76,7 +82,7 @@ pub fn build(gz: &[u8], span: u64, chunk: usize) -> Result<(GzipZinfo, Vec<u8>),
 }
 
 /// Full decompression with flate2 (zlib-rs backend), all members.
-pub fn flate2_decompress(gz: &[u8]) -> Vec<u8> {
+pub(crate) fn flate2_decompress(gz: &[u8]) -> Vec<u8> {
     let mut d = flate2::read::MultiGzDecoder::new(gz);
     let mut v = Vec::new();
     d.read_to_end(&mut v).unwrap();
@@ -84,7 +90,7 @@ pub fn flate2_decompress(gz: &[u8]) -> Vec<u8> {
 }
 
 /// One gzip member made by flate2.
-pub fn gzip(data: &[u8], level: u32) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8], level: u32) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
     e.write_all(data).unwrap();
     e.finish().unwrap()
@@ -92,7 +98,7 @@ pub fn gzip(data: &[u8], level: u32) -> Vec<u8> {
 
 /// Deterministic, moderately compressible data (a xorshift PRNG mixed with
 /// repeated words), `n` bytes.
-pub fn sample_data(n: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn sample_data(n: usize, seed: u64) -> Vec<u8> {
     let mut s = seed | 1;
     let words: [&[u8]; 8] = [
         b"layer ",

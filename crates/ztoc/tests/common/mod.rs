@@ -7,12 +7,12 @@ use soci_ztoc::{codec, Ztoc};
 use std::io::{Cursor, Write};
 
 /// A tar being built entry by entry with full control of the headers.
-pub struct TarMaker {
+pub(crate) struct TarMaker {
     pub b: tar::Builder<Vec<u8>>,
 }
 
 impl TarMaker {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         TarMaker {
             b: tar::Builder::new(Vec::new()),
         }
@@ -27,23 +27,29 @@ impl TarMaker {
         h.set_gid(1000);
         h
     }
-    pub fn file(&mut self, name: &str, data: &[u8]) -> &mut Self {
+    pub(crate) fn file(&mut self, name: &str, data: &[u8]) -> &mut Self {
         let mut h = Self::header(tar::EntryType::Regular, data.len() as u64);
         self.b.append_data(&mut h, name, data).unwrap();
         self
     }
-    pub fn dir(&mut self, name: &str) -> &mut Self {
+    pub(crate) fn dir(&mut self, name: &str) -> &mut Self {
         let mut h = Self::header(tar::EntryType::Directory, 0);
         h.set_mode(0o755);
         self.b.append_data(&mut h, name, &[][..]).unwrap();
         self
     }
-    pub fn link(&mut self, kind: tar::EntryType, name: &str, target: &str) -> &mut Self {
+    pub(crate) fn link(&mut self, kind: tar::EntryType, name: &str, target: &str) -> &mut Self {
         let mut h = Self::header(kind, 0);
         self.b.append_link(&mut h, name, target).unwrap();
         self
     }
-    pub fn node(&mut self, kind: tar::EntryType, name: &str, major: u32, minor: u32) -> &mut Self {
+    pub(crate) fn node(
+        &mut self,
+        kind: tar::EntryType,
+        name: &str,
+        major: u32,
+        minor: u32,
+    ) -> &mut Self {
         let mut h = Self::header(kind, 0);
         h.set_device_major(major).unwrap();
         h.set_device_minor(minor).unwrap();
@@ -51,7 +57,7 @@ impl TarMaker {
         self
     }
     /// A PAX extended header (`x`) with these records, applying to the next entry.
-    pub fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
+    pub(crate) fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
         let mut data = Vec::new();
         for (k, v) in records {
             let body_len = 1 + k.len() + 1 + v.len() + 1; // " k=v\n"
@@ -73,26 +79,26 @@ impl TarMaker {
         self
     }
     /// An entry with a raw header, e.g. a type soci refuses.
-    pub fn raw(&mut self, kind: tar::EntryType, name: &str, data: &[u8]) -> &mut Self {
+    pub(crate) fn raw(&mut self, kind: tar::EntryType, name: &str, data: &[u8]) -> &mut Self {
         let mut h = Self::header(kind, data.len() as u64);
         h.set_path(name).unwrap();
         h.set_cksum();
         self.b.append(&h, data).unwrap();
         self
     }
-    pub fn finish(self) -> Vec<u8> {
+    pub(crate) fn finish(self) -> Vec<u8> {
         self.b.into_inner().unwrap()
     }
 }
 
-pub fn gzip(data: &[u8], level: u32) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8], level: u32) -> Vec<u8> {
     let mut e = GzEncoder::new(Vec::new(), Compression::new(level));
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
 
 /// Builds a zTOC in memory, checks that it survives encode/decode, returns it.
-pub fn build(blob: &[u8], compression: LayerCompression, span: u64) -> Ztoc {
+pub(crate) fn build(blob: &[u8], compression: LayerCompression, span: u64) -> Ztoc {
     let mut opts = BuildOptions::new(compression);
     opts.span_size = span;
     let built = build_ztoc(Cursor::new(blob), &opts, &mut NoProgress).expect("build");
@@ -102,7 +108,7 @@ pub fn build(blob: &[u8], compression: LayerCompression, span: u64) -> Ztoc {
     built.ztoc
 }
 
-pub fn build_err(blob: &[u8], compression: LayerCompression, span: u64) -> String {
+pub(crate) fn build_err(blob: &[u8], compression: LayerCompression, span: u64) -> String {
     let mut opts = BuildOptions::new(compression);
     opts.span_size = span;
     match build_ztoc(Cursor::new(blob), &opts, &mut NoProgress) {
@@ -112,7 +118,7 @@ pub fn build_err(blob: &[u8], compression: LayerCompression, span: u64) -> Strin
 }
 
 /// Reads every regular file back through the zTOC and compares it with `tar`'s view.
-pub fn check_all_files(z: &Ztoc, blob: &[u8], tar_bytes: &[u8]) -> usize {
+pub(crate) fn check_all_files(z: &Ztoc, blob: &[u8], tar_bytes: &[u8]) -> usize {
     let zinfo = z.zinfo().expect("zinfo");
     let mut ar = tar::Archive::new(Cursor::new(tar_bytes));
     let mut checked = 0;
