@@ -19,7 +19,9 @@ pub struct PlatformIndex {
     pub image_manifest_digest: String,
     /// The build platform as given (written as-is on the SOCI descriptor).
     pub platform: Platform,
+    /// Digest of the SOCI v2 index manifest.
     pub index_digest: String,
+    /// Size in bytes of the SOCI v2 index manifest.
     pub index_size: u64,
 }
 
@@ -42,6 +44,7 @@ pub struct ConvertInput<'a> {
 /// A rewritten image manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConvertedManifest {
+    /// Digest of the image manifest before the rewrite.
     pub original_digest: String,
     /// `{mediaType: OCI manifest, digest, size}`.
     pub descriptor: Descriptor,
@@ -54,6 +57,7 @@ pub struct ConvertedManifest {
 pub struct ConvertOutput {
     /// Every locally present image manifest of the index, rewritten (index order).
     pub manifests: Vec<ConvertedManifest>,
+    /// The new OCI image index bundling the rewritten manifests and the SOCI indexes.
     pub index: Index,
     /// Go-JSON bytes of `index`.
     pub index_bytes: Vec<u8>,

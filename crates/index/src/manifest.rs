@@ -9,7 +9,9 @@ use soci_oci::spec::{self, Annotations, Descriptor, Manifest};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum IndexVersion {
+    /// Built by `soci create`; refers to its image manifest as `subject`.
     V1,
+    /// Built by `soci convert`; has no subject, the image manifest links to it instead.
     V2,
 }
 
@@ -56,10 +58,15 @@ impl std::fmt::Display for IndexVersion {
 /// One ztoc of the index (one indexed layer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZtocRecord {
+    /// Digest of the ztoc blob.
     pub ztoc_digest: String,
+    /// Size in bytes of the ztoc blob.
     pub ztoc_size: u64,
+    /// Digest of the image layer the ztoc indexes.
     pub layer_digest: String,
+    /// Media type of that image layer.
     pub layer_media_type: String,
+    /// Span size in bytes the ztoc was built with.
     pub span_size: u64,
     /// Add `com.amazon.soci.disable-xattrs: "true"` (see [`disable_xattrs_applies`]).
     pub disable_xattrs: bool,
@@ -94,8 +101,11 @@ impl ZtocRecord {
 /// One prefetch artifact of the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrefetchRecord {
+    /// Digest of the prefetch artifact.
     pub digest: String,
+    /// Size in bytes of the prefetch artifact.
     pub size: u64,
+    /// Digest of the image layer it lists files of.
     pub layer_digest: String,
 }
 
@@ -121,8 +131,11 @@ impl PrefetchRecord {
 /// (`{mediaType: OCI manifest, digest, size, artifactType}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltIndex {
+    /// The index manifest as a typed value.
     pub manifest: Manifest,
+    /// Its exact Go-JSON bytes, which its digest is computed over.
     pub bytes: Vec<u8>,
+    /// Its descriptor, with the index version's artifact type.
     pub descriptor: Descriptor,
 }
 
@@ -192,7 +205,9 @@ pub fn build_index_manifest(
 /// A parsed SOCI index manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedIndex {
+    /// The index manifest as parsed.
     pub manifest: Manifest,
+    /// The version read from its config media type.
     pub version: IndexVersion,
     /// The bytes equal their Go re-marshalling. The snapshotter re-marshals what it
     /// fetches and stores it under the original digest, so a non-canonical index

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 /// One span range `[start_span, end_span]` (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
 pub struct PrefetchSpan {
+    /// First span id of the range.
     pub start_span: u64,
+    /// Last span id of the range (included).
     pub end_span: u64,
     /// Omitted from JSON when 0 (Go `omitempty`).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -25,6 +27,7 @@ fn is_zero(v: &i64) -> bool {
 /// The prefetch artifact blob: `{"version":"1.0","prefetch_spans":[...]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrefetchArtifact {
+    /// Format version of the artifact; "1.0" is the only one supported.
     pub version: String,
     /// Go: `[]PrefetchSpan json:"prefetch_spans"` (never nil when built).
     #[serde(default)]
@@ -32,6 +35,7 @@ pub struct PrefetchArtifact {
 }
 
 impl PrefetchArtifact {
+    /// A version 1.0 artifact listing `prefetch_spans`.
     pub fn new(prefetch_spans: Vec<PrefetchSpan>) -> Self {
         PrefetchArtifact {
             version: PREFETCH_ARTIFACT_VERSION.to_string(),
@@ -71,6 +75,7 @@ impl PrefetchArtifact {
 
 /// One indexed layer as seen by the planner.
 pub struct PrefetchLayer<'a> {
+    /// Digest of the image layer.
     pub layer_digest: &'a str,
     /// (raw entry name, uncompressed data offset, size), ztoc order.
     pub files: &'a [(&'a [u8], u64, u64)],
@@ -81,7 +86,9 @@ pub struct PrefetchLayer<'a> {
 /// The prefetch artifact to create for one layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerPrefetch {
+    /// Digest of the image layer the artifact is for.
     pub layer_digest: String,
+    /// The span ranges to prefetch from that layer.
     pub artifact: PrefetchArtifact,
 }
 

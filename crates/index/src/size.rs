@@ -7,10 +7,13 @@
 /// A size that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SizeError {
+    /// The text (given here) is not a number of bytes with an optional KiB/MiB suffix.
     #[error("`{0}` is not a size in bytes (e.g. 4194304 or 4MiB)")]
     NotASize(String),
+    /// The size (text given here) does not fit in a `u64`.
     #[error("`{0}` is too large")]
     TooLarge(String),
+    /// A span size of 0, which is not allowed.
     #[error("the span size must be greater than 0")]
     Zero,
 }

@@ -45,16 +45,19 @@ const MAX_RECORD: u64 = 1 << 20;
 /// Kind of an artifact record (names as in the reference artifacts.db).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ArtifactKind {
+    /// A SOCI index manifest.
     #[serde(rename = "soci_index")]
     Index,
     /// A ztoc.
     #[serde(rename = "soci_layer")]
     Layer,
+    /// A prefetch artifact.
     #[serde(rename = "soci_prefetch")]
     Prefetch,
 }
 
 impl ArtifactKind {
+    /// The kind's name as stored in records (`soci_index`, `soci_layer`, `soci_prefetch`).
     pub fn as_str(self) -> &'static str {
         match self {
             ArtifactKind::Index => "soci_index",
@@ -73,9 +76,13 @@ impl std::fmt::Display for ArtifactKind {
 /// One row of the artifacts database.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactRecord {
+    /// Digest of the artifact's blob.
     pub digest: String,
+    /// Size in bytes of the blob.
     pub size: u64,
+    /// What kind of artifact the blob is.
     pub kind: ArtifactKind,
+    /// Media type of the blob.
     pub media_type: String,
     /// Index: v1/v2 artifact type.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -176,34 +183,48 @@ fn reuse_key(layer: &str, span_size: Option<u64>, options: &str, kind: ArtifactK
 /// A stored blob.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BlobRef {
+    /// Digest the blob is stored under.
     pub digest: String,
+    /// Size in bytes of the blob.
     pub size: u64,
 }
 
 /// What to record for a SOCI index (see [`Store::record_index`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
+    /// Digest of the SOCI index manifest.
     pub digest: String,
+    /// Size in bytes of the SOCI index manifest.
     pub size: u64,
+    /// Whether it is a v1 or a v2 index.
     pub version: IndexVersion,
+    /// The image reference it was built for, if known.
     pub image_ref: Option<String>,
+    /// Digest of the image target (index, manifest list or manifest), if known.
     pub image_digest: Option<String>,
+    /// Digest of the platform image manifest (v1 subject; for v2 the converted manifest).
     pub manifest_digest: String,
+    /// The platform it was built for, if known.
     pub platform: Option<Platform>,
 }
 
 /// Filter for [`Store::list_indexes`]; `None` = any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexFilter {
+    /// Only indexes built for this image reference.
     pub image_ref: Option<String>,
+    /// Only indexes for this platform image manifest digest.
     pub manifest_digest: Option<String>,
+    /// Only indexes for this image target digest.
     pub image_digest: Option<String>,
 }
 
 /// Filter for [`Store::list_ztocs`]; `None` = any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ZtocFilter {
+    /// Only ztocs of this image layer digest.
     pub layer_digest: Option<String>,
+    /// Only the ztoc with this digest.
     pub ztoc_digest: Option<String>,
 }
 
@@ -296,6 +317,7 @@ impl Store {
         }
     }
 
+    /// The store directory this handle works on.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
