@@ -321,6 +321,7 @@ impl DockerArchiveSource {
         Ok(f)
     }
 
+    /// The `docker save` archive file read.
     pub fn path(&self) -> &Path {
         &self.file
     }

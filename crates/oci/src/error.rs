@@ -1,53 +1,101 @@
 //! Typed errors of soci-oci. Every variant names the image, blob or file concerned.
 use std::path::PathBuf;
 
+/// The result type of soci-oci's fallible functions, with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything that can go wrong in soci-oci: bad input, a bad image, a failed
+/// check, file-system, JSON or registry failures.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// An image reference that cannot be parsed.
     #[error("invalid image reference {input:?}: {reason}")]
-    InvalidReference { input: String, reason: String },
+    InvalidReference {
+        /// The reference as given.
+        input: String,
+        /// Why it was rejected.
+        reason: String,
+    },
 
+    /// A platform string (`os/arch[/variant]`) that cannot be parsed.
     #[error("invalid platform {input:?}: {reason}")]
-    InvalidPlatform { input: String, reason: String },
+    InvalidPlatform {
+        /// The platform string as given.
+        input: String,
+        /// Why it was rejected.
+        reason: String,
+    },
 
     #[error("no manifest of {image} matches platform {wanted}; available platforms: {available}")]
+    /// A multi-platform image with no manifest for the wanted platform.
     PlatformNotFound {
+        /// The image that was searched.
         image: String,
+        /// The platform asked for.
         wanted: String,
+        /// The platforms the image does offer, as one printable list.
         available: String,
     },
 
+    /// An image whose manifests, index or config break the rules we rely on.
     #[error("{image}: {reason}")]
-    BadImage { image: String, reason: String },
+    BadImage {
+        /// The image concerned.
+        image: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
+    /// A blob the image refers to that its store does not hold.
     #[error("{image}: blob {digest} not found")]
-    BlobNotFound { image: String, digest: String },
+    BlobNotFound {
+        /// The image whose store was searched.
+        image: String,
+        /// The digest of the missing blob.
+        digest: String,
+    },
 
     #[error("{image}: blob {digest} is {size} bytes, more than the {limit}-byte limit for in-memory blobs")]
+    /// A blob too large to be read whole into memory.
     BlobTooLarge {
+        /// The image the blob belongs to.
         image: String,
+        /// The digest of the blob.
         digest: String,
+        /// The blob's size in bytes.
         size: u64,
+        /// The largest size in bytes read into memory.
         limit: u64,
     },
 
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
+    /// Content whose digest is not the one it was announced with.
     DigestMismatch {
+        /// The content that was checked (a blob, a file, a manifest).
         what: String,
+        /// The digest announced for it.
         expected: String,
+        /// The digest of the bytes actually read.
         actual: String,
     },
 
     #[error("{what}: size mismatch: expected {expected} bytes, got {actual}")]
+    /// Content whose length is not the size it was announced with.
     SizeMismatch {
+        /// The content that was checked (a blob, a file, a manifest).
         what: String,
+        /// The size in bytes announced for it.
         expected: u64,
+        /// The number of bytes actually read.
         actual: u64,
     },
 
+    /// A well-formed digest of an algorithm other than sha256.
     #[error("unsupported digest {digest:?} (only sha256 is supported)")]
-    UnsupportedDigest { digest: String },
+    UnsupportedDigest {
+        /// The digest as given.
+        digest: String,
+    },
 
     /// A digest that arrived as text and breaks the OCI digest grammar. (No
     /// `From`: a second conversion into this type would break the type
@@ -56,15 +104,21 @@ pub enum Error {
     InvalidDigest(soci_digest::InvalidDigest),
 
     #[error("{path}: {source}")]
+    /// A file-system operation that failed.
     Io {
+        /// The file or directory operated on.
         path: PathBuf,
+        /// The I/O error underneath.
         #[source]
         source: std::io::Error,
     },
 
     #[error("{what}: invalid JSON: {source}")]
+    /// JSON that cannot be decoded into the type expected.
     Json {
+        /// The document that was decoded (a manifest, an index, a file).
         what: String,
+        /// The serde_json error underneath.
         #[source]
         source: serde_json::Error,
     },
@@ -73,15 +127,22 @@ pub enum Error {
     /// usage error, not a failure of the work.
     #[error("{name}={value:?}: {reason}")]
     InvalidSetting {
+        /// The name of the environment variable or option.
         name: String,
+        /// The value it was given.
         value: String,
+        /// Why the value is unusable.
         reason: String,
     },
 
     #[error("registry {registry}: {context}: {message}")]
+    /// A registry request that failed or was answered with an error.
     Registry {
+        /// The registry host.
         registry: String,
+        /// What was being done or consulted (a request, a credentials source).
         context: String,
+        /// The registry's or the client's error message.
         message: String,
     },
 }

@@ -239,6 +239,7 @@ impl OciLayoutWriter {
         Ok(OciLayoutWriter { dir })
     }
 
+    /// The layout directory written to.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -314,6 +314,8 @@ pub struct OciArchiveWriter {
 }
 
 impl OciArchiveWriter {
+    /// Start writing `file`: a temporary layout next to it, holding the
+    /// archive's current content if `file` exists (which must then be an OCI archive).
     pub fn create(file: impl Into<PathBuf>) -> Result<Self> {
         let file = file.into();
         let parent = parent_of(&file);

@@ -29,22 +29,38 @@ use std::str::FromStr;
 pub enum ImageRef {
     /// An image in a registry. At least one of `tag` and `digest` is set.
     Registry {
+        /// Registry host, `host[:port]`.
         registry: String,
+        /// Repository path within the registry (e.g. `library/alpine`).
         repository: String,
+        /// Tag naming the image, if given.
         tag: Option<String>,
+        /// Digest of the image's manifest or index, if given.
         digest: Option<String>,
     },
     /// An OCI image layout directory, optionally with the tag
     /// (`org.opencontainers.image.ref.name`) naming the image in `index.json`.
-    OciLayout { dir: PathBuf, tag: Option<String> },
+    OciLayout {
+        /// The layout directory.
+        dir: PathBuf,
+        /// Tag of the image in `index.json`; `None` takes its only image.
+        tag: Option<String>,
+    },
     /// A `docker save` archive, optionally with the `RepoTags` entry naming the image.
     DockerArchive {
+        /// The archive file.
         file: PathBuf,
+        /// `RepoTags` entry naming the image; `None` takes its only image.
         image: Option<String>,
     },
     /// An OCI image layout packed in one tar file (`oci-archive:FILE[:TAG]`),
     /// optionally with the tag naming the image in its `index.json`.
-    OciArchive { file: PathBuf, tag: Option<String> },
+    OciArchive {
+        /// The tar file.
+        file: PathBuf,
+        /// Tag of the image in `index.json`; `None` takes its only image.
+        tag: Option<String>,
+    },
 }
 
 impl ImageRef {

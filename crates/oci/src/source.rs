@@ -50,6 +50,7 @@ pub trait ImageSource: Send + Sync {
 pub struct ImageManifest {
     /// Descriptor of the image manifest, with `platform` set.
     pub descriptor: Descriptor,
+    /// The decoded image manifest.
     pub manifest: Manifest,
     /// The manifest's bytes as stored (what `descriptor.digest` is the digest of).
     pub raw: Vec<u8>,

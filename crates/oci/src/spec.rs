@@ -11,17 +11,28 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Media type of an OCI image manifest.
 pub const MEDIA_TYPE_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of an OCI image index (a list of manifests, e.g. one per platform).
 pub const MEDIA_TYPE_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Media type of an OCI image config blob.
 pub const MEDIA_TYPE_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// Media type of a Docker image manifest (schema 2).
 pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Media type of a Docker manifest list (Docker's multi-platform index).
 pub const MEDIA_TYPE_DOCKER_MANIFEST_LIST: &str =
     "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Media type of a Docker image config blob.
 pub const MEDIA_TYPE_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Media type of an OCI layer as an uncompressed tar.
 pub const MEDIA_TYPE_OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// Media type of an OCI layer as a gzip-compressed tar.
 pub const MEDIA_TYPE_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Media type of an OCI layer as a zstd-compressed tar.
 pub const MEDIA_TYPE_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// Media type of a Docker layer as a gzip-compressed tar.
 pub const MEDIA_TYPE_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// Media type of a Docker layer as an uncompressed tar.
 pub const MEDIA_TYPE_DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
 /// The annotation that names a manifest's tag in an OCI layout's `index.json`
@@ -69,23 +80,29 @@ pub(crate) fn sniff_media_type(raw: &[u8]) -> Option<String> {
     }
 }
 
+/// Annotations: string keys to string values, kept sorted like Go sorts map keys.
 pub type Annotations = BTreeMap<String, String>;
 
 /// `ocispec.Platform`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct Platform {
+    /// CPU architecture in Go's `GOARCH` terms (`amd64`, `arm64`, ...).
     #[serde(default)]
     pub architecture: String,
+    /// Operating system in Go's `GOOS` terms (`linux`, `windows`, ...).
     #[serde(default)]
     pub os: String,
+    /// Operating-system version (used by Windows images); empty if unset.
     #[serde(
         rename = "os.version",
         default,
         skip_serializing_if = "String::is_empty"
     )]
     pub os_version: String,
+    /// Required operating-system features (used by Windows images).
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
+    /// CPU variant, e.g. `v7` or `v8` for ARM; empty if unset.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub variant: String,
 }
@@ -93,6 +110,7 @@ pub struct Platform {
 /// `ocispec.Descriptor`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Descriptor {
+    /// Media type of the object described.
     #[serde(rename = "mediaType", default)]
     pub media_type: String,
     /// Checked when read (see [`check_digest`]): descriptors come from
@@ -100,17 +118,22 @@ pub struct Descriptor {
     /// and put into URLs and paths.
     #[serde(deserialize_with = "deserialize_digest")]
     pub digest: String,
+    /// Size of the object in bytes.
     #[serde(default)]
     pub size: i64,
+    /// Other places the object may be downloaded from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
+    /// Arbitrary metadata about the object.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: Annotations,
-    /// Base64 in JSON; kept as the string.
+    /// The object's content embedded in the descriptor. Base64 in JSON; kept as the string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// The platform a manifest is for, in an index's list of manifests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// Artifact type of the object, if it is an artifact manifest; empty otherwise.
     #[serde(
         rename = "artifactType",
         default,
@@ -135,27 +158,33 @@ impl Descriptor {
 /// `ocispec.Manifest`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Manifest {
+    /// Schema version; 2 for every current manifest.
     #[serde(rename = "schemaVersion")]
     pub schema_version: i64,
+    /// Media type of this manifest itself; empty if the JSON does not say.
     #[serde(
         rename = "mediaType",
         default,
         skip_serializing_if = "String::is_empty"
     )]
     pub media_type: String,
+    /// Artifact type, if this manifest is an artifact (a SOCI index is one); empty otherwise.
     #[serde(
         rename = "artifactType",
         default,
         skip_serializing_if = "String::is_empty"
     )]
     pub artifact_type: String,
+    /// The image config blob.
     pub config: Descriptor,
     /// Go: `Layers []Descriptor json:"layers"` (no omitempty, but nil marshals as
     /// `null`); SOCI always sets it, so we always write an array.
     #[serde(default)]
     pub layers: Vec<Descriptor>,
+    /// The manifest this one refers to (e.g. the image a SOCI index is for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
+    /// Arbitrary metadata about the manifest.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: Annotations,
 }
@@ -163,24 +192,30 @@ pub struct Manifest {
 /// `ocispec.Index`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Index {
+    /// Schema version; 2 for every current index.
     #[serde(rename = "schemaVersion")]
     pub schema_version: i64,
+    /// Media type of this index itself; empty if the JSON does not say.
     #[serde(
         rename = "mediaType",
         default,
         skip_serializing_if = "String::is_empty"
     )]
     pub media_type: String,
+    /// Artifact type, if this index is an artifact (a SOCI index is one); empty otherwise.
     #[serde(
         rename = "artifactType",
         default,
         skip_serializing_if = "String::is_empty"
     )]
     pub artifact_type: String,
+    /// The manifests (or nested indexes) the index lists.
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
+    /// The manifest this index refers to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
+    /// Arbitrary metadata about the index.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: Annotations,
 }

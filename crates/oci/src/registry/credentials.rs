@@ -16,7 +16,12 @@ pub enum Credentials {
     #[default]
     DockerConfig,
     /// Explicit user name and password (`-u user:password`).
-    Basic { username: String, password: String },
+    Basic {
+        /// User name to log in with.
+        username: String,
+        /// Password (or token) to log in with.
+        password: String,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -35,6 +40,7 @@ impl std::fmt::Debug for Credentials {
 pub struct HostCredentials {
     /// `host[:port]` as in the image reference.
     pub registry: String,
+    /// The credentials to use for that host.
     pub credentials: Credentials,
     /// Where they came from, for error messages (e.g. `-u/--user`).
     pub origin: String,
@@ -44,7 +50,9 @@ pub struct HostCredentials {
 /// ask for one (mutual TLS).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCert {
+    /// PEM file with the client certificate.
     pub cert: PathBuf,
+    /// PEM file with the certificate's private key.
     pub key: PathBuf,
 }
 

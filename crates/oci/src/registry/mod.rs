@@ -147,6 +147,7 @@ impl RegistryClient {
         }))
     }
 
+    /// The registry host, `host[:port]`, this client talks to.
     pub fn registry(&self) -> &str {
         &self.conn.registry
     }

@@ -16,13 +16,18 @@ use std::time::{Duration, Instant};
 ///   retries included (a whole blob download or upload is one request).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
+    /// Retries after the first attempt (`SOCI_REGISTRY_RETRIES`).
     pub retries: u32,
     /// First backoff delay; doubled per retry up to `max_delay`.
     pub base_delay: Duration,
+    /// Longest backoff delay between two attempts.
     pub max_delay: Duration,
     /// Longest `Retry-After` we wait for (longer ones are cut to this).
     pub max_retry_after: Duration,
+    /// Longest wait for a response or for the next bytes of a body
+    /// (`SOCI_REGISTRY_STALL_TIMEOUT`).
     pub stall_timeout: Duration,
+    /// Overall limit for one request, retries included (`SOCI_REGISTRY_TIMEOUT`).
     pub total_timeout: Duration,
 }
 
@@ -145,7 +150,7 @@ pub(super) struct Try {
 
 impl Try {
     /// How long we may wait for the next thing: the stall timeout, cut by the deadline.
-    pub fn wait(&self) -> Duration {
+    pub(crate) fn wait(&self) -> Duration {
         self.stall
             .min(self.deadline.saturating_duration_since(Instant::now()))
             .max(Duration::from_millis(1))
@@ -166,7 +171,7 @@ pub(super) struct Retrier<'a> {
 }
 
 impl<'a> Retrier<'a> {
-    pub fn new(policy: &'a RetryPolicy, registry: &'a str, ctx: impl Into<String>) -> Self {
+    pub(crate) fn new(policy: &'a RetryPolicy, registry: &'a str, ctx: impl Into<String>) -> Self {
         let started = Instant::now();
         Retrier {
             policy,
@@ -188,7 +193,7 @@ impl<'a> Retrier<'a> {
     /// `attempt` is a plain closure returning a future, not an async closure:
     /// the futures of async closures are higher-ranked, and rustc cannot yet
     /// prove them `Send` inside a spawned task (the blob download is one).
-    pub async fn run<T, Fut>(mut self, mut attempt: impl FnMut(Try) -> Fut) -> Result<T>
+    pub(crate) async fn run<T, Fut>(mut self, mut attempt: impl FnMut(Try) -> Fut) -> Result<T>
     where
         Fut: Future<Output = std::result::Result<T, Failure>>,
     {
@@ -205,7 +210,7 @@ impl<'a> Retrier<'a> {
     /// reader is read on the caller's thread). Such an attempt cannot be cut
     /// off from outside, so it bounds itself by [`Try::deadline`]; one that
     /// fails in a retryable way after the deadline ends the request.
-    pub fn run_blocking<T>(
+    pub(crate) fn run_blocking<T>(
         mut self,
         mut attempt: impl FnMut(Try) -> std::result::Result<T, Failure>,
     ) -> Result<T> {

@@ -17,6 +17,8 @@ pub struct RegistrySource {
 }
 
 impl RegistrySource {
+    /// A source for the registry image `reference`, with a client of its own
+    /// built from `opts`; fails if `reference` is not a registry reference.
     pub fn new(reference: ImageRef, opts: &RegistryOptions) -> Result<Self> {
         let ImageRef::Registry { registry, .. } = &reference else {
             return Err(Error::invalid_reference(
@@ -43,6 +45,7 @@ impl RegistrySource {
         })
     }
 
+    /// The registry client this source reads through.
     pub fn client(&self) -> &Arc<RegistryClient> {
         &self.client
     }
