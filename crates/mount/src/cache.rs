@@ -1,0 +1,398 @@
+//! The span cache shared by every FUSE thread and the background fetcher.
+//!
+//! A span is fetched by range (`soci_image::lazy::fetch_checked_spans`: every
+//! span checked against its zTOC digest) and inflated from its checkpoint once
+//! (`lazy::span_data`); its uncompressed bytes are kept in memory (least
+//! recently used first out, bounded) and written to the disk cache (bounded by
+//! `--cache-size`, least recently used first out). Concurrent reads of one span
+//! wait for the one fetch in flight.
+use crate::image::LayerData;
+use soci_oci::source::ImageSource;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// A span of a layer: (layer index, span id).
+pub type SpanKey = (usize, u64);
+
+/// What the mount fetched and served.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Compressed bytes fetched by range.
+    pub bytes_fetched: AtomicU64,
+    /// Spans fetched.
+    pub spans_fetched: AtomicU64,
+    /// Range requests made.
+    pub requests: AtomicU64,
+    /// Span reads answered from memory.
+    pub memory_hits: AtomicU64,
+    /// Span reads answered from the disk cache.
+    pub disk_hits: AtomicU64,
+    /// Fetches that failed.
+    pub errors: AtomicU64,
+}
+
+/// A fetch in flight; readers of the same span wait on it.
+#[derive(Default)]
+struct Slot {
+    done: Mutex<Option<Result<Arc<Vec<u8>>, String>>>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct Lru {
+    map: HashMap<SpanKey, (u64, u64)>,
+    order: BTreeMap<u64, SpanKey>,
+    bytes: u64,
+    tick: u64,
+}
+
+impl Lru {
+    /// Marks `key` used (inserting it with `size` bytes); returns the keys to
+    /// evict to stay within `limit`.
+    fn touch(&mut self, key: SpanKey, size: u64, limit: u64) -> Vec<SpanKey> {
+        self.tick += 1;
+        if let Some((t, s)) = self.map.insert(key, (self.tick, size)) {
+            self.order.remove(&t);
+            self.bytes -= s;
+        }
+        self.order.insert(self.tick, key);
+        self.bytes += size;
+        let mut out = Vec::new();
+        while self.bytes > limit && self.order.len() > 1 {
+            let (&t, &k) = self.order.iter().next().expect("non-empty");
+            self.order.remove(&t);
+            if let Some((_, s)) = self.map.remove(&k) {
+                self.bytes -= s;
+            }
+            out.push(k);
+        }
+        out
+    }
+}
+
+struct Memory {
+    lru: Lru,
+    data: HashMap<SpanKey, Arc<Vec<u8>>>,
+}
+
+/// The span cache of one mount.
+pub struct SpanCache {
+    source: Arc<dyn ImageSource>,
+    layers: Arc<Vec<LayerData>>,
+    memory: Mutex<Memory>,
+    memory_limit: u64,
+    inflight: Mutex<HashMap<SpanKey, Arc<Slot>>>,
+    disk_dir: PathBuf,
+    disk: Mutex<Lru>,
+    disk_limit: u64,
+    /// What was fetched and served.
+    pub counters: Counters,
+}
+
+impl SpanCache {
+    /// A cache over `layers` of `source`: at most `memory_limit` bytes of
+    /// spans in memory, `disk_limit` in `disk_dir`.
+    pub fn new(
+        source: Arc<dyn ImageSource>,
+        layers: Arc<Vec<LayerData>>,
+        memory_limit: u64,
+        disk_dir: PathBuf,
+        disk_limit: u64,
+    ) -> Self {
+        SpanCache {
+            source,
+            layers,
+            memory: Mutex::new(Memory {
+                lru: Lru::default(),
+                data: HashMap::new(),
+            }),
+            memory_limit,
+            inflight: Mutex::new(HashMap::new()),
+            disk_dir,
+            disk: Mutex::new(Lru::default()),
+            disk_limit,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The layers served.
+    pub fn layers(&self) -> &[LayerData] {
+        &self.layers
+    }
+
+    fn disk_path(&self, key: SpanKey) -> Option<PathBuf> {
+        match &self.layers[key.0] {
+            LayerData::Lazy { ztoc_digest, .. } => {
+                let hex = ztoc_digest.rsplit(':').next().unwrap_or(ztoc_digest);
+                Some(self.disk_dir.join(format!("{hex}-{}", key.1)))
+            }
+            LayerData::Local { .. } => None,
+        }
+    }
+
+    fn from_memory(&self, key: SpanKey) -> Option<Arc<Vec<u8>>> {
+        let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        let data = m.data.get(&key).cloned()?;
+        m.lru.touch(key, data.len() as u64, self.memory_limit);
+        Some(data)
+    }
+
+    fn remember(&self, key: SpanKey, data: &Arc<Vec<u8>>) {
+        let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        let evict = m.lru.touch(key, data.len() as u64, self.memory_limit);
+        m.data.insert(key, data.clone());
+        for k in evict {
+            m.data.remove(&k);
+        }
+    }
+
+    fn from_disk(&self, key: SpanKey) -> Option<Arc<Vec<u8>>> {
+        let path = self.disk_path(key)?;
+        let size = {
+            let d = self.disk.lock().unwrap_or_else(|p| p.into_inner());
+            d.map.get(&key)?.1
+        };
+        let bytes = std::fs::read(&path).ok()?;
+        if bytes.len() as u64 != size {
+            return None;
+        }
+        let mut d = self.disk.lock().unwrap_or_else(|p| p.into_inner());
+        d.touch(key, size, self.disk_limit);
+        Some(Arc::new(bytes))
+    }
+
+    /// Best effort: a span that cannot be written is simply not cached on disk.
+    fn to_disk(&self, key: SpanKey, data: &[u8]) {
+        let Some(path) = self.disk_path(key) else {
+            return;
+        };
+        if data.len() as u64 > self.disk_limit {
+            return;
+        }
+        let tmp = path.with_extension("part");
+        if std::fs::write(&tmp, data).is_err() || std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            return;
+        }
+        let evict = {
+            let mut d = self.disk.lock().unwrap_or_else(|p| p.into_inner());
+            d.touch(key, data.len() as u64, self.disk_limit)
+        };
+        for k in evict {
+            if let Some(p) = self.disk_path(k) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+
+    /// Whether span `key` is cached (memory or disk).
+    pub fn has(&self, key: SpanKey) -> bool {
+        self.memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .data
+            .contains_key(&key)
+            || self
+                .disk
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .map
+                .contains_key(&key)
+    }
+
+    /// The uncompressed bytes of span `key`, fetched if not cached.
+    pub fn get(&self, key: SpanKey) -> Result<Arc<Vec<u8>>, String> {
+        loop {
+            if let Some(d) = self.from_memory(key) {
+                self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(d);
+            }
+            if self.claim(&[key]).pop().is_some() {
+                return self
+                    .load_run(key.0, key.1, key.1)
+                    .pop()
+                    .map(|(_, r)| r)
+                    .unwrap_or_else(|| Err("span not loaded".into()));
+            }
+            let slot = self
+                .inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .cloned();
+            if let Some(slot) = slot {
+                let mut g = slot.done.lock().unwrap_or_else(|p| p.into_inner());
+                while g.is_none() {
+                    g = slot.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+                }
+                return g.clone().expect("set");
+            }
+            // Completed and already evicted between the two looks: look again.
+        }
+    }
+
+    /// Claims the fetch of every key of `keys` that is not in memory nor in
+    /// flight; returns those claimed. The claimer must call [`Self::load_run`].
+    fn claim(&self, keys: &[SpanKey]) -> Vec<SpanKey> {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for &k in keys {
+            if m.data.contains_key(&k) || inflight.contains_key(&k) {
+                continue;
+            }
+            inflight.insert(k, Arc::new(Slot::default()));
+            out.push(k);
+        }
+        out
+    }
+
+    fn complete(&self, key: SpanKey, r: Result<Arc<Vec<u8>>, String>) {
+        if let Ok(d) = &r {
+            self.remember(key, d);
+        }
+        let slot = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(slot) = slot {
+            *slot.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            slot.cv.notify_all();
+        }
+        // Waiters hold their own Arc of the slot; new readers find the memory copy.
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+    }
+
+    /// Loads spans `first..=last` of `layer`, all claimed by the caller: from
+    /// the disk cache where there, the rest in one range request.
+    fn load_run(
+        &self,
+        layer: usize,
+        first: u64,
+        last: u64,
+    ) -> Vec<(u64, Result<Arc<Vec<u8>>, String>)> {
+        let mut done = Vec::new();
+        let mut missing = Vec::new();
+        for sp in first..=last {
+            match self.from_disk((layer, sp)) {
+                Some(d) => {
+                    self.counters.disk_hits.fetch_add(1, Ordering::Relaxed);
+                    self.complete((layer, sp), Ok(d.clone()));
+                    done.push((sp, Ok(d)));
+                }
+                None => missing.push(sp),
+            }
+        }
+        let (Some(&a), Some(&b)) = (missing.first(), missing.last()) else {
+            return done;
+        };
+        // Spans found on disk in the middle are fetched again rather than
+        // splitting the request: one round trip matters more.
+        let r = self.fetch(layer, a, b);
+        match r {
+            Ok(spans) => {
+                for (sp, data) in spans {
+                    if missing.contains(&sp) {
+                        self.to_disk((layer, sp), &data);
+                        let data = Arc::new(data);
+                        self.complete((layer, sp), Ok(data.clone()));
+                        done.push((sp, Ok(data)));
+                    }
+                }
+            }
+            Err(e) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                for sp in missing {
+                    self.complete((layer, sp), Err(e.clone()));
+                    done.push((sp, Err(e.clone())));
+                }
+            }
+        }
+        done
+    }
+
+    /// Fetches and inflates spans `a..=b` of `layer`.
+    fn fetch(&self, layer: usize, a: u64, b: u64) -> Result<Vec<(u64, Vec<u8>)>, String> {
+        let LayerData::Lazy {
+            desc, ztoc, zinfo, ..
+        } = &self.layers[layer]
+        else {
+            return Err("layer has no zTOC".into());
+        };
+        let (start, bytes) =
+            soci_image::lazy::fetch_checked_spans(&*self.source, desc, ztoc, zinfo, a, b)
+                .map_err(|e| error_chain(&e))?;
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes_fetched
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.counters
+            .spans_fetched
+            .fetch_add(b - a + 1, Ordering::Relaxed);
+        let blob_size = desc.size.max(0) as u64;
+        let mut out = Vec::new();
+        for sp in a..=b {
+            let r = zinfo.span_compressed_range(sp, blob_size);
+            let piece = &bytes[(r.start - start) as usize..(r.end - start) as usize];
+            let data = soci_image::lazy::span_data(ztoc, zinfo, sp, piece)
+                .map_err(|e| error_chain(&e))?;
+            out.push((sp, data));
+        }
+        Ok(out)
+    }
+
+    /// Fetches spans `first..=last` of `layer` (those not cached yet), in
+    /// requests of at most `batch` spans: the background fetcher's call.
+    pub fn prefetch(&self, layer: usize, first: u64, last: u64, batch: u64) {
+        let n = match &self.layers[layer] {
+            LayerData::Lazy { zinfo, .. } => zinfo.num_spans(),
+            LayerData::Local { .. } => return,
+        };
+        if n == 0 || first >= n {
+            return;
+        }
+        let last = last.min(n - 1);
+        let mut sp = first;
+        while sp <= last {
+            let end = (sp + batch.max(1) - 1).min(last);
+            let wanted: Vec<SpanKey> = (sp..=end)
+                .map(|s| (layer, s))
+                .filter(|k| !self.has(*k))
+                .collect();
+            let claimed = self.claim(&wanted);
+            // Contiguous runs of what this call claimed.
+            let mut i = 0;
+            while i < claimed.len() {
+                let mut j = i;
+                while j + 1 < claimed.len() && claimed[j + 1].1 == claimed[j].1 + 1 {
+                    j += 1;
+                }
+                self.load_run(layer, claimed[i].1, claimed[j].1);
+                i = j + 1;
+            }
+            sp = end + 1;
+        }
+    }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
