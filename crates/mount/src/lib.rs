@@ -20,6 +20,7 @@ use cache::SpanCache;
 use image::{LayerData, MountImage};
 use record::ReadLog;
 use soci_oci::source::ImageSource;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -112,7 +113,10 @@ pub fn serve(
     opts: &ServeOptions,
     on_mounted: &mut dyn FnMut(),
 ) -> Result<Served> {
-    let mp = &opts.mountpoint;
+    let mp = &opts
+        .mountpoint
+        .canonicalize()
+        .map_err(|e| mount_error(&opts.mountpoint, e.to_string()))?;
     if !Path::new("/dev/fuse").exists() {
         return Err(mount_error(
             mp,
@@ -195,6 +199,7 @@ pub fn serve(
     });
     // The mount answers once a stat of its root comes back from our threads.
     let answered = std::fs::metadata(mp);
+    let root_dev = answered.as_ref().map(|m| m.dev()).unwrap_or(0);
     let stop = Arc::new(AtomicBool::new(false));
     let result = match answered {
         Err(e) => Err(mount_error(mp, format!("the mount does not answer: {e}"))),
@@ -211,19 +216,15 @@ pub fn serve(
     };
     stop.store(true, Ordering::Relaxed);
     sig_handle.close();
-    if !matches!(ended, Some(Event::Ended)) {
-        let _ = unmounter.unmount();
-        // The auto-unmount helper unmounts when our socket closes; make sure
-        // it happened before we go (a busy mount is detached lazily).
-        if rx_wait_ended(&rx, Duration::from_secs(10)).is_none() && is_fuse_mounted(mp) {
-            let _ = std::process::Command::new("fusermount3")
-                .args(["-u", "-z", "--"])
-                .arg(mp)
-                .status();
-            let _ = rx_wait_ended(&rx, Duration::from_secs(10));
-        }
+    let mut ended = matches!(ended, Some(Event::Ended));
+    if !ended {
+        ended = unmount(mp, root_dev, &rx);
     }
-    let _ = runner.join();
+    // Closing fusermount3's socket: it finds the mount gone and exits.
+    let _ = unmounter.unmount();
+    if ended {
+        let _ = runner.join();
+    }
     result?;
     let c = &shared.cache.counters;
     let stats = MountStats {
@@ -240,6 +241,39 @@ pub fn serve(
     let mut stats = stats;
     stats.files_read = recording.files.len() as u64;
     Ok(Served { stats, recording })
+}
+
+/// Unmounts `mp` while this process still serves it, and waits for the FUSE
+/// loop to end; whether it ended. fusermount3's auto-unmount only acts once
+/// the serving process is gone, so this is done here: a plain unmount, else a
+/// lazy one (something still has a file open), and if the loop still runs
+/// (open files keep a detached mount alive) the connection is aborted through
+/// /sys/fs/fuse/connections, which fails whatever still uses it.
+fn unmount(mp: &Path, root_dev: u64, rx: &mpsc::Receiver<Event>) -> bool {
+    let run = |lazy: bool| {
+        let mut c = std::process::Command::new("fusermount3");
+        c.arg("-u").arg("-q");
+        if lazy {
+            c.arg("-z");
+        }
+        c.arg("--").arg(mp);
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !run(false) && is_fuse_mounted(mp) {
+        run(true);
+    }
+    if rx_wait_ended(rx, Duration::from_secs(5)).is_some() {
+        return true;
+    }
+    if root_dev != 0 {
+        // Linux's dev_t: minor in bits 0-7 and 20-31.
+        let minor = (root_dev & 0xff) | ((root_dev >> 12) & 0xfff00);
+        let _ = std::fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), "1");
+    }
+    rx_wait_ended(rx, Duration::from_secs(5)).is_some()
 }
 
 /// Waits up to `timeout` for the FUSE loop to end.
