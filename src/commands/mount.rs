@@ -29,6 +29,12 @@ fn line(s: &str) -> Result<()> {
 /// Entry point for `soci mount`.
 pub(crate) fn run(a: MountArgs, global: &GlobalArgs) -> Result<u8> {
     let src = parse_ref(&a.source)?;
+    if !a.mountpoint.is_dir() {
+        anyhow::bail!(
+            "mount point {} is not an existing directory",
+            a.mountpoint.display()
+        );
+    }
     let mut image_args = a.image.clone();
     if image_args.timeout.is_none() && std::env::var_os("SOCI_REGISTRY_TIMEOUT").is_none() {
         image_args.timeout = Some(MOUNT_REQUEST_TIMEOUT);

@@ -4,11 +4,68 @@
 # the merged tree as containerd would unpack it, computed here independently
 # of soci (a plain dictionary of paths, layer after layer).
 #
-# usage: fixture.py LAYOUT_DIR TAG EXPECTED_JSON
-import gzip, hashlib, io, json, os, random, sys, tarfile
+# usage: fixture.py build LAYOUT_DIR TAG EXPECTED_JSON
+#        fixture.py check MOUNT_DIR EXPECTED_JSON   (prints each difference;
+#        exit 1 if any: paths, types, modes, owners, mtimes, sizes, sha256 of
+#        contents, symlink targets, device numbers, xattrs, shared inodes)
+import gzip, hashlib, io, json, os, random, stat, sys, tarfile
 
-out, tag, expected_path = sys.argv[1], sys.argv[2], sys.argv[3]
 MTIME = 1600000000
+
+def check(mnt, expected_path):
+    exp = json.load(open(expected_path))["tree"]
+    bad = []
+    got = set()
+    for root, dirs, files in os.walk(mnt):
+        for n in dirs + files:
+            got.add(os.path.relpath(os.path.join(root, n), mnt))
+    for p in sorted(got - set(exp)):
+        bad.append("unexpected path %s" % p)
+    for p in sorted(set(exp) - got):
+        bad.append("missing path %s" % p)
+    kinds = {"dir": stat.S_ISDIR, "file": stat.S_ISREG, "symlink": stat.S_ISLNK,
+             "fifo": stat.S_ISFIFO, "chr": stat.S_ISCHR, "blk": stat.S_ISBLK}
+    groups = {}
+    for p, e in sorted(exp.items()):
+        if p not in got:
+            continue
+        m = os.path.join(mnt, p)
+        st = os.lstat(m)
+        if not kinds[e["type"]](st.st_mode):
+            bad.append("%s: type %o, expected %s" % (p, st.st_mode, e["type"]))
+            continue
+        if "mode" in e and stat.S_IMODE(st.st_mode) != e["mode"]:
+            bad.append("%s: mode %o, expected %o" % (p, stat.S_IMODE(st.st_mode), e["mode"]))
+        if (st.st_uid, st.st_gid) != (e["uid"], e["gid"]):
+            bad.append("%s: owner %d:%d" % (p, st.st_uid, st.st_gid))
+        if int(st.st_mtime) != MTIME and e["type"] != "dir":
+            bad.append("%s: mtime %s" % (p, st.st_mtime))
+        if e["type"] == "file":
+            with open(m, "rb") as f:
+                h = hashlib.sha256(f.read()).hexdigest()
+            if h != e["sha256"] or st.st_size != e["size"]:
+                bad.append("%s: content differs" % p)
+        if e["type"] == "symlink" and os.readlink(m) != e["target"]:
+            bad.append("%s: target %s" % (p, os.readlink(m)))
+        if "rdev" in e and [os.major(st.st_rdev), os.minor(st.st_rdev)] != e["rdev"]:
+            bad.append("%s: rdev %d,%d" % (p, os.major(st.st_rdev), os.minor(st.st_rdev)))
+        if e["type"] != "symlink":
+            xa = {k: os.getxattr(m, k, follow_symlinks=False).decode() for k in os.listxattr(m, follow_symlinks=False)}
+            if xa != e.get("xattrs", {}):
+                bad.append("%s: xattrs %s" % (p, xa))
+        if "link_group" in e:
+            groups.setdefault(e["link_group"], set()).add((st.st_ino, st.st_nlink))
+    for g, inos in groups.items():
+        if len(inos) != 1 or list(inos)[0][1] < 2:
+            bad.append("hardlinks of %s do not share one inode: %s" % (g, inos))
+    for b in bad:
+        print(b)
+    print("checked %d paths, %d differences" % (len(exp), len(bad)))
+    sys.exit(1 if bad else 0)
+
+if sys.argv[1] == "check":
+    check(sys.argv[2], sys.argv[3])
+out, tag, expected_path = sys.argv[2], sys.argv[3], sys.argv[4]
 
 def data(seed, n):
     r = random.Random(seed)
@@ -104,6 +161,7 @@ def tar_layer(entries):
 
 # The merged view, applied layer by layer as containerd does.
 tree = {}
+contents = {}
 def apply(entries, layer):
     for kind, name, x in entries:
         parent, base = os.path.split(name)
@@ -121,12 +179,14 @@ def apply(entries, layer):
             e.update(type="dir", mode=x.get("mode", 0o755))
         elif kind == "file":
             e.update(type="file", mode=x.get("mode", 0o644), sha256=hashlib.sha256(x["data"]).hexdigest(), size=len(x["data"]))
+            contents[name] = x["data"]
         elif kind == "symlink":
             e.update(type="symlink", target=x["target"])
         elif kind == "hardlink":
             t = dict(tree[x["target"]]); t["layer"] = layer
             t["link_group"] = x["target"]; tree[x["target"]]["link_group"] = x["target"]
             tree[name] = t
+            contents[name] = contents[x["target"]]
             continue
         elif kind == "fifo":
             e.update(type="fifo", mode=0o644)
@@ -163,5 +223,12 @@ with open(os.path.join(out, "oci-layout"), "w") as f:
 with open(os.path.join(out, "index.json"), "w") as f:
     json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn,
               "annotations": {"org.opencontainers.image.ref.name": tag}}]}, f)
+# The regular files of the merged tree, for byte comparisons of ranges.
+for p, e in tree.items():
+    if e["type"] == "file":
+        dst = os.path.join(os.path.dirname(expected_path), "unpacked", p)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        with open(dst, "wb") as f:
+            f.write(contents[p])
 with open(expected_path, "w") as f:
     json.dump({"tree": tree, "layer_sizes": [d["size"] for d in descs]}, f, indent=1, sort_keys=True)
