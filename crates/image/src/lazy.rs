@@ -558,10 +558,7 @@ pub fn span_data(ztoc: &Ztoc, zinfo: &Zinfo, sp: u64, compressed: &[u8]) -> Resu
     };
     let total = ztoc.uncompressed_archive_size.max(0) as u64;
     let urange = zinfo.span_uncompressed_range(sp, total);
-    let cp = gz
-        .checkpoints
-        .get(sp as usize)
-        .ok_or(Error::SpansMissing)?;
+    let cp = gz.checkpoints.get(sp as usize).ok_or(Error::SpansMissing)?;
     let mut buf = vec![0u8; (urange.end - urange.start) as usize];
     let n = soci_zinfo::extract_from_checkpoint(cp, compressed, 0, &mut buf)
         .map_err(|source| Error::InflateSpan { span: sp, source })?;

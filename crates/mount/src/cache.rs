@@ -16,6 +16,9 @@ use std::sync::{Arc, Condvar, Mutex};
 /// A span of a layer: (layer index, span id).
 pub type SpanKey = (usize, u64);
 
+/// A span's bytes, or why it could not be had (shared by every waiter).
+type SpanResult = Result<Arc<Vec<u8>>, String>;
+
 /// What the mount fetched and served.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -40,20 +43,31 @@ struct Slot {
     cv: Condvar,
 }
 
-#[derive(Default)]
-struct Lru {
-    map: HashMap<SpanKey, (u64, u64)>,
-    order: BTreeMap<u64, SpanKey>,
+/// Least-recently-used bookkeeping of sizes by key.
+struct Lru<K> {
+    map: HashMap<K, (u64, u64)>,
+    order: BTreeMap<u64, K>,
     bytes: u64,
     tick: u64,
 }
 
-impl Lru {
+impl<K> Default for Lru<K> {
+    fn default() -> Self {
+        Lru {
+            map: HashMap::new(),
+            order: BTreeMap::new(),
+            bytes: 0,
+            tick: 0,
+        }
+    }
+}
+
+impl<K: Clone + Eq + std::hash::Hash> Lru<K> {
     /// Marks `key` used (inserting it with `size` bytes); returns the keys to
     /// evict to stay within `limit`.
-    fn touch(&mut self, key: SpanKey, size: u64, limit: u64) -> Vec<SpanKey> {
+    fn touch(&mut self, key: K, size: u64, limit: u64) -> Vec<K> {
         self.tick += 1;
-        if let Some((t, s)) = self.map.insert(key, (self.tick, size)) {
+        if let Some((t, s)) = self.map.insert(key.clone(), (self.tick, size)) {
             self.order.remove(&t);
             self.bytes -= s;
         }
@@ -61,7 +75,8 @@ impl Lru {
         self.bytes += size;
         let mut out = Vec::new();
         while self.bytes > limit && self.order.len() > 1 {
-            let (&t, &k) = self.order.iter().next().expect("non-empty");
+            let (&t, k) = self.order.iter().next().expect("non-empty");
+            let k = k.clone();
             self.order.remove(&t);
             if let Some((_, s)) = self.map.remove(&k) {
                 self.bytes -= s;
@@ -73,7 +88,7 @@ impl Lru {
 }
 
 struct Memory {
-    lru: Lru,
+    lru: Lru<SpanKey>,
     data: HashMap<SpanKey, Arc<Vec<u8>>>,
 }
 
@@ -85,7 +100,9 @@ pub struct SpanCache {
     memory_limit: u64,
     inflight: Mutex<HashMap<SpanKey, Arc<Slot>>>,
     disk_dir: PathBuf,
-    disk: Mutex<Lru>,
+    /// Span files in `disk_dir` by name, this image's and others' (the
+    /// directory may be shared): the bound applies to all of them.
+    disk: Mutex<Lru<String>>,
     disk_limit: u64,
     /// What was fetched and served.
     pub counters: Counters,
@@ -101,6 +118,28 @@ impl SpanCache {
         disk_dir: PathBuf,
         disk_limit: u64,
     ) -> Self {
+        // What earlier mounts left, oldest first (by modification time).
+        let mut old: Vec<(std::time::SystemTime, String, u64)> = std::fs::read_dir(&disk_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let m = e.metadata().ok()?;
+                if name.ends_with(".part") {
+                    let _ = std::fs::remove_file(e.path());
+                    return None;
+                }
+                Some((m.modified().ok()?, name, m.len()))
+            })
+            .collect();
+        old.sort();
+        let mut disk = Lru::default();
+        for (_, name, size) in old {
+            for k in disk.touch(name, size, disk_limit) {
+                let _ = std::fs::remove_file(disk_dir.join(k));
+            }
+        }
         SpanCache {
             source,
             layers,
@@ -111,7 +150,7 @@ impl SpanCache {
             memory_limit,
             inflight: Mutex::new(HashMap::new()),
             disk_dir,
-            disk: Mutex::new(Lru::default()),
+            disk: Mutex::new(disk),
             disk_limit,
             counters: Counters::default(),
         }
@@ -122,17 +161,19 @@ impl SpanCache {
         &self.layers
     }
 
-    fn disk_path(&self, key: SpanKey) -> Option<PathBuf> {
+    /// The disk cache's file name of a span: the zTOC names the span's bytes
+    /// whatever image they belong to.
+    fn disk_name(&self, key: SpanKey) -> Option<String> {
         match &self.layers[key.0] {
             LayerData::Lazy { ztoc_digest, .. } => {
                 let hex = ztoc_digest.rsplit(':').next().unwrap_or(ztoc_digest);
-                Some(self.disk_dir.join(format!("{hex}-{}", key.1)))
+                Some(format!("{hex}-{}", key.1))
             }
             LayerData::Local { .. } => None,
         }
     }
 
-    fn from_memory(&self, key: SpanKey) -> Option<Arc<Vec<u8>>> {
+    fn in_memory(&self, key: SpanKey) -> Option<Arc<Vec<u8>>> {
         let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         let data = m.data.get(&key).cloned()?;
         m.lru.touch(key, data.len() as u64, self.memory_limit);
@@ -148,29 +189,30 @@ impl SpanCache {
         }
     }
 
-    fn from_disk(&self, key: SpanKey) -> Option<Arc<Vec<u8>>> {
-        let path = self.disk_path(key)?;
+    fn on_disk(&self, key: SpanKey) -> Option<Arc<Vec<u8>>> {
+        let name = self.disk_name(key)?;
         let size = {
             let d = self.disk.lock().unwrap_or_else(|p| p.into_inner());
-            d.map.get(&key)?.1
+            d.map.get(&name)?.1
         };
-        let bytes = std::fs::read(&path).ok()?;
+        let bytes = std::fs::read(self.disk_dir.join(&name)).ok()?;
         if bytes.len() as u64 != size {
             return None;
         }
         let mut d = self.disk.lock().unwrap_or_else(|p| p.into_inner());
-        d.touch(key, size, self.disk_limit);
+        d.touch(name, size, self.disk_limit);
         Some(Arc::new(bytes))
     }
 
     /// Best effort: a span that cannot be written is simply not cached on disk.
     fn to_disk(&self, key: SpanKey, data: &[u8]) {
-        let Some(path) = self.disk_path(key) else {
+        let Some(name) = self.disk_name(key) else {
             return;
         };
         if data.len() as u64 > self.disk_limit {
             return;
         }
+        let path = self.disk_dir.join(&name);
         let tmp = path.with_extension("part");
         if std::fs::write(&tmp, data).is_err() || std::fs::rename(&tmp, &path).is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -178,12 +220,10 @@ impl SpanCache {
         }
         let evict = {
             let mut d = self.disk.lock().unwrap_or_else(|p| p.into_inner());
-            d.touch(key, data.len() as u64, self.disk_limit)
+            d.touch(name, data.len() as u64, self.disk_limit)
         };
         for k in evict {
-            if let Some(p) = self.disk_path(k) {
-                let _ = std::fs::remove_file(p);
-            }
+            let _ = std::fs::remove_file(self.disk_dir.join(k));
         }
     }
 
@@ -194,18 +234,19 @@ impl SpanCache {
             .unwrap_or_else(|p| p.into_inner())
             .data
             .contains_key(&key)
-            || self
-                .disk
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .map
-                .contains_key(&key)
+            || self.disk_name(key).is_some_and(|n| {
+                self.disk
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .map
+                    .contains_key(&n)
+            })
     }
 
     /// The uncompressed bytes of span `key`, fetched if not cached.
     pub fn get(&self, key: SpanKey) -> Result<Arc<Vec<u8>>, String> {
         loop {
-            if let Some(d) = self.from_memory(key) {
+            if let Some(d) = self.in_memory(key) {
                 self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(d);
             }
@@ -272,16 +313,11 @@ impl SpanCache {
 
     /// Loads spans `first..=last` of `layer`, all claimed by the caller: from
     /// the disk cache where there, the rest in one range request.
-    fn load_run(
-        &self,
-        layer: usize,
-        first: u64,
-        last: u64,
-    ) -> Vec<(u64, Result<Arc<Vec<u8>>, String>)> {
+    fn load_run(&self, layer: usize, first: u64, last: u64) -> Vec<(u64, SpanResult)> {
         let mut done = Vec::new();
         let mut missing = Vec::new();
         for sp in first..=last {
-            match self.from_disk((layer, sp)) {
+            match self.on_disk((layer, sp)) {
                 Some(d) => {
                     self.counters.disk_hits.fetch_add(1, Ordering::Relaxed);
                     self.complete((layer, sp), Ok(d.clone()));
@@ -341,8 +377,8 @@ impl SpanCache {
         for sp in a..=b {
             let r = zinfo.span_compressed_range(sp, blob_size);
             let piece = &bytes[(r.start - start) as usize..(r.end - start) as usize];
-            let data = soci_image::lazy::span_data(ztoc, zinfo, sp, piece)
-                .map_err(|e| error_chain(&e))?;
+            let data =
+                soci_image::lazy::span_data(ztoc, zinfo, sp, piece).map_err(|e| error_chain(&e))?;
             out.push((sp, data));
         }
         Ok(out)

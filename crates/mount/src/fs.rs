@@ -242,7 +242,11 @@ impl Filesystem for SociFs {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        match n.xattrs.iter().find(|(k, _)| k.as_slice() == name.as_bytes()) {
+        match n
+            .xattrs
+            .iter()
+            .find(|(k, _)| k.as_slice() == name.as_bytes())
+        {
             None => reply.error(Errno::NO_XATTR),
             Some((_, v)) if size == 0 => reply.size(v.len() as u32),
             Some((_, v)) if v.len() <= size as usize => reply.data(v),

@@ -149,7 +149,11 @@ pub fn open_image(
                         return Err(Error::Prefetch(p.digest.clone()));
                     }
                     let art = PrefetchArtifact::from_json(&blob).map_err(Error::Index)?;
-                    prefetch.extend(art.prefetch_spans.iter().map(|s| (s.start_span, s.end_span)));
+                    prefetch.extend(
+                        art.prefetch_spans
+                            .iter()
+                            .map(|s| (s.start_span, s.end_span)),
+                    );
                 }
                 let entries = ztoc.toc.entries.clone();
                 (
@@ -206,7 +210,9 @@ fn fetch_whole(
     {
         let mut reader: Box<dyn Read + '_> = match kind {
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut hashing)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut hashing).map_err(local)?),
+            Compression::Zstd => {
+                Box::new(zstd::stream::read::Decoder::new(&mut hashing).map_err(local)?)
+            }
             Compression::None => Box::new(&mut hashing),
         };
         let mut buf = vec![0u8; 256 << 10];

@@ -187,9 +187,11 @@ pub fn serve(
             let _ = session_tx.send(Event::Ended);
         })
         .map_err(|e| mount_error(mp, e.to_string()))?;
-    let mut signals =
-        signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-            .map_err(|e| mount_error(mp, format!("cannot handle signals: {e}")))?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| mount_error(mp, format!("cannot handle signals: {e}")))?;
     let sig_handle = signals.handle();
     let sig_tx = tx.clone();
     std::thread::spawn(move || {
@@ -209,11 +211,7 @@ pub fn serve(
             Ok(())
         }
     };
-    let ended = if result.is_ok() {
-        rx.recv().ok()
-    } else {
-        None
-    };
+    let ended = if result.is_ok() { rx.recv().ok() } else { None };
     stop.store(true, Ordering::Relaxed);
     sig_handle.close();
     let mut ended = matches!(ended, Some(Event::Ended));
@@ -291,7 +289,12 @@ fn rx_wait_ended(rx: &mpsc::Receiver<Event>, timeout: Duration) -> Option<()> {
 
 /// Fetches the prefetch artifacts' spans, then (with `all`) every other span
 /// of each layer, on one thread, stopping when `stop` is set.
-fn start_background(shared: Arc<fs::Shared>, layers: &[LayerData], all: bool, stop: Arc<AtomicBool>) {
+fn start_background(
+    shared: Arc<fs::Shared>,
+    layers: &[LayerData],
+    all: bool,
+    stop: Arc<AtomicBool>,
+) {
     let mut plan: Vec<(usize, u64, u64)> = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         if let LayerData::Lazy { prefetch, .. } = l {

@@ -162,7 +162,10 @@ pub fn parse_mod_time(s: &str) -> SystemTime {
         if secs >= 0 {
             Some(UNIX_EPOCH + Duration::new(secs as u64, nanos))
         } else {
-            Some(UNIX_EPOCH - Duration::from_secs((-secs) as u64) + Duration::from_nanos(nanos as u64))
+            Some(
+                UNIX_EPOCH - Duration::from_secs((-secs) as u64)
+                    + Duration::from_nanos(nanos as u64),
+            )
         }
     }
     parse(s).unwrap_or(UNIX_EPOCH)
@@ -296,7 +299,10 @@ impl Tree {
                 }
                 EntryType::Other(_) => continue,
             };
-            let existing = self.node(parent).and_then(|n| n.children.get(*last)).copied();
+            let existing = self
+                .node(parent)
+                .and_then(|n| n.children.get(*last))
+                .copied();
             if kind == Kind::Dir {
                 if let Some(d) = existing {
                     if self.node(d.ino).map(|n| n.kind) == Some(Kind::Dir) {
@@ -346,7 +352,13 @@ impl Tree {
         let mut seen = vec![false; self.nodes.len()];
         seen[0] = true;
         while let Some(dir) = stack.pop() {
-            let kids: Vec<u64> = self.node(dir).expect("dir").children.values().map(|d| d.ino).collect();
+            let kids: Vec<u64> = self
+                .node(dir)
+                .expect("dir")
+                .children
+                .values()
+                .map(|d| d.ino)
+                .collect();
             let mut subdirs = 0;
             for k in kids {
                 let is_dir = self.node(k).map(|n| n.kind) == Some(Kind::Dir);

@@ -36,7 +36,10 @@ fn slow_registry_dying_mid_mount_gives_eio_not_a_hang() {
         ],
     );
     let before = std::fs::read(mp.join("usr/lib/shared.so")).unwrap();
-    assert_eq!(before, std::fs::read(fx.unpacked.join("usr/lib/shared.so")).unwrap());
+    assert_eq!(
+        before,
+        std::fs::read(fx.unpacked.join("usr/lib/shared.so")).unwrap()
+    );
     drop(reg);
     // A file no read fetched yet: EIO, well within a bound that a hang
     // (a request without a deadline) would exceed.
@@ -53,13 +56,23 @@ fn slow_registry_dying_mid_mount_gives_eio_not_a_hang() {
     // Other files keep working: one already read, one of the layer fetched
     // whole, and the tree.
     assert_eq!(std::fs::read(mp.join("usr/lib/shared.so")).unwrap(), before);
-    assert_eq!(std::fs::read(mp.join("top.txt")).unwrap(), b"top layer, no zTOC\n");
+    assert_eq!(
+        std::fs::read(mp.join("top.txt")).unwrap(),
+        b"top layer, no zTOC\n"
+    );
     assert!(std::fs::read_dir(mp.join("usr/lib")).unwrap().count() >= 5);
     let (code, lines) = m.stop_with("TERM");
     assert_eq!(code, Some(0), "stderr: {}", m.stderr_text());
     assert!(!is_mounted(&mp));
-    assert!(lines[0].contains("read errors") && !lines[0].contains(" 0 read errors"), "{lines:?}");
-    assert!(m.stderr_text().contains("usr/lib/big2.bin"), "{}", m.stderr_text());
+    assert!(
+        lines[0].contains("read errors") && !lines[0].contains(" 0 read errors"),
+        "{lines:?}"
+    );
+    assert!(
+        m.stderr_text().contains("usr/lib/big2.bin"),
+        "{}",
+        m.stderr_text()
+    );
 }
 
 #[test]
@@ -99,13 +112,22 @@ fn unmount_from_outside_ends_the_command_cleanly() {
     a.extend(BUILD);
     soci_ok(&a);
     let mp = fx.dir.path().join("mnt");
-    let mut m = mount(&[&dst, "--store", p(&fx.dir.path().join("empty"))], &mp, &[]);
+    let mut m = mount(
+        &[&dst, "--store", p(&fx.dir.path().join("empty"))],
+        &mp,
+        &[],
+    );
     let st = std::process::Command::new("fusermount3")
         .arg("-u")
         .arg(&mp)
         .status()
         .unwrap();
     assert!(st.success());
-    assert_eq!(m.wait(Duration::from_secs(60)), Some(0), "stderr: {}", m.stderr_text());
+    assert_eq!(
+        m.wait(Duration::from_secs(60)),
+        Some(0),
+        "stderr: {}",
+        m.stderr_text()
+    );
     assert!(!is_mounted(&mp));
 }

@@ -122,7 +122,7 @@ pub(super) fn mount(args: &[&str], mp: &Path, env: &[(&str, &str)]) -> Mounted {
             }
         }
     });
-    let mut m = Mounted {
+    let m = Mounted {
         child: Some(child),
         mp: mp.to_path_buf(),
         lines: rx,
@@ -141,19 +141,19 @@ pub(super) fn mount(args: &[&str], mp: &Path, env: &[(&str, &str)]) -> Mounted {
 
 impl Mounted {
     /// What the mount printed on stderr so far.
-    pub fn stderr_text(&self) -> String {
+    pub(super) fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     /// The process id of `soci mount`.
-    pub fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
 
     /// Sends `signal` (kill(1) name) and waits up to 60 s for the exit;
     /// returns the exit code (None: killed by a signal) and the stdout lines
     /// after `mounted`.
-    pub fn stop_with(&mut self, signal: &str) -> (Option<i32>, Vec<String>) {
+    pub(super) fn stop_with(&mut self, signal: &str) -> (Option<i32>, Vec<String>) {
         let pid = self.pid().to_string();
         let _ = Command::new("kill").args(["-s", signal, &pid]).status();
         let status = self.wait(Duration::from_secs(60));
@@ -162,7 +162,7 @@ impl Mounted {
     }
 
     /// Waits for the process to exit (panics after `limit`).
-    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+    pub(super) fn wait(&mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
         let child = self.child.as_mut().unwrap();
         loop {

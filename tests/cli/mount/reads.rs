@@ -30,11 +30,26 @@ fn eight_threads_reading_random_ranges_get_the_right_bytes() {
     let empty = fx.dir.path().join("empty");
     // 256 KiB: four 64 KiB spans in memory and on disk, so most reads evict.
     let mut m = mount(
-        &[&src, "--store", p(&empty), "--cache-dir", p(&cache), "--cache-size", "256KiB", "--json"],
+        &[
+            &src,
+            "--store",
+            p(&empty),
+            "--cache-dir",
+            p(&cache),
+            "--cache-size",
+            "256KiB",
+            "--json",
+        ],
         &mp,
         &[],
     );
-    let files = ["usr/lib/big.bin", "usr/lib/text.txt", "usr/lib/big2.bin", "usr/lib/shared.so", "new-in-3.txt"];
+    let files = [
+        "usr/lib/big.bin",
+        "usr/lib/text.txt",
+        "usr/lib/big2.bin",
+        "usr/lib/shared.so",
+        "new-in-3.txt",
+    ];
     let expected: Vec<Vec<u8>> = files
         .iter()
         .map(|f| std::fs::read(fx.unpacked.join(f)).unwrap())
@@ -91,12 +106,22 @@ fn record_lists_the_files_read_in_order_with_their_ranges() {
     let mp = fx.dir.path().join("mnt");
     let empty = fx.dir.path().join("empty");
     let record = fx.dir.path().join("reads.json");
-    let mut m = mount(&[&src, "--store", p(&empty), "--record", p(&record)], &mp, &[]);
-    assert_eq!(std::fs::read(mp.join("etc/hostname")).unwrap(), b"upper wins\n");
+    let mut m = mount(
+        &[&src, "--store", p(&empty), "--record", p(&record)],
+        &mp,
+        &[],
+    );
+    assert_eq!(
+        std::fs::read(mp.join("etc/hostname")).unwrap(),
+        b"upper wins\n"
+    );
     let f = std::fs::File::open(mp.join("usr/lib/big.bin")).unwrap();
     let mut buf = vec![0u8; 10_000];
     f.read_exact_at(&mut buf, 1_000_000).unwrap();
-    assert_eq!(std::fs::read(mp.join("top.txt")).unwrap(), b"top layer, no zTOC\n");
+    assert_eq!(
+        std::fs::read(mp.join("top.txt")).unwrap(),
+        b"top layer, no zTOC\n"
+    );
     // Through the hardlink: recorded under the first name of the inode.
     std::fs::read(mp.join("usr/lib/shared-link.so")).unwrap();
     // Listing and stat are not reads.
@@ -111,7 +136,12 @@ fn record_lists_the_files_read_in_order_with_their_ranges() {
     let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
     assert_eq!(
         paths,
-        ["etc/hostname", "usr/lib/big.bin", "top.txt", "usr/lib/shared.so"],
+        [
+            "etc/hostname",
+            "usr/lib/big.bin",
+            "top.txt",
+            "usr/lib/shared.so"
+        ],
         "{v}"
     );
     assert_eq!(files[0]["size"], 11);
@@ -126,9 +156,159 @@ fn record_lists_the_files_read_in_order_with_their_ranges() {
         .map(|r| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap()))
         .collect();
     assert!(
-        ranges.iter().any(|&(o, l)| o <= 1_000_000 && o + l >= 1_010_000),
+        ranges
+            .iter()
+            .any(|&(o, l)| o <= 1_000_000 && o + l >= 1_010_000),
         "{ranges:?}"
     );
-    assert!(ranges.windows(2).all(|w| w[0].0 + w[0].1 < w[1].0), "{ranges:?}");
-    assert!(ranges.iter().map(|r| r.1).sum::<u64>() < 3_000_000, "{ranges:?}");
+    assert!(
+        ranges.windows(2).all(|w| w[0].0 + w[0].1 < w[1].0),
+        "{ranges:?}"
+    );
+    assert!(
+        ranges.iter().map(|r| r.1).sum::<u64>() < 3_000_000,
+        "{ranges:?}"
+    );
+}
+
+/// The zTOCs in `store`: (number of spans, the spans of `path` if a file of it).
+fn ztoc_spans(store: &Path, path: &str) -> (u64, Option<(u64, u64)>) {
+    let list = soci_json(&["ztoc", "list", "--store", p(store)]);
+    let mut total = 0;
+    let mut file = None;
+    for z in list.as_array().unwrap() {
+        let d = z["digest"].as_str().unwrap();
+        let info = soci_json(&["ztoc", "info", d, "--store", p(store)]);
+        total += info["num_spans"].as_u64().unwrap();
+        for f in info["files"].as_array().unwrap() {
+            if f["filename"] == path {
+                file = Some((
+                    f["start_span"].as_u64().unwrap(),
+                    f["end_span"].as_u64().unwrap(),
+                ));
+            }
+        }
+    }
+    (total, file)
+}
+
+/// Span files in the disk cache.
+fn cached_spans(cache: &Path) -> u64 {
+    std::fs::read_dir(cache.join("spans"))
+        .map(|d| {
+            d.filter(|e| {
+                let e = e.as_ref().unwrap();
+                e.path().extension().is_none()
+            })
+            .count() as u64
+        })
+        .unwrap_or(0)
+}
+
+/// Polls until the disk cache holds `want` spans (60 s at most).
+fn wait_for_spans(cache: &Path, want: u64) {
+    let start = std::time::Instant::now();
+    while cached_spans(cache) < want {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "{} of {want} spans cached after 60 s",
+            cached_spans(cache)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn prefetch_spans_are_fetched_in_the_background_without_a_read() {
+    if !fuse_available("prefetch_spans_are_fetched_in_the_background_without_a_read") {
+        return;
+    }
+    let fx = fixture();
+    let store = fx.dir.path().join("store");
+    let src = format!("oci:{}:1", p(&fx.layout));
+    let dst = format!("oci:{}:1", p(&fx.dir.path().join("conv")));
+    let mut a = vec!["convert", &src, &dst, "--store", p(&store), "-q"];
+    a.extend(BUILD);
+    a.extend(["--prefetch-file", "/usr/lib/text.txt"]);
+    soci_ok(&a);
+    let (_, Some((first, last))) = ztoc_spans(&store, "usr/lib/text.txt") else {
+        panic!("text.txt not in the zTOCs");
+    };
+    let want = last - first + 1;
+    let mp = fx.dir.path().join("mnt");
+    let cache = fx.dir.path().join("cache");
+    let empty = fx.dir.path().join("empty");
+    let mut m = mount(
+        &[
+            &dst,
+            "--store",
+            p(&empty),
+            "--cache-dir",
+            p(&cache),
+            "--json",
+        ],
+        &mp,
+        &[],
+    );
+    wait_for_spans(&cache, want);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, lines) = m.stop_with("TERM");
+    assert_eq!(code, Some(0), "stderr: {}", m.stderr_text());
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    // The prefetch spans and nothing else, with no file read.
+    assert_eq!(v["spans_fetched"], want, "{v}");
+    assert_eq!(v["files_read"], 0, "{v}");
+}
+
+#[test]
+fn background_fetch_fetches_every_span_once() {
+    if !fuse_available("background_fetch_fetches_every_span_once") {
+        return;
+    }
+    let fx = fixture();
+    let store = fx.dir.path().join("store");
+    let src = converted(&fx);
+    let (total, _) = ztoc_spans(&store, "");
+    let mp = fx.dir.path().join("mnt");
+    let cache = fx.dir.path().join("cache");
+    let empty = fx.dir.path().join("empty");
+    let mut m = mount(
+        &[
+            &src,
+            "--store",
+            p(&empty),
+            "--cache-dir",
+            p(&cache),
+            "--background-fetch",
+            "--json",
+        ],
+        &mp,
+        &[],
+    );
+    wait_for_spans(&cache, total);
+    // Every file reads from the cache now: no span is fetched twice.
+    check_tree(&mp, &fx.expected);
+    let (code, lines) = m.stop_with("TERM");
+    assert_eq!(code, Some(0), "stderr: {}", m.stderr_text());
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(v["spans_fetched"], total, "{v}");
+    // The cache directory is kept, and a second mount serves from it.
+    let mut m = mount(
+        &[
+            &src,
+            "--store",
+            p(&empty),
+            "--cache-dir",
+            p(&cache),
+            "--json",
+        ],
+        &mp,
+        &[],
+    );
+    check_tree(&mp, &fx.expected);
+    let (code, lines) = m.stop_with("TERM");
+    assert_eq!(code, Some(0), "stderr: {}", m.stderr_text());
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(v["spans_fetched"], 0, "{v}");
+    assert!(v["disk_hits"].as_u64().unwrap() > 0, "{v}");
 }

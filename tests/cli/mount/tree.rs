@@ -21,7 +21,11 @@ fn oci_layout_mount_matches_the_merged_layers() {
     let fx = fixture();
     let store = fx.dir.path().join("store");
     let conv = fx.dir.path().join("conv");
-    let mut args = vec!["convert".to_string(), format!("oci:{}:1", p(&fx.layout)), format!("oci:{}:1", p(&conv))];
+    let mut args = vec![
+        "convert".to_string(),
+        format!("oci:{}:1", p(&fx.layout)),
+        format!("oci:{}:1", p(&conv)),
+    ];
     args.extend(BUILD.iter().map(|s| s.to_string()));
     args.extend(["--store".into(), p(&store).into(), "-q".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -31,7 +35,11 @@ fn oci_layout_mount_matches_the_merged_layers() {
     let mp = fx.dir.path().join("mnt");
     let mut m = mount(&[&src, "--store", p(&empty), "--json"], &mp, &[]);
     // Listing and stat fetch no span: only the top layer (no zTOC) was fetched.
-    let ls = std::process::Command::new("ls").arg("-lR").arg(&mp).output().unwrap();
+    let ls = std::process::Command::new("ls")
+        .arg("-lR")
+        .arg(&mp)
+        .output()
+        .unwrap();
     assert!(ls.status.success());
     check_tree(&mp, &fx.expected);
     let last = stop_clean(&mut m);
