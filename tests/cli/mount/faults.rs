@@ -131,3 +131,65 @@ fn unmount_from_outside_ends_the_command_cleanly() {
     );
     assert!(!is_mounted(&mp));
 }
+
+#[test]
+fn an_altered_range_answer_is_eio_and_never_cached() {
+    if !fuse_available("an_altered_range_answer_is_eio_and_never_cached") {
+        return;
+    }
+    use crate::support::proxy::{Fault, FaultProxy};
+    let reg = Registry::start().unwrap();
+    let fx = fixture();
+    let img = pushed(&fx, &reg);
+    let proxy = FaultProxy::start(reg.addr());
+    let via = img.replace(&reg.host(), &proxy.host());
+    let mp = fx.dir.path().join("mnt");
+    let empty = fx.dir.path().join("empty");
+    let mut m = mount(&[&via, "--plain-http", "--store", p(&empty)], &mp, &[]);
+    // Every blob answer from now on has one byte flipped.
+    proxy.add("GET", "/blobs/", usize::MAX, Fault::Corrupt);
+    let e = std::fs::read(mp.join("usr/lib/text.txt")).expect_err("altered bytes were served");
+    assert_eq!(e.raw_os_error(), Some(5), "{e}");
+    assert!(
+        m.stderr_text().contains("does not match the zTOC"),
+        "{}",
+        m.stderr_text()
+    );
+    // The bad answer was not cached: once the registry answers right, the
+    // same file reads correctly.
+    proxy.clear();
+    assert_eq!(
+        std::fs::read(mp.join("usr/lib/text.txt")).unwrap(),
+        std::fs::read(fx.unpacked.join("usr/lib/text.txt")).unwrap()
+    );
+    let (code, _) = m.stop_with("TERM");
+    assert_eq!(code, Some(0), "stderr: {}", m.stderr_text());
+}
+
+#[test]
+fn sigterm_unmounts_even_while_a_process_sits_in_the_mount() {
+    if !fuse_available("sigterm_unmounts_even_while_a_process_sits_in_the_mount") {
+        return;
+    }
+    let fx = fixture();
+    let conv = fx.dir.path().join("conv");
+    let store = fx.dir.path().join("store");
+    let src = format!("oci:{}:1", p(&fx.layout));
+    let dst = format!("oci:{}:1", p(&conv));
+    let mut a = vec!["convert", &src, &dst, "--store", p(&store), "-q"];
+    a.extend(BUILD);
+    soci_ok(&a);
+    let mp = fx.dir.path().join("mnt");
+    let mut m = mount(&[&dst, "--store", p(&fx.dir.path().join("empty"))], &mp, &[]);
+    let mut busy = std::process::Command::new("sleep")
+        .arg("120")
+        .current_dir(mp.join("usr/lib"))
+        .spawn()
+        .unwrap();
+    let (code, lines) = m.stop_with("TERM");
+    let _ = busy.kill();
+    let _ = busy.wait();
+    assert_eq!(code, Some(0), "stderr: {}", m.stderr_text());
+    assert!(lines[0].starts_with("unmounted "), "{lines:?}");
+    assert!(!is_mounted(&mp));
+}
