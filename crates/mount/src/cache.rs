@@ -432,3 +432,22 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lru_evicts_least_recently_used_first_within_the_bound() {
+        let mut l: Lru<u32> = Lru::default();
+        assert!(l.touch(1, 40, 100).is_empty());
+        assert!(l.touch(2, 40, 100).is_empty());
+        // 1 used again: 2 is now the oldest.
+        assert!(l.touch(1, 40, 100).is_empty());
+        assert_eq!(l.touch(3, 40, 100), vec![2]);
+        assert_eq!(l.bytes, 80);
+        // One entry larger than the bound stays alone.
+        assert_eq!(l.touch(4, 500, 100), vec![1, 3]);
+        assert_eq!(l.bytes, 500);
+    }
+}
