@@ -107,8 +107,8 @@ pub(crate) fn run(a: MountArgs, global: &GlobalArgs) -> Result<u8> {
         line(&v.to_string())?;
     } else {
         line(&format!(
-            "unmounted {mp}: fetched {} bytes ({} spans in {} range requests, {} layers whole), {} files read, {} read errors",
-            s.bytes_fetched, s.spans_fetched, s.range_requests, s.layers_fetched_whole, s.files_read, s.read_errors
+            "unmounted {mp}: fetched {} bytes ({} spans in {} range requests, {} layers whole) and {} bytes of index and zTOCs, {} files read, {} read errors",
+            s.bytes_fetched, s.spans_fetched, s.range_requests, s.layers_fetched_whole, s.index_bytes, s.files_read, s.read_errors
         ))?;
     }
     Ok(crate::exit::OK)

@@ -60,6 +60,8 @@ pub struct MountImage {
     pub tree: Tree,
     /// Compressed bytes fetched to open it (whole layers without a zTOC).
     pub bytes_fetched: u64,
+    /// Bytes of the SOCI index, its zTOCs and prefetch artifacts read.
+    pub index_bytes: u64,
     /// Layers fetched whole.
     pub layers_fetched_whole: u64,
 }
@@ -122,6 +124,7 @@ pub fn open_image(
         layers: Vec::new(),
         tree: Tree::new(),
         bytes_fetched: 0,
+        index_bytes: found.bytes.len() as u64,
         layers_fetched_whole: 0,
     };
     for (i, layer) in img.manifest.layers.iter().enumerate() {
@@ -129,6 +132,7 @@ pub fn open_image(
         let (data, entries, xattrs) = match zdesc {
             Some(zdesc) => {
                 let bytes = soci_image::verify::read_index_ztoc(source, ztoc_store, zdesc)?;
+                out.index_bytes += bytes.len() as u64;
                 let ztoc = codec::decode(&bytes).map_err(|e| Error::Ztoc {
                     digest: zdesc.digest.clone(),
                     why: e.to_string(),
@@ -145,6 +149,7 @@ pub fn open_image(
                 let mut prefetch = Vec::new();
                 for p in parsed.prefetches().filter(|p| layer_of(p) == layer.digest) {
                     let blob = source.fetch_blob(p)?;
+                    out.index_bytes += blob.len() as u64;
                     if soci_oci::spec::sha256_digest(&blob) != p.digest {
                         return Err(Error::Prefetch(p.digest.clone()));
                     }

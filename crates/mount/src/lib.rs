@@ -57,6 +57,9 @@ pub struct MountStats {
     pub range_requests: u64,
     /// Layers without a zTOC, fetched whole.
     pub layers_fetched_whole: u64,
+    /// Bytes of the SOCI index, zTOCs and prefetch artifacts read at mount
+    /// time (not in `bytes_fetched`).
+    pub index_bytes: u64,
     /// Span reads answered from memory.
     pub memory_hits: u64,
     /// Span reads answered from the disk cache.
@@ -230,6 +233,7 @@ pub fn serve(
         spans_fetched: c.spans_fetched.load(Ordering::Relaxed),
         range_requests: c.requests.load(Ordering::Relaxed),
         layers_fetched_whole: image.layers_fetched_whole,
+        index_bytes: image.index_bytes,
         memory_hits: c.memory_hits.load(Ordering::Relaxed),
         disk_hits: c.disk_hits.load(Ordering::Relaxed),
         read_errors: shared.read_errors.load(Ordering::Relaxed),

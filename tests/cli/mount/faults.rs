@@ -180,7 +180,11 @@ fn sigterm_unmounts_even_while_a_process_sits_in_the_mount() {
     a.extend(BUILD);
     soci_ok(&a);
     let mp = fx.dir.path().join("mnt");
-    let mut m = mount(&[&dst, "--store", p(&fx.dir.path().join("empty"))], &mp, &[]);
+    let mut m = mount(
+        &[&dst, "--store", p(&fx.dir.path().join("empty"))],
+        &mp,
+        &[],
+    );
     let mut busy = std::process::Command::new("sleep")
         .arg("120")
         .current_dir(mp.join("usr/lib"))
