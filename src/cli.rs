@@ -124,7 +124,8 @@ pub(crate) struct MountArgs {
     #[arg(long)]
     pub background_fetch: bool,
     /// At unmount, write the files read through the mount and their byte
-    /// ranges, in first-read order (trace JSON: {\"image\",\"command\",\"files\":[{\"path\",\"size\",\"ranges\"}]}).
+    /// ranges, in first-read order (the trace JSON of `soci bench startup
+    /// --trace`: image, command, files with path, size and ranges).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
     #[command(flatten)]
