@@ -27,7 +27,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// Spans per range request of the background fetcher.
-const PREFETCH_BATCH: u64 = 16;
+const PREFETCH_BATCH: u64 = 4;
 
 /// How to serve a mount.
 #[derive(Debug, Clone)]
