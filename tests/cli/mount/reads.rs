@@ -312,3 +312,70 @@ fn background_fetch_fetches_every_span_once() {
     assert_eq!(v["spans_fetched"], 0, "{v}");
     assert!(v["disk_hits"].as_u64().unwrap() > 0, "{v}");
 }
+
+/// 8 threads read 8 neighbouring 4 KiB blocks of one big file at once, with
+/// O_DIRECT (no page cache, no readahead: every read reaches the mount), for
+/// 10 places in the file: each place lies in one or two spans, and each span
+/// must be fetched once however many readers wait for it. The registry
+/// answers range requests after 300 ms (a proxy), so the readers overlap.
+#[test]
+fn concurrent_readers_fetch_each_span_once() {
+    if !fuse_available("concurrent_readers_fetch_each_span_once") {
+        return;
+    }
+    use crate::support::proxy::{Fault, FaultProxy};
+    use std::os::unix::fs::OpenOptionsExt;
+    let reg = Registry::start().unwrap();
+    let fx = fixture();
+    let img = format!("{}/app:1", reg.host());
+    skopeo_copy(&format!("oci:{}:1", p(&fx.layout)), &docker(&img)).unwrap();
+    let soci_img = format!("{}/app:1-soci", reg.host());
+    build_index("convert", &[&img, &soci_img], &fx.dir.path().join("store"));
+    let proxy = FaultProxy::start(reg.addr());
+    let via = soci_img.replace(&reg.host(), &proxy.host());
+    let mp = fx.dir.path().join("mnt");
+    let empty = fx.dir.path().join("empty");
+    let mut m = mount(
+        &[&via, "--plain-http", "--store", p(&empty), "--json"],
+        &mp,
+        &[],
+    );
+    proxy.add(
+        "GET",
+        "/blobs/",
+        usize::MAX,
+        Fault::Delay(std::time::Duration::from_millis(300)),
+    );
+    let want = std::fs::read(fx.unpacked.join("usr/lib/big.bin")).unwrap();
+    let barrier = std::sync::Barrier::new(8);
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            let (mp, want, barrier) = (&mp, &want, &barrier);
+            s.spawn(move || {
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECT)
+                    .open(mp.join("usr/lib/big.bin"))
+                    .unwrap();
+                for place in 0..10u64 {
+                    let off = place * 290_000 + t * 4096;
+                    let mut buf = vec![0u8; 4096];
+                    barrier.wait();
+                    f.read_exact_at(&mut buf, off).unwrap();
+                    assert!(
+                        buf == want[off as usize..off as usize + 4096],
+                        "bytes at {off}"
+                    );
+                }
+            });
+        }
+    });
+    let (code, lines) = m.stop_with("TERM");
+    assert_eq!(code, Some(0), "stderr: {}", m.stderr_text());
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    let fetched = v["spans_fetched"].as_u64().unwrap();
+    assert!(
+        (10..=20).contains(&fetched),
+        "{fetched} spans fetched for 10 places: {v}"
+    );
+}
