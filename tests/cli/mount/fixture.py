@@ -8,7 +8,7 @@
 #        fixture.py check MOUNT_DIR EXPECTED_JSON   (prints each difference;
 #        exit 1 if any: paths, types, modes, owners, mtimes, sizes, sha256 of
 #        contents, symlink targets, device numbers, xattrs, shared inodes)
-import gzip, hashlib, io, json, os, random, stat, sys, tarfile
+import gzip, hashlib, io, json, os, random, stat, subprocess, sys, tarfile
 
 MTIME = 1600000000
 
@@ -124,6 +124,7 @@ layers = [
         ("dir", "usr", {}), ("dir", "usr/lib", {}),
         ("file", "usr/lib/big2.bin", {"data": data(5, 1_500_000)}),
     ],
+    # zstd (see below): no zTOC
     [
         ("file", "top.txt", {"data": b"top layer, no zTOC\n"}),
         ("dir", "etc", {}),
@@ -206,11 +207,18 @@ def blob(b):
     return "sha256:" + d, len(b)
 
 descs, diff_ids = [], []
-for l in layers:
+for i, l in enumerate(layers):
     raw = tar_layer(l)
-    gz = gzip.compress(raw, compresslevel=6, mtime=0)
-    d, n = blob(gz)
-    descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n})
+    if i == len(layers) - 1:
+        # The top layer is zstd: soci indexes no zstd layer, so the mount
+        # fetches it whole and unpacks it itself.
+        z = subprocess.run(["zstd", "-q", "-c", "-3"], input=raw, stdout=subprocess.PIPE, check=True).stdout
+        d, n = blob(z)
+        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "digest": d, "size": n})
+    else:
+        gz = gzip.compress(raw, compresslevel=6, mtime=0)
+        d, n = blob(gz)
+        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n})
     diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
 config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]}, "rootfs": {"type": "layers", "diff_ids": diff_ids}}
 cd, cn = blob(json.dumps(config).encode())
