@@ -77,7 +77,13 @@ fn registry_v2_mount_matches_the_merged_layers() {
     let img = push(&fx, &reg);
     let store = fx.dir.path().join("store");
     let soci_img = format!("{}/app:1-soci", reg.host());
-    build_index("convert", &[&img, &soci_img], &store);
+    // With the xattr optimisation: layers without xattrs are marked, and the
+    // layer with them keeps them (x.txt's are checked).
+    build_index(
+        "convert",
+        &[&img, &soci_img, "--optimizations", "xattr"],
+        &store,
+    );
     let last = mount_and_check(&fx, &soci_img);
     assert!(last.starts_with("unmounted "), "{last}");
     assert!(last.contains("1 layers whole"), "{last}");
