@@ -168,16 +168,18 @@ pub fn serve(
         shared: shared.clone(),
     };
     let mut session = fuser::Session::new(fs, mp, &config).map_err(|e| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::PermissionDenied => {
-                " (mounting needs the right to open /dev/fuse and mount: run as root, or allow it in /etc/fuse.conf)"
-            }
-            std::io::ErrorKind::NotFound => {
-                " (is fusermount3 installed? Debian: apt-get install fuse3)"
-            }
-            _ => " (mounting needs /dev/fuse and fusermount3, Debian package fuse3)",
+        let text = e.to_string();
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied
+            || text.contains("Permission denied")
+            || text.contains("not permitted")
+        {
+            " (mounting is not permitted here: it needs read-write access to /dev/fuse and the right to mount, e.g. root, or user_allow_other in /etc/fuse.conf)"
+        } else if e.kind() == std::io::ErrorKind::NotFound {
+            " (is fusermount3 installed? Debian: apt-get install fuse3)"
+        } else {
+            " (mounting needs /dev/fuse and fusermount3, Debian package fuse3)"
         };
-        mount_error(mp, format!("{e}{hint}"))
+        mount_error(mp, format!("{}{hint}", text.trim_end()))
     })?;
     let mut unmounter = session.unmount_callable();
     let (tx, rx) = mpsc::channel::<Event>();

@@ -197,3 +197,66 @@ fn sigterm_unmounts_even_while_a_process_sits_in_the_mount() {
     assert!(lines[0].starts_with("unmounted "), "{lines:?}");
     assert!(!is_mounted(&mp));
 }
+
+/// As an unprivileged user on a machine whose /dev/fuse is root's only (as
+/// here): one line naming /dev/fuse and the missing permission, exit 1,
+/// nothing mounted. Needs root to drop to `nobody` (setpriv).
+#[test]
+fn mounting_without_access_to_dev_fuse_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata("/dev/fuse") else {
+        eprintln!("skipping: /dev/fuse is missing");
+        return;
+    };
+    let root = std::process::Command::new("id").arg("-u").output().unwrap();
+    if meta.permissions().mode() & 0o006 != 0 || String::from_utf8_lossy(&root.stdout).trim() != "0"
+    {
+        eprintln!("skipping: needs root, and a /dev/fuse that others cannot open");
+        return;
+    }
+    let fx = fixture();
+    let conv = fx.dir.path().join("conv");
+    let store = fx.dir.path().join("store");
+    let src = format!("oci:{}:1", p(&fx.layout));
+    let dst = format!("oci:{}:1", p(&conv));
+    let mut a = vec!["convert", &src, &dst, "--store", p(&store), "-q"];
+    a.extend(BUILD);
+    soci_ok(&a);
+    let mp = fx.dir.path().join("mnt");
+    std::fs::create_dir_all(&mp).unwrap();
+    // nobody must reach the layout and own the mount point.
+    for d in [fx.dir.path(), conv.as_path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::process::Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&conv)
+        .status()
+        .unwrap();
+    std::process::Command::new("chown")
+        .arg("65534:65534")
+        .arg(&mp)
+        .status()
+        .unwrap();
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(soci_bin())
+        .args([
+            "mount",
+            &dst,
+            p(&mp),
+            "--store",
+            p(&fx.dir.path().join("nobody-store")),
+        ])
+        .env("HOME", fx.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("/dev/fuse") && err.contains("not permitted"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!is_mounted(&mp));
+}
