@@ -816,6 +816,17 @@ fn fallback_tag_and_merge() {
     assert_eq!(idx.manifests[1], entry);
     assert!(idx.annotations.is_empty(), "oras-go writes a fresh index");
     assert!(!String::from_utf8(merged).unwrap().contains("x-unknown"));
+    // An entry without a digest that is not Go's zero descriptor is kept byte
+    // for byte, as oras-go keeps it (read with `MaybeDigest`, not refused).
+    let existing =
+        r#"{"schemaVersion":2,"manifests":[{"mediaType":"application/x","digest":"","size":3}]}"#;
+    let merged = merge_fallback_index(Some(existing.as_bytes()), entry.clone()).unwrap();
+    let text = String::from_utf8(merged).unwrap();
+    assert!(
+        text.starts_with(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/x","digest":"","size":3},{"#),
+        "{text}"
+    );
+    assert!(text.contains(entry.digest.as_str()), "{text}");
     assert!(matches!(
         merge_fallback_index(Some(b"nope"), entry),
         Err(Error::Json { .. })

@@ -366,18 +366,17 @@ mod tests {
             let e = serde_json::from_str::<Descriptor>(&json).unwrap_err();
             assert!(e.to_string().starts_with("invalid digest"), "{bad}: {e}");
         }
-        for (digest, want) in [(format!("sha512:{}", "a".repeat(128)), "unsupported digest")] {
-            let d = Descriptor::new("m", Digest::parse(&digest).unwrap(), 1);
-            let e = w.put_blob_from_reader(&d, &b"x"[..]).unwrap_err();
-            assert!(e.to_string().starts_with(want), "{digest}: {e}");
-            let src = OciLayoutSource::open(ImageRef::OciLayout {
-                dir: dir.clone(),
-                tag: None,
-            })
-            .unwrap();
-            let e = src.open_blob(&d).err().expect("opened");
-            assert!(e.to_string().starts_with(want), "{digest}: {e}");
-        }
+        let sha512 = format!("sha512:{}", "a".repeat(128));
+        let d = Descriptor::new("m", Digest::parse(&sha512).unwrap(), 1);
+        let e = w.put_blob_from_reader(&d, &b"x"[..]).unwrap_err();
+        assert!(e.to_string().starts_with("unsupported digest"), "{e}");
+        let src = OciLayoutSource::open(ImageRef::OciLayout {
+            dir: dir.clone(),
+            tag: None,
+        })
+        .unwrap();
+        let e = src.open_blob(&d).err().expect("opened");
+        assert!(e.to_string().starts_with("unsupported digest"), "{e}");
         // Nothing was written beside the layout.
         let beside: Vec<_> = std::fs::read_dir(root.path())
             .unwrap()

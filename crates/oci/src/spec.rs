@@ -424,6 +424,25 @@ mod tests {
     }
 
     #[test]
+    fn maybe_digest_keeps_the_empty_digest_and_checks_the_rest() {
+        let zero = r#"{"mediaType":"","digest":"","size":0}"#;
+        let d: Descriptor<MaybeDigest> = serde_json::from_str(zero).unwrap();
+        assert_eq!(d, Descriptor::default());
+        assert_eq!(String::from_utf8(to_go_json(&d)).unwrap(), zero);
+        // A strict descriptor refuses it; a forged digest is refused by both.
+        assert!(serde_json::from_str::<Descriptor>(zero).is_err());
+        let forged = r#"{"mediaType":"m","digest":"sha256:../x","size":1}"#;
+        assert!(serde_json::from_str::<Descriptor<MaybeDigest>>(forged).is_err());
+        // Readers of referrers drop digest-less entries.
+        let idx: Index<MaybeDigest> = serde_json::from_str(&format!(
+            r#"{{"schemaVersion":2,"manifests":[{zero},{}]}}"#,
+            String::from_utf8(to_go_json(&Descriptor::of("m", b"x"))).unwrap()
+        ))
+        .unwrap();
+        assert_eq!(idx.into_known().manifests, [Descriptor::of("m", b"x")]);
+    }
+
+    #[test]
     fn descriptor_field_order() {
         let d = Descriptor {
             platform: Some(Platform {
