@@ -119,7 +119,7 @@ impl RegistryClient {
     /// Whether blob `digest` exists in `repo` (HEAD).
     pub fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool> {
         require_sha256(digest)?;
-        runtime().block_on(self.conn.blob_exists(repo, digest.as_str()))
+        runtime().block_on(self.conn.blob_exists(repo, digest))
     }
 
     /// Stream blob `d` of `repo` through a bounded channel. The download is
@@ -152,7 +152,7 @@ impl RegistryClient {
         let (tx, mut rx) =
             tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(STREAM_CHANNEL_CHUNKS);
         let conn = self.conn.clone();
-        let (repo_owned, digest) = (repo.to_string(), d.digest.to_string());
+        let (repo_owned, digest) = (repo.to_string(), d.digest.clone());
         runtime().spawn(async move {
             let want = Want {
                 range: 0..size,
@@ -194,12 +194,10 @@ impl RegistryClient {
             partial: true,
             verify: false,
         };
-        runtime().block_on(self.conn.download(
-            repo,
-            digest.as_str(),
-            want,
-            Sink::Buffer(&mut out),
-        ))?;
+        runtime().block_on(
+            self.conn
+                .download(repo, digest, want, Sink::Buffer(&mut out)),
+        )?;
         Ok(out)
     }
 
@@ -217,7 +215,7 @@ impl RegistryClient {
     /// digest (Go's zero-value descriptor) are dropped, as oras-go does.
     pub fn referrers_api(&self, repo: &str, digest: &Digest) -> Result<Option<spec::Index>> {
         require_sha256(digest)?;
-        let index = runtime().block_on(self.conn.referrers_api(repo, digest.as_str()))?;
+        let index = runtime().block_on(self.conn.referrers_api(repo, digest))?;
         Ok(index.map(spec::Index::<MaybeDigest>::into_known))
     }
 
@@ -282,7 +280,7 @@ impl Conn {
     }
 
     /// HEAD blob `digest` in `repo`.
-    async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
+    async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool> {
         let url = &self.url(repo, &format!("blobs/{digest}"));
         let ctx = &format!("HEAD blob {repo}@{digest}");
         self.retrier(ctx)
@@ -302,7 +300,7 @@ impl Conn {
     async fn referrers_api(
         &self,
         repo: &str,
-        digest: &str,
+        digest: &Digest,
     ) -> Result<Option<spec::Index<MaybeDigest>>> {
         let url = &self.url(repo, &format!("referrers/{digest}"));
         let ctx = &format!("GET {url}");
@@ -335,7 +333,13 @@ impl Conn {
     /// `sink` (which returns `false` to stop early). Retries and resumes from
     /// the byte reached; never reads past the end of the range (for a whole
     /// blob: its descriptor's size, whatever the registry announces or sends).
-    async fn download(&self, repo: &str, digest: &str, want: Want, sink: Sink<'_>) -> Result<()> {
+    async fn download(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        want: Want,
+        sink: Sink<'_>,
+    ) -> Result<()> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let Want {
             range,
@@ -501,7 +505,7 @@ impl Conn {
 
     /// After the last attempt: a whole blob read to its end must have the
     /// digest asked for (a download stopped early by its reader is not checked).
-    fn check_download_digest(&self, ctx: &str, digest: &str, dl: Download<'_>) -> Result<()> {
+    fn check_download_digest(&self, ctx: &str, digest: &Digest, dl: Download<'_>) -> Result<()> {
         if dl.pos != dl.len() {
             return Ok(());
         }
@@ -509,10 +513,10 @@ impl Conn {
             return Ok(());
         };
         let actual = hasher.digest();
-        if actual != digest {
+        if *digest != actual {
             return Err(Error::DigestMismatch {
                 what: format!("{}: {ctx}", self.registry),
-                expected: digest.into(),
+                expected: digest.to_string(),
                 actual,
             });
         }

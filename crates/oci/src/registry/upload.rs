@@ -39,7 +39,7 @@ impl RegistryClient {
         runtime().block_on(conn.retrier(format!("push blob {repo}@{digest}")).run(
             |t| async move {
                 let body = reqwest::Body::from(bytes.clone());
-                conn.upload_once(repo, digest.as_str(), bytes.len() as u64, body, t)
+                conn.upload_once(repo, digest, bytes.len() as u64, body, t)
                     .await
             },
         ))?;
@@ -120,7 +120,7 @@ impl RegistryClient {
             rx.recv().await.map(|item| (item, rx))
         });
         let conn = self.conn.clone();
-        let (repo_owned, digest) = (repo.to_string(), d.digest.to_string());
+        let (repo_owned, digest) = (repo.to_string(), d.digest.clone());
         let size = d.size as u64;
         let deadline = tokio::time::Instant::from_std(t.deadline);
         let upload = runtime().spawn(async move {
@@ -326,7 +326,7 @@ impl Conn {
     async fn upload_once(
         &self,
         repo: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         body: reqwest::Body,
         t: Try,
@@ -354,7 +354,7 @@ impl Conn {
             .parse_url(&start)?
             .join(location)
             .map_err(|e| Failure::Fatal(self.err(&ctx, format!("Location {location:?}: {e}"))))?;
-        url.query_pairs_mut().append_pair("digest", digest);
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
         let req = self
             .http
             .put(url)
