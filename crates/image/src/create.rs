@@ -215,7 +215,7 @@ fn index_layer(
     });
     bo.span_size = opts.span_size;
     bo.build_tool_identifier = opts.build_tool_identifier.clone();
-    bo.expected_digest = Some(layer.digest.to_string());
+    bo.expected_digest = Some(layer.digest.clone());
     bo.expected_size = Some(layer.size.max(0) as u64);
     bo.max_uncompressed_size = opts.max_uncompressed_size;
     bo.max_files = opts.max_files;

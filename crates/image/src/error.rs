@@ -124,7 +124,7 @@ pub enum Error {
         /// Digest of the uncompressed source layer.
         layer: Digest,
         /// Digest of the gzip the zTOC was built from.
-        built: String,
+        built: Digest,
         /// Digest of the gzip written to the destination.
         stored: Digest,
     },

@@ -446,7 +446,7 @@ fn verify_ztoc(
     let mut opts = BuildOptions::new(compression);
     opts.span_size = span_size.max(1) as u64;
     opts.build_tool_identifier = stored.build_tool_identifier.clone();
-    opts.expected_digest = Some(layer.digest.to_string());
+    opts.expected_digest = Some(layer.digest.clone());
     opts.expected_size = Some(layer.size.max(0) as u64);
     reporter.layer_start(&layer.digest, layer.size.max(0) as u64);
     let fresh = source

@@ -388,7 +388,8 @@ mod tests {
         assert!(Digest::parse(&good).is_ok());
         assert!(Digest::parse(&format!("sha512:{}", "0".repeat(128))).is_ok());
         assert!(
-            Digest::parse("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8").is_ok()
+            Digest::parse("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8")
+                .is_ok()
         );
         for bad in [
             String::new(),
