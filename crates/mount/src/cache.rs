@@ -166,8 +166,7 @@ impl SpanCache {
     fn disk_name(&self, key: SpanKey) -> Option<String> {
         match &self.layers[key.0] {
             LayerData::Lazy { ztoc_digest, .. } => {
-                let hex = ztoc_digest.rsplit(':').next().unwrap_or(ztoc_digest);
-                Some(format!("{hex}-{}", key.1))
+                Some(format!("{}-{}", ztoc_digest.encoded(), key.1))
             }
             LayerData::Local { .. } => None,
         }

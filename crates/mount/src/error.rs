@@ -20,34 +20,34 @@ pub enum Error {
     ManyPlatforms(usize),
     /// No SOCI index for the image manifest.
     #[error("no SOCI index found for image manifest {0} (looked for the v2 annotation, the image index, the v1 referrers or fallback tag, and the local store); build one with `soci create`")]
-    NoIndex(String),
+    NoIndex(soci_digest::Digest),
     /// The index bytes are not the ones their digest names.
     #[error("the SOCI index {digest} fetched has digest {actual}")]
     IndexDigest {
         /// Digest asked for.
-        digest: String,
+        digest: soci_digest::Digest,
         /// Digest of what came.
         actual: String,
     },
     /// A prefetch artifact's bytes do not match its digest.
     #[error("prefetch artifact {0} does not match its digest")]
-    Prefetch(String),
+    Prefetch(soci_digest::Digest),
     /// A zTOC does not decode.
     #[error("zTOC {digest} does not decode: {why}")]
     Ztoc {
         /// Digest of the zTOC.
-        digest: String,
+        digest: soci_digest::Digest,
         /// The decoder's message.
         why: String,
     },
     /// A layer without a zTOC has a media type that cannot be unpacked.
     #[error("layer {1} has media type {0:?}, which cannot be unpacked")]
-    MediaType(String, String),
+    MediaType(String, soci_digest::Digest),
     /// A layer fetched whole is not what the manifest names, or not a tar.
     #[error("layer {layer}: {why}")]
     Layer {
         /// Digest of the layer.
-        layer: String,
+        layer: soci_digest::Digest,
         /// What is wrong.
         why: String,
     },
@@ -55,7 +55,7 @@ pub enum Error {
     #[error("cannot keep a local copy of layer {layer}: {source}")]
     Local {
         /// Digest of the layer.
-        layer: String,
+        layer: soci_digest::Digest,
         /// The I/O error.
         #[source]
         source: std::io::Error,

@@ -20,7 +20,7 @@ pub enum LayerData {
         /// The layer.
         desc: Descriptor,
         /// Digest of its zTOC (names the spans in the disk cache).
-        ztoc_digest: String,
+        ztoc_digest: soci_digest::Digest,
         /// The zTOC.
         ztoc: Box<Ztoc>,
         /// Its decoded zinfo.
@@ -49,9 +49,9 @@ impl LayerData {
 /// An image ready to mount: its layers and the merged tree.
 pub struct MountImage {
     /// Digest of the platform image manifest.
-    pub manifest_digest: String,
+    pub manifest_digest: soci_digest::Digest,
     /// Digest of the SOCI index used.
-    pub index_digest: String,
+    pub index_digest: soci_digest::Digest,
     /// Where the index was found.
     pub found_via: String,
     /// The layers, lowest first.
