@@ -3,6 +3,7 @@ mod bench;
 pub(crate) mod image;
 mod index;
 mod listing;
+mod mount;
 mod prefetch;
 mod ztoc;
 
@@ -20,5 +21,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Ztoc(cmd) => ztoc::run(cmd, g),
         Command::Bench(cmd) => bench::run(cmd, g),
         Command::Prefetch(cmd) => prefetch::run(cmd, g),
+        Command::Mount(a) => mount::run(a, g),
     }
 }
