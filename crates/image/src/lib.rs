@@ -16,6 +16,7 @@
 mod claim;
 pub mod create;
 mod error;
+pub mod gc;
 pub mod job;
 mod layers;
 pub mod lazy;
