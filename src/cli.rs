@@ -73,7 +73,46 @@ pub(crate) enum Command {
     /// eagerly, from --prefetch-file).
     #[command(subcommand, after_help = PREFETCH_HELP)]
     Prefetch(PrefetchCommand),
+    /// Find the SOCI indexes a registry repository keeps for images it no
+    /// longer has (v1 indexes in referrers fallback tags), and with --delete
+    /// remove them. A dry run by default.
+    #[command(after_help = GC_HELP)]
+    Gc(GcArgs),
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct GcArgs {
+    /// The repository, HOST/REPO (a tag or digest, if given, is ignored).
+    #[arg(value_name = "REPO")]
+    pub repository: String,
+    /// Delete what is found (DELETE of the index manifests; the fallback tag
+    /// rewritten without their entries, or deleted when nothing else is in
+    /// it). Without it nothing is changed.
+    #[arg(long)]
+    pub delete: bool,
+    #[command(flatten)]
+    pub image: ImageArgs,
+}
+
+const GC_HELP: &str = "\
+What gc covers: v1 SOCI index manifests listed in a referrers fallback tag
+(sha256-<hex>) whose image manifest (sha256:<hex>) is gone from the repository,
+and those fallback tags (other tools' entries, e.g. signatures, are kept). Not
+v2: a v2 SOCI index lives inside the SOCI-enabled image index, so it goes with
+its image (the registry's garbage collection of untagged manifests removes it).
+Not v1 indexes found only through a registry's referrers API: a deleted image's
+digest is in no tag, so nothing leads to them (such registries clean up
+referrers themselves). An image still there, even untagged, keeps its indexes.
+
+Examples:
+  soci gc registry.example.com/app                  (dry run: what would go)
+  soci gc registry.example.com/app --delete
+  soci --json gc --plain-http 127.0.0.1:5000/app --delete
+
+Exit codes:
+  0  success (also: nothing found)
+  1  error (bad input, registry, a registry that does not allow deletes)
+  2  wrong usage (unknown flag, missing argument)";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PrefetchCommand {
@@ -159,6 +198,17 @@ Examples:
   soci create oci:./image:latest --min-layer-size 0 --verify
   soci create registry.example.com/ml:1.0 --push --max-uncompressed-size 200GiB --max-files 10000000
   soci create registry.example.com/app:1.0 --push -u ci:$PW
+  soci create --push registry.example.com/app:1.0 registry.example.com/api:2.3
+  soci create --push --from-file images.txt --max-images 4
+  soci create --push --from-file images.txt --shard \"$JOB_COMPLETION_INDEX/8\"
+  soci create --from-file images.txt --shard 1/4 --list   (this shard's images; nothing built)
+
+Several images (more than one SRC, --from-file, or --shard): each is indexed as
+alone, --max-images at a time; a layer shared by images being indexed at once is
+built once. Each image's index goes next to it (--push) or to the local store;
+--dest takes one image only. Output: one line per image, then a summary (with
+--json, one JSON object per line, the summary last). Exit code 1 if any image
+failed (the others are still indexed; the summary names the failed ones).
 
 Credentials: -u/--user is the destination's (--dest, --push), else the source's;
 --src-user gives the source's when it differs from the destination.
@@ -321,8 +371,10 @@ pub(crate) struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// The image to index.
-    pub source: String,
+    /// The image(s) to index. Several SRCs (or --from-file) index each one,
+    /// --max-images at a time, with one result line per image.
+    #[arg(value_name = "SRC", required_unless_present = "from_file")]
+    pub sources: Vec<String>,
     /// Push the result next to the image in its registry (v2: re-tag the image as
     /// a SOCI-enabled image index; v1: referrers).
     #[arg(long, conflicts_with = "dest")]
@@ -340,6 +392,45 @@ pub(crate) struct CreateArgs {
     pub build: BuildArgs,
     #[command(flatten)]
     pub image: ImageArgs,
+    /// Also index the images listed in FILE: one reference a line, blank
+    /// lines and lines starting with `#` skipped; `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    /// With several images: how many are indexed at the same time (each one's
+    /// layers still use --jobs). Default: 2.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_images: Option<u16>,
+    /// Keep only the images of shard I of N (0 <= I < N): those whose
+    /// reference, as written, hashes to I (FNV-1a 64 mod N). N machines given
+    /// the same list and I = 0..N-1 index every image exactly once, without
+    /// talking to each other.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// Print the references this run would index (after --from-file and
+    /// --shard), one a line, and exit: nothing is read or built.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// `--shard I/N`: this machine's part of a list split N ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shard {
+    /// I, from 0.
+    pub index: u64,
+    /// N, at least 1.
+    pub count: u64,
+}
+
+/// Parses `--shard I/N`.
+pub(crate) fn parse_shard(s: &str) -> Result<Shard, String> {
+    let bad = || format!("`{s}` is not a shard: give I/N with 0 <= I < N, e.g. 0/4");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let index: u64 = i.trim().parse().map_err(|_| bad())?;
+    let count: u64 = n.trim().parse().map_err(|_| bad())?;
+    if count == 0 || index >= count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,10 @@
 //! One entry point per command.
 mod bench;
+mod gc;
 pub(crate) mod image;
 mod index;
 mod listing;
+mod many;
 mod prefetch;
 mod ztoc;
 
@@ -20,5 +22,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Ztoc(cmd) => ztoc::run(cmd, g),
         Command::Bench(cmd) => bench::run(cmd, g),
         Command::Prefetch(cmd) => prefetch::run(cmd, g),
+        Command::Gc(a) => gc::run(a, g),
     }
 }

@@ -122,8 +122,11 @@ pub fn gc(client: &RegistryClient, repo: &str, delete: bool) -> Result<GcReport>
                 continue;
             }
         };
-        let soci: Vec<&spec::Descriptor> =
-            index.manifests.iter().filter(|d| is_soci_index(d)).collect();
+        let soci: Vec<&spec::Descriptor> = index
+            .manifests
+            .iter()
+            .filter(|d| is_soci_index(d))
+            .collect();
         if soci.is_empty() {
             continue;
         }
@@ -135,7 +138,12 @@ pub fn gc(client: &RegistryClient, repo: &str, delete: bool) -> Result<GcReport>
         let rewritten = remove_fallback_entries(&bytes, &dead)?;
         let mut change = FallbackChange {
             tag: tag.clone(),
-            action: if rewritten.is_some() { "rewrite" } else { "delete" }.to_string(),
+            action: if rewritten.is_some() {
+                "rewrite"
+            } else {
+                "delete"
+            }
+            .to_string(),
             dropped: dead.len(),
             kept: index.manifests.len() - dead.len(),
             done: false,
@@ -181,7 +189,10 @@ mod tests {
             Some(format!("sha256:{hex}"))
         );
         assert_eq!(fallback_subject("sha256-abc"), None);
-        assert_eq!(fallback_subject(&format!("sha256-{}", hex.to_uppercase())), None);
+        assert_eq!(
+            fallback_subject(&format!("sha256-{}", hex.to_uppercase())),
+            None
+        );
         assert_eq!(fallback_subject("latest"), None);
     }
 }

@@ -54,7 +54,9 @@ impl Conn {
             let (page, link) = self
                 .retrier(ctx)
                 .run(|t| async move {
-                    let resp = self.send(&Scope::Pull(repo), &t, self.http.get(url)).await?;
+                    let resp = self
+                        .send(&Scope::Pull(repo), &t, self.http.get(url))
+                        .await?;
                     match resp.status().as_u16() {
                         200 => {}
                         404 => return Ok((Vec::new(), None)),
@@ -65,10 +67,11 @@ impl Conn {
                         .get(reqwest::header::LINK)
                         .and_then(|v| v.to_str().ok())
                         .and_then(next_link);
-                    let body = read_limited(resp, &t, super::MAX_MANIFEST_SIZE, "the tag list", |m| {
-                        self.err(ctx, m)
-                    })
-                    .await?;
+                    let body =
+                        read_limited(resp, &t, super::MAX_MANIFEST_SIZE, "the tag list", |m| {
+                            self.err(ctx, m)
+                        })
+                        .await?;
                     let list: TagList = serde_json::from_slice(&body).map_err(|e| {
                         super::retry::Failure::Fatal(self.err(ctx, format!("not a tag list: {e}")))
                     })?;
