@@ -7,6 +7,7 @@ mod multiplatform;
 mod prefetch;
 mod push_stored;
 mod referrers_api;
+mod scale;
 mod v1;
 mod v2;
 mod verify_broken;
