@@ -2,6 +2,7 @@ mod credentials;
 mod dest;
 mod docker_archive_push;
 mod edge;
+mod gc;
 mod mount;
 mod multiplatform;
 mod prefetch;
