@@ -13,6 +13,7 @@
 //! takes another claim, so waiting cannot deadlock. Across processes nothing
 //! is claimed: the store's writes are atomic and content-addressed, so two
 //! processes building one layer waste work but agree on the result.
+use soci_digest::Digest;
 use std::collections::HashSet;
 use std::sync::{Condvar, Mutex, OnceLock};
 
@@ -37,7 +38,7 @@ pub(crate) struct Claim {
 impl Claim {
     /// Waits until no other thread of this process indexes the same layer
     /// with the same options, then claims it.
-    pub(crate) fn take(layer: &str, span_size: u64, options: &str) -> Claim {
+    pub(crate) fn take(layer: &Digest, span_size: u64, options: &str) -> Claim {
         let key = format!("{layer}\n{span_size}\n{options}");
         let (lock, cv) = claims();
         let mut c = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -78,16 +79,18 @@ mod tests {
     /// Threads claiming one key run one at a time; other keys are not held up.
     #[test]
     fn one_holder_per_key() {
+        let layer = Digest::of(b"claim test layer");
+        let other = Digest::of(b"claim test other layer");
         let inside = AtomicUsize::new(0);
         let most = AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..8 {
                 s.spawn(|| {
-                    let c = Claim::take("sha256:claim-test", 1, "k");
+                    let c = Claim::take(&layer, 1, "k");
                     let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     // Another key is free meanwhile.
-                    drop(Claim::take("sha256:claim-other", 1, "k"));
+                    drop(Claim::take(&other, 1, "k"));
                     std::thread::sleep(std::time::Duration::from_millis(5));
                     if !c.built_here() {
                         c.mark_built();
@@ -97,7 +100,7 @@ mod tests {
             }
         });
         assert_eq!(most.load(Ordering::SeqCst), 1);
-        assert!(Claim::take("sha256:claim-test", 1, "k").built_here());
-        assert!(!Claim::take("sha256:claim-test", 2, "k").built_here());
+        assert!(Claim::take(&layer, 1, "k").built_here());
+        assert!(!Claim::take(&layer, 2, "k").built_here());
     }
 }

@@ -25,15 +25,15 @@
 use crate::error::Result;
 use soci_index::fallback::remove_fallback_entries;
 use soci_oci::registry::RegistryClient;
-use soci_oci::spec::{self, Index};
+use soci_oci::spec::{self, Digest, Index, MaybeDigest};
 
 /// A SOCI index whose image is gone.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeadIndex {
     /// The SOCI index manifest.
-    pub digest: String,
+    pub digest: Digest,
     /// The image manifest it indexed (no longer in the repository).
-    pub subject: String,
+    pub subject: Digest,
     /// The fallback tag that listed it.
     pub fallback_tag: String,
     /// Deleted (with `delete`; false in a dry run).
@@ -77,15 +77,18 @@ pub struct GcReport {
     pub skipped: Vec<(String, String)>,
 }
 
-/// Whether `tag` is a referrers fallback tag: `sha256-` and 64 lowercase hex.
-fn fallback_subject(tag: &str) -> Option<String> {
+/// The subject of a referrers fallback tag (`sha256-` and 64 lowercase hex):
+/// `sha256:<hex>`; `None` for any other tag.
+fn fallback_subject(tag: &str) -> Option<Digest> {
     let hex = tag.strip_prefix("sha256-")?;
-    (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-        .then(|| format!("sha256:{hex}"))
+    if hex.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    Digest::parse(&format!("sha256:{hex}")).ok()
 }
 
 /// Whether an entry of a fallback index is a SOCI index.
-fn is_soci_index(d: &spec::Descriptor) -> bool {
+fn is_soci_index(d: &spec::Descriptor<MaybeDigest>) -> bool {
     d.artifact_type == soci_index::SOCI_INDEX_ARTIFACT_TYPE_V1
         || d.artifact_type == soci_index::SOCI_INDEX_ARTIFACT_TYPE_V2
 }
@@ -113,7 +116,8 @@ pub fn gc(client: &RegistryClient, repo: &str, delete: bool) -> Result<GcReport>
         let Some((desc, bytes)) = client.get_manifest_raw(repo, tag)? else {
             continue;
         };
-        let index = match serde_json::from_slice::<Index>(&bytes) {
+        // Entries without a digest (Go's zero descriptor) are kept as read.
+        let index = match serde_json::from_slice::<Index<MaybeDigest>>(&bytes) {
             Ok(i) if spec::is_index_media_type(&i.media_type) || i.media_type.is_empty() => i,
             _ => {
                 report
@@ -122,19 +126,19 @@ pub fn gc(client: &RegistryClient, repo: &str, delete: bool) -> Result<GcReport>
                 continue;
             }
         };
-        let soci: Vec<&spec::Descriptor> = index
+        let dead: Vec<Digest> = index
             .manifests
             .iter()
             .filter(|d| is_soci_index(d))
+            .filter_map(|d| d.digest.0.clone())
             .collect();
-        if soci.is_empty() {
+        if dead.is_empty() {
             continue;
         }
-        if client.get_manifest_raw(repo, &subject)?.is_some() {
-            report.live_indexes += soci.len();
+        if client.get_manifest_raw(repo, subject.as_str())?.is_some() {
+            report.live_indexes += dead.len();
             continue;
         }
-        let dead: Vec<String> = soci.iter().map(|d| d.digest.clone()).collect();
         let rewritten = remove_fallback_entries(&bytes, &dead)?;
         let mut change = FallbackChange {
             tag: tag.clone(),
@@ -154,7 +158,7 @@ pub fn gc(client: &RegistryClient, repo: &str, delete: bool) -> Result<GcReport>
                     client.push_manifest(repo, tag, b, spec::MEDIA_TYPE_OCI_INDEX)?;
                 }
                 None => {
-                    client.delete_manifest(repo, &desc.digest.to_string())?;
+                    client.delete_manifest(repo, &desc.digest)?;
                 }
             }
             change.done = true;
@@ -186,7 +190,7 @@ mod tests {
         let hex = "0123456789abcdef".repeat(4);
         assert_eq!(
             fallback_subject(&format!("sha256-{hex}")),
-            Some(format!("sha256:{hex}"))
+            Some(Digest::parse(&format!("sha256:{hex}")).unwrap())
         );
         assert_eq!(fallback_subject("sha256-abc"), None);
         assert_eq!(

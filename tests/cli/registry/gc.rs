@@ -43,7 +43,7 @@ fn add_foreign_referrer(reg: &Registry, subject: &str, ftag: &str) -> String {
     )
     .unwrap();
     client
-        .push_blob("gc", b"{}", soci_index::EMPTY_CONFIG_DIGEST)
+        .push_blob("gc", b"{}", &dg(soci_index::EMPTY_CONFIG_DIGEST))
         .unwrap();
     let sig = serde_json::to_vec(&json!({
         "schemaVersion": 2,

@@ -3,8 +3,10 @@
 use super::auth::Scope;
 use super::bridge::runtime;
 use super::retry::read_limited;
-use super::{check_digest, Conn, RegistryClient};
+use super::{Conn, RegistryClient};
+use crate::blob::require_sha256;
 use crate::error::Result;
+use soci_digest::Digest;
 
 /// Tags asked for per page of the tag list.
 const TAGS_PER_PAGE: usize = 1000;
@@ -30,8 +32,8 @@ impl RegistryClient {
     /// the registry then drops every tag pointing at it). `false` when the
     /// registry has no such manifest. A registry with deletes disabled answers
     /// 405, which is an error saying so.
-    pub fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool> {
-        check_digest(digest)?;
+    pub fn delete_manifest(&self, repo: &str, digest: &Digest) -> Result<bool> {
+        require_sha256(digest)?;
         runtime().block_on(self.conn.delete_manifest(repo, digest))
     }
 }
@@ -91,7 +93,7 @@ impl Conn {
         Ok(tags)
     }
 
-    async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool> {
+    async fn delete_manifest(&self, repo: &str, digest: &Digest) -> Result<bool> {
         let url = &self.url(repo, &format!("manifests/{digest}"));
         let ctx = &format!("DELETE manifest {repo}@{digest}");
         self.retrier(ctx)
