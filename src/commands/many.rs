@@ -174,6 +174,16 @@ fn layer_counts(out: &Value) -> (usize, usize, usize) {
 }
 
 fn print_done(d: &Done, json: bool) {
+    // The one-image path prints these with its text; here it printed nothing.
+    if let Ok((_, out)) = &d.result {
+        for path in out["prefetch_not_found"].as_array().into_iter().flatten() {
+            eprintln!(
+                "warning: {}: prefetch file {} not found in any layer",
+                d.reference,
+                path.as_str().unwrap_or_default()
+            );
+        }
+    }
     match (&d.result, json) {
         (Ok((code, out)), true) => {
             let mut o = out.clone();
