@@ -183,3 +183,52 @@ fn gc_of_an_empty_repository_and_of_a_non_registry() {
     assert_eq!(v["dead_indexes"].as_array().unwrap().len(), 0);
     assert_error(&soci(&["gc", "oci:/tmp/x"]), "is not a registry repository");
 }
+
+/// A registry that refuses deletes: the dry run lists what is dead; `--delete`
+/// fails with a line saying deletes are not allowed, and changes nothing.
+#[test]
+fn gc_delete_on_a_registry_without_deletes_says_so() {
+    let reg = Registry::start_without_deletes().unwrap();
+    let client = RegistryClient::new(
+        &reg.host(),
+        &RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // A v1 index whose subject was never in the repository (as if deleted).
+    let gone = sha256(b"an image that is gone");
+    client
+        .push_blob("gc", b"{}", &dg(soci_index::EMPTY_CONFIG_DIGEST))
+        .unwrap();
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": SOCI_V1, "digest": soci_index::EMPTY_CONFIG_DIGEST, "size": 2},
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": gone, "size": 1},
+    }))
+    .unwrap();
+    let index_digest = sha256(&index);
+    client
+        .push_manifest("gc", &index_digest, &index, OCI_MANIFEST)
+        .unwrap();
+    let ftag = format!("sha256-{}", gone.trim_start_matches("sha256:"));
+    let fallback = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": index_digest, "size": index.len(), "artifactType": SOCI_V1}],
+    }))
+    .unwrap();
+    client
+        .push_manifest("gc", &ftag, &fallback, OCI_INDEX)
+        .unwrap();
+    let repo = format!("{}/gc", reg.host());
+    let v = soci_json(&["gc", &repo, "--plain-http"]);
+    assert_eq!(v["dead_indexes"][0]["digest"], index_digest, "{v}");
+    let o = soci(&["gc", &repo, "--plain-http", "--delete"]);
+    assert_error(&o, "does not allow deletes");
+    assert_eq!(get_manifest(&reg, "gc", &ftag), fallback);
+    assert_eq!(get_manifest(&reg, "gc", &index_digest), index);
+}
