@@ -91,7 +91,80 @@ pub(crate) struct GcArgs {
     #[arg(long)]
     pub delete: bool,
     #[command(flatten)]
-    pub image: ImageArgs,
+    pub registry: RegistryArgs,
+}
+
+/// How to reach a registry, for commands that talk to one repository and
+/// build nothing (`gc`): the registry flags of [`ImageArgs`], no others.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RegistryArgs {
+    /// Talk plain HTTP (local registries): bare, or `--plain-http=HOST[:PORT][,…]`.
+    /// Credentials go in plain HTTP only to loopback hosts and to hosts named here.
+    #[arg(
+        long,
+        value_name = "HOST[:PORT]",
+        num_args = 0..=1,
+        require_equals = true,
+        value_delimiter = ','
+    )]
+    pub plain_http: Option<Vec<String>>,
+    /// Trust this extra CA certificate (PEM) for registry TLS.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Do not verify the registry's TLS certificate (prints a warning).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+    /// Client certificate (PEM) for registries that require one; with --tlskey.
+    #[arg(long, value_name = "FILE", requires = "tlskey")]
+    pub tlscert: Option<PathBuf>,
+    /// Private key (PEM) of --tlscert.
+    #[arg(long, value_name = "FILE", requires = "tlscert")]
+    pub tlskey: Option<PathBuf>,
+    /// Overall limit in seconds for one registry request, retries included
+    /// (default: $SOCI_REGISTRY_TIMEOUT, else 3600).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
+    /// Print each HTTP exchange with the registry on stderr (secrets redacted).
+    #[arg(long, visible_alias = "debug")]
+    pub http_dump: bool,
+    /// Registry credentials, USER:PASSWORD or USER with --password-stdin.
+    /// Default: what Docker would use from $DOCKER_CONFIG/config.json, else anonymous.
+    #[arg(
+        long = "user",
+        short = 'u',
+        visible_alias = "username",
+        value_name = "USER[:PASSWORD]"
+    )]
+    pub username: Option<String>,
+    /// Read the password of -u/--user from standard input.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+}
+
+impl RegistryArgs {
+    /// The same settings as [`ImageArgs`] (the rest at their defaults), so
+    /// one function turns them into registry options.
+    pub(crate) fn to_image_args(&self) -> ImageArgs {
+        // ImageArgs at its defaults (whatever fields it gains), then ours.
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            image: ImageArgs,
+        }
+        let mut a = Defaults::try_parse_from(["soci"])
+            .expect("every ImageArgs flag has a default")
+            .image;
+        a.plain_http = self.plain_http.clone();
+        a.tls_ca = self.tls_ca.clone();
+        a.insecure = self.insecure;
+        a.tlscert = self.tlscert.clone();
+        a.tlskey = self.tlskey.clone();
+        a.timeout = self.timeout;
+        a.http_dump = self.http_dump;
+        a.username = self.username.clone();
+        a.password_stdin = self.password_stdin;
+        a
+    }
 }
 
 const GC_HELP: &str = "\
@@ -874,6 +947,32 @@ mod tests {
         let mut bad = Vec::new();
         walk(&mut Cli::command(), "", &mut bad);
         assert!(bad.is_empty(), "commands without examples: {bad:?}");
+    }
+
+    /// `gc`'s registry flags reach the registry options as `create`'s do.
+    #[test]
+    fn gc_registry_flags_become_image_args() {
+        let cli = Cli::try_parse_from([
+            "soci",
+            "gc",
+            "--plain-http=h:5000",
+            "-k",
+            "--timeout",
+            "7",
+            "-u",
+            "ci:pw",
+            "h:5000/r",
+        ])
+        .unwrap();
+        let Command::Gc(a) = cli.command else {
+            panic!("not gc")
+        };
+        let i = a.registry.to_image_args();
+        assert_eq!(i.plain_http, Some(vec!["h:5000".to_string()]));
+        assert!(i.insecure);
+        assert_eq!(i.timeout, Some(std::time::Duration::from_secs(7)));
+        assert_eq!(i.username.as_deref(), Some("ci:pw"));
+        assert!(i.platform.is_empty() && i.jobs.is_none() && i.src_user.is_none());
     }
 
     /// `--max-uncompressed-size` keeps "64GiB" as its default text (readable in

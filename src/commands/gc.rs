@@ -21,7 +21,12 @@ pub(crate) fn run(a: GcArgs, global: &GlobalArgs) -> Result<u8> {
             a.repository
         );
     };
-    let client = RegistryClient::new(&registry, &registry_options(&a.image)?)
+    let mut image = a.registry.to_image_args();
+    // -u belongs to the one registry gc talks to.
+    if image.username.is_some() {
+        image.user_registry = Some(registry.clone());
+    }
+    let client = RegistryClient::new(&registry, &registry_options(&image)?)
         .with_context(|| format!("cannot reach {registry}"))?;
     let report = soci_image::gc::gc(&client, &repository, a.delete)
         .with_context(|| format!("gc of {registry}/{repository}"))?;
