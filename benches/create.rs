@@ -31,6 +31,11 @@ fn main() {
         return;
     }
     let soci = env!("CARGO_BIN_EXE_soci");
+    // `cargo bench --bench create -- many`: the many-images section alone.
+    if std::env::args().any(|a| a == "many") {
+        many_images(soci);
+        return;
+    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -243,4 +248,146 @@ fn main() {
             best_t.as_secs_f64() / bound(&best_base).as_secs_f64()
         );
     }
+    many_images(soci);
+}
+
+/// Images in the many-images section, all on one base.
+const MANY_IMAGES: usize = 20;
+
+/// Issue 11, target 3: 20 images sharing a base layer, indexed with one
+/// `soci create --from-file LIST` (default --max-images and --jobs, fresh
+/// store), against one `soci create` of a single image made of their distinct
+/// layers (the base and the 20 top layers: each distinct layer indexed once),
+/// measured right after it in each round. Target: ratio <= 1.2. The base is
+/// the /usr/bin layer of the image above; each top layer is 2 MB of
+/// pseudo-random files. All images are tags of one OCI layout.
+fn many_images(soci: &str) {
+    let Some(base) = common::make_layer("usr-bin.tar.gz", &["usr/bin"]) else {
+        println!("many images: /usr/bin missing, skipped");
+        return;
+    };
+    let dir = data_dir().join("many-images");
+    let _ = std::fs::remove_dir_all(&dir);
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| -> serde_json::Value {
+        let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        serde_json::json!({"digest": format!("sha256:{hex}"), "size": bytes.len()})
+    };
+    let layer_desc = |d: serde_json::Value| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d["digest"], "size": d["size"]});
+    let base_hex = sha256_file(&base);
+    if std::fs::hard_link(&base, blobs.join(&base_hex)).is_err() {
+        std::fs::copy(&base, blobs.join(&base_hex)).unwrap();
+    }
+    let base_desc = layer_desc(
+        serde_json::json!({"digest": format!("sha256:{base_hex}"), "size": std::fs::metadata(&base).unwrap().len()}),
+    );
+    let tops: Vec<serde_json::Value> = (0..MANY_IMAGES)
+        .map(|i| {
+            let files: Vec<(String, Vec<u8>)> = (0..8)
+                .map(|f| {
+                    (
+                        format!("app/file{f}"),
+                        soci_testkit::fixture::pseudo_random((i * 8 + f) as u64 + 1, 256 << 10),
+                    )
+                })
+                .collect();
+            let entries: Vec<(&str, &[u8])> = files
+                .iter()
+                .map(|(n, b)| (n.as_str(), b.as_slice()))
+                .collect();
+            let tar = soci_testkit::fixture::make_tar(&entries);
+            let mut e = flate2::GzBuilder::new()
+                .mtime(0)
+                .write(Vec::new(), flate2::Compression::new(6));
+            std::io::Write::write_all(&mut e, &tar).unwrap();
+            layer_desc(put(&e.finish().unwrap()))
+        })
+        .collect();
+    let config =
+        put(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#);
+    let mut refs = Vec::new();
+    let mut manifest = |tag: String, layers: Vec<serde_json::Value>| {
+        let m = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config["digest"], "size": config["size"]},
+            "layers": layers});
+        let d = put(&serde_json::to_vec(&m).unwrap());
+        refs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": d["digest"], "size": d["size"], "annotations": {"org.opencontainers.image.ref.name": tag}}));
+    };
+    for (i, top) in tops.iter().enumerate() {
+        manifest(format!("img{i:02}"), vec![base_desc.clone(), top.clone()]);
+    }
+    let mut all = vec![base_desc.clone()];
+    all.extend(tops.iter().cloned());
+    manifest("distinct".into(), all);
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": refs})).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let list = data_dir().join("many-images.txt");
+    let lines: Vec<String> = (0..MANY_IMAGES)
+        .map(|i| format!("oci:{}:img{i:02}", dir.display()))
+        .collect();
+    std::fs::write(&list, lines.join("\n") + "\n").unwrap();
+    let store = data_dir().join("many-images-store");
+    // CPU seconds (user + system) of the children so far: the difference
+    // around a run is that run's CPU, which tells work from waiting.
+    #[allow(unsafe_code)] // bench-only: getrusage, as run_measured's wait4
+    let children_cpu = || -> f64 {
+        // SAFETY: getrusage fills the struct it is given; zeroed is a valid start.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+        t(ru.ru_utime) + t(ru.ru_stime)
+    };
+    let run = |extra: &[&str]| {
+        let _ = std::fs::remove_dir_all(&store);
+        let mut cmd = Command::new(soci);
+        cmd.args([
+            "create",
+            "-q",
+            "--min-layer-size",
+            "0",
+            "--store",
+            store.to_str().unwrap(),
+        ])
+        .args(extra);
+        let cpu = children_cpu();
+        let wall = run_measured(&mut cmd).0;
+        (wall, children_cpu() - cpu)
+    };
+    let distinct_ref = format!("oci:{}:distinct", dir.display());
+    println!(
+        "many images: {MANY_IMAGES} images = base {:.0} MB gzip + one 2 MB top layer each, `create --from-file` (fresh store) vs `create` of one image of the {} distinct layers (fresh store)",
+        std::fs::metadata(&base).unwrap().len() as f64 / 1e6,
+        MANY_IMAGES + 1
+    );
+    let mut ratios = Vec::new();
+    let (mut best_many, mut best_once) = (Duration::MAX, Duration::MAX);
+    for round in 1..=RUNS {
+        let (many, many_cpu) = run(&["--from-file", list.to_str().unwrap()]);
+        let (once, once_cpu) = run(&[&distinct_ref]);
+        best_many = best_many.min(many);
+        best_once = best_once.min(once);
+        let r = many.as_secs_f64() / once.as_secs_f64();
+        ratios.push(r);
+        println!(
+            "  round {round}: from-file {:.2} s (CPU {many_cpu:.2} s), distinct layers once {:.2} s (CPU {once_cpu:.2} s), ratio {r:.2}x",
+            many.as_secs_f64(),
+            once.as_secs_f64()
+        );
+    }
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "  many images: ratio median {:.2}x (target <= 1.2; rounds {:.2}..{:.2}); best {:.2} s vs {:.2} s",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+        best_many.as_secs_f64(),
+        best_once.as_secs_f64()
+    );
 }

@@ -81,6 +81,11 @@ pub(crate) enum Command {
     /// it fetched. Needs /dev/fuse and fusermount3 (Debian package fuse3).
     #[command(after_help = MOUNT_HELP)]
     Mount(MountArgs),
+    /// Find the SOCI indexes a registry repository keeps for images it no
+    /// longer has (v1 indexes in referrers fallback tags), and with --delete
+    /// remove them. A dry run by default.
+    #[command(after_help = GC_HELP)]
+    Gc(GcArgs),
 }
 
 const MOUNT_HELP: &str = "\
@@ -131,6 +136,113 @@ pub(crate) struct MountArgs {
     #[command(flatten)]
     pub image: ImageArgs,
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct GcArgs {
+    /// The repository, HOST/REPO (a tag or digest, if given, is ignored).
+    #[arg(value_name = "REPO")]
+    pub repository: String,
+    /// Delete what is found (DELETE of the index manifests; the fallback tag
+    /// rewritten without their entries, or deleted when nothing else is in
+    /// it). Without it nothing is changed.
+    #[arg(long)]
+    pub delete: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How to reach a registry, for commands that talk to one repository and
+/// build nothing (`gc`): the registry flags of [`ImageArgs`], no others.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RegistryArgs {
+    /// Talk plain HTTP (local registries): bare, or `--plain-http=HOST[:PORT][,…]`.
+    /// Credentials go in plain HTTP only to loopback hosts and to hosts named here.
+    #[arg(
+        long,
+        value_name = "HOST[:PORT]",
+        num_args = 0..=1,
+        require_equals = true,
+        value_delimiter = ','
+    )]
+    pub plain_http: Option<Vec<String>>,
+    /// Trust this extra CA certificate (PEM) for registry TLS.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Do not verify the registry's TLS certificate (prints a warning).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+    /// Client certificate (PEM) for registries that require one; with --tlskey.
+    #[arg(long, value_name = "FILE", requires = "tlskey")]
+    pub tlscert: Option<PathBuf>,
+    /// Private key (PEM) of --tlscert.
+    #[arg(long, value_name = "FILE", requires = "tlscert")]
+    pub tlskey: Option<PathBuf>,
+    /// Overall limit in seconds for one registry request, retries included
+    /// (default: $SOCI_REGISTRY_TIMEOUT, else 3600).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
+    /// Print each HTTP exchange with the registry on stderr (secrets redacted).
+    #[arg(long, visible_alias = "debug")]
+    pub http_dump: bool,
+    /// Registry credentials, USER:PASSWORD or USER with --password-stdin.
+    /// Default: what Docker would use from $DOCKER_CONFIG/config.json, else anonymous.
+    #[arg(
+        long = "user",
+        short = 'u',
+        visible_alias = "username",
+        value_name = "USER[:PASSWORD]"
+    )]
+    pub username: Option<String>,
+    /// Read the password of -u/--user from standard input.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+}
+
+impl RegistryArgs {
+    /// The same settings as [`ImageArgs`] (the rest at their defaults), so
+    /// one function turns them into registry options.
+    pub(crate) fn to_image_args(&self) -> ImageArgs {
+        // ImageArgs at its defaults (whatever fields it gains), then ours.
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            image: ImageArgs,
+        }
+        let mut a = Defaults::try_parse_from(["soci"])
+            .expect("every ImageArgs flag has a default")
+            .image;
+        a.plain_http = self.plain_http.clone();
+        a.tls_ca = self.tls_ca.clone();
+        a.insecure = self.insecure;
+        a.tlscert = self.tlscert.clone();
+        a.tlskey = self.tlskey.clone();
+        a.timeout = self.timeout;
+        a.http_dump = self.http_dump;
+        a.username = self.username.clone();
+        a.password_stdin = self.password_stdin;
+        a
+    }
+}
+
+const GC_HELP: &str = "\
+What gc covers: v1 SOCI index manifests listed in a referrers fallback tag
+(sha256-<hex>) whose image manifest (sha256:<hex>) is gone from the repository,
+and those fallback tags (other tools' entries, e.g. signatures, are kept). Not
+v2: a v2 SOCI index lives inside the SOCI-enabled image index, so it goes with
+its image (the registry's garbage collection of untagged manifests removes it).
+Not v1 indexes found only through a registry's referrers API: a deleted image's
+digest is in no tag, so nothing leads to them (such registries clean up
+referrers themselves). An image still there, even untagged, keeps its indexes.
+
+Examples:
+  soci gc registry.example.com/app                  (dry run: what would go)
+  soci gc registry.example.com/app --delete
+  soci --json gc --plain-http 127.0.0.1:5000/app --delete
+
+Exit codes:
+  0  success (also: nothing found)
+  1  error (bad input, registry, a registry that does not allow deletes)
+  2  wrong usage (unknown flag, missing argument)";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PrefetchCommand {
@@ -216,6 +328,17 @@ Examples:
   soci create oci:./image:latest --min-layer-size 0 --verify
   soci create registry.example.com/ml:1.0 --push --max-uncompressed-size 200GiB --max-files 10000000
   soci create registry.example.com/app:1.0 --push -u ci:$PW
+  soci create --push registry.example.com/app:1.0 registry.example.com/api:2.3
+  soci create --push --from-file images.txt --max-images 4
+  soci create --push --from-file images.txt --shard \"$JOB_COMPLETION_INDEX/8\"
+  soci create --from-file images.txt --shard 1/4 --list   (this shard's images; nothing built)
+
+Several images (more than one SRC, --from-file, or --shard): each is indexed as
+alone, --max-images at a time; a layer shared by images being indexed at once is
+built once. Each image's index goes next to it (--push) or to the local store;
+--dest takes one image only. Output: one line per image, then a summary (with
+--json, one JSON object per line, the summary last). Exit code 1 if any image
+failed (the others are still indexed; the summary names the failed ones).
 
 Credentials: -u/--user is the destination's (--dest, --push), else the source's;
 --src-user gives the source's when it differs from the destination.
@@ -378,8 +501,10 @@ pub(crate) struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// The image to index.
-    pub source: String,
+    /// The image(s) to index. Several SRCs (or --from-file) index each one,
+    /// --max-images at a time, with one result line per image.
+    #[arg(value_name = "SRC", required_unless_present = "from_file")]
+    pub sources: Vec<String>,
     /// Push the result next to the image in its registry (v2: re-tag the image as
     /// a SOCI-enabled image index; v1: referrers).
     #[arg(long, conflicts_with = "dest")]
@@ -397,6 +522,45 @@ pub(crate) struct CreateArgs {
     pub build: BuildArgs,
     #[command(flatten)]
     pub image: ImageArgs,
+    /// Also index the images listed in FILE: one reference a line, blank
+    /// lines and lines starting with `#` skipped; `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    /// With several images: how many are indexed at the same time (each one's
+    /// layers still use --jobs). Default: 2.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_images: Option<u16>,
+    /// Keep only the images of shard I of N (0 <= I < N): those whose
+    /// reference, as written, hashes to I (FNV-1a 64 mod N). N machines given
+    /// the same list and I = 0..N-1 index every image exactly once, without
+    /// talking to each other.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// Print the references this run would index (after --from-file and
+    /// --shard), one a line, and exit: nothing is read or built.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// `--shard I/N`: this machine's part of a list split N ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shard {
+    /// I, from 0.
+    pub index: u64,
+    /// N, at least 1.
+    pub count: u64,
+}
+
+/// Parses `--shard I/N`.
+pub(crate) fn parse_shard(s: &str) -> Result<Shard, String> {
+    let bad = || format!("`{s}` is not a shard: give I/N with 0 <= I < N, e.g. 0/4");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let index: u64 = i.trim().parse().map_err(|_| bad())?;
+    let count: u64 = n.trim().parse().map_err(|_| bad())?;
+    if count == 0 || index >= count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
 }
 
 #[derive(Debug, Args)]
@@ -840,6 +1004,32 @@ mod tests {
         let mut bad = Vec::new();
         walk(&mut Cli::command(), "", &mut bad);
         assert!(bad.is_empty(), "commands without examples: {bad:?}");
+    }
+
+    /// `gc`'s registry flags reach the registry options as `create`'s do.
+    #[test]
+    fn gc_registry_flags_become_image_args() {
+        let cli = Cli::try_parse_from([
+            "soci",
+            "gc",
+            "--plain-http=h:5000",
+            "-k",
+            "--timeout",
+            "7",
+            "-u",
+            "ci:pw",
+            "h:5000/r",
+        ])
+        .unwrap();
+        let Command::Gc(a) = cli.command else {
+            panic!("not gc")
+        };
+        let i = a.registry.to_image_args();
+        assert_eq!(i.plain_http, Some(vec!["h:5000".to_string()]));
+        assert!(i.insecure);
+        assert_eq!(i.timeout, Some(std::time::Duration::from_secs(7)));
+        assert_eq!(i.username.as_deref(), Some("ci:pw"));
+        assert!(i.platform.is_empty() && i.jobs.is_none() && i.src_user.is_none());
     }
 
     /// `--max-uncompressed-size` keeps "64GiB" as its default text (readable in

@@ -28,7 +28,7 @@ pub(crate) fn open_store(dir: Option<&std::path::Path>) -> Result<Store> {
 }
 
 /// Ends the process with a usage error (exit code 2), as clap does.
-fn usage_error(message: String) -> ! {
+pub(crate) fn usage_error(message: String) -> ! {
     clap::Error::raw(
         clap::error::ErrorKind::ArgumentConflict,
         format!("{message}\n"),
@@ -222,7 +222,11 @@ fn jobs(a: &ImageArgs) -> usize {
         .max(1)
 }
 
-fn create_options(b: &BuildArgs, a: &ImageArgs, version: IndexVersion) -> Result<CreateOptions> {
+pub(crate) fn create_options(
+    b: &BuildArgs,
+    a: &ImageArgs,
+    version: IndexVersion,
+) -> Result<CreateOptions> {
     let mut prefetch = b.prefetch_file.clone();
     if let Some(f) = &b.prefetch_files_json {
         let text = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
@@ -249,7 +253,7 @@ fn create_options(b: &BuildArgs, a: &ImageArgs, version: IndexVersion) -> Result
     })
 }
 
-fn version(b: &BuildArgs) -> IndexVersion {
+pub(crate) fn version(b: &BuildArgs) -> IndexVersion {
     match b.index_version {
         IndexVersionArg::V1 => IndexVersion::V1,
         IndexVersionArg::V2 => IndexVersion::V2,
@@ -324,10 +328,21 @@ fn platform_str(p: &soci_oci::spec::Platform) -> String {
     s
 }
 
+/// How [`run_create`] shows its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Show {
+    /// One image: print the report (text, or the JSON object) as it comes.
+    Print,
+    /// One of several images (`create A B`, `--from-file`): print nothing on
+    /// stdout, return the JSON object; the caller prints one line per image.
+    Collect,
+}
+
 /// Entry point for `soci create` (and `convert`, `push`): maps the flags to a
-/// [`CreateJob`], runs it and prints its report.
+/// [`CreateJob`], runs it and prints its report (with [`Show::Print`]).
+/// Returns the exit code and the JSON result.
 #[allow(clippy::too_many_arguments)]
-fn run_create(
+pub(crate) fn run_create(
     source_ref: &str,
     dest: Option<String>,
     push: bool,
@@ -336,7 +351,12 @@ fn run_create(
     image: &ImageArgs,
     global: &GlobalArgs,
     require_stored: bool,
-) -> Result<u8> {
+    show: Show,
+    progress: &ImageProgress,
+) -> Result<(u8, serde_json::Value)> {
+    // Text on stdout, or the JSON object, only for one image.
+    let text = show == Show::Print && !global.json;
+    let json_out = show == Show::Print && global.json;
     let src = parse_ref(source_ref)?;
     let target = match (dest, push) {
         (Some(d), _) => Target::To(parse_ref(&d)?),
@@ -349,15 +369,14 @@ fn run_create(
     let image = &bind_credentials(image, &src, dest.as_ref().unwrap_or(&src))?;
     let store = open_store(image.store.as_deref())?;
     let job = job.registry_options(registry_options(image)?);
-    let progress = ImageProgress::new(global.quiet, global.json);
     // Timings and bytes per layer for --json; forwards everything to the bars.
     // Not the verification's: --json's timings and bytes are the build's.
-    let reporter = crate::metrics::Metered::new(&progress);
-    let report = match job.run(&store, &reporter, &progress) {
+    let reporter = crate::metrics::Metered::new(progress);
+    let report = match job.run(&store, &reporter, progress) {
         Ok(r) => r,
         Err(e) => {
             // Nothing to index: still say per layer why, as after a successful run.
-            if let (soci_image::Error::NothingIndexed { layers, .. }, false) = (&e, global.json) {
+            if let (soci_image::Error::NothingIndexed { layers, .. }, true) = (&e, text) {
                 for (d, o) in layers {
                     println!("{}", o.line(&d.digest));
                 }
@@ -367,13 +386,13 @@ fn run_create(
     };
     let created = &report.created;
     let mut out = created_json(created);
-    if !global.json {
+    if text {
         print_created(created, &store);
     }
     let mut code = crate::exit::OK;
     if let Some(v) = &report.verified {
         if !v.ok || dest.is_none() {
-            if !global.json {
+            if text {
                 print_verify(v);
             }
             out["verify"] = serde_json::to_value(v)?;
@@ -382,10 +401,10 @@ fn run_create(
             if dest.is_some() {
                 eprintln!("soci: verify failed: nothing was pushed");
             }
-            if global.json {
+            if json_out {
                 print_json(&out)?;
             }
-            return Ok(crate::exit::VERIFY_FAILED);
+            return Ok((crate::exit::VERIFY_FAILED, out));
         }
     }
     if let (Some(dest), Some(result)) = (&dest, &report.published) {
@@ -394,7 +413,7 @@ fn run_create(
         if let Err(e) = super::listing::remember_destination(&store, &result.soci_indexes, dest) {
             eprintln!("warning: {e:#}");
         }
-        if !global.json {
+        if text {
             print_pushed(result);
         }
         out["pushed"] = serde_json::to_value(result)?;
@@ -404,7 +423,7 @@ fn run_create(
     }
     reporter.annotate(&mut out);
     if let Some(v) = &report.verified_at_destination {
-        if !global.json {
+        if text {
             print_verify(v);
         }
         out["verify"] = serde_json::to_value(v)?;
@@ -412,16 +431,21 @@ fn run_create(
             code = crate::exit::VERIFY_FAILED;
         }
     }
-    if global.json {
+    if json_out {
         print_json(&out)?;
     }
-    Ok(code)
+    Ok((code, out))
 }
 
 pub(crate) fn create_cmd(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
+    // Several images (or a list, or a shard of one): see `many`.
+    if super::many::is_many(&a) {
+        return super::many::create_many(a, global);
+    }
     let opts = create_options(&a.build, &a.image, version(&a.build))?;
+    let progress = ImageProgress::new(global.quiet, global.json);
     run_create(
-        &a.source,
+        &a.sources[0],
         a.dest.clone(),
         a.push,
         a.verify,
@@ -429,7 +453,10 @@ pub(crate) fn create_cmd(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
         &a.image,
         global,
         false,
+        Show::Print,
+        &progress,
     )
+    .map(|(code, _)| code)
 }
 
 pub(crate) fn convert_cmd(a: ConvertArgs, global: &GlobalArgs) -> Result<u8> {
@@ -437,6 +464,7 @@ pub(crate) fn convert_cmd(a: ConvertArgs, global: &GlobalArgs) -> Result<u8> {
         bail!("convert makes index manifest v2; use `create --index-version v1 --push` for v1");
     }
     let opts = create_options(&a.build, &a.image, IndexVersion::V2)?;
+    let progress = ImageProgress::new(global.quiet, global.json);
     run_create(
         &a.source,
         Some(a.dest.clone()),
@@ -446,7 +474,10 @@ pub(crate) fn convert_cmd(a: ConvertArgs, global: &GlobalArgs) -> Result<u8> {
         &a.image,
         global,
         false,
+        Show::Print,
+        &progress,
     )
+    .map(|(code, _)| code)
 }
 
 /// Entry point for `soci push`: publishes what `create` stored, never rebuilds.

@@ -1,8 +1,10 @@
 //! One entry point per command.
 mod bench;
+mod gc;
 pub(crate) mod image;
 mod index;
 mod listing;
+mod many;
 mod mount;
 mod prefetch;
 mod ztoc;
@@ -22,5 +24,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Bench(cmd) => bench::run(cmd, g),
         Command::Prefetch(cmd) => prefetch::run(cmd, g),
         Command::Mount(a) => mount::run(a, g),
+        Command::Gc(a) => gc::run(a, g),
     }
 }

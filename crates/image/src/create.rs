@@ -186,7 +186,10 @@ fn index_layer(
     tee: Option<&dyn LayerTee>,
 ) -> Result<LayerOutcome> {
     let key = options_key(opts);
-    if !opts.force {
+    // Another image of this run may be indexing the same layer: wait for it,
+    // then reuse what it stored (see `claim`).
+    let claim = crate::claim::Claim::take(&layer.digest, opts.span_size, &key);
+    if !opts.force || claim.built_here() {
         if let Some(rec) = store.find_ztoc(&layer.digest, opts.span_size, &key)? {
             if let Some(mut ztoc) = rec.to_ztoc_record() {
                 if store.has_blob(&ztoc.ztoc_digest) {
@@ -253,7 +256,9 @@ fn index_layer(
         }
         _ => build_ztoc(reader, &bo, &mut progress).map_err(cannot_build),
     }?;
-    store_built(store, layer, &built, opts)
+    let outcome = store_built(store, layer, &built, opts)?;
+    claim.mark_built();
+    Ok(outcome)
 }
 
 /// Stores a freshly built zTOC and records it for reuse.

@@ -330,6 +330,17 @@ pub enum Error {
     /// A zTOC could not be fetched or checked.
     #[error(transparent)]
     ZtocFetch(#[from] crate::ZtocFetchError),
+    /// Other writers kept replacing the referrers fallback tag: our entry was
+    /// still missing after the last write.
+    #[error("the referrers fallback tag {tag} kept losing the entry of SOCI index {index} to other writers ({rounds} writes); run the push again")]
+    FallbackTagContended {
+        /// The fallback tag (`sha256-<hex>`).
+        tag: String,
+        /// The SOCI index whose entry was lost.
+        index: String,
+        /// Writes tried.
+        rounds: u32,
+    },
 }
 
 /// `e` and its causes joined by ": " (what anyhow's `{:#}` prints), for the

@@ -13,8 +13,10 @@
 //! Libraries never draw on the terminal: progress goes through [`Reporter`].
 //! Failures are an [`Error`], one variant per failure, naming the layer,
 //! digest or image concerned.
+mod claim;
 pub mod create;
 mod error;
+pub mod gc;
 pub mod job;
 mod layers;
 pub mod lazy;

@@ -645,12 +645,8 @@ fn publish_v1(
             continue;
         }
         let ftag = fallback_tag(subject)?;
-        let existing = target.get_manifest_raw(repository, &ftag)?;
-        let merged = merge_fallback_index(
-            existing.as_ref().map(|(_, b)| b.as_slice()),
-            fallback_entry(&p.index.descriptor, &p.index.manifest),
-        )?;
-        target.push_manifest(repository, &ftag, &merged, spec::MEDIA_TYPE_OCI_INDEX)?;
+        let entry = fallback_entry(&p.index.descriptor, &p.index.manifest);
+        put_fallback_entry(target, repository, &ftag, &entry, FALLBACK_SETTLE)?;
         how.push(format!("fallback tag {ftag}"));
     }
     how.dedup();
@@ -666,6 +662,67 @@ fn publish_v1(
         sink.put_manifest(Some(tag), &created.root_bytes, &created.root.media_type)?;
     }
     Ok(how.join(", "))
+}
+
+/// Rounds of "write the fallback tag, wait, read it back" before giving up.
+pub const FALLBACK_ROUNDS: u32 = 5;
+
+/// How long a v1 publish waits after writing the fallback tag before reading
+/// it back: longer than another writer's read-merge-write (two requests), so
+/// a writer that read the tag before our write has written by then.
+pub const FALLBACK_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Adds `entry` to the fallback tag `ftag` and makes sure it stays there.
+///
+/// The registry has no compare-and-swap on tags: two processes indexing two
+/// images of one subject (or pushing two indexes of one image) each read the
+/// tag, merge their entry and write, and the later write drops the earlier
+/// one's entry. So after writing, wait `settle` (plus a jitter, so that two
+/// writers do not stay in step), read the tag again and, when our entry is
+/// missing, merge it into what is there now and write again; at most
+/// [`FALLBACK_ROUNDS`] writes. What is still racy is in docs/scale.md.
+fn put_fallback_entry(
+    target: &RegistryClient,
+    repository: &str,
+    ftag: &str,
+    entry: &Descriptor,
+    settle: std::time::Duration,
+) -> Result<()> {
+    let mut existing = target.get_manifest_raw(repository, ftag)?;
+    for round in 0..FALLBACK_ROUNDS {
+        if round > 0
+            && existing
+                .as_ref()
+                .is_some_and(|(_, b)| soci_index::fallback::fallback_has_entry(b, entry))
+        {
+            return Ok(());
+        }
+        let merged =
+            merge_fallback_index(existing.as_ref().map(|(_, b)| b.as_slice()), entry.clone())?;
+        target.push_manifest(repository, ftag, &merged, spec::MEDIA_TYPE_OCI_INDEX)?;
+        std::thread::sleep(settle + jitter(settle));
+        existing = target.get_manifest_raw(repository, ftag)?;
+    }
+    if existing
+        .as_ref()
+        .is_some_and(|(_, b)| soci_index::fallback::fallback_has_entry(b, entry))
+    {
+        return Ok(());
+    }
+    Err(Error::FallbackTagContended {
+        tag: ftag.to_string(),
+        index: entry.digest.to_string(),
+        rounds: FALLBACK_ROUNDS,
+    })
+}
+
+/// A pseudo-random part of `max`, different per process and call (no
+/// randomness crate for one sleep).
+fn jitter(max: std::time::Duration) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    max.mul_f64((h.finish() % 1000) as f64 / 1000.0)
 }
 
 use spec::is_index_media_type as is_index;

@@ -93,3 +93,74 @@ fn has_manifests_field(b: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(b)
         .is_ok_and(|m| m.get("manifests").is_some_and(|v| v.is_array()))
 }
+
+/// Whether the fallback index `bytes` lists `entry` (same mediaType, digest
+/// and size, the key [`merge_fallback_index`] dedups by). A document that is
+/// not an index lists nothing.
+pub fn fallback_has_entry(bytes: &[u8], entry: &Descriptor) -> bool {
+    serde_json::from_slice::<Index<MaybeDigest>>(bytes).is_ok_and(|i| {
+        i.manifests.iter().any(|d| {
+            d.media_type == entry.media_type
+                && d.digest.0.as_ref() == Some(&entry.digest)
+                && d.size == entry.size
+        })
+    })
+}
+
+/// The fallback index `bytes` without the entries whose digest is in `dead`,
+/// written as [`merge_fallback_index`] writes it; `None` when no entry is left
+/// (the tag should then go). Entries of other tools (signatures, SBOMs) stay.
+pub fn remove_fallback_entries(bytes: &[u8], dead: &[Digest]) -> Result<Option<Vec<u8>>> {
+    // Entries without a digest are not ours: kept as they are (see
+    // `merge_fallback_index`).
+    let index = serde_json::from_slice::<Index<MaybeDigest>>(bytes)
+        .map_err(|e| Error::json("referrers fallback index", e))?;
+    let manifests: Vec<Descriptor<MaybeDigest>> = index
+        .manifests
+        .into_iter()
+        .filter(|d| !d.digest.0.as_ref().is_some_and(|x| dead.contains(x)))
+        .collect();
+    if manifests.is_empty() {
+        return Ok(None);
+    }
+    let index: Index<MaybeDigest> = Index {
+        schema_version: 2,
+        media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
+        manifests,
+        ..Default::default()
+    };
+    Ok(Some(spec::to_go_json(&index)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(digest: &Digest) -> Descriptor {
+        Descriptor {
+            artifact_type: crate::SOCI_INDEX_ARTIFACT_TYPE_V1.into(),
+            ..Descriptor::new(spec::MEDIA_TYPE_OCI_MANIFEST, digest.clone(), 10)
+        }
+    }
+
+    #[test]
+    fn entries_are_found_and_removed() {
+        let a = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        let b = Digest::parse(&format!("sha256:{}", "b".repeat(64))).unwrap();
+        let one = merge_fallback_index(None, entry(&a)).unwrap();
+        let both = merge_fallback_index(Some(&one), entry(&b)).unwrap();
+        assert!(fallback_has_entry(&both, &entry(&a)));
+        assert!(fallback_has_entry(&both, &entry(&b)));
+        assert!(!fallback_has_entry(&one, &entry(&b)));
+        // Same digest, other size: another entry.
+        let mut other = entry(&a);
+        other.size = 11;
+        assert!(!fallback_has_entry(&one, &other));
+        assert!(!fallback_has_entry(b"not json", &entry(&a)));
+        let left = remove_fallback_entries(&both, std::slice::from_ref(&b))
+            .unwrap()
+            .unwrap();
+        assert_eq!(left, one);
+        assert_eq!(remove_fallback_entries(&both, &[a, b]).unwrap(), None);
+    }
+}

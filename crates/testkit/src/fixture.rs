@@ -518,3 +518,49 @@ pub fn make_docker_archive_oci(path: &Path, fx: &Fixture, repo_tag: &str) {
     );
     std::fs::write(path, b.into_inner().unwrap()).unwrap();
 }
+
+/// A linux/amd64 image tagged `tag` in a new OCI layout at `dir`, of the
+/// given layers (uncompressed tars, gzipped here, bottom first): images that
+/// share a base are made by passing the same first tars.
+pub fn make_layered_layout(dir: &Path, tag: &str, tars: &[Vec<u8>]) -> Fixture {
+    std::fs::create_dir_all(dir).unwrap();
+    let layers: Vec<Blob> = tars
+        .iter()
+        .map(|t| Blob::new(LAYER_GZIP, gzip(t)))
+        .collect();
+    let diff_ids: Vec<String> = tars.iter().map(|t| sha256(t)).collect();
+    let config = json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = Blob::new(OCI_CONFIG, serde_json::to_vec(&config).unwrap());
+    let manifest = Blob::new(
+        OCI_MANIFEST,
+        manifest_doc(
+            config.descriptor(),
+            layers.iter().map(Blob::descriptor).collect(),
+        ),
+    );
+    write_blob(dir, &config);
+    write_blob(dir, &manifest);
+    for b in &layers {
+        write_blob(dir, b);
+    }
+    write_index_json(dir, &manifest, tag);
+    let img = FixtureImage {
+        platform: "linux/amd64".into(),
+        manifest: manifest.clone(),
+        config,
+        layers,
+        layer_tars: tars.to_vec(),
+    };
+    Fixture {
+        dir: dir.into(),
+        tag: tag.into(),
+        root: manifest,
+        images: vec![img],
+        extra_manifests: vec![],
+    }
+}

@@ -11,8 +11,8 @@ pub mod registry;
 pub mod skopeo;
 
 pub use fixture::{
-    make_docker_archive, make_docker_archive_oci, make_multiplatform_layout, make_oci_layout,
-    make_oci_layout_opts, Blob, Fixture, FixtureImage,
+    make_docker_archive, make_docker_archive_oci, make_layered_layout, make_multiplatform_layout,
+    make_oci_layout, make_oci_layout_opts, Blob, Fixture, FixtureImage,
 };
 pub use hostile::{Answer, HostileServer};
 pub use referrers::ReferrersServer;

@@ -171,10 +171,20 @@ impl Registry {
 
     /// Start a registry with basic auth and/or TLS and wait until it listens.
     pub fn start_with(config: &RegistryConfig) -> std::io::Result<Registry> {
+        Self::start_deletes(config, true)
+    }
+
+    /// Start a registry that refuses DELETEs (`storage.delete.enabled: false`,
+    /// docker-registry's own default; the others allow them).
+    pub fn start_without_deletes() -> std::io::Result<Registry> {
+        Self::start_deletes(&RegistryConfig::default(), false)
+    }
+
+    fn start_deletes(config: &RegistryConfig, deletes: bool) -> std::io::Result<Registry> {
         let mut last_err = None;
         // The free port can be taken between probing and binding: retry.
         for _ in 0..3 {
-            match Self::try_start(config) {
+            match Self::try_start(config, deletes) {
                 Ok(r) => return Ok(r),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(e),
                 Err(e) => last_err = Some(e),
@@ -183,13 +193,13 @@ impl Registry {
         Err(last_err.expect("at least one attempt"))
     }
 
-    fn try_start(opts: &RegistryConfig) -> std::io::Result<Registry> {
+    fn try_start(opts: &RegistryConfig, deletes: bool) -> std::io::Result<Registry> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let config = dir.path().join("config.yml");
         let mut yml = format!(
-            "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n",
+            "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: {deletes}}}\nhttp:\n  addr: {addr}\n",
             dir.path().join("data").display()
         );
         if opts.tls {

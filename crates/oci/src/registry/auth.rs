@@ -51,6 +51,8 @@ pub(super) enum Scope<'a> {
         repo: &'a str,
         also_pull: Option<&'a str>,
     },
+    /// Delete manifests of `repo` (`soci gc --delete`).
+    Delete(&'a str),
 }
 
 impl Scope<'_> {
@@ -64,6 +66,7 @@ impl Scope<'_> {
                 }
                 s
             }
+            Scope::Delete(r) => format!("repository:{r}:delete"),
         }
     }
 }

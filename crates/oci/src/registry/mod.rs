@@ -12,6 +12,7 @@
 //!   referrers probe;
 //! - `upload`: blob uploads (whole or streamed from a reader), mounts,
 //!   manifest PUTs;
+//! - `manage`: the tag list and manifest DELETE (`soci gc`);
 //! - `retry`: the one policy all of them follow: retries on transport errors,
 //!   408/429/5xx (honouring `Retry-After`) and stalls, with exponential
 //!   backoff; one stall timeout for every wait; one overall deadline per
@@ -28,6 +29,7 @@ mod bridge;
 mod credentials;
 mod dump;
 mod fetch;
+mod manage;
 mod retry;
 mod source;
 mod upload;
