@@ -347,11 +347,13 @@ impl<'a> SpanReader<'a> {
             fetch_checked_spans(self.source, self.layer, self.ztoc, self.zinfo, a, b)
         };
         let parallel = self.opts.parallel.max(1);
-        let results: Vec<Result<(u64, Vec<u8>)>> = if runs.len() == 1 || parallel == 1 {
+        // (blob offset, checked compressed bytes) of each run.
+        type Fetched = Result<(u64, Vec<u8>)>;
+        let results: Vec<Fetched> = if runs.len() == 1 || parallel == 1 {
             runs.iter().map(fetch).collect()
         } else {
             let next = std::sync::atomic::AtomicUsize::new(0);
-            let slots: Vec<std::sync::Mutex<Option<Result<(u64, Vec<u8>)>>>> =
+            let slots: Vec<std::sync::Mutex<Option<Fetched>>> =
                 runs.iter().map(|_| std::sync::Mutex::new(None)).collect();
             std::thread::scope(|sc| {
                 for _ in 0..parallel.min(runs.len()) {
