@@ -341,43 +341,28 @@ impl<'a> SpanReader<'a> {
         }
         check_layout(self.layer, self.ztoc, self.zinfo)?;
         let runs = merge_span_runs(&missing, self.opts.merge_gap_spans);
-        let blob_size = self.blob_size();
-        let ranges: Vec<(u64, u64, std::ops::Range<u64>)> = runs
-            .iter()
-            .map(|&(a, b)| {
-                (
-                    a,
-                    b,
-                    self.zinfo.span_compressed_range(a, blob_size).start
-                        ..self.zinfo.span_compressed_range(b, blob_size).end,
-                )
-            })
-            .collect();
+        // One checked range request per run (the mount's cache uses the same
+        // call): nothing unchecked enters the cache.
+        let fetch = |&(a, b): &(u64, u64)| {
+            fetch_checked_spans(self.source, self.layer, self.ztoc, self.zinfo, a, b)
+        };
         let parallel = self.opts.parallel.max(1);
-        let results: Vec<Result<Vec<u8>>> = if ranges.len() == 1 || parallel == 1 {
-            ranges
-                .iter()
-                .map(|(_, _, r)| {
-                    self.source
-                        .read_blob_range(self.layer, r.clone())
-                        .map_err(Error::from)
-                })
-                .collect()
+        // (blob offset, checked compressed bytes) of each run.
+        type Fetched = Result<(u64, Vec<u8>)>;
+        let results: Vec<Fetched> = if runs.len() == 1 || parallel == 1 {
+            runs.iter().map(fetch).collect()
         } else {
             let next = std::sync::atomic::AtomicUsize::new(0);
-            let slots: Vec<std::sync::Mutex<Option<Result<Vec<u8>>>>> =
-                ranges.iter().map(|_| std::sync::Mutex::new(None)).collect();
+            let slots: Vec<std::sync::Mutex<Option<Fetched>>> =
+                runs.iter().map(|_| std::sync::Mutex::new(None)).collect();
             std::thread::scope(|sc| {
-                for _ in 0..parallel.min(ranges.len()) {
+                for _ in 0..parallel.min(runs.len()) {
                     sc.spawn(|| loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= ranges.len() {
+                        if i >= runs.len() {
                             break;
                         }
-                        let r = self
-                            .source
-                            .read_blob_range(self.layer, ranges[i].2.clone())
-                            .map_err(Error::from);
+                        let r = fetch(&runs[i]);
                         *slots[i].lock().unwrap() = Some(r);
                     });
                 }
@@ -387,21 +372,13 @@ impl<'a> SpanReader<'a> {
                 .map(|m| m.into_inner().unwrap().expect("every slot filled"))
                 .collect()
         };
-        for ((a, b, range), data) in ranges.into_iter().zip(results) {
-            let data = data?;
-            if data.len() as u64 != range.end - range.start {
-                return Err(Error::ShortRange {
-                    got: data.len(),
-                    range,
-                });
-            }
-            // Nothing unchecked enters the cache.
-            check_spans(self.layer, self.ztoc, self.zinfo, a, b, range.start, &data)?;
+        for ((a, b), r) in runs.into_iter().zip(results) {
+            let (start, data) = r?;
             self.stats.requests += 1;
             self.stats.bytes += data.len() as u64;
             self.stats.spans += b - a + 1;
             self.have.extend(a..=b);
-            self.pieces.insert(range.start, data);
+            self.pieces.insert(start, data);
         }
         Ok(())
     }
