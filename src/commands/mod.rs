@@ -4,6 +4,7 @@ pub(crate) mod image;
 mod index;
 mod listing;
 mod prefetch;
+mod run;
 mod ztoc;
 
 use crate::cli::{Cli, Command};
@@ -20,5 +21,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Ztoc(cmd) => ztoc::run(cmd, g),
         Command::Bench(cmd) => bench::run(cmd, g),
         Command::Prefetch(cmd) => prefetch::run(cmd, g),
+        Command::Run(a) => run::run_cmd(a, g),
+        Command::RunInit(a) => run::run_init_cmd(a),
     }
 }

@@ -72,7 +72,6 @@ pub fn runtime_config(
                 "effective": CAPABILITIES,
                 "permitted": CAPABILITIES,
             },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1048576u64}],
             "noNewPrivileges": true
         },
         "root": {"path": rootfs, "readonly": false},

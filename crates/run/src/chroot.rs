@@ -42,6 +42,10 @@ fn sys(what: String) -> impl FnOnce(nix::Error) -> Error {
 pub fn stage1(config: &Path, mut stage2_cmd: Command) -> Result<i32> {
     let spec = read_spec(config)?;
     let root = &spec.root.path;
+    // Before unshare: once the pid namespace is unshared, this process can
+    // start no more threads (clone with CLONE_THREAD fails with EINVAL).
+    let cancel = crate::Cancel::new();
+    let watcher = crate::signals::SignalWatcher::install(cancel.clone())?;
     unshare(
         CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWPID
@@ -118,8 +122,6 @@ pub fn stage1(config: &Path, mut stage2_cmd: Command) -> Result<i32> {
         .map_err(sys(format!("cannot mount sysfs on {}", sysfs.display())))?;
     }
     // The workload's stage: PID 1 of the new pid namespace.
-    let cancel = crate::Cancel::new();
-    let watcher = crate::signals::SignalWatcher::install(cancel.clone())?;
     let mut child = stage2_cmd
         .spawn()
         .map_err(|e| Error::io("cannot start", "soci run-init (stage 2)", e))?;

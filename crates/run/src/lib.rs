@@ -108,6 +108,11 @@ pub struct RunReport {
     pub mount: serde_json::Value,
 }
 
+/// Whether this process runs as root (effective uid 0), which `run` needs.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
 /// The exit code a shell would report for `status`.
 pub fn exit_code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
@@ -126,7 +131,7 @@ pub fn run(
     out: &mut (dyn Write + Send),
     cancel: &Arc<Cancel>,
 ) -> Result<RunReport> {
-    if !nix::unistd::geteuid().is_root() {
+    if !is_root() {
         return Err(Error::NotRoot);
     }
     let t0 = opts.started;
