@@ -416,7 +416,8 @@ pub(crate) struct BuildArgs {
     /// A file to prefetch when the container starts (repeatable).
     #[arg(long, value_name = "PATH")]
     pub prefetch_file: Vec<String>,
-    /// A JSON file with an array of paths to prefetch.
+    /// A JSON file with the paths to prefetch: an array of paths, or the
+    /// trace `soci run --record FILE` writes (its files[].path, in order).
     #[arg(long, value_name = "FILE")]
     pub prefetch_files_json: Option<PathBuf>,
     /// Rebuild zTOCs even when the local store has them.
