@@ -18,8 +18,9 @@ pub(crate) fn run_cmd(a: RunArgs, global: &GlobalArgs) -> Result<u8> {
     if a.image.all_platforms || a.image.platform.len() > 1 {
         bail!("soci run runs one platform: give at most one --platform");
     }
-    // Before any thread starts (the registry client's), so that SIGINT and
-    // SIGTERM reach only the watcher, which passes them to the container.
+    // Before anything is fetched: from here SIGINT and SIGTERM reach the
+    // watcher, which passes them to the child that runs, and the run unwinds
+    // through its guards.
     let cancel = Cancel::new();
     let watcher = SignalWatcher::install(cancel.clone())?;
     let src = super::image::parse_ref(&a.source)?;

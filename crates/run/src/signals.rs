@@ -1,11 +1,11 @@
-//! SIGINT and SIGTERM during a run: caught on a thread of their own (sigwait,
-//! no handler code), so that every guard still runs: the signal is passed on
+//! SIGINT and SIGTERM during a run: caught on a thread of their own (signal-hook:
+//! its handlers only write to a pipe), so that every guard still runs: the signal is passed on
 //! to the child that runs (the mount, runc, the chroot init), and after a
 //! grace period the container is killed; the run then unwinds normally.
 use crate::error::{Error, Result};
-use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -120,57 +120,45 @@ impl Cancel {
 }
 
 /// While alive, SIGINT and SIGTERM go to `cancel` instead of ending the
-/// process. Install it before starting threads: threads started after it
-/// inherit the blocked mask, so the signal reaches only the watcher.
+/// process: signal-hook's handlers (which only write to a pipe) and a thread
+/// reading it. No signal mask is changed: children inherit the mask, and a
+/// blocked SIGTERM in one (the `soci mount` child) would never arrive; caught
+/// signals return to their default action in a child at exec.
 #[derive(Debug)]
 pub struct SignalWatcher {
-    stop: Arc<AtomicBool>,
+    handle: signal_hook::iterator::Handle,
     thread: Option<std::thread::JoinHandle<()>>,
-    old_mask: SigSet,
 }
 
 impl SignalWatcher {
-    /// Blocks SIGINT/SIGTERM (and SIGUSR2, used to stop the watcher) in
-    /// this thread and starts the watcher thread.
+    /// Installs the handlers and starts the watcher thread.
     pub fn install(cancel: Arc<Cancel>) -> Result<SignalWatcher> {
-        let mut set = SigSet::empty();
-        set.add(Signal::SIGINT);
-        set.add(Signal::SIGTERM);
-        set.add(Signal::SIGUSR2);
-        let mut old_mask = SigSet::empty();
-        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old_mask))
-            .map_err(|e| Error::sys("cannot block SIGINT/SIGTERM", e))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])
+        .map_err(|e| Error::io("cannot handle", "SIGINT/SIGTERM", e))?;
+        let handle = signals.handle();
         let thread = std::thread::Builder::new()
             .name("soci-run-signals".into())
-            .spawn(move || loop {
-                let Ok(sig) = set.wait() else { continue };
-                if sig == Signal::SIGUSR2 {
-                    if stop2.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    continue;
+            .spawn(move || {
+                for sig in signals.forever() {
+                    cancel.on_signal(sig);
                 }
-                cancel.on_signal(sig as i32);
             })
             .map_err(|e| Error::io("cannot start a thread", "signals", e))?;
         Ok(SignalWatcher {
-            stop,
+            handle,
             thread: Some(thread),
-            old_mask,
         })
     }
 }
 
 impl Drop for SignalWatcher {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = kill(nix::unistd::getpid(), Signal::SIGUSR2);
+        self.handle.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let _ =
-            nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.old_mask), None);
     }
 }

@@ -9,7 +9,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SCRIPT: &str = r#"echo first
+pub(super) const SCRIPT: &str = r#"echo first
 echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"
 echo "pwd=$(pwd)"
 echo "FOO=$FOO"
@@ -27,7 +27,7 @@ rm /data/old.txt
 test -e /data/old.txt || echo old-gone
 exit 7"#;
 
-fn soci_run(args: &[&str]) -> std::process::Output {
+pub(super) fn soci_run(args: &[&str]) -> std::process::Output {
     Command::new(soci_bin())
         .arg("run")
         .args(args)
@@ -38,7 +38,7 @@ fn soci_run(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn check_workload(o: &std::process::Output) {
+pub(super) fn check_workload(o: &std::process::Output) {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(7), "{}", text(o));
     for want in [
@@ -72,7 +72,7 @@ fn check_workload(o: &std::process::Output) {
 
 /// The writes went to the upper layer: the new file, and a whiteout (char
 /// device 0:0) for the deleted image file.
-fn check_upper(upper: &Path) {
+pub(super) fn check_upper(upper: &Path) {
     assert_eq!(
         std::fs::read(upper.join("work/new.txt")).unwrap(),
         b"written\n"

@@ -3,6 +3,7 @@
 //! libraries), pushed to a real registry. The machine must be root; a test
 //! skips (saying so) where it is not, and where runc is missing for a runc test.
 mod full;
+mod lazy;
 mod record;
 
 use crate::support::*;
@@ -21,6 +22,19 @@ pub(crate) fn can_run(what: &str) -> bool {
         eprintln!("skipping {what}: soci run needs root");
     }
     root
+}
+
+/// Whether the `soci` under test has `soci mount` (the lazy root); prints why
+/// a lazy test skips when it has not.
+pub(crate) fn has_mount(what: &str) -> bool {
+    let ok = std::process::Command::new(soci_bin())
+        .args(["mount", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipping {what}: this soci has no `soci mount`");
+    }
+    ok
 }
 
 pub(crate) fn has_runc() -> bool {
