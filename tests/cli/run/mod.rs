@@ -2,6 +2,7 @@
 //! image built here from the host's own binaries (sh, coreutils and their
 //! libraries), pushed to a real registry. The machine must be root; a test
 //! skips (saying so) where it is not, and where runc is missing for a runc test.
+mod bench;
 mod full;
 mod lazy;
 mod record;
