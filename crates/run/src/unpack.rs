@@ -61,7 +61,7 @@ pub fn unpack_image(
     for (layer, file) in layers.iter().zip(files) {
         cancel.check()?;
         let reader = decompressor(BufReader::with_capacity(1 << 20, file), layer)?;
-        out.skipped_metadata += apply_layer(reader, root, &layer.digest.to_string(), cancel)?;
+        out.skipped_metadata += apply_layer(reader, root, layer.digest.as_str(), cancel)?;
         out.bytes_fetched += layer.size.max(0) as u64;
         out.layers += 1;
     }
