@@ -171,6 +171,8 @@ pub fn run(
     let (upper, work, _work_guard) = match &opts.upper_dir {
         Some(u) => {
             std::fs::create_dir_all(u).map_err(|e| Error::io("cannot create", u, e))?;
+            // overlayfs' options and runc want absolute paths.
+            let u = &std::fs::canonicalize(u).map_err(|e| Error::io("cannot resolve", u, e))?;
             // overlayfs wants the work directory on the upper's file system.
             let parent = u.parent().unwrap_or(Path::new("/"));
             let w = tempfile::Builder::new()

@@ -133,6 +133,9 @@ impl Scratch {
         let parent = parent
             .map(Path::to_path_buf)
             .unwrap_or_else(std::env::temp_dir);
+        // Absolute: the overlay's options and the bundle's root need it.
+        let parent = std::fs::canonicalize(&parent)
+            .map_err(|e| Error::io("cannot use the temporary directory", &parent, e))?;
         let dir = tempfile::Builder::new()
             .prefix("soci-run-")
             .tempdir_in(&parent)

@@ -323,3 +323,27 @@ fn not_root_is_a_clear_error() {
         text(&o)
     );
 }
+
+/// Relative `--tmp-dir` and `--upper`: made absolute for overlayfs and the bundle.
+#[test]
+fn relative_directories_work() {
+    if !can_run("relative_directories_work") {
+        return;
+    }
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let image = pushed_test_image(&reg, dir.path(), "rel");
+    let tmp = RunTmp::new();
+    let o = Command::new(soci_bin())
+        .current_dir(tmp.path())
+        .args(["run", "--full", "--plain-http", "--tmp-dir", ".", "--upper", "up", &image])
+        .args(["--", "/bin/sh", "-c", "echo x > /work/f; cat /work/f"])
+        .env("DOCKER_CONFIG", "/nonexistent-soci-itest")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "x\n");
+    assert_eq!(std::fs::read(tmp.path().join("up/work/f")).unwrap(), b"x\n");
+    assert_eq!(mounts_under(tmp.path()), Vec::<String>::new());
+}
