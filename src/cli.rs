@@ -81,6 +81,63 @@ pub(crate) enum Command {
     /// Internal: the chroot runtime's container init (started by `soci run`).
     #[command(name = "run-init", hide = true, after_help = RUN_INIT_HELP)]
     RunInit(RunInitArgs),
+    /// Mount an image's root filesystem read-only, served lazily through FUSE
+    /// from its SOCI index: listing and stat fetch nothing, a read fetches
+    /// only the spans that hold it. Runs in the foreground: prints `mounted
+    /// MOUNTPOINT` once the mount answers, serves until SIGINT/SIGTERM or an
+    /// unmount from outside (`fusermount3 -u`), then unmounts and prints what
+    /// it fetched. Needs /dev/fuse and fusermount3 (Debian package fuse3).
+    #[command(after_help = MOUNT_HELP)]
+    Mount(MountArgs),
+}
+
+const MOUNT_HELP: &str = "\
+Examples:
+  soci mount --plain-http 127.0.0.1:5000/app:1.0 /mnt/app
+  soci mount oci:./layout:1.0 /mnt/app --cache-dir ~/.cache/soci --cache-size 4096MiB
+  soci mount registry.example.com/app:1.0 /mnt/app --background-fetch --record reads.json
+  fusermount3 -u /mnt/app        (from another shell: unmounts, and the command exits 0)
+
+The image must have a SOCI index (v2 or v1, in the registry or the local
+store). Layers without a zTOC are fetched whole when the mount starts. A read
+that cannot be served within the registry retry budget (--timeout, default
+120 s here) fails with EIO; other files keep working. The mount goes away with
+the process, even when it is killed (fusermount3's auto-unmount).
+
+Output: `mounted MOUNTPOINT` once, then at the end one line of statistics
+(with --json: {\"event\":\"mounted\",...} and {\"event\":\"unmounted\",...}).
+
+Exit codes:
+  0  unmounted cleanly (signal or external unmount)
+  1  error (no index, no /dev/fuse, mount refused, registry); one line on stderr says what
+  2  wrong usage (unknown flag, missing argument)";
+
+#[derive(Debug, Args)]
+pub(crate) struct MountArgs {
+    /// The (SOCI-indexed) image to mount.
+    pub source: String,
+    /// An existing directory to mount it on.
+    pub mountpoint: PathBuf,
+    /// Directory of the on-disk span cache, kept across mounts. Default: a
+    /// temporary directory removed at unmount.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Bound of the on-disk span cache; memory holds at most 256 MiB of spans
+    /// (less when this is smaller). Local copies of layers without a zTOC are
+    /// not counted.
+    #[arg(long, value_name = "SIZE", default_value = "1024MiB", value_parser = parse_size)]
+    pub cache_size: u64,
+    /// After the prefetch artifacts' spans, fetch the rest of every layer in
+    /// the background (as the snapshotter's background fetcher).
+    #[arg(long)]
+    pub background_fetch: bool,
+    /// At unmount, write the files read through the mount and their byte
+    /// ranges, in first-read order (the trace JSON of `soci bench startup
+    /// --trace`: image, command, files with path, size and ranges).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    #[command(flatten)]
+    pub image: ImageArgs,
 }
 
 /// `soci run --runtime`.

@@ -3,6 +3,7 @@ mod bench;
 pub(crate) mod image;
 mod index;
 mod listing;
+mod mount;
 mod prefetch;
 mod run;
 mod ztoc;
@@ -23,5 +24,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Prefetch(cmd) => prefetch::run(cmd, g),
         Command::Run(a) => run::run_cmd(a, g),
         Command::RunInit(a) => run::run_init_cmd(a),
+        Command::Mount(a) => mount::run(a, g),
     }
 }

@@ -13,6 +13,9 @@ mod commands;
 /// Faults, interruptions, limits, full disks, stale temporaries, the store
 /// under races, fuzz smoke runs, and image integrity.
 mod hardening;
+/// `soci mount`: real FUSE mounts of a layered fixture image (tree and
+/// metadata, concurrent reads, --record, a dying registry, SIGKILL).
+mod mount;
 /// Round trips against a real `docker-registry`: v1 and v2 indexes,
 /// destinations, blob mounts, multi-platform images, credentials, referrers.
 mod registry;

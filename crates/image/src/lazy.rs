@@ -3,7 +3,8 @@
 //! Span lookup in the zTOC, one ranged read of the compressed bytes from the span
 //! start to the end of the last span needed, then decompression resumed from the
 //! checkpoint at the start of the first span. Used by `ztoc get-file --image`,
-//! the startup benchmark and (later) a FUSE mount.
+//! the startup benchmark and the FUSE mount (`soci-mount`, through
+//! [`fetch_checked_spans`] and [`span_data`], under its own concurrent cache).
 //!
 //! A range answer cannot be checked against the layer digest, so every span
 //! fetched is checked against the zTOC's digest of that span (sha256 of its
@@ -467,25 +468,12 @@ impl<'a> SpanReader<'a> {
 
     /// Inflates span `sp` (fetched already) into the cache, once.
     fn inflate_span(&mut self, sp: u64) -> Result<()> {
-        let Zinfo::Gzip(gz) = self.zinfo else {
-            return Ok(());
-        };
-        if self.inflated.contains_key(&sp) {
+        if !matches!(self.zinfo, Zinfo::Gzip(_)) || self.inflated.contains_key(&sp) {
             return Ok(());
         }
-        let total = self.ztoc.uncompressed_archive_size.max(0) as u64;
-        let urange = self.zinfo.span_uncompressed_range(sp, total);
         let crange = self.zinfo.span_compressed_range(sp, self.blob_size());
         let compressed = self.cached(crange).ok_or(Error::SpansMissing)?;
-        let mut buf = vec![0u8; (urange.end - urange.start) as usize];
-        let n = soci_zinfo::extract_from_checkpoint(
-            &gz.checkpoints[sp as usize],
-            &compressed,
-            0,
-            &mut buf,
-        )
-        .map_err(|source| Error::InflateSpan { span: sp, source })?;
-        buf.truncate(n);
+        let buf = span_data(self.ztoc, self.zinfo, sp, &compressed)?;
         self.inflated.insert(sp, buf);
         Ok(())
     }
@@ -532,6 +520,50 @@ impl<'a> SpanReader<'a> {
         )
         .collect()
     }
+}
+
+/// Fetches the compressed bytes of spans `first..=last` of `layer` in one range
+/// request and checks every span against the zTOC's span digests: what a
+/// concurrent span cache (the FUSE mount) builds on. Returns the blob offset
+/// the bytes start at, and the bytes.
+pub fn fetch_checked_spans(
+    source: &dyn ImageSource,
+    layer: &Descriptor,
+    ztoc: &Ztoc,
+    zinfo: &Zinfo,
+    first: u64,
+    last: u64,
+) -> Result<(u64, Vec<u8>)> {
+    check_layout(layer, ztoc, zinfo)?;
+    let blob_size = layer.size.max(0) as u64;
+    let range = zinfo.span_compressed_range(first, blob_size).start
+        ..zinfo.span_compressed_range(last, blob_size).end;
+    let data = source.read_blob_range(layer, range.clone())?;
+    if data.len() as u64 != range.end - range.start {
+        return Err(Error::ShortRange {
+            got: data.len(),
+            range,
+        });
+    }
+    check_spans(layer, ztoc, zinfo, first, last, range.start, &data)?;
+    Ok((range.start, data))
+}
+
+/// The uncompressed bytes of span `sp`, from `compressed`: exactly the span's
+/// compressed range (`Zinfo::span_compressed_range`), checked already. A gzip
+/// span is inflated from its checkpoint; a tar span is its own data.
+pub fn span_data(ztoc: &Ztoc, zinfo: &Zinfo, sp: u64, compressed: &[u8]) -> Result<Vec<u8>> {
+    let Zinfo::Gzip(gz) = zinfo else {
+        return Ok(compressed.to_vec());
+    };
+    let total = ztoc.uncompressed_archive_size.max(0) as u64;
+    let urange = zinfo.span_uncompressed_range(sp, total);
+    let cp = gz.checkpoints.get(sp as usize).ok_or(Error::SpansMissing)?;
+    let mut buf = vec![0u8; (urange.end - urange.start) as usize];
+    let n = soci_zinfo::extract_from_checkpoint(cp, compressed, 0, &mut buf)
+        .map_err(|source| Error::InflateSpan { span: sp, source })?;
+    buf.truncate(n);
+    Ok(buf)
 }
 
 /// Reads many files of one layer: all their spans first (merged, in parallel),

@@ -69,12 +69,38 @@ pub struct VerifyReport {
 }
 
 /// Index bytes and where they came from.
-struct FoundIndex {
-    digest: Digest,
-    bytes: Vec<u8>,
-    via: String,
+#[derive(Debug, Clone)]
+pub struct FoundIndex {
+    /// Digest of the SOCI index manifest.
+    pub digest: Digest,
+    /// Its bytes, as fetched (not yet checked against `digest`).
+    pub bytes: Vec<u8>,
+    /// Where it was found, for messages.
+    pub via: String,
     /// Found in the local store: its zTOCs are there too, not in the image.
-    from_store: bool,
+    pub from_store: bool,
+}
+
+/// Finds the SOCI index of one platform image manifest of `source` the way
+/// `verify` (and the snapshotter) does: v2 annotation, v2 image index entry,
+/// v1 referrers (or fallback tag), else the local store. Used by the mount.
+pub fn find_soci_index(
+    source: &dyn ImageSource,
+    store: Option<&Store>,
+    img: &ImageManifest,
+) -> Result<Option<FoundIndex>> {
+    let root = source.resolve_root()?;
+    find_index(source, store, img, &root)
+}
+
+/// Reads one zTOC named by an index: from `store` when the index was found
+/// there, else from the image; checked against its descriptor either way.
+pub fn read_index_ztoc(
+    source: &dyn ImageSource,
+    store: Option<&Store>,
+    zdesc: &Descriptor,
+) -> Result<Vec<u8>> {
+    read_ztoc(source, store, zdesc)
 }
 
 /// A digest taken from an annotation (untrusted text), checked before it is
