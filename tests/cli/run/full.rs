@@ -336,7 +336,16 @@ fn relative_directories_work() {
     let tmp = RunTmp::new();
     let o = Command::new(soci_bin())
         .current_dir(tmp.path())
-        .args(["run", "--full", "--plain-http", "--tmp-dir", ".", "--upper", "up", &image])
+        .args([
+            "run",
+            "--full",
+            "--plain-http",
+            "--tmp-dir",
+            ".",
+            "--upper",
+            "up",
+            &image,
+        ])
         .args(["--", "/bin/sh", "-c", "echo x > /work/f; cat /work/f"])
         .env("DOCKER_CONFIG", "/nonexistent-soci-itest")
         .stdin(Stdio::null())
