@@ -144,6 +144,13 @@ fn print_report(r: &RunReport, global: &GlobalArgs) {
         let mut v = serde_json::to_value(r).unwrap_or_default();
         v["event"] = "exited".into();
         println!("{v}");
+        // Which runtime ran is said on stderr in every mode.
+        if !global.quiet {
+            eprintln!(
+                "soci run: runtime {}, root filesystem {}",
+                r.runtime, r.rootfs
+            );
+        }
         return;
     }
     if global.quiet {
