@@ -11,6 +11,9 @@
 //! Options: --images debian,python,app,bigunused  --profiles 100M/20ms,1G/2ms
 //!          --sweep (add the span-size and min-layer-size sweeps; ~8 min in all)
 //!          --no-sweep (the default)  --span-size BYTES  --parallel N  --out DIR
+//!          --real-run (as root: also full pull + run, lazy mount + run and lazy +
+//!          recorded prefetch + run of each image's own command, with the `soci`
+//!          cargo built; see `soci bench startup --help`)
 use soci_bench::{Profile, StartupConfig};
 use std::path::PathBuf;
 
@@ -51,6 +54,12 @@ fn main() -> anyhow::Result<()> {
             "--span-size" => cfg.span_size = val()?.parse()?,
             "--parallel" => cfg.parallel = val()?.parse()?,
             "--out" => cfg.out_dir = PathBuf::from(val()?),
+            "--real-run" => {
+                cfg.real_run = Some(soci_bench::RealRun {
+                    soci: PathBuf::from(env!("CARGO_BIN_EXE_soci")),
+                    cmd: Vec::new(),
+                })
+            }
             other => anyhow::bail!("unknown option {other}"),
         }
     }

@@ -3,10 +3,10 @@
 # gztool (zran index oracle), pigz (multi-member gzip), GNU tar, skopeo and
 # Debian's docker-registry (the registry the integration tests start on 127.0.0.1),
 # fusermount3 (fuse3: `soci mount`'s auto-unmount and its FUSE tests), zstd (the
-# mount fixture's zstd layer).
+# mount fixture's zstd layer), runc (`soci run`'s containers).
 set -euo pipefail
 need=()
-for pair in gztool:gztool pigz:pigz tar:tar skopeo:skopeo docker-registry:docker-registry openssl:openssl python3:python3 fusermount3:fuse3 zstd:zstd; do
+for pair in gztool:gztool pigz:pigz tar:tar skopeo:skopeo docker-registry:docker-registry openssl:openssl python3:python3 fusermount3:fuse3 zstd:zstd runc:runc; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -16,4 +16,4 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo-nextest >/dev/null 2>&1 || true
-echo "test tools present: gztool pigz tar skopeo docker-registry openssl python3 fusermount3 zstd"
+echo "test tools present: gztool pigz tar skopeo docker-registry openssl python3 fusermount3 zstd runc"

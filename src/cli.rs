@@ -73,6 +73,14 @@ pub(crate) enum Command {
     /// eagerly, from --prefetch-file).
     #[command(subcommand, after_help = PREFETCH_HELP)]
     Prefetch(PrefetchCommand),
+    /// Run an image as a container (needs root): its root filesystem mounted
+    /// lazily through its SOCI index (`soci mount`), or pulled in full with
+    /// --full, under a writable overlayfs layer; started with runc, else chroot.
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
+    /// Internal: the chroot runtime's container init (started by `soci run`).
+    #[command(name = "run-init", hide = true, after_help = RUN_INIT_HELP)]
+    RunInit(RunInitArgs),
     /// Mount an image's root filesystem read-only, served lazily through FUSE
     /// from its SOCI index: listing and stat fetch nothing, a read fetches
     /// only the spans that hold it. Runs in the foreground: prints `mounted
@@ -243,6 +251,112 @@ Exit codes:
   0  success (also: nothing found)
   1  error (bad input, registry, a registry that does not allow deletes)
   2  wrong usage (unknown flag, missing argument)";
+
+/// `soci run --runtime`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum RuntimeArg {
+    /// runc when it is on PATH, else chroot.
+    Auto,
+    /// runc (an OCI runtime bundle); an error where it is not installed.
+    Runc,
+    /// chroot + new pid, mount, ipc and uts namespaces, even where runc is installed.
+    Chroot,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The image: a registry reference, oci:DIR[:TAG], oci-archive:FILE[:TAG].
+    pub source: String,
+    /// The command and its arguments, after `--`: replaces the image's Cmd
+    /// (its Entrypoint stays, as with `docker run`; see --entrypoint).
+    #[arg(last = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+    /// Pull every layer and unpack it in full before starting (the baseline a
+    /// lazy start is measured against), instead of mounting it lazily.
+    #[arg(long)]
+    pub full: bool,
+    /// Write what the workload read through the lazy mount to FILE: the files
+    /// in first-read order with their byte ranges, as JSON that `soci create
+    /// --prefetch-files-json` and `soci bench startup --trace` accept.
+    #[arg(long, value_name = "FILE", conflicts_with = "full")]
+    pub record: Option<PathBuf>,
+    /// Which runtime starts the container.
+    #[arg(long, value_enum, default_value_t = RuntimeArg::Auto)]
+    pub runtime: RuntimeArg,
+    /// Replace the image's Entrypoint with this program (`''`: no entrypoint,
+    /// CMD alone).
+    #[arg(long, value_name = "PROGRAM")]
+    pub entrypoint: Option<String>,
+    /// The lazy mount's span cache directory (`soci mount --cache-dir`).
+    #[arg(long, value_name = "DIR", conflicts_with = "full")]
+    pub cache_dir: Option<PathBuf>,
+    /// Let the lazy mount fetch the rest of each layer in the background
+    /// (`soci mount --background-fetch`).
+    #[arg(long, conflicts_with = "full")]
+    pub background_fetch: bool,
+    /// Keep the writable layer (overlayfs upper directory) in DIR, to see
+    /// what the container wrote; by default it is temporary.
+    #[arg(long, value_name = "DIR")]
+    pub upper: Option<PathBuf>,
+    /// Where the run's temporary directory (unpacked layers, mount points,
+    /// the bundle) goes. Default: $TMPDIR, else /tmp.
+    #[arg(long, value_name = "DIR")]
+    pub tmp_dir: Option<PathBuf>,
+    /// Give the container this terminal's standard input (default: /dev/null).
+    #[arg(long, short = 'i')]
+    pub interactive: bool,
+    #[command(flatten)]
+    pub image: ImageArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunInitArgs {
+    /// Run stage 2 (PID 1 of the container: /proc, chroot, user, exec).
+    #[arg(long)]
+    pub stage2: bool,
+    /// The bundle's config.json.
+    pub config: PathBuf,
+}
+
+const RUN_HELP: &str = "\
+Root filesystem: lazy by default (a `soci mount` child process on a temporary
+directory: only what the workload reads is fetched), or --full (every layer pulled,
+digest-checked and unpacked, whiteouts applied). Over it, a writable overlayfs layer
+in a temporary directory (--upper keeps it). The process is the image's Entrypoint +
+Cmd (or CMD), with its Env, WorkingDir and User (resolved in the image's /etc/passwd
+and /etc/group). Runtime: runc with an OCI bundle (new pid, mount, ipc and uts
+namespaces; the host's network), else chroot + the same namespaces (weaker: no
+capability bounding, seccomp or cgroups); stderr says which ran. Every mount and
+temporary directory is removed at the end, also after an error, SIGINT or SIGTERM
+(the signal goes to the container, which is killed 3 s later if still running).
+
+Output: the workload's stdout and stderr; then on stderr the time to the root
+filesystem, to the workload's first stdout line and to its exit, and the bytes
+fetched (with --json: one JSON object, the last line on stdout).
+
+Examples:
+  soci run --plain-http 127.0.0.1:5000/app:1.0-soci
+  soci run registry.example.com/python:3.12-soci -- python3 -c 'import numpy; print(1)'
+  soci run --full registry.example.com/python:3.12 -- python3 -c 'import numpy; print(1)'
+  soci run --record startup.json registry.example.com/app:1.0-soci
+  soci create registry.example.com/app:1.0 --prefetch-files-json startup.json --push
+  soci run --runtime chroot --upper ./writes oci:./image:latest -- sh -c 'echo hi > /x'
+
+Exit codes:
+  the workload's exit code (128+N when signal N ended it)
+  1  error before the workload ran (bad input, I/O, registry, not root); one line on
+     stderr says what and where
+  2  wrong usage (unknown flag, missing argument)";
+
+const RUN_INIT_HELP: &str = "\
+Started by `soci run --runtime chroot` with the bundle's config.json; not for direct use.
+
+Examples:
+  soci run-init /tmp/soci-run-x/bundle/config.json
+
+Exit codes:
+  the workload's exit code
+  1  the container could not be set up";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PrefetchCommand {
@@ -482,7 +596,8 @@ pub(crate) struct BuildArgs {
     /// A file to prefetch when the container starts (repeatable).
     #[arg(long, value_name = "PATH")]
     pub prefetch_file: Vec<String>,
-    /// A JSON file with an array of paths to prefetch.
+    /// A JSON file with the paths to prefetch: an array of paths, or the
+    /// trace `soci run --record FILE` writes (its files[].path, in order).
     #[arg(long, value_name = "FILE")]
     pub prefetch_files_json: Option<PathBuf>,
     /// Rebuild zTOCs even when the local store has them.

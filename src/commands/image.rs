@@ -230,8 +230,12 @@ pub(crate) fn create_options(
     let mut prefetch = b.prefetch_file.clone();
     if let Some(f) = &b.prefetch_files_json {
         let text = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-        let list: Vec<String> = serde_json::from_slice(&text)
-            .with_context(|| format!("{} must be a JSON array of paths", f.display()))?;
+        let list = prefetch_paths_json(&text).with_context(|| {
+            format!(
+                "{} must be a JSON array of paths, or a trace object (`soci run --record`) with files[].path",
+                f.display()
+            )
+        })?;
         prefetch.extend(list);
     }
     Ok(CreateOptions {
@@ -250,6 +254,26 @@ pub(crate) fn create_options(
         require_stored: false,
         max_uncompressed_size: b.limits.max_uncompressed_size,
         max_files: b.limits.max_files,
+    })
+}
+
+/// The paths of a `--prefetch-files-json` file: a JSON array of paths, or
+/// the trace object `soci run --record` writes (`{"files": [{"path": ...,
+/// "size": ..., "ranges": ...}], ...}`), whose files are taken in order.
+fn prefetch_paths_json(text: &[u8]) -> Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Paths(Vec<String>),
+        Trace { files: Vec<TraceFile> },
+    }
+    #[derive(serde::Deserialize)]
+    struct TraceFile {
+        path: String,
+    }
+    Ok(match serde_json::from_slice(text)? {
+        Form::Paths(p) => p,
+        Form::Trace { files } => files.into_iter().map(|f| f.path).collect(),
     })
 }
 

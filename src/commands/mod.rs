@@ -7,6 +7,7 @@ mod listing;
 mod many;
 mod mount;
 mod prefetch;
+mod run;
 mod ztoc;
 
 use crate::cli::{Cli, Command};
@@ -23,6 +24,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Ztoc(cmd) => ztoc::run(cmd, g),
         Command::Bench(cmd) => bench::run(cmd, g),
         Command::Prefetch(cmd) => prefetch::run(cmd, g),
+        Command::Run(a) => run::run_cmd(a, g),
+        Command::RunInit(a) => run::run_init_cmd(a),
         Command::Mount(a) => mount::run(a, g),
         Command::Gc(a) => gc::run(a, g),
     }

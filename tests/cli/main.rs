@@ -19,6 +19,8 @@ mod mount;
 /// Round trips against a real `docker-registry`: v1 and v2 indexes,
 /// destinations, blob mounts, multi-platform images, credentials, referrers.
 mod registry;
+/// `soci run`: real containers (runc, chroot fallback) on full and lazy roots.
+mod run;
 /// Shared helpers: running `soci`, reading the registry, the fault proxy.
 mod support;
 /// `soci ztoc`: golden zTOCs, the ztoc commands, lazy `get-file --image`.

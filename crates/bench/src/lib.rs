@@ -10,6 +10,7 @@
 pub mod fixtures;
 pub mod main_entry;
 pub mod proxy;
+pub mod real;
 pub mod report;
 pub mod run;
 pub mod startup;
@@ -17,6 +18,7 @@ pub mod synthetic;
 pub mod trace;
 
 pub use proxy::{Profile, Proxy, Traffic};
+pub use real::RealRun;
 pub use run::{run, ImageSpec, Report, RunOptions};
 pub use trace::Trace;
 

@@ -64,12 +64,23 @@ struct BenchStartupArgs {
     /// the data directory (see above).
     #[arg(long, short = 'o')]
     out: Option<PathBuf>,
+    /// Also start each image for real, beside the replay model: full pull +
+    /// run, lazy mount + run, and lazy + the prefetch recorded by a first lazy
+    /// run (`soci run --record`), timed to the workload's first stdout line
+    /// (else its exit). Needs root, runc (else chroot) and `soci` beside
+    /// soci-bench or on PATH.
+    #[arg(long)]
+    real_run: bool,
+    /// The --real-run workload, after `--` (default: the image's Entrypoint + Cmd).
+    #[arg(last = true, value_name = "CMD", requires = "real_run")]
+    run_cmd: Vec<String>,
 }
 
 const BENCH_HELP: &str = "\
 Examples:
   soci-bench startup
   soci bench startup oci:./app:1.0 --trace trace.json --profile 100M/20ms
+  sudo soci bench startup oci:./py:1 --trace t.json --real-run -- python3 -c 'import numpy; print(1)'
   cargo bench --bench startup        (from a checkout: the same run, results under target/)
 
 Exit codes:
@@ -113,6 +124,12 @@ fn startup(cli: Cli) -> anyhow::Result<()> {
     cfg.span_sweep = a.sweep_span_sizes;
     cfg.min_layer_sweep = a.sweep_min_layer_sizes;
     cfg.verbose = !cli.quiet;
+    if a.real_run {
+        cfg.real_run = Some(soci_bench::RealRun {
+            soci: soci_bench::RealRun::find_soci()?,
+            cmd: a.run_cmd,
+        });
+    }
     cfg.command = std::env::args().collect::<Vec<_>>().join(" ");
     let r = soci_bench::startup(&cfg)?;
     if cli.json {

@@ -41,6 +41,8 @@ pub struct StartupConfig {
     pub verbose: bool,
     /// The command line, recorded in the report.
     pub command: String,
+    /// Real runs too (see [`crate::real`]).
+    pub real_run: Option<crate::real::RealRun>,
 }
 
 impl StartupConfig {
@@ -65,6 +67,7 @@ impl StartupConfig {
             data_dir,
             verbose: true,
             command: String::new(),
+            real_run: None,
         }
     }
 }
@@ -142,6 +145,7 @@ pub fn startup(cfg: &StartupConfig) -> Result<Report> {
         sweep_image,
         work_dir,
         verbose: cfg.verbose,
+        real_run: cfg.real_run.clone(),
     };
     let r = run(&images, &opts, &cfg.command)?;
     report::write_all(&r, &cfg.out_dir)?;

@@ -40,6 +40,27 @@ pub fn table(r: &Report) -> String {
             if let Some(m) = &p.ranges {
                 row(&mut s, "lazy, read ranges only", m);
             }
+            if let Some(r) = &p.real {
+                // Real runs: ratios against the real full pull + run; no floor.
+                for (name, m) in [
+                    ("real: full pull + run", &r.full),
+                    ("real: lazy mount + run", &r.lazy),
+                    ("real: lazy + recorded prefetch + run", &r.prefetch),
+                ] {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {:.2} | {} | {} | {:.2} | {:.3} | - |",
+                        img.name,
+                        p.profile.name,
+                        name,
+                        m.secs,
+                        mb(m.bytes),
+                        m.requests,
+                        m.secs / r.full.secs.max(1e-9),
+                        m.bytes as f64 / r.full.bytes.max(1) as f64,
+                    );
+                }
+            }
         }
     }
     s

@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub work_dir: PathBuf,
     /// Print progress lines on stderr.
     pub verbose: bool,
+    /// Also start the image for real (`--real-run`): full pull + run, lazy
+    /// mount + run, lazy + recorded prefetch + run.
+    pub real_run: Option<crate::real::RealRun>,
 }
 
 impl Default for RunOptions {
@@ -60,6 +63,7 @@ impl Default for RunOptions {
             sweep_image: None,
             work_dir: std::env::temp_dir().join("soci-bench"),
             verbose: true,
+            real_run: None,
         }
     }
 }
@@ -83,7 +87,7 @@ pub struct Measure {
 }
 
 impl Measure {
-    fn from(secs: f64, t: Traffic) -> Measure {
+    pub(crate) fn from(secs: f64, t: Traffic) -> Measure {
         Measure {
             secs,
             bytes: t.bytes_down,
@@ -108,6 +112,9 @@ pub struct ProfileResult {
     /// Lazy start materialising only the traced byte ranges (when the trace has them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ranges: Option<Measure>,
+    /// The real runs (`--real-run`), beside the model above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real: Option<crate::real::RealResult>,
     /// Spans holding the traced data + index bytes + layers pulled in full.
     pub floor_bytes: u64,
     /// `lazy.bytes / floor_bytes`: how close on-demand fetching gets to the floor.
@@ -377,9 +384,17 @@ impl Bench<'_> {
                 p.build_secs
             ),
         );
+        let real = match &o.real_run {
+            Some(r) => Some(self.real_images(img, r)?),
+            None => None,
+        };
         let mut results = Vec::new();
         for prof in &o.profiles {
-            results.push(self.profile(img, &p, prof)?);
+            let mut result = self.profile(img, &p, prof)?;
+            if let (Some(r), Some((plain, recorded))) = (&o.real_run, &real) {
+                result.real = Some(self.real_profile(img, r, plain, recorded, prof)?);
+            }
+            results.push(result);
         }
         Ok(ImageReport {
             name: img.name.clone(),
@@ -458,7 +473,87 @@ impl Bench<'_> {
             lazy,
             prefetch,
             ranges,
+            real: None,
         })
+    }
+
+    /// The images of the real runs: the index without prefetch artifacts, and
+    /// the index with the prefetch recorded by a first (unmeasured) lazy run
+    /// of it through the proxy at the first profile.
+    fn real_images(
+        &self,
+        img: &ImageSpec,
+        real: &crate::real::RealRun,
+    ) -> Result<(Published, Published)> {
+        let o = self.o;
+        let plain_spec = ImageSpec {
+            name: format!("{}-real", img.name),
+            source: img.source.clone(),
+            trace: Trace::default(),
+        };
+        let plain = build_and_publish(
+            &plain_spec,
+            &self.registry,
+            o.span_size,
+            o.min_layer_size,
+            self.work,
+        )?;
+        if let Some(prof) = o.profiles.first() {
+            self.proxy.set_profile(prof.clone());
+        }
+        let record = self.work.join(format!("{}-recorded.json", img.name));
+        crate::real::measure(
+            real,
+            self.proxy,
+            &plain.repo,
+            &plain.tag,
+            true,
+            Some(&record),
+            self.work,
+        )?;
+        let trace = Trace::load(&record)?;
+        log(
+            o,
+            &format!(
+                "{}: real run recorded {} files",
+                img.name,
+                trace.files.len()
+            ),
+        );
+        let recorded_spec = ImageSpec {
+            name: format!("{}-recorded", img.name),
+            source: img.source.clone(),
+            trace,
+        };
+        let recorded = build_and_publish(
+            &recorded_spec,
+            &self.registry,
+            o.span_size,
+            o.min_layer_size,
+            self.work,
+        )?;
+        Ok((plain, recorded))
+    }
+
+    /// The three real runs on one profile.
+    fn real_profile(
+        &self,
+        img: &ImageSpec,
+        real: &crate::real::RealRun,
+        plain: &Published,
+        recorded: &Published,
+        prof: &Profile,
+    ) -> Result<crate::real::RealResult> {
+        self.proxy.set_profile(prof.clone());
+        let m = |p: &Published, lazy| {
+            crate::real::measure(real, self.proxy, &p.repo, &p.tag, lazy, None, self.work)
+        };
+        let full = m(plain, false)?;
+        let lazy = m(plain, true)?;
+        let prefetch = m(recorded, true)?;
+        log(self.o, &format!("{} {}: real full {:.2}s {:.1} MB; lazy {:.2}s {:.1} MB; lazy+recorded prefetch {:.2}s {:.1} MB",
+            img.name, prof.name, full.secs, full.bytes as f64 / 1e6, lazy.secs, lazy.bytes as f64 / 1e6, prefetch.secs, prefetch.bytes as f64 / 1e6));
+        Ok(crate::real::RealResult::new(full, lazy, prefetch))
     }
 
     /// The sweeps: on one image, first profile, on-demand lazy start.

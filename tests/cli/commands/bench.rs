@@ -10,7 +10,7 @@ use std::sync::Once;
 /// Builds `soci-bench` next to the `soci` under test, where `soci bench` looks
 /// for it: cargo builds only this package's binaries for its tests, and the
 /// bench binary belongs to crates/bench. A no-op when it is up to date.
-fn build_soci_bench() {
+pub(crate) fn build_soci_bench() {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let soci = Path::new(env!("CARGO_BIN_EXE_soci"));

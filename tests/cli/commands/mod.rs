@@ -1,4 +1,4 @@
-mod bench;
+pub(crate) mod bench;
 mod digests;
 mod output;
 mod parity;
