@@ -13,6 +13,7 @@
 //! Libraries never draw on the terminal: progress goes through [`Reporter`].
 //! Failures are an [`Error`], one variant per failure, naming the layer,
 //! digest or image concerned.
+pub mod cache;
 pub mod create;
 mod error;
 pub mod job;
