@@ -190,9 +190,11 @@ impl<'a> RegistryCache<'a> {
                 let (bytes, ztoc) = match checked {
                     Ok(ok) => ok,
                     Err(why) => {
+                        // One line, whatever the decoder's message looks like.
+                        let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
                         self.warn(format!(
                             "refusing zTOC {} of layer {} from {}: {why}; building the layer instead",
-                            spec::escape_untrusted(&zdesc.digest),
+                            zdesc.digest,
                             layer.digest,
                             place.label
                         ));
@@ -515,6 +517,10 @@ fn add_index(listed: &mut Listed, digest: &str, parsed: &ParsedIndex, img: Optio
         let Some(layer) = z.annotations.get(soci_index::ANNOTATION_IMAGE_LAYER_DIGEST) else {
             continue;
         };
+        // The digest goes into a request and messages: checked first.
+        if spec::check_digest(&z.digest).is_err() {
+            continue;
+        }
         let entry = listed.by_layer.entry(layer.clone()).or_default();
         if !entry
             .iter()
