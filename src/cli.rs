@@ -167,7 +167,7 @@ the source image, of the destination (the version --push/--dest replaces) and of
 --cache-from image are searched for one of the same layer, span size and build tool;
 it is fetched (digest-checked), decoded and checked against the layer's size, span size,
 compression and build tool, else refused with a warning and the layer built. The result
-is byte-identical to a build. A destination that already has this very index (same
+is byte-identical to a build. A registry destination that already has this index (same
 platforms, index version, span size, build tool, min layer size; no --prefetch-file or
 --optimizations) is left as it is: \"already indexed\", exit 0, no layer read.
 --force rebuilds everything; --no-cache keeps to the local store.

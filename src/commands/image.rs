@@ -381,7 +381,7 @@ fn run_create(
         eprintln!("warning: {w}");
     }
     if let Some(already) = &report.already_indexed {
-        return print_already_indexed(&report.created, already, global);
+        return print_already_indexed(&report.created, already, &reporter, global);
     }
     let created = &report.created;
     let mut out = created_json(created);
@@ -444,11 +444,13 @@ fn run_create(
 fn print_already_indexed(
     c: &Created,
     already: &soci_image::cache::AlreadyIndexed,
+    reporter: &crate::metrics::Metered<'_>,
     global: &GlobalArgs,
 ) -> Result<u8> {
     if global.json {
         let mut out = created_json(c);
         out["already_indexed"] = serde_json::to_value(already)?;
+        reporter.annotate(&mut out);
         print_json(&out)?;
         return Ok(crate::exit::OK);
     }

@@ -188,10 +188,15 @@ impl CreateJob {
                 &self.registry,
             )
         });
-        // Verifying needs the layers read anyway; a docker archive's layers
-        // are known (compressed) only once recompressed.
-        let may_skip = !self.verify && !matches!(src, ImageRef::DockerArchive { .. });
-        if let (Some(cache), true) = (&cache, may_skip && self.dest.is_some()) {
+        // Only a registry destination: round trips are what the no-op saves
+        // (publishing to a local layout is cheap, and also cleans up the
+        // temporaries of killed writers there). Verifying needs the layers
+        // read anyway; a docker archive's layers are known (compressed) only
+        // once recompressed.
+        let may_skip = !self.verify
+            && !matches!(src, ImageRef::DockerArchive { .. })
+            && matches!(self.dest, Some(ImageRef::Registry { .. }));
+        if let (Some(cache), true) = (&cache, may_skip) {
             if let Some((created, already)) = cache.already_indexed(source, opts)? {
                 return Ok(CreateReport {
                     created,
