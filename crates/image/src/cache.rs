@@ -91,11 +91,13 @@ pub struct RegistryCache<'a> {
 }
 
 impl<'a> RegistryCache<'a> {
-    /// The source image (already opened), the destination (opened here unless
-    /// it is the source) and the `--cache-from` images. Nothing is read yet.
+    /// The source image (already opened), the destination (`dest_source` when
+    /// the caller has it open, else opened here, unless it is the source) and
+    /// the `--cache-from` images. Nothing is read yet.
     pub fn new(
         source: &'a dyn ImageSource,
         dest: Option<&soci_oci::ImageRef>,
+        dest_source: Option<Box<dyn ImageSource>>,
         cache_from: &[soci_oci::ImageRef],
         registry: &soci_oci::registry::RegistryOptions,
     ) -> Self {
@@ -111,6 +113,7 @@ impl<'a> RegistryCache<'a> {
             listed: OnceLock::new(),
         });
         let mut others: Vec<(&soci_oci::ImageRef, bool)> = Vec::new();
+        let mut dest_source = dest_source;
         if let Some(d) = dest.filter(|d| **d != src_ref) {
             others.push((d, true));
         }
@@ -119,7 +122,11 @@ impl<'a> RegistryCache<'a> {
             if cache.places.iter().any(|p| p.label == r.to_string()) {
                 continue;
             }
-            match soci_oci::open_source(r, registry) {
+            let opened = match dest_source.take().filter(|_| is_destination) {
+                Some(s) => Ok(s),
+                None => soci_oci::open_source(r, registry),
+            };
+            match opened {
                 Ok(s) => cache.places.push(Place {
                     label: r.to_string(),
                     source: Handle::Owned(s),

@@ -180,14 +180,22 @@ impl CreateJob {
             .as_ref()
             .map(|d| Destination::new(source, d, opts.index_version, &self.registry));
         let tee = destination.as_ref().map(|d| d as &dyn LayerTee);
-        let cache = (opts.registry_cache && !opts.force && !opts.require_stored).then(|| {
-            RegistryCache::new(
+        let cache = if opts.registry_cache && !opts.force && !opts.require_stored {
+            // A registry destination is read through the client publishing uses.
+            let dest_source = match &destination {
+                Some(d) => d.registry_source()?,
+                None => None,
+            };
+            Some(RegistryCache::new(
                 &pinned,
                 self.dest.as_ref(),
+                dest_source,
                 &opts.cache_from,
                 &self.registry,
-            )
-        });
+            ))
+        } else {
+            None
+        };
         // Only a registry destination: round trips are what the no-op saves
         // (publishing to a local layout is cheap, and also cleans up the
         // temporaries of killed writers there). Verifying needs the layers

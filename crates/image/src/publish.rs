@@ -69,6 +69,10 @@ trait ImageSink: Sync {
     fn registry(&self) -> Option<(&RegistryClient, &str)> {
         None
     }
+    /// The registry client behind this sink, shared (see [`Destination::registry_source`]).
+    fn client(&self) -> Option<std::sync::Arc<RegistryClient>> {
+        None
+    }
 }
 
 struct RegistrySink {
@@ -117,6 +121,9 @@ impl ImageSink for RegistrySink {
     }
     fn registry(&self) -> Option<(&RegistryClient, &str)> {
         Some((&*self.target, &self.repo))
+    }
+    fn client(&self) -> Option<std::sync::Arc<RegistryClient>> {
+        Some(self.target.clone())
     }
 }
 
@@ -474,6 +481,20 @@ impl<'a> Destination<'a> {
     pub fn with_copy_jobs(mut self, n: usize) -> Self {
         self.copy_jobs = n.max(1);
         self
+    }
+
+    /// The destination as an image to read (its current SOCI index, for the
+    /// zTOC cache), through the client publishing will use: one challenge
+    /// and one run of the credential helper. `None` unless it is a registry.
+    pub(crate) fn registry_source(&self) -> Result<Option<Box<dyn ImageSource>>> {
+        if !matches!(self.dest, ImageRef::Registry { .. }) {
+            return Ok(None);
+        }
+        let Some(client) = self.opened()?.0.client() else {
+            return Ok(None);
+        };
+        let source = soci_oci::registry::RegistrySource::with_client(self.dest.clone(), client)?;
+        Ok(Some(Box::new(source)))
     }
 
     fn opened(&self) -> Result<&OpenSink> {
