@@ -15,6 +15,10 @@
 //! goes through `soci create docker-archive:FILE --dest oci:DIR`, which
 //! compresses each layer and builds its zTOC in the same pass; its baseline is
 //! plain single-thread gzip -6 (flate2 + zlib-rs) of the same tars.
+//!
+//! Last, the registry as the zTOC cache (`cache/mod.rs`); `cargo bench
+//! --bench create -- cache` runs that section alone.
+mod cache;
 mod common;
 use common::{data_dir, inflate, make_layout, multi_layer_image, run_measured, sha256_file};
 use std::path::{Path, PathBuf};
@@ -31,6 +35,10 @@ fn main() {
         return;
     }
     let soci = env!("CARGO_BIN_EXE_soci");
+    if std::env::args().skip(1).any(|a| a == "cache") {
+        cache::run(soci);
+        return;
+    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -240,4 +248,5 @@ fn main() {
             best_t.as_secs_f64() / bound(&best_base).as_secs_f64()
         );
     }
+    cache::run(soci);
 }
