@@ -325,9 +325,21 @@ fn copy_image(
 }
 
 /// Pushes the SOCI artifacts (zTOCs, prefetch artifacts, `{}` config, index
-/// manifests) from the store to the sink.
-fn put_soci_artifacts(sink: &dyn ImageSink, store: &Store, created: &Created) -> Result<usize> {
-    let mut uploaded = 0;
+/// manifests) from the store to the sink. A zTOC taken from a SOCI index in
+/// another repository of the same registry is mounted from there, not sent.
+fn put_soci_artifacts(sink: &dyn ImageSink, store: &Store, created: &Created) -> Result<Copied> {
+    let mut copied = Copied::default();
+    let cached_in: HashMap<&str, ImageRef> = created
+        .layers
+        .iter()
+        .filter_map(|(_, o)| match o {
+            crate::LayerOutcome::Fetched { ztoc, from } => from
+                .parse::<ImageRef>()
+                .ok()
+                .map(|r| (ztoc.ztoc_digest.as_str(), r)),
+            _ => None,
+        })
+        .collect();
     let mut blobs: Vec<Descriptor> = vec![blob_desc(
         EMPTY_CONFIG_DIGEST,
         EMPTY_CONFIG_CONTENT.len() as u64,
@@ -354,18 +366,24 @@ fn put_soci_artifacts(sink: &dyn ImageSink, store: &Store, created: &Created) ->
         if !seen.insert(d.digest.clone()) || sink.has_blob(&d.digest)? {
             continue;
         }
+        if let Some(from) = cached_in.get(d.digest.as_str()) {
+            if sink.try_mount(&d, from)? {
+                copied.mounted += 1;
+                continue;
+            }
+        }
         let bytes = if d.digest == EMPTY_CONFIG_DIGEST {
             EMPTY_CONFIG_CONTENT.to_vec()
         } else {
             store.get_blob(&soci_index::parse_digest(&d.digest)?)?
         };
         sink.put_blob(&d, &bytes)?;
-        uploaded += 1;
+        copied.uploaded += 1;
     }
     for p in &created.platforms {
         sink.put_manifest(None, &p.index.bytes, spec::MEDIA_TYPE_OCI_MANIFEST)?;
     }
-    Ok(uploaded)
+    Ok(copied)
 }
 
 /// Where `publish` puts things, and the tag it sets last (none for a
@@ -570,7 +588,7 @@ pub fn publish_to(
         uploaded: destination.teed_uploaded.load(Ordering::Relaxed),
         mounted: destination.teed_mounted.load(Ordering::Relaxed),
     });
-    copied.uploaded += put_soci_artifacts(sink, store, created)?;
+    copied.add(put_soci_artifacts(sink, store, created)?);
     let soci_indexes: Vec<String> = created
         .platforms
         .iter()

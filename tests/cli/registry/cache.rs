@@ -197,6 +197,24 @@ fn cache_from_reuses_the_base_layers_and_gives_a_cold_builds_digests() {
     assert_eq!(from_base.len(), 3, "{out}");
     assert_eq!(st.last().unwrap().0, "built", "{out}");
     assert_eq!(digests(&out), cold, "reused zTOCs changed the result");
+    // The reused zTOCs are mounted from the base's repository, not uploaded.
+    let mounts: Vec<String> = s
+        .proxy
+        .seen("POST", "mount=")
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    for l in out["layers"].as_array().unwrap() {
+        if l["from"] == "registry" {
+            let z = l["ztoc"].as_str().unwrap().replace(':', "%3A");
+            assert!(
+                mounts.iter().any(|m| m.contains(&format!("mount={z}"))),
+                "zTOC {z} not mounted: {mounts:?}"
+            );
+            let hex = &z[z.len() - 64..];
+            assert!(s.proxy.seen("PUT", hex).is_empty(), "zTOC {z} uploaded");
+        }
+    }
     // The base layers were not downloaded (they are at the destination
     // already, mounted or present): only the new layer was read.
     let gets = s.layer_gets();
