@@ -1,8 +1,8 @@
 //! The registry as the zTOC cache (issue 11, targets 1 and 2), a section of
 //! `cargo bench --bench create` (alone: `cargo bench --bench create -- cache`).
 //!
-//! An image of big base layers (/usr/bin and /usr/lib/llvm-14, as in the main
-//! section, those that exist) plus one small new layer (/etc), whose base was
+//! An image of big base layers (the main section's four, those that exist)
+//! plus one small new layer (/etc), whose base was
 //! indexed before in the registry (`create --push` of the base image). Fresh
 //! store each time, through a counting proxy on 127.0.0.1 (no shaping):
 //! - `create --push --cache-from BASE` of the image against a cold
@@ -11,7 +11,7 @@
 //!   layer), and the same tag bytes at the end (byte-identical result);
 //! - `create --push` of the image once it is indexed: registry requests and
 //!   bytes (no layer).
-use crate::common::{data_dir, make_layer, make_layout, run_measured};
+use crate::common::{data_dir, make_layer, make_layout, multi_layer_image, run_measured};
 use soci_bench::{Profile, Proxy, Traffic};
 use std::path::PathBuf;
 use std::process::Command;
@@ -70,10 +70,7 @@ fn mb(b: u64) -> f64 {
 }
 
 pub(crate) fn run(soci: &str) {
-    let base: Vec<PathBuf> = ["usr/bin", "usr/lib/llvm-14"]
-        .iter()
-        .filter_map(|d| make_layer(&format!("{}.tar.gz", d.replace('/', "-")), &[d]))
-        .collect();
+    let base: Vec<PathBuf> = multi_layer_image();
     let new = make_layer("cache-new-etc.tar.gz", &["etc"]).expect("/etc");
     let mut child = base.clone();
     child.push(new.clone());

@@ -424,12 +424,9 @@ fn predicted_record(
 /// annotation); else v1, the referrers of each image manifest.
 fn list(source: &dyn ImageSource) -> Result<Listed> {
     let mut listed = Listed::default();
-    let (root, raw) = match source.resolve_root() {
-        Ok(r) => r,
-        // Nothing there (a new tag): nothing to reuse.
-        Err(soci_oci::Error::BadImage { .. }) => return Ok(listed),
-        Err(e) => return Err(e.into()),
-    };
+    // Not there (a new destination tag) is an error too: the caller says
+    // nothing for the destination, and warns for a `--cache-from` image.
+    let (root, raw) = source.resolve_root()?;
     // (SOCI index descriptor, the image manifest it belongs to, if known)
     let mut found: Vec<(Descriptor, Option<String>)> = Vec::new();
     let mut manifests: Vec<String> = Vec::new();
@@ -653,4 +650,72 @@ pub(crate) fn check_cached(
         );
     }
     Ok(z)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use soci_ztoc::build::{build_ztoc, BuildOptions, LayerCompression, NoProgress};
+
+    /// A gzip layer of the fixture, its descriptor and its zTOC built with `opts`.
+    fn built(opts: &CreateOptions) -> (Descriptor, Vec<u8>) {
+        let work = tempfile::tempdir().unwrap();
+        let fx = soci_testkit::fixture::make_oci_layout(&work.path().join("img"), "t");
+        let layer = &fx.images[0].layers[1];
+        let mut bo = BuildOptions::new(LayerCompression::Gzip);
+        bo.span_size = opts.span_size;
+        bo.build_tool_identifier = opts.build_tool_identifier.clone();
+        let z = build_ztoc(&layer.bytes[..], &bo, &mut NoProgress).unwrap();
+        let d = Descriptor {
+            media_type: layer.media_type.clone(),
+            digest: layer.digest.clone(),
+            size: layer.bytes.len() as i64,
+            ..Default::default()
+        };
+        (d, codec::encode(&z.ztoc))
+    }
+
+    #[test]
+    fn a_cached_ztoc_must_be_what_a_build_with_these_options_gives() {
+        let opts = CreateOptions {
+            span_size: 65536,
+            ..Default::default()
+        };
+        let (layer, bytes) = built(&opts);
+        let ok = |b: &[u8], o: &CreateOptions| check_cached(b, &layer, LayerKind::Gzip, o);
+        assert!(ok(&bytes, &opts).is_ok());
+        let why = |r: std::result::Result<Ztoc, String>| r.unwrap_err();
+        // Other span size, build tool, compression, layer size, limits.
+        let other_span = CreateOptions {
+            span_size: 1 << 20,
+            ..opts.clone()
+        };
+        assert!(why(ok(&bytes, &other_span)).contains("span size is 65536"));
+        let other_tool = CreateOptions {
+            build_tool_identifier: "x".into(),
+            ..opts.clone()
+        };
+        assert!(why(ok(&bytes, &other_tool)).contains("build tool identifier"));
+        let tar = check_cached(&bytes, &layer, LayerKind::Uncompressed, &opts);
+        assert!(why(tar).contains("compression"));
+        let bigger = Descriptor {
+            size: layer.size + 1,
+            ..layer.clone()
+        };
+        let r = check_cached(&bytes, &bigger, LayerKind::Gzip, &opts);
+        assert!(why(r).contains("describes a layer of"));
+        let few_files = CreateOptions {
+            max_files: 1,
+            ..opts.clone()
+        };
+        assert!(why(ok(&bytes, &few_files)).contains("--max-files"));
+        // Same content, other version or another encoding: not a build's bytes.
+        let mut z = codec::decode(&bytes).unwrap();
+        z.version = "0.8".into();
+        assert!(why(ok(&codec::encode(&z), &opts)).contains("version"));
+        let mut padded = bytes.clone();
+        padded.extend_from_slice(&[0; 8]);
+        assert!(ok(&padded, &opts).is_err());
+        assert!(why(ok(b"not a ztoc", &opts)).contains("does not decode"));
+    }
 }

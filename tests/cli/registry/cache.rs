@@ -464,6 +464,23 @@ fn a_corrupt_or_mismatched_cached_ztoc_is_refused_and_the_layer_built() {
     );
     assert_eq!(out["cache_warnings"].as_array().unwrap().len(), 2, "{out}");
     assert_eq!(digests(&out).0, cold.0);
+
+    // A --cache-from image that is not there: a warning, the layers built.
+    let missing = s.r("app/nothing:1");
+    let o = soci(&reg_cmd(
+        "create",
+        &s.r("app/child:1"),
+        &s.store("s3"),
+        &["--cache-from", &missing],
+    ));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "warning: {missing}: cannot read its SOCI indexes, not used as a zTOC cache: "
+        )),
+        "{err}"
+    );
 }
 
 #[test]
