@@ -4,7 +4,9 @@
 //! An image of big base layers (the main section's four, those that exist)
 //! plus one small new layer (/etc), whose base was
 //! indexed before in the registry (`create --push` of the base image). Fresh
-//! store each time, through a counting proxy on 127.0.0.1 (no shaping):
+//! store each time, through a counting proxy on 127.0.0.1, unshaped
+//! (loopback) and shaped to 1 Gbit/s with 2 ms RTT (a CI runner near its
+//! registry; the startup bench's faster profile):
 //! - `create --push --cache-from BASE` of the image against a cold
 //!   `create --push --no-cache` of the same image, in the same round: time,
 //!   bytes downloaded (against the ideal: the base's zTOCs plus the new
@@ -106,12 +108,49 @@ pub(crate) fn run(soci: &str) {
         mb(ztocs),
         mb(new_gz)
     );
+    for profile in [
+        Profile::new(0, Duration::ZERO),
+        Profile::new(1_000_000_000, Duration::from_millis(2)),
+    ] {
+        let name = if profile.bandwidth_bps == 0 {
+            "loopback".to_string()
+        } else {
+            profile.name.clone()
+        };
+        proxy.set_profile(profile);
+        measure(
+            soci,
+            &proxy,
+            &client,
+            &child_layout,
+            &base_ref,
+            ideal,
+            &name,
+        );
+    }
+}
+
+/// The rounds of one network profile: per round, a cached run, a cold run
+/// (in that order: the cached run of round 1 finds no zTOC in the image's
+/// repository and mounts them from the base's; later rounds find them
+/// there), then the no-op.
+fn measure(
+    soci: &str,
+    proxy: &Proxy,
+    client: &soci_oci::RegistryClient,
+    child_layout: &std::path::Path,
+    base_ref: &str,
+    ideal: u64,
+    name: &str,
+) {
+    let (direct, via) = (client.registry().to_string(), proxy.host());
+    println!("  {name}:");
     let mut rows = Vec::new();
     for round in 1..=ROUNDS {
         // Each run gets the plain image under its own tag (the blobs are
         // there already: only manifests are written).
         let tag = |what: &str| {
-            let t = format!("{what}-{round}");
+            let t = format!("{what}-{}-{round}", name.replace('/', "-"));
             soci_testkit::skopeo_copy(
                 &format!("oci:{}:bench", child_layout.display()),
                 &format!("docker://{direct}/bench/app:{t}"),
@@ -120,20 +159,20 @@ pub(crate) fn run(soci: &str) {
             t
         };
         let (cold_tag, cached_tag) = (tag("cold"), tag("cached"));
+        let cached = run_create(
+            soci,
+            &proxy,
+            &format!("{via}/bench/app:{cached_tag}"),
+            &["--push", "--cache-from", base_ref],
+        );
         let cold = run_create(
             soci,
             &proxy,
             &format!("{via}/bench/app:{cold_tag}"),
             &["--push", "--no-cache"],
         );
-        let cached = run_create(
-            soci,
-            &proxy,
-            &format!("{via}/bench/app:{cached_tag}"),
-            &["--push", "--cache-from", &base_ref],
-        );
-        let identical = manifest(&client, "bench/app", &cold_tag)
-            == manifest(&client, "bench/app", &cached_tag);
+        let identical =
+            manifest(client, "bench/app", &cold_tag) == manifest(client, "bench/app", &cached_tag);
         assert!(
             identical,
             "round {round}: the cached run tagged other bytes than the cold run"
@@ -145,7 +184,7 @@ pub(crate) fn run(soci: &str) {
             &["--push"],
         );
         println!(
-            "  round {round}: cold {:.2} s, {:.1} MB down; cached {:.2} s ({:.3}x), {:.1} MB down ({:.3}x ideal); same tag bytes: {identical}; already indexed: {} requests, {} B down, {:.2} s",
+            "    round {round}: cold {:.2} s, {:.1} MB down; cached {:.2} s ({:.3}x), {:.1} MB down ({:.3}x ideal); same tag bytes: {identical}; already indexed: {} requests, {} B down, {:.2} s",
             cold.0.as_secs_f64(),
             mb(cold.1.bytes_down),
             cached.0.as_secs_f64(),
@@ -167,7 +206,7 @@ pub(crate) fn run(soci: &str) {
     let requests = rows.iter().map(|(_, _, n)| n.1.requests).max().unwrap();
     let noop_down = rows.iter().map(|(_, _, n)| n.1.bytes_down).max().unwrap();
     println!(
-        "  create --push, base indexed before: time cached / cold median {:.3}x (target <= 0.1; rounds {:.3}..{:.3}); bytes down {:.3}x of zTOCs + new layer (target <= 1.05), {:.3}x of the cold run's; byte-identical tags",
+        "    create --push, base indexed before: time cached / cold median {:.3}x (target <= 0.1; rounds {:.3}..{:.3}); bytes down {:.3}x of zTOCs + new layer (target <= 1.05), {:.3}x of the cold run's; byte-identical tags",
         ratios[ratios.len() / 2],
         ratios[0],
         ratios[ratios.len() - 1],
@@ -175,6 +214,6 @@ pub(crate) fn run(soci: &str) {
         down as f64 / rows[0].0 .1.bytes_down as f64
     );
     println!(
-        "  create --push, already indexed: {requests} requests (target <= 5), {noop_down} B down (manifests only, no layer)"
+        "    create --push, already indexed: {requests} requests (target <= 5), {noop_down} B down (manifests only, no layer)"
     );
 }

@@ -208,12 +208,12 @@ impl<'a> RegistryCache<'a> {
                         continue;
                     }
                 };
-                let blob = store
-                    .put_blob_expecting(&bytes, &zdesc.digest)
-                    .map_err(|source| Error::StoreZtoc {
-                        layer: layer.digest.clone(),
-                        source,
-                    })?;
+                // fetch_ztoc checked the digest already; the store hashes
+                // what it writes and names the blob by that.
+                let blob = store.put_blob(&bytes).map_err(|source| Error::StoreZtoc {
+                    layer: layer.digest.clone(),
+                    source,
+                })?;
                 let record = ZtocRecord {
                     ztoc_digest: blob.digest,
                     ztoc_size: blob.size,
