@@ -4,7 +4,8 @@
 //! OCI layout blob, docker archive entry): the digest check, inflate, checkpoints
 //! and file table happen in that one pass. Layers are built in parallel by
 //! `jobs` worker threads; a layer already indexed in the local store with the same
-//! span size and build options is reused instead (`force` rebuilds).
+//! span size and build options is reused instead, else one found in a registry's
+//! SOCI index ([`crate::cache`]); `force` rebuilds.
 use crate::cache::RegistryCache;
 use crate::error::{Error, Result};
 use crate::layers::{plan_layer, why_nothing_indexed, LayerKind, LayerPlan};
