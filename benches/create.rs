@@ -105,10 +105,13 @@ fn main() {
     .expect("registry client");
     let digests: Vec<soci_oci::spec::Descriptor> = layers
         .iter()
-        .map(|l| soci_oci::spec::Descriptor {
-            digest: format!("sha256:{}", sha256_file(l)),
-            size: std::fs::metadata(l).expect("layer size").len() as i64,
-            ..Default::default()
+        .map(|l| {
+            soci_oci::spec::Descriptor::new(
+                "",
+                soci_oci::spec::Digest::parse(&format!("sha256:{}", sha256_file(l)))
+                    .expect("a sha256 digest"),
+                std::fs::metadata(l).expect("layer size").len() as i64,
+            )
         })
         .collect();
     let inflate_from_registry = |d: &soci_oci::spec::Descriptor| -> Duration {

@@ -6,6 +6,7 @@
 //! the bytes sent to the destination and how long its zTOC build took.
 use serde_json::{json, Value};
 use soci_image::Reporter;
+use soci_oci::spec::Digest;
 use soci_ztoc::build::BuildProgress;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -82,16 +83,18 @@ impl<'a> Metered<'a> {
 }
 
 impl Reporter for Metered<'_> {
-    fn layer_start(&self, d: &str, size: u64) {
-        self.with(d, |b| b.build_start = Some(Instant::now()));
+    fn layer_start(&self, d: &Digest, size: u64) {
+        self.with(d.as_str(), |b| b.build_start = Some(Instant::now()));
         self.inner.layer_start(d, size);
     }
-    fn layer_progress(&self, d: &str, p: &BuildProgress) {
-        self.with(d, |b| b.build_read = b.build_read.max(p.compressed_read));
+    fn layer_progress(&self, d: &Digest, p: &BuildProgress) {
+        self.with(d.as_str(), |b| {
+            b.build_read = b.build_read.max(p.compressed_read)
+        });
         self.inner.layer_progress(d, p);
     }
-    fn layer_done(&self, d: &str, outcome: &str) {
-        self.with(d, |b| {
+    fn layer_done(&self, d: &Digest, outcome: &str) {
+        self.with(d.as_str(), |b| {
             b.build_seconds = b.build_start.map(|s| s.elapsed().as_secs_f64());
         });
         self.inner.layer_done(d, outcome);
@@ -99,8 +102,8 @@ impl Reporter for Metered<'_> {
     fn message(&self, line: &str) {
         self.inner.message(line);
     }
-    fn copy_progress(&self, d: &str, sent: u64, size: u64) {
-        self.with(d, |b| {
+    fn copy_progress(&self, d: &Digest, sent: u64, size: u64) {
+        self.with(d.as_str(), |b| {
             b.copy_start.get_or_insert_with(Instant::now);
             if sent < b.attempt {
                 // A new attempt: the last one's bytes were moved all the same.
@@ -110,15 +113,15 @@ impl Reporter for Metered<'_> {
         });
         self.inner.copy_progress(d, sent, size);
     }
-    fn copy_done(&self, d: &str) {
-        self.with(d, |b| {
+    fn copy_done(&self, d: &Digest) {
+        self.with(d.as_str(), |b| {
             b.copied += std::mem::take(&mut b.attempt);
             b.copy_seconds = b.copy_start.map(|s| s.elapsed().as_secs_f64());
         });
         self.inner.copy_done(d);
     }
-    fn layer_uploaded(&self, d: &str, bytes: u64) {
-        self.with(d, |b| b.teed += bytes);
+    fn layer_uploaded(&self, d: &Digest, bytes: u64) {
+        self.with(d.as_str(), |b| b.teed += bytes);
         self.inner.layer_uploaded(d, bytes);
     }
 }
@@ -130,24 +133,26 @@ mod tests {
     #[test]
     fn counts_restarted_copies_and_teed_layers() {
         let m = Metered::new(&soci_image::Silent);
+        let dg = |c: char| Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap();
+        let (a, b, c) = (&dg('a'), &dg('b'), &dg('c'));
         let p = |n| BuildProgress {
             compressed_read: n,
             uncompressed: 0,
             spans: 0,
             files: 0,
         };
-        m.layer_start("a", 100);
-        m.layer_progress("a", &p(60));
-        m.layer_progress("a", &p(100));
-        m.layer_done("a", "built");
-        m.layer_uploaded("a", 100);
+        m.layer_start(a, 100);
+        m.layer_progress(a, &p(60));
+        m.layer_progress(a, &p(100));
+        m.layer_done(a, "built");
+        m.layer_uploaded(a, 100);
         // "b" is copied: 30 bytes, restart, 50 bytes.
-        m.copy_progress("b", 0, 50);
-        m.copy_progress("b", 30, 50);
-        m.copy_progress("b", 0, 50);
-        m.copy_progress("b", 50, 50);
-        m.copy_done("b");
-        let mut out = json!({"layers": [{"digest": "a"}, {"digest": "b"}, {"digest": "c"}]});
+        m.copy_progress(b, 0, 50);
+        m.copy_progress(b, 30, 50);
+        m.copy_progress(b, 0, 50);
+        m.copy_progress(b, 50, 50);
+        m.copy_done(b);
+        let mut out = json!({"layers": [{"digest": a}, {"digest": b}, {"digest": c}]});
         m.annotate(&mut out);
         let l = &out["layers"];
         assert_eq!(l[0]["downloaded_bytes"], 100);

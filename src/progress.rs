@@ -1,5 +1,6 @@
 //! Progress bars on stderr, only when stderr is a terminal and not `--quiet`.
 use indicatif::{ProgressBar, ProgressStyle};
+use soci_oci::spec::Digest;
 use soci_ztoc::build::{BuildProgress, BuildReporter};
 use std::io::IsTerminal;
 
@@ -113,27 +114,32 @@ fn copy_key(digest: &str) -> String {
 }
 
 impl soci_image::Reporter for ImageProgress {
-    fn layer_start(&self, layer_digest: &str, size: u64) {
+    fn layer_start(&self, layer_digest: &Digest, size: u64) {
         if self.show {
             self.add_bar(
                 layer_digest.to_string(),
-                short(layer_digest).to_string(),
+                short(layer_digest.as_str()).to_string(),
                 size,
             );
         }
     }
-    fn layer_progress(&self, layer_digest: &str, p: &BuildProgress) {
-        if let Some(bar) = self.bars.lock().expect("progress lock").get(layer_digest) {
+    fn layer_progress(&self, layer_digest: &Digest, p: &BuildProgress) {
+        if let Some(bar) = self
+            .bars
+            .lock()
+            .expect("progress lock")
+            .get(layer_digest.as_str())
+        {
             bar.set_position(p.compressed_read);
             bar.set_message(format!("{} spans, {} files", p.spans, p.files));
         }
     }
-    fn layer_done(&self, layer_digest: &str, _outcome: &str) {
+    fn layer_done(&self, layer_digest: &Digest, _outcome: &str) {
         // The outcome is a result: the command prints it once, on stdout, at
         // the end; printed here too it appeared twice on a terminal.
-        self.remove_bar(layer_digest);
+        self.remove_bar(layer_digest.as_str());
     }
-    fn copy_progress(&self, digest: &str, sent: u64, size: u64) {
+    fn copy_progress(&self, digest: &Digest, sent: u64, size: u64) {
         if !self.show {
             // Without bars, one line per copy (and per restarted copy) says
             // what a long step is doing; with bars, the bar says it.
@@ -142,17 +148,17 @@ impl soci_image::Reporter for ImageProgress {
             }
             return;
         }
-        let key = copy_key(digest);
+        let key = copy_key(digest.as_str());
         let bar = self.bars.lock().expect("progress lock").get(&key).cloned();
         let bar = match bar {
             // A restarted upload begins again from 0.
             Some(bar) if sent >= bar.position() => bar,
-            _ => self.add_bar(key, format!("copy {}", short(digest)), size),
+            _ => self.add_bar(key, format!("copy {}", short(digest.as_str())), size),
         };
         bar.set_position(sent);
     }
-    fn copy_done(&self, digest: &str) {
-        self.remove_bar(&copy_key(digest));
+    fn copy_done(&self, digest: &Digest) {
+        self.remove_bar(&copy_key(digest.as_str()));
     }
     fn message(&self, line: &str) {
         if !self.chatty {

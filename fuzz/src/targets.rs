@@ -207,7 +207,7 @@ pub fn checkpoint_tar(data: &[u8]) {
 /// SOCI index manifests, image manifests, image indexes, and the referrers
 /// fallback index merge (which must keep every existing entry).
 pub fn json_docs(data: &[u8]) {
-    use soci_oci::spec::{Descriptor, Index, Manifest};
+    use soci_oci::spec::{Descriptor, Index, Manifest, MaybeDigest};
     if let Ok(p) = soci_index::manifest::parse_index_manifest(data) {
         let _ = p.ztocs().count();
         let _ = p.prefetches().count();
@@ -222,19 +222,26 @@ pub fn json_docs(data: &[u8]) {
         let again = soci_oci::spec::to_go_json(&i);
         let i2: Index = serde_json::from_slice(&again).expect("re-serialised index parses");
         assert_eq!(i, i2);
+    }
+    // The fallback index is read with `MaybeDigest` (Go's zero descriptor may be in it).
+    if let Ok(i) = serde_json::from_slice::<Index<MaybeDigest>>(data) {
+        let again = soci_oci::spec::to_go_json(&i);
+        let i2: Index<MaybeDigest> =
+            serde_json::from_slice(&again).expect("re-serialised index parses");
+        assert_eq!(i, i2);
         // The fallback-tag merge keeps every existing non-empty entry.
-        let entry = Descriptor {
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            digest: format!("sha256:{}", "a".repeat(64)),
-            size: 1,
-            ..Default::default()
-        };
+        let entry = Descriptor::new(
+            "application/vnd.oci.image.manifest.v1+json",
+            soci_oci::spec::Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap(),
+            1,
+        );
         // A document that is not an index is refused (never overwritten).
         let Ok(merged) = soci_index::fallback::merge_fallback_index(Some(data), entry.clone())
         else {
             return;
         };
-        let merged: Index = serde_json::from_slice(&merged).expect("merged index parses");
+        let merged: Index<MaybeDigest> =
+            serde_json::from_slice(&merged).expect("merged index parses");
         for d in &i.manifests {
             if *d != Descriptor::default() {
                 assert!(
@@ -245,6 +252,7 @@ pub fn json_docs(data: &[u8]) {
                 );
             }
         }
+        let entry = entry.into_maybe();
         assert!(merged.manifests.iter().any(|m| m.digest == entry.digest));
     }
 }

@@ -459,7 +459,15 @@ fn print_already_indexed(
     }
     let what = match &already.image_index {
         Some(d) => format!("SOCI-enabled image {d}"),
-        None => format!("soci index(es) {}", already.soci_indexes.join(", ")),
+        None => format!(
+            "soci index(es) {}",
+            already
+                .soci_indexes
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     println!(
         "already indexed: {} has {what} with these options; nothing to do (--force rebuilds)",
@@ -519,7 +527,7 @@ pub(crate) fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
         Some(d) => {
             let stored = store.list_indexes(&soci_index::store::IndexFilter::default())?;
             Some(
-                crate::digest::resolve(d, stored.iter().map(|r| r.digest.as_str()), "SOCI index")
+                crate::digest::resolve(d, stored.iter().map(|r| &r.digest), "SOCI index")
                     .with_context(|| format!("in the local store {}", store.dir().display()))?,
             )
         }
@@ -581,14 +589,14 @@ pub(crate) fn push_cmd(a: PushArgs, global: &GlobalArgs) -> Result<u8> {
                     } else {
                         println!(
                             "skipped: {dest} already has SOCI index(es) {} (--existing-index skip)",
-                            existing.join(", ")
+                            crate::digest::join(existing)
                         );
                     }
                     return false;
                 }
                 ExistingIndex::Warn if !global.quiet => eprintln!(
                     "warning: {dest} already has SOCI index(es) {}; pushing anyway (--existing-index skip leaves it as is)",
-                    existing.join(", ")
+                    crate::digest::join(existing)
                 ),
                 _ => {}
             }
@@ -616,7 +624,7 @@ fn print_pushed(result: &soci_image::publish::PublishResult) {
         ),
         None => println!(
             "pushed soci index(es) {} to {} ({})",
-            result.soci_indexes.join(", "),
+            crate::digest::join(&result.soci_indexes),
             result.destination,
             result.referrers.clone().unwrap_or_default()
         ),
@@ -629,7 +637,7 @@ fn print_verify(r: &VerifyReport) {
             "{} {}: index {} ({})",
             platform_str(&p.platform),
             p.manifest_digest,
-            p.index_digest.as_deref().unwrap_or("-"),
+            p.index_digest.as_ref().map_or("-", |d| d.as_str()),
             p.found_via.as_deref().unwrap_or("not found")
         );
         for problem in &p.problems {

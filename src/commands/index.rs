@@ -64,7 +64,7 @@ pub(super) fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
                     recs[0].kind
                 );
             }
-            let bytes = store.get_blob(&soci_index::parse_digest(&digest)?)?;
+            let bytes = store.get_blob(&digest)?;
             serde_json::from_slice::<serde_json::Value>(&bytes)?; // valid JSON
             let mut s = go_indent(&bytes);
             s.push(b'\n');
@@ -116,14 +116,16 @@ pub(super) fn run(cmd: IndexCommand, global: &GlobalArgs) -> Result<u8> {
 /// The SOCI index `typed` names (a digest or a unique prefix) among the
 /// indexes; failing that among all artifacts, so that a zTOC's digest gets
 /// "is not a SOCI index" rather than "no such index".
-fn resolve_index(typed: &str, all: &[soci_index::store::ArtifactRecord]) -> Result<String> {
+fn resolve_index(
+    typed: &str,
+    all: &[soci_index::store::ArtifactRecord],
+) -> Result<soci_oci::spec::Digest> {
     let indexes = all
         .iter()
         .filter(|r| r.kind == soci_index::store::ArtifactKind::Index)
-        .map(|r| r.digest.as_str());
+        .map(|r| &r.digest);
     crate::digest::resolve(typed, indexes, "SOCI index").or_else(|e| {
-        crate::digest::resolve(typed, all.iter().map(|r| r.digest.as_str()), "SOCI index")
-            .map_err(|_| e)
+        crate::digest::resolve(typed, all.iter().map(|r| &r.digest), "SOCI index").map_err(|_| e)
     })
 }
 

@@ -25,13 +25,13 @@ pub(super) fn ref_key(s: &str) -> String {
 /// Remembers that the indexes `digests` were put at `dest`.
 pub(super) fn remember_destination(
     store: &Store,
-    digests: &[String],
+    digests: &[soci_oci::spec::Digest],
     dest: &ImageRef,
 ) -> Result<()> {
     let dest = dest.to_string();
     let roots = store.roots()?;
     for digest in digests {
-        let Some(mut entry) = roots.iter().find(|d| &d.digest == digest).cloned() else {
+        let Some(mut entry) = roots.iter().find(|d| d.digest == *digest).cloned() else {
             continue;
         };
         let mut dests: Vec<String> = entry
@@ -54,7 +54,7 @@ pub(super) fn remember_destination(
 }
 
 /// The destinations remembered for each index digest.
-fn destinations(store: &Store) -> Result<Vec<(String, Vec<String>)>> {
+fn destinations(store: &Store) -> Result<Vec<(soci_oci::spec::Digest, Vec<String>)>> {
     Ok(store
         .roots()?
         .into_iter()
@@ -100,15 +100,23 @@ pub(super) fn index_blobs(
     store: &Store,
     index_digest: &str,
 ) -> Result<Vec<soci_oci::spec::Descriptor>> {
-    let recs = store.get_artifact(index_digest)?;
-    if !recs.iter().any(|r| r.kind == ArtifactKind::Index) {
+    // Text that is not a digest names no index (the same error as an unknown one).
+    let digest = soci_oci::spec::Digest::parse(index_digest).ok();
+    let is_index = match &digest {
+        Some(d) => store
+            .get_artifact(d)?
+            .iter()
+            .any(|r| r.kind == ArtifactKind::Index),
+        None => false,
+    };
+    let (Some(digest), true) = (digest, is_index) else {
         anyhow::bail!(
             "no SOCI index {index_digest} in the local store {}",
             store.dir().display()
         );
-    }
-    let parsed = soci_index::parse_digest(index_digest)
-        .and_then(|d| store.get_index_manifest(&d))
+    };
+    let parsed = store
+        .get_index_manifest(&digest)
         .with_context(|| format!("cannot read SOCI index {index_digest}"))?;
     Ok(parsed.manifest.layers)
 }

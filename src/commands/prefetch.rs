@@ -16,10 +16,8 @@ pub(super) fn run(cmd: PrefetchCommand, global: &GlobalArgs) -> Result<u8> {
 
 /// The artifact's span count, or `None` when its blob is missing or unreadable
 /// (the row is still listed, as the reference does).
-fn total_spans(store: &Store, digest: &str) -> Option<u64> {
-    let bytes = store
-        .get_blob(&soci_index::parse_digest(digest).ok()?)
-        .ok()?;
+fn total_spans(store: &Store, digest: &soci_oci::spec::Digest) -> Option<u64> {
+    let bytes = store.get_blob(digest).ok()?;
     PrefetchArtifact::from_json(&bytes)
         .ok()
         .map(|a| a.total_spans())
@@ -65,7 +63,7 @@ fn list(a: PrefetchListArgs, global: &GlobalArgs) -> Result<u8> {
             out.push_str(&format!(
                 "{:<72} {:<72} {:>6}  {}\n",
                 r.digest,
-                r.layer_digest.as_deref().unwrap_or("-"),
+                r.layer_digest.as_ref().map_or("-", |d| d.as_str()),
                 spans,
                 r.created_at
             ));
@@ -77,7 +75,11 @@ fn list(a: PrefetchListArgs, global: &GlobalArgs) -> Result<u8> {
 
 fn info(a: PrefetchInfoArgs, global: &GlobalArgs) -> Result<u8> {
     let store = open_store(a.store.as_deref())?;
-    let recs = store.get_artifact(&a.digest)?;
+    // Text that is not a digest names nothing in the store.
+    let recs = match soci_oci::spec::Digest::parse(&a.digest) {
+        Ok(d) => store.get_artifact(&d)?,
+        Err(_) => Vec::new(),
+    };
     let Some(rec) = recs.iter().find(|r| r.kind == ArtifactKind::Prefetch) else {
         match recs.first() {
             Some(r) => bail!(
@@ -117,7 +119,7 @@ fn info(a: PrefetchInfoArgs, global: &GlobalArgs) -> Result<u8> {
     ));
     out.push_str(&format!(
         "Layer Digest:  {}\n",
-        rec.layer_digest.as_deref().unwrap_or("-")
+        rec.layer_digest.as_ref().map_or("-", |d| d.as_str())
     ));
     out.push_str(&format!("Size:          {} bytes\n", rec.size));
     out.push_str(&format!(

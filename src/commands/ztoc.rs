@@ -110,7 +110,7 @@ fn load_ztoc(arg: &str, store: Option<&Path>) -> Result<(Ztoc, Vec<u8>, Option<A
     if crate::digest::looks_like_digest(arg) && !path.exists() {
         let store = open_store(store)?;
         let ztocs = store.list_ztocs(&ZtocFilter::default())?;
-        let digest = crate::digest::resolve(arg, ztocs.iter().map(|r| r.digest.as_str()), "zTOC")
+        let digest = crate::digest::resolve(arg, ztocs.iter().map(|r| &r.digest), "zTOC")
             .with_context(|| format!("in the local store {}", store.dir().display()))?;
         let rec = ztocs
             .into_iter()
@@ -118,11 +118,11 @@ fn load_ztoc(arg: &str, store: Option<&Path>) -> Result<(Ztoc, Vec<u8>, Option<A
             .ok_or_else(|| {
                 anyhow::anyhow!("no zTOC {arg} in the local store {}", store.dir().display())
             })?;
-        let bytes = store.get_blob(&soci_index::parse_digest(&digest)?)?;
+        let bytes = store.get_blob(&digest)?;
         // The lazy reader trusts the zTOC's span digests to check what a
         // registry sends: the zTOC must be the one its digest names.
         let actual = soci_oci::spec::sha256_digest(&bytes);
-        if actual != digest {
+        if digest != actual {
             bail!(
                 "stored zTOC {digest} is damaged: its bytes have digest {actual}; run `soci create --force` to rebuild it"
             );
@@ -154,7 +154,7 @@ fn list(args: ZtocListArgs, global: &GlobalArgs) -> Result<u8> {
             );
         }
         for rec in &indexes {
-            for b in super::listing::index_blobs(&store, &rec.digest)? {
+            for b in super::listing::index_blobs(&store, rec.digest.as_str())? {
                 wanted.insert(b.digest);
             }
         }
@@ -179,7 +179,7 @@ fn list(args: ZtocListArgs, global: &GlobalArgs) -> Result<u8> {
                 "{:<72} {:>10}  {:<72} {}",
                 r.digest,
                 r.size,
-                r.layer_digest.as_deref().unwrap_or("-"),
+                r.layer_digest.as_ref().map_or("-", |d| d.as_str()),
                 r.span_size.map(|s| s.to_string()).unwrap_or_default()
             );
         }

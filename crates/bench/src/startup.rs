@@ -55,17 +55,15 @@ fn open_image(
         };
     let _ = mdesc;
     let manifest: Manifest = serde_json::from_slice(&mraw)?;
-    let soci = soci.or_else(|| {
-        manifest
+    let soci = match soci {
+        Some(s) => Some(s),
+        None => manifest
             .annotations
             .get(soci_index::IMAGE_ANNOTATION_SOCI_INDEX_DIGEST)
-            .map(|d| Descriptor {
-                media_type: soci_oci::spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-                digest: d.clone(),
-                size: 0,
-                ..Default::default()
-            })
-    });
+            .map(|d| soci_oci::spec::Digest::parse(d))
+            .transpose()?
+            .map(|d| Descriptor::new(soci_oci::spec::MEDIA_TYPE_OCI_MANIFEST, d, 0)),
+    };
     Ok((src, manifest, soci))
 }
 
@@ -319,8 +317,8 @@ fn fetch_layers(
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let zd = artifacts.ztocs.get(&l.digest);
-                let pd = artifacts.prefetches.get(&l.digest);
+                let zd = artifacts.ztocs.get(l.digest.as_str());
+                let pd = artifacts.prefetches.get(l.digest.as_str());
                 s.spawn(move || match zd {
                     Some(zd) => fetch_ztoc_layer(src, l, zd, pd),
                     None => {

@@ -235,6 +235,25 @@ impl PartialEq<String> for Digest {
     }
 }
 
+// The mirror images, so a comparison reads either way round.
+impl PartialEq<Digest> for str {
+    fn eq(&self, other: &Digest) -> bool {
+        self == other.text
+    }
+}
+
+impl PartialEq<Digest> for &str {
+    fn eq(&self, other: &Digest) -> bool {
+        *self == other.text
+    }
+}
+
+impl PartialEq<Digest> for String {
+    fn eq(&self, other: &Digest) -> bool {
+        *self == other.text
+    }
+}
+
 impl From<Digest> for String {
     fn from(d: Digest) -> String {
         d.text

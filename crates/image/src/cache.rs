@@ -29,7 +29,7 @@ use soci_index::manifest::{
 };
 use soci_index::store::Store;
 use soci_oci::source::{select_manifests, ImageSource};
-use soci_oci::spec::{self, Descriptor};
+use soci_oci::spec::{self, Descriptor, Digest};
 use soci_ztoc::{codec, CompressionAlgorithm, Zinfo, Ztoc, ZTOC_VERSION};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -67,9 +67,9 @@ struct Listed {
     root: Option<Descriptor>,
     /// zTOC descriptors by the layer digest their index names, with the
     /// index's build tool identifier.
-    by_layer: HashMap<String, Vec<(Descriptor, String)>>,
+    by_layer: HashMap<Digest, Vec<(Descriptor, String)>>,
     /// v1 index manifests found, by the image manifest they are referrers of.
-    v1_indexes: HashMap<String, Vec<String>>,
+    v1_indexes: HashMap<Digest, Vec<Digest>>,
 }
 
 /// The destination already holds what this run would publish.
@@ -78,9 +78,9 @@ pub struct AlreadyIndexed {
     /// The destination.
     pub destination: String,
     /// The SOCI index manifests it has for the chosen platforms.
-    pub soci_indexes: Vec<String>,
+    pub soci_indexes: Vec<Digest>,
     /// v2: the SOCI-enabled image index tagged there.
-    pub image_index: Option<String>,
+    pub image_index: Option<Digest>,
 }
 
 /// The places searched for zTOCs, in order: the source image, the
@@ -311,13 +311,13 @@ impl<'a> RegistryCache<'a> {
                 prefetches: Vec::new(),
             });
         }
-        let soci_indexes: Vec<String> = platforms
+        let soci_indexes: Vec<Digest> = platforms
             .iter()
             .map(|p| p.index.descriptor.digest.clone())
             .collect();
         let image_index = match opts.index_version {
             IndexVersion::V2 => {
-                let manifests: HashMap<String, Vec<u8>> = platforms
+                let manifests: HashMap<Digest, Vec<u8>> = platforms
                     .iter()
                     .map(|p| (p.image.descriptor.digest.clone(), p.image.raw.clone()))
                     .collect();
@@ -428,8 +428,8 @@ fn list(source: &dyn ImageSource) -> Result<Listed> {
     // nothing for the destination, and warns for a `--cache-from` image.
     let (root, raw) = source.resolve_root()?;
     // (SOCI index descriptor, the image manifest it belongs to, if known)
-    let mut found: Vec<(Descriptor, Option<String>)> = Vec::new();
-    let mut manifests: Vec<String> = Vec::new();
+    let mut found: Vec<(Descriptor, Option<Digest>)> = Vec::new();
+    let mut manifests: Vec<Digest> = Vec::new();
     if spec::is_index_media_type(&root.media_type) {
         let index: spec::Index = serde_json::from_slice(&raw).map_err(Error::BadImageIndex)?;
         for d in index.manifests {
@@ -437,7 +437,7 @@ fn list(source: &dyn ImageSource) -> Result<Listed> {
                 let img = d
                     .annotations
                     .get(soci_index::ANNOTATION_IMAGE_MANIFEST_DIGEST)
-                    .cloned();
+                    .and_then(|a| Digest::parse(a).ok());
                 found.push((d, img));
             } else if spec::is_manifest_media_type(&d.media_type) {
                 manifests.push(d.digest);
@@ -448,16 +448,14 @@ fn list(source: &dyn ImageSource) -> Result<Listed> {
             image: source.reference().to_string(),
             source: e,
         })?;
+        // An annotation is untrusted text: parsed before it goes into a request.
         if let Some(d) = m
             .annotations
             .get(soci_index::IMAGE_ANNOTATION_SOCI_INDEX_DIGEST)
+            .and_then(|d| Digest::parse(d).ok())
         {
             found.push((
-                Descriptor {
-                    media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-                    digest: d.clone(),
-                    ..Default::default()
-                },
+                Descriptor::new(spec::MEDIA_TYPE_OCI_MANIFEST, d, 0),
                 Some(root.digest.clone()),
             ));
         }
@@ -477,16 +475,7 @@ fn list(source: &dyn ImageSource) -> Result<Listed> {
         }
     }
     for (d, img) in found {
-        // Digests named by the registry's content: checked before a request.
-        if spec::check_digest(&d.digest).is_err() {
-            continue;
-        }
-        let d = Descriptor {
-            media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-            digest: d.digest,
-            size: d.size,
-            ..Default::default()
-        };
+        let d = Descriptor::new(spec::MEDIA_TYPE_OCI_MANIFEST, d.digest, d.size);
         let Ok(bytes) = source.fetch_manifest(&d) else {
             continue;
         };
@@ -500,7 +489,7 @@ fn list(source: &dyn ImageSource) -> Result<Listed> {
 }
 
 /// Records the zTOC descriptors of one SOCI index.
-fn add_index(listed: &mut Listed, digest: &str, parsed: &ParsedIndex, img: Option<String>) {
+fn add_index(listed: &mut Listed, digest: &Digest, parsed: &ParsedIndex, img: Option<Digest>) {
     let tool = parsed
         .manifest
         .annotations
@@ -514,18 +503,19 @@ fn add_index(listed: &mut Listed, digest: &str, parsed: &ParsedIndex, img: Optio
                 .v1_indexes
                 .entry(img)
                 .or_default()
-                .push(digest.to_string());
+                .push(digest.clone());
         }
     }
     for z in parsed.ztocs() {
-        let Some(layer) = z.annotations.get(soci_index::ANNOTATION_IMAGE_LAYER_DIGEST) else {
+        // Untrusted text: a layer digest that does not parse names no layer.
+        let Some(layer) = z
+            .annotations
+            .get(soci_index::ANNOTATION_IMAGE_LAYER_DIGEST)
+            .and_then(|l| Digest::parse(l).ok())
+        else {
             continue;
         };
-        // The digest goes into a request and messages: checked first.
-        if spec::check_digest(&z.digest).is_err() {
-            continue;
-        }
-        let entry = listed.by_layer.entry(layer.clone()).or_default();
+        let entry = listed.by_layer.entry(layer).or_default();
         if !entry
             .iter()
             .any(|(d, t)| d.digest == z.digest && *t == tool)
@@ -666,12 +656,7 @@ mod tests {
         bo.span_size = opts.span_size;
         bo.build_tool_identifier = opts.build_tool_identifier.clone();
         let z = build_ztoc(&layer.bytes[..], &bo, &mut NoProgress).unwrap();
-        let d = Descriptor {
-            media_type: layer.media_type.clone(),
-            digest: layer.digest.clone(),
-            size: layer.bytes.len() as i64,
-            ..Default::default()
-        };
+        let d = Descriptor::of(layer.media_type.clone(), &layer.bytes);
         (d, codec::encode(&z.ztoc))
     }
 

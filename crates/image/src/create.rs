@@ -19,7 +19,7 @@ use soci_index::manifest::{
 use soci_index::prefetch::{plan_prefetch, PrefetchLayer};
 use soci_index::store::{IndexEntry, Store};
 use soci_oci::source::{select_manifests, ImageManifest, ImageSource, PlatformChoice};
-use soci_oci::spec::{Descriptor, Platform};
+use soci_oci::spec::{Descriptor, Digest, Platform};
 use soci_ztoc::build::{build_ztoc, BuildOptions, BuiltZtoc, LayerCompression};
 use soci_ztoc::codec;
 use std::collections::HashMap;
@@ -131,7 +131,7 @@ impl LayerOutcome {
         }
     }
     /// The reference's line for this layer.
-    pub fn line(&self, layer: &str) -> String {
+    pub fn line(&self, layer: &Digest) -> String {
         match self {
             LayerOutcome::Built { ztoc, .. } => {
                 format!("layer {layer} -> ztoc {}", ztoc.ztoc_digest)
@@ -216,7 +216,7 @@ fn index_layer(
     if !opts.force {
         if let Some(rec) = store.find_ztoc(&layer.digest, opts.span_size, &key)? {
             if let Some(mut ztoc) = rec.to_ztoc_record() {
-                if store.has_blob(&soci_index::parse_digest(&ztoc.ztoc_digest)?) {
+                if store.has_blob(&ztoc.ztoc_digest) {
                     // The same layer bytes can be in another image under another
                     // media type (Docker vs OCI): the index describes this image's.
                     ztoc.layer_media_type = layer.media_type.clone();
@@ -346,7 +346,7 @@ pub fn create_with(
     store: &Store,
     opts: &CreateOptions,
     reporter: &dyn Reporter,
-    prebuilt: &HashMap<String, LayerOutcome>,
+    prebuilt: &HashMap<Digest, LayerOutcome>,
     tee: Option<&dyn LayerTee>,
     cache: Option<&RegistryCache<'_>>,
 ) -> Result<Created> {
@@ -522,7 +522,7 @@ fn prefetch_for(
     // Decode each indexed layer's zTOC for its names, offsets and span lookup.
     let mut decoded = Vec::new();
     for z in ztocs {
-        let bytes = store.get_blob(&soci_index::parse_digest(&z.ztoc_digest)?)?;
+        let bytes = store.get_blob(&z.ztoc_digest)?;
         let ztoc = codec::decode(&bytes).map_err(|source| Error::InvalidStoredZtoc {
             ztoc: z.ztoc_digest.clone(),
             source,

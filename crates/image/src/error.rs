@@ -2,7 +2,7 @@
 //! image concerned, with the cause kept as its `source()` (so a caller that
 //! prints the chain prints each cause once, and can still match on it).
 use crate::create::LayerOutcome;
-use soci_oci::spec::Descriptor;
+use soci_oci::spec::{Descriptor, Digest};
 
 /// The result of soci-image's jobs.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -30,7 +30,7 @@ pub enum Error {
     #[error("the local store has no zTOC for layer {layer} at span size {span_size}: run `soci create` first")]
     NotStored {
         /// Digest of the layer.
-        layer: String,
+        layer: Digest,
         /// The span size looked for.
         span_size: u64,
     },
@@ -56,7 +56,7 @@ pub enum Error {
     #[error("cannot read layer {layer}")]
     ReadLayer {
         /// Digest of the layer.
-        layer: String,
+        layer: Digest,
         /// The underlying failure.
         #[source]
         source: soci_oci::Error,
@@ -65,7 +65,7 @@ pub enum Error {
     #[error("cannot build the zTOC of layer {layer}")]
     BuildZtoc {
         /// Digest of the layer.
-        layer: String,
+        layer: Digest,
         /// The underlying failure.
         #[source]
         source: soci_ztoc::build::BuildError,
@@ -74,7 +74,7 @@ pub enum Error {
     #[error("cannot copy layer {layer} to the destination")]
     TeeLayer {
         /// Digest of the layer.
-        layer: String,
+        layer: Digest,
         /// The underlying failure.
         #[source]
         source: Box<Error>,
@@ -83,7 +83,7 @@ pub enum Error {
     #[error("cannot store the zTOC of layer {layer}")]
     StoreZtoc {
         /// Digest of the layer.
-        layer: String,
+        layer: Digest,
         /// The underlying failure.
         #[source]
         source: soci_index::Error,
@@ -92,7 +92,7 @@ pub enum Error {
     #[error("stored zTOC {ztoc} is invalid")]
     InvalidStoredZtoc {
         /// Digest of the zTOC.
-        ztoc: String,
+        ztoc: Digest,
         /// The underlying failure.
         #[source]
         source: soci_ztoc::codec::CodecError,
@@ -101,7 +101,7 @@ pub enum Error {
     #[error("cannot compress layer {layer}")]
     Compress {
         /// Digest of the layer.
-        layer: String,
+        layer: Digest,
         /// The underlying failure.
         #[source]
         source: std::io::Error,
@@ -112,7 +112,7 @@ pub enum Error {
         /// The archive image.
         image: String,
         /// Digest the manifest names.
-        layer: String,
+        layer: Digest,
         /// Digest of the bytes read.
         actual: String,
         /// Number of bytes read.
@@ -122,11 +122,11 @@ pub enum Error {
     #[error("layer {layer}: the zTOC builder read {built}, the store wrote {stored}")]
     CompressedMismatch {
         /// Digest of the uncompressed source layer.
-        layer: String,
+        layer: Digest,
         /// Digest of the gzip the zTOC was built from.
-        built: String,
+        built: Digest,
         /// Digest of the gzip written to the destination.
-        stored: String,
+        stored: Digest,
     },
     /// An image manifest is not valid JSON of the expected shape.
     #[error("{image}: the image manifest does not parse")]
@@ -141,7 +141,7 @@ pub enum Error {
     #[error("cannot copy blob {digest}")]
     CopyBlob {
         /// Digest of the blob or manifest concerned.
-        digest: String,
+        digest: Digest,
         /// The underlying failure.
         #[source]
         source: Box<Error>,
@@ -153,7 +153,7 @@ pub enum Error {
     #[error("cannot read manifest {digest}")]
     ReadManifest {
         /// Digest of the blob or manifest concerned.
-        digest: String,
+        digest: Digest,
         /// The underlying failure.
         #[source]
         source: soci_oci::Error,
@@ -200,7 +200,7 @@ pub enum Error {
     #[error("cannot fetch SOCI index {digest}")]
     FetchIndex {
         /// Digest of the blob or manifest concerned.
-        digest: String,
+        digest: Digest,
         /// The underlying failure.
         #[source]
         source: soci_oci::Error,
@@ -212,7 +212,7 @@ pub enum Error {
     #[error("cannot read the stored SOCI index {digest}")]
     ReadStoredIndex {
         /// Digest of the blob or manifest concerned.
-        digest: String,
+        digest: Digest,
         /// The underlying failure.
         #[source]
         source: soci_index::Error,
@@ -221,7 +221,7 @@ pub enum Error {
     #[error("the stored SOCI index {digest} is invalid")]
     InvalidStoredIndex {
         /// Digest of the blob or manifest concerned.
-        digest: String,
+        digest: Digest,
         /// The underlying failure.
         #[source]
         source: soci_index::Error,

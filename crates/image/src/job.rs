@@ -34,6 +34,7 @@ use soci_index::manifest::IndexVersion;
 use soci_index::store::Store;
 use soci_oci::reference::ImageRef;
 use soci_oci::registry::RegistryOptions;
+use soci_oci::spec::Digest;
 use soci_oci::{open_source, source::ImageSource};
 use std::collections::HashMap;
 
@@ -306,7 +307,7 @@ pub struct PushPlan<'a> {
     pub version: IndexVersion,
     /// SOCI indexes the destination already has for these image manifests
     /// (looked for only when asked, see [`PushJob::look_for_existing`]).
-    pub existing: Vec<String>,
+    pub existing: Vec<Digest>,
 }
 
 impl PushJob {

@@ -133,12 +133,7 @@ mod tests {
     }
 
     fn d(mt: &str, size: i64) -> Descriptor {
-        Descriptor {
-            media_type: mt.into(),
-            digest: "sha256:ab".into(),
-            size,
-            ..Default::default()
-        }
+        Descriptor::new(mt, soci_oci::spec::Digest::of(b"ab"), size)
     }
 
     #[test]

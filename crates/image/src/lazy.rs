@@ -24,7 +24,7 @@ pub enum SpanCheckError {
     /// A fetched span's bytes are not the ones the zTOC's span digest names.
     DigestMismatch {
         /// Digest of the layer.
-        layer: String,
+        layer: soci_oci::spec::Digest,
         /// Index of the span.
         span: u64,
         /// The compressed byte range fetched.
@@ -46,7 +46,7 @@ pub enum SpanCheckError {
     #[error("the zTOC is for a {ztoc}-byte layer, but layer {layer} is {size} bytes")]
     LayerSize {
         /// Digest of the layer.
-        layer: String,
+        layer: soci_oci::spec::Digest,
         /// Compressed size recorded in the zTOC.
         ztoc: i64,
         /// Size in the layer's descriptor.

@@ -35,7 +35,7 @@ pub use create::{
 /// Forwards one layer's build progress to a [`Reporter`].
 pub(crate) struct LayerProgress<'a> {
     pub(crate) reporter: &'a dyn Reporter,
-    pub(crate) digest: &'a str,
+    pub(crate) digest: &'a Digest,
     /// Report uncompressed (tar) bytes as the bytes read: for a layer being
     /// compressed, whose bar counts the tar.
     pub(crate) tar_bytes: bool,
@@ -61,26 +61,27 @@ pub use publish::{publish, PublishResult};
 pub use soci_digest::Hashing as HashingReader;
 pub use verify::{verify, LayerReport, VerifyReport};
 
+use soci_oci::spec::Digest;
 use soci_ztoc::build::BuildProgress;
 
 /// Progress callbacks from the image jobs; called from worker threads.
 pub trait Reporter: Sync {
     /// A layer starts being read (`size` compressed bytes).
-    fn layer_start(&self, _layer_digest: &str, _size: u64) {}
+    fn layer_start(&self, _layer_digest: &Digest, _size: u64) {}
     /// Bytes read so far for a layer.
-    fn layer_progress(&self, _layer_digest: &str, _p: &BuildProgress) {}
+    fn layer_progress(&self, _layer_digest: &Digest, _p: &BuildProgress) {}
     /// A layer is done.
-    fn layer_done(&self, _layer_digest: &str, _outcome: &str) {}
+    fn layer_done(&self, _layer_digest: &Digest, _outcome: &str) {}
     /// A free-form line for the user (what the reference prints).
     fn message(&self, _line: &str) {}
     /// A blob is being copied to the destination: `sent` of `size` bytes so far
     /// (starts again from 0 when an upload is restarted).
-    fn copy_progress(&self, _digest: &str, _sent: u64, _size: u64) {}
+    fn copy_progress(&self, _digest: &Digest, _sent: u64, _size: u64) {}
     /// The copy of a blob is over (done or failed).
-    fn copy_done(&self, _digest: &str) {}
+    fn copy_done(&self, _digest: &Digest) {}
     /// A layer read for its zTOC was also put at the destination in the same
     /// pass (`bytes` sent); it gets no `copy_*` calls.
-    fn layer_uploaded(&self, _layer_digest: &str, _bytes: u64) {}
+    fn layer_uploaded(&self, _layer_digest: &Digest, _bytes: u64) {}
 }
 
 /// A reporter that ignores everything.
@@ -99,7 +100,7 @@ pub enum ZtocFetchError {
     #[error("zTOC {digest} is {size} bytes, more than the {MAX_ZTOC_SIZE}-byte limit")]
     TooLarge {
         /// Digest of the zTOC.
-        digest: String,
+        digest: soci_oci::spec::Digest,
         /// Size its descriptor announces.
         size: i64,
     },
@@ -107,7 +108,7 @@ pub enum ZtocFetchError {
     #[error("cannot read zTOC {digest}: {source}")]
     Open {
         /// Digest of the zTOC.
-        digest: String,
+        digest: soci_oci::spec::Digest,
         /// The source's error.
         #[source]
         source: soci_oci::Error,
@@ -116,7 +117,7 @@ pub enum ZtocFetchError {
     #[error("cannot read zTOC {digest}: {source}")]
     Read {
         /// Digest of the zTOC.
-        digest: String,
+        digest: soci_oci::spec::Digest,
         /// The read error.
         #[source]
         source: std::io::Error,
@@ -125,7 +126,7 @@ pub enum ZtocFetchError {
     #[error("zTOC {digest} does not match its descriptor: read {size} bytes with digest {actual}, expected {expected_size} bytes")]
     Mismatch {
         /// Digest the descriptor names.
-        digest: String,
+        digest: soci_oci::spec::Digest,
         /// Size the descriptor names.
         expected_size: i64,
         /// Bytes read.
@@ -226,7 +227,7 @@ impl soci_oci::source::ImageSource for PinnedSource<'_> {
     }
     fn referrers(
         &self,
-        manifest_digest: &str,
+        manifest_digest: &Digest,
     ) -> soci_oci::Result<Option<Vec<soci_oci::spec::Descriptor>>> {
         self.inner.referrers(manifest_digest)
     }

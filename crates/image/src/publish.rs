@@ -19,7 +19,7 @@ use soci_oci::oci_archive::OciArchiveWriter;
 use soci_oci::reference::ImageRef;
 use soci_oci::registry::{RegistryClient, RegistryOptions};
 use soci_oci::source::ImageSource;
-use soci_oci::spec::{self, Descriptor};
+use soci_oci::spec::{self, Descriptor, Digest};
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,7 +32,7 @@ pub struct PublishResult {
     /// For v2: the SOCI-enabled image index now tagged at the destination.
     pub image_index: Option<Descriptor>,
     /// The SOCI index manifests pushed.
-    pub soci_indexes: Vec<String>,
+    pub soci_indexes: Vec<Digest>,
     /// Blobs uploaded to the destination (already present ones not counted).
     pub blobs_uploaded: usize,
     /// Blobs mounted from the source repository (same registry) instead.
@@ -43,7 +43,7 @@ pub struct PublishResult {
 
 /// A place blobs and manifests can be put (from several threads at once).
 trait ImageSink: Sync {
-    fn has_blob(&self, digest: &str) -> Result<bool>;
+    fn has_blob(&self, digest: &Digest) -> Result<bool>;
     fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()>;
     /// Streams `d` from what `open` returns; `open` may be called again to
     /// start a failed upload over.
@@ -82,7 +82,7 @@ struct RegistrySink {
 }
 
 impl ImageSink for RegistrySink {
-    fn has_blob(&self, digest: &str) -> Result<bool> {
+    fn has_blob(&self, digest: &Digest) -> Result<bool> {
         Ok(self.target.blob_exists(&self.repo, digest)?)
     }
     fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()> {
@@ -128,11 +128,8 @@ impl ImageSink for RegistrySink {
 }
 
 impl ImageSink for OciLayoutWriter {
-    fn has_blob(&self, digest: &str) -> Result<bool> {
-        Ok(OciLayoutWriter::has_blob(
-            self,
-            &soci_oci::parse_sha256(digest)?,
-        )?)
+    fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        Ok(OciLayoutWriter::has_blob(self, digest)?)
     }
     fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()> {
         self.put_blob_from_reader(d, bytes)?;
@@ -152,7 +149,7 @@ impl ImageSink for OciLayoutWriter {
 }
 
 impl ImageSink for OciArchiveWriter {
-    fn has_blob(&self, digest: &str) -> Result<bool> {
+    fn has_blob(&self, digest: &Digest) -> Result<bool> {
         ImageSink::has_blob(self.layout(), digest)
     }
     fn put_blob(&self, d: &Descriptor, bytes: &[u8]) -> Result<()> {
@@ -271,7 +268,7 @@ fn copy_blob(
 struct CopyProgress<'a> {
     inner: BlobReader<'a>,
     reporter: &'a dyn Reporter,
-    digest: &'a str,
+    digest: &'a Digest,
     size: u64,
     sent: u64,
     shown: u64,
@@ -293,13 +290,8 @@ impl Read for CopyProgress<'_> {
 /// A blob being copied from the source.
 type BlobReader<'a> = Box<dyn Read + Send + 'a>;
 
-fn blob_desc(digest: &str, size: u64, media_type: &str) -> Descriptor {
-    Descriptor {
-        media_type: media_type.into(),
-        digest: digest.into(),
-        size: size as i64,
-        ..Default::default()
-    }
+fn blob_desc(digest: &Digest, size: u64, media_type: &str) -> Descriptor {
+    Descriptor::new(media_type, digest.clone(), size as i64)
 }
 
 /// Copies what the image needs at the destination (config and layer blobs of the
@@ -329,19 +321,20 @@ fn copy_image(
 /// another repository of the same registry is mounted from there, not sent.
 fn put_soci_artifacts(sink: &dyn ImageSink, store: &Store, created: &Created) -> Result<Copied> {
     let mut copied = Copied::default();
-    let cached_in: HashMap<&str, ImageRef> = created
+    let empty_config = Digest::parse(EMPTY_CONFIG_DIGEST).expect("a constant sha256 digest");
+    let cached_in: HashMap<&Digest, ImageRef> = created
         .layers
         .iter()
         .filter_map(|(_, o)| match o {
             crate::LayerOutcome::Fetched { ztoc, from } => from
                 .parse::<ImageRef>()
                 .ok()
-                .map(|r| (ztoc.ztoc_digest.as_str(), r)),
+                .map(|r| (&ztoc.ztoc_digest, r)),
             _ => None,
         })
         .collect();
     let mut blobs: Vec<Descriptor> = vec![blob_desc(
-        EMPTY_CONFIG_DIGEST,
+        &empty_config,
         EMPTY_CONFIG_CONTENT.len() as u64,
         "application/json",
     )];
@@ -366,7 +359,7 @@ fn put_soci_artifacts(sink: &dyn ImageSink, store: &Store, created: &Created) ->
         if !seen.insert(d.digest.clone()) || sink.has_blob(&d.digest)? {
             continue;
         }
-        if let Some(from) = cached_in.get(d.digest.as_str()) {
+        if let Some(from) = cached_in.get(&d.digest) {
             if sink.try_mount(&d, from)? {
                 copied.mounted += 1;
                 continue;
@@ -375,7 +368,7 @@ fn put_soci_artifacts(sink: &dyn ImageSink, store: &Store, created: &Created) ->
         let bytes = if d.digest == EMPTY_CONFIG_DIGEST {
             EMPTY_CONFIG_CONTENT.to_vec()
         } else {
-            store.get_blob(&soci_index::parse_digest(&d.digest)?)?
+            store.get_blob(&d.digest)?
         };
         sink.put_blob(&d, &bytes)?;
         copied.uploaded += 1;
@@ -589,7 +582,7 @@ pub fn publish_to(
         mounted: destination.teed_mounted.load(Ordering::Relaxed),
     });
     copied.add(put_soci_artifacts(sink, store, created)?);
-    let soci_indexes: Vec<String> = created
+    let soci_indexes: Vec<Digest> = created
         .platforms
         .iter()
         .map(|p| p.index.descriptor.digest.clone())
@@ -631,7 +624,7 @@ fn publish_v2(
         .clone()
         .expect("open_sink refuses a v2 destination without a tag");
     let jobs = destination.copy_jobs;
-    let manifests: HashMap<String, Vec<u8>> = created
+    let manifests: HashMap<Digest, Vec<u8>> = created
         .platforms
         .iter()
         .map(|p| (p.image.descriptor.digest.clone(), p.image.raw.clone()))
@@ -703,7 +696,7 @@ fn publish_v1(
     // Copied elsewhere (`--dest`): the destination tag names the image,
     // last, once its referrers are in place (with `--push` it already does).
     if let Some(tag) = tag.as_deref().filter(|_| dest != source.reference()) {
-        let chosen: HashMap<String, Vec<u8>> = created
+        let chosen: HashMap<Digest, Vec<u8>> = created
             .platforms
             .iter()
             .map(|p| (p.image.descriptor.digest.clone(), Vec::new()))
@@ -722,7 +715,7 @@ fn copy_untouched_children(
     sink: &dyn ImageSink,
     source: &dyn ImageSource,
     created: &Created,
-    converted: &HashMap<String, Vec<u8>>,
+    converted: &HashMap<Digest, Vec<u8>>,
     copied: &mut Copied,
     jobs: usize,
     reporter: &dyn Reporter,
@@ -743,10 +736,8 @@ fn copy_untouched_children(
                 source,
             })?;
         if let Ok(m) = serde_json::from_slice::<spec::Manifest>(&raw) {
-            let blobs: Vec<&Descriptor> = std::iter::once(&m.config)
-                .chain(&m.layers)
-                .filter(|d| !d.digest.is_empty())
-                .collect();
+            // Every descriptor of a parsed manifest has a digest (see `Descriptor`).
+            let blobs: Vec<&Descriptor> = std::iter::once(&m.config).chain(&m.layers).collect();
             copied.add(copy_blobs(sink, source, &blobs, jobs, reporter)?);
         }
         sink.put_manifest(None, &raw, &child.media_type)?;
@@ -762,7 +753,7 @@ mod tests {
     #[derive(Default)]
     struct Seen(Mutex<Vec<(u64, u64)>>);
     impl Reporter for Seen {
-        fn copy_progress(&self, _digest: &str, sent: u64, size: u64) {
+        fn copy_progress(&self, _digest: &Digest, sent: u64, size: u64) {
             self.0.lock().unwrap().push((sent, size));
         }
     }
@@ -774,7 +765,7 @@ mod tests {
         let mut r = CopyProgress {
             inner: Box::new(std::io::Cursor::new(vec![7u8; size])),
             reporter: &seen,
-            digest: "sha256:x",
+            digest: &Digest::of(b"x"),
             size: size as u64,
             sent: 0,
             shown: 0,

@@ -26,7 +26,7 @@ use flate2::{Compression, GzBuilder};
 use soci_index::store::Store;
 use soci_oci::reference::ImageRef;
 use soci_oci::source::ImageSource;
-use soci_oci::spec::{self, Descriptor, Manifest};
+use soci_oci::spec::{self, Descriptor, Digest, Manifest};
 use soci_ztoc::build::{build_ztoc, BuildOptions, LayerCompression};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -42,7 +42,7 @@ pub struct RecompressedImage<'a> {
     /// (compressed layer in the store, original layer) pairs.
     layers: Vec<(Descriptor, Descriptor)>,
     /// zTOCs built while compressing, by compressed layer digest.
-    prebuilt: HashMap<String, LayerOutcome>,
+    prebuilt: HashMap<Digest, LayerOutcome>,
 }
 
 /// Compressed chunks handed from the compressor to the builder.
@@ -100,11 +100,12 @@ pub fn recompress<'a>(
     manifest.config.media_type = spec::MEDIA_TYPE_OCI_CONFIG.into();
     let manifest_raw = spec::to_go_json(&manifest);
     let desc = Descriptor {
-        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-        digest: spec::sha256_digest(&manifest_raw),
-        size: manifest_raw.len() as i64,
         platform: root.platform.clone(),
-        ..Default::default()
+        ..Descriptor::new(
+            spec::MEDIA_TYPE_OCI_MANIFEST,
+            Digest::of(&manifest_raw),
+            manifest_raw.len() as i64,
+        )
     };
     Ok(RecompressedImage {
         inner,
@@ -159,7 +160,7 @@ fn compress_layer(
         let builder = build.then(|| {
             let rx = QueueReader::new(rx);
             let bo = &bo;
-            let digest = l.digest.as_str();
+            let digest = &l.digest;
             // The bar's total is the tar's size: report tar bytes.
             let mut progress = LayerProgress {
                 reporter,
@@ -216,12 +217,11 @@ fn compress_layer(
         let blob = blob.commit()?;
         Ok::<_, Error>((blob, built))
     })?;
-    let desc = Descriptor {
-        media_type: spec::MEDIA_TYPE_OCI_LAYER_GZIP.into(),
-        digest: compressed.digest.clone(),
-        size: compressed.size as i64,
-        ..Default::default()
-    };
+    let desc = Descriptor::new(
+        spec::MEDIA_TYPE_OCI_LAYER_GZIP,
+        compressed.digest.clone(),
+        compressed.size as i64,
+    );
     let Some(built) = built else {
         return Ok((desc, None));
     };
@@ -256,7 +256,7 @@ impl RecompressedImage<'_> {
             .any(|(c, o)| c.digest == d.digest && c.digest != o.digest)
     }
     /// The zTOCs built while compressing, for [`crate::create::create_with`].
-    pub fn prebuilt(&self) -> &HashMap<String, LayerOutcome> {
+    pub fn prebuilt(&self) -> &HashMap<Digest, LayerOutcome> {
         &self.prebuilt
     }
     fn store_err(&self, e: impl std::fmt::Display) -> soci_oci::Error {
@@ -287,8 +287,9 @@ impl ImageSource for RecompressedImage<'_> {
             return Ok(self.manifest_raw.clone());
         }
         if self.stored(d) {
-            return soci_index::parse_digest(&d.digest)
-                .and_then(|dg| self.store.get_blob(&dg))
+            return self
+                .store
+                .get_blob(&d.digest)
                 .map_err(|e| self.store_err(e));
         }
         let mut o = self.original(d);
@@ -297,8 +298,9 @@ impl ImageSource for RecompressedImage<'_> {
     }
     fn open_blob(&self, d: &Descriptor) -> soci_oci::Result<Box<dyn Read + Send>> {
         if self.stored(d) {
-            let f = soci_index::parse_digest(&d.digest)
-                .and_then(|dg| self.store.open_blob(&dg))
+            let f = self
+                .store
+                .open_blob(&d.digest)
                 .map_err(|e| self.store_err(e))?;
             return Ok(Box::new(f));
         }
@@ -306,8 +308,9 @@ impl ImageSource for RecompressedImage<'_> {
     }
     fn read_blob_range(&self, d: &Descriptor, range: Range<u64>) -> soci_oci::Result<Vec<u8>> {
         if self.stored(d) {
-            let mut f = soci_index::parse_digest(&d.digest)
-                .and_then(|dg| self.store.open_blob(&dg))
+            let mut f = self
+                .store
+                .open_blob(&d.digest)
                 .map_err(|e| self.store_err(e))?;
             let mut buf = Vec::new();
             f.seek(SeekFrom::Start(range.start))

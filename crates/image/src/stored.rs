@@ -12,13 +12,13 @@ use soci_index::{
     ANNOTATION_SPAN_SIZE,
 };
 use soci_oci::source::{select_manifests, ImageManifest, ImageSource, PlatformChoice};
-use soci_oci::spec::{self, Descriptor};
+use soci_oci::spec::{self, Descriptor, Digest};
 
 /// Which stored index to push.
 #[derive(Debug, Clone, Default)]
 pub struct StoredChoice {
     /// `--index DIGEST` (full digest): exactly this one.
-    pub index: Option<String>,
+    pub index: Option<Digest>,
     /// Only indexes of this version (`--index-version`); default: the version of
     /// the newest stored index for the image.
     pub version: Option<IndexVersion>,
@@ -48,20 +48,20 @@ pub fn stored_created(
     // Built for this manifest; or, once pushed as v2, the manifest is the
     // converted one, which names its index: pushing that again is allowed.
     let for_image = |img: &ImageManifest, r: &ArtifactRecord| {
-        r.manifest_digest.as_deref() == Some(img.descriptor.digest.as_str())
+        r.manifest_digest.as_ref() == Some(&img.descriptor.digest)
             || (r.manifest_version == Some(IndexVersion::V2)
                 && img
                     .manifest
                     .annotations
                     .get(soci_index::IMAGE_ANNOTATION_SOCI_INDEX_DIGEST)
-                    == Some(&r.digest))
+                    .is_some_and(|a| *a == r.digest))
     };
 
     let mut picked: Vec<(ImageManifest, ArtifactRecord)> = Vec::new();
     if let Some(want) = &choice.index {
         let rec = records
             .iter()
-            .find(|r| &r.digest == want)
+            .find(|r| r.digest == *want)
             .ok_or_else(|| Error::Stored(format!("the local store has no SOCI index {want}")))?;
         let img = images
             .into_iter()
@@ -69,7 +69,7 @@ pub fn stored_created(
             .ok_or_else(|| {
                 Error::Stored(format!(
                     "SOCI index {want} was built for image manifest {}, which {image} does not have (for the chosen platforms)",
-                    rec.manifest_digest.as_deref().unwrap_or("(unknown)")
+                    rec.manifest_digest.as_ref().map_or("(unknown)", Digest::as_str)
                 ))
             })?;
         picked.push((img, rec.clone()));
@@ -103,8 +103,8 @@ pub fn stored_created(
     let mut out_platforms = Vec::new();
     let mut layers: Vec<(Descriptor, LayerOutcome)> = Vec::new();
     for (mut img, rec) in picked {
-        let bytes = soci_index::parse_digest(&rec.digest)
-            .and_then(|d| store.get_blob(&d))
+        let bytes = store
+            .get_blob(&rec.digest)
             .map_err(|source| Error::ReadStoredIndex {
                 digest: rec.digest.clone(),
                 source,
@@ -125,7 +125,7 @@ pub fn stored_created(
                 Ok(PrefetchRecord {
                     digest: d.digest.clone(),
                     size: d.size.max(0) as u64,
-                    layer_digest: annotation(d, ANNOTATION_IMAGE_LAYER_DIGEST, &rec.digest)?,
+                    layer_digest: annotated_digest(d, ANNOTATION_IMAGE_LAYER_DIGEST, &rec.digest)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -135,7 +135,7 @@ pub fn stored_created(
             .map(|z| &z.ztoc_digest)
             .chain(prefetches.iter().map(|p| &p.digest))
         {
-            if !store.has_blob(&soci_index::parse_digest(d)?) {
+            if !store.has_blob(d) {
                 return Err(Error::Stored(format!(
                     "the local store lacks blob {d} of SOCI index {}: run `soci create --force {image}` again",
                     rec.digest
@@ -175,11 +175,12 @@ pub fn stored_created(
             layers.push((l.clone(), outcome));
         }
         let descriptor = Descriptor {
-            media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-            digest: rec.digest.clone(),
-            size: bytes.len() as i64,
             artifact_type: parsed.version.artifact_type().into(),
-            ..Default::default()
+            ..Descriptor::new(
+                spec::MEDIA_TYPE_OCI_MANIFEST,
+                rec.digest.clone(),
+                bytes.len() as i64,
+            )
         };
         out_platforms.push(PlatformIndexBuilt {
             image: img,
@@ -210,7 +211,7 @@ pub fn version_of(created: &Created) -> Option<IndexVersion> {
         .and_then(|p| IndexVersion::from_artifact_type(&p.index.manifest.config.media_type))
 }
 
-fn annotation(d: &Descriptor, key: &str, index: &str) -> Result<String> {
+fn annotation(d: &Descriptor, key: &str, index: &Digest) -> Result<String> {
     d.annotations.get(key).cloned().ok_or_else(|| {
         Error::Stored(format!(
             "the stored SOCI index {index} is invalid: layer {} has no {key} annotation",
@@ -219,12 +220,23 @@ fn annotation(d: &Descriptor, key: &str, index: &str) -> Result<String> {
     })
 }
 
-fn ztoc_record(d: &Descriptor, index: &str) -> Result<ZtocRecord> {
+/// [`annotation`] that holds a digest (the layer's), parsed.
+fn annotated_digest(d: &Descriptor, key: &str, index: &Digest) -> Result<Digest> {
+    let text = annotation(d, key, index)?;
+    Digest::parse(&text).map_err(|e| {
+        Error::Stored(format!(
+            "the stored SOCI index {index} is invalid: layer {}: {key}: {e}",
+            d.digest
+        ))
+    })
+}
+
+fn ztoc_record(d: &Descriptor, index: &Digest) -> Result<ZtocRecord> {
     let span = annotation(d, ANNOTATION_SPAN_SIZE, index)?;
     Ok(ZtocRecord {
         ztoc_digest: d.digest.clone(),
         ztoc_size: d.size.max(0) as u64,
-        layer_digest: annotation(d, ANNOTATION_IMAGE_LAYER_DIGEST, index)?,
+        layer_digest: annotated_digest(d, ANNOTATION_IMAGE_LAYER_DIGEST, index)?,
         layer_media_type: annotation(d, ANNOTATION_IMAGE_LAYER_MEDIA_TYPE, index)?,
         span_size: span.parse().map_err(|_| {
             Error::Stored(format!(
@@ -245,15 +257,16 @@ fn ztoc_record(d: &Descriptor, index: &str) -> Result<ZtocRecord> {
 /// SOCI-enabled image index at the destination tag; v1, the referrers of each
 /// manifest with the v1 artifact type. A destination that cannot be read (a
 /// new tag, a new repository) has none: the push itself reports real errors.
-pub fn existing_indexes(dest: &dyn ImageSource, created: &Created) -> Vec<String> {
+pub fn existing_indexes(dest: &dyn ImageSource, created: &Created) -> Vec<Digest> {
     let mut found = Vec::new();
     match version_of(created) {
         Some(IndexVersion::V2) => {
             let Ok((_, raw)) = dest.resolve_root() else {
                 return found;
             };
-            if let Ok(index) = serde_json::from_slice::<spec::Index>(&raw) {
-                for d in index.manifests {
+            // Entries without a digest (Go's zero descriptor) are skipped.
+            if let Ok(index) = serde_json::from_slice::<spec::Index<spec::MaybeDigest>>(&raw) {
+                for d in index.into_known().manifests {
                     if d.artifact_type == soci_index::SOCI_INDEX_ARTIFACT_TYPE_V2 {
                         found.push(d.digest);
                     }

@@ -15,7 +15,7 @@ use crate::{LayerProgress, Reporter};
 use soci_index::manifest::{parse_index_manifest, IndexVersion};
 use soci_index::store::{IndexFilter, Store};
 use soci_oci::source::{select_manifests, ImageManifest, ImageSource, PlatformChoice};
-use soci_oci::spec::{self, Descriptor, Platform};
+use soci_oci::spec::{self, Descriptor, Digest, Platform};
 use soci_ztoc::build::{build_ztoc, BuildOptions, LayerCompression};
 use soci_ztoc::Zinfo;
 use soci_ztoc::{codec, Ztoc};
@@ -24,9 +24,10 @@ use soci_ztoc::{codec, Ztoc};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LayerReport {
     /// Digest of the layer.
+    /// (the annotation's text, escaped when it is not a digest).
     pub layer_digest: String,
     /// Digest of its zTOC.
-    pub ztoc_digest: String,
+    pub ztoc_digest: Digest,
     /// No problems found.
     pub ok: bool,
     /// What is wrong, one line each (empty when ok).
@@ -43,9 +44,9 @@ pub struct PlatformReport {
     /// The platform checked.
     pub platform: Platform,
     /// Digest of its image manifest.
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
     /// Digest of the SOCI index found for it, if any.
-    pub index_digest: Option<String>,
+    pub index_digest: Option<Digest>,
     /// `v1` or `v2`, when an index was found.
     pub index_version: Option<String>,
     /// Where the index was found.
@@ -55,7 +56,7 @@ pub struct PlatformReport {
     /// One verdict per zTOC in the index.
     pub layers: Vec<LayerReport>,
     /// Layers of the image without a zTOC (pulled in full by a runtime).
-    pub unindexed_layers: Vec<String>,
+    pub unindexed_layers: Vec<Digest>,
 }
 
 /// The verdict of `verify` on a whole image.
@@ -69,7 +70,7 @@ pub struct VerifyReport {
 
 /// Index bytes and where they came from.
 struct FoundIndex {
-    digest: String,
+    digest: Digest,
     bytes: Vec<u8>,
     via: String,
     /// Found in the local store: its zTOCs are there too, not in the image.
@@ -78,25 +79,19 @@ struct FoundIndex {
 
 /// A digest taken from an annotation (untrusted text), checked before it is
 /// used in a request or printed.
-fn annotated_digest(what: &str, d: &str) -> Result<String> {
-    spec::check_digest(d).map_err(|source| Error::BadAnnotation {
+fn annotated_digest(what: &str, d: &str) -> Result<Digest> {
+    Digest::parse(d).map_err(|source| Error::BadAnnotation {
         what: what.to_string(),
         source,
-    })?;
-    Ok(d.to_string())
+    })
 }
 
-fn fetch_manifest(source: &dyn ImageSource, digest: &str) -> Result<Vec<u8>> {
-    let d = Descriptor {
-        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-        digest: digest.into(),
-        size: 0,
-        ..Default::default()
-    };
+fn fetch_manifest(source: &dyn ImageSource, digest: &Digest) -> Result<Vec<u8>> {
+    let d = Descriptor::new(spec::MEDIA_TYPE_OCI_MANIFEST, digest.clone(), 0);
     source
         .fetch_manifest(&d)
         .map_err(|source| Error::FetchIndex {
-            digest: digest.to_string(),
+            digest: digest.clone(),
             source,
         })
 }
@@ -128,7 +123,7 @@ fn find_index(
             d.artifact_type == soci_index::SOCI_INDEX_ARTIFACT_TYPE_V2
                 && d.annotations
                     .get(soci_index::ANNOTATION_IMAGE_MANIFEST_DIGEST)
-                    == Some(&img.descriptor.digest)
+                    .is_some_and(|a| *a == img.descriptor.digest)
         }) {
             return Ok(Some(FoundIndex {
                 digest: d.digest.clone(),
@@ -155,13 +150,13 @@ fn find_index(
     // The local store.
     if let Some(store) = store {
         let found = store.list_indexes(&IndexFilter {
-            manifest_digest: Some(img.descriptor.digest.clone()),
+            manifest_digest: Some(img.descriptor.digest.to_string()),
             ..Default::default()
         })?;
         if let Some(rec) = found.first() {
             return Ok(Some(FoundIndex {
                 digest: rec.digest.clone(),
-                bytes: store.get_blob(&soci_index::parse_digest(&rec.digest)?)?,
+                bytes: store.get_blob(&rec.digest)?,
                 via: format!("local store {}", store.dir().display()),
                 from_store: true,
             }));
@@ -325,7 +320,7 @@ fn compare_file_tables(stored: &Ztoc, fresh: &Ztoc, p: &mut Vec<String>) {
 /// (layer digest, zTOC digest) pairs already checked against each other by
 /// reading the layer in this run: not read again (e.g. after publishing what
 /// was verified before).
-pub type KnownGood = std::collections::HashSet<(String, String)>;
+pub type KnownGood = std::collections::HashSet<(String, Digest)>;
 
 /// Reads a zTOC of an index found in `store` from the store, else from the
 /// image; either way checked against its descriptor.
@@ -336,7 +331,7 @@ fn read_ztoc(
 ) -> Result<Vec<u8>> {
     match store {
         Some(store) => {
-            let bytes = store.get_blob(&soci_index::parse_digest(&zdesc.digest)?)?;
+            let bytes = store.get_blob(&zdesc.digest)?;
             crate::check_ztoc_bytes(zdesc, &bytes)?;
             Ok(bytes)
         }
@@ -382,7 +377,8 @@ fn verify_ztoc(
         .find(|l| l.digest == layer_digest)
     else {
         report.problems.push(format!(
-            "the zTOC names layer {layer_digest:?}, which is not a layer of image manifest {}",
+            "the zTOC names layer {:?}, which is not a layer of image manifest {}",
+            layer_digest.as_str(),
             img.descriptor.digest
         ));
         return report;
@@ -443,7 +439,7 @@ fn verify_ztoc(
             return report;
         }
     };
-    if known_good.contains(&(layer.digest.clone(), zdesc.digest.clone())) {
+    if known_good.contains(&(layer.digest.to_string(), zdesc.digest.clone())) {
         report.ok = report.problems.is_empty();
         return report;
     }

@@ -9,18 +9,18 @@
 use crate::error::{check_content, Error, Result};
 use crate::*;
 use serde::Deserialize;
-use soci_oci::spec::{self, Descriptor, Index, Manifest, Platform};
+use soci_oci::spec::{self, Descriptor, Digest, Index, Manifest, Platform};
 use std::collections::HashMap;
 
 /// The SOCI v2 index built for one platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlatformIndex {
     /// Digest of the (original) image manifest the index was built from.
-    pub image_manifest_digest: String,
+    pub image_manifest_digest: Digest,
     /// The build platform as given (written as-is on the SOCI descriptor).
     pub platform: Platform,
     /// Digest of the SOCI v2 index manifest.
-    pub index_digest: String,
+    pub index_digest: Digest,
     /// Size in bytes of the SOCI v2 index manifest.
     pub index_size: u64,
 }
@@ -36,7 +36,7 @@ pub struct ConvertInput<'a> {
     pub root_bytes: &'a [u8],
     /// Raw image manifests present locally, by digest (a single-manifest root need
     /// not be repeated here). Entries of the index absent here are left untouched.
-    pub manifests: &'a HashMap<String, Vec<u8>>,
+    pub manifests: &'a HashMap<Digest, Vec<u8>>,
     /// One SOCI v2 index per converted platform, in platform order.
     pub indexes: &'a [PlatformIndex],
 }
@@ -45,7 +45,7 @@ pub struct ConvertInput<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConvertedManifest {
     /// Digest of the image manifest before the rewrite.
-    pub original_digest: String,
+    pub original_digest: Digest,
     /// `{mediaType: OCI manifest, digest, size}`.
     pub descriptor: Descriptor,
     /// Go-JSON bytes to store under `descriptor.digest`.
@@ -157,7 +157,7 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
     let (mut index, single) = root_as_index(&input.root, input.root_bytes)?;
     check_indexed_manifests_listed(&index, input.indexes)?;
 
-    let mut new_manifest_digest: HashMap<String, String> = HashMap::new();
+    let mut new_manifest_digest: HashMap<Digest, Digest> = HashMap::new();
     let mut converted = Vec::new();
     for entry in index.manifests.iter_mut() {
         // Existing SOCI index entries (re-convert) and nested indexes are left as they
@@ -172,10 +172,10 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
             .find(|p| p.image_manifest_digest == entry.digest);
         let raw: &[u8] = match (single, input.manifests.get(&entry.digest)) {
             (_, Some(b)) => b,
-            (Some((d, b)), None) if d == entry.digest => b,
+            (Some((d, b)), None) if *d == entry.digest => b,
             _ => {
                 if soci.is_some() {
-                    return Err(Error::ManifestMissing(entry.digest.clone()));
+                    return Err(Error::ManifestMissing(entry.digest.to_string()));
                 }
                 continue;
             }
@@ -202,7 +202,7 @@ pub fn convert(input: &ConvertInput<'_>) -> Result<ConvertOutput> {
 }
 
 /// A single-manifest root's digest and bytes.
-type SingleManifest<'a> = Option<(&'a str, &'a [u8])>;
+type SingleManifest<'a> = Option<(&'a Digest, &'a [u8])>;
 
 /// The root as an OCI image index to rewrite: an index or manifest list as
 /// read (its media type made OCI), a single manifest wrapped in a new index
@@ -213,9 +213,9 @@ fn root_as_index<'a>(
 ) -> Result<(Index, SingleManifest<'a>)> {
     check_content(&root.digest, root_bytes)?;
     if is_index_type(&root.media_type) {
-        check_media_type(&root.digest, &root.media_type, root_bytes)?;
-        let mut idx: Index =
-            serde_json::from_slice(root_bytes).map_err(|e| Error::json(root.digest.clone(), e))?;
+        check_media_type(root.digest.as_str(), &root.media_type, root_bytes)?;
+        let mut idx: Index = serde_json::from_slice(root_bytes)
+            .map_err(|e| Error::json(root.digest.to_string(), e))?;
         idx.media_type = spec::MEDIA_TYPE_OCI_INDEX.into();
         Ok((idx, None))
     } else if is_manifest_type(&root.media_type) {
@@ -228,7 +228,7 @@ fn root_as_index<'a>(
         Ok((idx, Some((&root.digest, root_bytes))))
     } else {
         Err(Error::NotAnImage {
-            digest: root.digest.clone(),
+            digest: root.digest.to_string(),
             media_type: root.media_type.clone(),
         })
     }
@@ -243,8 +243,8 @@ fn check_indexed_manifests_listed(index: &Index, indexes: &[PlatformIndex]) -> R
             .any(|d| d.digest == pi.image_manifest_digest && !is_soci_index_entry(d))
         {
             return Err(Error::ManifestNotInImage {
-                index: pi.index_digest.clone(),
-                manifest: pi.image_manifest_digest.clone(),
+                index: pi.index_digest.to_string(),
+                manifest: pi.image_manifest_digest.to_string(),
             });
         }
     }
@@ -260,15 +260,15 @@ fn rewrite_manifest(
     soci: Option<&PlatformIndex>,
 ) -> Result<ConvertedManifest> {
     check_content(&entry.digest, raw)?;
-    check_media_type(&entry.digest, &entry.media_type, raw)?;
+    check_media_type(entry.digest.as_str(), &entry.media_type, raw)?;
     let mut m: Manifest =
-        serde_json::from_slice(raw).map_err(|e| Error::json(entry.digest.clone(), e))?;
+        serde_json::from_slice(raw).map_err(|e| Error::json(entry.digest.to_string(), e))?;
     m.media_type = spec::MEDIA_TYPE_OCI_MANIFEST.into();
     m.config.media_type = spec::MEDIA_TYPE_OCI_CONFIG.into();
     if let Some(p) = soci {
         m.annotations.insert(
             IMAGE_ANNOTATION_SOCI_INDEX_DIGEST.into(),
-            p.index_digest.clone(),
+            p.index_digest.to_string(),
         );
     }
     let bytes = spec::to_go_json(&m);
@@ -290,7 +290,7 @@ fn rewrite_manifest(
 fn place_soci_descriptors(
     index: &mut Index,
     indexes: &[PlatformIndex],
-    new_manifest_digest: &HashMap<String, String>,
+    new_manifest_digest: &HashMap<Digest, Digest>,
 ) -> Vec<Descriptor> {
     let mut soci_descriptors = Vec::with_capacity(indexes.len());
     for pi in indexes {
@@ -299,18 +299,19 @@ fn place_soci_descriptors(
             .cloned()
             .unwrap_or_else(|| pi.image_manifest_digest.clone());
         let desc = Descriptor {
-            media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-            digest: pi.index_digest.clone(),
-            size: pi.index_size as i64,
             annotations: [(
                 ANNOTATION_IMAGE_MANIFEST_DIGEST.to_string(),
-                manifest_digest,
+                manifest_digest.to_string(),
             )]
             .into_iter()
             .collect(),
             platform: Some(pi.platform.clone()),
             artifact_type: SOCI_INDEX_ARTIFACT_TYPE_V2.into(),
-            ..Default::default()
+            ..Descriptor::new(
+                spec::MEDIA_TYPE_OCI_MANIFEST,
+                pi.index_digest.clone(),
+                pi.index_size as i64,
+            )
         };
         let existing = index.manifests.iter().position(|d| {
             d.artifact_type == SOCI_INDEX_ARTIFACT_TYPE_V2

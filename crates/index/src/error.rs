@@ -151,11 +151,13 @@ impl Error {
     }
 }
 
-/// Check that `bytes` have `expected`, a well-formed sha256 digest.
-pub(crate) fn check_content(expected: &str, bytes: &[u8]) -> Result<()> {
-    parse_digest(expected)?;
+/// Check that `bytes` have `expected`, a sha256 digest.
+pub(crate) fn check_content(expected: &soci_digest::Digest, bytes: &[u8]) -> Result<()> {
+    if !expected.is_sha256() {
+        return Err(Error::InvalidDigest(expected.to_string()));
+    }
     let actual = soci_oci::spec::sha256_digest(bytes);
-    if actual != expected {
+    if *expected != actual {
         return Err(Error::DigestMismatch {
             expected: expected.to_string(),
             actual,

@@ -1,13 +1,15 @@
 //! Referrers fallback (docs/format.md §8.2): the distribution-spec tag schema index
 //! `sha256-<subject hex>` that oras-go maintains when the registry has no
 //! referrers API.
-use crate::error::{parse_digest, Error, Result};
-use soci_oci::spec::{self, Descriptor, Index};
+use crate::error::{Error, Result};
+use soci_oci::spec::{self, Descriptor, Digest, Index, MaybeDigest};
 
 /// `sha256:<hex>` → `sha256-<hex>`.
-pub fn fallback_tag(subject_digest: &str) -> Result<String> {
-    let d = parse_digest(subject_digest)?;
-    Ok(format!("sha256-{}", d.encoded()))
+pub fn fallback_tag(subject_digest: &Digest) -> Result<String> {
+    if !subject_digest.is_sha256() {
+        return Err(Error::InvalidDigest(subject_digest.to_string()));
+    }
+    Ok(format!("sha256-{}", subject_digest.encoded()))
 }
 
 /// The fallback-index entry for a SOCI index manifest: `{mediaType, digest, size,
@@ -15,16 +17,17 @@ pub fn fallback_tag(subject_digest: &str) -> Result<String> {
 /// `artifactType`, which SOCI indexes never have).
 pub fn fallback_entry(index_descriptor: &Descriptor, manifest: &spec::Manifest) -> Descriptor {
     Descriptor {
-        media_type: index_descriptor.media_type.clone(),
-        digest: index_descriptor.digest.clone(),
-        size: index_descriptor.size,
         annotations: manifest.annotations.clone(),
         artifact_type: if manifest.artifact_type.is_empty() {
             manifest.config.media_type.clone()
         } else {
             manifest.artifact_type.clone()
         },
-        ..Default::default()
+        ..Descriptor::new(
+            index_descriptor.media_type.clone(),
+            index_descriptor.digest.clone(),
+            index_descriptor.size,
+        )
     }
 }
 
@@ -38,9 +41,13 @@ pub fn fallback_entry(index_descriptor: &Descriptor, manifest: &spec::Manifest) 
 ///   top-level `annotations`/`subject`/`artifactType` of the old index, and fields
 ///   unknown to `ocispec.Descriptor` in its entries, are dropped.
 pub fn merge_fallback_index(existing: Option<&[u8]>, entry: Descriptor) -> Result<Vec<u8>> {
+    // The old entries are read with `MaybeDigest`: Go's zero-value descriptor
+    // (`"digest":""`) may be among them and is dropped below, and an entry
+    // that has other fields but no digest is kept byte for byte, as oras-go
+    // keeps it; a strict `Descriptor` would refuse the whole index instead.
     let old = match existing {
         Some(b) => {
-            let index = serde_json::from_slice::<Index>(b)
+            let index = serde_json::from_slice::<Index<MaybeDigest>>(b)
                 .map_err(|e| Error::json("referrers fallback index", e))?;
             // Something else under the tag (a manifest, an unknown document) is
             // not overwritten: refusing keeps whatever it is.
@@ -59,9 +66,10 @@ pub fn merge_fallback_index(existing: Option<&[u8]>, entry: Descriptor) -> Resul
         }
         None => Vec::new(),
     };
-    let key = |d: &Descriptor| (d.media_type.clone(), d.digest.clone(), d.size);
+    let entry = entry.into_maybe();
+    let key = |d: &Descriptor<MaybeDigest>| (d.media_type.clone(), d.digest.clone(), d.size);
     let mut seen = std::collections::HashSet::new();
-    let mut manifests: Vec<Descriptor> = Vec::with_capacity(old.len() + 1);
+    let mut manifests: Vec<Descriptor<MaybeDigest>> = Vec::with_capacity(old.len() + 1);
     for d in old {
         if d == Descriptor::default() || !seen.insert(key(&d)) {
             continue;
@@ -71,7 +79,7 @@ pub fn merge_fallback_index(existing: Option<&[u8]>, entry: Descriptor) -> Resul
     if seen.insert(key(&entry)) {
         manifests.push(entry);
     }
-    let index = Index {
+    let index: Index<MaybeDigest> = Index {
         schema_version: 2,
         media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
         manifests,

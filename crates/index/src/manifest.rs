@@ -2,7 +2,7 @@
 use crate::error::{Error, Result};
 use crate::*;
 use serde::{Deserialize, Serialize};
-use soci_oci::spec::{self, Annotations, Descriptor, Manifest};
+use soci_oci::spec::{self, Annotations, Descriptor, Digest, Manifest};
 
 /// SOCI index manifest version: v1 (`soci create`, has `subject`) or v2 (`soci
 /// convert`, no subject).
@@ -40,12 +40,11 @@ impl IndexVersion {
     }
     /// The `{}` config descriptor of this version.
     pub(crate) fn config_descriptor(self) -> Descriptor {
-        Descriptor {
-            media_type: self.artifact_type().to_string(),
-            digest: EMPTY_CONFIG_DIGEST.to_string(),
-            size: EMPTY_CONFIG_SIZE,
-            ..Default::default()
-        }
+        Descriptor::new(
+            self.artifact_type().to_string(),
+            Digest::parse(EMPTY_CONFIG_DIGEST).expect("a constant sha256 digest"),
+            EMPTY_CONFIG_SIZE,
+        )
     }
 }
 
@@ -59,11 +58,11 @@ impl std::fmt::Display for IndexVersion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZtocRecord {
     /// Digest of the ztoc blob.
-    pub ztoc_digest: String,
+    pub ztoc_digest: Digest,
     /// Size in bytes of the ztoc blob.
     pub ztoc_size: u64,
     /// Digest of the image layer the ztoc indexes.
-    pub layer_digest: String,
+    pub layer_digest: Digest,
     /// Media type of that image layer.
     pub layer_media_type: String,
     /// Span size in bytes the ztoc was built with.
@@ -82,18 +81,19 @@ impl ZtocRecord {
         );
         annotations.insert(
             ANNOTATION_IMAGE_LAYER_DIGEST.into(),
-            self.layer_digest.clone(),
+            self.layer_digest.to_string(),
         );
         annotations.insert(ANNOTATION_SPAN_SIZE.into(), self.span_size.to_string());
         if self.disable_xattrs {
             annotations.insert(ANNOTATION_DISABLE_XATTRS.into(), "true".into());
         }
         Descriptor {
-            media_type: SOCI_LAYER_MEDIA_TYPE.into(),
-            digest: self.ztoc_digest.clone(),
-            size: self.ztoc_size as i64,
             annotations,
-            ..Default::default()
+            ..Descriptor::new(
+                SOCI_LAYER_MEDIA_TYPE,
+                self.ztoc_digest.clone(),
+                self.ztoc_size as i64,
+            )
         }
     }
 }
@@ -102,11 +102,11 @@ impl ZtocRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrefetchRecord {
     /// Digest of the prefetch artifact.
-    pub digest: String,
+    pub digest: Digest,
     /// Size in bytes of the prefetch artifact.
     pub size: u64,
     /// Digest of the image layer it lists files of.
-    pub layer_digest: String,
+    pub layer_digest: Digest,
 }
 
 impl PrefetchRecord {
@@ -115,14 +115,15 @@ impl PrefetchRecord {
         let mut annotations = Annotations::new();
         annotations.insert(
             ANNOTATION_IMAGE_LAYER_DIGEST.into(),
-            self.layer_digest.clone(),
+            self.layer_digest.to_string(),
         );
         Descriptor {
-            media_type: SOCI_PREFETCH_MEDIA_TYPE.into(),
-            digest: self.digest.clone(),
-            size: self.size as i64,
             annotations,
-            ..Default::default()
+            ..Descriptor::new(
+                SOCI_PREFETCH_MEDIA_TYPE,
+                self.digest.clone(),
+                self.size as i64,
+            )
         }
     }
 }
@@ -156,21 +157,16 @@ pub fn build_index_manifest(
     }
     let subject = match (version, subject) {
         (IndexVersion::V1, None) => return Err(Error::MissingSubject),
-        (IndexVersion::V1, Some(s)) => Some(Descriptor {
-            media_type: s.media_type,
-            digest: s.digest,
-            size: s.size,
-            ..Default::default()
-        }),
-        (IndexVersion::V2, Some(s)) => return Err(Error::UnexpectedSubject(s.digest)),
+        (IndexVersion::V1, Some(s)) => Some(Descriptor::new(s.media_type, s.digest, s.size)),
+        (IndexVersion::V2, Some(s)) => return Err(Error::UnexpectedSubject(s.digest.to_string())),
         (IndexVersion::V2, None) => None,
     };
     let mut layers: Vec<Descriptor> = ztocs.iter().map(ZtocRecord::descriptor).collect();
     for p in prefetches {
         if !ztocs.iter().any(|z| z.layer_digest == p.layer_digest) {
             return Err(Error::PrefetchLayerNotIndexed {
-                prefetch: p.digest.clone(),
-                layer: p.layer_digest.clone(),
+                prefetch: p.digest.to_string(),
+                layer: p.layer_digest.to_string(),
             });
         }
         layers.push(p.descriptor());

@@ -6,6 +6,7 @@
 use crate::error::{Error, Result};
 use crate::PREFETCH_ARTIFACT_VERSION;
 use serde::{Deserialize, Serialize};
+use soci_digest::Digest;
 use std::collections::BTreeMap;
 
 /// One span range `[start_span, end_span]` (inclusive).
@@ -76,7 +77,7 @@ impl PrefetchArtifact {
 /// One indexed layer as seen by the planner.
 pub struct PrefetchLayer<'a> {
     /// Digest of the image layer.
-    pub layer_digest: &'a str,
+    pub layer_digest: &'a Digest,
     /// (raw entry name, uncompressed data offset, size), ztoc order.
     pub files: &'a [(&'a [u8], u64, u64)],
     /// Uncompressed offset → span id of this layer.
@@ -87,7 +88,7 @@ pub struct PrefetchLayer<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerPrefetch {
     /// Digest of the image layer the artifact is for.
-    pub layer_digest: String,
+    pub layer_digest: Digest,
     /// The span ranges to prefetch from that layer.
     pub artifact: PrefetchArtifact,
 }
@@ -147,7 +148,7 @@ pub fn normalize_prefetch_spans(mut spans: Vec<PrefetchSpan>) -> Vec<PrefetchSpa
 pub fn plan_prefetch<S: AsRef<str>>(paths: &[S], layers: &[PrefetchLayer<'_>]) -> PrefetchPlan {
     // Keyed by layer digest like the reference (an image listing the same layer twice
     // gets the artifact at each occurrence).
-    let mut per_layer: BTreeMap<&str, Vec<PrefetchSpan>> = BTreeMap::new();
+    let mut per_layer: BTreeMap<&Digest, Vec<PrefetchSpan>> = BTreeMap::new();
     let mut not_found = Vec::new();
     for path in paths {
         let cleaned = clean_prefetch_path(path.as_ref());
@@ -179,7 +180,7 @@ pub fn plan_prefetch<S: AsRef<str>>(paths: &[S], layers: &[PrefetchLayer<'_>]) -
         .filter_map(|l| {
             let spans = per_layer.get(l.layer_digest)?;
             Some(LayerPrefetch {
-                layer_digest: l.layer_digest.to_string(),
+                layer_digest: l.layer_digest.clone(),
                 artifact: PrefetchArtifact::new(normalize_prefetch_spans(spans.clone())),
             })
         })

@@ -21,7 +21,7 @@
 //! files left by a crashed writer are removed by [`Store::open`] (lock free and
 //! owner process gone, or older than a day). The store's internal directories must
 //! be real directories: a symlink among them is refused, never followed.
-use crate::error::{check_content, parse_digest, Error, Result};
+use crate::error::{check_content, Error, Result};
 use crate::manifest::{parse_index_manifest, IndexVersion, PrefetchRecord, ZtocRecord};
 use crate::*;
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,7 @@ impl std::fmt::Display for ArtifactKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactRecord {
     /// Digest of the artifact's blob.
-    pub digest: String,
+    pub digest: Digest,
     /// Size in bytes of the blob.
     pub size: u64,
     /// What kind of artifact the blob is.
@@ -89,7 +89,7 @@ pub struct ArtifactRecord {
     pub artifact_type: String,
     /// Ztoc, prefetch: the image layer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layer_digest: Option<String>,
+    pub layer_digest: Option<Digest>,
     /// Ztoc: the layer's media type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer_media_type: Option<String>,
@@ -108,10 +108,10 @@ pub struct ArtifactRecord {
     pub image_ref: Option<String>,
     /// Index: the image target digest (index / manifest list / manifest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_digest: Option<String>,
+    pub image_digest: Option<Digest>,
     /// Index: the platform image manifest digest (v1 subject; for v2 the converted manifest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manifest_digest: Option<String>,
+    pub manifest_digest: Option<Digest>,
     /// Index: build platform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
@@ -141,18 +141,19 @@ impl ArtifactRecord {
     /// `{mediaType, digest, size[, artifactType]}`.
     pub fn descriptor(&self) -> Descriptor {
         Descriptor {
-            media_type: self.media_type.clone(),
-            digest: self.digest.clone(),
-            size: self.size as i64,
             artifact_type: self.artifact_type.clone(),
-            ..Default::default()
+            ..Descriptor::new(
+                self.media_type.clone(),
+                self.digest.clone(),
+                self.size as i64,
+            )
         }
     }
 
     /// The reuse key: what a ztoc is looked up by (`soci/by-layer/<key>`).
     fn key_hash(&self) -> String {
         reuse_key(
-            self.layer_digest.as_deref().unwrap_or(""),
+            self.layer_digest.as_ref().map_or("", Digest::as_str),
             self.span_size,
             &self.options,
             self.kind,
@@ -160,8 +161,10 @@ impl ArtifactRecord {
     }
 
     fn file_name(&self) -> Result<String> {
-        let digest = parse_digest(&self.digest)?;
-        let hex = digest.encoded();
+        let hex = self
+            .digest
+            .hex()
+            .ok_or_else(|| Error::InvalidDigest(self.digest.to_string()))?;
         let key_hash = self.key_hash();
         Ok(match self.kind {
             // One row per index digest (re-recording updates it).
@@ -184,7 +187,7 @@ fn reuse_key(layer: &str, span_size: Option<u64>, options: &str, kind: ArtifactK
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BlobRef {
     /// Digest the blob is stored under.
-    pub digest: String,
+    pub digest: Digest,
     /// Size in bytes of the blob.
     pub size: u64,
 }
@@ -193,7 +196,7 @@ pub struct BlobRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
     /// Digest of the SOCI index manifest.
-    pub digest: String,
+    pub digest: Digest,
     /// Size in bytes of the SOCI index manifest.
     pub size: u64,
     /// Whether it is a v1 or a v2 index.
@@ -201,9 +204,9 @@ pub struct IndexEntry {
     /// The image reference it was built for, if known.
     pub image_ref: Option<String>,
     /// Digest of the image target (index, manifest list or manifest), if known.
-    pub image_digest: Option<String>,
+    pub image_digest: Option<Digest>,
     /// Digest of the platform image manifest (v1 subject; for v2 the converted manifest).
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
     /// The platform it was built for, if known.
     pub platform: Option<Platform>,
 }
@@ -219,7 +222,9 @@ pub struct IndexFilter {
     pub image_digest: Option<String>,
 }
 
-/// Filter for [`Store::list_ztocs`]; `None` = any.
+/// Filter for [`Store::list_ztocs`]; `None` = any. Its digests are the text
+/// a user gave (a flag), compared with the records' digests: text that is not
+/// a digest matches nothing rather than being an error.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ZtocFilter {
     /// Only ztocs of this image layer digest.
@@ -434,17 +439,17 @@ impl Store {
         let digest = Digest::of(bytes);
         if self.blob_intact(&digest, bytes.len() as u64) {
             return Ok(BlobRef {
-                digest: digest.into_string(),
+                digest,
                 size: bytes.len() as u64,
             });
         }
         let mut w = self.blob_writer()?;
         w.write_all(bytes).map_err(|e| Error::io(&w.tmp, e))?;
-        w.commit_expecting(digest.as_str())
+        w.commit_expecting(&digest)
     }
 
     /// Store bytes that must have digest `expected`.
-    pub fn put_blob_expecting(&self, bytes: &[u8], expected: &str) -> Result<BlobRef> {
+    pub fn put_blob_expecting(&self, bytes: &[u8], expected: &Digest) -> Result<BlobRef> {
         check_content(expected, bytes)?;
         self.put_blob(bytes)
     }
@@ -545,7 +550,7 @@ impl Store {
         }
         let path = self.artifacts_dir().join(rec.file_name()?);
         let bytes =
-            serde_json::to_vec_pretty(&rec).map_err(|e| Error::json(rec.digest.clone(), e))?;
+            serde_json::to_vec_pretty(&rec).map_err(|e| Error::json(rec.digest.to_string(), e))?;
         self.write_atomic(&path, &bytes)?;
         if rec.kind == ArtifactKind::Layer {
             // The lookup entry: the newest record for this reuse key.
@@ -554,9 +559,10 @@ impl Store {
         Ok(rec)
     }
 
-    /// `digest` comes from a record or a manifest: parsed here.
-    fn require_blob(&self, digest: &str, size: u64) -> Result<()> {
-        let p = self.blob_path(&parse_digest(digest)?)?;
+    /// `digest` comes from a record or a manifest (`blob_path` refuses any
+    /// algorithm but sha256).
+    fn require_blob(&self, digest: &Digest, size: u64) -> Result<()> {
+        let p = self.blob_path(digest)?;
         let meta = fs::metadata(&p).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::BlobNotFound(digest.to_string()),
             _ => Error::io(&p, e),
@@ -646,12 +652,12 @@ impl Store {
         // Under the lock `index rm` holds while it deletes: a ztoc reused by this
         // build but deleted meanwhile is caught here, before the index is listed.
         self.require_blob(&e.digest, e.size)?;
-        let parsed = self.get_index_manifest(&parse_digest(&e.digest)?)?;
+        let parsed = self.get_index_manifest(&e.digest)?;
         for d in std::iter::once(&parsed.manifest.config).chain(&parsed.manifest.layers) {
             self.require_blob(&d.digest, d.size.max(0) as u64)
                 .map_err(|err| match err {
                     Error::BlobNotFound(b) => Error::IndexBlobMissing {
-                        index: e.digest.clone(),
+                        index: e.digest.to_string(),
                         blob: b,
                     },
                     other => other,
@@ -695,11 +701,11 @@ impl Store {
     }
 
     /// Records of one digest (any kind).
-    pub fn get_artifact(&self, digest: &str) -> Result<Vec<ArtifactRecord>> {
+    pub fn get_artifact(&self, digest: &Digest) -> Result<Vec<ArtifactRecord>> {
         Ok(self
             .artifacts()?
             .into_iter()
-            .filter(|r| r.digest == digest)
+            .filter(|r| r.digest == *digest)
             .collect())
     }
 
@@ -707,13 +713,18 @@ impl Store {
     /// (newest if several).
     pub fn find_ztoc(
         &self,
-        layer_digest: &str,
+        layer_digest: &Digest,
         span_size: u64,
         options: &str,
     ) -> Result<Option<ArtifactRecord>> {
         // One file read, whatever the store's size (scanning every record made
         // runs slow down with the square of the store's size).
-        let key = reuse_key(layer_digest, Some(span_size), options, ArtifactKind::Layer);
+        let key = reuse_key(
+            layer_digest.as_str(),
+            Some(span_size),
+            options,
+            ArtifactKind::Layer,
+        );
         let path = self.by_layer_dir().join(key);
         let bytes = match fsio::read_limited(&path, MAX_RECORD) {
             Ok(b) => b,
@@ -724,12 +735,12 @@ impl Store {
             return Ok(None);
         };
         let matches = r.kind == ArtifactKind::Layer
-            && r.layer_digest.as_deref() == Some(layer_digest)
+            && r.layer_digest.as_ref() == Some(layer_digest)
             && r.span_size == Some(span_size)
             && r.options == options;
         // A cheap size check on reuse; the digest is checked when the blob is read.
-        let present = parse_digest(&r.digest)
-            .and_then(|d| self.blob_path(&d))
+        let present = self
+            .blob_path(&r.digest)
             .ok()
             .and_then(|p| fs::metadata(p).ok())
             .is_some_and(|m| m.is_file() && m.len() == r.size);
@@ -752,13 +763,13 @@ impl Store {
                 filter
                     .manifest_digest
                     .as_ref()
-                    .is_none_or(|f| r.manifest_digest.as_ref() == Some(f))
+                    .is_none_or(|f| r.manifest_digest.as_ref().is_some_and(|d| d == f))
             })
             .filter(|r| {
                 filter
                     .image_digest
                     .as_ref()
-                    .is_none_or(|f| r.image_digest.as_ref() == Some(f))
+                    .is_none_or(|f| r.image_digest.as_ref().is_some_and(|d| d == f))
             })
             .collect();
         v.sort_by(|a, b| {
@@ -779,9 +790,9 @@ impl Store {
                 filter
                     .layer_digest
                     .as_ref()
-                    .is_none_or(|f| r.layer_digest.as_ref() == Some(f))
+                    .is_none_or(|f| r.layer_digest.as_ref().is_some_and(|d| d == f))
             })
-            .filter(|r| filter.ztoc_digest.as_ref().is_none_or(|f| &r.digest == f))
+            .filter(|r| filter.ztoc_digest.as_ref().is_none_or(|f| r.digest == *f))
             .collect())
     }
 
@@ -825,10 +836,10 @@ impl Store {
     /// Remove a SOCI index: its row, its blob, its `index.json` entry, and the
     /// ztoc/prefetch blobs and rows that no remaining index references. Returns the
     /// digests removed (index first).
-    pub fn remove_index(&self, digest: &str) -> Result<Vec<String>> {
+    pub fn remove_index(&self, digest: &Digest) -> Result<Vec<Digest>> {
         let _g = self.lock()?;
         let all = self.artifacts()?;
-        let rows: Vec<&ArtifactRecord> = all.iter().filter(|r| r.digest == digest).collect();
+        let rows: Vec<&ArtifactRecord> = all.iter().filter(|r| r.digest == *digest).collect();
         if rows.is_empty() {
             return Err(Error::ArtifactNotFound(digest.to_string()));
         }
@@ -838,9 +849,8 @@ impl Store {
                 kind: r.kind.to_string(),
             });
         }
-        let referenced_by = |index_digest: &str| -> Vec<String> {
-            parse_digest(index_digest)
-                .and_then(|d| self.get_blob(&d))
+        let referenced_by = |index_digest: &Digest| -> Vec<Digest> {
+            self.get_blob(index_digest)
                 .ok()
                 .and_then(|b| parse_index_manifest(&b).ok())
                 .map(|p| p.manifest.layers.into_iter().map(|d| d.digest).collect())
@@ -850,7 +860,7 @@ impl Store {
         let mut still_used = std::collections::HashSet::new();
         for r in all
             .iter()
-            .filter(|r| r.kind == ArtifactKind::Index && r.digest != digest)
+            .filter(|r| r.kind == ArtifactKind::Index && r.digest != *digest)
         {
             still_used.extend(referenced_by(&r.digest));
         }
@@ -859,19 +869,19 @@ impl Store {
         // index, then the ztocs and prefetch artifacts go, then the index blob,
         // and its record last (while it exists, `index rm` finds the index again).
         let mut idx = self.read_index_json()?;
-        idx.manifests.retain(|m| m.digest != digest);
+        idx.manifests.retain(|m| m.digest != *digest);
         self.write_index_json(&idx)?;
-        let mut removed = vec![digest.to_string()];
+        let mut removed = vec![digest.clone()];
         for d in mine {
             if still_used.contains(&d) || removed.contains(&d) || d == EMPTY_CONFIG_DIGEST {
                 continue;
             }
             self.remove_records(|r| r.digest == d && r.kind != ArtifactKind::Index)?;
-            self.remove_blob(&parse_digest(&d)?)?;
+            self.remove_blob(&d)?;
             removed.push(d);
         }
-        self.remove_blob(&parse_digest(digest)?)?;
-        self.remove_records(|r| r.digest == digest)?;
+        self.remove_blob(digest)?;
+        self.remove_records(|r| r.digest == *digest)?;
         Ok(removed)
     }
 
@@ -926,10 +936,10 @@ impl Store {
     }
 
     /// Remove every `index.json` entry with this digest (blobs are kept).
-    pub fn remove_root(&self, digest: &str) -> Result<()> {
+    pub fn remove_root(&self, digest: &Digest) -> Result<()> {
         let _g = self.lock()?;
         let mut idx = self.read_index_json()?;
-        idx.manifests.retain(|m| m.digest != digest);
+        idx.manifests.retain(|m| m.digest != *digest);
         self.write_index_json(&idx)
     }
 }
@@ -980,21 +990,22 @@ impl BlobWriter {
 
     /// Like [`commit`](Self::commit) but fail (and discard) unless the content has
     /// digest `expected`.
-    pub fn commit_expecting(self, expected: &str) -> Result<BlobRef> {
+    pub fn commit_expecting(self, expected: &Digest) -> Result<BlobRef> {
         self.finish(Some(expected))
     }
 
-    fn finish(mut self, expected: Option<&str>) -> Result<BlobRef> {
+    fn finish(mut self, expected: Option<&Digest>) -> Result<BlobRef> {
         let file = self.file.take().expect("file present until finish");
         let (digest_value, size) = (self.hasher.digest_value(), self.hasher.size());
-        let digest = digest_value.to_string();
         let result = (|| {
             if let Some(exp) = expected {
-                parse_digest(exp)?;
-                if exp != digest {
+                if !exp.is_sha256() {
+                    return Err(Error::InvalidDigest(exp.to_string()));
+                }
+                if *exp != digest_value {
                     return Err(Error::DigestMismatch {
                         expected: exp.to_string(),
-                        actual: digest.clone(),
+                        actual: digest_value.to_string(),
                     });
                 }
             }
@@ -1006,7 +1017,10 @@ impl BlobWriter {
             let dest = self.store.blob_path(&digest_value)?;
             file.persist(&dest).map_err(|e| Error::io(&dest, e))
         })();
-        result.map(|()| BlobRef { digest, size })
+        result.map(|()| BlobRef {
+            digest: digest_value,
+            size,
+        })
     }
 }
 

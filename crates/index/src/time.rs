@@ -1,4 +1,5 @@
 //! RFC 3339 UTC timestamps without a date crate.
+use soci_ztoc::civil_from_days;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (fixed 9-digit fraction, so string order is time order).
@@ -19,20 +20,6 @@ pub(crate) fn rfc3339_utc(t: SystemTime) -> String {
 
 pub(crate) fn now() -> String {
     rfc3339_utc(SystemTime::now())
-}
-
-/// Howard Hinnant's days → (year, month, day).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

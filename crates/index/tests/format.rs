@@ -1,11 +1,11 @@
 //! Byte forms (docs/format.md): index manifests (§5), prefetch artifacts and planning (§6),
 //! disable-xattrs rule (§4.3), convert (§7), referrers fallback (§8.2).
 use soci_index::*;
-use soci_oci::spec::{self, Descriptor, Index, Platform};
+use soci_oci::spec::{self, Descriptor, Digest, Index, Platform};
 use std::collections::HashMap;
 
-fn dg(c: char) -> String {
-    format!("sha256:{}", c.to_string().repeat(64))
+fn dg(c: char) -> Digest {
+    Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
 }
 
 const ZTOC: char = 'a';
@@ -42,9 +42,6 @@ const V2_EXAMPLE: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.
 
 fn subject() -> Descriptor {
     Descriptor {
-        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-        digest: dg(IMAGE),
-        size: 1234,
         // Dropped from the subject like the reference does.
         platform: Some(Platform {
             architecture: "amd64".into(),
@@ -52,7 +49,7 @@ fn subject() -> Descriptor {
             ..Default::default()
         }),
         annotations: [("x".to_string(), "y".to_string())].into_iter().collect(),
-        ..Default::default()
+        ..Descriptor::new(spec::MEDIA_TYPE_OCI_MANIFEST, dg(IMAGE), 1234)
     }
 }
 
@@ -71,18 +68,19 @@ fn v1_example_byte_for_byte() {
     assert_eq!(
         built.descriptor,
         Descriptor {
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            digest: spec::sha256_digest(expected.as_bytes()),
-            size: expected.len() as i64,
             artifact_type: "application/vnd.amazon.soci.index.v1+json".into(),
-            ..Default::default()
+            ..Descriptor::new(
+                "application/vnd.oci.image.manifest.v1+json",
+                Digest::of(expected.as_bytes()),
+                expected.len() as i64
+            )
         }
     );
     assert_eq!(
         String::from_utf8(spec::to_go_json(&built.descriptor)).unwrap(),
         format!(
             r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"artifactType":"application/vnd.amazon.soci.index.v1+json"}}"#,
-            spec::sha256_digest(expected.as_bytes()),
+            Digest::of(expected.as_bytes()),
             expected.len()
         )
     );
@@ -311,14 +309,15 @@ fn prefetch_planning_rules() {
     ];
     let top_files: Vec<(&[u8], u64, u64)> = vec![(b"shadowed", 40, 20), (b"app/z", 0, 9)];
     let f = by_ten;
+    let (bottom, top) = (dg('b'), dg('7'));
     let layers = [
         PrefetchLayer {
-            layer_digest: "sha256:bottom",
+            layer_digest: &bottom,
             files: &bottom_files,
             span_of: &f,
         },
         PrefetchLayer {
-            layer_digest: "sha256:top",
+            layer_digest: &top,
             files: &top_files,
             span_of: &f,
         },
@@ -343,7 +342,7 @@ fn prefetch_planning_rules() {
         plan.layers,
         vec![
             LayerPrefetch {
-                layer_digest: "sha256:bottom".into(),
+                layer_digest: bottom.clone(),
                 artifact: PrefetchArtifact::new(vec![
                     PrefetchSpan {
                         start_span: 1,
@@ -358,7 +357,7 @@ fn prefetch_planning_rules() {
                 ]),
             },
             LayerPrefetch {
-                layer_digest: "sha256:top".into(),
+                layer_digest: top.clone(),
                 artifact: PrefetchArtifact::new(vec![
                     // app/z [0,9) → spans 0..=0; shadowed [40,60] → 4..=6; not adjacent (0+1 < 4)
                     PrefetchSpan {
@@ -385,7 +384,7 @@ fn prefetch_end_span_uses_offset_plus_size() {
     let plan = plan_prefetch(
         &["f"],
         &[PrefetchLayer {
-            layer_digest: "l",
+            layer_digest: &dg('1'),
             files: &files,
             span_of: &f,
         }],
@@ -449,12 +448,7 @@ fn docker_manifest(config: char, layer: char, extra: &str) -> Vec<u8> {
 }
 
 fn desc_of(media_type: &str, bytes: &[u8]) -> Descriptor {
-    Descriptor {
-        media_type: media_type.into(),
-        digest: spec::sha256_digest(bytes),
-        size: bytes.len() as i64,
-        ..Default::default()
-    }
+    Descriptor::new(media_type, Digest::of(bytes), bytes.len() as i64)
 }
 
 fn amd64() -> Platform {
@@ -506,7 +500,7 @@ fn convert_single_manifest_image() {
         expected_manifest
     );
     assert_eq!(cm.original_digest, root.digest);
-    let md = spec::sha256_digest(expected_manifest.as_bytes());
+    let md = Digest::of(expected_manifest.as_bytes());
     assert_eq!(cm.descriptor.digest, md);
     let expected_index = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{},"annotations":{{"com.amazon.soci.index-digest":"{}"}},"platform":{{"architecture":"amd64","os":"linux"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":700,"annotations":{{"com.amazon.soci.image-manifest-digest":"{md}"}},"platform":{{"architecture":"amd64","os":"linux"}},"artifactType":"application/vnd.amazon.soci.index.v2+json"}}]}}"#,
@@ -607,7 +601,10 @@ fn convert_two_platform_index_and_reconvert() {
         amd.annotations,
         [
             ("a".to_string(), "1".to_string()),
-            (IMAGE_ANNOTATION_SOCI_INDEX_DIGEST.to_string(), dg('e'))
+            (
+                IMAGE_ANNOTATION_SOCI_INDEX_DIGEST.to_string(),
+                dg('e').to_string()
+            )
         ]
         .into_iter()
         .collect()
@@ -642,7 +639,7 @@ fn convert_two_platform_index_and_reconvert() {
         r#""annotations":{{"a":"1","com.amazon.soci.index-digest":"{}"}}}}"#,
         dg('e')
     )));
-    assert_eq!(spec::sha256_digest(amd_bytes), amd.digest);
+    assert_eq!(Digest::of(amd_bytes), amd.digest);
 
     // Re-convert: idempotent (same bytes, SOCI entries replaced in place).
     let mut have2 = HashMap::new();
@@ -768,7 +765,7 @@ fn fallback_tag_and_merge() {
         format!("sha256-{}", "c".repeat(64))
     );
     assert!(matches!(
-        fallback_tag("sha256:zz"),
+        fallback_tag(&Digest::parse(&format!("sha512:{}", "c".repeat(128))).unwrap()),
         Err(Error::InvalidDigest(_))
     ));
 
@@ -819,6 +816,17 @@ fn fallback_tag_and_merge() {
     assert_eq!(idx.manifests[1], entry);
     assert!(idx.annotations.is_empty(), "oras-go writes a fresh index");
     assert!(!String::from_utf8(merged).unwrap().contains("x-unknown"));
+    // An entry without a digest that is not Go's zero descriptor is kept byte
+    // for byte, as oras-go keeps it (read with `MaybeDigest`, not refused).
+    let existing =
+        r#"{"schemaVersion":2,"manifests":[{"mediaType":"application/x","digest":"","size":3}]}"#;
+    let merged = merge_fallback_index(Some(existing.as_bytes()), entry.clone()).unwrap();
+    let text = String::from_utf8(merged).unwrap();
+    assert!(
+        text.starts_with(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/x","digest":"","size":3},{"#),
+        "{text}"
+    );
+    assert!(text.contains(entry.digest.as_str()), "{text}");
     assert!(matches!(
         merge_fallback_index(Some(b"nope"), entry),
         Err(Error::Json { .. })

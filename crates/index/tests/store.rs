@@ -60,24 +60,21 @@ fn put_blob_is_atomic_and_verified() {
     assert_eq!(tmp_files(t.path()), 1);
     assert!(w.temp_path().starts_with(t.path().join("soci/tmp")));
     let r = w.commit().unwrap();
-    assert_eq!(r.digest, spec::sha256_digest(b"hello world"));
+    assert_eq!(r.digest, soci_index::Digest::of(b"hello world"));
     assert_eq!(r.size, 11);
-    assert_eq!(
-        blob_files(t.path()),
-        vec![r.digest["sha256:".len()..].to_string()]
-    );
+    assert_eq!(blob_files(t.path()), vec![r.digest.encoded().to_string()]);
     assert_eq!(tmp_files(t.path()), 0);
-    assert_eq!(s.get_blob(&dg(&r.digest)).unwrap(), b"hello world");
-    assert!(s.has_blob(&dg(&r.digest)));
+    assert_eq!(s.get_blob(&r.digest).unwrap(), b"hello world");
+    assert!(s.has_blob(&r.digest));
 
     // Wrong expected digest: nothing stored, temp removed, error names both digests.
     let mut w = s.blob_writer().unwrap();
     w.write_all(b"other").unwrap();
-    let exp = format!("sha256:{}", "0".repeat(64));
+    let exp = dg(&format!("sha256:{}", "0".repeat(64)));
     match w.commit_expecting(&exp) {
         Err(Error::DigestMismatch { expected, actual }) => {
             assert_eq!(expected, exp);
-            assert_eq!(actual, spec::sha256_digest(b"other"));
+            assert_eq!(actual, soci_index::Digest::of(b"other"));
         }
         r => panic!("{r:?}"),
     }
@@ -100,10 +97,10 @@ fn put_blob_is_atomic_and_verified() {
     let f = t.path().join("src.bin");
     fs::write(&f, vec![7u8; 200_000]).unwrap();
     let r2 = s.put_blob_from_file(&f).unwrap();
-    assert_eq!(r2.digest, spec::sha256_digest(&vec![7u8; 200_000]));
+    assert_eq!(r2.digest, soci_index::Digest::of(&vec![7u8; 200_000]));
     assert_eq!(r2.size, 200_000);
     assert!(f.exists());
-    assert!(matches!(s.get_blob(&dg(&exp)), Err(Error::BlobNotFound(d)) if d == exp));
+    assert!(matches!(s.get_blob(&exp), Err(Error::BlobNotFound(d)) if d == exp));
     // Text that is not a sha256 digest never reaches the store's paths.
     for bad in [
         "md5:abc",
@@ -132,24 +129,24 @@ fn crash_leftover_temp_files_are_ignored_and_cleaned() {
     Store::open(t.path()).unwrap();
     assert_eq!(tmp_files(t.path()), 1);
     let r = live.commit().unwrap();
-    assert!(s.has_blob(&dg(&r.digest)));
+    assert!(s.has_blob(&r.digest));
     assert_eq!(tmp_files(t.path()), 0);
 }
 
-fn ztoc_in(s: &Store, content: &[u8], layer: &str, span: u64) -> ZtocRecord {
+fn ztoc_in(s: &Store, content: &[u8], layer: &soci_index::Digest, span: u64) -> ZtocRecord {
     let b = s.put_blob(content).unwrap();
     ZtocRecord {
         ztoc_digest: b.digest,
         ztoc_size: b.size,
-        layer_digest: layer.into(),
+        layer_digest: layer.clone(),
         layer_media_type: spec::MEDIA_TYPE_OCI_LAYER_GZIP.into(),
         span_size: span,
         disable_xattrs: true,
     }
 }
 
-fn layer(c: char) -> String {
-    format!("sha256:{}", c.to_string().repeat(64))
+fn layer(c: char) -> soci_index::Digest {
+    dg(&format!("sha256:{}", c.to_string().repeat(64)))
 }
 
 #[test]
@@ -184,7 +181,7 @@ fn ztoc_reuse_lookup() {
     s.record_ztoc(&z, "").unwrap();
     assert_eq!(
         s.list_ztocs(&ZtocFilter {
-            layer_digest: Some(layer('1')),
+            layer_digest: Some(layer('1').to_string()),
             ..Default::default()
         })
         .unwrap()
@@ -192,7 +189,7 @@ fn ztoc_reuse_lookup() {
         2
     );
     // A record whose blob is gone is not offered for reuse.
-    fs::remove_file(s.blob_path(&dg(&z.ztoc_digest)).unwrap()).unwrap();
+    fs::remove_file(s.blob_path(&z.ztoc_digest).unwrap()).unwrap();
     assert!(s
         .find_ztoc(&layer('1'), 4194304, "xattr")
         .unwrap()
@@ -207,12 +204,7 @@ fn index_for(
     manifest: char,
     image_ref: &str,
 ) -> (BuiltIndex, ArtifactRecord) {
-    let subject = Descriptor {
-        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-        digest: layer(manifest),
-        size: 500,
-        ..Default::default()
-    };
+    let subject = Descriptor::new(spec::MEDIA_TYPE_OCI_MANIFEST, layer(manifest), 500);
     let built = build_index_manifest(
         IndexVersion::V1,
         ztocs,
@@ -267,7 +259,7 @@ fn indexes_listing_and_index_json() {
     assert_eq!(only_a[0].digest, b1.descriptor.digest);
     let by_manifest = s
         .list_indexes(&IndexFilter {
-            manifest_digest: Some(layer('b')),
+            manifest_digest: Some(layer('b').to_string()),
             ..Default::default()
         })
         .unwrap();
@@ -301,17 +293,18 @@ fn indexes_listing_and_index_json() {
     );
 
     // add_root with a ref name; replaced when the tag moves.
-    let tagged = |d: &str| Descriptor {
-        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-        digest: d.into(),
-        size: s.get_blob(&dg(d)).unwrap().len() as i64,
+    let tagged = |d: &soci_index::Digest| Descriptor {
         annotations: [(
             soci_oci::spec::ANNOTATION_REF_NAME.to_string(),
             "img:soci".to_string(),
         )]
         .into_iter()
         .collect(),
-        ..Default::default()
+        ..Descriptor::new(
+            spec::MEDIA_TYPE_OCI_MANIFEST,
+            d.clone(),
+            s.get_blob(d).unwrap().len() as i64,
+        )
     };
     s.add_root(&tagged(&b1.descriptor.digest)).unwrap();
     s.add_root(&tagged(&b2.descriptor.digest)).unwrap();
@@ -336,14 +329,14 @@ fn remove_index_keeps_shared_ztocs() {
         removed,
         vec![b1.descriptor.digest.clone(), own.ztoc_digest.clone()]
     );
-    assert!(!s.has_blob(&dg(&b1.descriptor.digest)));
-    assert!(!s.has_blob(&dg(&own.ztoc_digest)));
-    assert!(s.has_blob(&dg(&shared.ztoc_digest)));
-    assert!(s.has_blob(&dg(&b2.descriptor.digest)));
+    assert!(!s.has_blob(&b1.descriptor.digest));
+    assert!(!s.has_blob(&own.ztoc_digest));
+    assert!(s.has_blob(&shared.ztoc_digest));
+    assert!(s.has_blob(&b2.descriptor.digest));
     assert!(s.has_blob(&dg(EMPTY_CONFIG_DIGEST)));
     assert!(s
         .list_ztocs(&ZtocFilter {
-            ztoc_digest: Some(own.ztoc_digest.clone()),
+            ztoc_digest: Some(own.ztoc_digest.to_string()),
             ..Default::default()
         })
         .unwrap()
@@ -421,7 +414,7 @@ fn parallel_handles_do_not_corrupt() {
                     let z = ztoc_in(
                         &s,
                         format!("ztoc {th} {i}").as_bytes(),
-                        &format!("sha256:{:064x}", th * 1000 + i),
+                        &dg(&format!("sha256:{:064x}", th * 1000 + i)),
                         1024,
                     );
                     s.record_ztoc(&z, "").unwrap();
@@ -447,7 +440,7 @@ fn parallel_handles_do_not_corrupt() {
     for r in &indexes {
         assert!(idx.manifests.iter().any(|d| d.digest == r.digest));
         assert!(
-            parse_index_manifest(&s.get_blob(&dg(&r.digest)).unwrap())
+            parse_index_manifest(&s.get_blob(&r.digest).unwrap())
                 .unwrap()
                 .go_canonical
         );
@@ -535,12 +528,11 @@ fn index_naming_a_ztoc_removed_meanwhile_is_not_recorded() {
         IndexVersion::V1,
         std::slice::from_ref(&reused),
         &[],
-        Some(Descriptor {
-            media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-            digest: layer('b'),
-            size: 500,
-            ..Default::default()
-        }),
+        Some(Descriptor::new(
+            spec::MEDIA_TYPE_OCI_MANIFEST,
+            layer('b'),
+            500,
+        )),
         DEFAULT_BUILD_TOOL_IDENTIFIER,
     )
     .unwrap();
@@ -563,7 +555,7 @@ fn index_naming_a_ztoc_removed_meanwhile_is_not_recorded() {
     );
     for d in read_index_json(t.path()).manifests {
         assert!(
-            s.has_blob(&dg(&d.digest)),
+            s.has_blob(&d.digest),
             "index.json names missing {}",
             d.digest
         );
@@ -578,13 +570,13 @@ fn corrupted_blob_is_detected_and_replaced_on_rewrite() {
     let t = tempfile::tempdir().unwrap();
     let s = Store::open(t.path()).unwrap();
     let b = s.put_blob(b"ztoc bytes").unwrap();
-    let p = s.blob_path(&dg(&b.digest)).unwrap();
+    let p = s.blob_path(&b.digest).unwrap();
     // Same size, different content: only the digest tells.
     fs::write(&p, b"ztoc byteX").unwrap();
-    let err = s.get_blob(&dg(&b.digest)).unwrap_err();
+    let err = s.get_blob(&b.digest).unwrap_err();
     assert!(matches!(err, Error::CorruptBlob { .. }), "{err}");
     s.put_blob(b"ztoc bytes").unwrap();
-    assert_eq!(s.get_blob(&dg(&b.digest)).unwrap(), b"ztoc bytes");
+    assert_eq!(s.get_blob(&b.digest).unwrap(), b"ztoc bytes");
     // Through the streaming writer too (what a build uses).
     fs::write(&p, b"short").unwrap();
     let mut w = s.blob_writer().unwrap();
@@ -603,7 +595,7 @@ fn truncated_ztoc_is_not_reused() {
     let z = ztoc_in(&s, b"ztoc-content", &layer('1'), 4194304);
     s.record_ztoc(&z, "").unwrap();
     assert!(s.find_ztoc(&layer('1'), 4194304, "").unwrap().is_some());
-    fs::write(s.blob_path(&dg(&z.ztoc_digest)).unwrap(), b"ztoc").unwrap();
+    fs::write(s.blob_path(&z.ztoc_digest).unwrap(), b"ztoc").unwrap();
     assert!(s.find_ztoc(&layer('1'), 4194304, "").unwrap().is_none());
 }
 
@@ -619,14 +611,14 @@ fn index_rm_interrupted_leaves_a_valid_layout_and_can_be_rerun() {
     let (built, _) = index_for(&s, std::slice::from_ref(&z), 'a', "docker.io/library/a:1");
     // Inject a failure: the ztoc blob becomes a non-empty directory, which
     // remove_file cannot remove (even as root).
-    let zp = s.blob_path(&dg(&z.ztoc_digest)).unwrap();
+    let zp = s.blob_path(&z.ztoc_digest).unwrap();
     fs::remove_file(&zp).unwrap();
     fs::create_dir(&zp).unwrap();
     fs::write(zp.join("x"), b"x").unwrap();
     assert!(s.remove_index(&built.descriptor.digest).is_err());
     for d in read_index_json(t.path()).manifests {
         assert!(
-            s.has_blob(&dg(&d.digest)),
+            s.has_blob(&d.digest),
             "index.json names missing {}",
             d.digest
         );
@@ -635,7 +627,7 @@ fn index_rm_interrupted_leaves_a_valid_layout_and_can_be_rerun() {
     fs::remove_dir_all(&zp).unwrap();
     let removed = s.remove_index(&built.descriptor.digest).unwrap();
     assert_eq!(removed[0], built.descriptor.digest);
-    assert!(!s.has_blob(&dg(&built.descriptor.digest)));
+    assert!(!s.has_blob(&built.descriptor.digest));
     assert!(s.list_indexes(&IndexFilter::default()).unwrap().is_empty());
 }
 

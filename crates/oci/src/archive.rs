@@ -15,6 +15,7 @@ use crate::layout::{file_len, read_range_from};
 use crate::reference::ImageRef;
 use crate::source::ImageSource;
 use crate::spec::{self, Descriptor, Manifest};
+use soci_digest::Digest;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -42,7 +43,7 @@ pub struct DockerArchiveSource {
     reference: ImageRef,
     file: PathBuf,
     /// digest → (offset of the data in the archive, size)
-    blobs: HashMap<String, (u64, u64)>,
+    blobs: HashMap<Digest, (u64, u64)>,
     manifest_desc: Descriptor,
     manifest_raw: Vec<u8>,
 }
@@ -188,11 +189,11 @@ fn layer_descriptor(
     // is hashed here.
     let named = clean(name)
         .strip_prefix("blobs/sha256/")
-        .map(|h| format!("sha256:{h}"))
-        .filter(|d| crate::reference::is_sha256_digest(d))
+        .and_then(|h| Digest::parse(&format!("sha256:{h}")).ok())
+        .filter(Digest::is_sha256)
         .or_else(|| {
             (media_type == spec::MEDIA_TYPE_DOCKER_LAYER_TAR)
-                .then(|| diff_id.cloned())
+                .then(|| diff_id.and_then(|d| Digest::parse(d).ok()))
                 .flatten()
         });
     let digest = match named {
@@ -200,17 +201,12 @@ fn layer_descriptor(
         None => {
             f.seek(SeekFrom::Start(off))
                 .map_err(|e| Error::io(path, e))?;
-            soci_digest::sha256_digest_of_reader(f.take(size))
-                .map_err(|e| Error::io(path, e))?
-                .0
+            let mut h = soci_digest::Hashing::new(f.take(size));
+            std::io::copy(&mut h, &mut std::io::sink()).map_err(|e| Error::io(path, e))?;
+            h.digest_value()
         }
     };
-    Ok(Descriptor {
-        media_type: media_type.into(),
-        digest,
-        size: size as i64,
-        ..Default::default()
-    })
+    Ok(Descriptor::new(media_type, digest, size as i64))
 }
 
 /// The Docker schema2 manifest the archive does not contain, in Go's JSON
@@ -221,7 +217,9 @@ fn synthesise_manifest(config: Descriptor, layers: Vec<Descriptor>) -> (Descript
         media_type: spec::MEDIA_TYPE_DOCKER_MANIFEST.into(),
         config,
         layers,
-        ..Default::default()
+        artifact_type: String::new(),
+        subject: None,
+        annotations: Default::default(),
     };
     let manifest_raw = spec::to_go_json(&manifest);
     let manifest_desc = Descriptor::of(spec::MEDIA_TYPE_DOCKER_MANIFEST, &manifest_raw);
@@ -267,7 +265,7 @@ impl DockerArchiveSource {
         let chosen = choose_image(&images, &image, &reference)?;
 
         let config_raw = read_small(&chosen.config)?;
-        let config_digest = spec::sha256_digest(&config_raw);
+        let config_digest = Digest::of(&config_raw);
         let mut blobs = HashMap::new();
         blobs.insert(config_digest.clone(), locate(&chosen.config)?);
 
@@ -283,12 +281,11 @@ impl DockerArchiveSource {
             layers.push(layer);
         }
 
-        let config = Descriptor {
-            media_type: spec::MEDIA_TYPE_DOCKER_CONFIG.into(),
-            digest: config_digest,
-            size: config_raw.len() as i64,
-            ..Default::default()
-        };
+        let config = Descriptor::new(
+            spec::MEDIA_TYPE_DOCKER_CONFIG,
+            config_digest,
+            config_raw.len() as i64,
+        );
         let (manifest_desc, manifest_raw) = synthesise_manifest(config, layers);
         Ok(DockerArchiveSource {
             reference,
@@ -310,7 +307,7 @@ impl DockerArchiveSource {
             .copied()
             .ok_or_else(|| Error::BlobNotFound {
                 image: self.reference.to_string(),
-                digest: d.digest.clone(),
+                digest: d.digest.to_string(),
             })
     }
 
@@ -345,7 +342,7 @@ impl ImageSource for DockerArchiveSource {
         if size > MAX_IN_MEMORY_BLOB {
             return Err(Error::BlobTooLarge {
                 image: self.reference.to_string(),
-                digest: d.digest.clone(),
+                digest: d.digest.to_string(),
                 size,
                 limit: MAX_IN_MEMORY_BLOB,
             });
@@ -380,7 +377,7 @@ impl ImageSource for DockerArchiveSource {
             size,
             range,
             &self.reference,
-            &d.digest,
+            d.digest.as_str(),
         )
     }
 }

@@ -23,17 +23,30 @@ pub fn parse_sha256(digest: &str) -> Result<Digest> {
     Ok(d)
 }
 
+/// Refuses a digest of another algorithm than sha256 ([`Error::UnsupportedDigest`]):
+/// the [`Digest`] of a descriptor or caller is well-formed, but sha256 is the
+/// only algorithm blobs are verified, fetched and stored with.
+pub(crate) fn require_sha256(d: &Digest) -> Result<()> {
+    if d.is_sha256() {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedDigest {
+            digest: d.to_string(),
+        })
+    }
+}
+
 /// Blobs read whole into memory (manifests, configs) may not be larger than this.
 pub(crate) const MAX_IN_MEMORY_BLOB: u64 = 16 << 20;
 
 /// Check `bytes` against descriptor `d` (digest and, when known, size).
 pub(crate) fn verify_blob(what: &str, d: &Descriptor, bytes: &[u8]) -> Result<()> {
-    parse_sha256(&d.digest)?;
+    require_sha256(&d.digest)?;
     let actual = spec::sha256_digest(bytes);
-    if actual != d.digest {
+    if d.digest != actual {
         return Err(Error::DigestMismatch {
             what: what.into(),
-            expected: d.digest.clone(),
+            expected: d.digest.to_string(),
             actual,
         });
     }
@@ -52,7 +65,7 @@ pub(crate) fn check_small(image: &ImageRef, d: &Descriptor) -> Result<()> {
     if d.size as u64 > MAX_IN_MEMORY_BLOB {
         return Err(Error::BlobTooLarge {
             image: image.to_string(),
-            digest: d.digest.clone(),
+            digest: d.digest.to_string(),
             size: d.size as u64,
             limit: MAX_IN_MEMORY_BLOB,
         });

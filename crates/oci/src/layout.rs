@@ -1,6 +1,6 @@
 //! OCI image layouts (image-spec `image-layout.md`): reading one as an
 //! [`ImageSource`] and writing blobs and tagged manifests into one.
-use crate::blob::{check_small, parse_sha256, verify_blob, MAX_IN_MEMORY_BLOB};
+use crate::blob::{check_small, require_sha256, verify_blob, MAX_IN_MEMORY_BLOB};
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::reference::ImageRef;
@@ -67,12 +67,13 @@ impl OciLayoutSource {
     /// Open a blob: a regular file (not a device or FIFO behind a symlink) no
     /// longer than its descriptor says. Returns the file and its length.
     fn open_file(&self, d: &Descriptor) -> Result<(File, u64)> {
-        let p = blob_path(&self.dir, &parse_sha256(&d.digest)?)?;
+        require_sha256(&d.digest)?;
+        let p = blob_path(&self.dir, &d.digest)?;
         let f = fsio::open_regular(&p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::BlobNotFound {
                     image: self.reference.to_string(),
-                    digest: d.digest.clone(),
+                    digest: d.digest.to_string(),
                 }
             } else {
                 Error::io(&p, e)
@@ -138,7 +139,7 @@ impl ImageSource for OciLayoutSource {
         fsio::LimitedReader::new(f, len.min(MAX_IN_MEMORY_BLOB))
             .read_to_end(&mut buf)
             .map_err(|e| {
-                let path = parse_sha256(&d.digest).and_then(|dg| blob_path(&self.dir, &dg));
+                let path = blob_path(&self.dir, &d.digest);
                 Error::io(path.unwrap_or_default(), e)
             })?;
         verify_blob(&format!("{}: blob", self.reference), d, &buf)?;
@@ -155,8 +156,16 @@ impl ImageSource for OciLayoutSource {
 
     fn read_blob_range(&self, d: &Descriptor, range: Range<u64>) -> Result<Vec<u8>> {
         let (mut f, len) = self.open_file(d)?;
-        let path = blob_path(&self.dir, &parse_sha256(&d.digest)?)?;
-        read_range_from(&mut f, &path, 0, len, range, &self.reference, &d.digest)
+        let path = blob_path(&self.dir, &d.digest)?;
+        read_range_from(
+            &mut f,
+            &path,
+            0,
+            len,
+            range,
+            &self.reference,
+            d.digest.as_str(),
+        )
     }
 }
 
@@ -229,7 +238,7 @@ impl OciLayoutWriter {
         }
         let index = dir.join("index.json");
         if !index.exists() {
-            let empty = Index {
+            let empty: Index = Index {
                 schema_version: 2,
                 media_type: spec::MEDIA_TYPE_OCI_INDEX.into(),
                 ..Default::default()
@@ -250,19 +259,20 @@ impl OciLayoutWriter {
     }
 
     /// Store `bytes` as a blob; returns its digest. Existing blobs are kept.
-    pub fn put_blob(&self, bytes: &[u8]) -> Result<String> {
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
         let digest = Digest::of(bytes);
         let dest = blob_path(&self.dir, &digest)?;
         if !dest.exists() {
             write_atomic(&dest, bytes)?;
         }
-        Ok(digest.into_string())
+        Ok(digest)
     }
 
     /// Stream a blob into the layout, verifying it against `d` before it
     /// becomes visible (a mismatch leaves nothing behind).
     pub fn put_blob_from_reader(&self, d: &Descriptor, mut reader: impl Read) -> Result<()> {
-        let dest = blob_path(&self.dir, &parse_sha256(&d.digest)?)?;
+        require_sha256(&d.digest)?;
+        let dest = blob_path(&self.dir, &d.digest)?;
         if dest.exists() {
             return Ok(());
         }
@@ -273,10 +283,10 @@ impl OciLayoutWriter {
         let mut w = soci_digest::Hashing::new(&mut tmp);
         std::io::copy(&mut reader, &mut w).map_err(|e| Error::io(&tmp_path, e))?;
         let (digest, n) = (w.digest(), w.size());
-        if digest != d.digest {
+        if d.digest != digest {
             return Err(Error::DigestMismatch {
                 what: format!("blob written to {}", self.dir.display()),
-                expected: d.digest.clone(),
+                expected: d.digest.to_string(),
                 actual: digest,
             });
         }
@@ -326,12 +336,7 @@ impl OciLayoutWriter {
         media_type: &str,
     ) -> Result<Descriptor> {
         let digest = self.put_blob(raw)?;
-        let desc = Descriptor {
-            media_type: media_type.into(),
-            digest,
-            size: raw.len() as i64,
-            ..Default::default()
-        };
+        let desc = Descriptor::new(media_type, digest, raw.len() as i64);
         if let Some(t) = tag {
             self.tag(t, &desc)?;
         }
@@ -343,36 +348,35 @@ impl OciLayoutWriter {
 mod tests {
     use super::*;
 
-    /// A descriptor built in code (not read from JSON, so not checked by the
-    /// serde parser) cannot steer a layout read or write outside the layout:
-    /// its digest is parsed at the layout's boundary and refused by name.
+    /// A descriptor's digest is a parsed [`Digest`], so a path-like digest
+    /// cannot even be put into one; a well-formed digest of another algorithm
+    /// is refused by name at the layout's boundary, and nothing is written
+    /// outside the layout.
     #[test]
     fn a_descriptor_digest_is_parsed_before_it_becomes_a_path() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("layout");
         let w = OciLayoutWriter::create(&dir).unwrap();
         let hex = "a".repeat(64);
-        for (digest, want) in [
-            (format!("sha256:../../{}", &hex[6..]), "invalid digest"),
-            ("sha256:../../../escaped".to_string(), "invalid digest"),
-            (format!("sha512:{}", "a".repeat(128)), "unsupported digest"),
+        for bad in [
+            format!("sha256:../../{}", &hex[6..]),
+            "sha256:../../../escaped".to_string(),
         ] {
-            let d = Descriptor {
-                media_type: "m".into(),
-                digest: digest.clone(),
-                size: 1,
-                ..Default::default()
-            };
-            let e = w.put_blob_from_reader(&d, &b"x"[..]).unwrap_err();
-            assert!(e.to_string().starts_with(want), "{digest}: {e}");
-            let src = OciLayoutSource::open(ImageRef::OciLayout {
-                dir: dir.clone(),
-                tag: None,
-            })
-            .unwrap();
-            let e = src.open_blob(&d).err().expect("opened");
-            assert!(e.to_string().starts_with(want), "{digest}: {e}");
+            let json = format!(r#"{{"mediaType":"m","digest":{bad:?},"size":1}}"#);
+            let e = serde_json::from_str::<Descriptor>(&json).unwrap_err();
+            assert!(e.to_string().starts_with("invalid digest"), "{bad}: {e}");
         }
+        let sha512 = format!("sha512:{}", "a".repeat(128));
+        let d = Descriptor::new("m", Digest::parse(&sha512).unwrap(), 1);
+        let e = w.put_blob_from_reader(&d, &b"x"[..]).unwrap_err();
+        assert!(e.to_string().starts_with("unsupported digest"), "{e}");
+        let src = OciLayoutSource::open(ImageRef::OciLayout {
+            dir: dir.clone(),
+            tag: None,
+        })
+        .unwrap();
+        let e = src.open_blob(&d).err().expect("opened");
+        assert!(e.to_string().starts_with("unsupported digest"), "{e}");
         // Nothing was written beside the layout.
         let beside: Vec<_> = std::fs::read_dir(root.path())
             .unwrap()

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::spec::{self, Descriptor, Index, Manifest};
+use soci_digest::Digest;
 use std::io::Read;
 use std::ops::Range;
 
@@ -40,7 +41,7 @@ pub trait ImageSource: Send + Sync {
 
     /// The referrers of a manifest (registry: referrers API, else the
     /// `sha256-<hex>` fallback tag index); `None` where the source has no such thing.
-    fn referrers(&self, _manifest_digest: &str) -> Result<Option<Vec<Descriptor>>> {
+    fn referrers(&self, _manifest_digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
         Ok(None)
     }
 }
@@ -153,11 +154,8 @@ fn single_manifest(
     let manifest = parse_manifest(source.reference(), root, &raw)?;
     let platform = config_platform(source, &manifest)?.normalize();
     let descriptor = Descriptor {
-        media_type,
-        digest: root.digest.clone(),
-        size: root.size,
         platform: Some(platform.clone()),
-        ..Default::default()
+        ..Descriptor::new(media_type, root.digest.clone(), root.size)
     };
     Ok(ImageManifest {
         descriptor,

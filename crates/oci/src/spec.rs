@@ -108,16 +108,23 @@ pub struct Platform {
 }
 
 /// `ocispec.Descriptor`.
+///
+/// `D` is the type of the digest. Everywhere but one place it is [`Digest`]
+/// (the default): checked when read, since descriptors come from registries
+/// and files we do not control and their digests are printed and put into
+/// URLs and paths. The one exception is the referrers fallback index, whose
+/// entries may be Go's zero-value descriptor (`"digest":""`) or otherwise lack
+/// a digest, and which we must read and write back byte for byte as oras-go
+/// does; it uses [`MaybeDigest`]. A generic rather than an optional field
+/// everywhere, so that no other code has to handle a missing digest, and
+/// rather than a copy of this struct, so the Go field order lives once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Descriptor {
+pub struct Descriptor<D = Digest> {
     /// Media type of the object described.
     #[serde(rename = "mediaType", default)]
     pub media_type: String,
-    /// Checked when read (see [`check_digest`]): descriptors come from
-    /// registries and files we do not control, and their digests are printed
-    /// and put into URLs and paths.
-    #[serde(deserialize_with = "deserialize_digest")]
-    pub digest: String,
+    /// The object's content digest.
+    pub digest: D,
     /// Size of the object in bytes.
     #[serde(default)]
     pub size: i64,
@@ -146,17 +153,67 @@ impl Descriptor {
     /// The descriptor of `bytes` as a blob of `media_type`: their digest and
     /// length, nothing else set.
     pub fn of(media_type: impl Into<String>, bytes: &[u8]) -> Self {
+        Descriptor::new(media_type, Digest::of(bytes), bytes.len() as i64)
+    }
+
+    /// A descriptor with these three fields and nothing else set (there is no
+    /// `Default`: a descriptor always has a digest).
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: i64) -> Self {
         Descriptor {
             media_type: media_type.into(),
-            digest: sha256_digest(bytes),
-            size: bytes.len() as i64,
-            ..Default::default()
+            digest,
+            size,
+            urls: Vec::new(),
+            annotations: Annotations::new(),
+            data: None,
+            platform: None,
+            artifact_type: String::new(),
+        }
+    }
+
+    /// The same descriptor with a [`MaybeDigest`], for the referrers
+    /// fallback index.
+    pub fn into_maybe(self) -> Descriptor<MaybeDigest> {
+        Descriptor {
+            media_type: self.media_type,
+            digest: MaybeDigest(Some(self.digest)),
+            size: self.size,
+            urls: self.urls,
+            annotations: self.annotations,
+            data: self.data,
+            platform: self.platform,
+            artifact_type: self.artifact_type,
         }
     }
 }
 
+/// A digest that may be absent, written as `""` when it is: the digest of a
+/// [`Descriptor`] in a referrers fallback index (see there), where Go's
+/// zero-value descriptor can appear. `Default` is the absent digest, so
+/// `Descriptor::<MaybeDigest>::default()` is Go's zero descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct MaybeDigest(pub Option<Digest>);
+
+impl Serialize for MaybeDigest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_ref().map_or("", Digest::as_str))
+    }
+}
+
+impl<'de> Deserialize<'de> for MaybeDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let d = String::deserialize(de)?;
+        if d.is_empty() {
+            return Ok(MaybeDigest(None));
+        }
+        Digest::try_from(d)
+            .map(|d| MaybeDigest(Some(d)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// `ocispec.Manifest`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Schema version; 2 for every current manifest.
     #[serde(rename = "schemaVersion")]
@@ -189,9 +246,12 @@ pub struct Manifest {
     pub annotations: Annotations,
 }
 
-/// `ocispec.Index`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Index {
+/// `ocispec.Index`; `D` is the digest type of its descriptors (see
+/// [`Descriptor`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// serde would ask `D: Default` for the defaulted `manifests`; `Vec` needs none.
+#[serde(bound(deserialize = "D: Deserialize<'de>"))]
+pub struct Index<D = Digest> {
     /// Schema version; 2 for every current index.
     #[serde(rename = "schemaVersion")]
     pub schema_version: i64,
@@ -211,13 +271,56 @@ pub struct Index {
     pub artifact_type: String,
     /// The manifests (or nested indexes) the index lists.
     #[serde(default)]
-    pub manifests: Vec<Descriptor>,
+    pub manifests: Vec<Descriptor<D>>,
     /// The manifest this index refers to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<Descriptor>,
+    pub subject: Option<Descriptor<D>>,
     /// Arbitrary metadata about the index.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: Annotations,
+}
+
+// By hand: the derive would ask `D: Default`, and `Digest` has no default.
+impl<D> Default for Index<D> {
+    fn default() -> Self {
+        Index {
+            schema_version: 0,
+            media_type: String::new(),
+            artifact_type: String::new(),
+            manifests: Vec::new(),
+            subject: None,
+            annotations: Annotations::new(),
+        }
+    }
+}
+
+impl Index<MaybeDigest> {
+    /// The index with its entries (and subject) that have no digest dropped:
+    /// what a reader of referrers does with Go's zero-value descriptors (as
+    /// oras-go does). Only the referrers fallback merge keeps them.
+    pub fn into_known(self) -> Index {
+        let known = |d: Descriptor<MaybeDigest>| {
+            let digest = d.digest.0?;
+            Some(Descriptor {
+                media_type: d.media_type,
+                digest,
+                size: d.size,
+                urls: d.urls,
+                annotations: d.annotations,
+                data: d.data,
+                platform: d.platform,
+                artifact_type: d.artifact_type,
+            })
+        };
+        Index {
+            schema_version: self.schema_version,
+            media_type: self.media_type,
+            artifact_type: self.artifact_type,
+            manifests: self.manifests.into_iter().filter_map(known).collect(),
+            subject: self.subject.and_then(known),
+            annotations: self.annotations,
+        }
+    }
 }
 
 /// Serialise like Go's `json.Marshal`: compact, then Go's HTML-safe escaping of
@@ -243,25 +346,6 @@ pub fn to_go_json<T: Serialize>(value: &T) -> Vec<u8> {
 /// these names stay here for the callers that know them from this module.
 pub use soci_digest::{escape_untrusted, Digest, InvalidDigest};
 
-/// Checks a digest from untrusted input with [`Digest::parse`]: the OCI
-/// grammar, and lowercase hex of the right length for sha256 and sha512.
-/// Nothing that passes can hold a control character, a space or a path
-/// separator.
-pub fn check_digest(d: &str) -> Result<(), InvalidDigest> {
-    Digest::parse(d).map(drop)
-}
-
-/// An empty digest is let through: Go's zero-value descriptor has one, and
-/// readers of referrers fallback indexes drop such entries (as oras-go does);
-/// it holds nothing to print or to escape from a path.
-fn deserialize_digest<'de, D: serde::Deserializer<'de>>(de: D) -> Result<String, D::Error> {
-    let d = String::deserialize(de)?;
-    if !d.is_empty() {
-        check_digest(&d).map_err(serde::de::Error::custom)?;
-    }
-    Ok(d)
-}
-
 /// `sha256:<hex>` of some bytes (the workspace's one implementation, also
 /// `soci_ztoc::codec::sha256_digest`).
 pub use soci_digest::sha256_digest;
@@ -278,16 +362,18 @@ mod tests {
         let m = Manifest {
             schema_version: 2,
             media_type: MEDIA_TYPE_OCI_MANIFEST.into(),
-            config: Descriptor {
-                media_type: "application/vnd.amazon.soci.index.v2+json".into(),
-                digest: "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-                    .into(),
-                size: 2,
-                ..Default::default()
-            },
+            artifact_type: String::new(),
+            config: Descriptor::new(
+                "application/vnd.amazon.soci.index.v2+json",
+                Digest::parse(
+                    "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+                )
+                .unwrap(),
+                2,
+            ),
             layers: vec![],
+            subject: None,
             annotations: ann,
-            ..Default::default()
         };
         let s = String::from_utf8(to_go_json(&m)).unwrap();
         assert_eq!(
@@ -299,10 +385,11 @@ mod tests {
     #[test]
     fn forged_digests_are_refused_when_read() {
         let good = format!("sha256:{}", "ab".repeat(32));
-        assert!(check_digest(&good).is_ok());
-        assert!(check_digest(&format!("sha512:{}", "0".repeat(128))).is_ok());
+        assert!(Digest::parse(&good).is_ok());
+        assert!(Digest::parse(&format!("sha512:{}", "0".repeat(128))).is_ok());
         assert!(
-            check_digest("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8").is_ok()
+            Digest::parse("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8")
+                .is_ok()
         );
         for bad in [
             String::new(),
@@ -314,7 +401,7 @@ mod tests {
             "../x:abc".into(),
             "sha256:ab/../../etc".into(),
         ] {
-            let e = check_digest(&bad).unwrap_err().to_string();
+            let e = Digest::parse(&bad).unwrap_err().to_string();
             assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e:?}");
         }
         let forged = format!(
@@ -330,11 +417,27 @@ mod tests {
     }
 
     #[test]
+    fn maybe_digest_keeps_the_empty_digest_and_checks_the_rest() {
+        let zero = r#"{"mediaType":"","digest":"","size":0}"#;
+        let d: Descriptor<MaybeDigest> = serde_json::from_str(zero).unwrap();
+        assert_eq!(d, Descriptor::default());
+        assert_eq!(String::from_utf8(to_go_json(&d)).unwrap(), zero);
+        // A strict descriptor refuses it; a forged digest is refused by both.
+        assert!(serde_json::from_str::<Descriptor>(zero).is_err());
+        let forged = r#"{"mediaType":"m","digest":"sha256:../x","size":1}"#;
+        assert!(serde_json::from_str::<Descriptor<MaybeDigest>>(forged).is_err());
+        // Readers of referrers drop digest-less entries.
+        let idx: Index<MaybeDigest> = serde_json::from_str(&format!(
+            r#"{{"schemaVersion":2,"manifests":[{zero},{}]}}"#,
+            String::from_utf8(to_go_json(&Descriptor::of("m", b"x"))).unwrap()
+        ))
+        .unwrap();
+        assert_eq!(idx.into_known().manifests, [Descriptor::of("m", b"x")]);
+    }
+
+    #[test]
     fn descriptor_field_order() {
         let d = Descriptor {
-            media_type: "m".into(),
-            digest: "d".into(),
-            size: 1,
             platform: Some(Platform {
                 architecture: "amd64".into(),
                 os: "linux".into(),
@@ -342,11 +445,11 @@ mod tests {
             }),
             artifact_type: "t".into(),
             annotations: [("k".to_string(), "v".to_string())].into_iter().collect(),
-            ..Default::default()
+            ..Descriptor::new("m", Digest::of(b"d"), 1)
         };
         assert_eq!(
             String::from_utf8(to_go_json(&d)).unwrap(),
-            r#"{"mediaType":"m","digest":"d","size":1,"annotations":{"k":"v"},"platform":{"architecture":"amd64","os":"linux"},"artifactType":"t"}"#
+            r#"{"mediaType":"m","digest":"sha256:18ac3e7343f016890c510e93f935261169d9e3f565436429830faf0934f4f8e4","size":1,"annotations":{"k":"v"},"platform":{"architecture":"amd64","os":"linux"},"artifactType":"t"}"#
         );
     }
 }

@@ -44,8 +44,8 @@ fn client(srv: &HostileServer) -> Arc<RegistryClient> {
     client_with(srv, true, policy())
 }
 
-fn sha256(b: &[u8]) -> String {
-    soci_oci::spec::sha256_digest(b)
+fn sha256(b: &[u8]) -> soci_oci::Digest {
+    soci_oci::Digest::of(b)
 }
 
 /// Run `f`, failing the test (instead of hanging it) if it takes over 60 s:
@@ -81,12 +81,7 @@ fn waited(srv: &HostileServer, method: &str, path: &str, what: &str, f: impl FnO
 #[test]
 fn retry_after_is_honoured_by_every_request_kind() {
     let blob = b"hello, hostile world".to_vec();
-    let d = Descriptor {
-        media_type: "application/octet-stream".into(),
-        digest: sha256(&blob),
-        size: blob.len() as i64,
-        ..Default::default()
-    };
+    let d = Descriptor::new("application/octet-stream", sha256(&blob), blob.len() as i64);
 
     // Token request.
     let srv = HostileServer::start();
@@ -326,12 +321,11 @@ fn a_referrers_answer_is_bounded_in_size_and_time() {
 
 #[test]
 fn a_blob_is_never_read_past_its_descriptor_size() {
-    let d = Descriptor {
-        media_type: "application/octet-stream".into(),
-        digest: sha256(b"217 bytes, they said"),
-        size: 217,
-        ..Default::default()
-    };
+    let d = Descriptor::new(
+        "application/octet-stream",
+        sha256(b"217 bytes, they said"),
+        217,
+    );
     // No length, never ending.
     let srv = Arc::new(HostileServer::start());
     srv.on("GET", "/blobs/", usize::MAX, endless());
@@ -375,12 +369,7 @@ fn a_blob_is_never_read_past_its_descriptor_size() {
 #[test]
 fn an_upload_that_gets_no_answer_ends_at_the_overall_deadline() {
     let blob = vec![7u8; 100_000];
-    let d = Descriptor {
-        media_type: "application/octet-stream".into(),
-        digest: sha256(&blob),
-        size: blob.len() as i64,
-        ..Default::default()
-    };
+    let d = Descriptor::new("application/octet-stream", sha256(&blob), blob.len() as i64);
     let srv = Arc::new(HostileServer::start());
     srv.on(
         "POST",

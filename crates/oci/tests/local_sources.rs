@@ -1,4 +1,5 @@
 //! OCI layout and docker-archive sources against fixtures built by soci-testkit.
+use soci_oci::spec::Digest;
 use soci_oci::spec::{self, Descriptor};
 use soci_oci::{
     open_source, select_manifests, DockerArchiveSource, ImageRef, ImageSource, OciLayoutSource,
@@ -7,7 +8,7 @@ use soci_oci::{
 use soci_testkit::{make_docker_archive, make_multiplatform_layout, make_oci_layout};
 use std::io::Read;
 
-fn stream_sha256(src: &dyn ImageSource, d: &Descriptor) -> (String, Vec<u8>) {
+fn stream_sha256(src: &dyn ImageSource, d: &Descriptor) -> (Digest, Vec<u8>) {
     let mut r = src.open_blob(d).unwrap();
     let mut all = Vec::new();
     let mut buf = [0u8; 7000];
@@ -18,7 +19,12 @@ fn stream_sha256(src: &dyn ImageSource, d: &Descriptor) -> (String, Vec<u8>) {
         }
         all.extend_from_slice(&buf[..n]);
     }
-    (spec::sha256_digest(&all), all)
+    (Digest::of(&all), all)
+}
+
+/// A fixture's digest (text) as a [`Digest`].
+fn dg(d: &str) -> Digest {
+    Digest::parse(d).unwrap()
 }
 
 fn p(s: &str) -> Platform {
@@ -77,20 +83,20 @@ fn oci_layout_resolves_and_streams() {
     let cfg_path = fx
         .dir
         .join("blobs/sha256")
-        .join(&m.manifest.config.digest[7..]);
+        .join(m.manifest.config.digest.encoded());
     let mut corrupted = img.config.bytes.clone();
     corrupted[0] ^= 1;
     std::fs::write(&cfg_path, &corrupted).unwrap();
     let e = src.fetch_blob(&m.manifest.config).unwrap_err().to_string();
     assert!(
-        e.contains("digest mismatch") && e.contains(&m.manifest.config.digest),
+        e.contains("digest mismatch") && e.contains(m.manifest.config.digest.as_str()),
         "{e}"
     );
-    let missing = Descriptor {
-        digest: format!("sha256:{}", "0".repeat(64)),
-        size: 1,
-        ..Default::default()
-    };
+    let missing = Descriptor::new(
+        String::new(),
+        Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap(),
+        1,
+    );
     assert!(src.open_blob(&missing).is_err());
 
     // Untagged reference: the single manifest of index.json; wrong tag: error naming the tags.
@@ -190,7 +196,7 @@ fn docker_archive_resolves_and_streams() {
     let src = DockerArchiveSource::open(r).unwrap();
     let (root, raw) = src.resolve_root().unwrap();
     assert_eq!(root.media_type, spec::MEDIA_TYPE_DOCKER_MANIFEST);
-    assert_eq!(root.digest, spec::sha256_digest(&raw));
+    assert_eq!(root.digest, Digest::of(&raw));
     let ms = select_manifests(&src, &PlatformChoice::Host).unwrap();
     assert_eq!(ms.len(), 1);
     assert_eq!(ms[0].platform, p("linux/amd64"));
@@ -204,7 +210,7 @@ fn docker_archive_resolves_and_streams() {
     assert_eq!(m.layers.len(), tars.len());
     for (d, tar) in m.layers.iter().zip(&tars) {
         assert_eq!(d.media_type, spec::MEDIA_TYPE_DOCKER_LAYER_TAR);
-        assert_eq!(d.digest, spec::sha256_digest(tar));
+        assert_eq!(d.digest, Digest::of(tar));
         let (digest, bytes) = stream_sha256(&src, d);
         assert_eq!(digest, d.digest);
         assert_eq!(&bytes, tar);
@@ -258,11 +264,11 @@ fn layout_writer_is_atomic_and_tags() {
     }
     // A lying descriptor leaves nothing behind.
     let mut lying = m.manifest.layers[0].clone();
-    lying.digest = format!("sha256:{}", "1".repeat(64));
+    lying.digest = Digest::parse(&format!("sha256:{}", "1".repeat(64))).unwrap();
     assert!(w
         .put_blob_from_reader(&lying, src.open_blob(&m.manifest.layers[0]).unwrap())
         .is_err());
-    assert!(!w.has_blob(&lying.digest.parse().unwrap()).unwrap());
+    assert!(!w.has_blob(&lying.digest).unwrap());
     let leftovers: Vec<_> = std::fs::read_dir(out.join("blobs/sha256"))
         .unwrap()
         .filter_map(|e| e.ok())
@@ -367,7 +373,7 @@ fn docker_archive_docker25_layout() {
     for (d, want) in m.manifest.layers.iter().zip(&fx.images[0].layers) {
         assert_eq!(d.digest, want.digest, "named by digest");
         let (digest, bytes) = stream_sha256(&*src, d);
-        assert_eq!((digest, bytes), (want.digest.clone(), want.bytes.clone()));
+        assert_eq!((digest, bytes), (dg(&want.digest), want.bytes.clone()));
     }
 }
 
@@ -376,25 +382,22 @@ fn size_limit_and_index_without_platforms() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = make_multiplatform_layout(tmp.path(), "multi");
     let src = OciLayoutSource::open(fx.oci_ref().parse().unwrap()).unwrap();
-    let huge = Descriptor {
-        digest: fx.images[0].layers[1].digest.clone(),
-        size: 17 << 20,
-        ..Default::default()
-    };
+    let huge = Descriptor::new(String::new(), dg(&fx.images[0].layers[1].digest), 17 << 20);
     let e = src.fetch_blob(&huge).unwrap_err();
     assert!(matches!(e, soci_oci::Error::BlobTooLarge { .. }), "{e}");
-    assert!(e.to_string().contains(&huge.digest));
+    assert!(e.to_string().contains(huge.digest.as_str()));
 
     // An index whose entries carry no platform: read from each config.
     let w = OciLayoutWriter::create(&fx.dir).unwrap();
     let entries: Vec<Descriptor> = fx
         .images
         .iter()
-        .map(|i| Descriptor {
-            media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-            digest: i.manifest.digest.clone(),
-            size: i.manifest.size() as i64,
-            ..Default::default()
+        .map(|i| {
+            Descriptor::new(
+                spec::MEDIA_TYPE_OCI_MANIFEST,
+                dg(&i.manifest.digest),
+                i.manifest.size() as i64,
+            )
         })
         .collect();
     let index = spec::Index {
@@ -491,12 +494,7 @@ fn manifest_and_layer_blobs_that_are_devices_fifos_or_too_long_are_refused() {
         // A layer: opening its stream fails at once.
         let l = &img.layers[0];
         replace_with(&blob_file(&fx.dir, &l.digest), what);
-        let d = Descriptor {
-            media_type: l.media_type.clone(),
-            digest: l.digest.clone(),
-            size: l.bytes.len() as i64,
-            ..Default::default()
-        };
+        let d = Descriptor::new(l.media_type.clone(), dg(&l.digest), l.bytes.len() as i64);
         let r: ImageRef = fx.oci_ref().parse().unwrap();
         let e = within_a_minute(move || {
             let src = OciLayoutSource::open(r).unwrap();
@@ -519,12 +517,7 @@ fn manifest_and_layer_blobs_that_are_devices_fifos_or_too_long_are_refused() {
     longer.extend_from_slice(&[0u8; 4096]);
     std::fs::write(&p, &longer).unwrap();
     let src = OciLayoutSource::open(fx.oci_ref().parse().unwrap()).unwrap();
-    let d = Descriptor {
-        media_type: l.media_type.clone(),
-        digest: l.digest.clone(),
-        size: l.bytes.len() as i64,
-        ..Default::default()
-    };
+    let d = Descriptor::new(l.media_type.clone(), dg(&l.digest), l.bytes.len() as i64);
     let e = src
         .open_blob(&d)
         .err()
@@ -555,7 +548,7 @@ fn layout_writer_never_writes_through_planted_temp_symlinks() {
         .unwrap();
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     assert_eq!(
-        std::fs::read(blob_file(&dest, &digest)).unwrap(),
+        std::fs::read(blob_file(&dest, digest.as_str())).unwrap(),
         b"blob content"
     );
     let left: Vec<_> = std::fs::read_dir(dest.join("blobs/sha256"))

@@ -1,5 +1,6 @@
 //! Against a real registry (Debian's docker-registry) and skopeo. These tests
 //! fail, not skip, when either is missing.
+use soci_oci::spec::Digest;
 use soci_oci::spec::{self, Descriptor, Manifest};
 use soci_oci::{
     select_manifests, Credentials, ImageRef, ImageSource, PlatformChoice, RegistryClient,
@@ -52,7 +53,7 @@ fn pull_from_registry() {
         let mut r = src.open_blob(d).unwrap();
         let mut bytes = Vec::new();
         r.read_to_end(&mut bytes).unwrap();
-        assert_eq!(spec::sha256_digest(&bytes), d.digest);
+        assert_eq!(Digest::of(&bytes), d.digest);
         assert_eq!(bytes, want.bytes);
         let (a, b) = (d.size as u64 / 3, d.size as u64 / 3 * 2);
         assert_eq!(
@@ -62,7 +63,7 @@ fn pull_from_registry() {
     }
     // Byte range of the big layer, across chunk boundaries.
     let big = &ms[0].manifest.layers[1];
-    let want = fx.blob(&big.digest);
+    let want = fx.blob(big.digest.as_str());
     assert_eq!(
         src.read_blob_range(big, 1..want.len() as u64).unwrap(),
         &want[1..]
@@ -91,11 +92,11 @@ fn pull_from_registry() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("nope") && e.contains("not found"), "{e}");
-    let absent_blob = Descriptor {
-        digest: format!("sha256:{}", "0".repeat(64)),
-        size: 5,
-        ..Default::default()
-    };
+    let absent_blob = Descriptor::new(
+        String::new(),
+        Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap(),
+        5,
+    );
     assert!(src.open_blob(&absent_blob).is_err());
 
     // Dropping a reader half-way does not hang or leak the download.
@@ -131,7 +132,7 @@ fn pull_multiplatform_from_registry() {
         for d in &m.manifest.layers {
             let mut bytes = Vec::new();
             src.open_blob(d).unwrap().read_to_end(&mut bytes).unwrap();
-            assert_eq!(spec::sha256_digest(&bytes), d.digest);
+            assert_eq!(Digest::of(&bytes), d.digest);
         }
     }
 }
@@ -145,7 +146,7 @@ fn push_artifact_with_subject() {
 
     let target = RegistryClient::new(&reg.host(), &opts()).unwrap();
     let blob = b"a ztoc, say".to_vec();
-    let blob_digest = spec::sha256_digest(&blob);
+    let blob_digest = Digest::of(&blob);
     assert!(
         target.push_blob("app", &blob, &blob_digest).unwrap(),
         "first push uploads"
@@ -155,10 +156,14 @@ fn push_artifact_with_subject() {
         "second push skips (HEAD)"
     );
     assert!(target
-        .push_blob("app", &blob, &format!("sha256:{}", "2".repeat(64)))
+        .push_blob(
+            "app",
+            &blob,
+            &Digest::parse(&format!("sha256:{}", "2".repeat(64))).unwrap()
+        )
         .is_err());
     let config = b"{}".to_vec();
-    let config_digest = spec::sha256_digest(&config);
+    let config_digest = Digest::of(&config);
     target
         .mount_or_push("app", "elsewhere", &config, &config_digest)
         .unwrap();
@@ -172,29 +177,28 @@ fn push_artifact_with_subject() {
         schema_version: 2,
         media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
         artifact_type: "application/vnd.amazon.soci.index.v1+json".into(),
-        config: Descriptor {
-            media_type: "application/vnd.amazon.soci.index.v1+json".into(),
-            digest: config_digest,
-            size: 2,
-            ..Default::default()
-        },
+        config: Descriptor::new(
+            "application/vnd.amazon.soci.index.v1+json",
+            config_digest,
+            2,
+        ),
         layers: vec![Descriptor {
-            media_type: "application/octet-stream".into(),
-            digest: blob_digest.clone(),
-            size: blob.len() as i64,
             annotations: [(
                 "com.amazon.soci.image-layer-digest".to_string(),
                 fx.images[0].layers[0].digest.clone(),
             )]
             .into(),
-            ..Default::default()
+            ..Descriptor::new(
+                "application/octet-stream",
+                blob_digest.clone(),
+                blob.len() as i64,
+            )
         }],
-        subject: Some(Descriptor {
-            media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-            digest: fx.root.digest.clone(),
-            size: fx.root.size() as i64,
-            ..Default::default()
-        }),
+        subject: Some(Descriptor::new(
+            spec::MEDIA_TYPE_OCI_MANIFEST,
+            Digest::parse(&fx.root.digest).unwrap(),
+            fx.root.size() as i64,
+        )),
         annotations: [(
             "com.amazon.soci.build-tool-identifier".to_string(),
             "soci-rs <test> & co".to_string(),
@@ -205,15 +209,18 @@ fn push_artifact_with_subject() {
     let d = target
         .push_manifest(
             "app",
-            &spec::sha256_digest(&raw),
+            Digest::of(&raw).as_str(),
             &raw,
             spec::MEDIA_TYPE_OCI_MANIFEST,
         )
         .unwrap();
-    assert_eq!(d.digest, spec::sha256_digest(&raw));
+    assert_eq!(d.digest, Digest::of(&raw));
     let got = skopeo_inspect_raw(&format!("docker://{}/app@{}", reg.host(), d.digest)).unwrap();
     assert_eq!(got, raw, "stored byte-exact");
-    let (gd, graw) = target.get_manifest_raw("app", &d.digest).unwrap().unwrap();
+    let (gd, graw) = target
+        .get_manifest_raw("app", d.digest.as_str())
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (gd.digest.as_str(), gd.media_type.as_str(), graw),
         (
@@ -239,9 +246,12 @@ fn push_artifact_with_subject() {
 
     // docker-registry 2.8 has no referrers API: referrers come from the fallback tag.
     assert!(!target
-        .referrers_api_supported("app", &fx.root.digest)
+        .referrers_api_supported("app", &Digest::parse(&fx.root.digest).unwrap())
         .unwrap());
-    assert!(target.referrers("app", &fx.root.digest).unwrap().is_empty());
+    assert!(target
+        .referrers("app", &Digest::parse(&fx.root.digest).unwrap())
+        .unwrap()
+        .is_empty());
     let entry = Descriptor {
         artifact_type: manifest.artifact_type.clone(),
         ..d.clone()
@@ -262,18 +272,19 @@ fn push_artifact_with_subject() {
         )
         .unwrap();
     assert_eq!(
-        target.referrers("app", &fx.root.digest).unwrap(),
+        target
+            .referrers("app", &Digest::parse(&fx.root.digest).unwrap())
+            .unwrap(),
         vec![entry.clone()]
     );
     let src =
         RegistrySource::new(format!("{}/app:v1", reg.host()).parse().unwrap(), &opts()).unwrap();
-    assert_eq!(src.referrers(&fx.root.digest).unwrap(), Some(vec![entry]));
-    let probe = Descriptor {
-        media_type: spec::MEDIA_TYPE_OCI_MANIFEST.into(),
-        digest: d.digest.clone(),
-        size: 0,
-        ..Default::default()
-    };
+    assert_eq!(
+        src.referrers(&Digest::parse(&fx.root.digest).unwrap())
+            .unwrap(),
+        Some(vec![entry])
+    );
+    let probe = Descriptor::new(spec::MEDIA_TYPE_OCI_MANIFEST, d.digest.clone(), 0);
     assert_eq!(src.fetch_manifest(&probe).unwrap(), raw);
 }
 
@@ -300,7 +311,7 @@ fn referrers_api_detected() {
     let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#.to_vec();
     let server = soci_testkit::ReferrersServer::start(index).unwrap();
     let target = RegistryClient::new(&server.host(), &opts()).unwrap();
-    let digest = format!("sha256:{}", "a".repeat(64));
+    let digest = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
     assert!(target
         .referrers_api_supported("some/repo", &digest)
         .unwrap());
@@ -312,7 +323,10 @@ fn referrers_api_detected() {
         .referrers_api_supported("some/repo", &digest)
         .unwrap());
     assert!(target
-        .referrers_api_supported("some/repo", "sha256:short")
+        .referrers_api_supported(
+            "some/repo",
+            &Digest::parse(&format!("sha512:{}", "a".repeat(128))).unwrap()
+        )
         .is_err());
 }
 
@@ -322,12 +336,11 @@ fn push_blob_streaming() {
     let target = RegistryClient::new(&reg.host(), &opts()).unwrap();
     // Bigger than any buffer on the way: streamed in one PUT, not held whole.
     let data = soci_testkit::fixture::pseudo_random(42, 9 << 20);
-    let d = Descriptor {
-        media_type: spec::MEDIA_TYPE_OCI_LAYER_TAR.into(),
-        digest: spec::sha256_digest(&data),
-        size: data.len() as i64,
-        ..Default::default()
-    };
+    let d = Descriptor::new(
+        spec::MEDIA_TYPE_OCI_LAYER_TAR,
+        Digest::of(&data),
+        data.len() as i64,
+    );
     assert!(target.push_blob_stream("streamed", &d, &data[..]).unwrap());
     assert!(
         !target.push_blob_stream("streamed", &d, &data[..]).unwrap(),
@@ -346,7 +359,7 @@ fn push_blob_streaming() {
     let mut other = data.clone();
     other[5_000_000] ^= 1;
     let lying = Descriptor {
-        digest: spec::sha256_digest(&data[..1000]),
+        digest: Digest::of(&data[..1000]),
         size: data.len() as i64,
         ..d.clone()
     };
@@ -357,14 +370,10 @@ fn push_blob_streaming() {
     assert!(e.contains("digest mismatch"), "{e}");
     assert!(!target.blob_exists("streamed2", &lying.digest).unwrap());
     assert!(!target
-        .blob_exists("streamed2", &spec::sha256_digest(&other))
+        .blob_exists("streamed2", &Digest::of(&other))
         .unwrap());
     // Empty blob.
-    let empty = Descriptor {
-        digest: spec::sha256_digest(b""),
-        size: 0,
-        ..Default::default()
-    };
+    let empty = Descriptor::new(String::new(), Digest::of(b""), 0);
     target
         .push_blob_stream("streamed", &empty, &b""[..])
         .unwrap();

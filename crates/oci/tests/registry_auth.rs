@@ -1,6 +1,6 @@
 //! Credentials and TLS against a real registry (htpasswd + a CA-signed
 //! certificate). Its own test binary: it sets DOCKER_CONFIG for the process.
-use soci_oci::spec;
+use soci_oci::spec::Digest;
 use soci_oci::{
     select_manifests, Credentials, ImageSource, PlatformChoice, RegistryClient, RegistryOptions,
     RegistrySource,
@@ -89,7 +89,7 @@ fn credentials_and_tls() {
     let l = &m.manifest.layers[1];
     let mut bytes = Vec::new();
     src.open_blob(l).unwrap().read_to_end(&mut bytes).unwrap();
-    assert_eq!(spec::sha256_digest(&bytes), l.digest);
+    assert_eq!(Digest::of(&bytes), l.digest);
     assert_eq!(src.read_blob_range(l, 100..200).unwrap(), &bytes[100..200]);
 
     // Push with credentials.
@@ -105,10 +105,10 @@ fn credentials_and_tls() {
     .unwrap();
     let blob = b"pushed with basic auth".to_vec();
     assert!(target
-        .push_blob("secure", &blob, &spec::sha256_digest(&blob))
+        .push_blob("secure", &blob, &Digest::of(&blob))
         .unwrap());
     assert!(!target
-        .referrers_api_supported("secure", &fx.root.digest)
+        .referrers_api_supported("secure", &soci_oci::Digest::parse(&fx.root.digest).unwrap())
         .unwrap());
 
     // Credentials from $DOCKER_CONFIG/config.json.

@@ -16,6 +16,7 @@
 use crate::model::{CompressionAlgorithm, CompressionInfo, Toc, TocEntry, Ztoc, ZTOC_VERSION};
 use crate::tar_walk::{TarError, TarWalker};
 use crate::twin_sha::Sha256Stream;
+use soci_digest::Digest;
 use soci_zinfo::{GzipCheckpointer, TarZinfo, ZinfoError};
 use std::io::Read;
 use std::sync::mpsc;
@@ -69,8 +70,8 @@ pub struct BuildOptions {
     pub compression: LayerCompression,
     /// Written into the zTOC's `build_tool_identifier`, so it changes the zTOC digest.
     pub build_tool_identifier: String,
-    /// `sha256:<hex>` the blob must have (the layer descriptor's digest).
-    pub expected_digest: Option<String>,
+    /// The digest the blob must have (the layer descriptor's).
+    pub expected_digest: Option<Digest>,
     /// Size the blob must have (the layer descriptor's size).
     pub expected_size: Option<u64>,
     /// Refuse a layer whose uncompressed stream is longer than this (a gzip
@@ -123,8 +124,8 @@ pub struct BuildProgress {
 pub struct BuiltZtoc {
     /// The zTOC built from the layer.
     pub ztoc: Ztoc,
-    /// `sha256:<hex>` of the whole blob as read.
-    pub blob_digest: String,
+    /// The sha256 digest of the whole blob as read.
+    pub blob_digest: Digest,
     /// Bytes of the whole blob as read.
     pub blob_size: u64,
 }
@@ -278,7 +279,7 @@ pub fn build_ztoc<R: Read>(
     if let (true, Some(expected)) = (drained, &opts.expected_digest) {
         if *expected != hashes.blob_digest {
             return Err(BuildError::DigestMismatch {
-                expected: expected.clone(),
+                expected: expected.to_string(),
                 actual: hashes.blob_digest,
             });
         }
@@ -296,7 +297,7 @@ pub fn build_ztoc<R: Read>(
     if let Some(expected) = &opts.expected_digest {
         if *expected != hashes.blob_digest {
             return Err(BuildError::DigestMismatch {
-                expected: expected.clone(),
+                expected: expected.to_string(),
                 actual: hashes.blob_digest,
             });
         }
@@ -319,7 +320,8 @@ pub fn build_ztoc<R: Read>(
     };
     Ok(BuiltZtoc {
         ztoc,
-        blob_digest: hashes.blob_digest,
+        blob_digest: Digest::try_from(hashes.blob_digest)
+            .expect("the hash thread formats sha256:<64 hex>"),
         blob_size,
     })
 }

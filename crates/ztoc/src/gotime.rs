@@ -61,8 +61,10 @@ fn normalize_unix(mut sec: i64, mut nsec: i64) -> (i64, i64) {
 }
 
 /// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// (Howard Hinnant's `civil_from_days`). The workspace's one calendar routine:
+/// soci-index's store timestamps use it too (soci-index depends on this crate,
+/// not the other way round), so it is re-exported from the crate root.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

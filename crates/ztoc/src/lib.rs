@@ -15,6 +15,7 @@ mod gotime;
 pub mod model;
 pub mod tar_walk;
 mod twin_sha;
+pub use gotime::civil_from_days;
 pub use model::*;
 // The zinfo types that this crate's API hands out (`Ztoc::zinfo`, the `Zinfo`
 // variants of `BuildError` and `ExtractError`), so a user needs no second crate.

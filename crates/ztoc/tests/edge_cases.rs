@@ -305,7 +305,7 @@ fn broken_content_is_a_digest_mismatch_only_when_the_digest_differs() {
 
     let run = |blob: &[u8], expected: &str| {
         let mut opts = BuildOptions::new(Gzip);
-        opts.expected_digest = Some(expected.to_string());
+        opts.expected_digest = Some(soci_digest::Digest::parse(expected).unwrap());
         build_ztoc(Cursor::new(blob), &opts, &mut NoProgress)
     };
     // Corrupted in transit: the digest says so, even though inflate failed first.

@@ -39,10 +39,10 @@ fn fallback_index_keeps_every_entry() {
     skopeo_copy(&layout, &format!("docker://{host}/ex/img:v1")).unwrap();
     let t = RegistryClient::new(&host, &opts()).unwrap();
     let (subject, _) = t.get_manifest_raw("ex/img", "v1").unwrap().unwrap();
-    let tag = subject.digest.replacen(':', "-", 1);
+    let tag = subject.digest.as_str().replacen(':', "-", 1);
 
     // A cosign-style signature referring to the image, listed in the fallback index.
-    let empty_digest = spec::sha256_digest(EMPTY);
+    let empty_digest = spec::Digest::of(EMPTY);
     t.push_blob("ex/img", EMPTY, &empty_digest).unwrap();
     let sig = serde_json::json!({
         "schemaVersion": 2,

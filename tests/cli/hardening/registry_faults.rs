@@ -53,12 +53,11 @@ fn source(env: &Env, policy: RetryPolicy) -> RegistrySource {
 fn big_layer(env: &Env) -> (Descriptor, Vec<u8>) {
     let img = &env.fx.images[0];
     let b = img.layers.iter().max_by_key(|b| b.bytes.len()).unwrap();
-    let d = Descriptor {
-        media_type: b.media_type.clone(),
-        digest: b.digest.clone(),
-        size: b.bytes.len() as i64,
-        ..Default::default()
-    };
+    let d = Descriptor::new(
+        b.media_type.clone(),
+        crate::support::dg(&b.digest),
+        b.bytes.len() as i64,
+    );
     (d, b.bytes.clone())
 }
 
@@ -162,7 +161,7 @@ fn digest_mismatch_is_final_and_stall_times_out() {
     env.proxy.add("GET", &path, usize::MAX, Fault::Corrupt);
     let e = read_all(&src, &d).unwrap_err().to_string();
     assert!(
-        e.contains("digest mismatch") && e.contains(&d.digest),
+        e.contains("digest mismatch") && e.contains(d.digest.as_str()),
         "{e}"
     );
     assert_eq!(
@@ -172,12 +171,11 @@ fn digest_mismatch_is_final_and_stall_times_out() {
     );
     // Through the store-level fetch as well (config blob).
     let cfg = &env.fx.images[0].config;
-    let cfg_d = Descriptor {
-        media_type: cfg.media_type.clone(),
-        digest: cfg.digest.clone(),
-        size: cfg.bytes.len() as i64,
-        ..Default::default()
-    };
+    let cfg_d = Descriptor::new(
+        cfg.media_type.clone(),
+        crate::support::dg(&cfg.digest),
+        cfg.bytes.len() as i64,
+    );
     env.proxy.add(
         "GET",
         &format!("/blobs/{}", cfg.digest),
@@ -272,12 +270,11 @@ fn manifests_retry_and_oversized_ones_are_refused_unread() {
         usize::MAX,
         Fault::Corrupt,
     );
-    let d = Descriptor {
-        media_type: m.media_type.clone(),
-        digest: m.digest.clone(),
-        size: m.bytes.len() as i64,
-        ..Default::default()
-    };
+    let d = Descriptor::new(
+        m.media_type.clone(),
+        crate::support::dg(&m.digest),
+        m.bytes.len() as i64,
+    );
     let e = src.fetch_manifest(&d).unwrap_err().to_string();
     assert!(e.contains("digest mismatch"), "{e}");
     assert_eq!(env.proxy.seen("GET", &m.digest).len(), 1);

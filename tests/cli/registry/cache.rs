@@ -368,7 +368,7 @@ fn push_crafted_index(s: &Setup, repo: &str, tag: &str, ztocs: Vec<Value>) {
     // The image the image index lists must be in the repository.
     push_fixture(&s.fx, &s.reg, &format!("{repo}:plain"));
     client
-        .push_blob(repo, b"{}", soci_index::EMPTY_CONFIG_DIGEST)
+        .push_blob(repo, b"{}", &soci_oci::Digest::of(b"{}"))
         .unwrap();
     client
         .push_manifest(repo, &sha256(&index), &index, OCI_MANIFEST)
@@ -410,10 +410,12 @@ fn a_corrupt_or_mismatched_cached_ztoc_is_refused_and_the_layer_built() {
     .unwrap();
     let garbage = soci_testkit::fixture::pseudo_random(9, 5000);
     client
-        .push_blob("app/evil", &garbage, &sha256(&garbage))
+        .push_blob("app/evil", &garbage, &soci_oci::Digest::of(&garbage))
         .unwrap();
     let z1 = get_blob(&s.reg, "app/good", zs[0]["digest"].as_str().unwrap());
-    client.push_blob("app/evil", &z1, &sha256(&z1)).unwrap();
+    client
+        .push_blob("app/evil", &z1, &soci_oci::Digest::of(&z1))
+        .unwrap();
     let mut bad0 = zs[0].clone();
     bad0["digest"] = json!(sha256(&garbage));
     bad0["size"] = json!(garbage.len());

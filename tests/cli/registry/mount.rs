@@ -171,6 +171,8 @@ fn a_corrupt_layer_is_not_committed_at_the_destination() {
         },
     )
     .unwrap();
-    assert!(!client.blob_exists("app/copy", &big.digest).unwrap());
+    assert!(!client
+        .blob_exists("app/copy", &crate::support::dg(&big.digest))
+        .unwrap());
     assert!(client.get_manifest_raw("app/copy", "v1").unwrap().is_none());
 }

@@ -26,9 +26,15 @@ fn push_foreign_referrer(
     .unwrap();
     let payload = br#"{"critical":{"type":"cosign container image signature"}}"#;
     client
-        .push_blob(repo, b"{}", soci_index::EMPTY_CONFIG_DIGEST)
+        .push_blob(
+            repo,
+            b"{}",
+            &crate::support::dg(soci_index::EMPTY_CONFIG_DIGEST),
+        )
         .unwrap();
-    client.push_blob(repo, payload, &sha256(payload)).unwrap();
+    client
+        .push_blob(repo, payload, &crate::support::dg(&sha256(payload)))
+        .unwrap();
     let sig = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,

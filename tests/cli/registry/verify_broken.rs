@@ -136,9 +136,11 @@ fn verify_detects_wrong_ztocs() {
         "-q",
     ]);
     let zb = std::fs::read(&z).unwrap();
-    base.client.push_blob("bad", &zb, &sha256(&zb)).unwrap();
+    base.client
+        .push_blob("bad", &zb, &crate::support::dg(&sha256(&zb)))
+        .unwrap();
     let mut span = base.soci.clone();
-    span.layers[1].digest = sha256(&zb);
+    span.layers[1].digest = crate::support::dg(&sha256(&zb));
     span.layers[1].size = zb.len() as i64;
     push_variant(&reg, &base, "bad", "span", &span);
     let o = soci(&reg_cmd(

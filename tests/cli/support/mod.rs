@@ -146,6 +146,11 @@ pub(crate) fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
+/// A digest given as text (a fixture's, a constant), parsed.
+pub(crate) fn dg(d: &str) -> soci_oci::spec::Digest {
+    soci_oci::spec::Digest::parse(d).unwrap()
+}
+
 /// A plain HTTP/1.0 GET (or HEAD) against the registry: (status, body).
 pub(crate) fn http(reg: &Registry, method: &str, path: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect_timeout(&reg.addr(), Duration::from_secs(5)).unwrap();

@@ -4,13 +4,15 @@
 use super::auth::Scope;
 use super::bridge::{runtime, STREAM_CHANNEL_CHUNKS};
 use super::retry::{next_chunk, read_limited, Failure, Try};
-use super::{check_digest, Conn, RegistryClient};
+use super::{Conn, RegistryClient};
+use crate::blob::require_sha256;
 use crate::chunks::ChannelReader;
 use crate::error::{Error, Result};
 use crate::reference::is_sha256_digest;
 use crate::spec::sniff_media_type;
-use crate::spec::{self, Descriptor};
+use crate::spec::{self, Descriptor, MaybeDigest};
 use bytes::Bytes;
+use soci_digest::Digest;
 use std::io::Read;
 use std::ops::Range;
 
@@ -94,17 +96,17 @@ impl RegistryClient {
                     return Err(Error::DigestMismatch {
                         what: format!("manifest {registry}/{repo}@{reference}"),
                         expected: reference.into(),
-                        actual: desc.digest,
+                        actual: desc.digest.to_string(),
                     });
                 }
                 if let Some(digest) = digest.filter(|d| is_sha256_digest(d)) {
-                    if digest != desc.digest {
+                    if desc.digest != digest {
                         return Err(Error::DigestMismatch {
                             what: format!(
                                 "manifest {registry}/{repo}:{reference} (Docker-Content-Digest)"
                             ),
                             expected: digest,
-                            actual: desc.digest,
+                            actual: desc.digest.to_string(),
                         });
                     }
                 }
@@ -115,8 +117,8 @@ impl RegistryClient {
     }
 
     /// Whether blob `digest` exists in `repo` (HEAD).
-    pub fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
-        check_digest(digest)?;
+    pub fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool> {
+        require_sha256(digest)?;
         runtime().block_on(self.conn.blob_exists(repo, digest))
     }
 
@@ -142,7 +144,7 @@ impl RegistryClient {
         d: &Descriptor,
         verify: bool,
     ) -> Result<Box<dyn Read + Send>> {
-        check_digest(&d.digest)?;
+        require_sha256(&d.digest)?;
         let size = u64::try_from(d.size).map_err(|_| Error::BadImage {
             image: format!("{}/{repo}", self.registry()),
             reason: format!("blob {} has a negative size {}", d.digest, d.size),
@@ -176,8 +178,13 @@ impl RegistryClient {
     /// Bytes `range` of blob `digest` of `repo` (HTTP Range; a registry that
     /// ignores Range and sends the whole blob is handled too). Retried and
     /// resumed like [`Self::open_blob`].
-    pub fn read_blob_range(&self, repo: &str, digest: &str, range: Range<u64>) -> Result<Vec<u8>> {
-        check_digest(digest)?;
+    pub fn read_blob_range(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        range: Range<u64>,
+    ) -> Result<Vec<u8>> {
+        require_sha256(digest)?;
         if range.start >= range.end {
             return Ok(Vec::new());
         }
@@ -198,39 +205,42 @@ impl RegistryClient {
     /// with an image index (it implements the referrers API), `false` on 404
     /// (and 400/405/501, which some registries use for unknown endpoints): then
     /// the `sha256-<hex>` fallback tag is the way to record referrers.
-    pub fn referrers_api_supported(&self, repo: &str, digest: &str) -> Result<bool> {
+    pub fn referrers_api_supported(&self, repo: &str, digest: &Digest) -> Result<bool> {
         Ok(self.referrers_api(repo, digest)?.is_some())
     }
 
     /// The referrers API's answer for `digest`: `Some(index)`, or `None` when
     /// the registry does not implement the API (see [`Self::referrers_api_supported`]).
-    /// At most [`MAX_REFERRERS_SIZE`] bytes are read.
-    pub fn referrers_api(&self, repo: &str, digest: &str) -> Result<Option<spec::Index>> {
-        check_digest(digest)?;
-        runtime().block_on(self.conn.referrers_api(repo, digest))
+    /// At most [`MAX_REFERRERS_SIZE`] bytes are read. Entries without a
+    /// digest (Go's zero-value descriptor) are dropped, as oras-go does.
+    pub fn referrers_api(&self, repo: &str, digest: &Digest) -> Result<Option<spec::Index>> {
+        require_sha256(digest)?;
+        let index = runtime().block_on(self.conn.referrers_api(repo, digest))?;
+        Ok(index.map(spec::Index::<MaybeDigest>::into_known))
     }
 
     /// The manifests that refer to `digest` (their `subject`): from the
     /// referrers API when the registry has it, else from the distribution-spec
     /// fallback tag `sha256-<hex>` (an index), else none.
-    pub fn referrers(&self, repo: &str, digest: &str) -> Result<Vec<Descriptor>> {
+    pub fn referrers(&self, repo: &str, digest: &Digest) -> Result<Vec<Descriptor>> {
         if let Some(index) = self.referrers_api(repo, digest)? {
             return Ok(index.manifests);
         }
-        let tag = digest.replacen(':', "-", 1);
+        let tag = format!("{}-{}", digest.algorithm(), digest.encoded());
         match self.get_manifest_raw(repo, &tag)? {
             None => Ok(Vec::new()),
             Some((_, raw)) => {
-                let index: spec::Index = serde_json::from_slice(&raw).map_err(|e| {
-                    Error::json(
-                        format!(
-                            "{}/{repo}:{tag} (referrers fallback index)",
-                            self.registry()
-                        ),
-                        e,
-                    )
-                })?;
-                Ok(index.manifests)
+                let index: spec::Index<MaybeDigest> =
+                    serde_json::from_slice(&raw).map_err(|e| {
+                        Error::json(
+                            format!(
+                                "{}/{repo}:{tag} (referrers fallback index)",
+                                self.registry()
+                            ),
+                            e,
+                        )
+                    })?;
+                Ok(index.into_known().manifests)
             }
         }
     }
@@ -270,7 +280,7 @@ impl Conn {
     }
 
     /// HEAD blob `digest` in `repo`.
-    async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
+    async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool> {
         let url = &self.url(repo, &format!("blobs/{digest}"));
         let ctx = &format!("HEAD blob {repo}@{digest}");
         self.retrier(ctx)
@@ -287,7 +297,11 @@ impl Conn {
             .await
     }
 
-    async fn referrers_api(&self, repo: &str, digest: &str) -> Result<Option<spec::Index>> {
+    async fn referrers_api(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<spec::Index<MaybeDigest>>> {
         let url = &self.url(repo, &format!("referrers/{digest}"));
         let ctx = &format!("GET {url}");
         self.retrier(ctx)
@@ -307,7 +321,8 @@ impl Conn {
                         self.err(ctx, m)
                     })
                     .await?;
-                let idx: std::result::Result<spec::Index, _> = serde_json::from_slice(&body);
+                let idx: std::result::Result<spec::Index<MaybeDigest>, _> =
+                    serde_json::from_slice(&body);
                 Ok(idx.ok().filter(|i| i.schema_version == 2))
             })
             .await
@@ -318,7 +333,13 @@ impl Conn {
     /// `sink` (which returns `false` to stop early). Retries and resumes from
     /// the byte reached; never reads past the end of the range (for a whole
     /// blob: its descriptor's size, whatever the registry announces or sends).
-    async fn download(&self, repo: &str, digest: &str, want: Want, sink: Sink<'_>) -> Result<()> {
+    async fn download(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        want: Want,
+        sink: Sink<'_>,
+    ) -> Result<()> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let Want {
             range,
@@ -484,7 +505,7 @@ impl Conn {
 
     /// After the last attempt: a whole blob read to its end must have the
     /// digest asked for (a download stopped early by its reader is not checked).
-    fn check_download_digest(&self, ctx: &str, digest: &str, dl: Download<'_>) -> Result<()> {
+    fn check_download_digest(&self, ctx: &str, digest: &Digest, dl: Download<'_>) -> Result<()> {
         if dl.pos != dl.len() {
             return Ok(());
         }
@@ -492,10 +513,10 @@ impl Conn {
             return Ok(());
         };
         let actual = hasher.digest();
-        if actual != digest {
+        if *digest != actual {
             return Err(Error::DigestMismatch {
                 what: format!("{}: {ctx}", self.registry),
-                expected: digest.into(),
+                expected: digest.to_string(),
                 actual,
             });
         }

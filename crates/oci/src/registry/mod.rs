@@ -41,7 +41,6 @@ pub use retry::{RetryPolicy, MAX_RETRIES, MAX_TIMEOUT_SECS};
 pub use source::RegistrySource;
 
 use crate::error::{shown, Error, Result, MAX_SHOWN_BODY};
-use crate::reference::is_sha256_digest;
 use retry::{error_chain, Failure, Try, RETRY_STATUSES};
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,16 +154,6 @@ impl RegistryClient {
     /// The retry policy every request of this client follows.
     pub fn policy(&self) -> &RetryPolicy {
         &self.conn.policy
-    }
-}
-
-fn check_digest(digest: &str) -> Result<()> {
-    if is_sha256_digest(digest) {
-        Ok(())
-    } else {
-        Err(Error::UnsupportedDigest {
-            digest: digest.into(),
-        })
     }
 }
 

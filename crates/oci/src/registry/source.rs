@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::reference::ImageRef;
 use crate::source::ImageSource;
 use crate::spec::Descriptor;
+use soci_digest::Digest;
 use std::io::Read;
 use std::ops::Range;
 use std::sync::Arc;
@@ -75,12 +76,15 @@ impl ImageSource for RegistrySource {
         let bytes = if crate::spec::is_index_media_type(&d.media_type)
             || crate::spec::is_manifest_media_type(&d.media_type)
         {
-            match self.client.get_manifest_raw(&self.repository, &d.digest)? {
+            match self
+                .client
+                .get_manifest_raw(&self.repository, d.digest.as_str())?
+            {
                 Some((_, raw)) => raw,
                 None => {
                     return Err(Error::BlobNotFound {
                         image: self.reference.to_string(),
-                        digest: d.digest.clone(),
+                        digest: d.digest.to_string(),
                     })
                 }
             }
@@ -100,19 +104,22 @@ impl ImageSource for RegistrySource {
 
     fn fetch_manifest(&self, d: &Descriptor) -> Result<Vec<u8>> {
         check_small(&self.reference, d)?;
-        match self.client.get_manifest_raw(&self.repository, &d.digest)? {
+        match self
+            .client
+            .get_manifest_raw(&self.repository, d.digest.as_str())?
+        {
             Some((_, raw)) => {
                 verify_blob(&format!("{}: manifest", self.reference), d, &raw)?;
                 Ok(raw)
             }
             None => Err(Error::BlobNotFound {
                 image: self.reference.to_string(),
-                digest: d.digest.clone(),
+                digest: d.digest.to_string(),
             }),
         }
     }
 
-    fn referrers(&self, manifest_digest: &str) -> Result<Option<Vec<Descriptor>>> {
+    fn referrers(&self, manifest_digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
         self.client
             .referrers(&self.repository, manifest_digest)
             .map(Some)

@@ -5,12 +5,14 @@
 use super::auth::Scope;
 use super::bridge::runtime;
 use super::retry::{Failure, Try};
-use super::{check_digest, Conn, RegistryClient};
+use super::{Conn, RegistryClient};
+use crate::blob::require_sha256;
 use crate::error::{Error, Result};
 use crate::reference::is_sha256_digest;
 use crate::spec::{self, Descriptor};
 use bytes::Bytes;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use soci_digest::Digest;
 use std::io::Read;
 
 /// 1 MiB chunks buffered between a blob's reader and its upload (uploads run
@@ -20,12 +22,12 @@ const UPLOAD_CHANNEL_CHUNKS: usize = 4;
 impl RegistryClient {
     /// Push `bytes` as blob `digest` into `repo`, unless it is already there.
     /// Returns `true` if it was uploaded.
-    pub fn push_blob(&self, repo: &str, bytes: &[u8], digest: &str) -> Result<bool> {
+    pub fn push_blob(&self, repo: &str, bytes: &[u8], digest: &Digest) -> Result<bool> {
         let actual = spec::sha256_digest(bytes);
-        if actual != digest {
+        if *digest != actual {
             return Err(Error::DigestMismatch {
                 what: format!("blob to push to {}/{repo}", self.registry()),
-                expected: digest.into(),
+                expected: digest.to_string(),
                 actual,
             });
         }
@@ -76,7 +78,7 @@ impl RegistryClient {
         retry: bool,
         mut open: impl FnMut() -> Result<R>,
     ) -> Result<bool> {
-        check_digest(&d.digest)?;
+        require_sha256(&d.digest)?;
         if self.blob_exists(repo, &d.digest)? {
             return Ok(false);
         }
@@ -162,7 +164,7 @@ impl RegistryClient {
         }
         let (actual, sent) = (reader.digest(), reader.size());
         // Content that does not match aborts the upload instead of committing it.
-        let mismatch = actual != d.digest || sent != size;
+        let mismatch = d.digest != actual || sent != size;
         if read_error.is_none() && !upload_ended && mismatch {
             let _ = send(Err(std::io::Error::other(format!(
                 "{what}: content does not match"
@@ -186,10 +188,10 @@ impl RegistryClient {
                 )),
             };
         }
-        if actual != d.digest {
+        if d.digest != actual {
             return Err(Failure::Fatal(Error::DigestMismatch {
                 what: what.into(),
-                expected: d.digest.clone(),
+                expected: d.digest.to_string(),
                 actual,
             }));
         }
@@ -211,7 +213,7 @@ impl RegistryClient {
         repo: &str,
         from_repo: &str,
         bytes: &[u8],
-        digest: &str,
+        digest: &Digest,
     ) -> Result<()> {
         if self.blob_exists(repo, digest)? {
             return Ok(());
@@ -226,8 +228,8 @@ impl RegistryClient {
     /// (cross-repository blob mount: nothing is transferred). `true` if the
     /// blob is in `repo` afterwards; a refused or failed mount is `false`, for
     /// the caller to upload instead.
-    pub fn try_mount(&self, repo: &str, from_repo: &str, digest: &str) -> Result<bool> {
-        check_digest(digest)?;
+    pub fn try_mount(&self, repo: &str, from_repo: &str, digest: &Digest) -> Result<bool> {
+        require_sha256(digest)?;
         let conn = &self.conn;
         let mounted: Result<bool> = runtime().block_on(async {
             let mut url =
@@ -237,7 +239,7 @@ impl RegistryClient {
                         Failure::Retry { message, .. } => conn.err("mount", message),
                     })?;
             url.query_pairs_mut()
-                .append_pair("mount", digest)
+                .append_pair("mount", digest.as_str())
                 .append_pair("from", from_repo);
             let scope = &Scope::Push {
                 repo,
@@ -267,12 +269,12 @@ impl RegistryClient {
         raw: &[u8],
         media_type: &str,
     ) -> Result<Descriptor> {
-        let digest = spec::sha256_digest(raw);
-        if is_sha256_digest(reference) && reference != digest {
+        let digest = Digest::of(raw);
+        if is_sha256_digest(reference) && digest != reference {
             return Err(Error::DigestMismatch {
                 what: format!("manifest to push to {}/{repo}", self.registry()),
                 expected: reference.into(),
-                actual: digest,
+                actual: digest.to_string(),
             });
         }
         crate::reference::check_manifest_reference(reference)?;
@@ -309,12 +311,7 @@ impl RegistryClient {
                 Err(conn.fatal_status(resp, ctx, &t).await)
             }
         }))?;
-        Ok(Descriptor {
-            media_type: media_type.into(),
-            digest,
-            size: raw.len() as i64,
-            ..Default::default()
-        })
+        Ok(Descriptor::new(media_type, digest, raw.len() as i64))
     }
 }
 
@@ -329,7 +326,7 @@ impl Conn {
     async fn upload_once(
         &self,
         repo: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         body: reqwest::Body,
         t: Try,
@@ -357,7 +354,7 @@ impl Conn {
             .parse_url(&start)?
             .join(location)
             .map_err(|e| Failure::Fatal(self.err(&ctx, format!("Location {location:?}: {e}"))))?;
-        url.query_pairs_mut().append_pair("digest", digest);
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
         let req = self
             .http
             .put(url)
