@@ -161,13 +161,13 @@ fn measure(
         let (cold_tag, cached_tag) = (tag("cold"), tag("cached"));
         let cached = run_create(
             soci,
-            &proxy,
+            proxy,
             &format!("{via}/bench/app:{cached_tag}"),
             &["--push", "--cache-from", base_ref],
         );
         let cold = run_create(
             soci,
-            &proxy,
+            proxy,
             &format!("{via}/bench/app:{cold_tag}"),
             &["--push", "--no-cache"],
         );
@@ -179,7 +179,7 @@ fn measure(
         );
         let noop = run_create(
             soci,
-            &proxy,
+            proxy,
             &format!("{via}/bench/app:{cached_tag}"),
             &["--push"],
         );
