@@ -22,7 +22,7 @@
 //!    anything is published (a failure stops the job there);
 //! 6. the index is published ([`publish_to`]);
 //! 7. after a verified publish, the destination is verified the way a runtime
-//!    finds the index, skipping the zTOCs step 4 already checked.
+//!    finds the index, skipping the zTOCs step 5 already checked.
 use crate::cache::{AlreadyIndexed, RegistryCache};
 use crate::create::{create_with, CreateOptions, Created, LayerTee};
 use crate::error::{Error, Result};
