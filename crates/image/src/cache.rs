@@ -208,12 +208,15 @@ impl<'a> RegistryCache<'a> {
                         continue;
                     }
                 };
-                // fetch_ztoc checked the digest already; the store hashes
-                // what it writes and names the blob by that.
-                let blob = store.put_blob(&bytes).map_err(|source| Error::StoreZtoc {
+                // Written through the store's writer, which hashes what it
+                // writes: one pass over the bytes (`put_blob` would take two).
+                let stored = |source| Error::StoreZtoc {
                     layer: layer.digest.clone(),
                     source,
-                })?;
+                };
+                let mut w = store.blob_writer().map_err(stored)?;
+                std::io::Write::write_all(&mut w, &bytes)?;
+                let blob = w.commit_expecting(&zdesc.digest).map_err(stored)?;
                 let record = ZtocRecord {
                     ztoc_digest: blob.digest,
                     ztoc_size: blob.size,
