@@ -15,6 +15,10 @@
 //! goes through `soci create docker-archive:FILE --dest oci:DIR`, which
 //! compresses each layer and builds its zTOC in the same pass; its baseline is
 //! plain single-thread gzip -6 (flate2 + zlib-rs) of the same tars.
+//!
+//! Last, the registry as the zTOC cache (`cache/mod.rs`); `cargo bench
+//! --bench create -- cache` runs that section alone.
+mod cache;
 mod common;
 use common::{data_dir, inflate, make_layout, multi_layer_image, run_measured, sha256_file};
 use std::path::{Path, PathBuf};
@@ -34,6 +38,10 @@ fn main() {
     // `cargo bench --bench create -- many`: the many-images section alone.
     if std::env::args().any(|a| a == "many") {
         many_images(soci);
+        return;
+    }
+    if std::env::args().skip(1).any(|a| a == "cache") {
+        cache::run(soci);
         return;
     }
     let cores = std::thread::available_parallelism()
@@ -249,6 +257,7 @@ fn main() {
         );
     }
     many_images(soci);
+    cache::run(soci);
 }
 
 /// Images in the many-images section, all on one base.

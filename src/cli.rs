@@ -453,6 +453,18 @@ built once. Each image's index goes next to it (--push) or to the local store;
 --dest takes one image only. Output: one line per image, then a summary (with
 --json, one JSON object per line, the summary last). Exit code 1 if any image
 failed (the others are still indexed; the summary names the failed ones).
+  soci create registry.example.com/app:1.1 --push --cache-from registry.example.com/base:3
+                                  (CI: base layers' zTOCs come from the base image's SOCI index)
+
+zTOC cache: before building a layer's zTOC, the local store, then the SOCI indexes of
+the source image, of the destination (the version --push/--dest replaces) and of each
+--cache-from image are searched for one of the same layer, span size and build tool;
+it is fetched (digest-checked), decoded and checked against the layer's size, span size,
+compression and build tool, else refused with a warning and the layer built. The result
+is byte-identical to a build. A registry destination that already has this index (same
+platforms, index version, span size, build tool, min layer size; no --prefetch-file or
+--optimizations) is left as it is: \"already indexed\", exit 0, no layer read.
+--force rebuilds everything; --no-cache keeps to the local store.
 
 Credentials: -u/--user is the destination's (--dest, --push), else the source's;
 --src-user gives the source's when it differs from the destination.
@@ -600,7 +612,8 @@ pub(crate) struct BuildArgs {
     /// trace `soci run --record FILE` writes (its files[].path, in order).
     #[arg(long, value_name = "FILE")]
     pub prefetch_files_json: Option<PathBuf>,
-    /// Rebuild zTOCs even when the local store has them.
+    /// Rebuild every zTOC: do not reuse one from the local store or a
+    /// registry, and publish even when the destination is already indexed.
     #[arg(long, short = 'f')]
     pub force: bool,
     /// SOCI index manifest version.
@@ -633,6 +646,17 @@ pub(crate) struct CreateArgs {
     /// destination, also check the index is found there.
     #[arg(long)]
     pub verify: bool,
+    /// Also look for layers' zTOCs in the SOCI index of this image (repeatable),
+    /// e.g. the base image's: a zTOC of the same layer, span size and build
+    /// tool is fetched and checked instead of downloading the layer. The
+    /// source's own SOCI index and the one at the destination are always looked at.
+    #[arg(long, value_name = "REF")]
+    pub cache_from: Vec<String>,
+    /// Reuse no zTOC from a registry (the source's, the destination's or
+    /// --cache-from's SOCI indexes), and do not take an already indexed
+    /// destination for a no-op; the local store is still used (--force skips it too).
+    #[arg(long)]
+    pub no_cache: bool,
     #[command(flatten)]
     pub build: BuildArgs,
     #[command(flatten)]

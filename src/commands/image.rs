@@ -254,6 +254,7 @@ pub(crate) fn create_options(
         require_stored: false,
         max_uncompressed_size: b.limits.max_uncompressed_size,
         max_files: b.limits.max_files,
+        ..Default::default()
     })
 }
 
@@ -313,14 +314,25 @@ pub(crate) fn layers_json(
                 soci_image::LayerOutcome::Built { ztoc, .. } => {
                     ("built", Some(ztoc.ztoc_digest.clone()), None)
                 }
-                soci_image::LayerOutcome::Reused { ztoc } => {
+                soci_image::LayerOutcome::Reused { ztoc }
+                | soci_image::LayerOutcome::Fetched { ztoc, .. } => {
                     ("reused", Some(ztoc.ztoc_digest.clone()), None)
                 }
                 soci_image::LayerOutcome::Skipped { reason } => {
                     ("skipped", None, Some(reason.clone()))
                 }
             };
-            json!({"digest": d.digest, "media_type": d.media_type, "size": d.size, "status": status, "ztoc": ztoc, "reason": reason})
+            let mut layer = json!({"digest": d.digest, "media_type": d.media_type, "size": d.size, "status": status, "ztoc": ztoc, "reason": reason});
+            // Where a reused zTOC came from: the local store, or a registry image.
+            match o {
+                soci_image::LayerOutcome::Reused { .. } => layer["from"] = json!("store"),
+                soci_image::LayerOutcome::Fetched { from, .. } => {
+                    layer["from"] = json!("registry");
+                    layer["cache_ref"] = json!(from);
+                }
+                _ => {}
+            }
+            layer
         })
         .collect()
 }
@@ -408,8 +420,17 @@ pub(crate) fn run_create(
             return Err(e.into());
         }
     };
+    for w in &report.cache_warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(already) = &report.already_indexed {
+        return print_already_indexed(&report.created, already, &reporter, text, json_out);
+    }
     let created = &report.created;
     let mut out = created_json(created);
+    if !report.cache_warnings.is_empty() {
+        out["cache_warnings"] = json!(report.cache_warnings);
+    }
     if text {
         print_created(created, &store);
     }
@@ -461,12 +482,65 @@ pub(crate) fn run_create(
     Ok((code, out))
 }
 
+/// `create --push`/`--dest` found the destination already indexed with the
+/// same options: says so (per layer, and the index), nothing was published.
+fn print_already_indexed(
+    c: &Created,
+    already: &soci_image::cache::AlreadyIndexed,
+    reporter: &crate::metrics::Metered<'_>,
+    text: bool,
+    json_out: bool,
+) -> Result<(u8, serde_json::Value)> {
+    let mut out = created_json(c);
+    out["already_indexed"] = serde_json::to_value(already)?;
+    reporter.annotate(&mut out);
+    if json_out {
+        print_json(&out)?;
+    }
+    if !text {
+        return Ok((crate::exit::OK, out));
+    }
+    for (d, o) in &c.layers {
+        println!("{}", o.line(&d.digest));
+    }
+    let what = match &already.image_index {
+        Some(d) => format!("SOCI-enabled image {d}"),
+        None => format!(
+            "soci index(es) {}",
+            already
+                .soci_indexes
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    println!(
+        "already indexed: {} has {what} with these options; nothing to do (--force rebuilds)",
+        already.destination
+    );
+    Ok((crate::exit::OK, out))
+}
+
+/// `create`'s build options, with its zTOC cache flags (--no-cache,
+/// --cache-from); the same for one image and for many.
+pub(crate) fn create_cmd_options(a: &CreateArgs) -> Result<CreateOptions> {
+    let mut opts = create_options(&a.build, &a.image, version(&a.build))?;
+    opts.registry_cache = !a.no_cache;
+    opts.cache_from = a
+        .cache_from
+        .iter()
+        .map(|r| parse_ref(r).with_context(|| format!("invalid --cache-from {r:?}")))
+        .collect::<Result<_>>()?;
+    Ok(opts)
+}
+
 pub(crate) fn create_cmd(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
     // Several images (or a list, or a shard of one): see `many`.
     if super::many::is_many(&a) {
         return super::many::create_many(a, global);
     }
-    let opts = create_options(&a.build, &a.image, version(&a.build))?;
+    let opts = create_cmd_options(&a)?;
     let progress = ImageProgress::new(global.quiet, global.json);
     run_create(
         &a.sources[0],

@@ -5,7 +5,7 @@
 //! on one base share its layers through the local store, and a layer two
 //! images reach at once is built once (soci-image's in-process claim).
 //! docs/scale.md says why several machines need no coordination.
-use super::image::{create_options, run_create, usage_error, version, Show};
+use super::image::{create_cmd_options, run_create, usage_error, Show};
 use crate::cli::{CreateArgs, GlobalArgs, Shard};
 use crate::progress::ImageProgress;
 use anyhow::{Context, Result};
@@ -124,7 +124,7 @@ pub(crate) fn create_many(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
         }
         return Ok(crate::exit::OK);
     }
-    let opts = create_options(&a.build, &a.image, version(&a.build))?;
+    let opts = create_cmd_options(&a)?;
     let max_images = a.max_images.map_or(DEFAULT_MAX_IMAGES, usize::from);
     // One set of bars for all images (keyed by layer digest).
     let progress = ImageProgress::new(global.quiet, global.json);

@@ -4,7 +4,9 @@
 //! OCI layout blob, docker archive entry): the digest check, inflate, checkpoints
 //! and file table happen in that one pass. Layers are built in parallel by
 //! `jobs` worker threads; a layer already indexed in the local store with the same
-//! span size and build options is reused instead (`force` rebuilds).
+//! span size and build options is reused instead, else one found in a registry's
+//! SOCI index ([`crate::cache`]); `force` rebuilds.
+use crate::cache::RegistryCache;
 use crate::error::{Error, Result};
 use crate::layers::{plan_layer, why_nothing_indexed, LayerKind, LayerPlan};
 use crate::pool::parallel_by;
@@ -38,7 +40,8 @@ pub struct CreateOptions {
     pub xattr_optimization: bool,
     /// `--prefetch-file` and `--prefetch-files-json` paths.
     pub prefetch_paths: Vec<String>,
-    /// Rebuild zTOCs even when the store has them.
+    /// Rebuild zTOCs even when the store (or a registry) has them, and
+    /// publish even when the destination is already indexed.
     pub force: bool,
     /// SOCI index v1 (referrers) or v2 (image index).
     pub index_version: IndexVersion,
@@ -54,6 +57,12 @@ pub struct CreateOptions {
     pub max_uncompressed_size: u64,
     /// Per-layer limit on tar entries (see `BuildOptions`).
     pub max_files: u64,
+    /// Reuse zTOCs from the SOCI indexes of the source, the destination and
+    /// `cache_from` (see [`crate::cache`]), and take an already indexed
+    /// destination for a no-op; `--no-cache` turns it off.
+    pub registry_cache: bool,
+    /// `--cache-from`: more images whose SOCI indexes may hold the zTOCs.
+    pub cache_from: Vec<soci_oci::ImageRef>,
 }
 
 impl Default for CreateOptions {
@@ -73,6 +82,8 @@ impl Default for CreateOptions {
             require_stored: false,
             max_uncompressed_size: soci_ztoc::build::DEFAULT_MAX_UNCOMPRESSED_SIZE,
             max_files: soci_ztoc::build::DEFAULT_MAX_FILES,
+            registry_cache: true,
+            cache_from: Vec::new(),
         }
     }
 }
@@ -94,6 +105,14 @@ pub enum LayerOutcome {
         /// The stored zTOC.
         ztoc: ZtocRecord,
     },
+    /// A registry had it: found in a SOCI index of `from`, checked, and put
+    /// in the store (see [`crate::cache`]).
+    Fetched {
+        /// The zTOC, now stored.
+        ztoc: ZtocRecord,
+        /// The image whose SOCI index listed it.
+        from: String,
+    },
     /// No zTOC: the layer is below min-layer-size or its compression is unsupported.
     Skipped {
         /// The reference's message for the layer.
@@ -105,7 +124,9 @@ impl LayerOutcome {
     /// The layer's zTOC, unless it was skipped.
     pub fn ztoc(&self) -> Option<&ZtocRecord> {
         match self {
-            LayerOutcome::Built { ztoc, .. } | LayerOutcome::Reused { ztoc } => Some(ztoc),
+            LayerOutcome::Built { ztoc, .. }
+            | LayerOutcome::Reused { ztoc }
+            | LayerOutcome::Fetched { ztoc, .. } => Some(ztoc),
             LayerOutcome::Skipped { .. } => None,
         }
     }
@@ -117,6 +138,10 @@ impl LayerOutcome {
             }
             LayerOutcome::Reused { ztoc } => format!(
                 "layer {layer} -> ztoc {} (already exists)",
+                ztoc.ztoc_digest
+            ),
+            LayerOutcome::Fetched { ztoc, from } => format!(
+                "layer {layer} -> ztoc {} (reused from {from})",
                 ztoc.ztoc_digest
             ),
             LayerOutcome::Skipped { reason } => reason.clone(),
@@ -156,7 +181,7 @@ pub struct Created {
 
 /// The store's reuse key: what, besides layer digest and span size, makes two
 /// zTOCs of a layer differ. The build tool identifier is in the zTOC's bytes.
-fn options_key(opts: &CreateOptions) -> String {
+pub(crate) fn options_key(opts: &CreateOptions) -> String {
     format!("tool={}", opts.build_tool_identifier)
 }
 
@@ -176,6 +201,7 @@ const TEE_DEPTH: usize = 16;
 
 /// Builds (or reuses) the zTOC of one layer and stores it; a layer that is read
 /// goes to `tee` in the same pass when it wants it.
+#[allow(clippy::too_many_arguments)]
 fn index_layer(
     source: &dyn ImageSource,
     store: &Store,
@@ -184,6 +210,7 @@ fn index_layer(
     opts: &CreateOptions,
     reporter: &dyn Reporter,
     tee: Option<&dyn LayerTee>,
+    cache: Option<&RegistryCache<'_>>,
 ) -> Result<LayerOutcome> {
     let key = options_key(opts);
     // Another image of this run may be indexing the same layer: wait for it,
@@ -206,6 +233,12 @@ fn index_layer(
             layer: layer.digest.clone(),
             span_size: opts.span_size,
         });
+    }
+    // After the store (local, free), before reading the layer.
+    if let Some(cache) = cache.filter(|_| !opts.force) {
+        if let Some(outcome) = cache.reuse(layer, kind, opts, store)? {
+            return Ok(outcome);
+        }
     }
     reporter.layer_start(&layer.digest, layer.size.max(0) as u64);
     let reader = source.open_blob(layer).map_err(|source| Error::ReadLayer {
@@ -306,12 +339,13 @@ pub fn create(
     opts: &CreateOptions,
     reporter: &dyn Reporter,
 ) -> Result<Created> {
-    create_with(source, store, opts, reporter, &HashMap::new(), None)
+    create_with(source, store, opts, reporter, &HashMap::new(), None, None)
 }
 
 /// [`create`], with the outcomes of layers already built by the caller (the
 /// docker-archive path builds zTOCs while it compresses, see `recompress`), and
-/// optionally handing every layer it reads to `tee` in the same pass.
+/// optionally handing every layer it reads to `tee` in the same pass, and
+/// looking in `cache` for a layer's zTOC the store lacks before building it.
 pub fn create_with(
     source: &dyn ImageSource,
     store: &Store,
@@ -319,6 +353,7 @@ pub fn create_with(
     reporter: &dyn Reporter,
     prebuilt: &HashMap<Digest, LayerOutcome>,
     tee: Option<&dyn LayerTee>,
+    cache: Option<&RegistryCache<'_>>,
 ) -> Result<Created> {
     if opts.span_size == 0 {
         return Err(Error::ZeroSpanSize);
@@ -341,7 +376,7 @@ pub fn create_with(
                     prebuilt[&layer.digest].clone()
                 }
                 LayerPlan::Index(kind) => {
-                    index_layer(source, store, layer, *kind, opts, reporter, tee)?
+                    index_layer(source, store, layer, *kind, opts, reporter, tee, cache)?
                 }
             };
             reporter.layer_done(&layer.digest, &outcome.line(&layer.digest));

@@ -9,14 +9,21 @@
 //! 2. a docker archive going somewhere has its plain-tar layers compressed
 //!    first ([`crate::recompress`]): what lands at the destination is
 //!    compressed, so that form is the one indexed;
-//! 3. the zTOCs and SOCI indexes are built into the local store, each layer
-//!    read being copied to the destination in the same pass
+//! 3. unless `force` or `--no-cache`: when the destination already has what
+//!    this run would publish (same layers, options, index), the job stops
+//!    there, having read manifests only
+//!    ([`crate::cache::RegistryCache::already_indexed`]);
+//! 4. the zTOCs and SOCI indexes are built into the local store: each layer's
+//!    zTOC is taken from the store, else from a SOCI index of the source, the
+//!    destination or a `--cache-from` image ([`crate::cache`]), else built,
+//!    the layer read being copied to the destination in the same pass
 //!    ([`crate::publish::Destination`] as the [`crate::create::LayerTee`]);
-//! 4. with `verify`, what was built is checked against the image before
+//! 5. with `verify`, what was built is checked against the image before
 //!    anything is published (a failure stops the job there);
-//! 5. the index is published ([`publish_to`]);
-//! 6. after a verified publish, the destination is verified the way a runtime
-//!    finds the index, skipping the zTOCs step 4 already checked.
+//! 6. the index is published ([`publish_to`]);
+//! 7. after a verified publish, the destination is verified the way a runtime
+//!    finds the index, skipping the zTOCs step 5 already checked.
+use crate::cache::{AlreadyIndexed, RegistryCache};
 use crate::create::{create_with, CreateOptions, Created, LayerTee};
 use crate::error::{Error, Result};
 use crate::publish::{check_destination, publish_to, Destination, PublishResult};
@@ -88,6 +95,12 @@ pub struct CreateReport {
     /// A step after the build that failed (publishing, or verifying at the
     /// destination): everything above happened, the rest did not.
     pub failure: Option<Error>,
+    /// The destination already had what this run would publish: nothing was
+    /// built or published (`created` is what it has, its zTOCs not fetched).
+    pub already_indexed: Option<AlreadyIndexed>,
+    /// Problems with the zTOC cache (an image that could not be read, a zTOC
+    /// refused); each time the layer was built instead.
+    pub cache_warnings: Vec<String>,
 }
 
 impl CreateJob {
@@ -168,13 +181,60 @@ impl CreateJob {
             .as_ref()
             .map(|d| Destination::new(source, d, opts.index_version, &self.registry));
         let tee = destination.as_ref().map(|d| d as &dyn LayerTee);
-        let created = create_with(source, store, opts, reporter, &prebuilt, tee)?;
+        let cache = if opts.registry_cache && !opts.force && !opts.require_stored {
+            // A registry destination is read through the client publishing uses.
+            let dest_source = match &destination {
+                Some(d) => d.registry_source()?,
+                None => None,
+            };
+            Some(RegistryCache::new(
+                &pinned,
+                self.dest.as_ref(),
+                dest_source,
+                &opts.cache_from,
+                &self.registry,
+            ))
+        } else {
+            None
+        };
+        // Only a registry destination: round trips are what the no-op saves
+        // (publishing to a local layout is cheap, and also cleans up the
+        // temporaries of killed writers there). Verifying needs the layers
+        // read anyway; a docker archive's layers are known (compressed) only
+        // once recompressed.
+        let may_skip = !self.verify
+            && !matches!(src, ImageRef::DockerArchive { .. })
+            && matches!(self.dest, Some(ImageRef::Registry { .. }));
+        if let (Some(cache), true) = (&cache, may_skip) {
+            if let Some((created, already)) = cache.already_indexed(source, opts)? {
+                return Ok(CreateReport {
+                    created,
+                    verified: None,
+                    published: None,
+                    verified_at_destination: None,
+                    failure: None,
+                    already_indexed: Some(already),
+                    cache_warnings: cache.warnings(),
+                });
+            }
+        }
+        let created = create_with(
+            source,
+            store,
+            opts,
+            reporter,
+            &prebuilt,
+            tee,
+            cache.as_ref(),
+        )?;
         let mut report = CreateReport {
             created,
             verified: None,
             published: None,
             verified_at_destination: None,
             failure: None,
+            already_indexed: None,
+            cache_warnings: cache.as_ref().map(|c| c.warnings()).unwrap_or_default(),
         };
         // The zTOCs are read from the local store that holds them.
         let mut checked = None;

@@ -13,6 +13,7 @@
 //! Libraries never draw on the terminal: progress goes through [`Reporter`].
 //! Failures are an [`Error`], one variant per failure, naming the layer,
 //! digest or image concerned.
+pub mod cache;
 mod claim;
 pub mod create;
 mod error;
@@ -186,17 +187,50 @@ pub(crate) fn check_ztoc_bytes(
 
 /// An image source whose root is resolved once: a tag moved while a command
 /// runs must not give one step image A and the next image B. Every other call
-/// goes to the wrapped source (everything else is addressed by digest).
+/// goes to the wrapped source (everything else is addressed by digest), once
+/// for a manifest or a blob of at most 1 MiB.
 pub struct PinnedSource<'a> {
     inner: &'a dyn soci_oci::source::ImageSource,
     root: (soci_oci::spec::Descriptor, Vec<u8>),
+    /// Manifests and small blobs (configs) already fetched, by digest: the
+    /// steps of one job read them more than once (e.g. the already-indexed
+    /// check, then the build), and content addressing makes a copy safe.
+    fetched: std::sync::Mutex<std::collections::HashMap<Digest, Vec<u8>>>,
 }
+
+/// The largest blob [`PinnedSource`] keeps a copy of.
+const PINNED_COPY_LIMIT: i64 = 1 << 20;
 
 impl<'a> PinnedSource<'a> {
     /// Resolves `inner`'s root now.
     pub fn new(inner: &'a dyn soci_oci::source::ImageSource) -> soci_oci::Result<Self> {
         let root = inner.resolve_root()?;
-        Ok(PinnedSource { inner, root })
+        Ok(PinnedSource {
+            inner,
+            root,
+            fetched: Default::default(),
+        })
+    }
+
+    /// `fetch` unless a copy of `d` was kept.
+    fn once(
+        &self,
+        d: &soci_oci::spec::Descriptor,
+        fetch: impl FnOnce() -> soci_oci::Result<Vec<u8>>,
+    ) -> soci_oci::Result<Vec<u8>> {
+        let copies = || self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        // A descriptor naming another size is the wrapped source's to refuse.
+        if let Some(bytes) = copies()
+            .get(&d.digest)
+            .filter(|b| d.size <= 0 || b.len() as i64 == d.size)
+        {
+            return Ok(bytes.clone());
+        }
+        let bytes = fetch()?;
+        if bytes.len() as i64 <= PINNED_COPY_LIMIT {
+            copies().insert(d.digest.clone(), bytes.clone());
+        }
+        Ok(bytes)
     }
 }
 
@@ -208,7 +242,7 @@ impl soci_oci::source::ImageSource for PinnedSource<'_> {
         Ok(self.root.clone())
     }
     fn fetch_blob(&self, d: &soci_oci::spec::Descriptor) -> soci_oci::Result<Vec<u8>> {
-        self.inner.fetch_blob(d)
+        self.once(d, || self.inner.fetch_blob(d))
     }
     fn open_blob(
         &self,
@@ -224,7 +258,7 @@ impl soci_oci::source::ImageSource for PinnedSource<'_> {
         self.inner.read_blob_range(d, range)
     }
     fn fetch_manifest(&self, d: &soci_oci::spec::Descriptor) -> soci_oci::Result<Vec<u8>> {
-        self.inner.fetch_manifest(d)
+        self.once(d, || self.inner.fetch_manifest(d))
     }
     fn referrers(
         &self,

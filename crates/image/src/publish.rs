@@ -69,6 +69,10 @@ trait ImageSink: Sync {
     fn registry(&self) -> Option<(&RegistryClient, &str)> {
         None
     }
+    /// The registry client behind this sink, shared (see [`Destination::registry_source`]).
+    fn client(&self) -> Option<std::sync::Arc<RegistryClient>> {
+        None
+    }
 }
 
 struct RegistrySink {
@@ -117,6 +121,9 @@ impl ImageSink for RegistrySink {
     }
     fn registry(&self) -> Option<(&RegistryClient, &str)> {
         Some((&*self.target, &self.repo))
+    }
+    fn client(&self) -> Option<std::sync::Arc<RegistryClient>> {
+        Some(self.target.clone())
     }
 }
 
@@ -310,10 +317,22 @@ fn copy_image(
 }
 
 /// Pushes the SOCI artifacts (zTOCs, prefetch artifacts, `{}` config, index
-/// manifests) from the store to the sink.
-fn put_soci_artifacts(sink: &dyn ImageSink, store: &Store, created: &Created) -> Result<usize> {
-    let mut uploaded = 0;
+/// manifests) from the store to the sink. A zTOC taken from a SOCI index in
+/// another repository of the same registry is mounted from there, not sent.
+fn put_soci_artifacts(sink: &dyn ImageSink, store: &Store, created: &Created) -> Result<Copied> {
+    let mut copied = Copied::default();
     let empty_config = Digest::parse(EMPTY_CONFIG_DIGEST).expect("a constant sha256 digest");
+    let cached_in: HashMap<&Digest, ImageRef> = created
+        .layers
+        .iter()
+        .filter_map(|(_, o)| match o {
+            crate::LayerOutcome::Fetched { ztoc, from } => from
+                .parse::<ImageRef>()
+                .ok()
+                .map(|r| (&ztoc.ztoc_digest, r)),
+            _ => None,
+        })
+        .collect();
     let mut blobs: Vec<Descriptor> = vec![blob_desc(
         &empty_config,
         EMPTY_CONFIG_CONTENT.len() as u64,
@@ -340,18 +359,24 @@ fn put_soci_artifacts(sink: &dyn ImageSink, store: &Store, created: &Created) ->
         if !seen.insert(d.digest.clone()) || sink.has_blob(&d.digest)? {
             continue;
         }
+        if let Some(from) = cached_in.get(&d.digest) {
+            if sink.try_mount(&d, from)? {
+                copied.mounted += 1;
+                continue;
+            }
+        }
         let bytes = if d.digest == EMPTY_CONFIG_DIGEST {
             EMPTY_CONFIG_CONTENT.to_vec()
         } else {
             store.get_blob(&d.digest)?
         };
         sink.put_blob(&d, &bytes)?;
-        uploaded += 1;
+        copied.uploaded += 1;
     }
     for p in &created.platforms {
         sink.put_manifest(None, &p.index.bytes, spec::MEDIA_TYPE_OCI_MANIFEST)?;
     }
-    Ok(uploaded)
+    Ok(copied)
 }
 
 /// Where `publish` puts things, and the tag it sets last (none for a
@@ -469,6 +494,20 @@ impl<'a> Destination<'a> {
         self
     }
 
+    /// The destination as an image to read (its current SOCI index, for the
+    /// zTOC cache), through the client publishing will use: one challenge
+    /// and one run of the credential helper. `None` unless it is a registry.
+    pub(crate) fn registry_source(&self) -> Result<Option<Box<dyn ImageSource>>> {
+        if !matches!(self.dest, ImageRef::Registry { .. }) {
+            return Ok(None);
+        }
+        let Some(client) = self.opened()?.0.client() else {
+            return Ok(None);
+        };
+        let source = soci_oci::registry::RegistrySource::with_client(self.dest.clone(), client)?;
+        Ok(Some(Box::new(source)))
+    }
+
     fn opened(&self) -> Result<&OpenSink> {
         if let Some(o) = self.opened.get() {
             return Ok(o);
@@ -542,7 +581,7 @@ pub fn publish_to(
         uploaded: destination.teed_uploaded.load(Ordering::Relaxed),
         mounted: destination.teed_mounted.load(Ordering::Relaxed),
     });
-    copied.uploaded += put_soci_artifacts(sink, store, created)?;
+    copied.add(put_soci_artifacts(sink, store, created)?);
     let soci_indexes: Vec<Digest> = created
         .platforms
         .iter()

@@ -406,8 +406,10 @@ fn cli_create_and_push_through_faults() {
         Fault::Corrupt,
     );
     let bad = tmp.path().join("bad");
+    // --no-cache: the image's own SOCI index (pushed above) would spare the read.
     let o = soci(&[
         "create",
+        "--no-cache",
         "--plain-http",
         "--min-layer-size",
         "0",

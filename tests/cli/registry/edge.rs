@@ -168,7 +168,7 @@ fn v1_dest_from_layout_and_push_v2_from_store() {
         "create",
         &by_digest,
         p(&store),
-        &["--index-version", "v1", "--push"],
+        &["--index-version", "v1", "--push", "--no-cache"],
     ));
     assert!(out.contains("fallback tag sha256-"), "{out}");
     let fb = inspect(&format!(

@@ -1,3 +1,4 @@
+mod cache;
 mod credentials;
 mod dest;
 mod docker_archive_push;

@@ -123,8 +123,11 @@ fn create_push_v1_fallback_tag_keeps_foreign_referrers() {
         v.contains("referrers (v1)") && v.contains(&d1) && v.contains("verify: OK"),
         "{v}"
     );
-    // Pushing again: no duplicate, the signature still first.
-    let out = soci_ok(&args);
+    // Pushing again (--no-cache: published again rather than found already
+    // indexed): no duplicate, the signature still first.
+    let mut again = args.clone();
+    again.push("--no-cache");
+    let out = soci_ok(&again);
     assert_eq!(out.matches("(already exists)").count(), 3, "{out}");
     assert_eq!(check(), d1);
     // `soci push` from the store does the same without rebuilding.

@@ -113,7 +113,10 @@ fn create_push_v2_roundtrip_deterministic_and_reused() {
 
     // Again, same store: zTOCs reused, the very same bytes (the source is now
     // the SOCI-enabled index itself; converting it again is idempotent).
-    let out2 = soci_ok(&args);
+    // --no-cache: published again rather than found already indexed.
+    let mut again = args.clone();
+    again.push("--no-cache");
+    let out2 = soci_ok(&again);
     assert_eq!(out2.matches("(already exists)").count(), 3, "{out2}");
     let (raw2, manifest2, index2) =
         check_converted(&reg, "app", "1.0", &original, &indexable_layers(img), 65536);
