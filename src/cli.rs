@@ -159,12 +159,14 @@ pub(crate) struct GcArgs {
     pub registry: RegistryArgs,
 }
 
-/// How to reach a registry, for commands that talk to one repository and
-/// build nothing (`gc`): the registry flags of [`ImageArgs`], no others.
+/// How to reach a registry: part of [`ImageArgs`], and alone for commands
+/// that talk to one repository and build nothing (`gc`).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RegistryArgs {
-    /// Talk plain HTTP (local registries): bare, or `--plain-http=HOST[:PORT][,…]`.
-    /// Credentials go in plain HTTP only to loopback hosts and to hosts named here.
+    /// Talk plain HTTP (local registries): bare, to every registry of the
+    /// command; `--plain-http=HOST[:PORT][,…]` (as in the image reference),
+    /// only to those. Credentials go in plain HTTP only to loopback hosts and
+    /// to hosts named here.
     #[arg(
         long,
         value_name = "HOST[:PORT]",
@@ -176,24 +178,36 @@ pub(crate) struct RegistryArgs {
     /// Trust this extra CA certificate (PEM) for registry TLS.
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
-    /// Do not verify the registry's TLS certificate (prints a warning).
+    /// Do not verify registries' TLS certificates (prints a warning). Anyone
+    /// on the network path can then read and alter the traffic.
     #[arg(long, short = 'k')]
     pub insecure: bool,
     /// Client certificate (PEM) for registries that require one; with --tlskey.
+    /// Presented on every registry request, uploads and token requests included.
     #[arg(long, value_name = "FILE", requires = "tlskey")]
     pub tlscert: Option<PathBuf>,
     /// Private key (PEM) of --tlscert.
     #[arg(long, value_name = "FILE", requires = "tlscert")]
     pub tlskey: Option<PathBuf>,
-    /// Overall limit in seconds for one registry request, retries included
-    /// (default: $SOCI_REGISTRY_TIMEOUT, else 3600).
+    /// Overall limit in seconds for one registry request (a whole blob
+    /// download or upload, the token exchange included), retries included
+    /// (default: $SOCI_REGISTRY_TIMEOUT, else 3600; see also
+    /// SOCI_REGISTRY_STALL_TIMEOUT and SOCI_REGISTRY_RETRIES).
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
-    /// Print each HTTP exchange with the registry on stderr (secrets redacted).
+    /// Print each HTTP exchange with registries on stderr (the /v2/
+    /// challenge, token requests, manifests, blobs, ranges, HEADs, uploads,
+    /// mounts, referrers: method, URL, status, headers; credentials, tokens,
+    /// cookies and URL queries shown as <redacted>).
     #[arg(long, visible_alias = "debug")]
     pub http_dump: bool,
-    /// Registry credentials, USER:PASSWORD or USER with --password-stdin.
-    /// Default: what Docker would use from $DOCKER_CONFIG/config.json, else anonymous.
+    /// Registry credentials, USER:PASSWORD or USER with --password-stdin, for
+    /// ONE registry: the destination of `convert`, `create --dest/--push` and
+    /// `push`; the image's registry for the other commands. Never sent to
+    /// another registry, and only when that registry asks (a 401 challenge).
+    /// Default: what Docker would use from $DOCKER_CONFIG/config.json
+    /// (credHelpers, auths, credsStore; helpers are the docker-credential-NAME
+    /// programs in PATH's absolute directories), else anonymous.
     #[arg(
         long = "user",
         short = 'u',
@@ -219,15 +233,7 @@ impl RegistryArgs {
         let mut a = Defaults::try_parse_from(["soci"])
             .expect("every ImageArgs flag has a default")
             .image;
-        a.plain_http = self.plain_http.clone();
-        a.tls_ca = self.tls_ca.clone();
-        a.insecure = self.insecure;
-        a.tlscert = self.tlscert.clone();
-        a.tlskey = self.tlskey.clone();
-        a.timeout = self.timeout;
-        a.http_dump = self.http_dump;
-        a.username = self.username.clone();
-        a.password_stdin = self.password_stdin;
+        a.registry = self.clone();
         a
     }
 }
@@ -506,61 +512,8 @@ pub(crate) struct ImageArgs {
     /// Use every platform of a multi-platform image.
     #[arg(long, conflicts_with = "platform")]
     pub all_platforms: bool,
-    /// Talk plain HTTP (local registries): bare, to every registry of the
-    /// command; `--plain-http=HOST[:PORT][,…]` (as in the image reference),
-    /// only to those. Credentials go in plain HTTP only to loopback hosts and
-    /// to hosts named here.
-    #[arg(
-        long,
-        value_name = "HOST[:PORT]",
-        num_args = 0..=1,
-        require_equals = true,
-        value_delimiter = ','
-    )]
-    pub plain_http: Option<Vec<String>>,
-    /// Trust this extra CA certificate (PEM) for registry TLS.
-    #[arg(long, value_name = "FILE")]
-    pub tls_ca: Option<PathBuf>,
-    /// Do not verify registries' TLS certificates (prints a warning). Anyone
-    /// on the network path can then read and alter the traffic.
-    #[arg(long, short = 'k')]
-    pub insecure: bool,
-    /// Client certificate (PEM) for registries that require one; with --tlskey.
-    /// Presented on every registry request, uploads and token requests included.
-    #[arg(long, value_name = "FILE", requires = "tlskey")]
-    pub tlscert: Option<PathBuf>,
-    /// Private key (PEM) of --tlscert.
-    #[arg(long, value_name = "FILE", requires = "tlscert")]
-    pub tlskey: Option<PathBuf>,
-    /// Overall limit in seconds for one registry request (a whole blob
-    /// download or upload, the token exchange included), retries included
-    /// (default: $SOCI_REGISTRY_TIMEOUT, else 3600; see also
-    /// SOCI_REGISTRY_STALL_TIMEOUT and SOCI_REGISTRY_RETRIES).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
-    pub timeout: Option<std::time::Duration>,
-    /// Print each HTTP exchange with registries on stderr (the /v2/
-    /// challenge, token requests, manifests, blobs, ranges, HEADs, uploads,
-    /// mounts, referrers: method, URL, status, headers; credentials, tokens,
-    /// cookies and URL queries shown as <redacted>).
-    #[arg(long, visible_alias = "debug")]
-    pub http_dump: bool,
-    /// Registry credentials, USER:PASSWORD or USER with --password-stdin, for
-    /// ONE registry: the destination of `convert`, `create --dest/--push` and
-    /// `push`; the image's registry for the other commands. Never sent to
-    /// another registry, and only when that registry asks (a 401 challenge).
-    /// Default: what Docker would use from $DOCKER_CONFIG/config.json
-    /// (credHelpers, auths, credsStore; helpers are the docker-credential-NAME
-    /// programs in PATH's absolute directories), else anonymous.
-    #[arg(
-        long = "user",
-        short = 'u',
-        visible_alias = "username",
-        value_name = "USER[:PASSWORD]"
-    )]
-    pub username: Option<String>,
-    /// Read the password of -u/--user from standard input.
-    #[arg(long, requires = "username")]
-    pub password_stdin: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Credentials for the source registry when it differs from the
     /// destination (convert, create --dest), USER:PASSWORD or USER with
     /// --src-password-stdin.
@@ -1164,10 +1117,10 @@ mod tests {
             panic!("not gc")
         };
         let i = a.registry.to_image_args();
-        assert_eq!(i.plain_http, Some(vec!["h:5000".to_string()]));
-        assert!(i.insecure);
-        assert_eq!(i.timeout, Some(std::time::Duration::from_secs(7)));
-        assert_eq!(i.username.as_deref(), Some("ci:pw"));
+        assert_eq!(i.registry.plain_http, Some(vec!["h:5000".to_string()]));
+        assert!(i.registry.insecure);
+        assert_eq!(i.registry.timeout, Some(std::time::Duration::from_secs(7)));
+        assert_eq!(i.registry.username.as_deref(), Some("ci:pw"));
         assert!(i.platform.is_empty() && i.jobs.is_none() && i.src_user.is_none());
     }
 

@@ -23,7 +23,7 @@ pub(crate) fn run(a: GcArgs, global: &GlobalArgs) -> Result<u8> {
     };
     let mut image = a.registry.to_image_args();
     // -u belongs to the one registry gc talks to.
-    if image.username.is_some() {
+    if image.registry.username.is_some() {
         image.user_registry = Some(registry.clone());
     }
     let client = RegistryClient::new(&registry, &registry_options(&image)?)

@@ -101,7 +101,7 @@ pub(crate) fn bind_credentials(
     user_image: &ImageRef,
 ) -> Result<ImageArgs> {
     let mut a = a.clone();
-    if a.username.is_some() {
+    if a.registry.username.is_some() {
         a.user_registry = Some(registry_host(user_image).with_context(|| {
             if user_image == src {
                 format!("-u/--user gives registry credentials, but {src} is not a registry image")
@@ -127,25 +127,29 @@ pub(crate) fn bind_credentials(
 pub(crate) fn registry_options(a: &ImageArgs) -> Result<RegistryOptions> {
     let mut opts = RegistryOptions {
         credentials: Credentials::DockerConfig,
-        plain_http: a.plain_http.as_ref().is_some_and(|hosts| hosts.is_empty()),
-        plain_http_hosts: a.plain_http.clone().unwrap_or_default(),
-        tls_ca: a.tls_ca.clone(),
-        insecure: a.insecure,
-        client_cert: match (&a.tlscert, &a.tlskey) {
+        plain_http: a
+            .registry
+            .plain_http
+            .as_ref()
+            .is_some_and(|hosts| hosts.is_empty()),
+        plain_http_hosts: a.registry.plain_http.clone().unwrap_or_default(),
+        tls_ca: a.registry.tls_ca.clone(),
+        insecure: a.registry.insecure,
+        client_cert: match (&a.registry.tlscert, &a.registry.tlskey) {
             (Some(cert), Some(key)) => Some(ClientCert {
                 cert: cert.clone(),
                 key: key.clone(),
             }),
             _ => None,
         },
-        timeout: a.timeout,
-        http_dump: a.http_dump,
+        timeout: a.registry.timeout,
+        http_dump: a.registry.http_dump,
         ..Default::default()
     };
     let scoped = [
         (
-            &a.username,
-            a.password_stdin,
+            &a.registry.username,
+            a.registry.password_stdin,
             &a.user_registry,
             "-u/--user",
             "--password-stdin",
@@ -176,7 +180,7 @@ pub(crate) fn registry_options(a: &ImageArgs) -> Result<RegistryOptions> {
             None => opts.credentials = credentials,
         }
     }
-    if a.insecure {
+    if a.registry.insecure {
         static WARNED: std::sync::Once = std::sync::Once::new();
         WARNED.call_once(|| {
             eprintln!("warning: -k/--insecure: registry TLS certificates are not verified; anyone on the network path can read and alter the traffic");

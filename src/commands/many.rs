@@ -95,7 +95,7 @@ struct Done {
 /// `soci create` with several images (see [`is_many`]).
 pub(crate) fn create_many(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
     if a.from_file.as_deref().is_some_and(|f| f.as_os_str() == "-")
-        && (a.image.password_stdin || a.image.src_password_stdin)
+        && (a.image.registry.password_stdin || a.image.src_password_stdin)
     {
         usage_error(
             "--from-file - and --password-stdin both read standard input: give the list as a file"

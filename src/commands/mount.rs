@@ -36,8 +36,9 @@ pub(crate) fn run(a: MountArgs, global: &GlobalArgs) -> Result<u8> {
         );
     }
     let mut image_args = a.image.clone();
-    if image_args.timeout.is_none() && std::env::var_os("SOCI_REGISTRY_TIMEOUT").is_none() {
-        image_args.timeout = Some(MOUNT_REQUEST_TIMEOUT);
+    if image_args.registry.timeout.is_none() && std::env::var_os("SOCI_REGISTRY_TIMEOUT").is_none()
+    {
+        image_args.registry.timeout = Some(MOUNT_REQUEST_TIMEOUT);
     }
     let source: Arc<dyn ImageSource> = Arc::from(open(&src, &image_args)?);
     let store = open_store(a.image.store.as_deref()).ok();

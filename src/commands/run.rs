@@ -106,31 +106,31 @@ fn mount_args(a: &RunArgs, i: &ImageArgs) -> Vec<OsString> {
     if let Some(r) = &a.record {
         flag("--record", Some(r.as_os_str()));
     }
-    match &i.plain_http {
+    match &i.registry.plain_http {
         Some(hosts) if hosts.is_empty() => flag("--plain-http", None),
         Some(hosts) => flag(&format!("--plain-http={}", hosts.join(",")), None),
         None => {}
     }
-    if let Some(c) = &i.tls_ca {
+    if let Some(c) = &i.registry.tls_ca {
         flag("--tls-ca", Some(c.as_os_str()));
     }
-    if i.insecure {
+    if i.registry.insecure {
         flag("--insecure", None);
     }
-    if let (Some(c), Some(k)) = (&i.tlscert, &i.tlskey) {
+    if let (Some(c), Some(k)) = (&i.registry.tlscert, &i.registry.tlskey) {
         flag("--tlscert", Some(c.as_os_str()));
         flag("--tlskey", Some(k.as_os_str()));
     }
-    if let Some(t) = i.timeout {
+    if let Some(t) = i.registry.timeout {
         flag("--timeout", Some(t.as_secs_f64().to_string().as_ref()));
     }
-    if i.http_dump {
+    if i.registry.http_dump {
         flag("--http-dump", None);
     }
     if let Some(s) = &i.store {
         flag("--store", Some(s.as_os_str()));
     }
-    if let Some(u) = &i.username {
+    if let Some(u) = &i.registry.username {
         // The password goes through the child's stdin, never its argv.
         let user = u.split_once(':').map(|(u, _)| u).unwrap_or(u);
         flag("--user", Some(user.as_ref()));
