@@ -7,6 +7,7 @@
 //! `--cache-size`, least recently used first out). Concurrent reads of one span
 //! wait for the one fetch in flight.
 use crate::image::LayerData;
+use soci_oci::error_chain;
 use soci_oci::source::ImageSource;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -417,20 +418,6 @@ impl SpanCache {
     }
 }
 
-/// An error and its causes on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
 
 #[cfg(test)]
 mod tests {

@@ -199,6 +199,21 @@ pub fn shown(text: &str, max: usize) -> String {
     out
 }
 
+/// `e` and its sources on one line ("error sending request: connection reset").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::shown;

@@ -41,7 +41,7 @@ pub mod spec;
 pub use archive::DockerArchiveSource;
 pub use blob::parse_sha256;
 pub use chunks::ChannelReader;
-pub use error::{Error, Result};
+pub use error::{error_chain, Error, Result};
 pub use layout::{OciLayoutSource, OciLayoutWriter};
 pub use oci_archive::{OciArchiveSource, OciArchiveWriter};
 pub use open::open_source;

@@ -43,7 +43,8 @@ pub use retry::{RetryPolicy, MAX_RETRIES, MAX_TIMEOUT_SECS};
 pub use source::RegistrySource;
 
 use crate::error::{shown, Error, Result, MAX_SHOWN_BODY};
-use retry::{error_chain, Failure, Try, RETRY_STATUSES};
+use crate::error::error_chain;
+use retry::{Failure, Try, RETRY_STATUSES};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! GETs, HEAD, uploads, mounts, manifest PUTs, the referrers probe): how many
 //! attempts, how long to wait between them (`Retry-After` honoured), the
 //! overall deadline, and the stall-timeout read loop.
-use crate::error::{Error, Result};
+use crate::error::{error_chain, Error, Result};
 use bytes::Bytes;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -368,20 +368,6 @@ pub(super) async fn read_limited(
     Ok(body)
 }
 
-/// `e` and its sources on one line ("error sending request: connection reset").
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
 
 /// Statuses worth another attempt.
 pub(super) const RETRY_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
