@@ -23,7 +23,7 @@
 use crate::create::{options_key, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt};
 use crate::error::{Error, Result};
 use crate::layers::{plan_layer, LayerKind, LayerPlan};
-use soci_index::convert::{convert, ConvertInput, PlatformIndex};
+use soci_index::convert::{convert, ConvertInput};
 use soci_index::manifest::{
     build_index_manifest, disable_xattrs_applies, IndexVersion, ParsedIndex, ZtocRecord,
 };
@@ -320,24 +320,7 @@ impl<'a> RegistryCache<'a> {
             .collect();
         let image_index = match opts.index_version {
             IndexVersion::V2 => {
-                let manifests: HashMap<Digest, Vec<u8>> = platforms
-                    .iter()
-                    .map(|p| (p.image.descriptor.digest.clone(), p.image.raw.clone()))
-                    .collect();
-                let indexes: Vec<PlatformIndex> = platforms
-                    .iter()
-                    .map(|p| PlatformIndex {
-                        image_manifest_digest: p.image.descriptor.digest.clone(),
-                        platform: p.image.platform.clone(),
-                        index_digest: p.index.descriptor.digest.clone(),
-                        index_size: p.index.bytes.len() as u64,
-                    })
-                    .collect();
-                // As publishing does: a single manifest's platform goes on its entry.
-                let mut root = root.clone();
-                if !spec::is_index_media_type(&root.media_type) {
-                    root.platform = platforms.first().map(|p| p.image.platform.clone());
-                }
+                let (root, manifests, indexes) = crate::publish::convert_parts(&root, &platforms);
                 let out = convert(&ConvertInput {
                     root,
                     root_bytes: &root_bytes,

@@ -418,7 +418,6 @@ impl SpanCache {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,8 +42,8 @@ pub use fetch::{MAX_ERROR_BODY, MAX_MANIFEST_SIZE, MAX_REFERRERS_SIZE};
 pub use retry::{RetryPolicy, MAX_RETRIES, MAX_TIMEOUT_SECS};
 pub use source::RegistrySource;
 
-use crate::error::{shown, Error, Result, MAX_SHOWN_BODY};
 use crate::error::error_chain;
+use crate::error::{shown, Error, Result, MAX_SHOWN_BODY};
 use retry::{Failure, Try, RETRY_STATUSES};
 use std::sync::Arc;
 use std::time::Duration;

@@ -368,7 +368,6 @@ pub(super) async fn read_limited(
     Ok(body)
 }
 
-
 /// Statuses worth another attempt.
 pub(super) const RETRY_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
 
