@@ -539,11 +539,8 @@ pub(crate) fn create_cmd_options(a: &CreateArgs) -> Result<CreateOptions> {
     Ok(opts)
 }
 
+/// `soci create` of one image (several go through `many`).
 pub(crate) fn create_cmd(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
-    // Several images (or a list, or a shard of one): see `many`.
-    if super::many::is_many(&a) {
-        return super::many::create_many(a, global);
-    }
     let opts = create_cmd_options(&a)?;
     let progress = ImageProgress::new(global.quiet, global.json);
     run_create(

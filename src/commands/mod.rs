@@ -16,6 +16,9 @@ use crate::cli::{Cli, Command};
 pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.global;
     match cli.command {
+        // Several images (or a list, or a shard of one): `many` runs the
+        // one-image path for each.
+        Command::Create(a) if many::is_many(&a) => many::create_many(a, g),
         Command::Create(a) => image::create_cmd(a, g),
         Command::Convert(a) => image::convert_cmd(a, g),
         Command::Push(a) => image::push_cmd(a, g),
