@@ -17,7 +17,9 @@
 //! or `index.json` is either absent or complete. Records are one file each, so
 //! concurrent writers (threads or processes) never lose each other's rows; the only
 //! shared document, `index.json`, is updated under an exclusive `flock`, and so is
-//! every removal and the final check that an index's blobs are all present. Temp
+//! every removal and the final check that an index's blobs are all present
+//! (threads of one process recording indexes at once share one lock and one
+//! `index.json` rewrite; each returns once its own entry is durably listed). Temp
 //! files left by a crashed writer are removed by [`Store::open`] (lock free and
 //! owner process gone, or older than a day). The store's internal directories must
 //! be real directories: a symlink among them is refused, never followed.
