@@ -619,7 +619,9 @@ pub(crate) struct CreateArgs {
     #[arg(long, value_name = "FILE")]
     pub from_file: Option<PathBuf>,
     /// With several images: how many are indexed at the same time (each one's
-    /// layers still use --jobs). Default: 2.
+    /// layers still use --jobs). Default: 2. An image that only waits for
+    /// another image's build of a shared layer does not count: the next
+    /// image starts meanwhile.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub max_images: Option<u16>,
     /// Keep only the images of shard I of N (0 <= I < N): those whose

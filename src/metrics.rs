@@ -124,6 +124,12 @@ impl Reporter for Metered<'_> {
         self.with(d.as_str(), |b| b.teed += bytes);
         self.inner.layer_uploaded(d, bytes);
     }
+    fn layer_wait(&self, d: &Digest) {
+        self.inner.layer_wait(d);
+    }
+    fn layer_wait_over(&self, d: &Digest) {
+        self.inner.layer_wait_over(d);
+    }
 }
 
 #[cfg(test)]

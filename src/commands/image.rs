@@ -392,7 +392,7 @@ pub(crate) fn run_create(
     global: &GlobalArgs,
     require_stored: bool,
     show: Show,
-    progress: &ImageProgress,
+    progress: &dyn soci_image::Reporter,
 ) -> Result<(u8, serde_json::Value)> {
     // Text on stdout, or the JSON object, only for one image.
     let text = show == Show::Print && !global.json;

@@ -10,9 +10,9 @@ use crate::cli::{CreateArgs, GlobalArgs, Shard};
 use crate::progress::ImageProgress;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
+use soci_oci::spec::Digest;
 use std::io::Read;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 /// Images indexed at the same time unless `--max-images` says otherwise:
 /// one image's registry round trips (manifests, HEADs, the publish) then
@@ -86,6 +86,149 @@ fn keep(shard: Option<Shard>, r: &str) -> bool {
     shard.is_none_or(|s| shard_of(r, s.count) == s.index)
 }
 
+/// Images started beyond `--max-images` that may wait at once for a layer
+/// another image is building. Each costs a thread or two, blocked; the bound
+/// keeps a list of thousands of images on one base from starting them all.
+const MAX_WAITING_IMAGES: usize = 64;
+
+/// A counting semaphore: `take` blocks until one of `n` is free.
+struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Slots {
+    fn new(n: usize) -> Slots {
+        Slots {
+            free: Mutex::new(n),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn take(&self) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+    }
+
+    fn give(&self) {
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.freed.notify_one();
+    }
+}
+
+/// One image's reporter: forwards to the shared bars, and manages the
+/// image's slot. The image needs one while it builds a layer. While a layer
+/// of it waits for another image's build of that layer (the base) and none
+/// of its layers builds, it gives the slot back, so the next image starts
+/// and builds its own layers instead of queueing behind the base. After the
+/// wait it goes on without a slot unless it builds again: what is left is
+/// reusing the stored zTOC and writing (and pushing) the index, waiting on
+/// the disk and the network rather than a core, so the images that waited
+/// for one base finish together instead of two at a time.
+struct Parking<'a> {
+    inner: &'a ImageProgress,
+    slots: &'a Slots,
+    state: Mutex<SlotState>,
+    /// One slot taken at a time by this image's workers.
+    taking: Mutex<()>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// Whether this image holds a slot (it starts with one).
+    holds: bool,
+    /// Its layers waiting for another image's build.
+    waiting: usize,
+    /// Its layers being built.
+    building: std::collections::HashSet<Digest>,
+}
+
+impl<'a> Parking<'a> {
+    fn new(inner: &'a ImageProgress, slots: &'a Slots) -> Self {
+        Parking {
+            inner,
+            slots,
+            state: Mutex::new(SlotState {
+                holds: true,
+                ..SlotState::default()
+            }),
+            taking: Mutex::new(()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives the slot back if held and `now` says so.
+    fn give_if(&self, now: impl FnOnce(&SlotState) -> bool) {
+        let give = {
+            let mut s = self.state();
+            let give = s.holds && now(&s);
+            if give {
+                s.holds = false;
+            }
+            give
+        };
+        if give {
+            self.slots.give();
+        }
+    }
+
+    /// At the end of the image: its slot, if it holds one, goes back.
+    fn end(&self) {
+        self.give_if(|_| true);
+    }
+}
+
+impl soci_image::Reporter for Parking<'_> {
+    fn layer_start(&self, d: &Digest, size: u64) {
+        {
+            let _one = self.taking.lock().unwrap_or_else(|e| e.into_inner());
+            let need = {
+                let mut s = self.state();
+                s.building.insert(d.clone());
+                !s.holds
+            };
+            if need {
+                self.slots.take();
+                self.state().holds = true;
+            }
+        }
+        self.inner.layer_start(d, size);
+    }
+    fn layer_progress(&self, d: &Digest, p: &soci_ztoc::build::BuildProgress) {
+        self.inner.layer_progress(d, p);
+    }
+    fn layer_done(&self, d: &Digest, outcome: &str) {
+        self.give_if(|s| s.waiting > 0 && s.building.len() == 1 && s.building.contains(d));
+        self.state().building.remove(d);
+        self.inner.layer_done(d, outcome);
+    }
+    fn message(&self, line: &str) {
+        self.inner.message(line);
+    }
+    fn copy_progress(&self, d: &Digest, sent: u64, size: u64) {
+        self.inner.copy_progress(d, sent, size);
+    }
+    fn copy_done(&self, d: &Digest) {
+        self.inner.copy_done(d);
+    }
+    fn layer_uploaded(&self, d: &Digest, bytes: u64) {
+        self.inner.layer_uploaded(d, bytes);
+    }
+    fn layer_wait(&self, _: &Digest) {
+        self.state().waiting += 1;
+        self.give_if(|s| s.building.is_empty());
+    }
+    fn layer_wait_over(&self, _: &Digest) {
+        self.state().waiting -= 1;
+    }
+}
+
 /// What one image of the run came to.
 struct Done {
     reference: String,
@@ -128,15 +271,22 @@ pub(crate) fn create_many(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
     let max_images = a.max_images.map_or(DEFAULT_MAX_IMAGES, usize::from);
     // One set of bars for all images (keyed by layer digest).
     let progress = ImageProgress::new(global.quiet, global.json);
-    let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Done>> = Mutex::new(Vec::new());
+    // `max_images` slots bound the images building layers. An image whose
+    // layer waits for another image's build of it (the base) gives its slot
+    // back meanwhile, so the next image starts and builds its own layers
+    // instead of queueing behind the base (see `Parking`). Images started
+    // without a slot are bounded too (their threads).
+    let slots = Slots::new(max_images.max(1));
+    let started = Slots::new(max_images.max(1) + MAX_WAITING_IMAGES);
     std::thread::scope(|s| {
-        for _ in 0..max_images.clamp(1, chosen.len().max(1)) {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(reference) = chosen.get(k) else {
-                    break;
-                };
+        for reference in &chosen {
+            started.take();
+            slots.take();
+            let (slots, started, results, progress) = (&slots, &started, &results, &progress);
+            let (a, opts) = (&a, &opts);
+            s.spawn(move || {
+                let parking = Parking::new(progress, slots);
                 let result = run_create(
                     reference,
                     a.dest.clone(),
@@ -147,8 +297,9 @@ pub(crate) fn create_many(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
                     global,
                     false,
                     Show::Collect,
-                    &progress,
+                    &parking,
                 );
+                parking.end();
                 let done = Done {
                     reference: reference.clone(),
                     result,
@@ -156,6 +307,7 @@ pub(crate) fn create_many(a: CreateArgs, global: &GlobalArgs) -> Result<u8> {
                 // As each image ends, so a long run shows progress on stdout.
                 print_done(&done, global.json);
                 results.lock().unwrap_or_else(|e| e.into_inner()).push(done);
+                started.give();
             });
         }
     });
@@ -298,11 +450,47 @@ fn summarize(results: &[Done], total: usize, shard: Option<Shard>, json: bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use soci_image::Reporter as _;
 
     #[test]
     fn lists_skip_blank_lines_and_comments() {
         let text = "# images\n\nr.example/a:1\n  r.example/b:2  \n#r.example/c:3\n\n";
         assert_eq!(parse_list(text), ["r.example/a:1", "r.example/b:2"]);
+    }
+
+    /// With one slot, an image whose layer waits for another image's build
+    /// while none of its layers builds gives its slot to the next image (the
+    /// old run kept it: the next image queued behind the wait), and takes
+    /// one again only to build a layer.
+    #[test]
+    fn a_waiting_image_lends_its_slot() {
+        let slots = Slots::new(1);
+        let bars = ImageProgress::new(true, false);
+        let parked = Parking::new(&bars, &slots);
+        let (base, top) = (Digest::of(b"many base"), Digest::of(b"many top"));
+        slots.take(); // the first image's slot
+        parked.layer_start(&top, 1);
+        parked.layer_wait(&base); // its top still builds: it keeps the slot
+        assert_eq!(*slots.free.lock().unwrap(), 0);
+        parked.layer_done(&top, "built"); // now it only waits
+        assert_eq!(*slots.free.lock().unwrap(), 1);
+        slots.take(); // the next image starts: would block forever before
+        parked.layer_wait_over(&base); // reusing needs no slot
+        parked.layer_done(&base, "reused");
+        let building = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                parked.layer_start(&top, 1); // a build needs one
+                building.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!building.load(std::sync::atomic::Ordering::SeqCst));
+            slots.give(); // the next image ends
+        });
+        assert!(building.load(std::sync::atomic::Ordering::SeqCst));
+        parked.end();
+        parked.end(); // only what it holds is given
+        assert_eq!(*slots.free.lock().unwrap(), 1);
     }
 
     /// The hash is FNV-1a 64 (the published test vectors), so a shard is the

@@ -215,7 +215,7 @@ fn index_layer(
     let key = options_key(opts);
     // Another image of this run may be indexing the same layer: wait for it,
     // then reuse what it stored (see `claim`).
-    let claim = crate::claim::Claim::take(&layer.digest, opts.span_size, &key);
+    let claim = crate::claim::Claim::take(&layer.digest, opts.span_size, &key, reporter);
     if !opts.force || claim.built_here() {
         if let Some(rec) = store.find_ztoc(&layer.digest, opts.span_size, &key)? {
             if let Some(mut ztoc) = rec.to_ztoc_record() {

@@ -84,6 +84,15 @@ pub trait Reporter: Sync {
     /// A layer read for its zTOC was also put at the destination in the same
     /// pass (`bytes` sent); it gets no `copy_*` calls.
     fn layer_uploaded(&self, _layer_digest: &Digest, _bytes: u64) {}
+    /// This image must wait for another image of the same process to finish
+    /// indexing a layer it needs (`soci create A B C`: images on one base);
+    /// [`Reporter::layer_wait_over`] follows once it may go on. The waiting
+    /// does no work, so a caller running several images may start another
+    /// one meanwhile.
+    fn layer_wait(&self, _layer_digest: &Digest) {}
+    /// The wait announced by [`Reporter::layer_wait`] is over. Called on the
+    /// waiting thread, which blocks until this returns.
+    fn layer_wait_over(&self, _layer_digest: &Digest) {}
 }
 
 /// A reporter that ignores everything.

@@ -17,7 +17,9 @@
 //! or `index.json` is either absent or complete. Records are one file each, so
 //! concurrent writers (threads or processes) never lose each other's rows; the only
 //! shared document, `index.json`, is updated under an exclusive `flock`, and so is
-//! every removal and the final check that an index's blobs are all present. Temp
+//! every removal and the final check that an index's blobs are all present
+//! (threads of one process recording indexes at once share one lock and one
+//! `index.json` rewrite; each returns once its own entry is durably listed). Temp
 //! files left by a crashed writer are removed by [`Store::open`] (lock free and
 //! owner process gone, or older than a day). The store's internal directories must
 //! be real directories: a symlink among them is refused, never followed.
@@ -262,6 +264,38 @@ fn internal_dir(path: &Path) -> Result<()> {
 
 fn fsync_dir(path: &Path) -> Result<()> {
     fsio::fsync_dir(path).map_err(|e| Error::io(path, e))
+}
+
+/// An index waiting to be listed in `index.json` (see `Store::record_index`).
+struct Listing {
+    id: u64,
+    entry: IndexEntry,
+    desc: Descriptor,
+}
+
+/// The listings of one store directory in this process: waiting ones, the
+/// results of written ones, and whether a thread is writing a batch now.
+#[derive(Default)]
+struct ListingGroup {
+    queue: Vec<Listing>,
+    done: std::collections::HashMap<u64, Result<()>>,
+    leading: bool,
+    next_id: u64,
+}
+
+type SharedGroup = std::sync::Arc<(std::sync::Mutex<ListingGroup>, std::sync::Condvar)>;
+
+/// The listing group of `dir` (one per store directory as named; two names
+/// of one directory only batch less, the flock still orders them).
+fn listing_group(dir: &Path) -> SharedGroup {
+    static GROUPS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<PathBuf, SharedGroup>>,
+    > = std::sync::OnceLock::new();
+    let mut groups = GROUPS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    groups.entry(dir.to_path_buf()).or_default().clone()
 }
 
 /// Exclusive flock held until dropped.
@@ -648,9 +682,104 @@ impl Store {
             manifest_version: Some(e.version),
             created_at: String::new(),
         };
-        let _g = self.lock()?;
-        // Under the lock `index rm` holds while it deletes: a ztoc reused by this
-        // build but deleted meanwhile is caught here, before the index is listed.
+        // The row first, outside the lock: images indexed at once write theirs
+        // in parallel (each is its own file). A row naming an index whose
+        // blobs `index rm` deleted meanwhile is removed again below; one
+        // written before `index rm` looks keeps those blobs in use.
+        let rec = self.record(&rec)?;
+        let listed = self.list_in_index_json(e, rec.descriptor());
+        if listed.is_err() {
+            let _ = fs::remove_file(self.artifacts_dir().join(rec.file_name()?));
+        }
+        listed.map(|()| rec)
+    }
+
+    /// Checks, under the store lock, that the index blob and every blob it
+    /// names are present (`index rm` deletes under that lock: a ztoc reused
+    /// by this build but deleted meanwhile is caught here), then lists the
+    /// index in `index.json`. Threads of this process listing indexes in the
+    /// same store at once share one lock and one `index.json` rewrite (one
+    /// leader writes for all waiting; each returns once its own entry is
+    /// durably listed, or with its own error).
+    fn list_in_index_json(&self, e: &IndexEntry, desc: Descriptor) -> Result<()> {
+        let group = listing_group(&self.dir);
+        let (lock, cv) = &*group;
+        let mut g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let id = g.next_id;
+        g.next_id += 1;
+        g.queue.push(Listing {
+            id,
+            entry: e.clone(),
+            desc,
+        });
+        loop {
+            if let Some(r) = g.done.remove(&id) {
+                return r;
+            }
+            if g.leading {
+                g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            g.leading = true;
+            let batch = std::mem::take(&mut g.queue);
+            drop(g);
+            let results = self.list_batch(&batch);
+            g = lock.lock().unwrap_or_else(|p| p.into_inner());
+            g.leading = false;
+            for (l, r) in batch.iter().zip(results) {
+                g.done.insert(l.id, r);
+            }
+            cv.notify_all();
+        }
+    }
+
+    /// One lock, the checks of each listing, one `index.json` rewrite for
+    /// those that passed; one result per listing.
+    fn list_batch(&self, batch: &[Listing]) -> Vec<Result<()>> {
+        let _g = match self.lock() {
+            Ok(g) => g,
+            Err(first) => return self.same_error(first, batch.len()),
+        };
+        let mut results: Vec<Result<()>> =
+            batch.iter().map(|l| self.check_listed(&l.entry)).collect();
+        if results.iter().all(|r| r.is_err()) {
+            return results;
+        }
+        let written = self.read_index_json().and_then(|mut idx| {
+            for (l, _) in batch.iter().zip(&results).filter(|(_, r)| r.is_ok()) {
+                match idx.manifests.iter().position(|d| d.digest == l.desc.digest) {
+                    Some(i) => idx.manifests[i] = l.desc.clone(),
+                    None => idx.manifests.push(l.desc.clone()),
+                }
+            }
+            self.write_index_json(&idx)
+        });
+        if let Err(first) = written {
+            let ok = results.iter().filter(|r| r.is_ok()).count();
+            let mut errs = self.same_error(first, ok).into_iter();
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = errs.next().expect("one error per listing");
+            }
+        }
+        results
+    }
+
+    /// `n` copies of one error (the first as it is; io errors are not `Clone`).
+    fn same_error(&self, first: Error, n: usize) -> Vec<Result<()>> {
+        let text = first.to_string();
+        let mut out = vec![Err(first)];
+        while out.len() < n {
+            out.push(Err(Error::io(
+                &self.dir,
+                std::io::Error::other(text.clone()),
+            )));
+        }
+        out.truncate(n);
+        out
+    }
+
+    /// The blobs of an index to be listed are all present (under the lock).
+    fn check_listed(&self, e: &IndexEntry) -> Result<()> {
         self.require_blob(&e.digest, e.size)?;
         let parsed = self.get_index_manifest(&e.digest)?;
         for d in std::iter::once(&parsed.manifest.config).chain(&parsed.manifest.layers) {
@@ -663,15 +792,7 @@ impl Store {
                     other => other,
                 })?;
         }
-        let rec = self.record(&rec)?;
-        let mut idx = self.read_index_json()?;
-        let desc = rec.descriptor();
-        match idx.manifests.iter().position(|d| d.digest == desc.digest) {
-            Some(i) => idx.manifests[i] = desc,
-            None => idx.manifests.push(desc),
-        }
-        self.write_index_json(&idx)?;
-        Ok(rec)
+        Ok(())
     }
 
     /// All records (unreadable files, e.g. from a newer version, are skipped),

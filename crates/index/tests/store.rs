@@ -668,3 +668,76 @@ fn by_layer_entries_are_built_for_an_older_store() {
 fn dg(s: &str) -> soci_index::Digest {
     s.parse().unwrap()
 }
+
+/// Threads recording indexes in one store at once share the lock and the
+/// `index.json` rewrite: every good index is listed (none lost to another
+/// thread's rewrite) and recorded, and one naming a blob that is gone gets
+/// its own error without holding the others back.
+#[test]
+fn indexes_recorded_at_once_are_all_listed_and_a_bad_one_fails_alone() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let shared = ztoc_in(&s, b"base-ztoc", &layer('0'), 4194304);
+    let gone = ztoc_in(&s, b"gone-ztoc", &layer('9'), 4194304);
+    fs::remove_file(s.blob_path(&gone.ztoc_digest).unwrap()).unwrap();
+    let names: Vec<char> = "12345678abcd".chars().collect();
+    let results: Vec<(char, Result<ArtifactRecord, Error>)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|&m| {
+                let (s, shared, gone) = (Store::open(t.path()).unwrap(), &shared, &gone);
+                sc.spawn(move || {
+                    let z = if m == 'a' {
+                        gone.clone()
+                    } else {
+                        shared.clone()
+                    };
+                    let subject = Descriptor::new(spec::MEDIA_TYPE_OCI_MANIFEST, layer(m), 500);
+                    let built = build_index_manifest(
+                        IndexVersion::V1,
+                        &[z],
+                        &[],
+                        Some(subject),
+                        DEFAULT_BUILD_TOOL_IDENTIFIER,
+                    )
+                    .unwrap();
+                    s.put_blob_expecting(&built.bytes, &built.descriptor.digest)
+                        .unwrap();
+                    let r = s.record_index(&IndexEntry {
+                        digest: built.descriptor.digest.clone(),
+                        size: built.descriptor.size as u64,
+                        version: IndexVersion::V1,
+                        image_ref: Some(format!("docker.io/library/{m}:1")),
+                        image_digest: Some(layer(m)),
+                        manifest_digest: layer(m),
+                        platform: None,
+                    });
+                    (m, r)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let listed: Vec<_> = read_index_json(t.path())
+        .manifests
+        .into_iter()
+        .map(|d| d.digest)
+        .collect();
+    let recorded = s.list_indexes(&IndexFilter::default()).unwrap();
+    for (m, r) in &results {
+        match (m, r) {
+            ('a', Err(Error::IndexBlobMissing { blob, .. })) => assert_eq!(*blob, gone.ztoc_digest),
+            ('a', other) => panic!("the index of a missing zTOC: {other:?}"),
+            (_, Ok(rec)) => {
+                assert!(listed.contains(&rec.digest), "{m} not in index.json");
+                assert!(
+                    recorded.iter().any(|r| r.digest == rec.digest),
+                    "{m} not recorded"
+                );
+            }
+            (_, Err(e)) => panic!("{m}: {e}"),
+        }
+    }
+    assert_eq!(listed.len(), names.len() - 1);
+    assert_eq!(recorded.len(), names.len() - 1);
+}
