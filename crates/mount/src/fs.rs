@@ -67,6 +67,27 @@ fn attr(ino: u64, n: &Node) -> FileAttr {
     }
 }
 
+/// The attributes of a negative entry: only node 0 matters to the kernel.
+fn negative_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: std::time::UNIX_EPOCH,
+        mtime: std::time::UNIX_EPOCH,
+        ctime: std::time::UNIX_EPOCH,
+        crtime: std::time::UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        flags: 0,
+        blksize: 4096,
+    }
+}
+
 impl SociFs {
     fn node(&self, ino: INodeNo) -> Result<&Node, Errno> {
         self.shared.tree.node(u64::from(ino)).ok_or(Errno::ENOENT)
@@ -116,6 +137,11 @@ impl Filesystem for SociFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // Large sequential reads: let the kernel read ahead up to 1 MiB.
         let _ = config.set_max_readahead(1 << 20);
+        // The tree never changes: symlink targets may stay in the page cache,
+        // and lookups in one directory need not wait for each other (an
+        // interpreter starting stats many names in the same few directories).
+        let wanted = fuser::InitFlags::FUSE_CACHE_SYMLINKS | fuser::InitFlags::FUSE_PARALLEL_DIROPS;
+        let _ = config.add_capabilities(wanted & config.capabilities());
         Ok(())
     }
 
@@ -126,6 +152,13 @@ impl Filesystem for SociFs {
         });
         match r {
             Ok((ino, n)) => reply.entry(&TTL, &attr(ino, n), Generation(0)),
+            // A name missing from an existing directory stays missing: answered
+            // as a negative entry (node 0 with a timeout), the kernel keeps it
+            // and does not ask again. Interpreters probe many absent names
+            // (Python's path finder, the dynamic loader's search path).
+            Err(Errno::ENOENT) if self.node(parent).is_ok() => {
+                reply.entry(&TTL, &negative_attr(), Generation(0))
+            }
             Err(e) => reply.error(e),
         }
     }
