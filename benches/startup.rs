@@ -91,7 +91,10 @@ fn main() -> anyhow::Result<()> {
                 .arg("--data")
                 .arg(&cfg.data_dir)
                 .status()?;
-            anyhow::ensure!(status.success(), "scripts/bench-fixtures.py --real-python failed");
+            anyhow::ensure!(
+                status.success(),
+                "scripts/bench-fixtures.py --real-python failed"
+            );
         }
     }
     let r = soci_bench::startup(&cfg)?;

@@ -73,6 +73,22 @@ pub struct MountStats {
     pub read_errors: u64,
     /// Distinct files read.
     pub files_read: u64,
+    /// Peak resident memory of this process (`VmHWM`), bytes; 0 where
+    /// /proc/self/status does not say. The memory bound (tree + memory
+    /// cache + spans in flight) is checked against it.
+    pub peak_rss_bytes: u64,
+}
+
+/// `VmHWM` of this process in bytes (0 if unknown).
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// A finished mount: its stats and what was read.
@@ -245,6 +261,7 @@ pub fn serve(
         disk_hits: c.disk_hits.load(Ordering::Relaxed),
         read_errors: shared.read_errors.load(Ordering::Relaxed),
         files_read: 0,
+        peak_rss_bytes: peak_rss(),
     };
     let recording = shared.log.recording("");
     let mut stats = stats;
