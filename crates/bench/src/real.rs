@@ -135,6 +135,8 @@ pub struct RealResult {
     /// recorded one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub floor_bytes: Option<u64>,
+    /// `soci mount` to the first `ls /` answer (median round).
+    pub mount_ls: Option<MountLs>,
 }
 
 impl RealResult {
@@ -151,6 +153,7 @@ impl RealResult {
             lazy_full_bytes: l.bytes as f64 / f.bytes.max(1) as f64,
             warm_unpacked_workload: warm.median_workload() / full.median_workload().max(1e-9),
             floor_bytes: None,
+            mount_ls: None,
             full,
             lazy,
             prefetch,
@@ -238,5 +241,78 @@ pub fn measure(
         measure: Measure::from(secs, proxy.traffic() - before),
         workload_secs: secs - report.rootfs_secs,
         mount: report.mount,
+    })
+}
+
+/// `soci mount` of the image through the proxy until the first `ls /`
+/// answer: what a mount costs before any file is read.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MountLs {
+    /// Start of `soci mount` to the listing of `/` (names and types).
+    pub secs: f64,
+    /// Entries in `/`.
+    pub entries: usize,
+    /// Proxy count up to then: requests (round trips), bytes down.
+    #[serde(flatten)]
+    pub measure: Measure,
+    /// Of those bytes: SOCI index manifest, zTOCs and prefetch artifacts
+    /// (the mount's `index_bytes`).
+    pub index_bytes: u64,
+}
+
+/// Mounts `host/repo:tag` (an empty store: the index comes from the registry)
+/// and lists `/`; the mount is then stopped (SIGTERM) and its final line read.
+pub fn measure_mount_ls(
+    real: &RealRun,
+    proxy: &Proxy,
+    repo: &str,
+    tag: &str,
+    work: &Path,
+) -> Result<MountLs> {
+    use std::io::BufRead;
+    let image = format!("{}/{repo}:{tag}", proxy.host());
+    let mp = work.join("mount-ls");
+    let store = work.join("mount-ls-store");
+    let _ = std::fs::remove_dir_all(&store);
+    std::fs::create_dir_all(&mp)?;
+    let before = proxy.traffic();
+    let started = Instant::now();
+    let mut child = Command::new(&real.soci)
+        .arg("mount")
+        .arg(&image)
+        .arg(&mp)
+        .args(["--json", "--plain-http", "--store"])
+        .arg(&store)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("start {} mount", real.soci.display()))?;
+    let mut lines = std::io::BufReader::new(child.stdout.take().context("mount stdout")?).lines();
+    let first = lines.next().transpose()?.unwrap_or_default();
+    let listed = if first.contains("\"mounted\"") {
+        std::fs::read_dir(&mp).map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok())
+                .count()
+        })
+    } else {
+        Err(std::io::Error::other(format!(
+            "soci mount printed {first:?}"
+        )))
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let traffic = proxy.traffic() - before;
+    let _ = Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status();
+    let last = lines.map_while(|l| l.ok()).last().unwrap_or_default();
+    let _ = child.wait();
+    let entries = listed.with_context(|| format!("mount of {image}"))?;
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap_or_default();
+    Ok(MountLs {
+        secs,
+        entries,
+        measure: Measure::from(secs, traffic),
+        index_bytes: v["index_bytes"].as_u64().unwrap_or(0),
     })
 }

@@ -97,6 +97,28 @@ pub fn table(r: &Report) -> String {
                         m.median_workload() / r.full.median_workload().max(1e-9),
                     );
                 }
+                if let Some(rss) = r.lazy.median.mount["peak_rss_bytes"].as_u64() {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | real: `soci mount` peak RSS (VmHWM) in the lazy run, MB | {} | - | - | - | - | - |",
+                        img.name,
+                        p.profile.name,
+                        mb(rss),
+                    );
+                }
+                if let Some(l) = &r.mount_ls {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | real: soci mount to the first `ls /` ({} entries; {} KB index + zTOCs) | {:.2} | {} | {} | - | - | - |",
+                        img.name,
+                        p.profile.name,
+                        l.entries,
+                        l.index_bytes / 1000,
+                        l.secs,
+                        mb(l.measure.bytes),
+                        l.measure.requests,
+                    );
+                }
                 if let Some(fl) = r.floor_bytes {
                     let _ = writeln!(
                         s,

@@ -593,6 +593,20 @@ impl Bench<'_> {
                 img.name, prof.name, round + 1, last(&full), last(&lazy), last(&prefetch),
                 full.last().map(|x| x.workload_secs).unwrap_or(0.0), warm.last().map(|x| x.workload_secs).unwrap_or(0.0)));
         }
+        let mut ls = Vec::new();
+        for _ in 0..real.rounds.max(1) {
+            ls.push(crate::real::measure_mount_ls(
+                real,
+                self.proxy,
+                &plain.repo,
+                &plain.tag,
+                self.work,
+            )?);
+        }
+        ls.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+        let mount_ls = ls.swap_remove((ls.len() - 1) / 2);
+        log(self.o, &format!("{} {}: soci mount to the first `ls /`: {:.2}s, {} requests, {:.2} MB ({:.2} MB index and zTOCs)",
+            img.name, prof.name, mount_ls.secs, mount_ls.measure.requests, mount_ls.measure.bytes as f64 / 1e6, mount_ls.index_bytes as f64 / 1e6));
         let (full, lazy, prefetch, warm) = (
             crate::real::Rounds::of(full),
             crate::real::Rounds::of(lazy),
@@ -602,7 +616,9 @@ impl Bench<'_> {
         let mb = |r: &crate::real::Rounds| r.median.measure.bytes as f64 / 1e6;
         log(self.o, &format!("{} {}: real full {:.2}s {:.1} MB; lazy {:.2}s {:.1} MB; lazy+recorded prefetch {:.2}s {:.1} MB (medians of {})",
             img.name, prof.name, full.median.measure.secs, mb(&full), lazy.median.measure.secs, mb(&lazy), prefetch.median.measure.secs, mb(&prefetch), real.rounds.max(1)));
-        Ok(crate::real::RealResult::new(full, lazy, prefetch, warm))
+        let mut r = crate::real::RealResult::new(full, lazy, prefetch, warm);
+        r.mount_ls = Some(mount_ls);
+        Ok(r)
     }
 
     /// The sweeps: on one image, first profile, on-demand lazy start.
