@@ -84,7 +84,7 @@ pub fn startup(cfg: &StartupConfig) -> Result<Report> {
         } else if cfg.traces.is_empty() {
             bail!("give a startup trace with --trace FILE (JSON from scripts/bench-fixtures.py, or one path per line)");
         }
-        if cfg.traces.len() != 1 && cfg.traces.len() != cfg.sources.len() {
+        if cfg.traces.len() > 1 && cfg.traces.len() != cfg.sources.len() {
             bail!(
                 "give one --trace for all images or one per image ({} images, {} traces)",
                 cfg.sources.len(),
