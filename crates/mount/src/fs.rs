@@ -5,9 +5,9 @@ use crate::image::LayerData;
 use crate::record::ReadLog;
 use crate::tree::{Kind, Node, Tree};
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry,
-    ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, Generation, INodeNo, KernelConfig,
+    LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyXattr, Request,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -184,8 +184,23 @@ impl Filesystem for SociFs {
             return;
         }
         match self.node(ino) {
-            // The image is immutable: pages the kernel cached stay valid.
-            Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            // No per-open state: ENOSYS tells the kernel (3.x+: "no_open") to
+            // stop sending opens at all and to keep the page cache across opens
+            // (FOPEN_KEEP_CACHE is its default then: the image is immutable).
+            // That saves a round trip per open; an interpreter opens hundreds
+            // of files. Opens for writing never get here after that: the mount
+            // is read-only, the VFS answers EROFS itself.
+            Ok(_) => reply.error(Errno::ENOSYS),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.node(ino) {
+            // As open: no state, and the kernel then caches the listing
+            // (FOPEN_CACHE_DIR is its default without opendir).
+            Ok(n) if n.kind == Kind::Dir => reply.error(Errno::ENOSYS),
+            Ok(_) => reply.error(Errno::ENOTDIR),
             Err(e) => reply.error(e),
         }
     }
