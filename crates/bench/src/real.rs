@@ -162,17 +162,24 @@ impl RealResult {
     }
 }
 
-/// One real run of `host/repo:tag` through `proxy`: `lazy` mounts it (with
-/// `record`, the mount writes what was read there). Timed until the first
-/// stdout line, else the exit; the bytes are the proxy's count.
+/// How a real run mounts the image lazily.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LazyMount<'a> {
+    /// `soci mount --record FILE`: what the workload read.
+    pub record: Option<&'a Path>,
+    /// `soci mount --cache-dir DIR` (default: a fresh temporary one).
+    pub cache_dir: Option<&'a Path>,
+}
+
+/// One real run of `host/repo:tag` through `proxy`: with `lazy` a `soci
+/// mount` child serves the root filesystem, else it is pulled in full. Timed
+/// until the first stdout line, else the exit; the bytes are the proxy's count.
 pub fn measure(
     real: &RealRun,
     proxy: &Proxy,
     repo: &str,
     tag: &str,
-    lazy: bool,
-    record: Option<&Path>,
-    cache_dir: Option<&Path>,
+    lazy: Option<LazyMount<'_>>,
     work: &Path,
 ) -> Result<RealMeasure> {
     if !soci_run::is_root() {
@@ -192,10 +199,10 @@ pub fn measure(
     // An empty store: the mount must find the index in the registry.
     let store = work.join("real-store");
     let _ = std::fs::remove_dir_all(&store);
-    let mode = if lazy {
+    let mode = if let Some(lazy) = lazy {
         let (soci, image, store) = (real.soci.clone(), image.clone(), store.clone());
-        let record = record.map(Path::to_path_buf);
-        let cache_dir = cache_dir.map(Path::to_path_buf);
+        let record = lazy.record.map(Path::to_path_buf);
+        let cache_dir = lazy.cache_dir.map(Path::to_path_buf);
         RootfsMode::Lazy(Box::new(move |mountpoint: &Path| {
             let mut c = Command::new(&soci);
             c.arg("mount")

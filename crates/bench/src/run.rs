@@ -530,9 +530,10 @@ impl Bench<'_> {
             self.proxy,
             &plain.repo,
             &plain.tag,
-            true,
-            Some(&record),
-            None,
+            Some(crate::real::LazyMount {
+                record: Some(&record),
+                cache_dir: None,
+            }),
             self.work,
         )?;
         let trace = Trace::load(&record)?;
@@ -569,10 +570,12 @@ impl Bench<'_> {
         prof: &Profile,
     ) -> Result<crate::real::RealResult> {
         self.proxy.set_profile(prof.clone());
-        let m = |p: &Published, lazy, cache: Option<&Path>| {
-            crate::real::measure(
-                real, self.proxy, &p.repo, &p.tag, lazy, None, cache, self.work,
-            )
+        let m = |p: &Published, lazy: bool, cache: Option<&Path>| {
+            let mount = lazy.then_some(crate::real::LazyMount {
+                record: None,
+                cache_dir: cache,
+            });
+            crate::real::measure(real, self.proxy, &p.repo, &p.tag, mount, self.work)
         };
         let (mut full, mut lazy, mut prefetch, mut warm) = (vec![], vec![], vec![], vec![]);
         let cache = self.work.join("real-span-cache");
