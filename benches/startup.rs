@@ -13,7 +13,9 @@
 //!          --no-sweep (the default)  --span-size BYTES  --parallel N  --out DIR
 //!          --real-run (as root: also full pull + run, lazy mount + run and lazy +
 //!          recorded prefetch + run of each image's own command, with the `soci`
-//!          cargo built; see `soci bench startup --help`)
+//!          cargo built; see `soci bench startup --help`; adds the `pyreal` image,
+//!          the host's python + numpy, pandas, built on first use by
+//!          `scripts/bench-fixtures.py --real-python`)  --rounds N (real runs)
 use soci_bench::{Profile, StartupConfig};
 use std::path::PathBuf;
 
@@ -58,7 +60,15 @@ fn main() -> anyhow::Result<()> {
                 cfg.real_run = Some(soci_bench::RealRun {
                     soci: PathBuf::from(env!("CARGO_BIN_EXE_soci")),
                     cmd: Vec::new(),
+                    rounds: 1,
                 })
+            }
+            "--rounds" => {
+                let n = val()?.parse()?;
+                match &mut cfg.real_run {
+                    Some(r) => r.rounds = n,
+                    None => anyhow::bail!("--rounds comes after --real-run"),
+                }
             }
             other => anyhow::bail!("unknown option {other}"),
         }
@@ -71,6 +81,22 @@ fn main() -> anyhow::Result<()> {
             format!(" -- {}", args.join(" "))
         }
     );
+    if cfg.real_run.is_some() {
+        // The real-run image is built on demand (PyPI once, then cached).
+        let want = cfg.only.is_empty() || cfg.only.iter().any(|o| o == "pyreal");
+        if want && !cfg.data_dir.join("images/pyreal/index.json").exists() {
+            let status = std::process::Command::new("python3")
+                .arg(cfg.repo_root.join("scripts/bench-fixtures.py"))
+                .arg("--real-python")
+                .arg("--data")
+                .arg(&cfg.data_dir)
+                .status()?;
+            anyhow::ensure!(
+                status.success(),
+                "scripts/bench-fixtures.py --real-python failed"
+            );
+        }
+    }
     let r = soci_bench::startup(&cfg)?;
     println!("{}", soci_bench::report::text(&r));
     println!("results: {}/startup.{{json,svg,md}}", cfg.out_dir.display());

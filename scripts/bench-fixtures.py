@@ -17,6 +17,14 @@ with sorted names, fixed mtimes and numeric root owners:
   bigunused app + L4: pyarrow (a large package the workload never imports) -- the
            "most bytes unused at start" image. torch is behind --big (GBs of wheels).
 
+Real-run image (--real-python; no root, no Debian mirror: PyPI only, run on demand
+by `cargo bench --bench startup -- --real-run`):
+  pyreal   L1 the host's /usr/bin/python3.11, the shared libraries it and the wheels'
+           extensions need (ldd), /usr/lib/python3.11; L2 numpy 1.26.4 + pandas 2.2.2
+           (pip --target /usr/local/lib/python3.11/dist-packages, byte-compiled by the
+           host's python). Cmd: python3 -c "import numpy, pandas; print('ready')".
+           Its trace is the one `soci run --record` writes during the bench.
+
 Traces (--traces; committed under fixtures/traces/): the workload is run in a chroot
 of the unpacked image under `strace -f -y`; the JSON lists, in first-open order, the
 regular files it opened (symlinks resolved inside the image) and the byte ranges it
@@ -275,6 +283,90 @@ def build(data, big):
     return plan
 
 
+REAL_PY_CMD = ["python3", "-c", "import numpy, pandas; print('ready')"]
+
+
+def ldd_deps(paths):
+    """The host files the ELF objects `paths` load (ldd), symlinks kept as they are."""
+    deps = set()
+    for p in paths:
+        out = subprocess.run(["ldd", p], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            m = re.search(r"(/\S+) \(0x", line)
+            if m:
+                deps.add(m.group(1))
+    return deps
+
+
+def copy_host(path, root):
+    """Copies host `path` to root/path: a symlink as a symlink plus its target."""
+    while True:
+        dst = os.path.join(root, path.lstrip("/"))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if os.path.lexists(dst):
+            return
+        if os.path.islink(path):
+            target = os.readlink(path)
+            os.symlink(target, dst)
+            path = os.path.normpath(os.path.join(os.path.dirname(path), target))
+            continue
+        if os.path.isdir(path):
+            shutil.copytree(path, dst, symlinks=True, ignore=shutil.ignore_patterns("test", "__pycache__"))
+        else:
+            shutil.copy2(path, dst)
+        return
+
+
+def build_real_python(data):
+    """The pyreal image (see the module doc), cached under DATA."""
+    out = os.path.join(data, "images", "pyreal")
+    if os.path.exists(os.path.join(out, "index.json")):
+        return out
+    work = os.path.join(data, "rootfs", "pyreal")
+    base, site_root = os.path.join(work, "base"), os.path.join(work, "site")
+    layers = os.path.join(data, "layers")
+    os.makedirs(layers, exist_ok=True)
+    l1, l2 = os.path.join(layers, "pyreal-l1.tar.gz"), os.path.join(layers, "pyreal-l2.tar.gz")
+    host_py = "/usr/bin/python3." + PYVER.split(".")[1]
+    if not os.path.isdir(site_root):
+        tmp = site_root + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        sh(sys.executable, "-m", "pip", "install", "-q", "--no-compile", "--no-cache-dir", "--only-binary=:all:",
+           "--python-version", PYVER, "--platform", "manylinux2014_x86_64", "--implementation", "cp",
+           "--target", os.path.join(tmp, SITE), "numpy==1.26.4", "pandas==2.2.2")
+        sh("rm", "-rf", os.path.join(tmp, SITE, "bin"))
+        sh(host_py, "-m", "compileall", "-q", "-j", "2", "--invalidation-mode", "unchecked-hash", "-d", "/" + SITE,
+           os.path.join(tmp, SITE))
+        os.rename(tmp, site_root)
+    if not os.path.isdir(base):
+        tmp = base + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        sos = [os.path.join(d, n) for top in [os.path.join(site_root, SITE), f"/usr/lib/python{PYVER}/lib-dynload"]
+               for d, _, fs in os.walk(top) for n in fs if ".so" in n]
+        for p in sorted({host_py, "/usr/bin/python3", f"/usr/lib/python{PYVER}"} | ldd_deps([host_py] + sos)):
+            if not p.startswith(site_root):
+                copy_host(p, tmp)
+        sh(host_py, "-m", "compileall", "-q", "-j", "2", "--invalidation-mode", "unchecked-hash",
+           "-d", f"/usr/lib/python{PYVER}", os.path.join(tmp, f"usr/lib/python{PYVER}"))
+        os.makedirs(os.path.join(tmp, "etc"), exist_ok=True)
+        open(os.path.join(tmp, "etc", "passwd"), "w").write("root:x:0:0:root:/root:/bin/sh\n")
+        open(os.path.join(tmp, "etc", "group"), "w").write("root:x:0:\n")
+        for d in ["tmp", "root", "proc", "sys", "dev"]:
+            os.makedirs(os.path.join(tmp, d), exist_ok=True)
+        os.chmod(os.path.join(tmp, "tmp"), 0o1777)
+        fix_mtimes(tmp)
+        os.rename(tmp, base)
+    if not os.path.exists(l1):
+        make_layer(base, l1)
+    if not os.path.exists(l2):
+        fix_mtimes(site_root)
+        paths = sorted(os.path.relpath(os.path.join(d, n), site_root)
+                       for d, ds, fs in os.walk(site_root) for n in ds + fs)
+        make_layer(site_root, l2, paths)
+    write_layout(out, [l1, l2], REAL_PY_CMD)
+    return out
+
+
 def unpack(data, name, layers):
     """The merged rootfs of image `name` (layers applied in order)."""
     root = os.path.join(data, "unpacked", name)
@@ -462,7 +554,12 @@ def main():
     ap.add_argument("--data", default=os.path.join(ROOT, "target", "bench-data"))
     ap.add_argument("--traces", action="store_true", help="(re)capture the startup traces into fixtures/traces")
     ap.add_argument("--big", action="store_true", help="use torch instead of pyarrow for the mostly-unused image")
+    ap.add_argument("--real-python", action="store_true",
+                    help="only build the pyreal image (the host's python + numpy, pandas; no root)")
     a = ap.parse_args()
+    if a.real_python:
+        print(build_real_python(os.path.abspath(a.data)))
+        return
     if os.geteuid() != 0:
         raise SystemExit("run as root (debootstrap, chroot)")
     plan = build(os.path.abspath(a.data), a.big)

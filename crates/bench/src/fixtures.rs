@@ -12,20 +12,36 @@ pub const REALISTIC: &[(&str, &str)] = &[
     ("python", "python-numpy-pandas.json"),
     ("app", "app-main.json"),
     ("bigunused", "bigunused-numpy.json"),
+    // Real runs only (`bench-fixtures.py --real-python`): the host's python +
+    // numpy, pandas; no committed trace, the real lazy run records it.
+    ("pyreal", ""),
 ];
 
 /// The cached realistic images present under `data/images`, or `None`.
-pub fn realistic(repo_root: &Path, data: &Path, only: &[String]) -> Result<Option<Vec<ImageSpec>>> {
+/// The images without a committed trace only come with `real_run`.
+pub fn realistic(
+    repo_root: &Path,
+    data: &Path,
+    only: &[String],
+    real_run: bool,
+) -> Result<Option<Vec<ImageSpec>>> {
     let mut out = Vec::new();
     for (name, trace) in REALISTIC {
         if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
+        if trace.is_empty() && !real_run {
             continue;
         }
         let layout = data.join("images").join(name);
         if !layout.join("index.json").exists() {
             continue;
         }
-        let trace = Trace::load(&repo_root.join("fixtures/traces").join(trace))?;
+        let trace = if trace.is_empty() {
+            Trace::default()
+        } else {
+            Trace::load(&repo_root.join("fixtures/traces").join(trace))?
+        };
         out.push(ImageSpec {
             name: name.to_string(),
             source: format!("oci:{}:latest", layout.display()),

@@ -71,6 +71,12 @@ struct BenchStartupArgs {
     /// soci-bench or on PATH.
     #[arg(long)]
     real_run: bool,
+    /// Rounds of each real strategy per profile; the report gives the median
+    /// and the range. With --real-run and no --trace, the model replays the
+    /// trace the first lazy run recorded (its floor is then that of the byte
+    /// ranges the workload read).
+    #[arg(long, default_value_t = 1, requires = "real_run")]
+    rounds: usize,
     /// The --real-run workload, after `--` (default: the image's Entrypoint + Cmd).
     #[arg(last = true, value_name = "CMD", requires = "real_run")]
     run_cmd: Vec<String>,
@@ -81,6 +87,7 @@ Examples:
   soci-bench startup
   soci bench startup oci:./app:1.0 --trace trace.json --profile 100M/20ms
   sudo soci bench startup oci:./py:1 --trace t.json --real-run -- python3 -c 'import numpy; print(1)'
+  sudo soci bench startup oci:./py:1 --real-run --rounds 5 --profile 100M/20ms
   cargo bench --bench startup        (from a checkout: the same run, results under target/)
 
 Exit codes:
@@ -128,6 +135,7 @@ fn startup(cli: Cli) -> anyhow::Result<()> {
         cfg.real_run = Some(soci_bench::RealRun {
             soci: soci_bench::RealRun::find_soci()?,
             cmd: a.run_cmd,
+            rounds: a.rounds,
         });
     }
     cfg.command = std::env::args().collect::<Vec<_>>().join(" ");

@@ -79,10 +79,12 @@ pub fn startup(cfg: &StartupConfig) -> Result<Report> {
     let _synthetic_dir;
     let mut sweep_image = cfg.sweep_image.clone();
     let images: Vec<ImageSpec> = if !cfg.sources.is_empty() {
-        if cfg.traces.is_empty() {
+        if cfg.traces.is_empty() && cfg.real_run.is_some() {
+            // The real lazy run records the trace the model then replays.
+        } else if cfg.traces.is_empty() {
             bail!("give a startup trace with --trace FILE (JSON from scripts/bench-fixtures.py, or one path per line)");
         }
-        if cfg.traces.len() != 1 && cfg.traces.len() != cfg.sources.len() {
+        if cfg.traces.len() > 1 && cfg.traces.len() != cfg.sources.len() {
             bail!(
                 "give one --trace for all images or one per image ({} images, {} traces)",
                 cfg.sources.len(),
@@ -91,7 +93,11 @@ pub fn startup(cfg: &StartupConfig) -> Result<Report> {
         }
         let mut v = Vec::new();
         for (i, s) in cfg.sources.iter().enumerate() {
-            let t = Trace::load(&cfg.traces[if cfg.traces.len() == 1 { 0 } else { i }])?;
+            let t = match cfg.traces.len() {
+                0 => Trace::default(),
+                1 => Trace::load(&cfg.traces[0])?,
+                _ => Trace::load(&cfg.traces[i])?,
+            };
             let name = s
                 .rsplit(['/', ':'])
                 .find(|x| !x.is_empty() && *x != "latest")
@@ -115,7 +121,12 @@ pub fn startup(cfg: &StartupConfig) -> Result<Report> {
             sweep_image = None;
         }
         v
-    } else if let Some(v) = fixtures::realistic(&cfg.repo_root, &cfg.data_dir, &cfg.only)? {
+    } else if let Some(v) = fixtures::realistic(
+        &cfg.repo_root,
+        &cfg.data_dir,
+        &cfg.only,
+        cfg.real_run.is_some(),
+    )? {
         v
     } else {
         eprintln!(

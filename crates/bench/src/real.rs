@@ -20,6 +20,9 @@ pub struct RealRun {
     pub soci: PathBuf,
     /// The workload; empty: the image's Entrypoint + Cmd.
     pub cmd: Vec<String>,
+    /// Rounds of each real strategy per profile (the report keeps the median
+    /// and the range): on a shared machine one run is noise.
+    pub rounds: usize,
 }
 
 impl RealRun {
@@ -40,49 +43,145 @@ impl RealRun {
     }
 }
 
-/// The three real strategies on one network profile.
+/// One real run: the proxy's count, and the workload's own time.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RealMeasure {
+    /// Start to the first stdout line (else the exit), the proxy's bytes.
+    #[serde(flatten)]
+    pub measure: Measure,
+    /// Root filesystem ready (pulled and unpacked, or mounted) to the first
+    /// stdout line: the workload's time on that root filesystem.
+    pub workload_secs: f64,
+    /// The lazy mount's span bytes and requests (its final line).
+    pub mount: serde_json::Value,
+}
+
+/// The median of rounds of one strategy, with every round's seconds.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Rounds {
+    /// The round with the median `secs` (for an even count, the lower middle).
+    #[serde(flatten)]
+    pub median: RealMeasure,
+    /// Every round's `secs`, in run order.
+    pub rounds_secs: Vec<f64>,
+    /// Every round's `workload_secs`, in run order.
+    pub rounds_workload_secs: Vec<f64>,
+}
+
+impl Rounds {
+    /// The median round of `v` (not empty).
+    pub fn of(v: Vec<RealMeasure>) -> Rounds {
+        let rounds_secs = v.iter().map(|m| m.measure.secs).collect();
+        let rounds_workload_secs = v.iter().map(|m| m.workload_secs).collect();
+        let mut v = v;
+        v.sort_by(|a, b| a.measure.secs.total_cmp(&b.measure.secs));
+        let median = v.swap_remove((v.len() - 1) / 2);
+        Rounds {
+            median,
+            rounds_secs,
+            rounds_workload_secs,
+        }
+    }
+
+    /// The median of the workload times (rootfs ready to first line).
+    pub fn median_workload(&self) -> f64 {
+        median(&self.rounds_workload_secs)
+    }
+
+    /// (min, max) of `secs`.
+    pub fn range(&self) -> (f64, f64) {
+        range(&self.rounds_secs)
+    }
+}
+
+/// The median of `v` (0 when empty; lower middle for an even count).
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
+}
+
+/// (min, max) of `v`.
+pub fn range(v: &[f64]) -> (f64, f64) {
+    v.iter().fold((f64::INFINITY, 0f64), |(lo, hi), x| {
+        (lo.min(*x), hi.max(*x))
+    })
+}
+
+/// The real strategies on one network profile, each the median of its rounds.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RealResult {
-    /// Full pull + unpack + run.
-    pub full: Measure,
-    /// Lazy mount + run (no prefetch artifacts).
-    pub lazy: Measure,
+    /// Full pull + unpack + run. Its `workload_secs` is the run on the
+    /// unpacked image (the warm mount's baseline).
+    pub full: Rounds,
+    /// Lazy mount + run (no prefetch artifacts), empty span cache.
+    pub lazy: Rounds,
     /// Lazy mount + run, the index carrying the recorded prefetch.
-    pub prefetch: Measure,
-    /// `lazy.secs / full.secs`.
+    pub prefetch: Rounds,
+    /// Lazy mount + run with every span the workload reads already in the
+    /// on-disk span cache (a second mount of the same cache directory).
+    pub warm: Rounds,
+    /// `lazy.secs / full.secs` (medians).
     pub lazy_full_time: f64,
-    /// `prefetch.secs / full.secs`.
+    /// `prefetch.secs / full.secs` (medians).
     pub prefetch_full_time: f64,
     /// `lazy.bytes / full.bytes`.
     pub lazy_full_bytes: f64,
+    /// The warm mount's workload time over the unpacked image's (medians).
+    pub warm_unpacked_workload: f64,
+    /// The floor of what the workload read: index manifest + zTOCs + layers
+    /// without a zTOC + the compressed bytes of the spans holding the byte
+    /// ranges the recorded run read (absent when the model's trace is not the
+    /// recorded one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor_bytes: Option<u64>,
+    /// `soci mount` to the first `ls /` answer (median round).
+    pub mount_ls: Option<MountLs>,
 }
 
 impl RealResult {
-    /// Ratios from the three measures.
-    pub fn new(full: Measure, lazy: Measure, prefetch: Measure) -> RealResult {
+    /// Ratios from the measures.
+    pub fn new(full: Rounds, lazy: Rounds, prefetch: Rounds, warm: Rounds) -> RealResult {
+        let (f, l, p) = (
+            &full.median.measure,
+            &lazy.median.measure,
+            &prefetch.median.measure,
+        );
         RealResult {
-            lazy_full_time: lazy.secs / full.secs.max(1e-9),
-            prefetch_full_time: prefetch.secs / full.secs.max(1e-9),
-            lazy_full_bytes: lazy.bytes as f64 / full.bytes.max(1) as f64,
+            lazy_full_time: l.secs / f.secs.max(1e-9),
+            prefetch_full_time: p.secs / f.secs.max(1e-9),
+            lazy_full_bytes: l.bytes as f64 / f.bytes.max(1) as f64,
+            warm_unpacked_workload: warm.median_workload() / full.median_workload().max(1e-9),
+            floor_bytes: None,
+            mount_ls: None,
             full,
             lazy,
             prefetch,
+            warm,
         }
     }
 }
 
-/// One real run of `host/repo:tag` through `proxy`: `lazy` mounts it (with
-/// `record`, the mount writes what was read there). Timed until the first
-/// stdout line, else the exit; the bytes are the proxy's count.
+/// How a real run mounts the image lazily.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LazyMount<'a> {
+    /// `soci mount --record FILE`: what the workload read.
+    pub record: Option<&'a Path>,
+    /// `soci mount --cache-dir DIR` (default: a fresh temporary one).
+    pub cache_dir: Option<&'a Path>,
+}
+
+/// One real run of `host/repo:tag` through `proxy`: with `lazy` a `soci
+/// mount` child serves the root filesystem, else it is pulled in full. Timed
+/// until the first stdout line, else the exit; the bytes are the proxy's count.
 pub fn measure(
     real: &RealRun,
     proxy: &Proxy,
     repo: &str,
     tag: &str,
-    lazy: bool,
-    record: Option<&Path>,
+    lazy: Option<LazyMount<'_>>,
     work: &Path,
-) -> Result<Measure> {
+) -> Result<RealMeasure> {
     if !soci_run::is_root() {
         bail!("--real-run needs root (it mounts overlayfs and FUSE and starts containers)");
     }
@@ -100,9 +199,10 @@ pub fn measure(
     // An empty store: the mount must find the index in the registry.
     let store = work.join("real-store");
     let _ = std::fs::remove_dir_all(&store);
-    let mode = if lazy {
+    let mode = if let Some(lazy) = lazy {
         let (soci, image, store) = (real.soci.clone(), image.clone(), store.clone());
-        let record = record.map(Path::to_path_buf);
+        let record = lazy.record.map(Path::to_path_buf);
+        let cache_dir = lazy.cache_dir.map(Path::to_path_buf);
         RootfsMode::Lazy(Box::new(move |mountpoint: &Path| {
             let mut c = Command::new(&soci);
             c.arg("mount")
@@ -112,6 +212,9 @@ pub fn measure(
                 .arg(&store);
             if let Some(r) = &record {
                 c.arg("--record").arg(r);
+            }
+            if let Some(d) = &cache_dir {
+                c.arg("--cache-dir").arg(d);
             }
             c
         }))
@@ -141,5 +244,82 @@ pub fn measure(
         );
     }
     let secs = report.first_line_secs.unwrap_or(report.exit_secs);
-    Ok(Measure::from(secs, proxy.traffic() - before))
+    Ok(RealMeasure {
+        measure: Measure::from(secs, proxy.traffic() - before),
+        workload_secs: secs - report.rootfs_secs,
+        mount: report.mount,
+    })
+}
+
+/// `soci mount` of the image through the proxy until the first `ls /`
+/// answer: what a mount costs before any file is read.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MountLs {
+    /// Start of `soci mount` to the listing of `/` (names and types).
+    pub secs: f64,
+    /// Entries in `/`.
+    pub entries: usize,
+    /// Proxy count up to then: requests (round trips), bytes down.
+    #[serde(flatten)]
+    pub measure: Measure,
+    /// Of those bytes: SOCI index manifest, zTOCs and prefetch artifacts
+    /// (the mount's `index_bytes`).
+    pub index_bytes: u64,
+}
+
+/// Mounts `host/repo:tag` (an empty store: the index comes from the registry)
+/// and lists `/`; the mount is then stopped (SIGTERM) and its final line read.
+pub fn measure_mount_ls(
+    real: &RealRun,
+    proxy: &Proxy,
+    repo: &str,
+    tag: &str,
+    work: &Path,
+) -> Result<MountLs> {
+    use std::io::BufRead;
+    let image = format!("{}/{repo}:{tag}", proxy.host());
+    let mp = work.join("mount-ls");
+    let store = work.join("mount-ls-store");
+    let _ = std::fs::remove_dir_all(&store);
+    std::fs::create_dir_all(&mp)?;
+    let before = proxy.traffic();
+    let started = Instant::now();
+    let mut child = Command::new(&real.soci)
+        .arg("mount")
+        .arg(&image)
+        .arg(&mp)
+        .args(["--json", "--plain-http", "--store"])
+        .arg(&store)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("start {} mount", real.soci.display()))?;
+    let mut lines = std::io::BufReader::new(child.stdout.take().context("mount stdout")?).lines();
+    let first = lines.next().transpose()?.unwrap_or_default();
+    let listed = if first.contains("\"mounted\"") {
+        std::fs::read_dir(&mp).map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok())
+                .count()
+        })
+    } else {
+        Err(std::io::Error::other(format!(
+            "soci mount printed {first:?}"
+        )))
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let traffic = proxy.traffic() - before;
+    let _ = Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status();
+    let last = lines.map_while(|l| l.ok()).last().unwrap_or_default();
+    let _ = child.wait();
+    let entries = listed.with_context(|| format!("mount of {image}"))?;
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap_or_default();
+    Ok(MountLs {
+        secs,
+        entries,
+        measure: Measure::from(secs, traffic),
+        index_bytes: v["index_bytes"].as_u64().unwrap_or(0),
+    })
 }

@@ -362,6 +362,25 @@ impl Bench<'_> {
     /// One image: index and publish it, then every network profile.
     fn image(&self, img: &ImageSpec) -> Result<ImageReport> {
         let o = self.o;
+        // Without a trace of its own (an image given with --real-run only),
+        // the model replays what the real lazy run recorded, so the floor is
+        // that of the byte ranges the workload actually read.
+        let recorded_trace = img.trace.files.is_empty() && o.real_run.is_some();
+        let real = match &o.real_run {
+            Some(r) => Some(self.real_images(img, r)?),
+            None => None,
+        };
+        let traced;
+        let img = match &real {
+            Some((_, _, trace)) if recorded_trace => {
+                traced = ImageSpec {
+                    trace: trace.clone(),
+                    ..img.clone()
+                };
+                &traced
+            }
+            _ => img,
+        };
         log(
             o,
             &format!("{}: soci create + publish to {}", img.name, self.registry),
@@ -384,15 +403,19 @@ impl Bench<'_> {
                 p.build_secs
             ),
         );
-        let real = match &o.real_run {
-            Some(r) => Some(self.real_images(img, r)?),
-            None => None,
-        };
         let mut results = Vec::new();
         for prof in &o.profiles {
             let mut result = self.profile(img, &p, prof)?;
-            if let (Some(r), Some((plain, recorded))) = (&o.real_run, &real) {
-                result.real = Some(self.real_profile(img, r, plain, recorded, prof)?);
+            if let (Some(r), Some((plain, recorded, _))) = (&o.real_run, &real) {
+                let mut rr = self.real_profile(img, r, plain, recorded, prof)?;
+                if recorded_trace {
+                    rr.floor_bytes = result
+                        .ranges
+                        .as_ref()
+                        .and_then(|m| m.lazy.as_ref())
+                        .map(floor_of);
+                }
+                result.real = Some(rr);
             }
             results.push(result);
         }
@@ -484,7 +507,7 @@ impl Bench<'_> {
         &self,
         img: &ImageSpec,
         real: &crate::real::RealRun,
-    ) -> Result<(Published, Published)> {
+    ) -> Result<(Published, Published, Trace)> {
         let o = self.o;
         let plain_spec = ImageSpec {
             name: format!("{}-real", img.name),
@@ -507,8 +530,10 @@ impl Bench<'_> {
             self.proxy,
             &plain.repo,
             &plain.tag,
-            true,
-            Some(&record),
+            Some(crate::real::LazyMount {
+                record: Some(&record),
+                cache_dir: None,
+            }),
             self.work,
         )?;
         let trace = Trace::load(&record)?;
@@ -523,7 +548,7 @@ impl Bench<'_> {
         let recorded_spec = ImageSpec {
             name: format!("{}-recorded", img.name),
             source: img.source.clone(),
-            trace,
+            trace: trace.clone(),
         };
         let recorded = build_and_publish(
             &recorded_spec,
@@ -532,7 +557,7 @@ impl Bench<'_> {
             o.min_layer_size,
             self.work,
         )?;
-        Ok((plain, recorded))
+        Ok((plain, recorded, trace))
     }
 
     /// The three real runs on one profile.
@@ -545,15 +570,58 @@ impl Bench<'_> {
         prof: &Profile,
     ) -> Result<crate::real::RealResult> {
         self.proxy.set_profile(prof.clone());
-        let m = |p: &Published, lazy| {
-            crate::real::measure(real, self.proxy, &p.repo, &p.tag, lazy, None, self.work)
+        let m = |p: &Published, lazy: bool, cache: Option<&Path>| {
+            let mount = lazy.then_some(crate::real::LazyMount {
+                record: None,
+                cache_dir: cache,
+            });
+            crate::real::measure(real, self.proxy, &p.repo, &p.tag, mount, self.work)
         };
-        let full = m(plain, false)?;
-        let lazy = m(plain, true)?;
-        let prefetch = m(recorded, true)?;
-        log(self.o, &format!("{} {}: real full {:.2}s {:.1} MB; lazy {:.2}s {:.1} MB; lazy+recorded prefetch {:.2}s {:.1} MB",
-            img.name, prof.name, full.secs, full.bytes as f64 / 1e6, lazy.secs, lazy.bytes as f64 / 1e6, prefetch.secs, prefetch.bytes as f64 / 1e6));
-        Ok(crate::real::RealResult::new(full, lazy, prefetch))
+        let (mut full, mut lazy, mut prefetch, mut warm) = (vec![], vec![], vec![], vec![]);
+        let cache = self.work.join("real-span-cache");
+        // Rounds interleave the strategies, so a burst of load on the shared
+        // machine hits all of them rather than one.
+        for round in 0..real.rounds.max(1) {
+            full.push(m(plain, false, None)?);
+            let _ = std::fs::remove_dir_all(&cache);
+            lazy.push(m(plain, true, Some(&cache))?);
+            // The same cache directory again: every span the workload reads is
+            // on disk, so this is the FUSE path's own cost.
+            warm.push(m(plain, true, Some(&cache))?);
+            let _ = std::fs::remove_dir_all(&cache);
+            prefetch.push(m(recorded, true, None)?);
+            let last =
+                |v: &Vec<crate::real::RealMeasure>| v.last().map(|x| x.measure.secs).unwrap_or(0.0);
+            log(self.o, &format!("{} {} round {}: real full {:.2}s; lazy {:.2}s; lazy+recorded prefetch {:.2}s; workload on unpacked {:.2}s, on warm mount {:.2}s",
+                img.name, prof.name, round + 1, last(&full), last(&lazy), last(&prefetch),
+                full.last().map(|x| x.workload_secs).unwrap_or(0.0), warm.last().map(|x| x.workload_secs).unwrap_or(0.0)));
+        }
+        let mut ls = Vec::new();
+        for _ in 0..real.rounds.max(1) {
+            ls.push(crate::real::measure_mount_ls(
+                real,
+                self.proxy,
+                &plain.repo,
+                &plain.tag,
+                self.work,
+            )?);
+        }
+        ls.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+        let mount_ls = ls.swap_remove((ls.len() - 1) / 2);
+        log(self.o, &format!("{} {}: soci mount to the first `ls /`: {:.2}s, {} requests, {:.2} MB ({:.2} MB index and zTOCs)",
+            img.name, prof.name, mount_ls.secs, mount_ls.measure.requests, mount_ls.measure.bytes as f64 / 1e6, mount_ls.index_bytes as f64 / 1e6));
+        let (full, lazy, prefetch, warm) = (
+            crate::real::Rounds::of(full),
+            crate::real::Rounds::of(lazy),
+            crate::real::Rounds::of(prefetch),
+            crate::real::Rounds::of(warm),
+        );
+        let mb = |r: &crate::real::Rounds| r.median.measure.bytes as f64 / 1e6;
+        log(self.o, &format!("{} {}: real full {:.2}s {:.1} MB; lazy {:.2}s {:.1} MB; lazy+recorded prefetch {:.2}s {:.1} MB (medians of {})",
+            img.name, prof.name, full.median.measure.secs, mb(&full), lazy.median.measure.secs, mb(&lazy), prefetch.median.measure.secs, mb(&prefetch), real.rounds.max(1)));
+        let mut r = crate::real::RealResult::new(full, lazy, prefetch, warm);
+        r.mount_ls = Some(mount_ls);
+        Ok(r)
     }
 
     /// The sweeps: on one image, first profile, on-demand lazy start.

@@ -5,9 +5,9 @@ use crate::image::LayerData;
 use crate::record::ReadLog;
 use crate::tree::{Kind, Node, Tree};
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry,
-    ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, Generation, INodeNo, KernelConfig,
+    LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyXattr, Request,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -67,6 +67,27 @@ fn attr(ino: u64, n: &Node) -> FileAttr {
     }
 }
 
+/// The attributes of a negative entry: only node 0 matters to the kernel.
+fn negative_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: std::time::UNIX_EPOCH,
+        mtime: std::time::UNIX_EPOCH,
+        ctime: std::time::UNIX_EPOCH,
+        crtime: std::time::UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        flags: 0,
+        blksize: 4096,
+    }
+}
+
 impl SociFs {
     fn node(&self, ino: INodeNo) -> Result<&Node, Errno> {
         self.shared.tree.node(u64::from(ino)).ok_or(Errno::ENOENT)
@@ -116,6 +137,11 @@ impl Filesystem for SociFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // Large sequential reads: let the kernel read ahead up to 1 MiB.
         let _ = config.set_max_readahead(1 << 20);
+        // The tree never changes: symlink targets may stay in the page cache,
+        // and lookups in one directory need not wait for each other (an
+        // interpreter starting stats many names in the same few directories).
+        let wanted = fuser::InitFlags::FUSE_CACHE_SYMLINKS | fuser::InitFlags::FUSE_PARALLEL_DIROPS;
+        let _ = config.add_capabilities(wanted & config.capabilities());
         Ok(())
     }
 
@@ -126,6 +152,13 @@ impl Filesystem for SociFs {
         });
         match r {
             Ok((ino, n)) => reply.entry(&TTL, &attr(ino, n), Generation(0)),
+            // A name missing from an existing directory stays missing: answered
+            // as a negative entry (node 0 with a timeout), the kernel keeps it
+            // and does not ask again. Interpreters probe many absent names
+            // (Python's path finder, the dynamic loader's search path).
+            Err(Errno::ENOENT) if self.node(parent).is_ok() => {
+                reply.entry(&TTL, &negative_attr(), Generation(0))
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -151,8 +184,23 @@ impl Filesystem for SociFs {
             return;
         }
         match self.node(ino) {
-            // The image is immutable: pages the kernel cached stay valid.
-            Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            // No per-open state: ENOSYS tells the kernel (3.x+: "no_open") to
+            // stop sending opens at all and to keep the page cache across opens
+            // (FOPEN_KEEP_CACHE is its default then: the image is immutable).
+            // That saves a round trip per open; an interpreter opens hundreds
+            // of files. Opens for writing never get here after that: the mount
+            // is read-only, the VFS answers EROFS itself.
+            Ok(_) => reply.error(Errno::ENOSYS),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.node(ino) {
+            // As open: no state, and the kernel then caches the listing
+            // (FOPEN_CACHE_DIR is its default without opendir).
+            Ok(n) if n.kind == Kind::Dir => reply.error(Errno::ENOSYS),
+            Ok(_) => reply.error(Errno::ENOTDIR),
             Err(e) => reply.error(e),
         }
     }

@@ -29,6 +29,11 @@ use std::time::Duration;
 /// Spans per range request of the background fetcher.
 const PREFETCH_BATCH: u64 = 4;
 
+/// Range requests the background fetcher keeps in flight. One at a time, a
+/// prefetch of N batches paid N round trips in a row, and the workload, started
+/// at once, overtook it and waited on its own on-demand reads.
+const PREFETCH_WORKERS: usize = 4;
+
 /// How to serve a mount.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -68,6 +73,22 @@ pub struct MountStats {
     pub read_errors: u64,
     /// Distinct files read.
     pub files_read: u64,
+    /// Peak resident memory of this process (`VmHWM`), bytes; 0 where
+    /// /proc/self/status does not say. The memory bound (tree + memory
+    /// cache + spans in flight) is checked against it.
+    pub peak_rss_bytes: u64,
+}
+
+/// `VmHWM` of this process in bytes (0 if unknown).
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// A finished mount: its stats and what was read.
@@ -240,6 +261,7 @@ pub fn serve(
         disk_hits: c.disk_hits.load(Ordering::Relaxed),
         read_errors: shared.read_errors.load(Ordering::Relaxed),
         files_read: 0,
+        peak_rss_bytes: peak_rss(),
     };
     let recording = shared.log.recording("");
     let mut stats = stats;
@@ -294,7 +316,7 @@ fn rx_wait_ended(rx: &mpsc::Receiver<Event>, timeout: Duration) -> Option<()> {
 }
 
 /// Fetches the prefetch artifacts' spans, then (with `all`) every other span
-/// of each layer, on one thread, stopping when `stop` is set.
+/// of each layer, on `PREFETCH_WORKERS` threads, stopping when `stop` is set.
 fn start_background(
     shared: Arc<fs::Shared>,
     layers: &[LayerData],
@@ -316,22 +338,32 @@ fn start_background(
             }
         }
     }
-    if plan.is_empty() {
+    // Batches in plan order (prefetch artifacts first), taken by the workers
+    // from one queue: the first batches start together.
+    let mut batches = std::collections::VecDeque::new();
+    for (layer, a, b) in plan {
+        let mut sp = a;
+        while sp <= b {
+            let end = (sp + PREFETCH_BATCH - 1).min(b);
+            batches.push_back((layer, sp, end));
+            sp = end + 1;
+        }
+    }
+    if batches.is_empty() {
         return;
     }
-    let _ = std::thread::Builder::new()
-        .name("soci-prefetch".into())
-        .spawn(move || {
-            for (layer, a, b) in plan {
-                let mut sp = a;
-                while sp <= b {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let end = (sp + PREFETCH_BATCH - 1).min(b);
-                    shared.cache.prefetch(layer, sp, end, PREFETCH_BATCH);
-                    sp = end + 1;
+    let queue = Arc::new(std::sync::Mutex::new(batches));
+    for i in 0..PREFETCH_WORKERS {
+        let (shared, stop, queue) = (shared.clone(), stop.clone(), queue.clone());
+        let _ = std::thread::Builder::new()
+            .name(format!("soci-prefetch-{i}"))
+            .spawn(move || loop {
+                if stop.load(Ordering::Relaxed) {
+                    return;
                 }
-            }
-        });
+                let next = queue.lock().map(|mut q| q.pop_front()).ok().flatten();
+                let Some((layer, a, b)) = next else { return };
+                shared.cache.prefetch(layer, a, b, PREFETCH_BATCH);
+            });
+    }
 }

@@ -6,5 +6,6 @@
 //! fuse3); a test prints why and returns when /dev/fuse is missing.
 mod faults;
 mod harness;
+mod memory;
 mod reads;
 mod tree;

@@ -379,3 +379,40 @@ fn concurrent_readers_fetch_each_span_once() {
         "{fetched} spans fetched for 10 places: {v}"
     );
 }
+
+/// The kernel stops asking for opens (the mount answers ENOSYS) and keeps
+/// negative entries: a write open must still fail with EROFS, a missing name
+/// must stay missing however often it is asked, and reads after the first
+/// open keep returning the right bytes.
+#[test]
+fn without_open_round_trips_writes_fail_missing_names_stay_missing_and_reads_match() {
+    if !fuse_available(
+        "without_open_round_trips_writes_fail_missing_names_stay_missing_and_reads_match",
+    ) {
+        return;
+    }
+    let fx = fixture();
+    let src = converted(&fx);
+    let mp = fx.dir.path().join("mnt");
+    let empty = fx.dir.path().join("empty");
+    let mut m = mount(&[&src, "--store", p(&empty)], &mp, &[]);
+    let want = std::fs::read(fx.unpacked.join("usr/lib/text.txt")).unwrap();
+    for _ in 0..3 {
+        assert_eq!(std::fs::read(mp.join("usr/lib/text.txt")).unwrap(), want);
+        let w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(mp.join("usr/lib/text.txt"));
+        assert_eq!(w.unwrap_err().raw_os_error(), Some(30), "EROFS expected");
+        for missing in ["usr/lib/no-such-file", "no-such-dir/x"] {
+            let e = std::fs::metadata(mp.join(missing)).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{missing}");
+        }
+        let names: Vec<_> = std::fs::read_dir(mp.join("usr/lib"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(names.iter().any(|n| n == "text.txt"), "{names:?}");
+    }
+    let (code, _) = m.stop_with("TERM");
+    assert_eq!(code, Some(0), "stderr: {}", m.stderr_text());
+}

@@ -180,8 +180,8 @@ fn components(p: &str) -> VecDeque<String> {
         .collect()
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+fn gzip(data: &[u8], level: flate2::Compression) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
@@ -202,10 +202,23 @@ pub(crate) fn write_image(
     layers: Vec<Vec<u8>>,
     config: serde_json::Value,
 ) -> String {
+    write_image_gzip(dir, tag, layers, config, flate2::Compression::fast())
+}
+
+/// [`write_image`] with the layers gzipped at `level`. (zlib-rs's fastest
+/// level writes very long deflate blocks, and a zTOC can only start a span
+/// at a block boundary: a test that needs spans of the size asked uses 6.)
+pub(crate) fn write_image_gzip(
+    dir: &Path,
+    tag: &str,
+    layers: Vec<Vec<u8>>,
+    config: serde_json::Value,
+    level: flate2::Compression,
+) -> String {
     let diff_ids: Vec<String> = layers.iter().map(|t| sha256(t)).collect();
     let mut descs = Vec::new();
     for t in &layers {
-        let gz = gzip(t);
+        let gz = gzip(t, level);
         let d = put_blob(dir, &gz);
         descs.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": gz.len()}));
     }
