@@ -5,7 +5,7 @@
 //! first lazy run (`--record`) built into the index. Needs root, runc (else the
 //! chroot fallback) and the `soci` binary (it runs `soci mount` and `soci run-init`).
 use crate::proxy::Proxy;
-use crate::run::Measure;
+use crate::startup::Measure;
 use anyhow::{bail, Context, Result};
 use soci_oci::registry::{RegistryOptions, RegistrySource};
 use soci_run::{Cancel, RootfsMode, RunOptions as ContainerOptions, RuntimeChoice};

@@ -1,6 +1,7 @@
 //! The benchmark run: index build, publish to a local registry, then for each
 //! network profile a full pull and the lazy starts, through the shaping proxy.
-use crate::proxy::{Profile, Proxy, Traffic};
+use crate::proxy::{Profile, Proxy};
+pub use crate::startup::Measure;
 use crate::startup::{full_pull, lazy_start, verify_lazy, LazyMode, LazyOptions, LazyOutcome};
 use crate::trace::Trace;
 use anyhow::{anyhow, Context, Result};
@@ -64,36 +65,6 @@ impl Default for RunOptions {
             work_dir: std::env::temp_dir().join("soci-bench"),
             verbose: true,
             real_run: None,
-        }
-    }
-}
-
-/// One strategy's cost, as counted at the proxy.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Measure {
-    /// Wall-clock seconds the strategy took.
-    pub secs: f64,
-    /// Bytes sent down by the proxy.
-    pub bytes: u64,
-    /// HTTP requests the proxy saw.
-    pub requests: u64,
-    /// TCP connections the proxy accepted.
-    pub connections: u64,
-    /// Files checked byte for byte against the full pull.
-    pub verified_files: usize,
-    /// What the lazy start fetched and how (absent for the full pull).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lazy: Option<LazyOutcome>,
-}
-
-impl Measure {
-    pub(crate) fn from(secs: f64, t: Traffic) -> Measure {
-        Measure {
-            secs,
-            bytes: t.bytes_down,
-            requests: t.requests,
-            connections: t.connections,
-            ..Default::default()
         }
     }
 }

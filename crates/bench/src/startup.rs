@@ -1,4 +1,5 @@
 //! The two ways to start a container: full pull, and lazy start through the SOCI index.
+use crate::proxy::Traffic;
 use crate::trace::{clean, Trace, TraceFile};
 use anyhow::{anyhow, bail, Context, Result};
 use soci_image::lazy::{BatchOptions, SpanReader};
@@ -619,4 +620,34 @@ pub fn verify_lazy(trace: &Trace, lazy_dir: &Path, full: &FullPull, ranges: bool
         n += 1;
     }
     Ok(n)
+}
+
+/// One strategy's cost, as counted at the proxy.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Measure {
+    /// Wall-clock seconds the strategy took.
+    pub secs: f64,
+    /// Bytes sent down by the proxy.
+    pub bytes: u64,
+    /// HTTP requests the proxy saw.
+    pub requests: u64,
+    /// TCP connections the proxy accepted.
+    pub connections: u64,
+    /// Files checked byte for byte against the full pull.
+    pub verified_files: usize,
+    /// What the lazy start fetched and how (absent for the full pull).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lazy: Option<LazyOutcome>,
+}
+
+impl Measure {
+    pub(crate) fn from(secs: f64, t: Traffic) -> Measure {
+        Measure {
+            secs,
+            bytes: t.bytes_down,
+            requests: t.requests,
+            connections: t.connections,
+            ..Default::default()
+        }
+    }
 }
