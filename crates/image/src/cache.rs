@@ -20,9 +20,9 @@
 //! ([`RegistryCache::already_indexed`]): the SOCI index and image index this
 //! run would publish, predicted from the zTOC descriptors found there, are
 //! the ones it has.
-use crate::create::{options_key, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt};
 use crate::error::{Error, Result};
 use crate::layers::{plan_layer, LayerKind, LayerPlan};
+use crate::model::{options_key, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt};
 use soci_index::convert::{convert, ConvertInput};
 use soci_index::manifest::{
     build_index_manifest, disable_xattrs_applies, IndexVersion, ParsedIndex, ZtocRecord,
@@ -320,7 +320,7 @@ impl<'a> RegistryCache<'a> {
             .collect();
         let image_index = match opts.index_version {
             IndexVersion::V2 => {
-                let (root, manifests, indexes) = crate::publish::convert_parts(&root, &platforms);
+                let (root, manifests, indexes) = crate::model::convert_parts(&root, &platforms);
                 let out = convert(&ConvertInput {
                     root,
                     root_bytes: &root_bytes,

@@ -13,177 +13,21 @@ use crate::pool::parallel_by;
 use crate::tee::{OnHangup, QueueReader, Tee};
 use crate::{LayerProgress, Reporter};
 use soci_index::manifest::{
-    build_index_manifest, disable_xattrs_applies, BuiltIndex, IndexVersion, PrefetchRecord,
-    ZtocRecord,
+    build_index_manifest, disable_xattrs_applies, IndexVersion, PrefetchRecord, ZtocRecord,
 };
 use soci_index::prefetch::{plan_prefetch, PrefetchLayer};
 use soci_index::store::{IndexEntry, Store};
-use soci_oci::source::{select_manifests, ImageManifest, ImageSource, PlatformChoice};
-use soci_oci::spec::{Descriptor, Digest, Platform};
+use soci_oci::source::{select_manifests, ImageManifest, ImageSource};
+use soci_oci::spec::{Descriptor, Digest};
 use soci_ztoc::build::{build_ztoc, BuildOptions, BuiltZtoc, LayerCompression};
 use soci_ztoc::codec;
 use std::collections::HashMap;
 use std::io::Read;
 
-/// Default [`CreateOptions::min_layer_size`]: layers under 10 MiB (compressed)
-/// get no zTOC, as in the reference; a layer of exactly this size is indexed.
-pub const DEFAULT_MIN_LAYER_SIZE: u64 = 10 << 20;
-
-/// What to build, as the `create`/`convert` flags say.
-#[derive(Debug, Clone)]
-pub struct CreateOptions {
-    /// `--span-size`: uncompressed bytes per span.
-    pub span_size: u64,
-    /// `--min-layer-size`: smaller layers get no zTOC (pulled in full).
-    pub min_layer_size: u64,
-    /// `--optimizations xattr`.
-    pub xattr_optimization: bool,
-    /// `--prefetch-file` and `--prefetch-files-json` paths.
-    pub prefetch_paths: Vec<String>,
-    /// Rebuild zTOCs even when the store (or a registry) has them, and
-    /// publish even when the destination is already indexed.
-    pub force: bool,
-    /// SOCI index v1 (referrers) or v2 (image index).
-    pub index_version: IndexVersion,
-    /// Layers built at the same time.
-    pub jobs: usize,
-    /// Written into every zTOC, so part of their digests.
-    pub build_tool_identifier: String,
-    /// `--platform` / `--all-platforms`: which images of an index get a SOCI index.
-    pub platforms: PlatformChoice,
-    /// Only use zTOCs already in the store (`soci push`): a missing one is an error.
-    pub require_stored: bool,
-    /// Per-layer limits against gzip bombs (see `BuildOptions`).
-    pub max_uncompressed_size: u64,
-    /// Per-layer limit on tar entries (see `BuildOptions`).
-    pub max_files: u64,
-    /// Reuse zTOCs from the SOCI indexes of the source, the destination and
-    /// `cache_from` (see [`crate::cache`]), and take an already indexed
-    /// destination for a no-op; `--no-cache` turns it off.
-    pub registry_cache: bool,
-    /// `--cache-from`: more images whose SOCI indexes may hold the zTOCs.
-    pub cache_from: Vec<soci_oci::ImageRef>,
-}
-
-impl Default for CreateOptions {
-    fn default() -> Self {
-        CreateOptions {
-            span_size: soci_ztoc::build::DEFAULT_SPAN_SIZE,
-            min_layer_size: DEFAULT_MIN_LAYER_SIZE,
-            xattr_optimization: false,
-            prefetch_paths: Vec::new(),
-            force: false,
-            index_version: IndexVersion::V2,
-            jobs: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-            build_tool_identifier: soci_ztoc::build::DEFAULT_BUILD_TOOL_IDENTIFIER.to_string(),
-            platforms: PlatformChoice::Host,
-            require_stored: false,
-            max_uncompressed_size: soci_ztoc::build::DEFAULT_MAX_UNCOMPRESSED_SIZE,
-            max_files: soci_ztoc::build::DEFAULT_MAX_FILES,
-            registry_cache: true,
-            cache_from: Vec::new(),
-        }
-    }
-}
-
-/// What happened to one layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LayerOutcome {
-    /// A zTOC was built and stored.
-    Built {
-        /// The stored zTOC.
-        ztoc: ZtocRecord,
-        /// Tar entries in the layer.
-        files: usize,
-        /// Spans (checkpoints) in the zTOC.
-        spans: usize,
-    },
-    /// The store already had a zTOC for this layer and span size.
-    Reused {
-        /// The stored zTOC.
-        ztoc: ZtocRecord,
-    },
-    /// A registry had it: found in a SOCI index of `from`, checked, and put
-    /// in the store (see [`crate::cache`]).
-    Fetched {
-        /// The zTOC, now stored.
-        ztoc: ZtocRecord,
-        /// The image whose SOCI index listed it.
-        from: String,
-    },
-    /// No zTOC: the layer is below min-layer-size or its compression is unsupported.
-    Skipped {
-        /// The reference's message for the layer.
-        reason: String,
-    },
-}
-
-impl LayerOutcome {
-    /// The layer's zTOC, unless it was skipped.
-    pub fn ztoc(&self) -> Option<&ZtocRecord> {
-        match self {
-            LayerOutcome::Built { ztoc, .. }
-            | LayerOutcome::Reused { ztoc }
-            | LayerOutcome::Fetched { ztoc, .. } => Some(ztoc),
-            LayerOutcome::Skipped { .. } => None,
-        }
-    }
-    /// The reference's line for this layer.
-    pub fn line(&self, layer: &Digest) -> String {
-        match self {
-            LayerOutcome::Built { ztoc, .. } => {
-                format!("layer {layer} -> ztoc {}", ztoc.ztoc_digest)
-            }
-            LayerOutcome::Reused { ztoc } => format!(
-                "layer {layer} -> ztoc {} (already exists)",
-                ztoc.ztoc_digest
-            ),
-            LayerOutcome::Fetched { ztoc, from } => format!(
-                "layer {layer} -> ztoc {} (reused from {from})",
-                ztoc.ztoc_digest
-            ),
-            LayerOutcome::Skipped { reason } => reason.clone(),
-        }
-    }
-}
-
-/// The SOCI index built for one platform image manifest.
-#[derive(Debug, Clone)]
-pub struct PlatformIndexBuilt {
-    /// The image manifest indexed.
-    pub image: ImageManifest,
-    /// Its SOCI index manifest.
-    pub index: BuiltIndex,
-    /// The zTOCs the index lists.
-    pub ztocs: Vec<ZtocRecord>,
-    /// The prefetch artifacts the index lists.
-    pub prefetches: Vec<PrefetchRecord>,
-}
-
-/// The result of [`create`].
-#[derive(Debug, Clone)]
-pub struct Created {
-    /// The image's root (index or manifest) as resolved.
-    pub root: Descriptor,
-    /// The root's bytes, as fetched.
-    pub root_bytes: Vec<u8>,
-    /// One entry per platform that got an index.
-    pub platforms: Vec<PlatformIndexBuilt>,
-    /// Platforms left without an index because none of their layers was indexed.
-    pub skipped_platforms: Vec<(Platform, String)>,
-    /// Every distinct layer of the chosen platforms, in image order, with its fate.
-    pub layers: Vec<(Descriptor, LayerOutcome)>,
-    /// Prefetch paths found in no layer.
-    pub prefetch_not_found: Vec<String>,
-}
-
-/// The store's reuse key: what, besides layer digest and span size, makes two
-/// zTOCs of a layer differ. The build tool identifier is in the zTOC's bytes.
-pub(crate) fn options_key(opts: &CreateOptions) -> String {
-    format!("tool={}", opts.build_tool_identifier)
-}
+pub(crate) use crate::model::options_key;
+pub use crate::model::{
+    CreateOptions, Created, LayerOutcome, PlatformIndexBuilt, DEFAULT_MIN_LAYER_SIZE,
+};
 
 /// Gets a copy of a layer's bytes while the zTOC builder reads them, so that
 /// `create --dest` reads each layer once (see `publish::Destination`).

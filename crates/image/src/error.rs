@@ -1,7 +1,7 @@
 //! soci-image's error: one variant per failure, naming the layer, digest or
 //! image concerned, with the cause kept as its `source()` (so a caller that
 //! prints the chain prints each cause once, and can still match on it).
-use crate::create::LayerOutcome;
+use crate::model::LayerOutcome;
 use soci_oci::spec::{Descriptor, Digest};
 
 /// The result of soci-image's jobs.
@@ -314,7 +314,7 @@ pub enum Error {
     },
     /// A layer and its zTOC do not fit, or a fetched span does not match it.
     #[error(transparent)]
-    SpanCheck(#[from] crate::lazy::SpanCheckError),
+    SpanCheck(#[from] SpanCheckError),
     /// From soci-oci (registry, layout, archive).
     #[error(transparent)]
     Oci(#[from] soci_oci::Error),
@@ -354,4 +354,41 @@ pub(crate) fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
         cause = c.source();
     }
     text
+}
+
+/// A layer and its zTOC do not fit, or a fetched span is not what the zTOC says.
+#[derive(Debug, thiserror::Error)]
+pub enum SpanCheckError {
+    #[error("span {span} of layer {layer} does not match the zTOC (sha256 {actual}, the zTOC says {expected}): the source returned altered bytes for range {range:?}")]
+    /// A fetched span's bytes are not the ones the zTOC's span digest names.
+    DigestMismatch {
+        /// Digest of the layer.
+        layer: soci_oci::spec::Digest,
+        /// Index of the span.
+        span: u64,
+        /// The compressed byte range fetched.
+        range: std::ops::Range<u64>,
+        /// Span digest in the zTOC.
+        expected: String,
+        /// Digest of the bytes fetched.
+        actual: String,
+    },
+    /// The zTOC's span digests do not cover its spans one to one.
+    #[error("the zTOC has {digests} span digests for {spans} spans: it cannot vouch for the layer's bytes")]
+    DigestCount {
+        /// Span digests in the zTOC.
+        digests: usize,
+        /// Spans in its zinfo.
+        spans: u64,
+    },
+    /// The zTOC was built from a blob of another size than the layer.
+    #[error("the zTOC is for a {ztoc}-byte layer, but layer {layer} is {size} bytes")]
+    LayerSize {
+        /// Digest of the layer.
+        layer: soci_oci::spec::Digest,
+        /// Compressed size recorded in the zTOC.
+        ztoc: i64,
+        /// Size in the layer's descriptor.
+        size: i64,
+    },
 }

@@ -21,6 +21,7 @@ pub mod gc;
 pub mod job;
 mod layers;
 pub mod lazy;
+mod model;
 mod pool;
 pub mod publish;
 pub mod recompress;

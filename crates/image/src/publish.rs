@@ -9,7 +9,7 @@ use crate::create::{Created, LayerTee};
 use crate::error::{Error, Result};
 use crate::pool::parallel_by;
 use crate::Reporter;
-use soci_index::convert::{convert, ConvertInput, PlatformIndex};
+use soci_index::convert::{convert, ConvertInput};
 use soci_index::fallback::{fallback_entry, fallback_tag, merge_fallback_index};
 use soci_index::manifest::IndexVersion;
 use soci_index::store::Store;
@@ -624,7 +624,7 @@ fn publish_v2(
         .clone()
         .expect("open_sink refuses a v2 destination without a tag");
     let jobs = destination.copy_jobs;
-    let (root, manifests, indexes) = convert_parts(&created.root, &created.platforms);
+    let (root, manifests, indexes) = crate::model::convert_parts(&created.root, &created.platforms);
     // Children of the source index that we did not index must exist at
     // the destination too: copy those the source has.
     copy_untouched_children(sink, source, created, &manifests, copied, jobs, reporter)?;
@@ -640,34 +640,6 @@ fn publish_v2(
     let desc = sink.put_manifest(Some(&tag), &out.index_bytes, spec::MEDIA_TYPE_OCI_INDEX)?;
     sink.finish()?;
     Ok(desc)
-}
-
-/// What `convert` takes for these platforms: the root (a single manifest's
-/// platform put on its entry), the image manifests by digest and the SOCI
-/// index of each. Publishing and the already-indexed prediction (cache.rs)
-/// must agree on it, so both call this.
-pub(crate) fn convert_parts(
-    root: &Descriptor,
-    platforms: &[crate::create::PlatformIndexBuilt],
-) -> (Descriptor, HashMap<Digest, Vec<u8>>, Vec<PlatformIndex>) {
-    let manifests = platforms
-        .iter()
-        .map(|p| (p.image.descriptor.digest.clone(), p.image.raw.clone()))
-        .collect();
-    let indexes = platforms
-        .iter()
-        .map(|p| PlatformIndex {
-            image_manifest_digest: p.image.descriptor.digest.clone(),
-            platform: p.image.platform.clone(),
-            index_digest: p.index.descriptor.digest.clone(),
-            index_size: p.index.bytes.len() as u64,
-        })
-        .collect();
-    let mut root = root.clone();
-    if !is_index(&root.media_type) {
-        root.platform = platforms.first().map(|p| p.image.platform.clone());
-    }
-    (root, manifests, indexes)
 }
 
 /// The v1 end of [`publish_to`]: makes each index manifest discoverable from
