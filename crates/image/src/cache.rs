@@ -24,9 +24,7 @@ use crate::error::{Error, Result};
 use crate::layers::{plan_layer, LayerKind, LayerPlan};
 use crate::model::{options_key, CreateOptions, Created, LayerOutcome, PlatformIndexBuilt};
 use soci_index::convert::{convert, ConvertInput};
-use soci_index::manifest::{
-    build_index_manifest, disable_xattrs_applies, IndexVersion, ParsedIndex, ZtocRecord,
-};
+use soci_index::manifest::{disable_xattrs_applies, IndexVersion, ParsedIndex, ZtocRecord};
 use soci_index::store::Store;
 use soci_oci::source::{select_manifests, ImageSource};
 use soci_oci::spec::{self, Descriptor, Digest};
@@ -296,23 +294,7 @@ impl<'a> RegistryCache<'a> {
                 // "the same again"; let the run decide.
                 return Ok(None);
             }
-            let subject = match opts.index_version {
-                IndexVersion::V1 => Some(img.descriptor.clone()),
-                IndexVersion::V2 => None,
-            };
-            let index = build_index_manifest(
-                opts.index_version,
-                &ztocs,
-                &[],
-                subject,
-                &opts.build_tool_identifier,
-            )?;
-            platforms.push(PlatformIndexBuilt {
-                image: img,
-                index,
-                ztocs,
-                prefetches: Vec::new(),
-            });
+            platforms.push(PlatformIndexBuilt::build(img, ztocs, Vec::new(), opts)?);
         }
         let soci_indexes: Vec<Digest> = platforms
             .iter()

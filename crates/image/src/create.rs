@@ -12,9 +12,7 @@ use crate::layers::{plan_layer, why_nothing_indexed, LayerKind, LayerPlan};
 use crate::pool::parallel_by;
 use crate::tee::{OnHangup, QueueReader, Tee};
 use crate::{LayerProgress, Reporter};
-use soci_index::manifest::{
-    build_index_manifest, disable_xattrs_applies, IndexVersion, PrefetchRecord, ZtocRecord,
-};
+use soci_index::manifest::{disable_xattrs_applies, PrefetchRecord, ZtocRecord};
 use soci_index::prefetch::{plan_prefetch, PrefetchLayer};
 use soci_index::store::{IndexEntry, Store};
 use soci_oci::source::{select_manifests, ImageManifest, ImageSource};
@@ -329,17 +327,8 @@ fn index_platform(
     prefetches: Vec<PrefetchRecord>,
     opts: &CreateOptions,
 ) -> Result<PlatformIndexBuilt> {
-    let subject = match opts.index_version {
-        IndexVersion::V1 => Some(img.descriptor.clone()),
-        IndexVersion::V2 => None,
-    };
-    let index = build_index_manifest(
-        opts.index_version,
-        &ztocs,
-        &prefetches,
-        subject,
-        &opts.build_tool_identifier,
-    )?;
+    let built = PlatformIndexBuilt::build(img, ztocs, prefetches, opts)?;
+    let index = &built.index;
     store.put_blob_expecting(&index.bytes, &index.descriptor.digest)?;
     store.record_index(&IndexEntry {
         digest: index.descriptor.digest.clone(),
@@ -347,15 +336,10 @@ fn index_platform(
         version: opts.index_version,
         image_ref: Some(source.reference().to_string()),
         image_digest: Some(root.digest.clone()),
-        manifest_digest: img.descriptor.digest.clone(),
-        platform: Some(img.platform.clone()),
+        manifest_digest: built.image.descriptor.digest.clone(),
+        platform: Some(built.image.platform.clone()),
     })?;
-    Ok(PlatformIndexBuilt {
-        image: img,
-        index,
-        ztocs,
-        prefetches,
-    })
+    Ok(built)
 }
 
 /// Plans and stores the prefetch artifacts of one platform.

@@ -3,7 +3,9 @@
 //! zTOC cache, publishing, the error type and the stored-index lookup use
 //! these types without importing the pipeline, which uses them in turn.
 use soci_index::convert::PlatformIndex;
-use soci_index::manifest::{BuiltIndex, IndexVersion, PrefetchRecord, ZtocRecord};
+use soci_index::manifest::{
+    build_index_manifest, BuiltIndex, IndexVersion, PrefetchRecord, ZtocRecord,
+};
 use soci_oci::source::{ImageManifest, PlatformChoice};
 use soci_oci::spec::{Descriptor, Digest, Platform};
 use std::collections::HashMap;
@@ -143,6 +145,37 @@ pub struct PlatformIndexBuilt {
     pub ztocs: Vec<ZtocRecord>,
     /// The prefetch artifacts the index lists.
     pub prefetches: Vec<PrefetchRecord>,
+}
+
+impl PlatformIndexBuilt {
+    /// The SOCI index manifest of `img` listing `ztocs` and `prefetches` (v1
+    /// names the image manifest as its subject, v2 does not). Building and the
+    /// already-indexed prediction (cache.rs) must make the same bytes, so both
+    /// call this; storing it is the caller's business.
+    pub(crate) fn build(
+        img: ImageManifest,
+        ztocs: Vec<ZtocRecord>,
+        prefetches: Vec<PrefetchRecord>,
+        opts: &CreateOptions,
+    ) -> soci_index::Result<PlatformIndexBuilt> {
+        let subject = match opts.index_version {
+            IndexVersion::V1 => Some(img.descriptor.clone()),
+            IndexVersion::V2 => None,
+        };
+        let index = build_index_manifest(
+            opts.index_version,
+            &ztocs,
+            &prefetches,
+            subject,
+            &opts.build_tool_identifier,
+        )?;
+        Ok(PlatformIndexBuilt {
+            image: img,
+            index,
+            ztocs,
+            prefetches,
+        })
+    }
 }
 
 /// The result of [`create`](crate::create::create).

@@ -257,12 +257,7 @@ impl SpanCache {
                     .map(|(_, r)| r)
                     .unwrap_or_else(|| Err("span not loaded".into()));
             }
-            let slot = self
-                .inflight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-                .cloned();
+            let slot = self.slot(key);
             if let Some(slot) = slot {
                 let mut g = slot.done.lock().unwrap_or_else(|p| p.into_inner());
                 while g.is_none() {
@@ -272,6 +267,16 @@ impl SpanCache {
             }
             // Completed and already evicted between the two looks: look again.
         }
+    }
+
+    /// The in-flight fetch of `key`, if there is one (its waiters keep their
+    /// own `Arc`).
+    fn slot(&self, key: SpanKey) -> Option<Arc<Slot>> {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned()
     }
 
     /// Claims the fetch of every key of `keys` that is not in memory nor in
@@ -294,12 +299,7 @@ impl SpanCache {
         if let Ok(d) = &r {
             self.remember(key, d);
         }
-        let slot = self
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
+        let slot = self.slot(key);
         if let Some(slot) = slot {
             *slot.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
             slot.cv.notify_all();
