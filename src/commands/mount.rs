@@ -70,6 +70,7 @@ pub(crate) fn run(a: MountArgs, global: &GlobalArgs) -> Result<u8> {
         cache_dir: cache_dir.join("spans"),
         cache_size: a.cache_size,
         background_fetch: a.background_fetch,
+        read_ahead: a.read_ahead,
     };
     let mp = a.mountpoint.display().to_string();
     let mut printed = Ok(());

@@ -14,6 +14,21 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
+/// Read-aheads in flight at once, at most.
+const MAX_READ_AHEADS: usize = 2;
+
+/// Contiguous runs `(first, last)` of span ids in `keys` (sorted by id, one layer).
+fn runs(keys: &[SpanKey]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for k in keys {
+        match out.last_mut() {
+            Some((_, b)) if *b + 1 == k.1 => *b = k.1,
+            _ => out.push((k.1, k.1)),
+        }
+    }
+    out
+}
+
 /// A span of a layer: (layer index, span id).
 pub type SpanKey = (usize, u64);
 
@@ -105,6 +120,10 @@ pub struct SpanCache {
     /// directory may be shared): the bound applies to all of them.
     disk: Mutex<Lru<String>>,
     disk_limit: u64,
+    /// Spans after a demand miss fetched in the background (0: none).
+    read_ahead: u64,
+    /// Read-aheads running.
+    ahead_running: std::sync::atomic::AtomicUsize,
     /// What was fetched and served.
     pub counters: Counters,
 }
@@ -153,8 +172,18 @@ impl SpanCache {
             disk_dir,
             disk: Mutex::new(disk),
             disk_limit,
+            read_ahead: 0,
+            ahead_running: Default::default(),
             counters: Counters::default(),
         }
+    }
+
+    /// After a read had to wait for span `s` to be fetched, fetch spans
+    /// `s+1 ..= s+n` of the layer in the background (0: never). See
+    /// [`Self::read`].
+    pub fn with_read_ahead(mut self, n: u64) -> Self {
+        self.read_ahead = n;
+        self
     }
 
     /// The layers served.
@@ -202,6 +231,48 @@ impl SpanCache {
         let mut d = self.disk.lock().unwrap_or_else(|p| p.into_inner());
         d.touch(name, size, self.disk_limit);
         Some(Arc::new(bytes))
+    }
+
+    /// Appends bytes `from..to` of span `key` to `out` if the span is cached,
+    /// without loading the whole span: from memory, else straight from its
+    /// disk cache file (a read of a few pages should not cost reading and
+    /// allocating a 4 MiB span; on a mount whose spans are all on disk that
+    /// was most of its CPU time). False if it is not cached (or vanished).
+    pub fn read_cached(&self, key: SpanKey, from: u64, to: u64, out: &mut Vec<u8>) -> bool {
+        if let Some(d) = self.in_memory(key) {
+            self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
+            let (a, b) = (from as usize, (to as usize).min(d.len()));
+            if a < b {
+                out.extend_from_slice(&d[a..b]);
+            }
+            return true;
+        }
+        let Some(name) = self.disk_name(key) else {
+            return false;
+        };
+        let size = {
+            let d = self.disk.lock().unwrap_or_else(|p| p.into_inner());
+            match d.map.get(&name) {
+                Some(&(_, size)) => size,
+                None => return false,
+            }
+        };
+        let to = to.min(size);
+        let Ok(file) = std::fs::File::open(self.disk_dir.join(&name)) else {
+            return false;
+        };
+        if from < to {
+            let at = out.len();
+            out.resize(at + (to - from) as usize, 0);
+            if std::os::unix::fs::FileExt::read_exact_at(&file, &mut out[at..], from).is_err() {
+                out.truncate(at);
+                return false;
+            }
+        }
+        self.counters.disk_hits.fetch_add(1, Ordering::Relaxed);
+        let mut d = self.disk.lock().unwrap_or_else(|p| p.into_inner());
+        d.touch(name, size, self.disk_limit);
+        true
     }
 
     /// Best effort: a span that cannot be written is simply not cached on disk.
@@ -277,6 +348,71 @@ impl SpanCache {
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
             .cloned()
+    }
+
+    /// Appends bytes `from..to` of span `(layer, sp)` to `out`: from the
+    /// cache, else fetched (spans `sp..=last` that are missing too, the rest
+    /// of the read, are fetched with it in one request). After a fetch, the
+    /// next spans of the layer are fetched in the background (`read_ahead`):
+    /// the process that read is computing now, the link would sit idle, and
+    /// the files a program reads next mostly lie further on in the same layer
+    /// (a package's modules are stored together).
+    pub fn read(
+        self: &Arc<Self>,
+        layer: usize,
+        sp: u64,
+        last: u64,
+        from: u64,
+        to: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let key = (layer, sp);
+        if self.read_cached(key, from, to, out) {
+            return Ok(());
+        }
+        let wanted: Vec<SpanKey> = (sp..=last)
+            .map(|s| (layer, s))
+            .filter(|k| *k == key || !self.has(*k))
+            .collect();
+        let claimed = self.claim(&wanted);
+        let fetched_here = claimed.first() == Some(&key);
+        for (a, b) in runs(&claimed) {
+            self.load_run(layer, a, b);
+        }
+        let span = self.get(key)?;
+        let to = to.min(span.len() as u64);
+        if from < to {
+            out.extend_from_slice(&span[from as usize..to as usize]);
+        }
+        if fetched_here {
+            let end = claimed.last().map_or(sp, |k| k.1);
+            self.start_read_ahead(layer, end + 1);
+        }
+        Ok(())
+    }
+
+    /// Fetches spans `first..first+read_ahead` of `layer` on a thread of its
+    /// own, unless as many read-aheads as FUSE could want (2) already run.
+    fn start_read_ahead(self: &Arc<Self>, layer: usize, first: u64) {
+        if self.read_ahead == 0 {
+            return;
+        }
+        let running = &self.ahead_running;
+        if running.fetch_add(1, Ordering::AcqRel) >= MAX_READ_AHEADS {
+            running.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let me = self.clone();
+        let last = first + self.read_ahead - 1;
+        let started = std::thread::Builder::new()
+            .name("soci-read-ahead".into())
+            .spawn(move || {
+                me.prefetch(layer, first, last, me.read_ahead);
+                me.ahead_running.fetch_sub(1, Ordering::AcqRel);
+            });
+        if started.is_err() {
+            running.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// Claims the fetch of every key of `keys` that is not in memory nor in
@@ -402,16 +538,9 @@ impl SpanCache {
                 .map(|s| (layer, s))
                 .filter(|k| !self.has(*k))
                 .collect();
-            let claimed = self.claim(&wanted);
             // Contiguous runs of what this call claimed.
-            let mut i = 0;
-            while i < claimed.len() {
-                let mut j = i;
-                while j + 1 < claimed.len() && claimed[j + 1].1 == claimed[j].1 + 1 {
-                    j += 1;
-                }
-                self.load_run(layer, claimed[i].1, claimed[j].1);
-                i = j + 1;
+            for (a, b) in runs(&self.claim(&wanted)) {
+                self.load_run(layer, a, b);
             }
             sp = end + 1;
         }

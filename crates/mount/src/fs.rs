@@ -6,8 +6,8 @@ use crate::record::ReadLog;
 use crate::tree::{Kind, Node, Tree};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, Generation, INodeNo, KernelConfig,
-    LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyXattr, Request,
+    LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -24,7 +24,7 @@ pub(crate) struct Shared {
     /// The merged tree.
     pub(crate) tree: Tree,
     /// The span cache.
-    pub(crate) cache: SpanCache,
+    pub(crate) cache: Arc<SpanCache>,
     /// Reads seen.
     pub(crate) log: ReadLog,
     /// Reads answered with EIO.
@@ -93,6 +93,37 @@ impl SociFs {
         self.shared.tree.node(u64::from(ino)).ok_or(Errno::ENOENT)
     }
 
+    /// The entries of directory `ino` from position `offset` on: (position of
+    /// the next entry, inode, node, name); `.` and `..` first.
+    #[allow(clippy::type_complexity)]
+    fn entries(
+        &self,
+        ino: INodeNo,
+        offset: u64,
+    ) -> Result<impl Iterator<Item = (u64, u64, &Node, &OsStr)>, Errno> {
+        let n = match self.node(ino) {
+            Ok(n) if n.kind == Kind::Dir => n,
+            Ok(_) => return Err(Errno::ENOTDIR),
+            Err(e) => return Err(e),
+        };
+        let tree = &self.shared.tree;
+        let parent = tree.node(n.parent).unwrap_or(n);
+        let dots = [
+            (u64::from(ino), n, OsStr::new(".")),
+            (n.parent, parent, OsStr::new("..")),
+        ];
+        let kids = n
+            .children
+            .iter()
+            .filter_map(move |(name, d)| Some((d.ino, tree.node(d.ino)?, OsStr::from_bytes(name))));
+        Ok(dots
+            .into_iter()
+            .chain(kids)
+            .enumerate()
+            .skip(offset as usize)
+            .map(|(i, (child, node, name))| ((i + 1) as u64, child, node, name)))
+    }
+
     /// Bytes `[offset, offset+len)` of the layer stream of `node`'s data.
     fn read_data(&self, n: &Node, offset: u64, len: u64) -> Result<Vec<u8>, String> {
         let Some(data) = n.data else {
@@ -112,14 +143,15 @@ impl SociFs {
                     return Err("the file's data ends past its layer".into());
                 }
                 let mut out = Vec::with_capacity(len as usize);
-                for sp in soci_image::lazy::spans_of_range(zinfo, start, len) {
-                    let span = self.shared.cache.get((data.layer, sp))?;
-                    let ustart = zinfo.span_uncompressed_range(sp, total).start;
-                    let from = start.max(ustart) - ustart;
-                    let to = (start + len).min(ustart + span.len() as u64) - ustart;
-                    if from < to {
-                        out.extend_from_slice(&span[from as usize..to as usize]);
-                    }
+                let spans = soci_image::lazy::spans_of_range(zinfo, start, len);
+                let last = spans.end.saturating_sub(1);
+                for sp in spans {
+                    let range = zinfo.span_uncompressed_range(sp, total);
+                    let from = start.max(range.start) - range.start;
+                    let to = (start + len).min(range.end) - range.start;
+                    self.shared
+                        .cache
+                        .read(data.layer, sp, last, from, to, &mut out)?;
                 }
                 if out.len() as u64 != len {
                     return Err(format!(
@@ -139,8 +171,12 @@ impl Filesystem for SociFs {
         let _ = config.set_max_readahead(1 << 20);
         // The tree never changes: symlink targets may stay in the page cache,
         // and lookups in one directory need not wait for each other (an
-        // interpreter starting stats many names in the same few directories).
-        let wanted = fuser::InitFlags::FUSE_CACHE_SYMLINKS | fuser::InitFlags::FUSE_PARALLEL_DIROPS;
+        // interpreter starting stats many names in the same few directories);
+        // listings carry attributes (readdirplus), so the names listed need
+        // no lookup each afterwards.
+        let wanted = fuser::InitFlags::FUSE_CACHE_SYMLINKS
+            | fuser::InitFlags::FUSE_PARALLEL_DIROPS
+            | fuser::InitFlags::FUSE_DO_READDIRPLUS;
         let _ = config.add_capabilities(wanted & config.capabilities());
         Ok(())
     }
@@ -248,31 +284,43 @@ impl Filesystem for SociFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let n = match self.node(ino) {
-            Ok(n) if n.kind == Kind::Dir => n,
-            Ok(_) => return reply.error(Errno::ENOTDIR),
+        let entries = match self.entries(ino, offset) {
+            Ok(e) => e,
             Err(e) => return reply.error(e),
         };
-        let dots = [
-            (u64::from(ino), FileType::Directory, OsStr::new(".")),
-            (n.parent, FileType::Directory, OsStr::new("..")),
-        ];
-        let kids = n.children.iter().map(|(name, d)| {
-            let kind = self
-                .shared
-                .tree
-                .node(d.ino)
-                .map(|c| file_type(c.kind))
-                .unwrap_or(FileType::RegularFile);
-            (d.ino, kind, OsStr::from_bytes(name))
-        });
-        for (i, (child, kind, name)) in dots
-            .into_iter()
-            .chain(kids)
-            .enumerate()
-            .skip(offset as usize)
-        {
-            if reply.add(INodeNo(child), (i + 1) as u64, kind, name) {
+        for (next, child, n, name) in entries {
+            if reply.add(INodeNo(child), next, file_type(n.kind), name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    /// Listings with each entry's attributes: the kernel makes the names'
+    /// entries from them, so the stats and opens that follow a listing (an
+    /// interpreter's module finder lists a directory, then looks up the
+    /// candidates in it) need no lookup round trip each.
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let entries = match self.entries(ino, offset) {
+            Ok(e) => e,
+            Err(e) => return reply.error(e),
+        };
+        for (next, child, n, name) in entries {
+            if reply.add(
+                INodeNo(child),
+                next,
+                name,
+                &TTL,
+                &attr(child, n),
+                Generation(0),
+            ) {
                 break;
             }
         }

@@ -49,6 +49,9 @@ pub struct ServeOptions {
     pub cache_size: u64,
     /// After the prefetch spans, fetch every other span of each layer.
     pub background_fetch: bool,
+    /// Spans fetched in the background after a read waited for a span: the
+    /// ones that follow it in its layer (0: none).
+    pub read_ahead: u64,
 }
 
 /// What a mount fetched and served, printed at unmount.
@@ -163,10 +166,11 @@ pub fn serve(
         opts.memory_limit,
         opts.cache_dir.clone(),
         opts.cache_size,
-    );
+    )
+    .with_read_ahead(opts.read_ahead);
     let shared = Arc::new(fs::Shared {
         tree: image.tree,
-        cache,
+        cache: Arc::new(cache),
         log: ReadLog::default(),
         read_errors: Default::default(),
     });
