@@ -8,6 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use soci_image::lazy::BatchOptions;
 use soci_image::{create, publish, CreateOptions, Silent};
 use soci_index::manifest::IndexVersion;
+use soci_index::prefetch::PrefetchRequest;
 use soci_index::store::Store;
 use soci_oci::open_source;
 use soci_oci::reference::ImageRef;
@@ -209,11 +210,17 @@ fn build_and_publish(
     let opts = CreateOptions {
         span_size: span,
         min_layer_size: min_layer,
-        prefetch_paths: img
+        // A file with byte ranges (a recorded trace, or a fixture's) gets only
+        // the spans holding them, as `create --prefetch-files-json` does; one
+        // without gets the whole file, as a `--prefetch-file` path.
+        prefetch_requests: img
             .trace
             .files
             .iter()
-            .map(|f| format!("/{}", f.path))
+            .map(|f| PrefetchRequest {
+                path: format!("/{}", f.path),
+                ranges: (!f.ranges.is_empty()).then(|| f.ranges.clone()),
+            })
             .collect(),
         force: true,
         ..Default::default()
