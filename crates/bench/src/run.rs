@@ -186,12 +186,25 @@ fn log(o: &RunOptions, msg: &str) {
     }
 }
 
+/// Which prefetch artifacts an index gets from its image's trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PrefetchFrom {
+    /// Every span of each traced file: the model's lazy + prefetch start
+    /// replays whole files and counts on nothing being fetched on demand.
+    WholeFiles,
+    /// Only the spans holding each file's traced byte ranges (the whole file
+    /// where the trace has none), as `create --prefetch-files-json` plans a
+    /// recorded trace: the real runs read just those bytes.
+    Ranges,
+}
+
 fn build_and_publish(
     img: &ImageSpec,
     registry: &str,
     span: u64,
     min_layer: u64,
     work: &Path,
+    prefetch: PrefetchFrom,
 ) -> Result<Published> {
     let src_ref: ImageRef = img
         .source
@@ -210,16 +223,14 @@ fn build_and_publish(
     let opts = CreateOptions {
         span_size: span,
         min_layer_size: min_layer,
-        // A file with byte ranges (a recorded trace, or a fixture's) gets only
-        // the spans holding them, as `create --prefetch-files-json` does; one
-        // without gets the whole file, as a `--prefetch-file` path.
         prefetch_requests: img
             .trace
             .files
             .iter()
             .map(|f| PrefetchRequest {
                 path: format!("/{}", f.path),
-                ranges: (!f.ranges.is_empty()).then(|| f.ranges.clone()),
+                ranges: (prefetch == PrefetchFrom::Ranges && !f.ranges.is_empty())
+                    .then(|| f.ranges.clone()),
             })
             .collect(),
         force: true,
@@ -369,6 +380,7 @@ impl Bench<'_> {
             o.span_size,
             o.min_layer_size,
             self.work,
+            PrefetchFrom::WholeFiles,
         )?;
         log(
             o,
@@ -498,6 +510,7 @@ impl Bench<'_> {
             o.span_size,
             o.min_layer_size,
             self.work,
+            PrefetchFrom::WholeFiles,
         )?;
         if let Some(prof) = o.profiles.first() {
             self.proxy.set_profile(prof.clone());
@@ -534,6 +547,7 @@ impl Bench<'_> {
             o.span_size,
             o.min_layer_size,
             self.work,
+            PrefetchFrom::Ranges,
         )?;
         Ok((plain, recorded, trace))
     }
@@ -634,7 +648,14 @@ impl Bench<'_> {
         seen_layer_sets: &mut std::collections::HashSet<usize>,
     ) -> Result<Option<SweepRow>> {
         let o = self.o;
-        let p = match build_and_publish(img, &self.registry, span, min_layer, self.work) {
+        let p = match build_and_publish(
+            img,
+            &self.registry,
+            span,
+            min_layer,
+            self.work,
+            PrefetchFrom::WholeFiles,
+        ) {
             Ok(p) => p,
             Err(e) => {
                 log(o, &format!("sweep span {span} min {min_layer}: {e:#}"));
