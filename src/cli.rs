@@ -463,6 +463,8 @@ Examples:
   soci create --push --from-file images.txt --max-images 4
   soci create --push --from-file images.txt --shard \"$JOB_COMPLETION_INDEX/8\"
   soci create --from-file images.txt --shard 1/4 --list   (this shard's images; nothing built)
+  soci create registry.example.com/app:1.0 --push --prefetch-files-json startup.json
+                                  (startup.json from `soci run --record`: only the spans read)
 
 Several images (more than one SRC, --from-file, or --shard): each is indexed as
 alone, --max-images at a time; a layer shared by images being indexed at once is
@@ -572,8 +574,10 @@ pub(crate) struct BuildArgs {
     /// A file to prefetch when the container starts (repeatable).
     #[arg(long, value_name = "PATH")]
     pub prefetch_file: Vec<String>,
-    /// A JSON file with the paths to prefetch: an array of paths, or the
-    /// trace `soci run --record FILE` writes (its files[].path, in order).
+    /// A JSON file with the paths to prefetch: an array of paths (whole
+    /// files, as the Go CLI), or the trace `soci run --record FILE` writes.
+    /// From the trace, a file with `ranges` gets only the spans holding the
+    /// bytes read; one without gets the whole file (docs/format.md §6.2).
     #[arg(long, value_name = "FILE")]
     pub prefetch_files_json: Option<PathBuf>,
     /// Rebuild every zTOC: do not reuse one from the local store or a

@@ -11,6 +11,7 @@ use soci_image::create::{CreateOptions, Created};
 use soci_image::job::{CreateJob, PushJob, Target};
 use soci_image::verify::{verify, VerifyReport};
 use soci_index::manifest::IndexVersion;
+use soci_index::prefetch::PrefetchRequest;
 use soci_index::store::Store;
 use soci_oci::open_source;
 use soci_oci::reference::ImageRef;
@@ -232,15 +233,19 @@ pub(crate) fn create_options(
     version: IndexVersion,
 ) -> Result<CreateOptions> {
     let mut prefetch = b.prefetch_file.clone();
+    let mut recorded = Vec::new();
     if let Some(f) = &b.prefetch_files_json {
         let text = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-        let list = prefetch_paths_json(&text).with_context(|| {
+        let form = prefetch_files_json(&text).with_context(|| {
             format!(
                 "{} must be a JSON array of paths, or a trace object (`soci run --record`) with files[].path",
                 f.display()
             )
         })?;
-        prefetch.extend(list);
+        match form {
+            PrefetchJson::Paths(list) => prefetch.extend(list),
+            PrefetchJson::Recorded(files) => recorded = files,
+        }
     }
     Ok(CreateOptions {
         span_size: b.span_size,
@@ -250,6 +255,7 @@ pub(crate) fn create_options(
             .iter()
             .any(|o| o == soci_index::XATTR_OPTIMIZATION),
         prefetch_paths: soci_index::prefetch::trim_prefetch_paths(&prefetch),
+        prefetch_requests: recorded,
         force: b.force,
         index_version: version,
         jobs: jobs(a),
@@ -262,10 +268,22 @@ pub(crate) fn create_options(
     })
 }
 
-/// The paths of a `--prefetch-files-json` file: a JSON array of paths, or
-/// the trace object `soci run --record` writes (`{"files": [{"path": ...,
-/// "size": ..., "ranges": ...}], ...}`), whose files are taken in order.
-fn prefetch_paths_json(text: &[u8]) -> Result<Vec<String>> {
+/// What a `--prefetch-files-json` file asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum PrefetchJson {
+    /// A JSON array of paths: whole files, as the Go CLI.
+    Paths(Vec<String>),
+    /// The trace object `soci run --record` writes, files in order; a file
+    /// with `ranges` gets only the spans holding them (docs/format.md §6.2).
+    Recorded(Vec<PrefetchRequest>),
+}
+
+/// Parses a `--prefetch-files-json` file: a JSON array of paths, or the
+/// trace object (`{"files": [{"path": ..., "size": ..., "ranges":
+/// [[offset, length], ...]}], ...}`). Trace paths are trimmed and empty ones
+/// dropped, like the array's; absent, `null` or empty `ranges` mean the
+/// whole file.
+fn prefetch_files_json(text: &[u8]) -> Result<PrefetchJson> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum Form {
@@ -275,10 +293,21 @@ fn prefetch_paths_json(text: &[u8]) -> Result<Vec<String>> {
     #[derive(serde::Deserialize)]
     struct TraceFile {
         path: String,
+        #[serde(default)]
+        ranges: Option<Vec<(u64, u64)>>,
     }
     Ok(match serde_json::from_slice(text)? {
-        Form::Paths(p) => p,
-        Form::Trace { files } => files.into_iter().map(|f| f.path).collect(),
+        Form::Paths(p) => PrefetchJson::Paths(p),
+        Form::Trace { files } => PrefetchJson::Recorded(
+            files
+                .into_iter()
+                .map(|f| PrefetchRequest {
+                    path: f.path.trim().to_string(),
+                    ranges: f.ranges.filter(|r| !r.is_empty()),
+                })
+                .filter(|r| !r.path.is_empty())
+                .collect(),
+        ),
     })
 }
 
@@ -752,4 +781,45 @@ pub(crate) fn verify_cmd(a: VerifyArgs, global: &GlobalArgs) -> Result<u8> {
     } else {
         crate::exit::VERIFY_FAILED
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefetch_files_json_forms() {
+        assert_eq!(
+            prefetch_files_json(br#"["/a", " b "]"#).unwrap(),
+            PrefetchJson::Paths(vec!["/a".into(), " b ".into()])
+        );
+        let t = br#"{"image": "i", "command": [], "files": [
+            {"path": "a", "size": 9, "ranges": [[1, 2], [5, 1]]},
+            {"path": " b ", "size": 9, "ranges": []},
+            {"path": "c", "ranges": null},
+            {"path": "d"},
+            {"path": "  "}
+        ]}"#;
+        let whole = |p: &str| PrefetchRequest::whole(p);
+        assert_eq!(
+            prefetch_files_json(t).unwrap(),
+            PrefetchJson::Recorded(vec![
+                PrefetchRequest {
+                    path: "a".into(),
+                    ranges: Some(vec![(1, 2), (5, 1)]),
+                },
+                whole("b"),
+                whole("c"),
+                whole("d"),
+            ])
+        );
+        // A range that is not an [offset, length] pair of unsigned numbers.
+        for bad in [
+            &br#"{"files": [{"path": "a", "ranges": [[1]]}]}"#[..],
+            br#"{"files": [{"path": "a", "ranges": [[-1, 2]]}]}"#,
+            br#"{"files": 3}"#,
+        ] {
+            assert!(prefetch_files_json(bad).is_err());
+        }
+    }
 }

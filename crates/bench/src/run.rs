@@ -8,6 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use soci_image::lazy::BatchOptions;
 use soci_image::{create, publish, CreateOptions, Silent};
 use soci_index::manifest::IndexVersion;
+use soci_index::prefetch::PrefetchRequest;
 use soci_index::store::Store;
 use soci_oci::open_source;
 use soci_oci::reference::ImageRef;
@@ -185,12 +186,25 @@ fn log(o: &RunOptions, msg: &str) {
     }
 }
 
+/// Which prefetch artifacts an index gets from its image's trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PrefetchFrom {
+    /// Every span of each traced file: the model's lazy + prefetch start
+    /// replays whole files and counts on nothing being fetched on demand.
+    WholeFiles,
+    /// Only the spans holding each file's traced byte ranges (the whole file
+    /// where the trace has none), as `create --prefetch-files-json` plans a
+    /// recorded trace: the real runs read just those bytes.
+    Ranges,
+}
+
 fn build_and_publish(
     img: &ImageSpec,
     registry: &str,
     span: u64,
     min_layer: u64,
     work: &Path,
+    prefetch: PrefetchFrom,
 ) -> Result<Published> {
     let src_ref: ImageRef = img
         .source
@@ -209,11 +223,15 @@ fn build_and_publish(
     let opts = CreateOptions {
         span_size: span,
         min_layer_size: min_layer,
-        prefetch_paths: img
+        prefetch_requests: img
             .trace
             .files
             .iter()
-            .map(|f| format!("/{}", f.path))
+            .map(|f| PrefetchRequest {
+                path: format!("/{}", f.path),
+                ranges: (prefetch == PrefetchFrom::Ranges && !f.ranges.is_empty())
+                    .then(|| f.ranges.clone()),
+            })
             .collect(),
         force: true,
         ..Default::default()
@@ -362,6 +380,7 @@ impl Bench<'_> {
             o.span_size,
             o.min_layer_size,
             self.work,
+            PrefetchFrom::WholeFiles,
         )?;
         log(
             o,
@@ -491,6 +510,7 @@ impl Bench<'_> {
             o.span_size,
             o.min_layer_size,
             self.work,
+            PrefetchFrom::WholeFiles,
         )?;
         if let Some(prof) = o.profiles.first() {
             self.proxy.set_profile(prof.clone());
@@ -527,6 +547,7 @@ impl Bench<'_> {
             o.span_size,
             o.min_layer_size,
             self.work,
+            PrefetchFrom::Ranges,
         )?;
         Ok((plain, recorded, trace))
     }
@@ -627,7 +648,14 @@ impl Bench<'_> {
         seen_layer_sets: &mut std::collections::HashSet<usize>,
     ) -> Result<Option<SweepRow>> {
         let o = self.o;
-        let p = match build_and_publish(img, &self.registry, span, min_layer, self.work) {
+        let p = match build_and_publish(
+            img,
+            &self.registry,
+            span,
+            min_layer,
+            self.work,
+            PrefetchFrom::WholeFiles,
+        ) {
             Ok(p) => p,
             Err(e) => {
                 log(o, &format!("sweep span {span} min {min_layer}: {e:#}"));

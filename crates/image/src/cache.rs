@@ -254,7 +254,7 @@ impl<'a> RegistryCache<'a> {
         source: &dyn ImageSource,
         opts: &CreateOptions,
     ) -> Result<Option<(Created, AlreadyIndexed)>> {
-        if !opts.prefetch_paths.is_empty() || opts.xattr_optimization {
+        if opts.has_prefetch() || opts.xattr_optimization {
             return Ok(None);
         }
         let Some(place) = self.places.iter().find(|p| p.is_destination) else {

@@ -13,7 +13,7 @@ use crate::pool::parallel_by;
 use crate::tee::{OnHangup, QueueReader, Tee};
 use crate::{LayerProgress, Reporter};
 use soci_index::manifest::{disable_xattrs_applies, PrefetchRecord, ZtocRecord};
-use soci_index::prefetch::{plan_prefetch, PrefetchLayer};
+use soci_index::prefetch::{plan_prefetch_requests, PrefetchLayer};
 use soci_index::store::{IndexEntry, Store};
 use soci_oci::source::{select_manifests, ImageManifest, ImageSource};
 use soci_oci::spec::{Descriptor, Digest};
@@ -349,7 +349,7 @@ fn prefetch_for(
     ztocs: &[ZtocRecord],
     opts: &CreateOptions,
 ) -> Result<(Vec<PrefetchRecord>, Vec<String>)> {
-    if opts.prefetch_paths.is_empty() {
+    if !opts.has_prefetch() {
         return Ok((Vec::new(), Vec::new()));
     }
     // Decode each indexed layer's zTOC for its names, offsets and span lookup.
@@ -395,7 +395,7 @@ fn prefetch_for(
             span_of: &*span_fns[i],
         })
         .collect();
-    let plan = plan_prefetch(&opts.prefetch_paths, &layers);
+    let plan = plan_prefetch_requests(&opts.all_prefetch_requests(), &layers);
     let mut records = Vec::new();
     for lp in plan.layers {
         let json = lp.artifact.to_json()?;

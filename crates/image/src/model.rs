@@ -6,6 +6,7 @@ use soci_index::convert::PlatformIndex;
 use soci_index::manifest::{
     build_index_manifest, BuiltIndex, IndexVersion, PrefetchRecord, ZtocRecord,
 };
+use soci_index::prefetch::PrefetchRequest;
 use soci_oci::source::{ImageManifest, PlatformChoice};
 use soci_oci::spec::{Descriptor, Digest, Platform};
 use std::collections::HashMap;
@@ -23,8 +24,13 @@ pub struct CreateOptions {
     pub min_layer_size: u64,
     /// `--optimizations xattr`.
     pub xattr_optimization: bool,
-    /// `--prefetch-file` and `--prefetch-files-json` paths.
+    /// `--prefetch-file` and `--prefetch-files-json` paths: whole files
+    /// (docs/format.md §6.2, the Go CLI's rule).
     pub prefetch_paths: Vec<String>,
+    /// Files from a recorded trace (`--prefetch-files-json` in the trace
+    /// form), each with the byte ranges read: only the spans holding those
+    /// are prefetched. Planned after `prefetch_paths`.
+    pub prefetch_requests: Vec<PrefetchRequest>,
     /// Rebuild zTOCs even when the store (or a registry) has them, and
     /// publish even when the destination is already indexed.
     pub force: bool,
@@ -57,6 +63,7 @@ impl Default for CreateOptions {
             min_layer_size: DEFAULT_MIN_LAYER_SIZE,
             xattr_optimization: false,
             prefetch_paths: Vec::new(),
+            prefetch_requests: Vec::new(),
             force: false,
             index_version: IndexVersion::V2,
             jobs: std::thread::available_parallelism()
@@ -70,6 +77,23 @@ impl Default for CreateOptions {
             registry_cache: true,
             cache_from: Vec::new(),
         }
+    }
+}
+
+impl CreateOptions {
+    /// Whether any prefetch artifact is asked for (by path or by recorded ranges).
+    pub fn has_prefetch(&self) -> bool {
+        !self.prefetch_paths.is_empty() || !self.prefetch_requests.is_empty()
+    }
+
+    /// Everything to prefetch, in order: the paths as whole files, then the
+    /// recorded requests.
+    pub(crate) fn all_prefetch_requests(&self) -> Vec<PrefetchRequest> {
+        self.prefetch_paths
+            .iter()
+            .map(|p| PrefetchRequest::whole(p.as_str()))
+            .chain(self.prefetch_requests.iter().cloned())
+            .collect()
     }
 }
 

@@ -23,8 +23,9 @@ pub use manifest::{
     ParsedIndex, PrefetchRecord, ZtocRecord,
 };
 pub use prefetch::{
-    clean_prefetch_path, normalize_prefetch_spans, plan_prefetch, trim_prefetch_paths,
-    LayerPrefetch, PrefetchArtifact, PrefetchLayer, PrefetchPlan, PrefetchSpan,
+    clean_prefetch_path, normalize_prefetch_spans, plan_prefetch, plan_prefetch_requests,
+    trim_prefetch_paths, LayerPrefetch, PrefetchArtifact, PrefetchLayer, PrefetchPlan,
+    PrefetchRequest, PrefetchSpan,
 };
 pub use soci_digest::Digest;
 pub use store::{

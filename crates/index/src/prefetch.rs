@@ -1,5 +1,6 @@
 //! Prefetch artifacts (`application/vnd.amazon.soci.prefetch.v1+json`) and the planning
-//! rules (docs/format.md §6.2) that turn `--prefetch-file` paths into span ranges per layer.
+//! rules (docs/format.md §6.2) that turn `--prefetch-file` paths (and the byte ranges
+//! of a recorded trace) into span ranges per layer.
 //!
 //! Free of zTOC types: callers pass each indexed layer's raw entry names, offsets,
 //! sizes and an offset→span lookup.
@@ -141,31 +142,66 @@ pub fn normalize_prefetch_spans(mut spans: Vec<PrefetchSpan>) -> Vec<PrefetchSpa
     merged
 }
 
+/// One file to prefetch: a path and, when a recorded trace says which parts of the
+/// file were read, those byte ranges (docs/format.md §6.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefetchRequest {
+    /// The path as given (cleaned by the planner).
+    pub path: String,
+    /// `(offset, length)` byte ranges of the file that were read. `None` or an
+    /// empty list: the whole file (the Go CLI's rule).
+    pub ranges: Option<Vec<(u64, u64)>>,
+}
+
+impl PrefetchRequest {
+    /// The whole file at `path`.
+    pub fn whole(path: impl Into<String>) -> Self {
+        PrefetchRequest {
+            path: path.into(),
+            ranges: None,
+        }
+    }
+}
+
 /// Plan prefetch artifacts (docs/format.md §6.2): each path is cleaned and compared exactly
 /// with raw entry names, searching `layers` (image order, indexed layers only) from the top
 /// layer down; the first hit contributes `[span(off), span(off+size)]` to that layer.
 /// Per layer, ranges are sorted and merged.
 pub fn plan_prefetch<S: AsRef<str>>(paths: &[S], layers: &[PrefetchLayer<'_>]) -> PrefetchPlan {
+    let requests: Vec<PrefetchRequest> = paths
+        .iter()
+        .map(|p| PrefetchRequest::whole(p.as_ref()))
+        .collect();
+    plan_prefetch_requests(&requests, layers)
+}
+
+/// [`plan_prefetch`] for requests that may carry byte ranges: a file found at data
+/// offset `o` with ranges gets, for each range `[off, off+len)` clipped to the file's
+/// size and not empty, `[span(o+off), span(o+off+len-1)]` instead of the whole file's
+/// spans. A request without ranges is planned exactly as [`plan_prefetch`] plans a path.
+pub fn plan_prefetch_requests(
+    requests: &[PrefetchRequest],
+    layers: &[PrefetchLayer<'_>],
+) -> PrefetchPlan {
     // Keyed by layer digest like the reference (an image listing the same layer twice
     // gets the artifact at each occurrence).
     let mut per_layer: BTreeMap<&Digest, Vec<PrefetchSpan>> = BTreeMap::new();
     let mut not_found = Vec::new();
-    for path in paths {
-        let cleaned = clean_prefetch_path(path.as_ref());
+    for req in requests {
+        let cleaned = clean_prefetch_path(&req.path);
         let mut found = false;
         'layers: for layer in layers.iter().rev() {
             for (name, off, size) in layer.files {
                 if *name == cleaned.as_bytes() {
-                    let start = (layer.span_of)(*off);
-                    let end = (layer.span_of)(off.saturating_add(*size)).max(start);
-                    per_layer
-                        .entry(layer.layer_digest)
-                        .or_default()
-                        .push(PrefetchSpan {
-                            start_span: start,
-                            end_span: end,
-                            priority: 0,
-                        });
+                    let spans = file_spans(req.ranges.as_deref(), *off, *size, layer.span_of);
+                    // Ranges that all clip away leave nothing to fetch; an empty
+                    // list must not reach the artifact (one without spans is invalid).
+                    if !spans.is_empty() {
+                        per_layer
+                            .entry(layer.layer_digest)
+                            .or_default()
+                            .extend(spans);
+                    }
                     found = true;
                     break 'layers;
                 }
@@ -186,4 +222,181 @@ pub fn plan_prefetch<S: AsRef<str>>(paths: &[S], layers: &[PrefetchLayer<'_>]) -
         })
         .collect();
     PrefetchPlan { layers, not_found }
+}
+
+/// The span ranges of one file at data offset `off` with `size` bytes.
+fn file_spans(
+    ranges: Option<&[(u64, u64)]>,
+    off: u64,
+    size: u64,
+    span_of: &dyn Fn(u64) -> u64,
+) -> Vec<PrefetchSpan> {
+    let span = |start: u64, end: u64| PrefetchSpan {
+        start_span: start,
+        end_span: end.max(start),
+        priority: 0,
+    };
+    match ranges {
+        Some(ranges) if !ranges.is_empty() => ranges
+            .iter()
+            .filter_map(|&(r_off, r_len)| {
+                let end = r_off.saturating_add(r_len).min(size);
+                (r_off < end).then(|| {
+                    span(
+                        span_of(off.saturating_add(r_off)),
+                        span_of(off.saturating_add(end - 1)),
+                    )
+                })
+            })
+            .collect(),
+        // Go's rule: the end is span(o + s), not span(o + s - 1), kept so that
+        // path-only input gives the reference's bytes.
+        _ => vec![span(span_of(off), span_of(off.saturating_add(size)))],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spans of 10 bytes.
+    fn by_ten(off: u64) -> u64 {
+        off / 10
+    }
+
+    fn dg(c: char) -> Digest {
+        Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
+    }
+
+    fn s(a: u64, b: u64) -> PrefetchSpan {
+        PrefetchSpan {
+            start_span: a,
+            end_span: b,
+            priority: 0,
+        }
+    }
+
+    fn ranged(path: &str, ranges: &[(u64, u64)]) -> PrefetchRequest {
+        PrefetchRequest {
+            path: path.to_string(),
+            ranges: Some(ranges.to_vec()),
+        }
+    }
+
+    /// "big" holds bytes 15..55 of the layer: spans 1..=5 (whole-file rule: span(55) = 5).
+    const FILES: &[(&[u8], u64, u64)] = &[(b"big", 15, 40), (b"small", 70, 5), (b"ten", 80, 10)];
+
+    /// The spans planned for `requests` in a one-layer image holding [`FILES`].
+    fn plan(requests: &[PrefetchRequest]) -> (Vec<PrefetchSpan>, Vec<String>) {
+        let d = dg('a');
+        let f = by_ten;
+        let p = plan_prefetch_requests(
+            requests,
+            &[PrefetchLayer {
+                layer_digest: &d,
+                files: FILES,
+                span_of: &f,
+            }],
+        );
+        let spans = p
+            .layers
+            .first()
+            .map(|l| l.artifact.prefetch_spans.clone())
+            .unwrap_or_default();
+        (spans, p.not_found)
+    }
+
+    #[test]
+    fn ranges_select_the_spans_holding_them() {
+        // Bytes 15+20 .. 15+24 = 35..38: span 3 only, not the file's 1..=5.
+        assert_eq!(plan(&[ranged("big", &[(20, 4)])]).0, vec![s(3, 3)]);
+        // A range crossing a span boundary: bytes 18..21 are in spans 1 and 2.
+        assert_eq!(plan(&[ranged("/big", &[(3, 4)])]).0, vec![s(1, 2)]);
+        // Several ranges: each adds its spans; distant ones stay apart, then sort + merge.
+        assert_eq!(
+            plan(&[ranged("big", &[(37, 1), (0, 3)])]).0,
+            vec![s(1, 1), s(5, 5)]
+        );
+        assert_eq!(
+            plan(&[ranged("big", &[(20, 1), (0, 3), (10, 1)])]).0,
+            vec![s(1, 3)]
+        );
+        // One byte at the end of a span: that span, not the next (`len - 1`).
+        assert_eq!(plan(&[ranged("big", &[(0, 5)])]).0, vec![s(1, 1)]);
+    }
+
+    #[test]
+    fn ranges_are_clipped_to_the_file() {
+        // Past the end: clipped to bytes 45..55, spans 4..=5 (not span(15+100)).
+        assert_eq!(plan(&[ranged("big", &[(30, 100)])]).0, vec![s(4, 5)]);
+        assert_eq!(plan(&[ranged("big", &[(30, u64::MAX)])]).0, vec![s(4, 5)]);
+        // Starting at or past the end, or empty: nothing; the file is still found,
+        // and a layer with nothing to fetch gets no artifact.
+        let (spans, not_found) = plan(&[ranged("big", &[(40, 5), (99, 1), (3, 0)])]);
+        assert_eq!(spans, vec![]);
+        assert!(not_found.is_empty());
+        // The clipped-away ranges add nothing next to a kept one.
+        assert_eq!(
+            plan(&[ranged("big", &[(40, 5), (3, 0), (25, 2)])]).0,
+            vec![s(4, 4)]
+        );
+    }
+
+    #[test]
+    fn no_ranges_is_the_whole_file() {
+        let whole = plan(&[PrefetchRequest::whole("big")]).0;
+        assert_eq!(whole, vec![s(1, 5)]);
+        assert_eq!(plan(&[ranged("big", &[])]).0, whole);
+        // The whole-file rule ends at span(o + s): "ten" (80..90) gets 8..=9, while
+        // a range over all its bytes gets 8..=8.
+        assert_eq!(plan(&[PrefetchRequest::whole("ten")]).0, vec![s(8, 9)]);
+        assert_eq!(plan(&[ranged("ten", &[(0, 10)])]).0, vec![s(8, 8)]);
+        // Ranged and whole files mix in one layer.
+        assert_eq!(
+            plan(&[ranged("big", &[(0, 1)]), PrefetchRequest::whole("small")]).0,
+            vec![s(1, 1), s(7, 7)]
+        );
+        // Lookup is unchanged: a ranged path found nowhere is reported.
+        assert_eq!(
+            plan(&[ranged("nope", &[(0, 1)])]).1,
+            vec!["nope".to_string()]
+        );
+    }
+
+    #[test]
+    fn paths_plan_as_whole_file_requests() {
+        let (bottom, top) = (dg('b'), dg('c'));
+        let bottom_files: Vec<(&[u8], u64, u64)> =
+            vec![(b"a", 15, 10), (b"b", 30, 10), (b"shadowed", 0, 1)];
+        let top_files: Vec<(&[u8], u64, u64)> = vec![(b"shadowed", 40, 20), (b"z", 0, 9)];
+        let f = by_ten;
+        let layers = [
+            PrefetchLayer {
+                layer_digest: &bottom,
+                files: &bottom_files,
+                span_of: &f,
+            },
+            PrefetchLayer {
+                layer_digest: &top,
+                files: &top_files,
+                span_of: &f,
+            },
+        ];
+        let paths = ["/b", "a", "shadowed", "./z", "missing"];
+        let requests: Vec<PrefetchRequest> =
+            paths.iter().map(|p| PrefetchRequest::whole(*p)).collect();
+        let by_paths = plan_prefetch(&paths, &layers);
+        assert_eq!(plan_prefetch_requests(&requests, &layers), by_paths);
+        assert_eq!(by_paths.layers.len(), 2);
+        assert_eq!(by_paths.layers[0].artifact.prefetch_spans, vec![s(1, 4)]);
+        assert_eq!(
+            by_paths.layers[1].artifact.prefetch_spans,
+            vec![s(0, 0), s(4, 6)]
+        );
+        // A ranged request for the shadowed path reads the top layer's copy.
+        let p = plan_prefetch_requests(&[ranged("shadowed", &[(15, 1)])], &layers);
+        assert_eq!(p.layers.len(), 1);
+        assert_eq!(p.layers[0].layer_digest, top);
+        assert_eq!(p.layers[0].artifact.prefetch_spans, vec![s(5, 5)]);
+    }
 }

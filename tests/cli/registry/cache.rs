@@ -571,6 +571,29 @@ fn an_already_indexed_destination_is_a_no_op_without_layer_bytes() {
             .all(|(st, _)| st == "built" || st == "skipped"),
         "{forced}"
     );
+
+    // A recorded trace's prefetch (files with byte ranges) needs the zTOCs'
+    // contents to predict, as --prefetch-file does: never a no-op.
+    let trace = s.dir.path().join("trace.json");
+    std::fs::write(
+        &trace,
+        json!({"image": "i", "command": [], "files": [{"path": "bin/small", "size": 11, "ranges": [[0, 5]]}]})
+            .to_string(),
+    )
+    .unwrap();
+    let traced = create_json(
+        &base,
+        &s.store("s7"),
+        &["--push", "--prefetch-files-json", trace.to_str().unwrap()],
+    );
+    assert!(traced.get("already_indexed").is_none(), "{traced}");
+    assert_eq!(
+        traced["platforms"][0]["prefetches"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{traced}"
+    );
 }
 
 #[test]

@@ -129,3 +129,117 @@ pub(crate) fn bench_with_trace(src: &str, trace: &Path, dir: &Path) -> Value {
     assert!(o.status.success(), "{}", text(&o));
     serde_json::from_slice(&o.stdout).unwrap()
 }
+
+/// The prefetch artifact `soci create` builds for `prefetch_json` (the only
+/// one: the image has one layer), as `[start, end]` pairs, and the digest of
+/// the layer's zTOC.
+fn artifact_spans(src: &str, store: &Path, prefetch_json: &Path) -> (Vec<(u64, u64)>, String) {
+    let v = soci_json(&[
+        "create",
+        src,
+        "--store",
+        p(store),
+        "--min-layer-size",
+        "0",
+        "--span-size",
+        "64KiB",
+        "--prefetch-files-json",
+        p(prefetch_json),
+    ]);
+    assert_eq!(v["prefetch_not_found"], json!([]), "{v}");
+    let pf = v["platforms"][0]["prefetches"].as_array().unwrap();
+    assert_eq!(pf.len(), 1, "{v}");
+    let blob = store.join("blobs/sha256").join(
+        pf[0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:"),
+    );
+    let a: Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
+    let spans = a["prefetch_spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let n = |k: &str| s[k].as_u64().unwrap();
+            (n("start_span"), n("end_span"))
+        })
+        .collect();
+    let ztoc = v["platforms"][0]["ztocs"][0]["ztoc"].as_str().unwrap();
+    (spans, ztoc.to_string())
+}
+
+/// A recorded trace with byte ranges prefetches only the spans holding those
+/// bytes (docs/format.md §6.2), not every span of the file; the array form of
+/// the same paths keeps the whole-file rule; `"ranges": null` is the whole file.
+#[test]
+fn prefetch_files_json_trace_ranges_select_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file of ~10 spans of 64 KiB after a small one.
+    let big = soci_testkit::fixture::pseudo_random(7, 10 * 65536 + 123);
+    let tar = soci_testkit::fixture::make_tar(&[("etc/small", b"hello"), ("usr/lib/big.so", &big)]);
+    let fx = soci_testkit::make_layered_layout(&dir.path().join("img"), "1", &[tar]);
+    let src = fx.oci_ref();
+
+    let array = dir.path().join("paths.json");
+    std::fs::write(&array, br#"["etc/small", "/usr/lib/big.so"]"#).unwrap();
+    let store = dir.path().join("s1");
+    let (whole, zd) = artifact_spans(&src, &store, &array);
+
+    // The files' spans and the layer's span table, from the zTOC create stored.
+    let info: Value =
+        serde_json::from_str(&soci_ok(&["ztoc", "info", &zd, "--store", p(&store)])).unwrap();
+    let file = |name: &str| {
+        let f = info["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["filename"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {info}"));
+        let n = |k: &str| f[k].as_u64().unwrap();
+        (n("offset"), n("start_span"), n("end_span"))
+    };
+    let (_, small_start, small_end) = file("etc/small");
+    let (big_off, big_start, big_end) = file("usr/lib/big.so");
+    assert!(big_end >= big_start + 5, "{info}");
+    // The array form: every span of both files (they meet in span 0..), merged.
+    assert_eq!(whole, vec![(small_start.min(big_start), big_end)]);
+
+    // A late span wholly inside big.so, and 20 bytes in it.
+    let ztoc = soci_ztoc::codec::decode(
+        &std::fs::read(
+            store
+                .join("blobs/sha256")
+                .join(zd.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let late = big_end - 2;
+    let span = ztoc
+        .zinfo()
+        .unwrap()
+        .span_uncompressed_range(late, ztoc.uncompressed_archive_size as u64);
+    assert!(
+        span.start > big_off && span.end - span.start > 40,
+        "{span:?}"
+    );
+    let range_in_file = span.start - big_off + 10;
+    let trace = dir.path().join("trace.json");
+    std::fs::write(
+        &trace,
+        json!({
+            "image": "recorded",
+            "command": [],
+            "files": [
+                {"path": "etc/small", "size": 5, "ranges": null},
+                {"path": "usr/lib/big.so", "size": big.len(), "ranges": [[range_in_file, 20]]},
+            ],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (ranged, _) = artifact_spans(&src, &dir.path().join("s2"), &trace);
+    assert!(small_end + 1 < late);
+    assert_eq!(ranged, vec![(small_start, small_end), (late, late)]);
+}
