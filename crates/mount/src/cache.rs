@@ -124,6 +124,12 @@ pub struct SpanCache {
     read_ahead: u64,
     /// Read-aheads running.
     ahead_running: std::sync::atomic::AtomicUsize,
+    /// Fetches a read is waiting for, running.
+    demand: std::sync::atomic::AtomicUsize,
+    /// Set at unmount: nothing more is written to the disk cache and no
+    /// read-ahead starts (a fetch still running must not leave the cache
+    /// directory over its bound after the mount has gone).
+    closed: std::sync::atomic::AtomicBool,
     /// What was fetched and served.
     pub counters: Counters,
 }
@@ -174,6 +180,8 @@ impl SpanCache {
             disk_limit,
             read_ahead: 0,
             ahead_running: Default::default(),
+            demand: Default::default(),
+            closed: Default::default(),
             counters: Counters::default(),
         }
     }
@@ -270,9 +278,25 @@ impl SpanCache {
             }
         }
         self.counters.disk_hits.fetch_add(1, Ordering::Relaxed);
-        let mut d = self.disk.lock().unwrap_or_else(|p| p.into_inner());
-        d.touch(name, size, self.disk_limit);
+        let evict = {
+            let mut d = self.disk.lock().unwrap_or_else(|p| p.into_inner());
+            d.touch(name, size, self.disk_limit)
+        };
+        for k in evict {
+            let _ = std::fs::remove_file(self.disk_dir.join(k));
+        }
         true
+    }
+
+    /// Stops writing to the disk cache and starting read-aheads, then waits
+    /// (up to `wait`) for the read-aheads running to end.
+    pub fn close(&self, wait: std::time::Duration) {
+        self.closed.store(true, Ordering::Release);
+        let deadline = std::time::Instant::now() + wait;
+        while self.ahead_running.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Best effort: a span that cannot be written is simply not cached on disk.
@@ -280,7 +304,7 @@ impl SpanCache {
         let Some(name) = self.disk_name(key) else {
             return;
         };
-        if data.len() as u64 > self.disk_limit {
+        if data.len() as u64 > self.disk_limit || self.closed.load(Ordering::Acquire) {
             return;
         }
         let path = self.disk_dir.join(&name);
@@ -376,10 +400,13 @@ impl SpanCache {
             .collect();
         let claimed = self.claim(&wanted);
         let fetched_here = claimed.first() == Some(&key);
+        self.demand.fetch_add(1, Ordering::AcqRel);
         for (a, b) in runs(&claimed) {
             self.load_run(layer, a, b);
         }
-        let span = self.get(key)?;
+        let span = self.get(key);
+        self.demand.fetch_sub(1, Ordering::AcqRel);
+        let span = span?;
         let to = to.min(span.len() as u64);
         if from < to {
             out.extend_from_slice(&span[from as usize..to as usize]);
@@ -391,10 +418,15 @@ impl SpanCache {
         Ok(())
     }
 
+    /// Whether a read is waiting for a span to come in right now.
+    pub fn demand_in_flight(&self) -> bool {
+        self.demand.load(Ordering::Acquire) > 0
+    }
+
     /// Fetches spans `first..first+read_ahead` of `layer` on a thread of its
     /// own, unless as many read-aheads as FUSE could want (2) already run.
     fn start_read_ahead(self: &Arc<Self>, layer: usize, first: u64) {
-        if self.read_ahead == 0 {
+        if self.read_ahead == 0 || self.closed.load(Ordering::Acquire) {
             return;
         }
         let running = &self.ahead_running;

@@ -26,13 +26,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-/// Spans per range request of the background fetcher.
-const PREFETCH_BATCH: u64 = 4;
+/// Spans per range request for the prefetch artifacts' spans: one, so that
+/// each span is checked and served as soon as it is in (a request's spans are
+/// released together, when its last byte is in), and the program started at
+/// the same time finds its first spans early.
+const PREFETCH_BATCH: u64 = 1;
 
-/// Range requests the background fetcher keeps in flight. One at a time, a
-/// prefetch of N batches paid N round trips in a row, and the workload, started
-/// at once, overtook it and waited on its own on-demand reads.
-const PREFETCH_WORKERS: usize = 4;
+/// Spans per range request of `--background-fetch` (throughput, not latency).
+const BACKGROUND_BATCH: u64 = 4;
+
+/// Range requests the background fetcher keeps in flight: enough that the
+/// link is busy while one request waits its round trip, few enough that each
+/// span comes in soon (they share the bandwidth). One at a time, a prefetch
+/// of N spans paid N round trips in a row and the workload overtook it.
+const PREFETCH_WORKERS: usize = 2;
+
+/// How long a background worker holds back for reads in flight, at most
+/// (a stream of reads must not stop the prefetch for good).
+const DEMAND_PRIORITY_MAX: Duration = Duration::from_millis(500);
 
 /// How to serve a mount.
 #[derive(Debug, Clone)]
@@ -243,6 +254,7 @@ pub fn serve(
     };
     let ended = if result.is_ok() { rx.recv().ok() } else { None };
     stop.store(true, Ordering::Relaxed);
+    shared.cache.close(Duration::from_secs(2));
     sig_handle.close();
     let mut ended = matches!(ended, Some(Event::Ended));
     if !ended {
@@ -327,17 +339,18 @@ fn start_background(
     all: bool,
     stop: Arc<AtomicBool>,
 ) {
-    let mut plan: Vec<(usize, u64, u64)> = Vec::new();
+    // (layer, first span, last span, spans per request)
+    let mut plan: Vec<(usize, u64, u64, u64)> = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         if let LayerData::Lazy { prefetch, .. } = l {
-            plan.extend(prefetch.iter().map(|&(a, b)| (i, a, b)));
+            plan.extend(prefetch.iter().map(|&(a, b)| (i, a, b, PREFETCH_BATCH)));
         }
     }
     if all {
         for (i, l) in layers.iter().enumerate() {
             if let LayerData::Lazy { zinfo, .. } = l {
                 if zinfo.num_spans() > 0 {
-                    plan.push((i, 0, zinfo.num_spans() - 1));
+                    plan.push((i, 0, zinfo.num_spans() - 1, BACKGROUND_BATCH));
                 }
             }
         }
@@ -345,11 +358,11 @@ fn start_background(
     // Batches in plan order (prefetch artifacts first), taken by the workers
     // from one queue: the first batches start together.
     let mut batches = std::collections::VecDeque::new();
-    for (layer, a, b) in plan {
+    for (layer, a, b, batch) in plan {
         let mut sp = a;
         while sp <= b {
-            let end = (sp + PREFETCH_BATCH - 1).min(b);
-            batches.push_back((layer, sp, end));
+            let end = (sp + batch - 1).min(b);
+            batches.push_back((layer, sp, end, batch));
             sp = end + 1;
         }
     }
@@ -365,9 +378,19 @@ fn start_background(
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
+                // A read waiting for a span it asked for goes first: no new
+                // background request while one is in flight (they would
+                // share the bandwidth with it).
+                let mut waited = Duration::ZERO;
+                while shared.cache.demand_in_flight() && waited < DEMAND_PRIORITY_MAX {
+                    std::thread::sleep(Duration::from_millis(2));
+                    waited += Duration::from_millis(2);
+                }
                 let next = queue.lock().map(|mut q| q.pop_front()).ok().flatten();
-                let Some((layer, a, b)) = next else { return };
-                shared.cache.prefetch(layer, a, b, PREFETCH_BATCH);
+                let Some((layer, a, b, batch)) = next else {
+                    return;
+                };
+                shared.cache.prefetch(layer, a, b, batch);
             });
     }
 }

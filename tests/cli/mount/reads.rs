@@ -260,6 +260,63 @@ fn prefetch_spans_are_fetched_in_the_background_without_a_read() {
     assert_eq!(v["files_read"], 0, "{v}");
 }
 
+/// One 4 KiB read (O_DIRECT: no kernel read-ahead) of the first span of a
+/// file of several spans, on a mount with `--read-ahead` 1, 0 and 2.
+fn spans_fetched_after_one_read(fx: &Fixture, src: &str, read_ahead: &str) -> serde_json::Value {
+    use std::os::unix::fs::OpenOptionsExt;
+    let run = fx.dir.path().join(format!("ra{read_ahead}"));
+    let (mp, cache) = (run.join("mnt"), run.join("cache"));
+    let empty = fx.dir.path().join("empty");
+    let mut m = mount(
+        &[
+            src,
+            "--store",
+            p(&empty),
+            "--cache-dir",
+            p(&cache),
+            "--json",
+            "--read-ahead",
+            read_ahead,
+        ],
+        &mp,
+        &[],
+    );
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(mp.join("usr/lib/big.bin"))
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    let want = std::fs::read(fx.unpacked.join("usr/lib/big.bin")).unwrap();
+    assert!(buf == want[..4096], "bytes of big.bin");
+    let expected = 1 + read_ahead.parse::<u64>().unwrap();
+    wait_for_spans(&cache, expected);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, lines) = m.stop_with("TERM");
+    assert_eq!(code, Some(0), "stderr: {}", m.stderr_text());
+    serde_json::from_str(&lines[0]).unwrap()
+}
+
+#[test]
+fn read_ahead_fetches_the_next_spans_of_the_layer_after_a_miss() {
+    if !fuse_available("read_ahead_fetches_the_next_spans_of_the_layer_after_a_miss") {
+        return;
+    }
+    let fx = fixture();
+    let src = converted(&fx);
+    let (_, Some((first, last))) = ztoc_spans(&fx.dir.path().join("store"), "usr/lib/big.bin")
+    else {
+        panic!("big.bin not in the zTOCs");
+    };
+    assert!(last >= first + 2, "big.bin spans {first}..={last}");
+    for (ra, spans) in [("0", 1), ("1", 2), ("2", 3)] {
+        let v = spans_fetched_after_one_read(&fx, &src, ra);
+        assert_eq!(v["spans_fetched"], spans, "--read-ahead {ra}: {v}");
+        assert_eq!(v["read_errors"], 0, "--read-ahead {ra}: {v}");
+    }
+}
+
 #[test]
 fn background_fetch_fetches_every_span_once() {
     if !fuse_available("background_fetch_fetches_every_span_once") {
@@ -335,8 +392,17 @@ fn concurrent_readers_fetch_each_span_once() {
     let via = soci_img.replace(&reg.host(), &proxy.host());
     let mp = fx.dir.path().join("mnt");
     let empty = fx.dir.path().join("empty");
+    // No read-ahead: each place's span is fetched once, nothing else.
     let mut m = mount(
-        &[&via, "--plain-http", "--store", p(&empty), "--json"],
+        &[
+            &via,
+            "--plain-http",
+            "--store",
+            p(&empty),
+            "--json",
+            "--read-ahead",
+            "0",
+        ],
         &mp,
         &[],
     );
