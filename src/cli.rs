@@ -292,6 +292,15 @@ pub(crate) struct RunArgs {
     /// lazy start is measured against), instead of mounting it lazily.
     #[arg(long)]
     pub full: bool,
+    /// Use DIR as the image's root filesystem instead of pulling or mounting
+    /// it: typically a `soci mount` of the same image kept up between runs (as
+    /// a snapshotter keeps its mounts, so the kernel's page cache stays warm).
+    /// The image's config still comes from SOURCE; DIR is left as it is.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["full", "record", "cache_dir", "background_fetch", "read_ahead"])]
+    pub rootfs: Option<PathBuf>,
+    /// The lazy mount's read-ahead (`soci mount --read-ahead`).
+    #[arg(long, value_name = "SPANS", conflicts_with = "full")]
+    pub read_ahead: Option<u64>,
     /// Write what the workload read through the lazy mount to FILE: the files
     /// in first-read order with their byte ranges, as JSON that `soci create
     /// --prefetch-files-json` and `soci bench startup --trace` accept.
@@ -358,6 +367,8 @@ Examples:
   soci run --record startup.json registry.example.com/app:1.0-soci
   soci create registry.example.com/app:1.0 --prefetch-files-json startup.json --push
   soci run --runtime chroot --upper ./writes oci:./image:latest -- sh -c 'echo hi > /x'
+  soci mount --plain-http 127.0.0.1:5000/app:1.0-soci /mnt/app &   # kept up between runs
+  soci run --plain-http 127.0.0.1:5000/app:1.0-soci --rootfs /mnt/app
 
 Exit codes:
   the workload's exit code (128+N when signal N ended it)

@@ -34,6 +34,8 @@ pub(crate) fn run_cmd(a: RunArgs, global: &GlobalArgs) -> Result<u8> {
     };
     let mode = if a.full {
         RootfsMode::Full
+    } else if let Some(dir) = &a.rootfs {
+        RootfsMode::Existing(dir.clone())
     } else {
         let mount_args = mount_args(&a, &image_args);
         let exe = exe.clone();
@@ -102,6 +104,9 @@ fn mount_args(a: &RunArgs, i: &ImageArgs) -> Vec<OsString> {
     }
     if a.background_fetch {
         flag("--background-fetch", None);
+    }
+    if let Some(n) = a.read_ahead {
+        flag("--read-ahead", Some(n.to_string().as_ref()));
     }
     if let Some(r) = &a.record {
         flag("--record", Some(r.as_os_str()));

@@ -137,6 +137,10 @@ pub struct RealResult {
     pub floor_bytes: Option<u64>,
     /// `soci mount` to the first `ls /` answer (median round).
     pub mount_ls: Option<MountLs>,
+    /// The workload on a mount kept up between runs (its second run there):
+    /// spans cached and the files in the kernel's page cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<Rounds>,
 }
 
 impl RealResult {
@@ -154,6 +158,7 @@ impl RealResult {
             warm_unpacked_workload: warm.median_workload() / full.median_workload().max(1e-9),
             floor_bytes: None,
             mount_ls: None,
+            kept: None,
             full,
             lazy,
             prefetch,
@@ -221,6 +226,22 @@ pub fn measure(
     } else {
         RootfsMode::Full
     };
+    run_container(real, &source, &image, mode, started, work, proxy, before)
+}
+
+/// Runs the workload once with `mode`; timed from `started`, the proxy's
+/// count since `before`.
+#[allow(clippy::too_many_arguments)]
+fn run_container(
+    real: &RealRun,
+    source: &RegistrySource,
+    image: &str,
+    mode: RootfsMode,
+    started: Instant,
+    work: &Path,
+    proxy: &Proxy,
+    before: crate::proxy::Traffic,
+) -> Result<RealMeasure> {
     let opts = ContainerOptions {
         mode,
         platform: soci_oci::source::PlatformChoice::Host,
@@ -234,7 +255,7 @@ pub fn measure(
         inherit_stdin: false,
         started,
     };
-    let report = soci_run::run(&source, &opts, &mut std::io::sink(), &Cancel::new())
+    let report = soci_run::run(source, &opts, &mut std::io::sink(), &Cancel::new())
         .with_context(|| format!("real run of {image}"))?;
     if report.exit_code != 0 {
         bail!(
@@ -249,6 +270,78 @@ pub fn measure(
         workload_secs: secs - report.rootfs_secs,
         mount: report.mount,
     })
+}
+
+/// The workload on a mount kept up between runs, as a snapshotter keeps its
+/// mounts: `soci mount` of the image with the span cache `cache_dir`, the
+/// workload run twice on it (`soci run --rootfs`), the second run measured
+/// (its files are then in the kernel's page cache, as after a container
+/// restart on the same node).
+pub fn measure_kept(
+    real: &RealRun,
+    proxy: &Proxy,
+    repo: &str,
+    tag: &str,
+    cache_dir: &Path,
+    work: &Path,
+) -> Result<RealMeasure> {
+    use std::io::BufRead;
+    let image = format!("{}/{repo}:{tag}", proxy.host());
+    let reference = image.parse().map_err(|e| anyhow::anyhow!("{image}: {e}"))?;
+    let source = RegistrySource::new(
+        reference,
+        &RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        },
+    )?;
+    let mp = work.join("kept-mount");
+    let store = work.join("kept-store");
+    let _ = std::fs::remove_dir_all(&store);
+    std::fs::create_dir_all(&mp)?;
+    let mut child = Command::new(&real.soci)
+        .arg("mount")
+        .arg(&image)
+        .arg(&mp)
+        .args(["--json", "--plain-http", "--store"])
+        .arg(&store)
+        .arg("--cache-dir")
+        .arg(cache_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("start {} mount", real.soci.display()))?;
+    let mut lines = std::io::BufReader::new(child.stdout.take().context("mount stdout")?).lines();
+    let first = lines.next().transpose()?.unwrap_or_default();
+    let measured = if first.contains("\"mounted\"") {
+        let mut last = None;
+        for _ in 0..2 {
+            let mode = RootfsMode::Existing(mp.clone());
+            let r = run_container(
+                real,
+                &source,
+                &image,
+                mode,
+                Instant::now(),
+                work,
+                proxy,
+                proxy.traffic(),
+            );
+            last = Some(r);
+            if matches!(last, Some(Err(_))) {
+                break;
+            }
+        }
+        last.unwrap_or_else(|| Err(anyhow::anyhow!("no run")))
+    } else {
+        Err(anyhow::anyhow!("soci mount printed {first:?}"))
+    };
+    let _ = Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status();
+    let _ = lines.map_while(|l| l.ok()).last();
+    let _ = child.wait();
+    measured.with_context(|| format!("workload on a kept mount of {image}"))
 }
 
 /// `soci mount` of the image through the proxy until the first `ls /`

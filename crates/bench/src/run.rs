@@ -570,6 +570,7 @@ impl Bench<'_> {
             crate::real::measure(real, self.proxy, &p.repo, &p.tag, mount, self.work)
         };
         let (mut full, mut lazy, mut prefetch, mut warm) = (vec![], vec![], vec![], vec![]);
+        let mut kept = vec![];
         let cache = self.work.join("real-span-cache");
         // Rounds interleave the strategies, so a burst of load on the shared
         // machine hits all of them rather than one.
@@ -580,6 +581,15 @@ impl Bench<'_> {
             // The same cache directory again: every span the workload reads is
             // on disk, so this is the FUSE path's own cost.
             warm.push(m(plain, true, Some(&cache))?);
+            // And on a mount kept up between runs (page cache warm too).
+            kept.push(crate::real::measure_kept(
+                real,
+                self.proxy,
+                &plain.repo,
+                &plain.tag,
+                &cache,
+                self.work,
+            )?);
             let _ = std::fs::remove_dir_all(&cache);
             prefetch.push(m(recorded, true, None)?);
             let last =
@@ -612,6 +622,7 @@ impl Bench<'_> {
         log(self.o, &format!("{} {}: real full {:.2}s {:.1} MB; lazy {:.2}s {:.1} MB; lazy+recorded prefetch {:.2}s {:.1} MB (medians of {})",
             img.name, prof.name, full.median.measure.secs, mb(&full), lazy.median.measure.secs, mb(&lazy), prefetch.median.measure.secs, mb(&prefetch), real.rounds.max(1)));
         let mut r = crate::real::RealResult::new(full, lazy, prefetch, warm);
+        r.kept = Some(crate::real::Rounds::of(kept));
         r.mount_ls = Some(mount_ls);
         Ok(r)
     }

@@ -39,6 +39,10 @@ pub enum RootfsMode {
     Full,
     /// A `soci mount` child: the function makes its command for a mount point.
     Lazy(Box<dyn Fn(&Path) -> Command + Send + Sync>),
+    /// A directory that already holds the image's root filesystem (a `soci
+    /// mount` kept up between runs, as a snapshotter keeps its mounts): the
+    /// overlay's lower layer, used as it is and left in place.
+    Existing(PathBuf),
 }
 
 impl std::fmt::Debug for RootfsMode {
@@ -46,6 +50,7 @@ impl std::fmt::Debug for RootfsMode {
         f.write_str(match self {
             RootfsMode::Full => "Full",
             RootfsMode::Lazy(_) => "Lazy",
+            RootfsMode::Existing(_) => "Existing",
         })
     }
 }
@@ -164,6 +169,19 @@ pub fn run(
             let m =
                 lazy::LazyMount::start(make(&dir), &dir, opts.mount_password.as_deref(), cancel)?;
             lazy_mount = Some(m);
+            dir
+        }
+        RootfsMode::Existing(dir) => {
+            report.rootfs = "existing".into();
+            // overlayfs wants an absolute lower directory.
+            let dir = std::fs::canonicalize(dir).map_err(|e| Error::io("cannot use", dir, e))?;
+            if !dir.is_dir() {
+                return Err(Error::io(
+                    "cannot use",
+                    &dir,
+                    std::io::Error::other("not a directory"),
+                ));
+            }
             dir
         }
     };

@@ -77,7 +77,7 @@ pub(super) fn check_tree(mp: &Path, expected: &Path) {
 }
 
 /// Whether a FUSE file system is mounted at `mp` (per /proc/self/mountinfo).
-pub(super) fn is_mounted(mp: &Path) -> bool {
+pub(crate) fn is_mounted(mp: &Path) -> bool {
     let canon = mp.canonicalize().unwrap_or_else(|_| mp.to_path_buf());
     let want = canon.to_string_lossy().replace(' ', "\\040");
     std::fs::read_to_string("/proc/self/mountinfo")
@@ -87,7 +87,7 @@ pub(super) fn is_mounted(mp: &Path) -> bool {
 }
 
 /// A running `soci mount`.
-pub(super) struct Mounted {
+pub(crate) struct Mounted {
     child: Option<Child>,
     pub mp: PathBuf,
     lines: mpsc::Receiver<String>,
@@ -96,7 +96,7 @@ pub(super) struct Mounted {
 
 /// Starts `soci mount ARGS… MP` (MP created) with `env`, and waits (60 s at
 /// most) for its first stdout line, which must be `mounted MP`.
-pub(super) fn mount(args: &[&str], mp: &Path, env: &[(&str, &str)]) -> Mounted {
+pub(crate) fn mount(args: &[&str], mp: &Path, env: &[(&str, &str)]) -> Mounted {
     std::fs::create_dir_all(mp).unwrap();
     let stderr = mp.with_extension("stderr");
     let mut cmd = Command::new(soci_bin());
@@ -141,19 +141,19 @@ pub(super) fn mount(args: &[&str], mp: &Path, env: &[(&str, &str)]) -> Mounted {
 
 impl Mounted {
     /// What the mount printed on stderr so far.
-    pub(super) fn stderr_text(&self) -> String {
+    pub(crate) fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     /// The process id of `soci mount`.
-    pub(super) fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
 
     /// Sends `signal` (kill(1) name) and waits up to 60 s for the exit;
     /// returns the exit code (None: killed by a signal) and the stdout lines
     /// after `mounted`.
-    pub(super) fn stop_with(&mut self, signal: &str) -> (Option<i32>, Vec<String>) {
+    pub(crate) fn stop_with(&mut self, signal: &str) -> (Option<i32>, Vec<String>) {
         let pid = self.pid().to_string();
         let _ = Command::new("kill").args(["-s", signal, &pid]).status();
         let status = self.wait(Duration::from_secs(60));
@@ -162,7 +162,7 @@ impl Mounted {
     }
 
     /// Waits for the process to exit (panics after `limit`).
-    pub(super) fn wait(&mut self, limit: Duration) -> Option<i32> {
+    pub(crate) fn wait(&mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
         let child = self.child.as_mut().unwrap();
         loop {

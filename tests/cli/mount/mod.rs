@@ -5,7 +5,7 @@
 //! that `fixture.py` computes on its own. Needs /dev/fuse and fusermount3 (package
 //! fuse3); a test prints why and returns when /dev/fuse is missing.
 mod faults;
-mod harness;
+pub(crate) mod harness;
 mod memory;
 mod reads;
 mod tree;

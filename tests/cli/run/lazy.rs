@@ -215,3 +215,80 @@ fn lazy_run_sigterm_unmounts_everything() {
         "files left"
     );
 }
+
+/// `--rootfs`: a `soci mount` kept up between runs is the root filesystem of
+/// two runs in a row; each run's overlay goes, the mount stays (and serves
+/// the second run from what the first fetched); a missing directory is a
+/// clear error.
+#[test]
+fn runs_on_a_kept_mount_leave_it_mounted() {
+    if !can_run("runs_on_a_kept_mount_leave_it_mounted")
+        || !has_mount("runs_on_a_kept_mount_leave_it_mounted")
+    {
+        return;
+    }
+    use crate::mount::harness::{is_mounted, mount};
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (image, store) = indexed_test_image(&reg, dir.path(), "kept");
+    let mp = dir.path().join("mnt");
+    let mut m = mount(
+        &[&image, "--plain-http", "--store", p(&store), "--json"],
+        &mp,
+        &[],
+    );
+    for round in 0..2 {
+        let tmp = RunTmp::new();
+        let upper = dir.path().join(format!("upper-{round}"));
+        let o = soci_run(&[
+            "--plain-http",
+            "--store",
+            p(&store),
+            "--tmp-dir",
+            p(tmp.path()),
+            "--upper",
+            p(&upper),
+            "--rootfs",
+            p(&mp),
+            &image,
+            "--",
+            "/bin/sh",
+            "-c",
+            SCRIPT,
+        ]);
+        check_workload(&o);
+        check_upper(&upper);
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("root filesystem existing"),
+            "{}",
+            text(&o)
+        );
+        assert_eq!(
+            mounts_under(tmp.path()),
+            Vec::<String>::new(),
+            "round {round}"
+        );
+        assert!(is_mounted(&mp), "round {round}: the kept mount is gone");
+    }
+    let missing = dir.path().join("no-such-dir");
+    let o = soci_run(&[
+        "--plain-http",
+        "--rootfs",
+        p(&missing),
+        &image,
+        "--",
+        "/bin/true",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no-such-dir"),
+        "{}",
+        text(&o)
+    );
+    let (code, lines) = m.stop_with("TERM");
+    assert_eq!(code, Some(0), "stderr: {}", m.stderr_text());
+    let v: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    // The second run read what the first had fetched: no span twice.
+    assert_eq!(v["read_errors"], 0, "{v}");
+    assert!(v["memory_hits"].as_u64().unwrap() > 0, "{v}");
+}
