@@ -65,10 +65,7 @@ pub(crate) fn run(a: MountArgs, global: &GlobalArgs) -> Result<u8> {
     .with_context(|| format!("cannot mount {}", a.source))?;
     let opts = soci_mount::ServeOptions {
         mountpoint: a.mountpoint.clone(),
-        threads: std::env::var("SOCI_FUSE_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(FUSE_THREADS),
+        threads: FUSE_THREADS,
         memory_limit: MEMORY_LIMIT.min(a.cache_size.max(1)),
         cache_dir: cache_dir.join("spans"),
         cache_size: a.cache_size,
