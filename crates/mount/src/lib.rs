@@ -180,6 +180,7 @@ pub fn serve(
     )
     .with_read_ahead(opts.read_ahead);
     let shared = Arc::new(fs::Shared {
+        xattrs: image.tree.has_xattrs(),
         tree: image.tree,
         cache: Arc::new(cache),
         log: ReadLog::default(),

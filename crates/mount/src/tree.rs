@@ -86,6 +86,13 @@ pub struct Tree {
     pub nodes: Vec<Node>,
 }
 
+impl Tree {
+    /// Whether any inode has an extended attribute.
+    pub fn has_xattrs(&self) -> bool {
+        self.nodes.iter().any(|n| !n.xattrs.is_empty())
+    }
+}
+
 /// The inode number of the root directory.
 pub const ROOT: u64 = 1;
 

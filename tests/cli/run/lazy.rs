@@ -270,6 +270,14 @@ fn runs_on_a_kept_mount_leave_it_mounted() {
         );
         assert!(is_mounted(&mp), "round {round}: the kept mount is gone");
     }
+    // The image has no extended attributes: the mount answers xattr calls
+    // with ENOSYS once and the kernel says "not supported" from then on
+    // (an overlay asks for trusted.overlay.* of every file it looks up).
+    for _ in 0..2 {
+        let err = xattr::get(mp.join("etc/passwd"), "trusted.overlay.metacopy")
+            .expect_err("an xattr call answered");
+        assert_eq!(err.raw_os_error(), Some(libc::EOPNOTSUPP), "{err}");
+    }
     let missing = dir.path().join("no-such-dir");
     let o = soci_run(&[
         "--plain-http",
