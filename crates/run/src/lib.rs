@@ -141,7 +141,36 @@ pub fn run(
     }
     let t0 = opts.started;
     let runtime = Runtime::find(opts.runtime)?;
-    let image = image::load_image(source, &opts.platform)?;
+    let scratch = mounts::Scratch::new(opts.tmp_dir.as_deref())?;
+    // Guards, dropped in reverse order on every path out: container state,
+    // overlay, mount child, then the scratch directory.
+    let mut lazy_mount = None;
+    let image = match &opts.mode {
+        // The lazy mount starts at once, while this process reads the image's
+        // config: both resolve the image, and the mount's index and zTOC
+        // downloads need not wait for the config's round trips.
+        RootfsMode::Lazy(make) => {
+            let dir = scratch.subdir("lower")?;
+            let (image, mount) = std::thread::scope(|s| {
+                let image = s.spawn(|| image::load_image(source, &opts.platform));
+                let mount = lazy::LazyMount::start(
+                    make(&dir),
+                    &dir,
+                    opts.mount_password.as_deref(),
+                    cancel,
+                );
+                (image.join(), mount)
+            });
+            let image = image.unwrap_or_else(|p| std::panic::resume_unwind(p));
+            // The image's own error first: a mount of an image that cannot
+            // be read fails too, less precisely (a started mount is stopped
+            // by its guard).
+            let image = image?;
+            lazy_mount = Some(mount?);
+            image
+        }
+        _ => image::load_image(source, &opts.platform)?,
+    };
     let args = image::process_args(&image.config, opts.entrypoint.as_deref(), &opts.cmd)?;
     let mut report = RunReport {
         runtime: runtime.name().into(),
@@ -149,10 +178,6 @@ pub fn run(
         command: args.clone(),
         ..Default::default()
     };
-    let scratch = mounts::Scratch::new(opts.tmp_dir.as_deref())?;
-    // Guards, dropped in reverse order on every path out: container state,
-    // overlay, mount child, then the scratch directory.
-    let mut lazy_mount = None;
     let lower = match &opts.mode {
         RootfsMode::Full => {
             report.rootfs = "full".into();
@@ -163,13 +188,9 @@ pub fn run(
             report.skipped_metadata = u.skipped_metadata;
             dir
         }
-        RootfsMode::Lazy(make) => {
+        RootfsMode::Lazy(_) => {
             report.rootfs = "lazy".into();
-            let dir = scratch.subdir("lower")?;
-            let m =
-                lazy::LazyMount::start(make(&dir), &dir, opts.mount_password.as_deref(), cancel)?;
-            lazy_mount = Some(m);
-            dir
+            scratch.path().join("lower")
         }
         RootfsMode::Existing(dir) => {
             report.rootfs = "existing".into();

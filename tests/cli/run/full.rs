@@ -229,6 +229,22 @@ fn failures_leave_nothing_behind() {
     ]);
     assert_error(&o, "run/absent");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    // Lazily (the mount starts beside the config's download): an absent
+    // image is named by the image's own error; an image without a SOCI
+    // index by the mount's. Nothing mounted or left either way.
+    for (src, want) in [
+        (
+            format!("{}/run/absent:1", reg.host()),
+            "run/absent".to_string(),
+        ),
+        (image.clone(), "SOCI index".to_string()),
+    ] {
+        let tmp = RunTmp::new();
+        let o = soci_run(&["--plain-http", "--tmp-dir", p(tmp.path()), &src]);
+        assert_error(&o, &want);
+        assert_eq!(mounts_under(tmp.path()), Vec::<String>::new(), "{src}");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "{src}");
+    }
 }
 
 /// SIGTERM while the workload runs (a `sleep` as PID 1, which ignores it):
