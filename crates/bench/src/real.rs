@@ -190,17 +190,9 @@ pub fn measure(
     if !soci_run::is_root() {
         bail!("--real-run needs root (it mounts overlayfs and FUSE and starts containers)");
     }
-    let image = format!("{}/{repo}:{tag}", proxy.host());
-    let reference = image.parse().map_err(|e| anyhow::anyhow!("{image}: {e}"))?;
     let before = proxy.traffic();
     let started = Instant::now();
-    let source = RegistrySource::new(
-        reference,
-        &RegistryOptions {
-            plain_http: true,
-            ..Default::default()
-        },
-    )?;
+    let (image, source) = proxied_source(proxy, repo, tag)?;
     // An empty store: the mount must find the index in the registry.
     let store = work.join("real-store");
     let _ = std::fs::remove_dir_all(&store);
@@ -285,62 +277,35 @@ pub fn measure_kept(
     cache_dir: &Path,
     work: &Path,
 ) -> Result<RealMeasure> {
-    use std::io::BufRead;
-    let image = format!("{}/{repo}:{tag}", proxy.host());
-    let reference = image.parse().map_err(|e| anyhow::anyhow!("{image}: {e}"))?;
-    let source = RegistrySource::new(
-        reference,
-        &RegistryOptions {
-            plain_http: true,
-            ..Default::default()
-        },
-    )?;
+    let (image, source) = proxied_source(proxy, repo, tag)?;
     let mp = work.join("kept-mount");
     let store = work.join("kept-store");
-    let _ = std::fs::remove_dir_all(&store);
-    std::fs::create_dir_all(&mp)?;
-    let mut child = Command::new(&real.soci)
-        .arg("mount")
-        .arg(&image)
-        .arg(&mp)
-        .args(["--json", "--plain-http", "--store"])
-        .arg(&store)
-        .arg("--cache-dir")
-        .arg(cache_dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("start {} mount", real.soci.display()))?;
-    let mut lines = std::io::BufReader::new(child.stdout.take().context("mount stdout")?).lines();
-    let first = lines.next().transpose()?.unwrap_or_default();
-    let measured = if first.contains("\"mounted\"") {
-        let mut last = None;
-        for _ in 0..2 {
-            let mode = RootfsMode::Existing(mp.clone());
-            let r = run_container(
-                real,
-                &source,
-                &image,
-                mode,
-                Instant::now(),
-                work,
-                proxy,
-                proxy.traffic(),
-            );
-            last = Some(r);
-            if matches!(last, Some(Err(_))) {
-                break;
+    let mut mount = MountChild::start(real, &image, &mp, &store, Some(cache_dir))?;
+    let measured = match mount.mounted.take().expect("set by start") {
+        Ok(()) => {
+            let mut last = Err(anyhow::anyhow!("no run"));
+            for _ in 0..2 {
+                let mode = RootfsMode::Existing(mp.clone());
+                let before = proxy.traffic();
+                last = run_container(
+                    real,
+                    &source,
+                    &image,
+                    mode,
+                    Instant::now(),
+                    work,
+                    proxy,
+                    before,
+                );
+                if last.is_err() {
+                    break;
+                }
             }
+            last
         }
-        last.unwrap_or_else(|| Err(anyhow::anyhow!("no run")))
-    } else {
-        Err(anyhow::anyhow!("soci mount printed {first:?}"))
+        Err(e) => Err(e),
     };
-    let _ = Command::new("kill")
-        .args(["-s", "TERM", &child.id().to_string()])
-        .status();
-    let _ = lines.map_while(|l| l.ok()).last();
-    let _ = child.wait();
+    mount.stop();
     measured.with_context(|| format!("workload on a kept mount of {image}"))
 }
 
@@ -369,44 +334,25 @@ pub fn measure_mount_ls(
     tag: &str,
     work: &Path,
 ) -> Result<MountLs> {
-    use std::io::BufRead;
     let image = format!("{}/{repo}:{tag}", proxy.host());
     let mp = work.join("mount-ls");
     let store = work.join("mount-ls-store");
-    let _ = std::fs::remove_dir_all(&store);
-    std::fs::create_dir_all(&mp)?;
     let before = proxy.traffic();
     let started = Instant::now();
-    let mut child = Command::new(&real.soci)
-        .arg("mount")
-        .arg(&image)
-        .arg(&mp)
-        .args(["--json", "--plain-http", "--store"])
-        .arg(&store)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("start {} mount", real.soci.display()))?;
-    let mut lines = std::io::BufReader::new(child.stdout.take().context("mount stdout")?).lines();
-    let first = lines.next().transpose()?.unwrap_or_default();
-    let listed = if first.contains("\"mounted\"") {
-        std::fs::read_dir(&mp).map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.file_type().is_ok())
-                .count()
-        })
-    } else {
-        Err(std::io::Error::other(format!(
-            "soci mount printed {first:?}"
-        )))
+    let mut mount = MountChild::start(real, &image, &mp, &store, None)?;
+    let listed = match mount.mounted.take().expect("set by start") {
+        Ok(()) => std::fs::read_dir(&mp)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok())
+                    .count()
+            })
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(e),
     };
     let secs = started.elapsed().as_secs_f64();
     let traffic = proxy.traffic() - before;
-    let _ = Command::new("kill")
-        .args(["-s", "TERM", &child.id().to_string()])
-        .status();
-    let last = lines.map_while(|l| l.ok()).last().unwrap_or_default();
-    let _ = child.wait();
+    let last = mount.stop();
     let entries = listed.with_context(|| format!("mount of {image}"))?;
     let v: serde_json::Value = serde_json::from_str(&last).unwrap_or_default();
     Ok(MountLs {
@@ -415,4 +361,79 @@ pub fn measure_mount_ls(
         measure: Measure::from(secs, traffic),
         index_bytes: v["index_bytes"].as_u64().unwrap_or(0),
     })
+}
+
+/// The registry source of `repo:tag` through `proxy`, and its reference.
+fn proxied_source(proxy: &Proxy, repo: &str, tag: &str) -> Result<(String, RegistrySource)> {
+    let image = format!("{}/{repo}:{tag}", proxy.host());
+    let reference = image.parse().map_err(|e| anyhow::anyhow!("{image}: {e}"))?;
+    let source = RegistrySource::new(
+        reference,
+        &RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        },
+    )?;
+    Ok((image, source))
+}
+
+/// A `soci mount` child (an empty store: the index comes from the registry).
+struct MountChild {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    /// Whether its first line said `mounted` (taken once).
+    mounted: Option<Result<()>>,
+}
+
+impl MountChild {
+    /// Starts `soci mount IMAGE MP --json --plain-http --store STORE
+    /// [--cache-dir DIR]` and reads its first line.
+    fn start(
+        real: &RealRun,
+        image: &str,
+        mp: &Path,
+        store: &Path,
+        cache_dir: Option<&Path>,
+    ) -> Result<MountChild> {
+        use std::io::BufRead;
+        let _ = std::fs::remove_dir_all(store);
+        std::fs::create_dir_all(mp)?;
+        let mut cmd = Command::new(&real.soci);
+        cmd.arg("mount")
+            .arg(image)
+            .arg(mp)
+            .args(["--json", "--plain-http", "--store"])
+            .arg(store);
+        if let Some(d) = cache_dir {
+            cmd.arg("--cache-dir").arg(d);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("start {} mount", real.soci.display()))?;
+        let stdout = child.stdout.take().context("mount stdout")?;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let first = lines.next().transpose()?.unwrap_or_default();
+        let mounted = if first.contains("\"mounted\"") {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("soci mount printed {first:?}"))
+        };
+        Ok(MountChild {
+            child,
+            lines,
+            mounted: Some(mounted),
+        })
+    }
+
+    /// SIGTERM, then its last line (the stats) once it has exited.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", &self.child.id().to_string()])
+            .status();
+        let last = self.lines.by_ref().map_while(|l| l.ok()).last();
+        let _ = self.child.wait();
+        last.unwrap_or_default()
+    }
 }
