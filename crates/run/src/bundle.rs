@@ -58,8 +58,9 @@ pub fn runtime_config(
     env: &[String],
     cwd: &str,
     user: &User,
+    binds: &[Bind],
 ) -> serde_json::Value {
-    json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -100,7 +101,54 @@ pub fn runtime_config(
                 "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
             ]
         }
-    })
+    });
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        for b in binds {
+            mounts.push(json!({
+                "destination": b.destination,
+                "type": "bind",
+                "source": b.source,
+                "options": ["rbind", "rprivate"],
+            }));
+        }
+    }
+    spec
+}
+
+/// The files of `/etc` bound over the image's (see [`host_files`]).
+pub const HOST_FILES: [&str; 3] = ["resolv.conf", "hosts", "hostname"];
+
+/// A host file bound over a path of the container (its `/etc/resolv.conf`,
+/// `/etc/hosts`, `/etc/hostname`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Bind {
+    /// The host file.
+    pub source: std::path::PathBuf,
+    /// Where it appears in the container (absolute).
+    pub destination: String,
+}
+
+/// Copies of the host's `/etc/resolv.conf` and `/etc/hosts` and an
+/// `/etc/hostname` in `dir`, to bind over the image's, as Docker does for a
+/// container on the host's network: names resolve inside the container as
+/// on the host, the container's writes reach neither the host's files nor
+/// the image's upper layer. A host file that cannot be read is left out.
+pub fn host_files(dir: &Path) -> std::io::Result<Vec<Bind>> {
+    let mut out = Vec::new();
+    for name in HOST_FILES {
+        let bytes = match name {
+            "hostname" => Some(format!("{HOSTNAME}\n").into_bytes()),
+            _ => std::fs::read(Path::new("/etc").join(name)).ok(),
+        };
+        let Some(bytes) = bytes else { continue };
+        let source = dir.join(name);
+        std::fs::write(&source, bytes)?;
+        out.push(Bind {
+            source,
+            destination: format!("/etc/{name}"),
+        });
+    }
+    Ok(out)
 }
 
 /// The parts of `config.json` the chroot fallback uses.
@@ -113,6 +161,22 @@ pub struct Spec {
     /// The container's hostname.
     #[serde(default)]
     pub hostname: String,
+    /// Mounts; the chroot fallback makes the `bind` ones.
+    #[serde(default)]
+    pub mounts: Vec<SpecMount>,
+}
+
+/// An entry of `mounts`.
+#[derive(Debug, Deserialize)]
+pub struct SpecMount {
+    /// Where in the container.
+    pub destination: String,
+    /// `bind`, `proc`, `tmpfs`, ...
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// What is mounted (a host path for `bind`).
+    #[serde(default)]
+    pub source: std::path::PathBuf,
 }
 
 /// `process` of the runtime spec.

@@ -121,6 +121,29 @@ pub fn stage1(config: &Path, mut stage2_cmd: Command) -> Result<i32> {
         )
         .map_err(sys(format!("cannot mount sysfs on {}", sysfs.display())))?;
     }
+    // The host files bound over the image's (resolv.conf, hosts, hostname):
+    // the mount point is made inside the root if the image lacks it.
+    for m in spec.mounts.iter().filter(|m| m.kind == "bind") {
+        let dst = resolve(root, Path::new(&m.destination), true, false)?;
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("cannot create", parent, e))?;
+        }
+        if !dst.exists() {
+            std::fs::write(&dst, b"").map_err(|e| Error::io("cannot create", &dst, e))?;
+        }
+        mount(
+            Some(&m.source),
+            &dst,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys(format!(
+            "cannot bind {} over {}",
+            m.source.display(),
+            m.destination
+        )))?;
+    }
     // The workload's stage: PID 1 of the new pid namespace.
     let mut child = stage2_cmd
         .spawn()

@@ -223,7 +223,18 @@ pub fn run(
         None => (scratch.subdir("upper")?, scratch.subdir("work")?, None),
     };
     let merged = scratch.subdir("merged")?;
-    let overlay = mounts::Overlay::mount(&lower, &upper, &work, &merged)?;
+    // Docker's "init layer": the mount points of the host files bound over
+    // the image's (bundle::host_files) live in a layer of their own between
+    // the image and the container's writable layer, so they never show up in
+    // the upper directory.
+    let init = scratch.subdir("init")?;
+    let etc = init.join("etc");
+    std::fs::create_dir(&etc).map_err(|e| Error::io("cannot create", &etc, e))?;
+    for name in bundle::HOST_FILES {
+        let f = etc.join(name);
+        std::fs::write(&f, b"").map_err(|e| Error::io("cannot create", &f, e))?;
+    }
+    let overlay = mounts::Overlay::mount(&[&init, &lower], &upper, &work, &merged)?;
     let user = user::resolve_user(&merged, image.config.user.as_deref().unwrap_or(""))?;
     let cwd = image
         .config
@@ -237,7 +248,9 @@ pub fn run(
     let env = bundle::environment(image.config.env.as_deref().unwrap_or(&[]), &user);
     let bundle_dir = scratch.subdir("bundle")?;
     let config_path = bundle_dir.join("config.json");
-    let spec = bundle::runtime_config(&merged, &args, &env, &cwd, &user);
+    let etc = scratch.subdir("etc")?;
+    let binds = bundle::host_files(&etc).map_err(|e| Error::io("cannot write in", &etc, e))?;
+    let spec = bundle::runtime_config(&merged, &args, &env, &cwd, &user, &binds);
     std::fs::write(
         &config_path,
         serde_json::to_vec_pretty(&spec).unwrap_or_default(),

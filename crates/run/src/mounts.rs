@@ -15,10 +15,11 @@ pub struct Overlay {
 }
 
 impl Overlay {
-    /// Mounts overlayfs on `target`: `lower` read-only, writes to `upper`
-    /// (`work` is overlayfs' scratch, on the same file system as `upper`).
-    pub fn mount(lower: &Path, upper: &Path, work: &Path, target: &Path) -> Result<Overlay> {
-        for p in [lower, upper, work] {
+    /// Mounts overlayfs on `target`: `lowers` read-only (the first on top),
+    /// writes to `upper` (`work` is overlayfs' scratch, on the same file
+    /// system as `upper`).
+    pub fn mount(lowers: &[&Path], upper: &Path, work: &Path, target: &Path) -> Result<Overlay> {
+        for p in lowers.iter().copied().chain([upper, work]) {
             // overlayfs' option syntax has no escaping for these.
             let s = p.to_string_lossy();
             if s.contains([',', ':', '\\']) {
@@ -29,9 +30,10 @@ impl Overlay {
                 ));
             }
         }
+        let lower: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
         let opts = format!(
             "lowerdir={},upperdir={},workdir={}",
-            lower.display(),
+            lower.join(":"),
             upper.display(),
             work.display()
         );

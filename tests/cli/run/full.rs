@@ -133,6 +133,64 @@ fn full_run_with_runc() {
     run_full("runc");
 }
 
+/// The host's /etc/resolv.conf and /etc/hosts and an /etc/hostname are seen
+/// inside the container (as Docker does on the host's network), with runc
+/// and with the chroot runtime; the image has none of them, and their mount
+/// points stay out of the writable layer.
+#[test]
+fn host_name_resolution_files_are_bound_in() {
+    if !can_run("host_name_resolution_files_are_bound_in") {
+        return;
+    }
+    let reg = Registry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let image = pushed_test_image(&reg, dir.path(), "etc");
+    let runtimes: &[&str] = if has_runc() {
+        &["runc", "chroot"]
+    } else {
+        &["chroot"]
+    };
+    for runtime in runtimes {
+        let tmp = RunTmp::new();
+        let upper = dir.path().join(format!("upper-{runtime}"));
+        let o = soci_run(&[
+            "--full",
+            "--plain-http",
+            "--runtime",
+            runtime,
+            "--tmp-dir",
+            p(tmp.path()),
+            "--upper",
+            p(&upper),
+            &image,
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /etc/hostname; echo ==; cat /etc/hosts; echo ==; cat /etc/resolv.conf",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{runtime}: {}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        let parts: Vec<&str> = out.split("==\n").collect();
+        assert_eq!(parts.len(), 3, "{runtime}: {out}");
+        assert_eq!(parts[0], "soci-run\n", "{runtime}");
+        for (i, host) in [(1, "/etc/hosts"), (2, "/etc/resolv.conf")] {
+            if let Ok(want) = std::fs::read_to_string(host) {
+                assert_eq!(parts[i], want, "{runtime}: {host}");
+            }
+        }
+        assert!(
+            !upper.join("etc").exists(),
+            "{runtime}: etc in the upper layer"
+        );
+        assert_eq!(mounts_under(tmp.path()), Vec::<String>::new(), "{runtime}");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "{runtime}"
+        );
+    }
+}
+
 /// The fallback where runc is absent, forced with `--runtime chroot`.
 #[test]
 fn full_run_with_chroot_fallback() {
