@@ -606,6 +606,22 @@ pub(crate) struct BuildArgs {
     pub limits: LimitArgs,
 }
 
+/// Where `create` and `convert` may find zTOCs already built.
+#[derive(Debug, Args)]
+pub(crate) struct CacheArgs {
+    /// Also look for layers' zTOCs in the SOCI index of this image (repeatable),
+    /// e.g. the base image's: a zTOC of the same layer, span size and build
+    /// tool is fetched and checked instead of downloading the layer. The
+    /// source's own SOCI index and the one at the destination are always looked at.
+    #[arg(long, value_name = "REF")]
+    pub cache_from: Vec<String>,
+    /// Reuse no zTOC from a registry (the source's, the destination's or
+    /// --cache-from's SOCI indexes), and do not take an already indexed
+    /// destination for a no-op; the local store is still used (--force skips it too).
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
     /// The image(s) to index. Several SRCs (or --from-file) index each one,
@@ -625,17 +641,8 @@ pub(crate) struct CreateArgs {
     /// destination, also check the index is found there.
     #[arg(long)]
     pub verify: bool,
-    /// Also look for layers' zTOCs in the SOCI index of this image (repeatable),
-    /// e.g. the base image's: a zTOC of the same layer, span size and build
-    /// tool is fetched and checked instead of downloading the layer. The
-    /// source's own SOCI index and the one at the destination are always looked at.
-    #[arg(long, value_name = "REF")]
-    pub cache_from: Vec<String>,
-    /// Reuse no zTOC from a registry (the source's, the destination's or
-    /// --cache-from's SOCI indexes), and do not take an already indexed
-    /// destination for a no-op; the local store is still used (--force skips it too).
-    #[arg(long)]
-    pub no_cache: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     #[command(flatten)]
     pub build: BuildArgs,
     #[command(flatten)]
@@ -690,6 +697,8 @@ pub(crate) struct ConvertArgs {
     pub source: String,
     /// A tagged registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG].
     pub dest: String,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     #[command(flatten)]
     pub build: BuildArgs,
     #[command(flatten)]

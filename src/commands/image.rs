@@ -558,7 +558,13 @@ fn print_already_indexed(
 /// `create`'s build options, with its zTOC cache flags (--no-cache,
 /// --cache-from); the same for one image and for many.
 pub(crate) fn create_cmd_options(a: &CreateArgs) -> Result<CreateOptions> {
-    let mut opts = create_options(&a.build, &a.image, version(&a.build))?;
+    let opts = create_options(&a.build, &a.image, version(&a.build))?;
+    with_cache_flags(opts, &a.cache)
+}
+
+/// `opts` with the zTOC cache flags (--no-cache, --cache-from) of `create`
+/// and `convert`.
+fn with_cache_flags(mut opts: CreateOptions, a: &crate::cli::CacheArgs) -> Result<CreateOptions> {
     opts.registry_cache = !a.no_cache;
     opts.cache_from = a
         .cache_from
@@ -591,7 +597,10 @@ pub(crate) fn convert_cmd(a: ConvertArgs, global: &GlobalArgs) -> Result<u8> {
     if a.build.index_version != IndexVersionArg::V2 {
         bail!("convert makes index manifest v2; use `create --index-version v1 --push` for v1");
     }
-    let opts = create_options(&a.build, &a.image, IndexVersion::V2)?;
+    let opts = with_cache_flags(
+        create_options(&a.build, &a.image, IndexVersion::V2)?,
+        &a.cache,
+    )?;
     let progress = ImageProgress::new(global.quiet, global.json);
     run_create(
         &a.source,

@@ -635,3 +635,49 @@ fn an_already_indexed_v1_destination_is_a_no_op() {
         requests.len()
     );
 }
+
+/// `convert` takes the same cache flags as `create`: `--cache-from` reuses
+/// the base's zTOCs (only the new layer is read) with a cold build's digests;
+/// `--no-cache` builds every layer.
+#[test]
+fn convert_takes_cache_from_and_no_cache() {
+    let s = Setup::new();
+    let base = s.r("app/base:1");
+    soci_ok(&reg_cmd("create", &base, &s.store("s1"), &["--push"]));
+    let cold = cold_child(&s, &[]);
+    let child = s.r("app/child:1");
+
+    s.proxy.clear();
+    let dst = s.r("app/conv:1");
+    let out = soci_json(&reg_cmd(
+        "convert",
+        &child,
+        &s.store("c1"),
+        &[&dst, "--cache-from", &base],
+    ));
+    let st = statuses(&out);
+    let from_base = st
+        .iter()
+        .filter(|(status, from)| status == "reused" && from.as_deref() == Some(base.as_str()))
+        .count();
+    assert_eq!(from_base, 3, "{out}");
+    assert_eq!(st.last().unwrap().0, "built", "{out}");
+    assert_eq!(s.layer_gets().len(), 1, "{:?}", s.layer_gets());
+    assert_eq!(digests(&out).0, cold.0, "reused zTOCs changed the result");
+
+    s.proxy.clear();
+    let dst2 = s.r("app/conv2:1");
+    let out = soci_json(&reg_cmd(
+        "convert",
+        &child,
+        &s.store("c2"),
+        &[&dst2, "--no-cache", "--cache-from", &base],
+    ));
+    assert!(
+        statuses(&out)
+            .iter()
+            .all(|(st, _)| st == "built" || st == "skipped"),
+        "{out}"
+    );
+    assert!(s.layer_gets().len() > 1, "{:?}", s.layer_gets());
+}
