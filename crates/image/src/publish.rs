@@ -22,6 +22,7 @@ use soci_oci::source::ImageSource;
 use soci_oci::spec::{self, Descriptor, Digest};
 use std::collections::HashMap;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What [`publish`] did.
@@ -466,6 +467,38 @@ pub struct Destination<'a> {
     /// Layers put there while `create` read them.
     teed_uploaded: AtomicUsize,
     teed_mounted: AtomicUsize,
+    /// An OCI layout directory this run creates (the outermost directory that
+    /// did not exist), removed again if nothing gets published: a failed
+    /// run must not leave a layout with layers and an empty index.json.
+    created_dir: std::sync::OnceLock<Option<PathBuf>>,
+    /// Set once the image is published.
+    published: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Destination<'_> {
+    fn drop(&mut self) {
+        if self.published.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(Some(dir)) = self.created_dir.get() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The outermost of `dir` and its ancestors that does not exist (what
+/// creating `dir` would make), if any.
+fn outermost_missing(dir: &Path) -> Option<PathBuf> {
+    let mut missing = None;
+    let mut cur = dir;
+    while !cur.as_os_str().is_empty() && !cur.exists() {
+        missing = Some(cur.to_path_buf());
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    missing
 }
 
 impl<'a> Destination<'a> {
@@ -485,6 +518,8 @@ impl<'a> Destination<'a> {
             copy_jobs: COPY_JOBS,
             teed_uploaded: AtomicUsize::new(0),
             teed_mounted: AtomicUsize::new(0),
+            created_dir: std::sync::OnceLock::new(),
+            published: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -511,6 +546,9 @@ impl<'a> Destination<'a> {
     fn opened(&self) -> Result<&OpenSink> {
         if let Some(o) = self.opened.get() {
             return Ok(o);
+        }
+        if let ImageRef::OciLayout { dir, .. } = self.dest {
+            let _ = self.created_dir.set(outermost_missing(dir));
         }
         let o = open_sink(self.dest, self.version, self.registry_opts)?;
         let _ = self.opened.set(o);
@@ -598,6 +636,7 @@ pub fn publish_to(
             Some(publish_v1(created, destination, &mut copied, reporter)?),
         ),
     };
+    destination.published.store(true, Ordering::Release);
     Ok(PublishResult {
         destination: dest.to_string(),
         image_index,

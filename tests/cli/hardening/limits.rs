@@ -389,3 +389,50 @@ fn credentials_never_appear_in_output() {
     let o = run(PASS, &format!("{}/ex/img:v1", proxy.host()), &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 }
+
+/// A `convert` into an OCI layout that fails part-way (a layer over
+/// `--max-files`, after the layout was opened for the layers copied in the
+/// same pass): a layout directory the run created is removed again, parents
+/// included; an existing layout keeps its index.json byte for byte. The same
+/// convert without the limit then succeeds and tags the image.
+#[test]
+fn a_failed_convert_leaves_no_new_layout_and_an_old_one_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = crate::run::test_image(&tmp.path().join("src"));
+    let store = tmp.path().join("store");
+    let new_dir = tmp.path().join("new").join("layout");
+    let convert = |dst: &str, extra: &[&str]| {
+        let mut a = vec![
+            "convert",
+            &src,
+            dst,
+            "--store",
+            p(&store),
+            "--min-layer-size",
+            "0",
+            "-q",
+        ];
+        a.extend_from_slice(extra);
+        soci(&a)
+    };
+    let o = convert(&format!("oci:{}:1", p(&new_dir)), &["--max-files", "1"]);
+    assert_clean_error(&o, "--max-files");
+    assert!(
+        !tmp.path().join("new").exists(),
+        "a half-written layout is left: {:?}",
+        files_under(&tmp.path().join("new"))
+    );
+
+    let old = tmp.path().join("old");
+    let o = convert(&format!("oci:{}:1", p(&old)), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let index = std::fs::read(old.join("index.json")).unwrap();
+    assert!(String::from_utf8_lossy(&index).contains("\"1\""));
+    // --force: built again (the store holds the zTOCs now), and refused.
+    let o = convert(
+        &format!("oci:{}:2", p(&old)),
+        &["--max-files", "1", "--force"],
+    );
+    assert_clean_error(&o, "--max-files");
+    assert_eq!(std::fs::read(old.join("index.json")).unwrap(), index);
+}
