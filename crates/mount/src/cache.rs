@@ -401,10 +401,17 @@ impl SpanCache {
         let claimed = self.claim(&wanted);
         let fetched_here = claimed.first() == Some(&key);
         self.demand.fetch_add(1, Ordering::AcqRel);
+        // This read's own span as loaded here (its error too: a failed fetch
+        // is not tried a second time, with a second retry budget, by `get`).
+        let mut mine = None;
         for (a, b) in runs(&claimed) {
-            self.load_run(layer, a, b);
+            for (s, r) in self.load_run(layer, a, b) {
+                if s == sp {
+                    mine = Some(r);
+                }
+            }
         }
-        let span = self.get(key);
+        let span = mine.unwrap_or_else(|| self.get(key));
         self.demand.fetch_sub(1, Ordering::AcqRel);
         let span = span?;
         let to = to.min(span.len() as u64);
