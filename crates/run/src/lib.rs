@@ -227,12 +227,20 @@ pub fn run(
     // the image's (bundle::host_files) live in a layer of their own between
     // the image and the container's writable layer, so they never show up in
     // the upper directory.
+    // An image whose /etc is a symlink keeps it: a directory in the init
+    // layer would hide it (the runtime then makes the mount points through
+    // the link, in the writable layer).
     let init = scratch.subdir("init")?;
-    let etc = init.join("etc");
-    std::fs::create_dir(&etc).map_err(|e| Error::io("cannot create", &etc, e))?;
-    for name in bundle::HOST_FILES {
-        let f = etc.join(name);
-        std::fs::write(&f, b"").map_err(|e| Error::io("cannot create", &f, e))?;
+    let etc_is_link = std::fs::symlink_metadata(lower.join("etc"))
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false);
+    if !etc_is_link {
+        let etc = init.join("etc");
+        std::fs::create_dir(&etc).map_err(|e| Error::io("cannot create", &etc, e))?;
+        for name in bundle::HOST_FILES {
+            let f = etc.join(name);
+            std::fs::write(&f, b"").map_err(|e| Error::io("cannot create", &f, e))?;
+        }
     }
     let overlay = mounts::Overlay::mount(&[&init, &lower], &upper, &work, &merged)?;
     let user = user::resolve_user(&merged, image.config.user.as_deref().unwrap_or(""))?;

@@ -191,6 +191,66 @@ fn host_name_resolution_files_are_bound_in() {
     }
 }
 
+/// An image whose /etc is a symlink (to usr/etc) keeps it: its own files
+/// are still seen through /etc, and the host files are bound in through the
+/// link.
+#[test]
+fn an_etc_symlink_in_the_image_is_kept() {
+    if !can_run("an_etc_symlink_in_the_image_is_kept") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Layer::new();
+    for prog in ["sh", "cat"] {
+        l.program(&format!("/usr/bin/{prog}"));
+    }
+    l.host("/bin/sh");
+    l.dir("usr/etc", 0o755, 0, 0)
+        .file(
+            "usr/etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\n",
+            0o644,
+            0,
+            0,
+        )
+        .file("usr/etc/group", b"root:x:0:\n", 0o644, 0, 0)
+        .file("usr/etc/marker", b"from the image\n", 0o644, 0, 0)
+        .symlink("etc", "usr/etc");
+    let image = write_image(
+        &dir.path().join("layout"),
+        "1",
+        vec![l.finish()],
+        json!({"Env": ["PATH=/usr/bin:/bin"]}),
+    );
+    let runtimes: &[&str] = if has_runc() {
+        &["runc", "chroot"]
+    } else {
+        &["chroot"]
+    };
+    for runtime in runtimes {
+        let tmp = RunTmp::new();
+        let o = soci_run(&[
+            "--full",
+            "--runtime",
+            runtime,
+            "--tmp-dir",
+            p(tmp.path()),
+            &image,
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /etc/marker /etc/hostname",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{runtime}: {}", text(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "from the image\nsoci-run\n",
+            "{runtime}"
+        );
+        assert_eq!(mounts_under(tmp.path()), Vec::<String>::new(), "{runtime}");
+    }
+}
+
 /// The fallback where runc is absent, forced with `--runtime chroot`.
 #[test]
 fn full_run_with_chroot_fallback() {
