@@ -145,12 +145,7 @@ fn host_name_resolution_files_are_bound_in() {
     let reg = Registry::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let image = pushed_test_image(&reg, dir.path(), "etc");
-    let runtimes: &[&str] = if has_runc() {
-        &["runc", "chroot"]
-    } else {
-        &["chroot"]
-    };
-    for runtime in runtimes {
+    for runtime in runtimes() {
         let tmp = RunTmp::new();
         let upper = dir.path().join(format!("upper-{runtime}"));
         let o = soci_run(&[
@@ -182,12 +177,7 @@ fn host_name_resolution_files_are_bound_in() {
             !upper.join("etc").exists(),
             "{runtime}: etc in the upper layer"
         );
-        assert_eq!(mounts_under(tmp.path()), Vec::<String>::new(), "{runtime}");
-        assert_eq!(
-            std::fs::read_dir(tmp.path()).unwrap().count(),
-            0,
-            "{runtime}"
-        );
+        assert_left_clean(tmp.path(), runtime);
     }
 }
 
@@ -222,12 +212,7 @@ fn an_etc_symlink_in_the_image_is_kept() {
         vec![l.finish()],
         json!({"Env": ["PATH=/usr/bin:/bin"]}),
     );
-    let runtimes: &[&str] = if has_runc() {
-        &["runc", "chroot"]
-    } else {
-        &["chroot"]
-    };
-    for runtime in runtimes {
+    for runtime in runtimes() {
         let tmp = RunTmp::new();
         let o = soci_run(&[
             "--full",
@@ -247,7 +232,7 @@ fn an_etc_symlink_in_the_image_is_kept() {
             "from the image\nsoci-run\n",
             "{runtime}"
         );
-        assert_eq!(mounts_under(tmp.path()), Vec::<String>::new(), "{runtime}");
+        assert_left_clean(tmp.path(), runtime);
     }
 }
 

@@ -38,6 +38,29 @@ pub(crate) fn has_mount(what: &str) -> bool {
     ok
 }
 
+/// The runtimes to try: runc where it is installed, and the chroot fallback.
+pub(crate) fn runtimes() -> &'static [&'static str] {
+    if has_runc() {
+        &["runc", "chroot"]
+    } else {
+        &["chroot"]
+    }
+}
+
+/// Nothing mounted under the run's temporary directory and nothing left in it.
+pub(crate) fn assert_left_clean(tmp: &Path, what: &str) {
+    assert_eq!(
+        mounts_under(tmp),
+        Vec::<String>::new(),
+        "{what}: mounts left"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp).unwrap().count(),
+        0,
+        "{what}: files left"
+    );
+}
+
 pub(crate) fn has_runc() -> bool {
     std::process::Command::new("runc")
         .arg("--version")
