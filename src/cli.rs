@@ -347,10 +347,12 @@ pub(crate) struct RunInitArgs {
 const RUN_HELP: &str = "\
 Root filesystem: lazy by default (a `soci mount` child process on a temporary
 directory: only what the workload reads is fetched), or --full (every layer pulled,
-digest-checked and unpacked, whiteouts applied). Over it, a writable overlayfs layer
-in a temporary directory (--upper keeps it). The process is the image's Entrypoint +
-Cmd (or CMD), with its Env, WorkingDir and User (resolved in the image's /etc/passwd
-and /etc/group). Runtime: runc with an OCI bundle (new pid, mount, ipc and uts
+digest-checked and unpacked, whiteouts applied), or --rootfs DIR (one already there,
+e.g. a `soci mount` kept up between runs). Over it, a writable overlayfs layer in a
+temporary directory (--upper keeps it). The process is the image's Entrypoint + Cmd
+(or CMD), with its Env, WorkingDir and User (resolved in the image's /etc/passwd and
+/etc/group); copies of the host's /etc/resolv.conf and /etc/hosts and an /etc/hostname
+are bound over the image's, as Docker does. Runtime: runc with an OCI bundle (new pid, mount, ipc and uts
 namespaces; the host's network), else chroot + the same namespaces (weaker: no
 capability bounding, seccomp or cgroups); stderr says which ran. Every mount and
 temporary directory is removed at the end, also after an error, SIGINT or SIGTERM
