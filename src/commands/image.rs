@@ -301,9 +301,8 @@ fn prefetch_files_json(text: &[u8]) -> Result<PrefetchJson> {
         Form::Trace { files } => PrefetchJson::Recorded(
             files
                 .into_iter()
-                .map(|f| PrefetchRequest {
-                    path: f.path.trim().to_string(),
-                    ranges: f.ranges.filter(|r| !r.is_empty()),
+                .map(|f| {
+                    PrefetchRequest::recorded(f.path.trim(), f.ranges.filter(|r| !r.is_empty()))
                 })
                 .filter(|r| !r.path.is_empty())
                 .collect(),
@@ -809,14 +808,11 @@ mod tests {
             {"path": "d"},
             {"path": "  "}
         ]}"#;
-        let whole = |p: &str| PrefetchRequest::whole(p);
+        let whole = |p: &str| PrefetchRequest::recorded(p, None);
         assert_eq!(
             prefetch_files_json(t).unwrap(),
             PrefetchJson::Recorded(vec![
-                PrefetchRequest {
-                    path: "a".into(),
-                    ranges: Some(vec![(1, 2), (5, 1)]),
-                },
+                PrefetchRequest::recorded("a", Some(vec![(1, 2), (5, 1)])),
                 whole("b"),
                 whole("c"),
                 whole("d"),

@@ -227,10 +227,16 @@ fn build_and_publish(
             .trace
             .files
             .iter()
-            .map(|f| PrefetchRequest {
-                path: format!("/{}", f.path),
-                ranges: (prefetch == PrefetchFrom::Ranges && !f.ranges.is_empty())
-                    .then(|| f.ranges.clone()),
+            .map(|f| {
+                let path = format!("/{}", f.path);
+                match prefetch {
+                    // The record of a real run: paths as the mount names them.
+                    PrefetchFrom::Ranges => PrefetchRequest::recorded(
+                        path,
+                        (!f.ranges.is_empty()).then(|| f.ranges.clone()),
+                    ),
+                    PrefetchFrom::WholeFiles => PrefetchRequest::whole(path),
+                }
             })
             .collect(),
         force: true,

@@ -151,14 +151,30 @@ pub struct PrefetchRequest {
     /// `(offset, length)` byte ranges of the file that were read. `None` or an
     /// empty list: the whole file (the Go CLI's rule).
     pub ranges: Option<Vec<(u64, u64)>>,
+    /// The path is a file's name in the image's tree as a mount shows it (a
+    /// `--record` trace), not a raw zTOC name: it also matches an entry stored
+    /// as `./path` (layers made with `tar -C DIR .`). The Go CLI's rule, for
+    /// paths given as such, matches raw names only.
+    pub recorded: bool,
 }
 
 impl PrefetchRequest {
-    /// The whole file at `path`.
+    /// The whole file at `path` (the Go CLI's rule).
     pub fn whole(path: impl Into<String>) -> Self {
         PrefetchRequest {
             path: path.into(),
             ranges: None,
+            recorded: false,
+        }
+    }
+
+    /// A file of a recorded trace, with the byte ranges read (`None` or empty:
+    /// the whole file).
+    pub fn recorded(path: impl Into<String>, ranges: Option<Vec<(u64, u64)>>) -> Self {
+        PrefetchRequest {
+            path: path.into(),
+            ranges,
+            recorded: true,
         }
     }
 }
@@ -192,7 +208,9 @@ pub fn plan_prefetch_requests(
         let mut found = false;
         'layers: for layer in layers.iter().rev() {
             for (name, off, size) in layer.files {
-                if *name == cleaned.as_bytes() {
+                let hit = *name == cleaned.as_bytes()
+                    || (req.recorded && name.strip_prefix(b"./") == Some(cleaned.as_bytes()));
+                if hit {
                     let spans = file_spans(req.ranges.as_deref(), *off, *size, layer.span_of);
                     // Ranges that all clip away leave nothing to fetch; an empty
                     // list must not reach the artifact (one without spans is invalid).
@@ -277,10 +295,7 @@ mod tests {
     }
 
     fn ranged(path: &str, ranges: &[(u64, u64)]) -> PrefetchRequest {
-        PrefetchRequest {
-            path: path.to_string(),
-            ranges: Some(ranges.to_vec()),
-        }
+        PrefetchRequest::recorded(path, Some(ranges.to_vec()))
     }
 
     /// "big" holds bytes 15..55 of the layer: spans 1..=5 (whole-file rule: span(55) = 5).
@@ -398,5 +413,36 @@ mod tests {
         assert_eq!(p.layers.len(), 1);
         assert_eq!(p.layers[0].layer_digest, top);
         assert_eq!(p.layers[0].artifact.prefetch_spans, vec![s(5, 5)]);
+    }
+
+    #[test]
+    fn a_recorded_path_also_matches_a_dot_slash_name_a_given_path_does_not() {
+        let digest = Digest::of(b"layer");
+        let files: Vec<(&[u8], u64, u64)> = vec![(b"./etc/passwd", 0, 10), (b"usr/x", 10, 10)];
+        let span_of = |off: u64| off / 10;
+        let layers = [PrefetchLayer {
+            layer_digest: &digest,
+            files: &files,
+            span_of: &span_of,
+        }];
+        let go = plan_prefetch_requests(&[PrefetchRequest::whole("/etc/passwd")], &layers);
+        assert!(go.layers.is_empty());
+        assert_eq!(go.not_found, vec!["etc/passwd".to_string()]);
+        let rec = plan_prefetch_requests(
+            &[
+                PrefetchRequest::recorded("etc/passwd", None),
+                PrefetchRequest::recorded("usr/x", Some(vec![(0, 1)])),
+            ],
+            &layers,
+        );
+        assert!(rec.not_found.is_empty(), "{rec:?}");
+        assert_eq!(
+            rec.layers[0].artifact.prefetch_spans,
+            vec![PrefetchSpan {
+                start_span: 0,
+                end_span: 1,
+                priority: 0
+            }]
+        );
     }
 }
