@@ -133,7 +133,7 @@ pub fn open_image(
             Some(zdesc) => {
                 let bytes = soci_image::verify::read_index_ztoc(source, ztoc_store, zdesc)?;
                 out.index_bytes += bytes.len() as u64;
-                let ztoc = codec::decode(&bytes).map_err(|e| Error::Ztoc {
+                let mut ztoc = codec::decode(&bytes).map_err(|e| Error::Ztoc {
                     digest: zdesc.digest.clone(),
                     why: e.to_string(),
                 })?;
@@ -160,7 +160,9 @@ pub fn open_image(
                             .map(|s| (s.start_span, s.end_span)),
                     );
                 }
-                let entries = ztoc.toc.entries.clone();
+                // The file table goes into the tree; the mount reads only the
+                // zTOC's sizes and checkpoints after this.
+                let entries = std::mem::take(&mut ztoc.toc.entries);
                 (
                     LayerData::Lazy {
                         desc: layer.clone(),

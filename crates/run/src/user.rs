@@ -90,12 +90,18 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<User> {
     })
 }
 
+/// The most of /etc/passwd or /etc/group read.
+const MAX_USER_DB: u64 = 16 << 20;
+
 /// A text file of the image (empty when absent or unreadable: an image
-/// without /etc/passwd runs numeric users only).
+/// without /etc/passwd runs numeric users only). Read as a bounded regular
+/// file: the image decides what the path is, and a FIFO or a device there
+/// must not hang or flood the run.
 fn read_in_root(root: &Path, rel: &str) -> String {
     resolve(root, Path::new(rel), true, false)
         .ok()
-        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|p| soci_oci::fsio::read_limited(&p, MAX_USER_DB).ok())
+        .and_then(|b| String::from_utf8(b).ok())
         .unwrap_or_default()
 }
 

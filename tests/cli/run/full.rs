@@ -236,6 +236,51 @@ fn an_etc_symlink_in_the_image_is_kept() {
     }
 }
 
+/// An image whose /etc/passwd is a FIFO: read as "no passwd" (a bounded read
+/// of regular files only), not a run that blocks on the FIFO for ever.
+#[test]
+fn a_fifo_for_etc_passwd_does_not_hang_the_run() {
+    if !can_run("a_fifo_for_etc_passwd_does_not_hang_the_run") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Layer::new();
+    l.program("/usr/bin/sh");
+    l.host("/bin/sh");
+    l.dir("etc", 0o755, 0, 0).fifo("etc/passwd");
+    let image = write_image(
+        &dir.path().join("layout"),
+        "1",
+        vec![l.finish()],
+        json!({"Env": ["PATH=/usr/bin:/bin"]}),
+    );
+    let tmp = RunTmp::new();
+    let mut child = Command::new(soci_bin())
+        .args(["run", "--full", "--runtime", "chroot", "--tmp-dir"])
+        .arg(tmp.path())
+        .args([&image, "--", "/bin/sh", "-c", "echo ok"])
+        .env("DOCKER_CONFIG", "/nonexistent-soci-itest")
+        .env_remove("SOCI_STORE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!("soci run still running after 60 s: {}", text(&o));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n");
+    assert_left_clean(tmp.path(), "fifo passwd");
+}
+
 /// The fallback where runc is absent, forced with `--runtime chroot`.
 #[test]
 fn full_run_with_chroot_fallback() {

@@ -93,6 +93,13 @@ impl Layer {
         h
     }
 
+    pub(crate) fn fifo(&mut self, path: &str) -> &mut Self {
+        self.seen.insert(path.to_string());
+        let mut h = Self::header(tar::EntryType::Fifo, 0o644, 0, 0, 0);
+        self.b.append_data(&mut h, path, &[][..]).unwrap();
+        self
+    }
+
     pub(crate) fn dir(&mut self, path: &str, mode: u32, uid: u64, gid: u64) -> &mut Self {
         if self.seen.insert(path.to_string()) {
             let mut h = Self::header(tar::EntryType::Directory, mode, uid, gid, 0);
