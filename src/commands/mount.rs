@@ -89,16 +89,7 @@ pub(crate) fn run(a: MountArgs, global: &GlobalArgs) -> Result<u8> {
         rec.image = a.source.clone();
         let mut bytes = serde_json::to_vec_pretty(&rec)?;
         bytes.push(b'\n');
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)
-            .with_context(|| format!("cannot write the record file {}", path.display()))?;
-        tmp.write_all(&bytes)
-            .and_then(|_| tmp.flush())
-            .with_context(|| format!("cannot write the record file {}", path.display()))?;
-        tmp.persist(path)
+        crate::output::write_atomic(path, &bytes)
             .with_context(|| format!("cannot write the record file {}", path.display()))?;
     }
     let s = &served.stats;

@@ -74,6 +74,10 @@ impl StartupConfig {
 
 /// Picks the images, runs, prints the tables, writes the files; returns the report.
 pub fn startup(cfg: &StartupConfig) -> Result<Report> {
+    // Before any image is built: every real run mounts and starts containers.
+    if cfg.real_run.is_some() && !soci_run::is_root() {
+        bail!("--real-run needs root (it mounts overlayfs and FUSE and starts containers)");
+    }
     let work_dir = cfg.data_dir.join("work");
     std::fs::create_dir_all(&work_dir)?;
     let _synthetic_dir;

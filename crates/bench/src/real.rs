@@ -73,11 +73,8 @@ impl Rounds {
     pub fn of(v: Vec<RealMeasure>) -> Rounds {
         let rounds_secs = v.iter().map(|m| m.measure.secs).collect();
         let rounds_workload_secs = v.iter().map(|m| m.workload_secs).collect();
-        let mut v = v;
-        v.sort_by(|a, b| a.measure.secs.total_cmp(&b.measure.secs));
-        let median = v.swap_remove((v.len() - 1) / 2);
         Rounds {
-            median,
+            median: median_by(v, |m| m.measure.secs),
             rounds_secs,
             rounds_workload_secs,
         }
@@ -96,9 +93,17 @@ impl Rounds {
 
 /// The median of `v` (0 when empty; lower middle for an even count).
 pub fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
+    if v.is_empty() {
+        return 0.0;
+    }
+    median_by(v.to_vec(), |x| *x)
+}
+
+/// The element of `v` (not empty) with the median `key` (lower middle for an
+/// even count).
+pub fn median_by<T>(mut v: Vec<T>, key: impl Fn(&T) -> f64) -> T {
+    v.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    v.swap_remove((v.len() - 1) / 2)
 }
 
 /// (min, max) of `v`.
@@ -187,9 +192,6 @@ pub fn measure(
     lazy: Option<LazyMount<'_>>,
     work: &Path,
 ) -> Result<RealMeasure> {
-    if !soci_run::is_root() {
-        bail!("--real-run needs root (it mounts overlayfs and FUSE and starts containers)");
-    }
     let before = proxy.traffic();
     let started = Instant::now();
     let (image, source) = proxied_source(proxy, repo, tag)?;
@@ -201,19 +203,14 @@ pub fn measure(
         let record = lazy.record.map(Path::to_path_buf);
         let cache_dir = lazy.cache_dir.map(Path::to_path_buf);
         RootfsMode::Lazy(Box::new(move |mountpoint: &Path| {
-            let mut c = Command::new(&soci);
-            c.arg("mount")
-                .arg(&image)
-                .arg(mountpoint)
-                .args(["--json", "--plain-http", "--store"])
-                .arg(&store);
-            if let Some(r) = &record {
-                c.arg("--record").arg(r);
-            }
-            if let Some(d) = &cache_dir {
-                c.arg("--cache-dir").arg(d);
-            }
-            c
+            mount_command(
+                &soci,
+                &image,
+                mountpoint,
+                &store,
+                cache_dir.as_deref(),
+                record.as_deref(),
+            )
         }))
     } else {
         RootfsMode::Full
@@ -363,6 +360,31 @@ pub fn measure_mount_ls(
     })
 }
 
+/// `soci mount IMAGE MP --json --plain-http --store STORE [--cache-dir DIR]
+/// [--record FILE]`.
+fn mount_command(
+    soci: &Path,
+    image: &str,
+    mp: &Path,
+    store: &Path,
+    cache_dir: Option<&Path>,
+    record: Option<&Path>,
+) -> Command {
+    let mut c = Command::new(soci);
+    c.arg("mount")
+        .arg(image)
+        .arg(mp)
+        .args(["--json", "--plain-http", "--store"])
+        .arg(store);
+    if let Some(r) = record {
+        c.arg("--record").arg(r);
+    }
+    if let Some(d) = cache_dir {
+        c.arg("--cache-dir").arg(d);
+    }
+    c
+}
+
 /// The registry source of `repo:tag` through `proxy`, and its reference.
 fn proxied_source(proxy: &Proxy, repo: &str, tag: &str) -> Result<(String, RegistrySource)> {
     let image = format!("{}/{repo}:{tag}", proxy.host());
@@ -398,16 +420,7 @@ impl MountChild {
         use std::io::BufRead;
         let _ = std::fs::remove_dir_all(store);
         std::fs::create_dir_all(mp)?;
-        let mut cmd = Command::new(&real.soci);
-        cmd.arg("mount")
-            .arg(image)
-            .arg(mp)
-            .args(["--json", "--plain-http", "--store"])
-            .arg(store);
-        if let Some(d) = cache_dir {
-            cmd.arg("--cache-dir").arg(d);
-        }
-        let mut child = cmd
+        let mut child = mount_command(&real.soci, image, mp, store, cache_dir, None)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()

@@ -614,8 +614,7 @@ impl Bench<'_> {
                 self.work,
             )?);
         }
-        ls.sort_by(|a, b| a.secs.total_cmp(&b.secs));
-        let mount_ls = ls.swap_remove((ls.len() - 1) / 2);
+        let mount_ls = crate::real::median_by(ls, |l| l.secs);
         log(self.o, &format!("{} {}: soci mount to the first `ls /`: {:.2}s, {} requests, {:.2} MB ({:.2} MB index and zTOCs)",
             img.name, prof.name, mount_ls.secs, mount_ls.measure.requests, mount_ls.measure.bytes as f64 / 1e6, mount_ls.index_bytes as f64 / 1e6));
         let (full, lazy, prefetch, warm) = (

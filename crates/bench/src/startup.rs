@@ -541,7 +541,7 @@ fn resolve_hardlink(z: &Ztoc, entry: usize) -> Result<&TocEntry> {
 
 fn apply_entry(locs: &mut HashMap<String, Loc>, name: &str, loc: Loc, e: &TocEntry) {
     let base = name.rsplit('/').next().unwrap_or("");
-    if base == ".wh..wh..opq" {
+    if base == soci_index::WHITEOUT_OPAQUE_DIR {
         let dir = name
             .rsplit_once('/')
             .map(|(d, _)| d.to_string())

@@ -446,7 +446,7 @@ impl SpanCache {
         let started = std::thread::Builder::new()
             .name("soci-read-ahead".into())
             .spawn(move || {
-                me.prefetch(layer, first, last, me.read_ahead);
+                me.prefetch(layer, first, last);
                 me.ahead_running.fetch_sub(1, Ordering::AcqRel);
             });
         if started.is_err() {
@@ -559,9 +559,10 @@ impl SpanCache {
         Ok(out)
     }
 
-    /// Fetches spans `first..=last` of `layer` (those not cached yet), in
-    /// requests of at most `batch` spans: the background fetcher's call.
-    pub fn prefetch(&self, layer: usize, first: u64, last: u64, batch: u64) {
+    /// Fetches spans `first..=last` of `layer` (those not cached nor in
+    /// flight), each contiguous run in one request: the background fetcher's
+    /// and the read-ahead's call (they size the batches).
+    pub fn prefetch(&self, layer: usize, first: u64, last: u64) {
         let n = match &self.layers[layer] {
             LayerData::Lazy { zinfo, .. } => zinfo.num_spans(),
             LayerData::Local { .. } => return,
@@ -569,19 +570,12 @@ impl SpanCache {
         if n == 0 || first >= n {
             return;
         }
-        let last = last.min(n - 1);
-        let mut sp = first;
-        while sp <= last {
-            let end = (sp + batch.max(1) - 1).min(last);
-            let wanted: Vec<SpanKey> = (sp..=end)
-                .map(|s| (layer, s))
-                .filter(|k| !self.has(*k))
-                .collect();
-            // Contiguous runs of what this call claimed.
-            for (a, b) in runs(&self.claim(&wanted)) {
-                self.load_run(layer, a, b);
-            }
-            sp = end + 1;
+        let wanted: Vec<SpanKey> = (first..=last.min(n - 1))
+            .map(|s| (layer, s))
+            .filter(|k| !self.has(*k))
+            .collect();
+        for (a, b) in runs(&self.claim(&wanted)) {
+            self.load_run(layer, a, b);
         }
     }
 }

@@ -363,7 +363,7 @@ fn start_background(
         let mut sp = a;
         while sp <= b {
             let end = (sp + batch - 1).min(b);
-            batches.push_back((layer, sp, end, batch));
+            batches.push_back((layer, sp, end));
             sp = end + 1;
         }
     }
@@ -388,10 +388,10 @@ fn start_background(
                     waited += Duration::from_millis(2);
                 }
                 let next = queue.lock().map(|mut q| q.pop_front()).ok().flatten();
-                let Some((layer, a, b, batch)) = next else {
+                let Some((layer, a, b)) = next else {
                     return;
                 };
-                shared.cache.prefetch(layer, a, b, batch);
+                shared.cache.prefetch(layer, a, b);
             });
     }
 }

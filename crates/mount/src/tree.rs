@@ -274,7 +274,7 @@ impl Tree {
                 continue;
             };
             let parent = self.ensure_dir(parents, layer);
-            if *last == b".wh..wh..opq" {
+            if *last == soci_index::WHITEOUT_OPAQUE_DIR.as_bytes() {
                 self.hide_lower(parent, layer);
                 continue;
             }
