@@ -104,13 +104,7 @@ fn unmount_from_outside_ends_the_command_cleanly() {
         return;
     }
     let fx = fixture();
-    let conv = fx.dir.path().join("conv");
-    let store = fx.dir.path().join("store");
-    let src = format!("oci:{}:1", p(&fx.layout));
-    let dst = format!("oci:{}:1", p(&conv));
-    let mut a = vec!["convert", &src, &dst, "--store", p(&store), "-q"];
-    a.extend(BUILD);
-    soci_ok(&a);
+    let dst = converted(&fx, &[]);
     let mp = fx.dir.path().join("mnt");
     let mut m = mount(
         &[&dst, "--store", p(&fx.dir.path().join("empty"))],
@@ -172,13 +166,7 @@ fn sigterm_unmounts_even_while_a_process_sits_in_the_mount() {
         return;
     }
     let fx = fixture();
-    let conv = fx.dir.path().join("conv");
-    let store = fx.dir.path().join("store");
-    let src = format!("oci:{}:1", p(&fx.layout));
-    let dst = format!("oci:{}:1", p(&conv));
-    let mut a = vec!["convert", &src, &dst, "--store", p(&store), "-q"];
-    a.extend(BUILD);
-    soci_ok(&a);
+    let dst = converted(&fx, &[]);
     let mp = fx.dir.path().join("mnt");
     let mut m = mount(
         &[&dst, "--store", p(&fx.dir.path().join("empty"))],
@@ -216,12 +204,7 @@ fn mounting_without_access_to_dev_fuse_says_so() {
     }
     let fx = fixture();
     let conv = fx.dir.path().join("conv");
-    let store = fx.dir.path().join("store");
-    let src = format!("oci:{}:1", p(&fx.layout));
-    let dst = format!("oci:{}:1", p(&conv));
-    let mut a = vec!["convert", &src, &dst, "--store", p(&store), "-q"];
-    a.extend(BUILD);
-    soci_ok(&a);
+    let dst = converted(&fx, &[]);
     let mp = fx.dir.path().join("mnt");
     std::fs::create_dir_all(&mp).unwrap();
     // nobody must reach the layout and own the mount point.

@@ -202,3 +202,17 @@ impl Drop for Mounted {
         }
     }
 }
+
+/// Converts the fixture into an OCI layout (`fx.dir/conv`, its zTOCs in the
+/// store `fx.dir/store`), with BUILD and `extra`; returns `oci:DIR:1`.
+pub(super) fn converted(fx: &Fixture, extra: &[&str]) -> String {
+    let conv = fx.dir.path().join("conv");
+    let store = fx.dir.path().join("store");
+    let src = format!("oci:{}:1", p(&fx.layout));
+    let dst = format!("oci:{}:1", p(&conv));
+    let mut a = vec!["convert", &src, &dst, "--store", p(&store), "-q"];
+    a.extend(BUILD);
+    a.extend_from_slice(extra);
+    soci_ok(&a);
+    dst
+}

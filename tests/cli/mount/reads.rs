@@ -5,18 +5,6 @@ use crate::support::*;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// Builds the fixture as a v2 image in an OCI layout; returns `oci:DIR:1`.
-fn converted(fx: &Fixture) -> String {
-    let conv = fx.dir.path().join("conv");
-    let store = fx.dir.path().join("store");
-    let src = format!("oci:{}:1", p(&fx.layout));
-    let dst = format!("oci:{}:1", p(&conv));
-    let mut a = vec!["convert", &src, &dst, "--store", p(&store), "-q"];
-    a.extend(BUILD);
-    soci_ok(&a);
-    dst
-}
-
 /// Slow-ish (a few seconds): 8 threads x 200 random reads.
 #[test]
 fn eight_threads_reading_random_ranges_get_the_right_bytes() {
@@ -24,7 +12,7 @@ fn eight_threads_reading_random_ranges_get_the_right_bytes() {
         return;
     }
     let fx = fixture();
-    let src = converted(&fx);
+    let src = converted(&fx, &[]);
     let mp = fx.dir.path().join("mnt");
     let cache = fx.dir.path().join("cache");
     let empty = fx.dir.path().join("empty");
@@ -102,7 +90,7 @@ fn record_lists_the_files_read_in_order_with_their_ranges() {
         return;
     }
     let fx = fixture();
-    let src = converted(&fx);
+    let src = converted(&fx, &[]);
     let mp = fx.dir.path().join("mnt");
     let empty = fx.dir.path().join("empty");
     let record = fx.dir.path().join("reads.json");
@@ -225,12 +213,7 @@ fn prefetch_spans_are_fetched_in_the_background_without_a_read() {
     }
     let fx = fixture();
     let store = fx.dir.path().join("store");
-    let src = format!("oci:{}:1", p(&fx.layout));
-    let dst = format!("oci:{}:1", p(&fx.dir.path().join("conv")));
-    let mut a = vec!["convert", &src, &dst, "--store", p(&store), "-q"];
-    a.extend(BUILD);
-    a.extend(["--prefetch-file", "/usr/lib/text.txt"]);
-    soci_ok(&a);
+    let dst = converted(&fx, &["--prefetch-file", "/usr/lib/text.txt"]);
     let (_, Some((first, last))) = ztoc_spans(&store, "usr/lib/text.txt") else {
         panic!("text.txt not in the zTOCs");
     };
@@ -304,7 +287,7 @@ fn read_ahead_fetches_the_next_spans_of_the_layer_after_a_miss() {
         return;
     }
     let fx = fixture();
-    let src = converted(&fx);
+    let src = converted(&fx, &[]);
     let (_, Some((first, last))) = ztoc_spans(&fx.dir.path().join("store"), "usr/lib/big.bin")
     else {
         panic!("big.bin not in the zTOCs");
@@ -324,7 +307,7 @@ fn background_fetch_fetches_every_span_once() {
     }
     let fx = fixture();
     let store = fx.dir.path().join("store");
-    let src = converted(&fx);
+    let src = converted(&fx, &[]);
     let (total, _) = ztoc_spans(&store, "");
     let mp = fx.dir.path().join("mnt");
     let cache = fx.dir.path().join("cache");
@@ -458,7 +441,7 @@ fn without_open_round_trips_writes_fail_missing_names_stay_missing_and_reads_mat
         return;
     }
     let fx = fixture();
-    let src = converted(&fx);
+    let src = converted(&fx, &[]);
     let mp = fx.dir.path().join("mnt");
     let empty = fx.dir.path().join("empty");
     let mut m = mount(&[&src, "--store", p(&empty)], &mp, &[]);

@@ -19,18 +19,7 @@ fn oci_layout_mount_matches_the_merged_layers() {
         return;
     }
     let fx = fixture();
-    let store = fx.dir.path().join("store");
-    let conv = fx.dir.path().join("conv");
-    let mut args = vec![
-        "convert".to_string(),
-        format!("oci:{}:1", p(&fx.layout)),
-        format!("oci:{}:1", p(&conv)),
-    ];
-    args.extend(BUILD.iter().map(|s| s.to_string()));
-    args.extend(["--store".into(), p(&store).into(), "-q".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    soci_ok(&args);
-    let src = format!("oci:{}:1", p(&conv));
+    let src = converted(&fx, &[]);
     let empty = fx.dir.path().join("empty-store");
     let mp = fx.dir.path().join("mnt");
     let mut m = mount(&[&src, "--store", p(&empty), "--json"], &mp, &[]);
